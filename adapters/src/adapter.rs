@@ -1,0 +1,143 @@
+//! The seam between the gateway and every source system.
+//!
+//! An adapter fetches a patient's record from one source in that source's own dialect and hands
+//! back FHIR R4 resources, normalised once: ids namespaced by source (`{source}.{local id}`),
+//! references rewritten to match, patient references pointing at the gateway's opaque patient
+//! id, `meta.source` naming the source, every original coding kept. A resource that is not valid
+//! R4 after normalisation is not passed on; it is listed in [`SourceRecord::rejected`].
+//!
+//! The trait is shaped for what comes next: bodies other than R4 JSON (STU3, XML) stay inside the
+//! adapter, operations may be POSTs, and every call carries a deadline and a response-size cap in
+//! its [`CallContext`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tideway_profiles::NhsNumber;
+use tokio::time::Instant;
+
+use crate::source::{SourceConfig, SourceId};
+
+/// Limits and correlation for one call to a source.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The call must be finished by then; adapters give up and return [`AdapterError::Timeout`].
+    pub deadline: Instant,
+    /// Largest response body the adapter may read; beyond it, [`AdapterError::TooLarge`].
+    pub max_body_bytes: usize,
+    /// The gateway's request id, forwarded as `X-Request-ID` for correlation.
+    pub request_id: String,
+}
+
+impl CallContext {
+    /// A context whose deadline is `timeout` from now.
+    pub fn with_timeout(timeout: Duration, max_body_bytes: usize, request_id: impl Into<String>) -> Self {
+        Self { deadline: Instant::now() + timeout, max_body_bytes, request_id: request_id.into() }
+    }
+}
+
+/// The link between the gateway's patient and a source's local patient record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientLink {
+    /// The gateway's opaque patient id (never the NHS number).
+    pub gateway_id: String,
+    /// The source's own id for the patient.
+    pub local_id: String,
+}
+
+/// A source's Patient resource for an NHS number.
+#[derive(Debug, Clone)]
+pub struct SourcePatient {
+    /// The source's own id for the patient.
+    pub local_id: String,
+    /// The normalised Patient (id already set to the gateway id).
+    pub resource: NormalisedResource,
+}
+
+/// One resource as normalised by an adapter, kept as serialised JSON so the gateway can splice
+/// it into responses without parsing it again.
+#[derive(Debug, Clone)]
+pub struct NormalisedResource {
+    /// R4 resource type, e.g. `Condition`.
+    pub resource_type: String,
+    /// The id the gateway publishes (`{source}.{local}` or, for the Patient, the gateway id).
+    pub id: String,
+    /// `meta.lastUpdated` as given by the source, if any (RFC 3339).
+    pub last_updated: Option<String>,
+    /// The resource's JSON, valid R4.
+    pub json: Arc<[u8]>,
+}
+
+/// A resource the source sent that could not be passed on. Carries no clinical content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedResource {
+    /// The resource type the source claimed, if it was readable.
+    pub resource_type: Option<String>,
+    /// Structural reason, e.g. "not a valid FHIR R4 resource: unknown field".
+    pub reason: String,
+}
+
+/// What one source holds for one patient.
+#[derive(Debug, Clone, Default)]
+pub struct SourceRecord {
+    /// Valid, normalised resources (the Patient included).
+    pub resources: Vec<NormalisedResource>,
+    /// Resources that were dropped, for the per-source report.
+    pub rejected: Vec<RejectedResource>,
+}
+
+/// Why a call to a source failed. Messages never contain the source's body or patient data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdapterError {
+    /// The deadline passed before the source answered completely.
+    #[error("the source did not answer within its deadline")]
+    Timeout,
+    /// The source could not be reached (connection refused, reset, DNS).
+    #[error("the source could not be reached")]
+    Unreachable,
+    /// The source answered with an HTTP error status.
+    #[error("the source answered HTTP {0}")]
+    Status(u16),
+    /// The source's response was larger than the cap.
+    #[error("the source's response exceeded {0} bytes")]
+    TooLarge(usize),
+    /// The source's response could not be understood (not JSON, not a Bundle, wrong shape).
+    #[error("the source's response was malformed: {0}")]
+    Malformed(String),
+    /// The source tried to send us elsewhere (a redirect or a link to another origin).
+    #[error("the source pointed to another origin, which is never followed")]
+    ForeignLink,
+}
+
+impl AdapterError {
+    /// Whether asking again later might succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Timeout | Self::Unreachable | Self::Status(429 | 500..=599))
+    }
+}
+
+/// One source system's client. Implementations are cheap to share (`Arc<dyn SourceAdapter>`).
+#[async_trait]
+pub trait SourceAdapter: Send + Sync + 'static {
+    /// The source's registry entry.
+    fn config(&self) -> &SourceConfig;
+
+    /// The source's id.
+    fn id(&self) -> &SourceId {
+        &self.config().id
+    }
+
+    /// Finds the source's record of the patient with this NHS number. `gateway_id` is the id the
+    /// gateway publishes for the patient; the returned Patient already carries it. The NHS
+    /// number must never be put in a URL (use POST `_search` or a body).
+    async fn find_patient(
+        &self,
+        nhs_number: &NhsNumber,
+        gateway_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Option<SourcePatient>, AdapterError>;
+
+    /// Fetches everything the source holds for the linked patient, normalised.
+    async fn fetch_record(&self, patient: &PatientLink, ctx: &CallContext) -> Result<SourceRecord, AdapterError>;
+}

@@ -1,0 +1,136 @@
+//! The source registry's types: who a source is and how to reach it.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tideway_profiles::OdsCode;
+
+/// A registered source's id: 1 to 24 lower-case letters, digits or `-`, unique in the registry.
+/// It appears in `meta.source`, in resource ids the gateway mints (`{source}.{local id}`), in
+/// metric labels and logs, so it is kept short and carries no patient data.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SourceId(String);
+
+/// The string is not a valid source id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a source id is 1 to 24 lower-case letters, digits or '-', starting with a letter")]
+pub struct SourceIdError;
+
+impl SourceId {
+    /// Parses a source id.
+    pub fn parse(input: &str) -> Result<Self, SourceIdError> {
+        let ok = (1..=24).contains(&input.len())
+            && input.starts_with(|c: char| c.is_ascii_lowercase())
+            && input.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok { Ok(Self(input.to_owned())) } else { Err(SourceIdError) }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SourceId({})", self.0)
+    }
+}
+
+impl fmt::Display for SourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which system dialect a source speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SystemKind {
+    /// Plain FHIR R4 REST (JSON).
+    FhirR4,
+    /// GP Connect Access Record Structured (STU3). Adapter not built yet.
+    GpConnect,
+    /// SystmOne-style export (CTV3). Adapter not built yet.
+    Systmone,
+    /// EMIS-style export (Read v2). Adapter not built yet.
+    Emis,
+    /// Vision-style export (Read v2). Adapter not built yet.
+    Vision,
+    /// Local-authority social care. Adapter not built yet.
+    SocialCare,
+}
+
+impl SystemKind {
+    /// The kebab-case name used in config and telemetry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FhirR4 => "fhir-r4",
+            Self::GpConnect => "gp-connect",
+            Self::Systmone => "systmone",
+            Self::Emis => "emis",
+            Self::Vision => "vision",
+            Self::SocialCare => "social-care",
+        }
+    }
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_max_body_bytes() -> usize {
+    32 * 1024 * 1024
+}
+
+/// One `[[sources]]` entry of the gateway config.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Registry id (see [`SourceId`]).
+    pub id: SourceId,
+    /// Human-readable name, e.g. "Camden exchange".
+    pub name: String,
+    /// The system dialect.
+    pub kind: SystemKind,
+    /// ODS code of the organisation operating the source.
+    pub ods_code: OdsCode,
+    /// Base URL of the source's API, e.g. `https://camden.example.nhs.uk/fhir/R4`.
+    pub base_url: url::Url,
+    /// Deadline for one call to this source, in milliseconds (default 5000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Largest response body accepted from this source, in bytes (default 32 MiB).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+impl SourceConfig {
+    /// The per-call deadline as a duration.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ids_are_short_and_plain() {
+        assert!(SourceId::parse("camden").is_ok());
+        assert!(SourceId::parse("tower-hamlets-2").is_ok());
+        assert!(SourceId::parse("Camden").is_err());
+        assert!(SourceId::parse("2camden").is_err());
+        assert!(SourceId::parse("a.b").is_err());
+        assert!(SourceId::parse("").is_err());
+    }
+}

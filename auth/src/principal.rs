@@ -1,0 +1,133 @@
+//! Who is asking: the authenticated principal every request carries past authentication.
+
+use serde::{Deserialize, Serialize};
+use tideway_profiles::OdsCode;
+
+/// An HL7 v3 PurposeOfUse code (e.g. `TREAT`, `ETREAT`). Only the codes the region accepts
+/// parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PurposeOfUse {
+    /// Treatment.
+    #[serde(rename = "TREAT")]
+    Treat,
+    /// Emergency treatment (break-glass).
+    #[serde(rename = "ETREAT")]
+    EmergencyTreat,
+    /// Coordination of care.
+    #[serde(rename = "COC")]
+    CareCoordination,
+    /// Patient request (the patient's own access).
+    #[serde(rename = "PATRQT")]
+    PatientRequest,
+    /// Operations (e.g. privacy officer review).
+    #[serde(rename = "HOPERAT")]
+    Operations,
+}
+
+impl PurposeOfUse {
+    /// Parses a PurposeOfUse code.
+    pub fn parse(code: &str) -> Option<Self> {
+        Some(match code {
+            "TREAT" => Self::Treat,
+            "ETREAT" => Self::EmergencyTreat,
+            "COC" => Self::CareCoordination,
+            "PATRQT" => Self::PatientRequest,
+            "HOPERAT" => Self::Operations,
+            _ => return None,
+        })
+    }
+
+    /// The code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Treat => "TREAT",
+            Self::EmergencyTreat => "ETREAT",
+            Self::CareCoordination => "COC",
+            Self::PatientRequest => "PATRQT",
+            Self::Operations => "HOPERAT",
+        }
+    }
+}
+
+/// A national RBAC job role code (e.g. `R8000` clinical practitioner access role).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct RoleCode(String);
+
+impl RoleCode {
+    /// Parses a role code: `R` or `S` followed by 4 to 5 digits (national RBAC job role codes).
+    pub fn parse(input: &str) -> Option<Self> {
+        let mut chars = input.chars();
+        let first = chars.next()?;
+        let rest: &str = chars.as_str();
+        ((first == 'R' || first == 'S')
+            && (4..=5).contains(&rest.len())
+            && rest.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| Self(input.to_owned()))
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The authenticated caller: a registered client acting for a named user in an organisation,
+/// for a purpose. Built only from a verified access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The registered client (system) id.
+    pub client_id: String,
+    /// The end user's id as asserted by the client (e.g. an SDS user id).
+    pub user_id: String,
+    /// The user's national RBAC role.
+    pub role: RoleCode,
+    /// The user's organisation.
+    pub organisation: OdsCode,
+    /// Why the user is asking.
+    pub purpose: PurposeOfUse,
+    /// Granted scopes, e.g. `system/*.read`.
+    pub scopes: Vec<String>,
+    /// The access token's own id (for audit correlation).
+    pub token_id: String,
+}
+
+impl Principal {
+    /// Whether the granted scopes allow reading resources of `resource_type`. Accepts SMART v1
+    /// (`system/X.read`, `system/*.read`) and v2 (`system/X.rs`, `system/*.rs`, any permission
+    /// string containing `r`) forms.
+    pub fn may_read(&self, resource_type: &str) -> bool {
+        self.scopes.iter().any(|s| scope_allows_read(s, resource_type))
+    }
+}
+
+fn scope_allows_read(scope: &str, resource_type: &str) -> bool {
+    let Some(rest) = scope.strip_prefix("system/") else { return false };
+    let Some((ty, perm)) = rest.split_once('.') else { return false };
+    let perm = perm.split('?').next().unwrap_or_default();
+    (ty == "*" || ty == resource_type)
+        && (perm == "read" || perm == "*" || (perm.chars().all(|c| "cruds".contains(c)) && perm.contains('r')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smart_v1_and_v2_read_scopes() {
+        assert!(scope_allows_read("system/*.read", "Condition"));
+        assert!(scope_allows_read("system/*.rs", "Condition"));
+        assert!(scope_allows_read("system/Condition.rs", "Condition"));
+        assert!(!scope_allows_read("system/Condition.rs", "Patient"));
+        assert!(!scope_allows_read("system/*.write", "Patient"));
+        assert!(!scope_allows_read("system/*.cud", "Patient"));
+        assert!(!scope_allows_read("patient/*.read", "Patient"));
+    }
+
+    #[test]
+    fn role_codes() {
+        assert!(RoleCode::parse("R8000").is_some());
+        assert!(RoleCode::parse("S0080").is_some());
+        assert!(RoleCode::parse("X8000").is_none());
+        assert!(RoleCode::parse("R80").is_none());
+    }
+}

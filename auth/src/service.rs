@@ -1,0 +1,704 @@
+//! The token endpoint and bearer-token authentication.
+//!
+//! [`TokenService::exchange`] implements the SMART Backend Services `client_credentials` grant:
+//! it authenticates the client by its signed JWT assertion (RFC 7523), reads the requesting
+//! user from the assertion's IHE IUA claims, and issues the gateway's own access token (an
+//! HS256 JWT that only the gateway verifies). [`TokenService::authenticate`] turns that token
+//! back into a [`Principal`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tideway_profiles::OdsCode;
+use time::OffsetDateTime;
+
+use crate::config::{AuthConfig, AuthConfigError, VerificationKey};
+use crate::principal::{Principal, PurposeOfUse, RoleCode};
+use crate::replay::ReplayGuard;
+use crate::JWT_BEARER_ASSERTION_TYPE;
+
+/// `iss` of the gateway's access tokens.
+pub const ACCESS_TOKEN_ISSUER: &str = "tideway";
+/// `aud` of the gateway's access tokens.
+pub const ACCESS_TOKEN_AUDIENCE: &str = "tideway-fhir-api";
+/// JOSE `typ` of the gateway's access tokens (RFC 9068), so no other JWT signed with the same
+/// secret could pass as one.
+const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// Larger assertions are refused before any parsing.
+const MAX_ASSERTION_BYTES: usize = 16 * 1024;
+/// Longest accepted `jti` and user id: bounds what the replay store and tokens hold.
+const MAX_ID_CHARS: usize = 256;
+
+/// Issues access tokens for client assertions and authenticates bearer tokens.
+pub struct TokenService {
+    clients: HashMap<String, RegisteredClient>,
+    token_endpoint_url: String,
+    assertion_max_lifetime_secs: i64,
+    clock_skew_secs: i64,
+    signing_key: EncodingKey,
+    verifying_key: DecodingKey,
+    access_validation: Validation,
+    replay: Arc<dyn ReplayGuard>,
+}
+
+struct RegisteredClient {
+    keys: Vec<VerificationKey>,
+    allowed_scopes: Vec<String>,
+    token_lifetime_secs: u64,
+}
+
+impl fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenService")
+            .field("token_endpoint_url", &self.token_endpoint_url)
+            .field("clients", &self.clients.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1). Serve it as JSON with
+/// `Cache-Control: no-store`.
+#[derive(Clone, Serialize)]
+pub struct TokenResponse {
+    /// The access token (a JWT only the gateway verifies; opaque to clients).
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The granted scopes, space-separated.
+    pub scope: String,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// A token-endpoint error (RFC 6749 §5.2). The description is safe to send and to log: it never
+/// contains the assertion, its claims' values or user data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}: {description}")]
+pub struct OAuthError {
+    /// HTTP status: 401 for `invalid_client`, 503 for `temporarily_unavailable`, 500 for
+    /// `server_error`, 400 otherwise.
+    pub status: u16,
+    /// The RFC 6749 error code: `invalid_request`, `invalid_client`, `invalid_grant`,
+    /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`,
+    /// `temporarily_unavailable` or `server_error`.
+    pub error: &'static str,
+    /// Human-readable detail for the client developer.
+    pub description: String,
+}
+
+impl OAuthError {
+    fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+        Self { status, error, description: description.into() }
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request", description)
+    }
+
+    fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(401, "invalid_client", description)
+    }
+
+    /// The RFC 6749 §5.2 JSON body: `{"error": ..., "error_description": ...}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({ "error": self.error, "error_description": self.description })
+            .to_string()
+    }
+}
+
+/// Why a bearer token was not accepted. The gateway answers every variant with 401 and
+/// `WWW-Authenticate: Bearer error="invalid_token"` (see [`TokenError::www_authenticate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// No `Authorization` header.
+    #[error("no bearer token was presented")]
+    Missing,
+    /// The header is not `Bearer <token>` or the token is not a JWT.
+    #[error("the bearer token is malformed")]
+    Malformed,
+    /// Bad signature, issuer, audience, algorithm or claims.
+    #[error("the bearer token is invalid")]
+    Invalid,
+    /// The token has expired.
+    #[error("the bearer token has expired")]
+    Expired,
+}
+
+impl TokenError {
+    /// The `WWW-Authenticate` header value to answer with (RFC 6750 §3).
+    pub fn www_authenticate(&self) -> String {
+        format!(r#"Bearer error="invalid_token", error_description="{self}""#)
+    }
+}
+
+/// The claims of the gateway's access token.
+#[derive(Debug, Serialize, Deserialize)]
+struct AccessClaims {
+    iss: String,
+    aud: String,
+    /// The user the client acts for.
+    sub: String,
+    client_id: String,
+    scope: String,
+    role: String,
+    organisation: String,
+    purpose_of_use: String,
+    jti: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// The header members of a client assertion we look at. Parsed by hand rather than with
+/// `jsonwebtoken::decode_header` so that `alg: none` and unknown algorithms get a clear answer.
+#[derive(Deserialize)]
+struct AssertionHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+/// Registered claims of a client assertion. Times are integers: a float `exp` is refused.
+#[derive(Deserialize)]
+struct AssertionClaims {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    aud: Option<Value>,
+    #[serde(default)]
+    exp: Option<i64>,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
+    extensions: Option<Value>,
+}
+
+/// The user a client asserts it acts for.
+struct AssertedUser {
+    user_id: String,
+    role: RoleCode,
+    organisation: OdsCode,
+    purpose: PurposeOfUse,
+}
+
+/// The `POST /token` form parameters we use.
+#[derive(Default)]
+struct TokenForm {
+    grant_type: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+    client_id: Option<String>,
+    scope: Option<String>,
+}
+
+impl TokenForm {
+    fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
+            OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")
+        })?;
+        let mut form = Self::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "grant_type" => &mut form.grant_type,
+                "client_assertion_type" => &mut form.client_assertion_type,
+                "client_assertion" => &mut form.client_assertion,
+                "client_id" => &mut form.client_id,
+                "scope" => &mut form.scope,
+                // RFC 6749 §3.2: unrecognised parameters are ignored.
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                // RFC 6749 §3.2: parameters must not be repeated; which one would win is
+                // exactly what an attacker would like to choose.
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {} is repeated",
+                    param_name(&name)
+                )));
+            }
+        }
+        Ok(form)
+    }
+}
+
+/// The static name of a known form parameter, so that descriptions never echo request input.
+fn param_name(name: &str) -> &'static str {
+    match name {
+        "grant_type" => "grant_type",
+        "client_assertion_type" => "client_assertion_type",
+        "client_assertion" => "client_assertion",
+        "client_id" => "client_id",
+        "scope" => "scope",
+        _ => "(unknown)",
+    }
+}
+
+impl TokenService {
+    /// Validates `config` (reading any `jwks_file`) and builds the service.
+    /// `token_endpoint_url` is the absolute URL of `POST /token` as clients address it: each
+    /// assertion's `aud` must equal it exactly.
+    pub fn new(
+        config: &AuthConfig,
+        token_endpoint_url: String,
+        replay: Arc<dyn ReplayGuard>,
+    ) -> Result<Self, AuthConfigError> {
+        config.validate_globals()?;
+        let url_ok = ["https://", "http://"]
+            .iter()
+            .any(|p| token_endpoint_url.len() > p.len() && token_endpoint_url.starts_with(p))
+            && !token_endpoint_url.chars().any(char::is_whitespace);
+        if !url_ok {
+            return Err(AuthConfigError::TokenEndpointUrl);
+        }
+        let mut clients = HashMap::with_capacity(config.clients.len());
+        for client in &config.clients {
+            let registered = RegisteredClient {
+                keys: client.load_keys()?,
+                allowed_scopes: client.allowed_scopes.clone(),
+                token_lifetime_secs: client.token_lifetime_secs,
+            };
+            if clients.insert(client.client_id.clone(), registered).is_some() {
+                return Err(AuthConfigError::DuplicateClientId(client.client_id.clone()));
+            }
+        }
+        let secret = config.token_signing_secret.expose_secret().as_bytes();
+        let clock_skew_secs = i64::try_from(config.clock_skew_secs)
+            .map_err(|_| AuthConfigError::ClockSkew(config.clock_skew_secs))?;
+        let assertion_max_lifetime_secs = i64::try_from(config.assertion_max_lifetime_secs)
+            .map_err(|_| AuthConfigError::AssertionLifetime(config.assertion_max_lifetime_secs))?;
+
+        let mut access_validation = Validation::new(Algorithm::HS256);
+        access_validation.set_issuer(&[ACCESS_TOKEN_ISSUER]);
+        access_validation.set_audience(&[ACCESS_TOKEN_AUDIENCE]);
+        access_validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        access_validation.leeway = config.clock_skew_secs;
+
+        Ok(Self {
+            clients,
+            token_endpoint_url,
+            assertion_max_lifetime_secs,
+            clock_skew_secs,
+            signing_key: EncodingKey::from_secret(secret),
+            verifying_key: DecodingKey::from_secret(secret),
+            access_validation,
+            replay,
+        })
+    }
+
+    /// Handles a `POST /token` body (`application/x-www-form-urlencoded`): the SMART Backend
+    /// Services `client_credentials` grant with a JWT client assertion.
+    pub async fn exchange(&self, form_body: &[u8]) -> Result<TokenResponse, OAuthError> {
+        let form = TokenForm::parse(form_body)?;
+        match form.grant_type.as_deref() {
+            None => return Err(OAuthError::invalid_request("grant_type is required")),
+            Some("client_credentials") => {}
+            Some(_) => {
+                return Err(OAuthError::new(
+                    400,
+                    "unsupported_grant_type",
+                    "only grant_type=client_credentials is supported",
+                ));
+            }
+        }
+        let (Some(assertion_type), Some(assertion)) =
+            (form.client_assertion_type.as_deref(), form.client_assertion.as_deref())
+        else {
+            return Err(OAuthError::invalid_client(
+                "client authentication is required: send client_assertion_type and client_assertion",
+            ));
+        };
+        if assertion_type != JWT_BEARER_ASSERTION_TYPE {
+            return Err(OAuthError::invalid_client(format!(
+                "client_assertion_type must be {JWT_BEARER_ASSERTION_TYPE}"
+            )));
+        }
+
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let (client_id, client, claims) = self.verify_assertion(assertion)?;
+        if form.client_id.as_deref().is_some_and(|id| id != client_id) {
+            return Err(OAuthError::invalid_client("client_id does not match the assertion's iss"));
+        }
+        let (exp, jti) = self.check_assertion_claims(&claims, now)?;
+        let user = asserted_user(claims.extensions.as_ref())?;
+        let scopes = grant_scopes(form.scope.as_deref(), &client.allowed_scopes)?;
+
+        // Last, so that an assertion refused for another reason does not use up its jti.
+        // Remembered past exp by the skew we allow on exp, or it could be replayed then.
+        let remember_until = OffsetDateTime::from_unix_timestamp(exp.saturating_add(self.clock_skew_secs))
+            .map_err(|_| OAuthError::invalid_client("client assertion exp is out of range"))?;
+        match self.replay.first_use(client_id, jti, remember_until).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(OAuthError::invalid_client(
+                    "client assertion jti has already been used",
+                ));
+            }
+            Err(_) => {
+                return Err(OAuthError::new(
+                    503,
+                    "temporarily_unavailable",
+                    "replay protection is unavailable; retry later",
+                ));
+            }
+        }
+
+        self.issue(client_id, client, &user, scopes, now)
+    }
+
+    /// Finds the client and verifies the assertion's signature with one of its keys.
+    fn verify_assertion<'s>(
+        &'s self,
+        assertion: &str,
+    ) -> Result<(&'s str, &'s RegisteredClient, AssertionClaims), OAuthError> {
+        if assertion.len() > MAX_ASSERTION_BYTES {
+            return Err(OAuthError::invalid_client("client assertion is too large"));
+        }
+        let mut parts = assertion.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(OAuthError::invalid_client("client assertion is not a compact JWS"));
+        };
+        let header: AssertionHeader = decode_part(header_b64)
+            .ok_or_else(|| OAuthError::invalid_client("client assertion header is malformed"))?;
+        // The algorithm is fixed by policy, never chosen by the token: this is what keeps
+        // `none`, and an HMAC keyed with a public key, out.
+        let alg = match header.alg.as_str() {
+            "RS384" => Algorithm::RS384,
+            "ES384" => Algorithm::ES384,
+            _ => {
+                return Err(OAuthError::invalid_client(
+                    "client assertion must be signed with RS384 or ES384",
+                ));
+            }
+        };
+        if header.crit.is_some() {
+            return Err(OAuthError::invalid_client(
+                "client assertion header `crit` extensions are not supported",
+            ));
+        }
+        let claims: AssertionClaims = decode_part(payload_b64)
+            .ok_or_else(|| OAuthError::invalid_client("client assertion claims are malformed"))?;
+        let Some((client_id, client)) = claims
+            .iss
+            .as_deref()
+            .and_then(|iss| self.clients.get_key_value(iss))
+        else {
+            return Err(OAuthError::invalid_client(
+                "client assertion iss is not a registered client",
+            ));
+        };
+
+        let candidates: Vec<&VerificationKey> = match &header.kid {
+            Some(kid) => {
+                let Some(key) = client.keys.iter().find(|k| k.kid.as_deref() == Some(kid.as_str()))
+                else {
+                    return Err(OAuthError::invalid_client(
+                        "no key with the assertion's kid is registered for this client",
+                    ));
+                };
+                if key.alg != alg {
+                    return Err(OAuthError::invalid_client(
+                        "the key named by kid is not registered for the assertion's alg",
+                    ));
+                }
+                vec![key]
+            }
+            None => client.keys.iter().filter(|k| k.alg == alg).collect(),
+        };
+        if candidates.is_empty() {
+            return Err(OAuthError::invalid_client(
+                "no key is registered for the assertion's alg",
+            ));
+        }
+        let signed = &assertion[..header_b64.len() + 1 + payload_b64.len()];
+        let verified = candidates.iter().any(|k| {
+            // A signature that does not decode is just another bad signature.
+            jsonwebtoken::crypto::verify(signature_b64, signed.as_bytes(), &k.key, alg)
+                .unwrap_or(false)
+        });
+        if !verified {
+            return Err(OAuthError::invalid_client("client assertion signature is invalid"));
+        }
+        Ok((client_id.as_str(), client, claims))
+    }
+
+    /// Checks sub, aud and the times; returns `exp` and `jti`.
+    fn check_assertion_claims<'c>(
+        &self,
+        claims: &'c AssertionClaims,
+        now: i64,
+    ) -> Result<(i64, &'c str), OAuthError> {
+        if claims.sub != claims.iss {
+            return Err(OAuthError::invalid_client(
+                "client assertion sub must equal iss (the client_id)",
+            ));
+        }
+        let aud_ok = match &claims.aud {
+            Some(Value::String(aud)) => *aud == self.token_endpoint_url,
+            Some(Value::Array(auds)) => auds
+                .iter()
+                .any(|a| a.as_str() == Some(self.token_endpoint_url.as_str())),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(OAuthError::invalid_client(
+                "client assertion aud must be this token endpoint's URL",
+            ));
+        }
+        let Some(exp) = claims.exp else {
+            return Err(OAuthError::invalid_client("client assertion exp is required"));
+        };
+        if exp.saturating_add(self.clock_skew_secs) < now {
+            return Err(OAuthError::invalid_client("client assertion has expired"));
+        }
+        if exp.saturating_sub(now) > self.assertion_max_lifetime_secs {
+            return Err(OAuthError::invalid_client(format!(
+                "client assertion exp must be at most {} seconds in the future",
+                self.assertion_max_lifetime_secs
+            )));
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.clock_skew_secs))
+        {
+            return Err(OAuthError::invalid_client("client assertion is not yet valid (nbf)"));
+        }
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(self.clock_skew_secs))
+        {
+            return Err(OAuthError::invalid_client("client assertion iat is in the future"));
+        }
+        let jti = match claims.jti.as_deref() {
+            None | Some("") => {
+                return Err(OAuthError::invalid_client("client assertion jti is required"));
+            }
+            Some(jti) if jti.chars().count() > MAX_ID_CHARS => {
+                return Err(OAuthError::invalid_client("client assertion jti is too long"));
+            }
+            Some(jti) => jti,
+        };
+        Ok((exp, jti))
+    }
+
+    fn issue(
+        &self,
+        client_id: &str,
+        client: &RegisteredClient,
+        user: &AssertedUser,
+        scopes: Vec<String>,
+        now: i64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let lifetime = client.token_lifetime_secs;
+        let scope = scopes.join(" ");
+        let claims = AccessClaims {
+            iss: ACCESS_TOKEN_ISSUER.to_owned(),
+            aud: ACCESS_TOKEN_AUDIENCE.to_owned(),
+            sub: user.user_id.clone(),
+            client_id: client_id.to_owned(),
+            scope: scope.clone(),
+            role: user.role.as_str().to_owned(),
+            organisation: user.organisation.as_str().to_owned(),
+            purpose_of_use: user.purpose.code().to_owned(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            iat: now,
+            // Lifetimes are validated to at most 3600, so this cannot wrap.
+            exp: now.saturating_add_unsigned(lifetime),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        let access_token = jsonwebtoken::encode(&header, &claims, &self.signing_key).map_err(|_| {
+            OAuthError::new(500, "server_error", "the access token could not be issued")
+        })?;
+        Ok(TokenResponse { access_token, token_type: "bearer", expires_in: lifetime, scope })
+    }
+
+    /// Authenticates an `Authorization` header value (`Bearer <access token>`, scheme matched
+    /// case-insensitively) and returns who is asking.
+    pub fn authenticate(&self, authorization_header: Option<&str>) -> Result<Principal, TokenError> {
+        let header = authorization_header.ok_or(TokenError::Missing)?;
+        let (scheme, token) = header.trim().split_once(' ').ok_or(TokenError::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(TokenError::Malformed);
+        }
+        let token = token.trim_start();
+        if token.is_empty() || token.contains(char::is_whitespace) || token.split('.').count() != 3 {
+            return Err(TokenError::Malformed);
+        }
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.verifying_key, &self.access_validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
+                    TokenError::Malformed
+                }
+                _ => TokenError::Invalid,
+            })?;
+        if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+            return Err(TokenError::Invalid);
+        }
+        let c = data.claims;
+        Ok(Principal {
+            role: RoleCode::parse(&c.role).ok_or(TokenError::Invalid)?,
+            organisation: OdsCode::parse(&c.organisation).map_err(|_| TokenError::Invalid)?,
+            purpose: PurposeOfUse::parse(&c.purpose_of_use).ok_or(TokenError::Invalid)?,
+            scopes: c.scope.split_ascii_whitespace().map(str::to_owned).collect(),
+            client_id: c.client_id,
+            user_id: c.sub,
+            token_id: c.jti,
+        })
+    }
+}
+
+fn decode_part<T: serde::de::DeserializeOwned>(b64: &str) -> Option<T> {
+    let bytes = URL_SAFE_NO_PAD.decode(b64).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Reads the IHE IUA user claims. Descriptions name the claim at fault, never its value.
+fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError> {
+    let Some(iua) = extensions.and_then(|e| e.get("ihe_iua")).filter(|v| v.is_object()) else {
+        return Err(OAuthError::invalid_request(
+            "the client assertion must carry the requesting user in extensions.ihe_iua",
+        ));
+    };
+    let user_id = iua
+        .get("subject_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty() && s.chars().count() <= MAX_ID_CHARS)
+        .ok_or_else(|| {
+            OAuthError::invalid_request("extensions.ihe_iua.subject_id must be a non-empty string")
+        })?;
+    let role_code = coded(iua, "subject_role")?;
+    let role = RoleCode::parse(role_code).ok_or_else(|| {
+        OAuthError::invalid_request(
+            "extensions.ihe_iua.subject_role.code must be a national RBAC role code (e.g. R8000)",
+        )
+    })?;
+    let organisation = iua
+        .get("subject_organization_id")
+        .and_then(Value::as_str)
+        .and_then(|s| OdsCode::parse(s).ok())
+        .ok_or_else(|| {
+            OAuthError::invalid_request(
+                "extensions.ihe_iua.subject_organization_id must be an ODS code",
+            )
+        })?;
+    let purpose_code = coded(iua, "purpose_of_use")?;
+    let purpose = PurposeOfUse::parse(purpose_code).ok_or_else(|| {
+        OAuthError::invalid_request(
+            "extensions.ihe_iua.purpose_of_use.code must be one of TREAT, ETREAT, COC, PATRQT, HOPERAT",
+        )
+    })?;
+    if iua.get("subject_name").is_some_and(|n| !n.is_string()) {
+        return Err(OAuthError::invalid_request(
+            "extensions.ihe_iua.subject_name must be a string",
+        ));
+    }
+    Ok(AssertedUser { user_id: user_id.to_owned(), role, organisation, purpose })
+}
+
+/// The `code` of a `{system, code}` member; both must be non-empty strings.
+fn coded<'v>(iua: &'v Value, member: &'static str) -> Result<&'v str, OAuthError> {
+    let field = iua.get(member);
+    let system = field.and_then(|f| f.get("system")).and_then(Value::as_str);
+    let code = field.and_then(|f| f.get("code")).and_then(Value::as_str);
+    match (system, code) {
+        (Some(system), Some(code)) if !system.is_empty() && !code.is_empty() => Ok(code),
+        _ => Err(OAuthError::invalid_request(format!(
+            "extensions.ihe_iua.{member} must be an object with string system and code"
+        ))),
+    }
+}
+
+/// Grants exactly the requested scopes, or every allowed scope if none are requested.
+fn grant_scopes(requested: Option<&str>, allowed: &[String]) -> Result<Vec<String>, OAuthError> {
+    let mut granted: Vec<String> = Vec::new();
+    for scope in requested.unwrap_or_default().split_ascii_whitespace() {
+        if !allowed.iter().any(|a| a == scope) {
+            return Err(OAuthError::new(
+                400,
+                "invalid_scope",
+                "a requested scope is not allowed for this client",
+            ));
+        }
+        if !granted.iter().any(|g| g == scope) {
+            granted.push(scope.to_owned());
+        }
+    }
+    if granted.is_empty() {
+        granted = allowed.to_vec();
+    }
+    Ok(granted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_error_body_is_rfc6749_json() {
+        let e = OAuthError::invalid_client("client assertion has expired");
+        let body: Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "invalid_client", "error_description": "client assertion has expired"})
+        );
+        assert_eq!(e.status, 401);
+    }
+
+    #[test]
+    fn repeated_form_parameters_are_refused() {
+        let err = TokenForm::parse(b"grant_type=client_credentials&grant_type=password").unwrap_err();
+        assert_eq!(err.error, "invalid_request");
+        assert_eq!(err.description, "parameter grant_type is repeated");
+    }
+
+    #[test]
+    fn scopes_granted_are_the_requested_ones_or_all_allowed() {
+        let allowed = vec!["system/*.read".to_owned(), "system/*.rs".to_owned()];
+        assert_eq!(grant_scopes(Some("system/*.rs system/*.rs"), &allowed).unwrap(), ["system/*.rs"]);
+        assert_eq!(grant_scopes(None, &allowed).unwrap(), allowed);
+        assert_eq!(grant_scopes(Some("  "), &allowed).unwrap(), allowed);
+        assert_eq!(
+            grant_scopes(Some("system/*.read system/*.write"), &allowed).unwrap_err().error,
+            "invalid_scope"
+        );
+    }
+
+    #[test]
+    fn token_response_debug_hides_the_token() {
+        let r = TokenResponse {
+            access_token: "secret.token.value".to_owned(),
+            token_type: "bearer",
+            expires_in: 300,
+            scope: "system/*.read".to_owned(),
+        };
+        assert!(!format!("{r:?}").contains("secret.token.value"));
+    }
+}

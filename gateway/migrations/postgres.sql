@@ -1,0 +1,41 @@
+-- Tideway schema, PostgreSQL flavour. Keep in step with sqlite.sql (a test compares them).
+CREATE TABLE IF NOT EXISTS audit_event (
+    seq            BIGSERIAL PRIMARY KEY,
+    recorded_at_us BIGINT  NOT NULL,
+    request_id     TEXT    NOT NULL,
+    phase          TEXT    NOT NULL,
+    action         TEXT    NOT NULL,
+    client_id      TEXT,
+    user_id        TEXT,
+    role           TEXT,
+    organisation   TEXT,
+    purpose        TEXT,
+    patient_id     TEXT,
+    sources        TEXT    NOT NULL,
+    outcome        TEXT    NOT NULL,
+    http_status    INTEGER NOT NULL,
+    released       BIGINT  NOT NULL,
+    detail         TEXT    NOT NULL,
+    prev_hash      TEXT,
+    hash           TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_event_request ON audit_event (request_id);
+CREATE INDEX IF NOT EXISTS audit_event_patient ON audit_event (patient_id);
+CREATE TABLE IF NOT EXISTS patient_index (
+    patient_id TEXT   PRIMARY KEY,
+    nhs_number TEXT   NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS patient_source (
+    patient_id TEXT   NOT NULL,
+    source_id  TEXT   NOT NULL,
+    local_id   TEXT   NOT NULL,
+    seen_at    BIGINT NOT NULL,
+    PRIMARY KEY (patient_id, source_id)
+);
+CREATE TABLE IF NOT EXISTS used_jti (
+    client_id  TEXT   NOT NULL,
+    jti        TEXT   NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);

@@ -1,0 +1,164 @@
+//! Building and running the application: `Application::build(settings)` binds the listener
+//! (port 0 works, for tests), connects the store, registers sources, and returns a handle that
+//! knows its port and can be stopped.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use tideway_adapters::SourceAdapter;
+use tideway_adapters::fhir_r4::FhirR4Adapter;
+use tideway_auth::service::TokenService;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::Settings;
+use crate::federation::Federation;
+use crate::http::{self, middleware};
+use crate::identity::PatientIds;
+use crate::pages::PageStore;
+use crate::store::{Store, StoreReplayGuard};
+
+/// Shared by every request.
+pub struct AppState {
+    /// The loaded settings.
+    pub settings: Settings,
+    /// Public base URL, no trailing slash.
+    pub base_url: String,
+    /// State store.
+    pub store: Store,
+    /// Token issuing and checking.
+    pub tokens: TokenService,
+    /// Opaque patient ids.
+    pub ids: PatientIds,
+    /// The sources.
+    pub federation: Federation,
+    /// Page snapshots.
+    pub pages: PageStore,
+    /// The serialised CapabilityStatement.
+    pub capability: String,
+}
+
+impl AppState {
+    /// Registry ids of every source, for the audit trail.
+    pub fn source_ids(&self) -> Vec<String> {
+        self.federation.adapters().iter().map(|a| a.id().to_string()).collect()
+    }
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Auth configuration was refused.
+    #[error("auth: {0}")]
+    Auth(String),
+    /// A source adapter could not be built.
+    #[error("source {id}: {reason}")]
+    Source {
+        /// Source id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A running gateway.
+pub struct Application {
+    port: u16,
+    base_url: String,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Binds, connects and registers; the server starts serving when [`Self::run`] is awaited
+    /// (or spawned).
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(settings.server.bind)
+            .map_err(|source| StartError::Bind { addr: settings.server.bind.to_string(), source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr: settings.server.bind.to_string(), source })?;
+        let base_url = settings.base_url(local);
+        let store = Store::connect(&settings.store.url, settings.store.max_connections).await?;
+        let tokens = TokenService::new(
+            &settings.auth,
+            format!("{base_url}/token"),
+            Arc::new(StoreReplayGuard(store.clone())),
+        )
+        .map_err(|e| StartError::Auth(e.to_string()))?;
+        let mut adapters: Vec<Arc<dyn SourceAdapter>> = Vec::new();
+        for s in &settings.sources {
+            let adapter = FhirR4Adapter::new(s.clone())
+                .map_err(|e| StartError::Source { id: s.id.to_string(), reason: e.to_string() })?;
+            adapters.push(Arc::new(adapter));
+        }
+        let federation = Federation::new(adapters, Duration::from_millis(settings.federation.request_deadline_ms));
+        let started = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+        let capability = http::meta::capability_statement(&base_url, &started).to_string();
+        let state = web::Data::new(AppState {
+            ids: PatientIds::new(settings.identity.pseudonym_key.clone()),
+            pages: PageStore::new(Duration::from_secs(600), 2_000_000),
+            base_url: base_url.clone(),
+            store,
+            tokens,
+            federation,
+            capability,
+            settings,
+        });
+        let workers = state.settings.server.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let data = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(from_fn(middleware::request_id_and_log))
+                .configure(http::routes)
+        })
+        .workers(workers)
+        .shutdown_timeout(5)
+        .disable_signals()
+        .listen(listener)
+        .map_err(|source| StartError::Bind { addr: local.to_string(), source })?
+        .run();
+        Ok(Self { port: local.port(), base_url, server, state })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The public base URL, no trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The shared state (for tests that inspect the store).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,120 @@
+//! The audit trail: who asked for what about whom, and what was released.
+//!
+//! A request that may touch patient data writes an `intent` record before any source is asked
+//! and an `outcome` record before the response leaves; if either cannot be written durably the
+//! request is answered 503 and nothing is released (fail closed). Refused requests are audited
+//! too. Records hold identifiers and counts, never clinical content. Each row has a sequence
+//! number and room for `prev_hash`/`hash`, so the tamper-evident chain can be added without
+//! changing what is recorded.
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::Principal;
+
+/// Which half of a request's audit a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditPhase {
+    /// Written before any source is asked.
+    Intent,
+    /// Written before the response leaves.
+    Outcome,
+}
+
+impl AuditPhase {
+    /// Stored code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Intent => "intent",
+            Self::Outcome => "outcome",
+        }
+    }
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// Intent recorded, result not yet known.
+    Pending,
+    /// Answered in full.
+    Success,
+    /// Answered with some sources missing.
+    Partial,
+    /// Refused (authentication, authorisation, bad request).
+    Denied,
+    /// Failed (upstreams or internal).
+    Error,
+}
+
+impl AuditOutcome {
+    /// Stored code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Success => "success",
+            Self::Partial => "partial",
+            Self::Denied => "denied",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// One audit record.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    /// When it was made.
+    pub recorded_at: OffsetDateTime,
+    /// The request id (also answered as `X-Request-ID`).
+    pub request_id: String,
+    /// Intent or outcome.
+    pub phase: AuditPhase,
+    /// What was asked: `patient-search`, `patient-read`, `patient-everything`, `search`,
+    /// `token`, or `unauthenticated`.
+    pub action: &'static str,
+    /// Registered client.
+    pub client_id: Option<String>,
+    /// End user.
+    pub user_id: Option<String>,
+    /// National RBAC role.
+    pub role: Option<String>,
+    /// ODS code of the user's organisation.
+    pub organisation: Option<String>,
+    /// PurposeOfUse code.
+    pub purpose: Option<String>,
+    /// The gateway's opaque patient id (never the NHS number).
+    pub patient_id: Option<String>,
+    /// Source ids asked.
+    pub sources: Vec<String>,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+    /// HTTP status answered (0 for intent).
+    pub http_status: u16,
+    /// Resources released.
+    pub released: u64,
+    /// Structured detail: per-source counts and failures, refusal reason codes. No clinical
+    /// content, no NHS numbers.
+    pub detail: Value,
+}
+
+impl AuditRecord {
+    /// A record for `action` on behalf of `principal` (if authenticated).
+    pub fn new(request_id: &str, action: &'static str, principal: Option<&Principal>) -> Self {
+        Self {
+            recorded_at: OffsetDateTime::now_utc(),
+            request_id: request_id.to_owned(),
+            phase: AuditPhase::Outcome,
+            action,
+            client_id: principal.map(|p| p.client_id.clone()),
+            user_id: principal.map(|p| p.user_id.clone()),
+            role: principal.map(|p| p.role.as_str().to_owned()),
+            organisation: principal.map(|p| p.organisation.as_str().to_owned()),
+            purpose: principal.map(|p| p.purpose.code().to_owned()),
+            patient_id: None,
+            sources: Vec::new(),
+            outcome: AuditOutcome::Pending,
+            http_status: 0,
+            released: 0,
+            detail: Value::Null,
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Building response Bundles from stored resource bytes.
+//!
+//! Resources arrive from adapters already serialised; a Bundle is written around them by
+//! splicing those bytes in, so a response never parses a resource again. Pure functions only.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+use tideway_adapters::{AdapterError, NormalisedResource, SourceId};
+use tideway_profiles::{IssueSeverity, IssueType, OperationOutcome};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Something the client should know about how complete the answer is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// A source could not answer.
+    SourceFailed {
+        /// Which source.
+        source: SourceId,
+        /// Why (our words, never the source's).
+        error: AdapterError,
+    },
+    /// A source sent resources that are not valid R4; they were withheld.
+    SourceRejected {
+        /// Which source.
+        source: SourceId,
+        /// How many.
+        count: usize,
+    },
+    /// A search parameter was not understood and was ignored (lenient handling).
+    IgnoredParameter(String),
+}
+
+/// The OperationOutcome for a set of notices, or `None` when there is nothing to say.
+pub fn notices_outcome(notices: &[Notice]) -> Option<OperationOutcome> {
+    if notices.is_empty() {
+        return None;
+    }
+    let mut oo = OperationOutcome::default();
+    for n in notices {
+        oo = match n {
+            Notice::SourceFailed { source, error } => oo
+                .with(
+                    IssueSeverity::Warning,
+                    if matches!(error, AdapterError::Timeout) { IssueType::Timeout } else { IssueType::Incomplete },
+                    format!("source '{source}' is missing from this answer: {error}"),
+                )
+                .with(IssueSeverity::Warning, IssueType::Incomplete, format!("results from source '{source}' are incomplete")),
+            Notice::SourceRejected { source, count } => oo.with(
+                IssueSeverity::Warning,
+                IssueType::Incomplete,
+                format!("source '{source}' sent {count} resource(s) that are not valid FHIR R4; they were withheld"),
+            ),
+            Notice::IgnoredParameter(name) => oo
+                .with(IssueSeverity::Warning, IssueType::NotSupported, format!("search parameter '{name}' is not supported and was ignored"))
+                .at(name.clone()),
+        };
+    }
+    Some(oo)
+}
+
+/// The parts of a searchset Bundle.
+#[derive(Debug)]
+pub struct Searchset<'a> {
+    /// Base URL of the gateway, without trailing slash.
+    pub base_url: &'a str,
+    /// The `self` link.
+    pub self_link: &'a str,
+    /// The `next` link, if there are more pages.
+    pub next_link: Option<&'a str>,
+    /// Total matches across all pages.
+    pub total: usize,
+    /// This page's resources.
+    pub entries: &'a [NormalisedResource],
+    /// An outcome entry (`search.mode = outcome`), if any.
+    pub outcome: Option<&'a OperationOutcome>,
+}
+
+/// Writes the Bundle JSON.
+pub fn searchset(s: &Searchset<'_>) -> Vec<u8> {
+    let size: usize = s.entries.iter().map(|e| e.json.len() + 120).sum::<usize>() + 512;
+    let mut out = String::with_capacity(size);
+    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+    let mut links = vec![json!({"relation": "self", "url": s.self_link})];
+    if let Some(next) = s.next_link {
+        links.push(json!({"relation": "next", "url": next}));
+    }
+    let head = json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"lastUpdated": now},
+        "type": "searchset",
+        "total": s.total,
+        "link": links,
+    });
+    let head = head.to_string();
+    // Reopen the object to append `entry`.
+    out.push_str(&head[..head.len() - 1]);
+    out.push_str(",\"entry\":[");
+    let mut first = true;
+    for e in s.entries {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        let full_url = Value::String(format!("{}/{}/{}", s.base_url, e.resource_type, e.id));
+        let _ = write!(out, "{{\"fullUrl\":{full_url},\"resource\":");
+        // Stored bytes are JSON written by serde_json, hence UTF-8.
+        out.push_str(std::str::from_utf8(&e.json).unwrap_or("{}"));
+        out.push_str(",\"search\":{\"mode\":\"match\"}}");
+    }
+    if let Some(oo) = s.outcome {
+        if !first {
+            out.push(',');
+        }
+        let entry = json!({
+            "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            "resource": oo.to_json(),
+            "search": {"mode": "outcome"},
+        });
+        out.push_str(&entry.to_string());
+    }
+    if first && s.outcome.is_none() {
+        // FHIR JSON forbids empty arrays: an empty searchset has no `entry` at all.
+        out.truncate(out.len() - ",\"entry\":[".len());
+        out.push('}');
+    } else {
+        out.push_str("]}");
+    }
+    out.into_bytes()
+}
+
+/// Parses a FHIR `instant` (as used by `_since`).
+pub fn parse_instant(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// Keeps resources updated after `since`. A resource whose source gave no `meta.lastUpdated` is
+/// kept: the gateway cannot show it is unchanged, and dropping it could hide clinical data.
+pub fn updated_since(resources: Vec<NormalisedResource>, since: OffsetDateTime) -> Vec<NormalisedResource> {
+    resources
+        .into_iter()
+        .filter(|r| match r.last_updated.as_deref().and_then(parse_instant) {
+            Some(t) => t > since,
+            None => true,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn res(ty: &str, id: &str, updated: Option<&str>) -> NormalisedResource {
+        let json = json!({"resourceType": ty, "id": id}).to_string();
+        NormalisedResource {
+            resource_type: ty.into(),
+            id: id.into(),
+            last_updated: updated.map(str::to_owned),
+            json: Arc::from(json.into_bytes()),
+        }
+    }
+
+    #[test]
+    fn spliced_bundle_is_valid_json_with_entries_and_outcome() {
+        let entries = vec![res("Patient", "p1", None), res("Condition", "s.c1", None)];
+        let oo = OperationOutcome::new(IssueSeverity::Warning, IssueType::Incomplete, "x");
+        let body = searchset(&Searchset {
+            base_url: "http://gw",
+            self_link: "http://gw/Patient/p1/$everything",
+            next_link: Some("http://gw/_page?x"),
+            total: 5,
+            entries: &entries,
+            outcome: Some(&oo),
+        });
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["total"], 5);
+        assert_eq!(v["entry"][1]["fullUrl"], "http://gw/Condition/s.c1");
+        assert_eq!(v["entry"][1]["resource"]["id"], "s.c1");
+        assert_eq!(v["entry"][2]["search"]["mode"], "outcome");
+        assert_eq!(v["link"][1]["relation"], "next");
+    }
+
+    #[test]
+    fn empty_bundle_has_no_entry_array() {
+        let body = searchset(&Searchset {
+            base_url: "http://gw",
+            self_link: "http://gw/Patient",
+            next_link: None,
+            total: 0,
+            entries: &[],
+            outcome: None,
+        });
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert!(v.get("entry").is_none());
+        assert_eq!(v["total"], 0);
+    }
+
+    #[test]
+    fn since_keeps_newer_and_undated() {
+        let since = parse_instant("2024-01-01T00:00:00Z").unwrap();
+        let kept = updated_since(
+            vec![
+                res("Condition", "old", Some("2023-06-01T00:00:00Z")),
+                res("Condition", "new", Some("2024-06-01T00:00:00+01:00")),
+                res("Condition", "undated", None),
+            ],
+            since,
+        );
+        let ids: Vec<_> = kept.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["new", "undated"]);
+    }
+}

@@ -1,0 +1,274 @@
+//! Gateway configuration: a commented TOML file, then `TIDEWAY__SECTION__KEY` environment
+//! overrides, parsed into typed structs that reject unknown keys and are validated at load.
+//!
+//! The doc comments on these structs are the user documentation; `deploy/tideway.example.toml`
+//! shows every key and is tested to parse.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tideway_adapters::SourceConfig;
+use tideway_auth::config::AuthConfig;
+
+/// Prefix of environment overrides: `TIDEWAY__SERVER__BIND=0.0.0.0:8080`.
+pub const ENV_PREFIX: &str = "TIDEWAY__";
+
+/// Everything the gateway reads at start-up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP listener.
+    pub server: ServerSettings,
+    /// Where state (audit trail, patient index, used assertion ids) is kept.
+    pub store: StoreSettings,
+    /// Patient identity: how opaque patient ids are derived.
+    pub identity: IdentitySettings,
+    /// SMART Backend Services: token signing and registered clients.
+    pub auth: AuthConfig,
+    /// Fan-out limits.
+    #[serde(default)]
+    pub federation: FederationSettings,
+    /// Logs and traces.
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+    /// Registered sources (borough exchanges).
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on, e.g. `127.0.0.1:8080`; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// The base URL clients use to reach the gateway (behind a load balancer, its public
+    /// address). Used in `fullUrl`s, paging links and as the `/token` audience. Defaults to
+    /// `http://{bind}`.
+    #[serde(default)]
+    pub public_base_url: Option<url::Url>,
+    /// Largest request body accepted, in bytes (default 64 KiB); larger requests get 413.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// HTTP worker threads (default: number of cores).
+    #[serde(default)]
+    pub workers: Option<usize>,
+}
+
+fn default_max_request_bytes() -> usize {
+    64 * 1024
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://path/to/tideway.db` (created if missing) or `postgres://user@host/db`.
+    pub url: SecretString,
+    /// Largest number of pooled connections (default 8).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+
+/// `[identity]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySettings {
+    /// Secret key (at least 32 bytes) from which opaque patient ids are derived with HMAC, so
+    /// every replica publishes the same id for a patient and ids reveal nothing. Changing it
+    /// changes every patient id.
+    pub pseudonym_key: SecretString,
+}
+
+/// `[federation]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSettings {
+    /// Overall deadline for one client request across all sources, in milliseconds
+    /// (default 8000). Each source also has its own `timeout_ms`.
+    #[serde(default = "default_request_deadline_ms")]
+    pub request_deadline_ms: u64,
+    /// Default page size for searches and `$everything` (default 100).
+    #[serde(default = "default_page_size")]
+    pub default_page_size: usize,
+    /// Largest page size a client may ask for with `_count` (default 1000).
+    #[serde(default = "default_max_page_size")]
+    pub max_page_size: usize,
+}
+
+impl Default for FederationSettings {
+    fn default() -> Self {
+        Self {
+            request_deadline_ms: default_request_deadline_ms(),
+            default_page_size: default_page_size(),
+            max_page_size: default_max_page_size(),
+        }
+    }
+}
+
+fn default_request_deadline_ms() -> u64 {
+    8_000
+}
+fn default_page_size() -> usize {
+    100
+}
+fn default_max_page_size() -> usize {
+    1_000
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Log filter in `tracing` syntax (default `info`); `RUST_LOG` wins when set.
+    #[serde(default = "default_log_filter")]
+    pub log_filter: String,
+    /// `text` (default) or `json` log lines.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self { log_filter: default_log_filter(), log_format: LogFormat::Text }
+    }
+}
+
+fn default_log_filter() -> String {
+    "info".to_owned()
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why the configuration could not be loaded. Messages name keys, never secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, a missing key or a wrong type.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// Values that parse but do not make sense together.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads `path`, applies environment overrides from the process environment, and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::from_toml_with_env(&text, std::env::vars())
+    }
+
+    /// Parses TOML text, applies `TIDEWAY__…` overrides from `env`, and validates.
+    pub fn from_toml_with_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        let mut overrides: Vec<(String, String)> =
+            env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        overrides.sort();
+        for (key, value) in overrides {
+            apply_override(&mut table, &key[ENV_PREFIX.len()..], &value)?;
+        }
+        let settings: Settings =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what the types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.identity.pseudonym_key.expose_secret().len() < 32 {
+            return Err(ConfigError::Invalid("identity.pseudonym_key must be at least 32 bytes".into()));
+        }
+        let url = self.store.url.expose_secret();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid("store.url must start with sqlite: or postgres://".into()));
+        }
+        self.auth.validate().map_err(|e| ConfigError::Invalid(format!("auth: {e}")))?;
+        let mut seen = HashSet::new();
+        for s in &self.sources {
+            if !seen.insert(s.id.clone()) {
+                return Err(ConfigError::Invalid(format!("sources: id '{}' is listed twice", s.id)));
+            }
+            if s.kind != tideway_adapters::SystemKind::FhirR4 {
+                return Err(ConfigError::Invalid(format!(
+                    "sources: '{}' has kind '{}', for which no adapter is built yet (only fhir-r4)",
+                    s.id,
+                    s.kind.as_str()
+                )));
+            }
+            if s.timeout_ms == 0 {
+                return Err(ConfigError::Invalid(format!("sources: '{}' timeout_ms must be positive", s.id)));
+            }
+        }
+        let f = &self.federation;
+        if f.request_deadline_ms == 0 || f.default_page_size == 0 || f.default_page_size > f.max_page_size {
+            return Err(ConfigError::Invalid(
+                "federation: request_deadline_ms and default_page_size must be positive, default_page_size <= max_page_size"
+                    .into(),
+            ));
+        }
+        if self.server.max_request_bytes < 1024 {
+            return Err(ConfigError::Invalid("server.max_request_bytes must be at least 1024".into()));
+        }
+        Ok(())
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        match &self.server.public_base_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+}
+
+/// Sets `SECTION__KEY` (case-insensitive, `__` between levels) in `table`. The value is read as
+/// a TOML value when it is one (`8080`, `true`, `["a"]`), else as a string.
+fn apply_override(table: &mut toml::Table, path: &str, raw: &str) -> Result<(), ConfigError> {
+    let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+    if keys.iter().any(String::is_empty) {
+        return Err(ConfigError::Parse(format!("environment override {ENV_PREFIX}{path} has an empty key")));
+    }
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let (last, parents) = keys.split_last().ok_or_else(|| ConfigError::Parse("empty override".into()))?;
+    let mut cur = table;
+    for k in parents {
+        let entry = cur.entry(k.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| {
+            ConfigError::Parse(format!("environment override {ENV_PREFIX}{path}: '{k}' is not a section"))
+        })?;
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}

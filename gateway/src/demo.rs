@@ -1,0 +1,208 @@
+//! `tideway demo`: simulated borough exchanges plus the gateway on an embedded SQLite file, with
+//! a demo clinician's access token obtained through the real `/token` flow.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use rand::RngCore;
+use secrecy::SecretString;
+use serde_json::json;
+use tideway_adapters::fhir_r4::simulator::{self, PopulationSpec, RunningSimulator, SimulatorConfig};
+use tideway_adapters::population::Population;
+use tideway_adapters::{SourceConfig, SourceId, SystemKind};
+use tideway_auth::client::{BackendClient, UserClaims};
+use tideway_auth::config::{AuthConfig, ClientConfig};
+use tideway_auth::{PurposeOfUse, RoleCode};
+use tideway_profiles::OdsCode;
+
+use crate::cli::{CliError, FaultArgs, shutdown_signal};
+use crate::config::{
+    FederationSettings, IdentitySettings, ServerSettings, Settings, StoreSettings, TelemetrySettings,
+};
+use crate::{Application, telemetry};
+
+/// `tideway demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Gateway port (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Number of simulated borough exchanges.
+    #[arg(long, default_value_t = 25)]
+    pub boroughs: usize,
+    /// Patients registered in each borough.
+    #[arg(long, default_value_t = 200)]
+    pub patients: usize,
+    /// Seed of the synthetic population.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// When ready, write `{"base_url", "token", "nhs_numbers"}` here as JSON.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Directory for the SQLite file (default: a fresh temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Fault injection applied to every simulated borough.
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+const DEMO_CLIENT: &str = "tideway-demo";
+
+fn random_secret() -> SecretString {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    SecretString::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// What a started demo offers.
+pub struct Demo {
+    /// Gateway base URL.
+    pub base_url: String,
+    /// A demo clinician's access token (valid for an hour).
+    pub token: String,
+    /// Patients present in several boroughs.
+    pub nhs_numbers: Vec<String>,
+    gateway: actix_web::dev::ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    simulators: Vec<RunningSimulator>,
+}
+
+impl Demo {
+    /// Starts the simulators and the gateway and obtains a token.
+    pub async fn start(args: &DemoArgs) -> Result<Self, CliError> {
+        if args.boroughs == 0 {
+            return Err("--boroughs must be at least 1".into());
+        }
+        let mut simulators = Vec::with_capacity(args.boroughs);
+        let mut sources = Vec::with_capacity(args.boroughs);
+        for i in 0..args.boroughs {
+            let sim = simulator::start(SimulatorConfig {
+                bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+                population: PopulationSpec::Synthetic {
+                    seed: args.seed,
+                    borough_index: i,
+                    borough_count: args.boroughs,
+                    patients_per_borough: args.patients,
+                },
+                faults: args.faults.to_config(args.seed.wrapping_add(i as u64)),
+            })
+            .await?;
+            let population = Population::new(args.seed, args.boroughs, args.patients);
+            sources.push(SourceConfig {
+                id: SourceId::parse(&format!("borough-{i:02}"))?,
+                name: format!("{} exchange (simulated)", population.borough_name(i)),
+                kind: SystemKind::FhirR4,
+                ods_code: OdsCode::parse(&population.borough_ods_code(i))?,
+                base_url: sim.base_url(),
+                timeout_ms: 5_000,
+                max_body_bytes: 32 * 1024 * 1024,
+            });
+            simulators.push(sim);
+        }
+        let client = BackendClient::generate_es384(DEMO_CLIENT, "demo-key-1")?;
+        let data_dir = match &args.data_dir {
+            Some(d) => d.clone(),
+            None => std::env::temp_dir().join(format!("tideway-demo-{}", std::process::id())),
+        };
+        std::fs::create_dir_all(&data_dir)?;
+        let db = data_dir.join("tideway.db");
+        let settings = Settings {
+            server: ServerSettings {
+                bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port),
+                public_base_url: None,
+                max_request_bytes: 64 * 1024,
+                workers: Some(2),
+            },
+            store: StoreSettings { url: SecretString::from(format!("sqlite://{}", db.display())), max_connections: 8 },
+            identity: IdentitySettings { pseudonym_key: random_secret() },
+            auth: AuthConfig {
+                token_signing_secret: random_secret(),
+                clients: vec![ClientConfig {
+                    client_id: DEMO_CLIENT.to_owned(),
+                    name: "Tideway demo clinician".to_owned(),
+                    jwks: Some(client.jwks_json()),
+                    jwks_file: None,
+                    allowed_scopes: vec!["system/*.read".to_owned(), "system/*.rs".to_owned()],
+                    token_lifetime_secs: 3600,
+                }],
+                assertion_max_lifetime_secs: 300,
+                clock_skew_secs: 60,
+            },
+            federation: FederationSettings::default(),
+            telemetry: TelemetrySettings::default(),
+            sources,
+        };
+        settings.validate()?;
+        let app = Application::build(settings).await?;
+        let base_url = app.base_url().to_owned();
+        let gateway = app.handle();
+        let server = tokio::spawn(app.run());
+
+        let user = UserClaims {
+            user_id: "demo-clinician".to_owned(),
+            role: RoleCode::parse("R8000").ok_or("bad demo role")?,
+            organisation: OdsCode::parse("RJ122")?,
+            purpose: PurposeOfUse::Treat,
+            name: Some("Dr Demo".to_owned()),
+        };
+        let token_url = format!("{base_url}/token");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let res = http
+            .post(&token_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(client.token_form(&token_url, "system/*.read", &user))
+            .send()
+            .await?;
+        let status = res.status();
+        let body: serde_json::Value = res.json().await?;
+        let token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| format!("the demo could not obtain a token (HTTP {status})"))?
+            .to_owned();
+        let population = Population::new(args.seed, args.boroughs, args.patients);
+        let nhs_numbers = population.patients_in_several_boroughs(5).iter().map(|n| n.as_str().to_owned()).collect();
+        Ok(Self { base_url, token, nhs_numbers, gateway, server, simulators })
+    }
+
+    /// The ready-file JSON.
+    pub fn ready_json(&self) -> serde_json::Value {
+        json!({"base_url": self.base_url, "token": self.token, "nhs_numbers": self.nhs_numbers})
+    }
+
+    /// Stops the gateway and every simulator.
+    pub async fn stop(self) -> Result<(), CliError> {
+        self.gateway.stop(true).await;
+        self.server.await??;
+        for s in self.simulators {
+            s.stop().await;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the demo until Ctrl-C or SIGTERM.
+pub async fn run(args: DemoArgs) -> Result<(), CliError> {
+    telemetry::init(&TelemetrySettings { log_filter: "warn,tideway_gateway=info".to_owned(), ..Default::default() })?;
+    let demo = Demo::start(&args).await?;
+    println!("Tideway demo ready: {} simulated borough exchanges", args.boroughs);
+    println!("  base URL:     {}", demo.base_url);
+    println!("  access token: {}", demo.token);
+    println!("  NHS numbers of patients held by several boroughs (synthetic, 999 test range):");
+    for n in &demo.nhs_numbers {
+        println!("    {n}");
+    }
+    println!("Try: curl -H \"Authorization: Bearer $TOKEN\" '{}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}'",
+        demo.base_url, demo.nhs_numbers.first().map(String::as_str).unwrap_or(""));
+    println!("Stop with Ctrl-C.");
+    if let Some(path) = &args.ready_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&demo.ready_json())?)?;
+        std::fs::rename(&tmp, path)?;
+    }
+    shutdown_signal().await;
+    println!("stopping");
+    demo.stop().await
+}

@@ -1,0 +1,112 @@
+//! Fan-out: ask every relevant source at once, each within its own deadline and all within the
+//! request's, and report per source what happened.
+//!
+//! A slow or failing source never fails the others: its slot in the answer says why it is
+//! missing, and the caller turns that into an `incomplete` OperationOutcome entry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use tideway_adapters::{
+    AdapterError, CallContext, PatientLink, SourceAdapter, SourceId, SourcePatient, SourceRecord,
+};
+use tideway_profiles::NhsNumber;
+use tokio::time::{Instant, timeout_at};
+use tracing::Instrument;
+
+/// The registered sources and the overall deadline.
+#[derive(Clone)]
+pub struct Federation {
+    adapters: Vec<Arc<dyn SourceAdapter>>,
+    request_deadline: Duration,
+}
+
+/// What one source answered.
+#[derive(Debug)]
+pub struct SourceAnswer<T> {
+    /// Which source.
+    pub source: SourceId,
+    /// Its answer, or why there is none.
+    pub result: Result<T, AdapterError>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+impl Federation {
+    /// Sources in registry order (the order also decides which Patient represents the patient).
+    pub fn new(adapters: Vec<Arc<dyn SourceAdapter>>, request_deadline: Duration) -> Self {
+        Self { adapters, request_deadline }
+    }
+
+    /// The registered sources.
+    pub fn adapters(&self) -> &[Arc<dyn SourceAdapter>] {
+        &self.adapters
+    }
+
+    /// The adapter registered under `id`.
+    pub fn adapter(&self, id: &str) -> Option<&Arc<dyn SourceAdapter>> {
+        self.adapters.iter().find(|a| a.id().as_str() == id)
+    }
+
+    fn context(&self, adapter: &dyn SourceAdapter, overall: Instant, request_id: &str) -> CallContext {
+        let own = Instant::now() + adapter.config().timeout();
+        CallContext {
+            deadline: own.min(overall),
+            max_body_bytes: adapter.config().max_body_bytes,
+            request_id: request_id.to_owned(),
+        }
+    }
+
+    /// The overall deadline for a request starting now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.request_deadline
+    }
+
+    /// Asks every source whether it holds the patient.
+    pub async fn find_patient(
+        &self,
+        nhs: &NhsNumber,
+        gateway_id: &str,
+        request_id: &str,
+        overall: Instant,
+    ) -> Vec<SourceAnswer<Option<SourcePatient>>> {
+        let calls = self.adapters.iter().map(|a| {
+            let ctx = self.context(a.as_ref(), overall, request_id);
+            let span = tracing::info_span!("source.find_patient", source = %a.id());
+            async move {
+                let started = Instant::now();
+                let result = match timeout_at(ctx.deadline, a.find_patient(nhs, gateway_id, &ctx)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(AdapterError::Timeout),
+                };
+                SourceAnswer { source: a.id().clone(), result, elapsed: started.elapsed() }
+            }
+            .instrument(span)
+        });
+        join_all(calls).await
+    }
+
+    /// Fetches the linked records, one call per source, in parallel.
+    pub async fn fetch_records(
+        &self,
+        links: &[(Arc<dyn SourceAdapter>, PatientLink)],
+        request_id: &str,
+        overall: Instant,
+    ) -> Vec<SourceAnswer<SourceRecord>> {
+        let calls = links.iter().map(|(a, link)| {
+            let ctx = self.context(a.as_ref(), overall, request_id);
+            let span = tracing::info_span!("source.fetch_record", source = %a.id());
+            async move {
+                let started = Instant::now();
+                let result = match timeout_at(ctx.deadline, a.fetch_record(link, &ctx)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(AdapterError::Timeout),
+                };
+                SourceAnswer { source: a.id().clone(), result, elapsed: started.elapsed() }
+            }
+            .instrument(span)
+        });
+        join_all(calls).await
+    }
+}

@@ -1,0 +1,163 @@
+//! The one place errors become HTTP responses.
+//!
+//! Handlers return [`ApiError`]; its `ResponseError` impl renders an OperationOutcome with the
+//! status chosen here. The responder never logs (middleware does) and never includes upstream
+//! bodies or patient data: messages are written by us.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use tideway_profiles::{IssueSeverity, IssueType, OperationOutcome};
+
+/// FHIR JSON media type.
+pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+
+/// An error answered as an OperationOutcome.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Body.
+    pub outcome: OperationOutcome,
+    /// Value of `WWW-Authenticate`, for 401s.
+    pub www_authenticate: Option<&'static str>,
+}
+
+impl ApiError {
+    /// An error with one issue.
+    pub fn new(status: StatusCode, code: IssueType, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            outcome: OperationOutcome::new(IssueSeverity::Error, code, message),
+            www_authenticate: None,
+        }
+    }
+
+    /// Sets the expression (e.g. the offending parameter) of the issue.
+    pub fn at(mut self, expression: impl Into<String>) -> Self {
+        self.outcome = self.outcome.at(expression);
+        self
+    }
+
+    /// 400 `invalid`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, IssueType::Invalid, message)
+    }
+
+    /// 400 `not-supported` (an unknown or unsupported search parameter under strict handling).
+    pub fn unsupported_parameter(name: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            IssueType::NotSupported,
+            format!("search parameter '{name}' is not supported"),
+        )
+        .at(name.to_owned())
+    }
+
+    /// 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+    pub fn invalid_token(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, IssueType::Login, message);
+        e.www_authenticate = Some(r#"Bearer realm="tideway", error="invalid_token""#);
+        e
+    }
+
+    /// 401 for a request without any bearer token.
+    pub fn missing_token() -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, IssueType::Login, "an access token is required");
+        e.www_authenticate = Some(r#"Bearer realm="tideway", error="invalid_token""#);
+        e
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, IssueType::Forbidden, message)
+    }
+
+    /// 404 `not-found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, IssueType::NotFound, message)
+    }
+
+    /// 405 `not-supported`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            IssueType::NotSupported,
+            "this interaction is not supported: the gateway is read-only",
+        )
+    }
+
+    /// 501 `not-supported`.
+    pub fn not_implemented(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_IMPLEMENTED, IssueType::NotSupported, message)
+    }
+
+    /// 406 `not-supported`.
+    pub fn not_acceptable() -> Self {
+        Self::new(
+            StatusCode::NOT_ACCEPTABLE,
+            IssueType::NotSupported,
+            "only application/fhir+json (or application/json) is served",
+        )
+    }
+
+    /// 413 `too-long`.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            IssueType::TooLong,
+            format!("the request exceeds the {limit}-byte limit"),
+        )
+    }
+
+    /// 503 `transient`: the audit trail could not be written, so nothing is released.
+    pub fn audit_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            IssueType::Transient,
+            "the audit trail cannot be written, so no patient data can be released; try again later",
+        )
+    }
+
+    /// 503 `transient` for another internal dependency.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, IssueType::Transient, message)
+    }
+
+    /// 502 `exception`: every source failed.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, IssueType::Exception, message)
+    }
+
+    /// 504 `timeout`: no source answered in time.
+    pub fn gateway_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, IssueType::Timeout, message)
+    }
+
+    /// 500 `exception`, with a fixed message (details go to the log by the caller, not here).
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, "internal error")
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first = self.outcome.issues.first().map(|i| i.code.code()).unwrap_or("error");
+        write!(f, "{} {}", self.status.as_u16(), first)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON)));
+        if let Some(v) = self.www_authenticate {
+            res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(v)));
+        }
+        res.body(self.outcome.to_json().to_string())
+    }
+}

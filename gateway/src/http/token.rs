@@ -1,0 +1,81 @@
+//! `POST /token`: SMART Backend Services token exchange, answered in RFC 6749 form.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures::StreamExt;
+use serde_json::json;
+
+use super::ApiError;
+use super::middleware::request_id;
+use crate::app::AppState;
+use crate::audit::{AuditOutcome, AuditRecord};
+
+/// Reads a request body, refusing (413) past `limit` without buffering more than that.
+pub async fn read_capped(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::too_large(limit));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::invalid("the request body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn oauth_response(status: u16, body: serde_json::Value) -> HttpResponse {
+    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .body(body.to_string())
+}
+
+/// `POST /token`
+pub async fn token(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let body = read_capped(&req, payload, state.settings.server.max_request_bytes).await?;
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    let mut audit = AuditRecord::new(&request_id(&req), "token", None);
+    let result = if form {
+        state.tokens.exchange(&body).await
+    } else {
+        Err(tideway_auth::service::OAuthError::invalid_request(
+            "the token request must be application/x-www-form-urlencoded",
+        ))
+    };
+    match result {
+        Ok(granted) => {
+            audit.client_id = granted.client_id.clone();
+            audit.outcome = AuditOutcome::Success;
+            audit.http_status = 200;
+            audit.detail = json!({"scope": granted.response.scope});
+            if state.store.append_audit(&audit).await.is_err() {
+                return Err(ApiError::audit_unavailable());
+            }
+            let body = serde_json::to_value(&granted.response).map_err(|_| ApiError::internal())?;
+            Ok(oauth_response(200, body))
+        }
+        Err(e) => {
+            audit.outcome = AuditOutcome::Denied;
+            audit.http_status = e.status;
+            audit.detail = json!({"error": e.error});
+            if state.store.append_audit(&audit).await.is_err() {
+                tracing::error!(request_id = %audit.request_id, "audit write failed while refusing a token request");
+            }
+            Ok(oauth_response(e.status, e.to_json()))
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The Tideway gateway.
+//!
+//! Owns the FHIR REST API (actix-web), authentication (SMART Backend Services), the audit trail,
+//! the state store (SQLite by default, PostgreSQL to scale out), patient identity, federation
+//! across sources, and the `tideway` command line. Policy decisions and merging are kept as pure
+//! functions so they can be tested without the network. It depends on `tideway-adapters` for
+//! everything source-specific and must not speak any source dialect itself.
+
+pub mod app;
+pub mod audit;
+pub mod bundle;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod federation;
+pub mod http;
+pub mod identity;
+pub mod pages;
+pub mod store;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Settings;
+pub use tideway_auth::Principal;

@@ -1,0 +1,388 @@
+//! State kept by the gateway: the audit trail, the patient index and record locator, and used
+//! client-assertion ids. SQLite by default (one file, no set-up), PostgreSQL to scale out.
+//!
+//! Both backends share one schema (see `schema_sqlite` / `schema_postgres`, checked equal by a
+//! test) and one set of runtime-checked queries. Audit appends are durable before they return:
+//! SQLite runs in WAL mode with `synchronous=FULL`; PostgreSQL commits synchronously.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Row, SqlitePool};
+use tideway_auth::replay::{ReplayGuard, ReplayStoreError};
+use time::OffsetDateTime;
+
+use crate::audit::AuditRecord;
+
+/// A store operation failed. The message names the operation, never data.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {op} failed: {source}")]
+pub struct StoreError {
+    op: &'static str,
+    #[source]
+    source: sqlx::Error,
+}
+
+fn err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError { op, source }
+}
+
+/// The state store.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Embedded SQLite.
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+const SCHEMA_SQLITE: &str = include_str!("../migrations/sqlite.sql");
+const SCHEMA_POSTGRES: &str = include_str!("../migrations/postgres.sql");
+
+/// One row of a source link: which source holds the patient under which local id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLink {
+    /// Registry id of the source.
+    pub source_id: String,
+    /// The source's id for the patient.
+    pub local_id: String,
+}
+
+impl Store {
+    /// Connects and applies the schema.
+    pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Self, StoreError> {
+        let url = url.expose_secret();
+        let store = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(err("parse sqlite url"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await
+                .map_err(err("connect sqlite"))?;
+            Self::Sqlite(pool)
+        } else {
+            let opts = PgConnectOptions::from_str(url).map_err(err("parse postgres url"))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await
+                .map_err(err("connect postgres"))?;
+            Self::Postgres(pool)
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(p) => sqlx::raw_sql(SCHEMA_SQLITE).execute(p).await.map(drop),
+            Self::Postgres(p) => sqlx::raw_sql(SCHEMA_POSTGRES).execute(p).await.map(drop),
+        }
+        .map_err(err("apply schema"))
+    }
+
+    /// Which backend this is (`sqlite` or `postgres`), for readiness and metrics.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+            Self::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+        }
+        .map_err(err("ping"))
+    }
+
+    /// Appends one audit record durably and returns its sequence number.
+    pub async fn append_audit(&self, r: &AuditRecord) -> Result<i64, StoreError> {
+        let sources = serde_json::to_string(&r.sources).unwrap_or_else(|_| "[]".into());
+        let detail = r.detail.to_string();
+        let recorded = r.recorded_at.unix_timestamp_nanos() / 1_000;
+        let recorded = i64::try_from(recorded).unwrap_or(i64::MAX);
+        macro_rules! insert {
+            ($pool:expr, $sql:literal) => {
+                sqlx::query($sql)
+                    .bind(recorded)
+                    .bind(&r.request_id)
+                    .bind(r.phase.as_str())
+                    .bind(r.action)
+                    .bind(&r.client_id)
+                    .bind(&r.user_id)
+                    .bind(&r.role)
+                    .bind(&r.organisation)
+                    .bind(&r.purpose)
+                    .bind(&r.patient_id)
+                    .bind(&sources)
+                    .bind(r.outcome.as_str())
+                    .bind(i32::from(r.http_status))
+                    .bind(i64::try_from(r.released).unwrap_or(i64::MAX))
+                    .bind(&detail)
+                    .fetch_one($pool)
+                    .await
+                    .and_then(|row| row.try_get::<i64, _>(0))
+            };
+        }
+        match self {
+            Self::Sqlite(p) => insert!(
+                p,
+                "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
+                 organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING seq"
+            ),
+            Self::Postgres(p) => insert!(
+                p,
+                "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
+                 organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq"
+            ),
+        }
+        .map_err(err("append audit"))
+    }
+
+    /// Audit records of one request, oldest first (for tests and the privacy officer's tools).
+    pub async fn audit_for_request(&self, request_id: &str) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = match self {
+            Self::Sqlite(p) => sqlx::query(
+                "SELECT seq, phase, action, client_id, user_id, organisation, purpose, patient_id, sources, \
+                 outcome, http_status, released, detail FROM audit_event WHERE request_id = ?1 ORDER BY seq",
+            )
+            .bind(request_id)
+            .fetch_all(p)
+            .await
+            .map_err(err("read audit"))?
+            .iter()
+            .map(AuditRow::from_sqlite)
+            .collect::<Result<Vec<_>, _>>(),
+            Self::Postgres(p) => sqlx::query(
+                "SELECT seq, phase, action, client_id, user_id, organisation, purpose, patient_id, sources, \
+                 outcome, http_status, released, detail FROM audit_event WHERE request_id = $1 ORDER BY seq",
+            )
+            .bind(request_id)
+            .fetch_all(p)
+            .await
+            .map_err(err("read audit"))?
+            .iter()
+            .map(AuditRow::from_pg)
+            .collect::<Result<Vec<_>, _>>(),
+        };
+        rows.map_err(err("decode audit"))
+    }
+
+    /// Records that `patient_id` is the opaque id of `nhs_number` (idempotent).
+    pub async fn remember_patient(&self, patient_id: &str, nhs_number: &str) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        match self {
+            Self::Sqlite(p) => sqlx::query(
+                "INSERT INTO patient_index (patient_id, nhs_number, created_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (patient_id) DO NOTHING",
+            )
+            .bind(patient_id)
+            .bind(nhs_number)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(drop),
+            Self::Postgres(p) => sqlx::query(
+                "INSERT INTO patient_index (patient_id, nhs_number, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (patient_id) DO NOTHING",
+            )
+            .bind(patient_id)
+            .bind(nhs_number)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(drop),
+        }
+        .map_err(err("remember patient"))
+    }
+
+    /// The NHS number behind an opaque patient id, if the gateway has published that id.
+    pub async fn nhs_number_of(&self, patient_id: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::Sqlite(p) => sqlx::query_scalar("SELECT nhs_number FROM patient_index WHERE patient_id = ?1")
+                .bind(patient_id)
+                .fetch_optional(p)
+                .await,
+            Self::Postgres(p) => sqlx::query_scalar("SELECT nhs_number FROM patient_index WHERE patient_id = $1")
+                .bind(patient_id)
+                .fetch_optional(p)
+                .await,
+        }
+        .map_err(err("look up patient"))
+    }
+
+    /// Replaces the record locator's links for a patient with what the sources just answered.
+    pub async fn set_links(&self, patient_id: &str, links: &[SourceLink]) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        macro_rules! replace {
+            ($pool:expr, $del:literal, $ins:literal) => {{
+                let mut tx = $pool.begin().await.map_err(err("begin"))?;
+                sqlx::query($del).bind(patient_id).execute(&mut *tx).await.map_err(err("clear links"))?;
+                for l in links {
+                    sqlx::query($ins)
+                        .bind(patient_id)
+                        .bind(&l.source_id)
+                        .bind(&l.local_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err("insert link"))?;
+                }
+                tx.commit().await.map_err(err("commit links"))
+            }};
+        }
+        match self {
+            Self::Sqlite(p) => replace!(
+                p,
+                "DELETE FROM patient_source WHERE patient_id = ?1",
+                "INSERT INTO patient_source (patient_id, source_id, local_id, seen_at) VALUES (?1, ?2, ?3, ?4)"
+            ),
+            Self::Postgres(p) => replace!(
+                p,
+                "DELETE FROM patient_source WHERE patient_id = $1",
+                "INSERT INTO patient_source (patient_id, source_id, local_id, seen_at) VALUES ($1, $2, $3, $4)"
+            ),
+        }
+    }
+
+    /// The record locator's links for a patient.
+    pub async fn links(&self, patient_id: &str) -> Result<Vec<SourceLink>, StoreError> {
+        let rows: Vec<(String, String)> = match self {
+            Self::Sqlite(p) => sqlx::query_as(
+                "SELECT source_id, local_id FROM patient_source WHERE patient_id = ?1 ORDER BY source_id",
+            )
+            .bind(patient_id)
+            .fetch_all(p)
+            .await,
+            Self::Postgres(p) => sqlx::query_as(
+                "SELECT source_id, local_id FROM patient_source WHERE patient_id = $1 ORDER BY source_id",
+            )
+            .bind(patient_id)
+            .fetch_all(p)
+            .await,
+        }
+        .map_err(err("read links"))?;
+        Ok(rows.into_iter().map(|(source_id, local_id)| SourceLink { source_id, local_id }).collect())
+    }
+
+    /// Remembers a client assertion id until it expires; false if it was already used.
+    pub async fn first_use_of_jti(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let inserted = match self {
+            Self::Sqlite(p) => {
+                sqlx::query("DELETE FROM used_jti WHERE expires_at < ?1").bind(now).execute(p).await.map_err(err("purge jti"))?;
+                sqlx::query(
+                    "INSERT INTO used_jti (client_id, jti, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )
+                .bind(client_id)
+                .bind(jti)
+                .bind(expires_at)
+                .execute(p)
+                .await
+            }
+            Self::Postgres(p) => {
+                sqlx::query("DELETE FROM used_jti WHERE expires_at < $1").bind(now).execute(p).await.map_err(err("purge jti"))?;
+                sqlx::query(
+                    "INSERT INTO used_jti (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(client_id)
+                .bind(jti)
+                .bind(expires_at)
+                .execute(p)
+                .await
+            }
+        }
+        .map_err(err("remember jti"))?;
+        Ok(inserted.rows_affected() == 1)
+    }
+}
+
+/// An audit record as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    /// Sequence number (gap-free per store, ascending).
+    pub seq: i64,
+    /// `intent` or `outcome`.
+    pub phase: String,
+    /// What was asked.
+    pub action: String,
+    /// Client.
+    pub client_id: Option<String>,
+    /// User.
+    pub user_id: Option<String>,
+    /// Organisation ODS code.
+    pub organisation: Option<String>,
+    /// Purpose of use.
+    pub purpose: Option<String>,
+    /// Opaque patient id.
+    pub patient_id: Option<String>,
+    /// Sources asked (JSON array text).
+    pub sources: String,
+    /// Outcome code.
+    pub outcome: String,
+    /// HTTP status answered.
+    pub http_status: i32,
+    /// Resources released.
+    pub released: i64,
+    /// Structured detail (JSON text).
+    pub detail: String,
+}
+
+macro_rules! audit_row_from {
+    ($name:ident, $row:ty) => {
+        fn $name(r: &$row) -> Result<Self, sqlx::Error> {
+            Ok(Self {
+                seq: r.try_get("seq")?,
+                phase: r.try_get("phase")?,
+                action: r.try_get("action")?,
+                client_id: r.try_get("client_id")?,
+                user_id: r.try_get("user_id")?,
+                organisation: r.try_get("organisation")?,
+                purpose: r.try_get("purpose")?,
+                patient_id: r.try_get("patient_id")?,
+                sources: r.try_get("sources")?,
+                outcome: r.try_get("outcome")?,
+                http_status: r.try_get("http_status")?,
+                released: r.try_get("released")?,
+                detail: r.try_get("detail")?,
+            })
+        }
+    };
+}
+
+impl AuditRow {
+    audit_row_from!(from_sqlite, sqlx::sqlite::SqliteRow);
+    audit_row_from!(from_pg, sqlx::postgres::PgRow);
+}
+
+/// The store as the auth crate's replay guard, so a replayed assertion is refused on every
+/// replica.
+#[derive(Debug, Clone)]
+pub struct StoreReplayGuard(pub Store);
+
+#[async_trait]
+impl ReplayGuard for StoreReplayGuard {
+    async fn first_use(&self, client_id: &str, jti: &str, expires_at: OffsetDateTime) -> Result<bool, ReplayStoreError> {
+        self.0
+            .first_use_of_jti(client_id, jti, expires_at.unix_timestamp())
+            .await
+            .map_err(|_| ReplayStoreError)
+    }
+}

@@ -1,0 +1,16 @@
+//! The regional FHIR R4 implementation guide as code.
+//!
+//! This crate owns the identifiers and value types every other crate builds on (NHS number,
+//! ODS code, coding systems), the one OperationOutcome builder, and the only place fhirbolt is
+//! instantiated: [`validate`] wraps its generic serde code behind non-generic functions so the
+//! slow-to-compile model is built once. It does no I/O and knows nothing of HTTP.
+
+pub mod nhs;
+pub mod ods;
+pub mod outcome;
+pub mod systems;
+pub mod validate;
+
+pub use nhs::NhsNumber;
+pub use ods::OdsCode;
+pub use outcome::{IssueSeverity, IssueType, OperationOutcome};

@@ -1,0 +1,20 @@
+//! Coding-system and identifier-system URIs used across the region.
+
+/// NHS number identifier system.
+pub const NHS_NUMBER: &str = "https://fhir.nhs.uk/Id/nhs-number";
+/// ODS organisation code identifier system.
+pub const ODS_ORGANIZATION_CODE: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+/// SNOMED CT.
+pub const SNOMED_CT: &str = "http://snomed.info/sct";
+/// Read Codes version 2.
+pub const READ_V2: &str = "http://read.info/readv2";
+/// Clinical Terms Version 3 (Read v3).
+pub const CTV3: &str = "http://read.info/ctv3";
+/// NHS Dictionary of Medicines and Devices.
+pub const DM_D: &str = "https://dmd.nhs.uk";
+/// LOINC.
+pub const LOINC: &str = "http://loinc.org";
+/// HL7 v3 PurposeOfUse.
+pub const PURPOSE_OF_USE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
+/// NHS national RBAC role codes (job role codes).
+pub const NATIONAL_RBAC_ROLE: &str = "https://fhir.nhs.uk/CodeSystem/NHSDigital-SDS-JobRoleCode";
