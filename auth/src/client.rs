@@ -76,7 +76,12 @@ impl BackendClient {
     pub fn generate_es384(client_id: &str, kid: &str) -> Result<Self, ClientError> {
         let secret = p384::SecretKey::random(&mut rand::rngs::OsRng);
         let der = secret.to_pkcs8_der().map_err(|_| ClientError::Key)?;
-        Self::with_key(client_id, kid, Algorithm::ES384, EncodingKey::from_ec_der(der.as_bytes()))
+        Self::with_key(
+            client_id,
+            kid,
+            Algorithm::ES384,
+            EncodingKey::from_ec_der(der.as_bytes()),
+        )
     }
 
     /// A client from a PEM private key: RSA (PKCS#1 or PKCS#8) for `RS384`, P-384 PKCS#8 for
@@ -108,7 +113,13 @@ impl BackendClient {
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         let jwks_json =
             serde_json::to_string(&JwkSet { keys: vec![jwk] }).map_err(|_| ClientError::Key)?;
-        Ok(Self { client_id: client_id.to_owned(), kid: kid.to_owned(), alg, key, jwks_json })
+        Ok(Self {
+            client_id: client_id.to_owned(),
+            kid: kid.to_owned(),
+            alg,
+            key,
+            jwks_json,
+        })
     }
 
     /// The client id (`iss` and `sub` of its assertions).

@@ -114,7 +114,9 @@ pub enum AuthConfigError {
     #[error("auth.clients is empty: register at least one backend client")]
     NoClients,
     /// `assertion_max_lifetime_secs` is out of range.
-    #[error("auth.assertion_max_lifetime_secs must be between 1 and {MAX_ASSERTION_LIFETIME_SECS}, got {0}")]
+    #[error(
+        "auth.assertion_max_lifetime_secs must be between 1 and {MAX_ASSERTION_LIFETIME_SECS}, got {0}"
+    )]
     AssertionLifetime(u64),
     /// `clock_skew_secs` is out of range.
     #[error("auth.clock_skew_secs must be at most {MAX_CLOCK_SKEW_SECS}, got {0}")]
@@ -177,7 +179,9 @@ pub enum AuthConfigError {
         kid: String,
     },
     /// `token_lifetime_secs` is out of range.
-    #[error("client {client_id:?}: token_lifetime_secs must be between 1 and {MAX_TOKEN_LIFETIME_SECS}, got {secs}")]
+    #[error(
+        "client {client_id:?}: token_lifetime_secs must be between 1 and {MAX_TOKEN_LIFETIME_SECS}, got {secs}"
+    )]
     TokenLifetime {
         /// The client at fault.
         client_id: String,
@@ -185,7 +189,9 @@ pub enum AuthConfigError {
         secs: u64,
     },
     /// `allowed_scopes` is empty or holds something that is not a `system/` scope.
-    #[error("client {client_id:?}: allowed_scopes must be non-empty `system/...` scopes without spaces")]
+    #[error(
+        "client {client_id:?}: allowed_scopes must be non-empty `system/...` scopes without spaces"
+    )]
     AllowedScopes {
         /// The client at fault.
         client_id: String,
@@ -224,7 +230,9 @@ impl AuthConfig {
             return Err(AuthConfigError::NoClients);
         }
         if !(1..=MAX_ASSERTION_LIFETIME_SECS).contains(&self.assertion_max_lifetime_secs) {
-            return Err(AuthConfigError::AssertionLifetime(self.assertion_max_lifetime_secs));
+            return Err(AuthConfigError::AssertionLifetime(
+                self.assertion_max_lifetime_secs,
+            ));
         }
         if self.clock_skew_secs > MAX_CLOCK_SKEW_SECS {
             return Err(AuthConfigError::ClockSkew(self.clock_skew_secs));
@@ -253,7 +261,9 @@ impl ClientConfig {
                     && !s.chars().any(char::is_whitespace)
             });
         if !scopes_ok {
-            return Err(AuthConfigError::AllowedScopes { client_id: client_id() });
+            return Err(AuthConfigError::AllowedScopes {
+                client_id: client_id(),
+            });
         }
         let text = match (&self.jwks, &self.jwks_file) {
             (Some(inline), None) => inline.clone(),
@@ -264,7 +274,11 @@ impl ClientConfig {
                     source,
                 })?
             }
-            _ => return Err(AuthConfigError::KeySource { client_id: client_id() }),
+            _ => {
+                return Err(AuthConfigError::KeySource {
+                    client_id: client_id(),
+                });
+            }
         };
         parse_jwks(&self.client_id, &text)
     }
@@ -279,22 +293,30 @@ fn parse_jwks(client_id: &str, text: &str) -> Result<Vec<VerificationKey>, AuthC
         client_id: client_id.to_owned(),
         reason,
     };
-    let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+    let raw: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
     let Some(raw_keys) = raw.get("keys").and_then(serde_json::Value::as_array) else {
-        return Err(parse_err("expected an object with a `keys` array".to_owned()));
+        return Err(parse_err(
+            "expected an object with a `keys` array".to_owned(),
+        ));
     };
     for raw_key in raw_keys {
         if PRIVATE_MEMBERS.iter().any(|m| raw_key.get(m).is_some()) {
             return Err(AuthConfigError::UnsupportedKey {
                 client_id: client_id.to_owned(),
-                kid: raw_key.get("kid").and_then(|k| k.as_str()).map(str::to_owned),
+                kid: raw_key
+                    .get("kid")
+                    .and_then(|k| k.as_str())
+                    .map(str::to_owned),
                 reason: "the JWK Set must hold public keys only (found private or symmetric key material)",
             });
         }
     }
     let set: JwkSet = serde_json::from_value(raw).map_err(|e| parse_err(e.to_string()))?;
     if set.keys.is_empty() {
-        return Err(AuthConfigError::EmptyJwks { client_id: client_id.to_owned() });
+        return Err(AuthConfigError::EmptyJwks {
+            client_id: client_id.to_owned(),
+        });
     }
     let mut kids = HashSet::new();
     let mut keys = Vec::with_capacity(set.keys.len());
@@ -406,7 +428,10 @@ mod tests {
         assert_eq!(parsed.assertion_max_lifetime_secs, 300);
         assert_eq!(parsed.clock_skew_secs, 60);
         assert_eq!(parsed.clients[0].token_lifetime_secs, 300);
-        assert_eq!(parsed.clients[0].allowed_scopes, ["system/*.read", "system/*.rs"]);
+        assert_eq!(
+            parsed.clients[0].allowed_scopes,
+            ["system/*.read", "system/*.rs"]
+        );
         parsed.validate().unwrap();
 
         let typo = serde_json::from_value::<AuthConfig>(serde_json::json!({
@@ -436,18 +461,29 @@ mod tests {
         ));
         let mut both = client("a", RSA_JWKS);
         both.jwks_file = Some("x.json".into());
-        assert!(matches!(config(vec![both]).validate(), Err(AuthConfigError::KeySource { .. })));
+        assert!(matches!(
+            config(vec![both]).validate(),
+            Err(AuthConfigError::KeySource { .. })
+        ));
     }
 
     #[test]
     fn jwks_file_is_read_and_missing_file_is_reported() {
         let mut from_file = client("a", RSA_JWKS);
         from_file.jwks = None;
-        from_file.jwks_file =
-            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test-only-rs384-jwks.json").into());
+        from_file.jwks_file = Some(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/test-only-rs384-jwks.json"
+            )
+            .into(),
+        );
         assert_eq!(from_file.load_keys().unwrap().len(), 1);
         from_file.jwks_file = Some("/nonexistent/tideway.jwks.json".into());
-        assert!(matches!(from_file.load_keys(), Err(AuthConfigError::JwksFile { .. })));
+        assert!(matches!(
+            from_file.load_keys(),
+            Err(AuthConfigError::JwksFile { .. })
+        ));
     }
 
     #[test]
@@ -460,7 +496,10 @@ mod tests {
     fn token_lifetime_is_bounded() {
         let mut long = client("a", RSA_JWKS);
         long.token_lifetime_secs = 3601;
-        assert!(matches!(config(vec![long]).validate(), Err(AuthConfigError::TokenLifetime { .. })));
+        assert!(matches!(
+            config(vec![long]).validate(),
+            Err(AuthConfigError::TokenLifetime { .. })
+        ));
         let mut demo = client("a", RSA_JWKS);
         demo.token_lifetime_secs = 3600;
         config(vec![demo]).validate().unwrap();
@@ -470,7 +509,10 @@ mod tests {
     fn assertion_lifetime_and_skew_are_bounded() {
         let mut c = config(vec![client("a", RSA_JWKS)]);
         c.assertion_max_lifetime_secs = 301;
-        assert!(matches!(c.validate(), Err(AuthConfigError::AssertionLifetime(301))));
+        assert!(matches!(
+            c.validate(),
+            Err(AuthConfigError::AssertionLifetime(301))
+        ));
         c.assertion_max_lifetime_secs = 300;
         c.clock_skew_secs = 301;
         assert!(matches!(c.validate(), Err(AuthConfigError::ClockSkew(301))));
@@ -478,9 +520,16 @@ mod tests {
 
     #[test]
     fn unparseable_or_empty_jwks_is_refused() {
-        for bad in ["not json", r#"{"nokeys": []}"#, r#"{"keys": [{"kty": "RSA"}]}"#] {
+        for bad in [
+            "not json",
+            r#"{"nokeys": []}"#,
+            r#"{"keys": [{"kty": "RSA"}]}"#,
+        ] {
             assert!(
-                matches!(config(vec![client("a", bad)]).validate(), Err(AuthConfigError::JwksParse { .. })),
+                matches!(
+                    config(vec![client("a", bad)]).validate(),
+                    Err(AuthConfigError::JwksParse { .. })
+                ),
                 "{bad}"
             );
         }
@@ -498,7 +547,10 @@ mod tests {
         let enc = RSA_JWKS.replace("\"sig\"", "\"enc\"");
         for bad in [hmac, rs256.as_str(), p256, enc.as_str()] {
             let err = config(vec![client("a", bad)]).validate().unwrap_err();
-            assert!(matches!(err, AuthConfigError::UnsupportedKey { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, AuthConfigError::UnsupportedKey { .. }),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -514,9 +566,12 @@ mod tests {
     fn short_rsa_keys_are_refused() {
         // A 1024-bit modulus (128 bytes with the top bit set).
         let n = URL_SAFE_NO_PAD.encode([0xC5u8; 128]);
-        let jwks = format!(r#"{{"keys":[{{"kty":"RSA","kid":"s","alg":"RS384","n":"{n}","e":"AQAB"}}]}}"#);
+        let jwks =
+            format!(r#"{{"keys":[{{"kty":"RSA","kid":"s","alg":"RS384","n":"{n}","e":"AQAB"}}]}}"#);
         let err = config(vec![client("a", &jwks)]).validate().unwrap_err();
-        assert!(matches!(err, AuthConfigError::UnsupportedKey { reason, .. } if reason.contains("2048")));
+        assert!(
+            matches!(err, AuthConfigError::UnsupportedKey { reason, .. } if reason.contains("2048"))
+        );
     }
 
     #[test]
@@ -534,11 +589,17 @@ mod tests {
     fn allowed_scopes_must_be_system_scopes() {
         let mut c = client("a", RSA_JWKS);
         c.allowed_scopes = vec!["patient/*.read".to_owned()];
-        assert!(matches!(config(vec![c]).validate(), Err(AuthConfigError::AllowedScopes { .. })));
+        assert!(matches!(
+            config(vec![c]).validate(),
+            Err(AuthConfigError::AllowedScopes { .. })
+        ));
     }
 
     #[test]
     fn no_clients_is_refused() {
-        assert!(matches!(config(vec![]).validate(), Err(AuthConfigError::NoClients)));
+        assert!(matches!(
+            config(vec![]).validate(),
+            Err(AuthConfigError::NoClients)
+        ));
     }
 }

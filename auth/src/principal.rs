@@ -96,16 +96,24 @@ impl Principal {
     /// (`system/X.read`, `system/*.read`) and v2 (`system/X.rs`, `system/*.rs`, any permission
     /// string containing `r`) forms.
     pub fn may_read(&self, resource_type: &str) -> bool {
-        self.scopes.iter().any(|s| scope_allows_read(s, resource_type))
+        self.scopes
+            .iter()
+            .any(|s| scope_allows_read(s, resource_type))
     }
 }
 
 fn scope_allows_read(scope: &str, resource_type: &str) -> bool {
-    let Some(rest) = scope.strip_prefix("system/") else { return false };
-    let Some((ty, perm)) = rest.split_once('.') else { return false };
+    let Some(rest) = scope.strip_prefix("system/") else {
+        return false;
+    };
+    let Some((ty, perm)) = rest.split_once('.') else {
+        return false;
+    };
     let perm = perm.split('?').next().unwrap_or_default();
     (ty == "*" || ty == resource_type)
-        && (perm == "read" || perm == "*" || (perm.chars().all(|c| "cruds".contains(c)) && perm.contains('r')))
+        && (perm == "read"
+            || perm == "*"
+            || (perm.chars().all(|c| "cruds".contains(c)) && perm.contains('r')))
 }
 
 #[cfg(test)]

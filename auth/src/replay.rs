@@ -20,7 +20,9 @@ pub struct ReplayStoreError {
 impl ReplayStoreError {
     /// Wraps the store's own error. It must not carry the `jti` or other request data.
     pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self { source: source.into() }
+        Self {
+            source: source.into(),
+        }
     }
 }
 

@@ -20,10 +20,10 @@ use serde_json::Value;
 use tideway_profiles::OdsCode;
 use time::OffsetDateTime;
 
+use crate::JWT_BEARER_ASSERTION_TYPE;
 use crate::config::{AuthConfig, AuthConfigError, VerificationKey};
 use crate::principal::{Principal, PurposeOfUse, RoleCode};
 use crate::replay::ReplayGuard;
-use crate::JWT_BEARER_ASSERTION_TYPE;
 
 /// `iss` of the gateway's access tokens.
 pub const ACCESS_TOKEN_ISSUER: &str = "tideway";
@@ -107,7 +107,11 @@ pub struct OAuthError {
 
 impl OAuthError {
     fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into() }
+        Self {
+            status,
+            error,
+            description: description.into(),
+        }
     }
 
     fn invalid_request(description: impl Into<String>) -> Self {
@@ -282,7 +286,10 @@ impl TokenService {
                 allowed_scopes: client.allowed_scopes.clone(),
                 token_lifetime_secs: client.token_lifetime_secs,
             };
-            if clients.insert(client.client_id.clone(), registered).is_some() {
+            if clients
+                .insert(client.client_id.clone(), registered)
+                .is_some()
+            {
                 return Err(AuthConfigError::DuplicateClientId(client.client_id.clone()));
             }
         }
@@ -325,9 +332,10 @@ impl TokenService {
                 ));
             }
         }
-        let (Some(assertion_type), Some(assertion)) =
-            (form.client_assertion_type.as_deref(), form.client_assertion.as_deref())
-        else {
+        let (Some(assertion_type), Some(assertion)) = (
+            form.client_assertion_type.as_deref(),
+            form.client_assertion.as_deref(),
+        ) else {
             return Err(OAuthError::invalid_client(
                 "client authentication is required: send client_assertion_type and client_assertion",
             ));
@@ -341,7 +349,9 @@ impl TokenService {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (client_id, client, claims) = self.verify_assertion(assertion)?;
         if form.client_id.as_deref().is_some_and(|id| id != client_id) {
-            return Err(OAuthError::invalid_client("client_id does not match the assertion's iss"));
+            return Err(OAuthError::invalid_client(
+                "client_id does not match the assertion's iss",
+            ));
         }
         let (exp, jti) = self.check_assertion_claims(&claims, now)?;
         let user = asserted_user(claims.extensions.as_ref())?;
@@ -349,8 +359,9 @@ impl TokenService {
 
         // Last, so that an assertion refused for another reason does not use up its jti.
         // Remembered past exp by the skew we allow on exp, or it could be replayed then.
-        let remember_until = OffsetDateTime::from_unix_timestamp(exp.saturating_add(self.clock_skew_secs))
-            .map_err(|_| OAuthError::invalid_client("client assertion exp is out of range"))?;
+        let remember_until =
+            OffsetDateTime::from_unix_timestamp(exp.saturating_add(self.clock_skew_secs))
+                .map_err(|_| OAuthError::invalid_client("client assertion exp is out of range"))?;
         match self.replay.first_use(client_id, jti, remember_until).await {
             Ok(true) => {}
             Ok(false) => {
@@ -382,7 +393,9 @@ impl TokenService {
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(OAuthError::invalid_client("client assertion is not a compact JWS"));
+            return Err(OAuthError::invalid_client(
+                "client assertion is not a compact JWS",
+            ));
         };
         let header: AssertionHeader = decode_part(header_b64)
             .ok_or_else(|| OAuthError::invalid_client("client assertion header is malformed"))?;
@@ -416,7 +429,10 @@ impl TokenService {
 
         let candidates: Vec<&VerificationKey> = match &header.kid {
             Some(kid) => {
-                let Some(key) = client.keys.iter().find(|k| k.kid.as_deref() == Some(kid.as_str()))
+                let Some(key) = client
+                    .keys
+                    .iter()
+                    .find(|k| k.kid.as_deref() == Some(kid.as_str()))
                 else {
                     return Err(OAuthError::invalid_client(
                         "no key with the assertion's kid is registered for this client",
@@ -443,7 +459,9 @@ impl TokenService {
                 .unwrap_or(false)
         });
         if !verified {
-            return Err(OAuthError::invalid_client("client assertion signature is invalid"));
+            return Err(OAuthError::invalid_client(
+                "client assertion signature is invalid",
+            ));
         }
         Ok((client_id.as_str(), client, claims))
     }
@@ -472,7 +490,9 @@ impl TokenService {
             ));
         }
         let Some(exp) = claims.exp else {
-            return Err(OAuthError::invalid_client("client assertion exp is required"));
+            return Err(OAuthError::invalid_client(
+                "client assertion exp is required",
+            ));
         };
         if exp.saturating_add(self.clock_skew_secs) < now {
             return Err(OAuthError::invalid_client("client assertion has expired"));
@@ -487,20 +507,28 @@ impl TokenService {
             .nbf
             .is_some_and(|nbf| nbf > now.saturating_add(self.clock_skew_secs))
         {
-            return Err(OAuthError::invalid_client("client assertion is not yet valid (nbf)"));
+            return Err(OAuthError::invalid_client(
+                "client assertion is not yet valid (nbf)",
+            ));
         }
         if claims
             .iat
             .is_some_and(|iat| iat > now.saturating_add(self.clock_skew_secs))
         {
-            return Err(OAuthError::invalid_client("client assertion iat is in the future"));
+            return Err(OAuthError::invalid_client(
+                "client assertion iat is in the future",
+            ));
         }
         let jti = match claims.jti.as_deref() {
             None | Some("") => {
-                return Err(OAuthError::invalid_client("client assertion jti is required"));
+                return Err(OAuthError::invalid_client(
+                    "client assertion jti is required",
+                ));
             }
             Some(jti) if jti.chars().count() > MAX_ID_CHARS => {
-                return Err(OAuthError::invalid_client("client assertion jti is too long"));
+                return Err(OAuthError::invalid_client(
+                    "client assertion jti is too long",
+                ));
             }
             Some(jti) => jti,
         };
@@ -533,32 +561,46 @@ impl TokenService {
         };
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        let access_token = jsonwebtoken::encode(&header, &claims, &self.signing_key).map_err(|_| {
-            OAuthError::new(500, "server_error", "the access token could not be issued")
-        })?;
-        Ok(TokenResponse { access_token, token_type: "bearer", expires_in: lifetime, scope })
+        let access_token =
+            jsonwebtoken::encode(&header, &claims, &self.signing_key).map_err(|_| {
+                OAuthError::new(500, "server_error", "the access token could not be issued")
+            })?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "bearer",
+            expires_in: lifetime,
+            scope,
+        })
     }
 
     /// Authenticates an `Authorization` header value (`Bearer <access token>`, scheme matched
     /// case-insensitively) and returns who is asking.
-    pub fn authenticate(&self, authorization_header: Option<&str>) -> Result<Principal, TokenError> {
+    pub fn authenticate(
+        &self,
+        authorization_header: Option<&str>,
+    ) -> Result<Principal, TokenError> {
         let header = authorization_header.ok_or(TokenError::Missing)?;
         let (scheme, token) = header.trim().split_once(' ').ok_or(TokenError::Malformed)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(TokenError::Malformed);
         }
         let token = token.trim_start();
-        if token.is_empty() || token.contains(char::is_whitespace) || token.split('.').count() != 3 {
+        if token.is_empty() || token.contains(char::is_whitespace) || token.split('.').count() != 3
+        {
             return Err(TokenError::Malformed);
         }
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.verifying_key, &self.access_validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
-                    TokenError::Malformed
-                }
-                _ => TokenError::Invalid,
-            })?;
+        let data = jsonwebtoken::decode::<AccessClaims>(
+            token,
+            &self.verifying_key,
+            &self.access_validation,
+        )
+        .map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
+                TokenError::Malformed
+            }
+            _ => TokenError::Invalid,
+        })?;
         if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(TokenError::Invalid);
         }
@@ -567,7 +609,11 @@ impl TokenService {
             role: RoleCode::parse(&c.role).ok_or(TokenError::Invalid)?,
             organisation: OdsCode::parse(&c.organisation).map_err(|_| TokenError::Invalid)?,
             purpose: PurposeOfUse::parse(&c.purpose_of_use).ok_or(TokenError::Invalid)?,
-            scopes: c.scope.split_ascii_whitespace().map(str::to_owned).collect(),
+            scopes: c
+                .scope
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect(),
             client_id: c.client_id,
             user_id: c.sub,
             token_id: c.jti,
@@ -582,7 +628,10 @@ fn decode_part<T: serde::de::DeserializeOwned>(b64: &str) -> Option<T> {
 
 /// Reads the IHE IUA user claims. Descriptions name the claim at fault, never its value.
 fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError> {
-    let Some(iua) = extensions.and_then(|e| e.get("ihe_iua")).filter(|v| v.is_object()) else {
+    let Some(iua) = extensions
+        .and_then(|e| e.get("ihe_iua"))
+        .filter(|v| v.is_object())
+    else {
         return Err(OAuthError::invalid_request(
             "the client assertion must carry the requesting user in extensions.ihe_iua",
         ));
@@ -620,7 +669,12 @@ fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError>
             "extensions.ihe_iua.subject_name must be a string",
         ));
     }
-    Ok(AssertedUser { user_id: user_id.to_owned(), role, organisation, purpose })
+    Ok(AssertedUser {
+        user_id: user_id.to_owned(),
+        role,
+        organisation,
+        purpose,
+    })
 }
 
 /// The `code` of a `{system, code}` member; both must be non-empty strings.
@@ -674,7 +728,9 @@ mod tests {
 
     #[test]
     fn repeated_form_parameters_are_refused() {
-        let err = TokenForm::parse(b"grant_type=client_credentials&grant_type=password").unwrap_err();
+        let err = TokenForm::parse(b"grant_type=client_credentials&grant_type=password")
+            .err()
+            .unwrap();
         assert_eq!(err.error, "invalid_request");
         assert_eq!(err.description, "parameter grant_type is repeated");
     }
@@ -682,11 +738,16 @@ mod tests {
     #[test]
     fn scopes_granted_are_the_requested_ones_or_all_allowed() {
         let allowed = vec!["system/*.read".to_owned(), "system/*.rs".to_owned()];
-        assert_eq!(grant_scopes(Some("system/*.rs system/*.rs"), &allowed).unwrap(), ["system/*.rs"]);
+        assert_eq!(
+            grant_scopes(Some("system/*.rs system/*.rs"), &allowed).unwrap(),
+            ["system/*.rs"]
+        );
         assert_eq!(grant_scopes(None, &allowed).unwrap(), allowed);
         assert_eq!(grant_scopes(Some("  "), &allowed).unwrap(), allowed);
         assert_eq!(
-            grant_scopes(Some("system/*.read system/*.write"), &allowed).unwrap_err().error,
+            grant_scopes(Some("system/*.read system/*.write"), &allowed)
+                .unwrap_err()
+                .error,
             "invalid_scope"
         );
     }

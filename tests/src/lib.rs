@@ -1,1 +1,411 @@
-//! placeholder
+//! Test harness for Tideway's black-box end-to-end tests.
+//!
+//! [`TestApp::spawn`] starts simulated borough exchanges and the real gateway `Application` on
+//! port 0 with its own store (a fresh SQLite file, or a fresh PostgreSQL schema), registers test
+//! clients, and offers helpers that talk to it only over HTTP. Every FHIR body a test receives
+//! is also written to `$TIDEWAY_COLLECT_DIR` so `scripts/test.sh` can pass it through the
+//! independent validator.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a harness panic is a test failure, with its message")]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::Value;
+use tideway_adapters::fhir_r4::simulator::{self, FaultConfig, PopulationSpec, RunningSimulator, SimulatorConfig};
+use tideway_adapters::population::Population;
+use tideway_adapters::{SourceConfig, SourceId, SystemKind};
+use tideway_auth::client::{BackendClient, UserClaims};
+use tideway_auth::config::{AuthConfig, ClientConfig};
+use tideway_auth::{PurposeOfUse, RoleCode};
+use tideway_gateway::Application;
+use tideway_gateway::app::AppState;
+use tideway_gateway::config::{
+    FederationSettings, IdentitySettings, ServerSettings, Settings, StoreSettings, TelemetrySettings,
+};
+use tideway_profiles::OdsCode;
+
+/// The seed every test population uses.
+pub const SEED: u64 = 7;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared/data/{rel}` beside the workspace, or a panic naming what is missing.
+pub fn shared_data(rel: &str) -> PathBuf {
+    let p = workspace_root().join("../shared/data").join(rel);
+    assert!(p.exists(), "test data missing: {} (the shared/ folder must sit beside the project)", p.display());
+    p
+}
+
+/// Which store the app under test uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// A fresh schema in the PostgreSQL at `$TIDEWAY_TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+/// How to start the app under test.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Synthetic boroughs to start.
+    pub boroughs: usize,
+    /// Patients per borough.
+    pub patients: usize,
+    /// Serve this directory from one extra from-dir simulator (registered first).
+    pub from_dir: Option<PathBuf>,
+    /// Faults for borough `i` (index into the synthetic boroughs).
+    pub faults: Vec<(usize, FaultConfig)>,
+    /// Store backend.
+    pub store: StoreKind,
+    /// Per-source timeout.
+    pub source_timeout_ms: u64,
+    /// Overall deadline.
+    pub request_deadline_ms: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            boroughs: 3,
+            patients: 20,
+            from_dir: None,
+            faults: Vec::new(),
+            store: StoreKind::Sqlite,
+            source_timeout_ms: 5_000,
+            request_deadline_ms: 8_000,
+        }
+    }
+}
+
+/// A running gateway with its simulators.
+pub struct TestApp {
+    /// Gateway base URL.
+    pub base_url: String,
+    /// HTTP client (no redirects).
+    pub http: reqwest::Client,
+    /// The ES384 test client (registered as `test-es`).
+    pub es_client: BackendClient,
+    /// The RS384 test client (registered as `test-rs`, key from auth/tests/fixtures).
+    pub rs_client: BackendClient,
+    /// The synthetic population.
+    pub population: Population,
+    /// Simulators, from-dir one first if any.
+    pub simulators: Vec<RunningSimulator>,
+    /// The gateway's state (store access for audit assertions).
+    pub state: actix_web::web::Data<AppState>,
+    /// SQLite file, when that backend is used.
+    pub sqlite_path: Option<PathBuf>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+static COLLECTED: AtomicU64 = AtomicU64::new(0);
+
+/// A clinician user for tests.
+pub fn clinician() -> UserClaims {
+    UserClaims {
+        user_id: "555021935107".to_owned(),
+        role: RoleCode::parse("R8000").unwrap(),
+        organisation: OdsCode::parse("RJ122").unwrap(),
+        purpose: PurposeOfUse::Treat,
+        name: Some("Dr Test".to_owned()),
+    }
+}
+
+/// A different user (for page-link ownership).
+pub fn other_clinician() -> UserClaims {
+    UserClaims { user_id: "555021935108".to_owned(), organisation: OdsCode::parse("RKE").unwrap(), ..clinician() }
+}
+
+fn secret(tag: &str) -> SecretString {
+    SecretString::from(format!("{tag}-{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// The RS384 test key shipped as a fixture.
+pub fn rs_client() -> BackendClient {
+    let dir = workspace_root().join("auth/tests/fixtures");
+    let pem = std::fs::read_to_string(dir.join("rsa-test-client.key.pem")).expect("rsa fixture");
+    BackendClient::from_pem("test-rs", "rs-test-1", jsonwebtoken::Algorithm::RS384, &pem).expect("rsa client")
+}
+
+impl TestApp {
+    /// Starts simulators and the gateway.
+    pub async fn spawn(opts: Options) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let population = Population::new(SEED, opts.boroughs.max(1), opts.patients);
+        let mut simulators = Vec::new();
+        let mut sources = Vec::new();
+        let localhost = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        if let Some(dir) = &opts.from_dir {
+            let sim = simulator::start(SimulatorConfig {
+                bind: localhost,
+                population: PopulationSpec::FromDir(dir.clone()),
+                faults: FaultConfig::default(),
+            })
+            .await
+            .expect("from-dir simulator");
+            sources.push(source("synthea", "RYJ", sim.base_url(), opts.source_timeout_ms));
+            simulators.push(sim);
+        }
+        for i in 0..opts.boroughs {
+            let faults = opts.faults.iter().find(|(b, _)| *b == i).map(|(_, f)| f.clone()).unwrap_or_default();
+            let sim = simulator::start(SimulatorConfig {
+                bind: localhost,
+                population: PopulationSpec::Synthetic {
+                    seed: SEED,
+                    borough_index: i,
+                    borough_count: opts.boroughs,
+                    patients_per_borough: opts.patients,
+                },
+                faults,
+            })
+            .await
+            .expect("simulator");
+            let ods = population.borough_ods_code(i).expect("borough ods");
+            sources.push(source(&format!("borough-{i:02}"), ods.as_str(), sim.base_url(), opts.source_timeout_ms));
+            simulators.push(sim);
+        }
+        let es_client = BackendClient::generate_es384("test-es", "es-test-1").expect("es client");
+        let rs_client = rs_client();
+        let (store_url, sqlite_path) = match opts.store {
+            StoreKind::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("tideway-test-{}", uuid::Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                let path = dir.join("tideway.db");
+                (format!("sqlite://{}", path.display()), Some(path))
+            }
+            StoreKind::Postgres => (fresh_postgres_schema().await, None),
+        };
+        let client = |id: &str, jwks: String, lifetime: u64| ClientConfig {
+            client_id: id.to_owned(),
+            name: format!("{id} (tests)"),
+            jwks: Some(jwks),
+            jwks_file: None,
+            allowed_scopes: vec!["system/*.read".to_owned(), "system/*.rs".to_owned(), "system/Patient.rs".to_owned()],
+            token_lifetime_secs: lifetime,
+        };
+        let settings = Settings {
+            server: ServerSettings {
+                bind: localhost,
+                public_base_url: None,
+                max_request_bytes: 16 * 1024,
+                workers: Some(2),
+            },
+            store: StoreSettings { url: SecretString::from(store_url), max_connections: 4 },
+            identity: IdentitySettings { pseudonym_key: secret("pseudonym") },
+            auth: AuthConfig {
+                token_signing_secret: secret("signing"),
+                clients: vec![
+                    client("test-es", es_client.jwks_json(), 300),
+                    client("test-rs", rs_client.jwks_json(), 300),
+                ],
+                assertion_max_lifetime_secs: 300,
+                clock_skew_secs: 60,
+            },
+            federation: FederationSettings {
+                request_deadline_ms: opts.request_deadline_ms,
+                default_page_size: 100,
+                max_page_size: 1000,
+            },
+            telemetry: TelemetrySettings::default(),
+            sources,
+        };
+        settings.validate().expect("test settings are valid");
+        let app = Application::build(settings).await.expect("application starts");
+        let base_url = app.base_url().to_owned();
+        let state = app.state();
+        let handle = app.handle();
+        tokio::spawn(app.run());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        Self { base_url, http, es_client, rs_client, population, simulators, state, sqlite_path, handle }
+    }
+
+    /// The token endpoint URL.
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.base_url)
+    }
+
+    /// Posts a raw form to `/token`.
+    pub async fn post_token(&self, form: String) -> reqwest::Response {
+        self.http
+            .post(self.token_url())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    /// An access token for `user` from the ES384 client.
+    pub async fn token_for(&self, user: &UserClaims) -> String {
+        let form = self.es_client.token_form(&self.token_url(), "system/*.read", user).expect("form");
+        let res = self.post_token(form).await;
+        assert_eq!(res.status(), 200, "token request failed");
+        let body: Value = res.json().await.expect("token json");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// An access token for the default clinician.
+    pub async fn token(&self) -> String {
+        self.token_for(&clinician()).await
+    }
+
+    /// GET `path` (relative to the base URL, or absolute) with an optional bearer token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.get_with(path, token, &[]).await
+    }
+
+    /// GET with extra headers.
+    pub async fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Answer {
+        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{}", self.base_url, path) };
+        let mut req = self.http.get(url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Answer::from(req.send().await.expect("request")).await
+    }
+
+    /// Finds a patient by NHS number and returns the gateway's id.
+    pub async fn patient_id(&self, token: &str, nhs: &str) -> String {
+        let a = self.get(&nhs_search(nhs), Some(token)).await;
+        assert_eq!(a.status, 200, "patient search: {}", a.body);
+        a.body["entry"][0]["resource"]["id"].as_str().expect("patient id").to_owned()
+    }
+
+    /// Total requests the simulators have served.
+    pub fn simulator_hits(&self) -> u64 {
+        self.simulators.iter().map(|s| s.hits().total).sum()
+    }
+
+    /// Stops everything.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        for s in self.simulators {
+            s.stop().await;
+        }
+    }
+}
+
+fn source(id: &str, ods: &str, base_url: url::Url, timeout_ms: u64) -> SourceConfig {
+    SourceConfig {
+        id: SourceId::parse(id).expect("source id"),
+        name: format!("{id} (simulated)"),
+        kind: SystemKind::FhirR4,
+        ods_code: OdsCode::parse(ods).expect("ods"),
+        base_url,
+        timeout_ms,
+        max_body_bytes: 8 * 1024 * 1024,
+    }
+}
+
+/// `/Patient?identifier=…|{nhs}`.
+pub fn nhs_search(nhs: &str) -> String {
+    format!("/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number%7C{nhs}")
+}
+
+/// The PostgreSQL URL for tests: `$TIDEWAY_TEST_POSTGRES_URL`, defaulting to the local `test`
+/// database. PostgreSQL is part of the tested surface: if it is absent the test fails.
+pub fn postgres_url() -> String {
+    std::env::var("TIDEWAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Creates a fresh schema and returns a URL whose connections use it.
+pub async fn fresh_postgres_schema() -> String {
+    use sqlx::Connection;
+    let base = postgres_url();
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is required for this test and is not reachable: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.expect("create schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// A response with its body parsed (JSON) or kept as text.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Parsed JSON body (`Value::Null` if not JSON).
+    pub body: Value,
+    /// Raw body.
+    pub raw: Arc<Vec<u8>>,
+}
+
+impl Answer {
+    async fn from(res: reqwest::Response) -> Self {
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let raw = res.bytes().await.expect("body").to_vec();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        let fhir = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/fhir+json"));
+        if fhir && body.get("resourceType").is_some() {
+            collect(&raw);
+        }
+        Self { status, headers, body, raw: Arc::new(raw) }
+    }
+
+    /// The header's value.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+
+    /// The first issue's code, for OperationOutcomes.
+    pub fn issue_code(&self) -> &str {
+        self.body["issue"][0]["code"].as_str().unwrap_or("")
+    }
+
+    /// Entry resources of a Bundle.
+    pub fn resources(&self) -> Vec<&Value> {
+        self.body["entry"].as_array().map(|es| es.iter().map(|e| &e["resource"]).collect()).unwrap_or_default()
+    }
+
+    /// Match entries only (no outcome entries).
+    pub fn matches(&self) -> Vec<&Value> {
+        self.body["entry"]
+            .as_array()
+            .map(|es| es.iter().filter(|e| e["search"]["mode"] == "match").map(|e| &e["resource"]).collect())
+            .unwrap_or_default()
+    }
+
+    /// The outcome entry's resource, if any.
+    pub fn outcome_entry(&self) -> Option<&Value> {
+        self.body["entry"].as_array()?.iter().find(|e| e["search"]["mode"] == "outcome").map(|e| &e["resource"])
+    }
+
+    /// The `next` link.
+    pub fn next_link(&self) -> Option<String> {
+        self.body["link"].as_array()?.iter().find(|l| l["relation"] == "next").and_then(|l| l["url"].as_str()).map(str::to_owned)
+    }
+}
+
+/// Writes a FHIR body to `$TIDEWAY_COLLECT_DIR` (if set) for the independent validator.
+pub fn collect(raw: &[u8]) {
+    if let Ok(dir) = std::env::var("TIDEWAY_COLLECT_DIR") {
+        let n = COLLECTED.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{n:05}.json", std::process::id());
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(PathBuf::from(dir).join(name), raw);
+    }
+}

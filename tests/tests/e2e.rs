@@ -1,0 +1,13 @@
+//! End-to-end: the real gateway and simulated boroughs over HTTP. One test binary so the
+//! application code is linked once; each test starts its own app on port 0.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
+
+mod api;
+mod auth;
+mod audit;
+mod config;
+mod federation;
+mod postgres;
+mod schema;
+mod synthea;

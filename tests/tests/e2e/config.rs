@@ -1,0 +1,67 @@
+//! The configuration file: the example parses, unknown keys are refused, the environment
+//! overrides.
+
+use tideway_gateway::config::Settings;
+use tideway_tests::workspace_root;
+
+fn example() -> String {
+    let text = std::fs::read_to_string(workspace_root().join("deploy/tideway.example.toml")).unwrap();
+    // Point the example's client at a JWKS file that exists here.
+    let jwks = workspace_root().join("auth/tests/fixtures/rsa-test-client.jwks.json");
+    text.replace("/etc/tideway/clients/guys-epr.jwks.json", &jwks.display().to_string())
+}
+
+#[test]
+fn the_example_config_parses_with_every_key() {
+    let s = Settings::from_toml_with_env(&example(), Vec::new()).expect("example parses");
+    assert_eq!(s.server.bind.port(), 8080);
+    assert_eq!(s.sources.len(), 1);
+    assert_eq!(s.sources[0].id.as_str(), "camden");
+    assert_eq!(s.sources[0].timeout_ms, 5000);
+    assert_eq!(s.auth.clients[0].token_lifetime_secs, 300);
+    assert_eq!(s.federation.max_page_size, 1000);
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    let text = example().replace("[server]", "[server]\ncolour = \"blue\"");
+    let err = Settings::from_toml_with_env(&text, Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("colour"), "{err}");
+    let text = example() + "\n[surprise]\nx = 1\n";
+    let err = Settings::from_toml_with_env(&text, Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("surprise"), "{err}");
+}
+
+#[test]
+fn environment_overrides_win() {
+    let env = vec![
+        ("TIDEWAY__SERVER__BIND".to_owned(), "0.0.0.0:9999".to_owned()),
+        ("TIDEWAY__FEDERATION__DEFAULT_PAGE_SIZE".to_owned(), "25".to_owned()),
+        ("TIDEWAY__STORE__URL".to_owned(), "postgres://tideway@db/tideway".to_owned()),
+        ("UNRELATED".to_owned(), "1".to_owned()),
+    ];
+    let s = Settings::from_toml_with_env(&example(), env).unwrap();
+    assert_eq!(s.server.bind.port(), 9999);
+    assert_eq!(s.federation.default_page_size, 25);
+    let err = Settings::from_toml_with_env(&example(), vec![("TIDEWAY__SERVER__NOPE".to_owned(), "1".to_owned())])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn nonsense_values_are_refused() {
+    for (from, to) in [
+        ("pseudonym_key = \"change-me-change-me-change-me-change-me\"", "pseudonym_key = \"short\""),
+        ("url = \"sqlite://tideway.db\"", "url = \"mysql://x\""),
+        ("kind = \"fhir-r4\"", "kind = \"carrier-pigeon\""),
+        ("kind = \"fhir-r4\"", "kind = \"emis\""),
+        ("id = \"camden\"", "id = \"Camden Exchange\""),
+        ("ods_code = \"RKE\"", "ods_code = \"x\""),
+        ("token_lifetime_secs = 300", "token_lifetime_secs = 86400"),
+    ] {
+        let text = example().replace(from, to);
+        assert_ne!(text, example(), "fixture replacement for {from}");
+        assert!(Settings::from_toml_with_env(&text, Vec::new()).is_err(), "{to} should be refused");
+    }
+}
