@@ -32,8 +32,16 @@ pub struct CallContext {
 
 impl CallContext {
     /// A context whose deadline is `timeout` from now.
-    pub fn with_timeout(timeout: Duration, max_body_bytes: usize, request_id: impl Into<String>) -> Self {
-        Self { deadline: Instant::now() + timeout, max_body_bytes, request_id: request_id.into() }
+    pub fn with_timeout(
+        timeout: Duration,
+        max_body_bytes: usize,
+        request_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            deadline: Instant::now() + timeout,
+            max_body_bytes,
+            request_id: request_id.into(),
+        }
     }
 }
 
@@ -113,7 +121,10 @@ pub enum AdapterError {
 impl AdapterError {
     /// Whether asking again later might succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Timeout | Self::Unreachable | Self::Status(429 | 500..=599))
+        matches!(
+            self,
+            Self::Timeout | Self::Unreachable | Self::Status(429 | 500..=599)
+        )
     }
 }
 
@@ -139,5 +150,9 @@ pub trait SourceAdapter: Send + Sync + 'static {
     ) -> Result<Option<SourcePatient>, AdapterError>;
 
     /// Fetches everything the source holds for the linked patient, normalised.
-    async fn fetch_record(&self, patient: &PatientLink, ctx: &CallContext) -> Result<SourceRecord, AdapterError>;
+    async fn fetch_record(
+        &self,
+        patient: &PatientLink,
+        ctx: &CallContext,
+    ) -> Result<SourceRecord, AdapterError>;
 }

@@ -393,10 +393,15 @@ fn modulus_bits(n: &[u8]) -> usize {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic is a test failure"
+)]
 mod tests {
     use super::*;
 
-    const RSA_JWKS: &str = include_str!("../tests/fixtures/test-only-rs384-jwks.json");
+    const RSA_JWKS: &str = include_str!("../tests/fixtures/rsa-test-client.jwks.json");
 
     fn config(clients: Vec<ClientConfig>) -> AuthConfig {
         AuthConfig {
@@ -474,7 +479,7 @@ mod tests {
         from_file.jwks_file = Some(
             concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/test-only-rs384-jwks.json"
+                "/tests/fixtures/rsa-test-client.jwks.json"
             )
             .into(),
         );

@@ -21,7 +21,7 @@ pub use client::{BackendClient, ClientError, UserClaims};
 pub use config::{AuthConfig, AuthConfigError, ClientConfig};
 pub use principal::{Principal, PurposeOfUse, RoleCode};
 pub use replay::{InMemoryReplayGuard, ReplayGuard, ReplayStoreError};
-pub use service::{OAuthError, TokenError, TokenResponse, TokenService};
+pub use service::{OAuthError, TokenError, TokenGrant, TokenResponse, TokenService};
 
 /// The `client_assertion_type` a SMART Backend Services client sends (RFC 7523).
 pub const JWT_BEARER_ASSERTION_TYPE: &str =

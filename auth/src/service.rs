@@ -89,6 +89,18 @@ impl fmt::Debug for TokenResponse {
     }
 }
 
+/// What [`TokenService::exchange`] grants: the response for the client and, for the
+/// gateway's audit record, who it was issued to.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    /// The authenticated client.
+    pub client_id: String,
+    /// The new access token's id (`jti`), the same as [`Principal::token_id`] later.
+    pub token_id: String,
+    /// The body to send (RFC 6749 §5.1).
+    pub response: TokenResponse,
+}
+
 /// A token-endpoint error (RFC 6749 §5.2). The description is safe to send and to log: it never
 /// contains the assertion, its claims' values or user data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,11 +126,13 @@ impl OAuthError {
         }
     }
 
-    fn invalid_request(description: impl Into<String>) -> Self {
+    /// A 400 `invalid_request`.
+    pub fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(400, "invalid_request", description)
     }
 
-    fn invalid_client(description: impl Into<String>) -> Self {
+    /// A 401 `invalid_client`.
+    pub fn invalid_client(description: impl Into<String>) -> Self {
         Self::new(401, "invalid_client", description)
     }
 
@@ -319,7 +333,7 @@ impl TokenService {
 
     /// Handles a `POST /token` body (`application/x-www-form-urlencoded`): the SMART Backend
     /// Services `client_credentials` grant with a JWT client assertion.
-    pub async fn exchange(&self, form_body: &[u8]) -> Result<TokenResponse, OAuthError> {
+    pub async fn exchange(&self, form_body: &[u8]) -> Result<TokenGrant, OAuthError> {
         let form = TokenForm::parse(form_body)?;
         match form.grant_type.as_deref() {
             None => return Err(OAuthError::invalid_request("grant_type is required")),
@@ -542,9 +556,10 @@ impl TokenService {
         user: &AssertedUser,
         scopes: Vec<String>,
         now: i64,
-    ) -> Result<TokenResponse, OAuthError> {
+    ) -> Result<TokenGrant, OAuthError> {
         let lifetime = client.token_lifetime_secs;
         let scope = scopes.join(" ");
+        let token_id = uuid::Uuid::new_v4().to_string();
         let claims = AccessClaims {
             iss: ACCESS_TOKEN_ISSUER.to_owned(),
             aud: ACCESS_TOKEN_AUDIENCE.to_owned(),
@@ -554,7 +569,7 @@ impl TokenService {
             role: user.role.as_str().to_owned(),
             organisation: user.organisation.as_str().to_owned(),
             purpose_of_use: user.purpose.code().to_owned(),
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: token_id.clone(),
             iat: now,
             // Lifetimes are validated to at most 3600, so this cannot wrap.
             exp: now.saturating_add_unsigned(lifetime),
@@ -565,11 +580,15 @@ impl TokenService {
             jsonwebtoken::encode(&header, &claims, &self.signing_key).map_err(|_| {
                 OAuthError::new(500, "server_error", "the access token could not be issued")
             })?;
-        Ok(TokenResponse {
-            access_token,
-            token_type: "bearer",
-            expires_in: lifetime,
-            scope,
+        Ok(TokenGrant {
+            client_id: client_id.to_owned(),
+            token_id,
+            response: TokenResponse {
+                access_token,
+                token_type: "bearer",
+                expires_in: lifetime,
+                scope,
+            },
         })
     }
 
@@ -712,6 +731,11 @@ fn grant_scopes(requested: Option<&str>, allowed: &[String]) -> Result<Vec<Strin
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic is a test failure"
+)]
 mod tests {
     use super::*;
 

@@ -93,9 +93,9 @@ impl Demo {
             let population = Population::new(args.seed, args.boroughs, args.patients);
             sources.push(SourceConfig {
                 id: SourceId::parse(&format!("borough-{i:02}"))?,
-                name: format!("{} exchange (simulated)", population.borough_name(i)),
+                name: format!("{} exchange (simulated)", population.borough_name(i).unwrap_or("London")),
                 kind: SystemKind::FhirR4,
-                ods_code: OdsCode::parse(&population.borough_ods_code(i))?,
+                ods_code: population.borough_ods_code(i).ok_or("no ODS code for borough")?,
                 base_url: sim.base_url(),
                 timeout_ms: 5_000,
                 max_body_bytes: 32 * 1024 * 1024,
@@ -153,7 +153,7 @@ impl Demo {
         let res = http
             .post(&token_url)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(client.token_form(&token_url, "system/*.read", &user))
+            .body(client.token_form(&token_url, "system/*.read", &user)?)
             .send()
             .await?;
         let status = res.status();

@@ -285,7 +285,7 @@ impl Store {
     /// Remembers a client assertion id until it expires; false if it was already used.
     pub async fn first_use_of_jti(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool, StoreError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let inserted = match self {
+        let affected = match self {
             Self::Sqlite(p) => {
                 sqlx::query("DELETE FROM used_jti WHERE expires_at < ?1").bind(now).execute(p).await.map_err(err("purge jti"))?;
                 sqlx::query(
@@ -296,6 +296,7 @@ impl Store {
                 .bind(expires_at)
                 .execute(p)
                 .await
+                .map(|r| r.rows_affected())
             }
             Self::Postgres(p) => {
                 sqlx::query("DELETE FROM used_jti WHERE expires_at < $1").bind(now).execute(p).await.map_err(err("purge jti"))?;
@@ -307,10 +308,11 @@ impl Store {
                 .bind(expires_at)
                 .execute(p)
                 .await
+                .map(|r| r.rows_affected())
             }
         }
         .map_err(err("remember jti"))?;
-        Ok(inserted.rows_affected() == 1)
+        Ok(affected == 1)
     }
 }
 

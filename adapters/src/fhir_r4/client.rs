@@ -1,1 +1,297 @@
-//! wip
+//! The FHIR R4 adapter: finds a patient by NHS number and fetches `$everything`, over reqwest.
+//!
+//! Every call is bounded by the context's deadline and body cap, redirects are never followed
+//! and paging links are only followed on the source's own origin, because a compromised or
+//! misconfigured source must not be able to point the gateway at another host.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use reqwest::header::{ACCEPT, HeaderValue};
+use serde_json::Value;
+use tideway_profiles::{NhsNumber, systems};
+
+use super::mapping::{self, Normaliser};
+use crate::adapter::{
+    AdapterError, CallContext, PatientLink, SourceAdapter, SourcePatient, SourceRecord,
+};
+use crate::source::SourceConfig;
+
+const FHIR_JSON: &str = "application/fhir+json";
+
+/// Default most pages followed for one `$everything`.
+pub const DEFAULT_MAX_PAGES: usize = 100;
+
+/// The reqwest client could not be built (TLS set-up).
+#[derive(Debug, thiserror::Error)]
+#[error("the HTTP client could not be built")]
+pub struct ClientBuildError;
+
+/// An adapter for a source speaking plain FHIR R4 REST.
+#[derive(Debug, Clone)]
+pub struct FhirR4Adapter {
+    config: SourceConfig,
+    client: reqwest::Client,
+    max_pages: usize,
+    page_size: Option<usize>,
+}
+
+impl FhirR4Adapter {
+    /// An adapter for `config`. Its `base_url` should end in `/` (one is added if not).
+    pub fn new(mut config: SourceConfig) -> Result<Self, ClientBuildError> {
+        // reqwest is built without a bundled crypto provider; binaries install ring at start,
+        // but tests and tools that only build an adapter must work too.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // Losing a race with another installer is fine: a provider is then installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        if !config.base_url.path().ends_with('/') {
+            let path = format!("{}/", config.base_url.path());
+            config.base_url.set_path(&path);
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .map_err(|_| ClientBuildError)?;
+        Ok(Self {
+            config,
+            client,
+            max_pages: DEFAULT_MAX_PAGES,
+            page_size: None,
+        })
+    }
+
+    /// Follows at most `n` pages (at least 1) of one `$everything`.
+    pub fn with_max_pages(mut self, n: usize) -> Self {
+        self.max_pages = n.max(1);
+        self
+    }
+
+    /// Asks the source for pages of `n` entries (`_count`); by default the source chooses.
+    pub fn with_page_size(mut self, n: usize) -> Self {
+        self.page_size = Some(n.max(1));
+        self
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<url::Url, AdapterError> {
+        let mut url = self.config.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|_| AdapterError::Malformed("source base URL cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    fn same_origin(&self, url: &url::Url) -> bool {
+        url.origin() == self.config.base_url.origin()
+    }
+
+    /// Sends one request and reads its body as a Bundle, within the body cap.
+    async fn bundle(
+        &self,
+        request: reqwest::RequestBuilder,
+        ctx: &CallContext,
+    ) -> Result<Value, AdapterError> {
+        let request = request.header(ACCEPT, FHIR_JSON).header(
+            "X-Request-ID",
+            HeaderValue::from_str(&ctx.request_id)
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+        );
+        let response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(AdapterError::ForeignLink);
+        }
+        if !status.is_success() {
+            return Err(AdapterError::Status(status.as_u16()));
+        }
+        let cap = ctx.max_body_bytes;
+        if response.content_length().is_some_and(|n| n > cap as u64) {
+            return Err(AdapterError::TooLarge(cap));
+        }
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(transport_error)?;
+            if body.len() + chunk.len() > cap {
+                return Err(AdapterError::TooLarge(cap));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|_| AdapterError::Malformed("response body is not JSON".into()))?;
+        if value.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+            return Err(AdapterError::Malformed("response is not a Bundle".into()));
+        }
+        Ok(value)
+    }
+
+    async fn find(
+        &self,
+        nhs: &NhsNumber,
+        gateway_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Option<SourcePatient>, AdapterError> {
+        let url = self.url(&["Patient", "_search"])?;
+        let identifier = format!("{}|{}", systems::NHS_NUMBER, nhs.as_str());
+        let bundle = self
+            .bundle(
+                self.client.post(url).form(&[("identifier", identifier)]),
+                ctx,
+            )
+            .await?;
+        let mut matches: Vec<Value> = entries(bundle)?
+            .into_iter()
+            .filter(|e| !mapping::is_outcome_entry(e))
+            .filter(|e| {
+                e.pointer("/search/mode")
+                    .and_then(Value::as_str)
+                    .is_none_or(|m| m == "match")
+            })
+            .filter_map(|mut e| e.as_object_mut().and_then(|o| o.remove("resource")))
+            .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
+            .collect();
+        let patient = match matches.len() {
+            0 => return Ok(None),
+            1 => matches.remove(0),
+            _ => return Err(AdapterError::Malformed("ambiguous".into())),
+        };
+        let local_id = patient
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| mapping::is_fhir_id(id))
+            .ok_or_else(|| AdapterError::Malformed("matched Patient has no usable id".into()))?
+            .to_owned();
+        let normaliser = Normaliser {
+            source: &self.config.id,
+            base_url: &self.config.base_url,
+            patient_local_id: &local_id,
+            gateway_patient_id: gateway_id,
+        };
+        let resource = normaliser
+            .normalise(patient)
+            .and_then(|r| mapping::finish(&r))
+            .map_err(|_| AdapterError::Malformed("matched Patient is not valid R4".into()))?;
+        Ok(Some(SourcePatient { local_id, resource }))
+    }
+
+    async fn fetch(
+        &self,
+        patient: &PatientLink,
+        ctx: &CallContext,
+    ) -> Result<SourceRecord, AdapterError> {
+        let mut url = self.url(&["Patient", &patient.local_id, "$everything"])?;
+        if let Some(n) = self.page_size {
+            url.query_pairs_mut().append_pair("_count", &n.to_string());
+        }
+        let normaliser = Normaliser {
+            source: &self.config.id,
+            base_url: &self.config.base_url,
+            patient_local_id: &patient.local_id,
+            gateway_patient_id: &patient.gateway_id,
+        };
+        let mut record = SourceRecord::default();
+        let mut pages = 0;
+        let mut seen_pages = HashSet::new();
+        loop {
+            pages += 1;
+            seen_pages.insert(url.clone());
+            let bundle = self.bundle(self.client.get(url.clone()), ctx).await?;
+            let next = next_link(&bundle, &url)?;
+            mapping::normalise_entries(&normaliser, entries(bundle)?, &mut record);
+            let Some(next) = next else { break };
+            if !self.same_origin(&next) {
+                return Err(AdapterError::ForeignLink);
+            }
+            if pages >= self.max_pages || seen_pages.contains(&next) {
+                return Err(AdapterError::Malformed(
+                    "paging did not end within the page limit".into(),
+                ));
+            }
+            url = next;
+        }
+        // A source may repeat an entry across pages; the gateway wants each resource once.
+        let mut seen = HashSet::new();
+        record
+            .resources
+            .retain(|r| seen.insert((r.resource_type.clone(), r.id.clone())));
+        Ok(record)
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> AdapterError {
+    if e.is_timeout() {
+        AdapterError::Timeout
+    } else if e.is_redirect() {
+        AdapterError::ForeignLink
+    } else if e.is_decode() {
+        AdapterError::Malformed("response body could not be decoded".into())
+    } else {
+        AdapterError::Unreachable
+    }
+}
+
+fn entries(bundle: Value) -> Result<Vec<Value>, AdapterError> {
+    let Value::Object(mut bundle) = bundle else {
+        return Err(AdapterError::Malformed("response is not a Bundle".into()));
+    };
+    match bundle.remove("entry") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(entries)) => Ok(entries),
+        Some(_) => Err(AdapterError::Malformed(
+            "Bundle.entry is not an array".into(),
+        )),
+    }
+}
+
+fn next_link(bundle: &Value, current: &url::Url) -> Result<Option<url::Url>, AdapterError> {
+    let Some(links) = bundle.get("link").and_then(Value::as_array) else {
+        return Ok(None);
+    };
+    let Some(next) = links
+        .iter()
+        .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
+        .and_then(|l| l.get("url"))
+    else {
+        return Ok(None);
+    };
+    let text = next
+        .as_str()
+        .ok_or_else(|| AdapterError::Malformed("next link is not a string".into()))?;
+    current
+        .join(text)
+        .map(Some)
+        .map_err(|_| AdapterError::Malformed("next link is not a URL".into()))
+}
+
+#[async_trait]
+impl SourceAdapter for FhirR4Adapter {
+    fn config(&self) -> &SourceConfig {
+        &self.config
+    }
+
+    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
+    async fn find_patient(
+        &self,
+        nhs_number: &NhsNumber,
+        gateway_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Option<SourcePatient>, AdapterError> {
+        tokio::time::timeout_at(ctx.deadline, self.find(nhs_number, gateway_id, ctx))
+            .await
+            .map_err(|_| AdapterError::Timeout)?
+    }
+
+    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
+    async fn fetch_record(
+        &self,
+        patient: &PatientLink,
+        ctx: &CallContext,
+    ) -> Result<SourceRecord, AdapterError> {
+        tokio::time::timeout_at(ctx.deadline, self.fetch(patient, ctx))
+            .await
+            .map_err(|_| AdapterError::Timeout)?
+    }
+}

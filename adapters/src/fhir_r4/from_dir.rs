@@ -16,11 +16,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tideway_profiles::{NhsNumber, systems};
 
-/// Why a directory could not be loaded. Names files, never their content.
+/// Why a directory could not be loaded. Synthea names files after the (synthetic) patient, so
+/// the path is kept as a field for the caller but never put in the message.
 #[derive(Debug, thiserror::Error)]
 pub enum FromDirError {
     /// The directory or a file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("a file of the directory cannot be read: {source}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -28,7 +29,7 @@ pub enum FromDirError {
         source: std::io::Error,
     },
     /// A file is not a Bundle of the expected shape.
-    #[error("{path} is not a Synthea bundle: {reason}")]
+    #[error("a file is not a Synthea bundle: {reason}")]
     Shape {
         /// The path.
         path: PathBuf,
@@ -62,7 +63,10 @@ fn is_shared_file(name: &str) -> bool {
 
 /// The patient bundle files of `dir`, sorted by file name.
 fn patient_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, FromDirError> {
-    let io = |source| FromDirError::Io { path: dir.to_owned(), source };
+    let io = |source| FromDirError::Io {
+        path: dir.to_owned(),
+        source,
+    };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -76,7 +80,10 @@ fn patient_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, FromDirError> {
 }
 
 fn shared_files(dir: &Path) -> Result<Vec<PathBuf>, FromDirError> {
-    let io = |source| FromDirError::Io { path: dir.to_owned(), source };
+    let io = |source| FromDirError::Io {
+        path: dir.to_owned(),
+        source,
+    };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -90,7 +97,10 @@ fn shared_files(dir: &Path) -> Result<Vec<PathBuf>, FromDirError> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, FromDirError> {
-    std::fs::read(path).map_err(|source| FromDirError::Io { path: path.to_owned(), source })
+    std::fs::read(path).map_err(|source| FromDirError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Which NHS number each patient file's patient gets: `(NHS number, the Patient's local id,
@@ -115,15 +125,24 @@ pub fn assign_nhs_numbers(dir: &Path) -> Result<Vec<(NhsNumber, String, String)>
     let mut out = Vec::new();
     for (k, (name, path)) in patient_files(dir)?.into_iter().enumerate() {
         let bytes = read(&path)?;
-        let slim: Slim = serde_json::from_slice(&bytes)
-            .map_err(|_| FromDirError::Shape { path: path.clone(), reason: "not a JSON Bundle" })?;
+        let slim: Slim = serde_json::from_slice(&bytes).map_err(|_| FromDirError::Shape {
+            path: path.clone(),
+            reason: "not a JSON Bundle",
+        })?;
         let local = slim
             .entry
             .iter()
             .find(|e| e.resource.resource_type == "Patient")
             .and_then(|e| entry_id(e.full_url.as_deref(), e.resource.id.as_deref()))
-            .ok_or(FromDirError::Shape { path, reason: "no Patient entry with an id" })?;
-        out.push((nhs_number_for_patient_file(k).ok_or(FromDirError::TooMany)?, local, name));
+            .ok_or(FromDirError::Shape {
+                path,
+                reason: "no Patient entry with an id",
+            })?;
+        out.push((
+            nhs_number_for_patient_file(k).ok_or(FromDirError::TooMany)?,
+            local,
+            name,
+        ));
     }
     Ok(out)
 }
@@ -200,7 +219,10 @@ impl FromDir {
                 }
                 own.insert((ty, id));
             }
-            let local_id = local_id.ok_or(FromDirError::Shape { path: path.clone(), reason: "no Patient entry" })?;
+            let local_id = local_id.ok_or(FromDirError::Shape {
+                path: path.clone(),
+                reason: "no Patient entry",
+            })?;
             let mut wanted = Vec::new();
             for r in &resources {
                 collect_references(r, &mut wanted);
@@ -208,17 +230,22 @@ impl FromDir {
             wanted.sort();
             wanted.dedup();
             for key in wanted {
-                if !own.contains(&key) {
-                    if let Some(r) = shared.get(&key) {
-                        resources.push(r.clone());
-                        own.insert(key);
-                    }
+                if !own.contains(&key)
+                    && let Some(r) = shared.get(&key)
+                {
+                    resources.push(r.clone());
+                    own.insert(key);
                 }
             }
             let index = out.patients.len();
             out.by_local.insert(local_id.clone(), index);
             out.by_nhs.insert(nhs_number.as_str().to_owned(), index);
-            out.patients.push(DirPatient { nhs_number, local_id, file_name, resources: Arc::new(resources) });
+            out.patients.push(DirPatient {
+                nhs_number,
+                local_id,
+                file_name,
+                resources: Arc::new(resources),
+            });
         }
         Ok(out)
     }
@@ -242,7 +269,10 @@ impl FromDir {
 type Entry = (String, String, Value);
 
 fn bundle_resources(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, FromDirError> {
-    let shape = |reason| FromDirError::Shape { path: path.to_owned(), reason };
+    let shape = |reason| FromDirError::Shape {
+        path: path.to_owned(),
+        reason,
+    };
     let bundle: Value = serde_json::from_slice(bytes).map_err(|_| shape("not JSON"))?;
     let Value::Object(mut bundle) = bundle else {
         return Err(shape("not a JSON object"));
@@ -255,12 +285,21 @@ fn bundle_resources(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, FromDirErro
         let Value::Object(mut entry) = entry else {
             return Err(shape("entry is not an object"));
         };
-        let full_url = entry.get("fullUrl").and_then(Value::as_str).map(str::to_owned);
+        let full_url = entry
+            .get("fullUrl")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let Some(mut resource) = entry.remove("resource") else {
             return Err(shape("entry without resource"));
         };
-        let ty = resource.get("resourceType").and_then(Value::as_str).map(str::to_owned);
-        let id = entry_id(full_url.as_deref(), resource.get("id").and_then(Value::as_str));
+        let ty = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let id = entry_id(
+            full_url.as_deref(),
+            resource.get("id").and_then(Value::as_str),
+        );
         let (Some(ty), Some(id)) = (ty, id) else {
             return Err(shape("entry without resourceType or id"));
         };
@@ -274,32 +313,48 @@ fn bundle_resources(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, FromDirErro
 
 /// Indexes `Type?identifier=system|value` keys for conditional references.
 fn index_resource(ty: &str, id: &str, resource: &Value, index: &mut HashMap<String, String>) {
-    for ident in resource.get("identifier").and_then(Value::as_array).into_iter().flatten() {
-        let (Some(system), Some(value)) =
-            (ident.get("system").and_then(Value::as_str), ident.get("value").and_then(Value::as_str))
-        else {
+    for ident in resource
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(system), Some(value)) = (
+            ident.get("system").and_then(Value::as_str),
+            ident.get("value").and_then(Value::as_str),
+        ) else {
             continue;
         };
-        index.insert(format!("{ty}?identifier={system}|{value}"), format!("{ty}/{id}"));
+        index.insert(
+            format!("{ty}?identifier={system}|{value}"),
+            format!("{ty}/{id}"),
+        );
     }
 }
 
-fn resolve_references(value: &mut Value, urls: &HashMap<String, String>, identifiers: &HashMap<String, String>) {
+fn resolve_references(
+    value: &mut Value,
+    urls: &HashMap<String, String>,
+    identifiers: &HashMap<String, String>,
+) {
     match value {
         Value::Object(map) => {
             for (key, child) in map.iter_mut() {
-                if key == "reference" {
-                    if let Value::String(s) = child {
-                        if let Some(new) = urls.get(s.as_str()).or_else(|| identifiers.get(s.as_str())) {
-                            *s = new.clone();
-                        }
-                        continue;
+                if key == "reference"
+                    && let Value::String(s) = child
+                {
+                    if let Some(new) = urls.get(s.as_str()).or_else(|| identifiers.get(s.as_str()))
+                    {
+                        *s = new.clone();
                     }
+                    continue;
                 }
                 resolve_references(child, urls, identifiers);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| resolve_references(v, urls, identifiers)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| resolve_references(v, urls, identifiers)),
         _ => {}
     }
 }
@@ -327,7 +382,10 @@ fn add_nhs_identifier(patient: &mut Value, nhs: &NhsNumber) {
         return;
     };
     let ident = json!({"system": systems::NHS_NUMBER, "value": nhs.as_str()});
-    match obj.entry("identifier").or_insert_with(|| Value::Array(Vec::new())) {
+    match obj
+        .entry("identifier")
+        .or_insert_with(|| Value::Array(Vec::new()))
+    {
         Value::Array(list) => list.push(ident),
         other => *other = Value::Array(vec![ident]),
     }
@@ -339,7 +397,9 @@ mod tests {
 
     #[test]
     fn file_numbers_are_valid_and_distinct() {
-        let numbers: Vec<NhsNumber> = (0..500).map(|k| nhs_number_for_patient_file(k).unwrap()).collect();
+        let numbers: Vec<NhsNumber> = (0..500)
+            .map(|k| nhs_number_for_patient_file(k).unwrap())
+            .collect();
         let set: std::collections::HashSet<_> = numbers.iter().collect();
         assert_eq!(set.len(), numbers.len());
         assert!(numbers.iter().all(NhsNumber::is_test_range));

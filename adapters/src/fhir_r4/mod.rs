@@ -9,5 +9,4 @@ pub mod simulator;
 
 #[cfg(test)]
 mod tests;
-
-
+pub use client::FhirR4Adapter;

@@ -1,1 +1,645 @@
-//! wip
+//! A simulated FHIR R4 borough exchange over real HTTP, with injectable faults.
+//!
+//! It serves either one borough of the seeded synthetic population or a directory of Synthea
+//! bundles, answers the handful of interactions the adapter and the demo use, and can be told to
+//! be slow, fail, hang, send garbage or send far too much, deterministically per request.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tideway_profiles::{IssueSeverity, IssueType, NhsNumber, OperationOutcome, systems};
+
+use super::from_dir::FromDir;
+use crate::population::Population;
+
+const FHIR_JSON: &str = "application/fhir+json";
+
+/// What the simulator serves.
+#[derive(Debug, Clone)]
+pub enum PopulationSpec {
+    /// One borough of a seeded synthetic population.
+    Synthetic {
+        /// Population seed.
+        seed: u64,
+        /// Which borough this simulator plays.
+        borough_index: usize,
+        /// Boroughs in the population.
+        borough_count: usize,
+        /// Home patients per borough.
+        patients_per_borough: usize,
+    },
+    /// A directory of Synthea R4 transaction bundles (loaded at start).
+    FromDir(PathBuf),
+    /// An already loaded directory, so tests and the demo can share one load.
+    Loaded(Arc<FromDir>),
+}
+
+fn zero() -> f64 {
+    0.0
+}
+
+/// Faults injected per request. The default injects none. Rates are probabilities in `0..=1`,
+/// checked in the order fail, hang, malformed, oversized against one draw per request.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultConfig {
+    /// Delay added before every answer, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Share of requests answered HTTP 500 with an OperationOutcome.
+    #[serde(default = "zero")]
+    pub fail_rate: f64,
+    /// Share of requests never answered (until the client gives up).
+    #[serde(default = "zero")]
+    pub hang_rate: f64,
+    /// Share of requests answered 200 with a truncated, non-JSON body.
+    #[serde(default = "zero")]
+    pub malformed_rate: f64,
+    /// Share of requests answered 200 with 64 MiB of valid-looking JSON.
+    #[serde(default = "zero")]
+    pub oversized_rate: f64,
+    /// Seed of the per-request draw, so a fault pattern can be replayed.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// The simulator's settings.
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    /// Address to bind; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// What to serve.
+    pub population: PopulationSpec,
+    /// Faults to inject.
+    pub faults: FaultConfig,
+}
+
+/// Request counts since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimulatorHits {
+    /// Every request.
+    pub total: u64,
+    /// Patient searches (`POST Patient/_search`, `GET Patient?identifier=`).
+    pub patient_searches: u64,
+    /// `$everything` requests (every page counts).
+    pub record_fetches: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    total: AtomicU64,
+    searches: AtomicU64,
+    fetches: AtomicU64,
+}
+
+/// A running simulator. Dropping it leaves the server running until the runtime ends; call
+/// [`RunningSimulator::stop`] to stop it.
+pub struct RunningSimulator {
+    base_url: url::Url,
+    port: u16,
+    counters: Arc<Counters>,
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl std::fmt::Debug for RunningSimulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningSimulator")
+            .field("base_url", &self.base_url.as_str())
+            .finish()
+    }
+}
+
+impl RunningSimulator {
+    /// The FHIR base, `http://127.0.0.1:PORT/fhir/` (ends in `/`).
+    pub fn base_url(&self) -> url::Url {
+        self.base_url.clone()
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Request counts so far.
+    pub fn hits(&self) -> SimulatorHits {
+        SimulatorHits {
+            total: self.counters.total.load(Ordering::Relaxed),
+            patient_searches: self.counters.searches.load(Ordering::Relaxed),
+            record_fetches: self.counters.fetches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the server at once (hanging requests are dropped) and waits for it to finish.
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+        // The server's own result no longer matters once it has been told to stop.
+        let _ = self.task.await;
+    }
+}
+
+enum Data {
+    Synthetic {
+        population: Population,
+        borough: usize,
+    },
+    Dir(Arc<FromDir>),
+}
+
+impl Data {
+    fn find(&self, nhs: &NhsNumber) -> Option<Value> {
+        match self {
+            Self::Synthetic {
+                population,
+                borough,
+            } => {
+                let index = population.patient_index(nhs)?;
+                population
+                    .record(*borough, index)?
+                    .resources
+                    .into_iter()
+                    .next()
+            }
+            Self::Dir(dir) => dir.by_nhs_number(nhs)?.resources.first().cloned(),
+        }
+    }
+
+    fn everything(&self, local_id: &str) -> Option<Arc<Vec<Value>>> {
+        match self {
+            Self::Synthetic {
+                population,
+                borough,
+            } => {
+                let index = population.index_from_local_id(*borough, local_id)?;
+                Some(Arc::new(population.record(*borough, index)?.resources))
+            }
+            Self::Dir(dir) => Some(dir.by_local_id(local_id)?.resources.clone()),
+        }
+    }
+}
+
+struct State {
+    data: Data,
+    base: url::Url,
+    faults: FaultConfig,
+    counters: Arc<Counters>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    Fail,
+    Hang,
+    Malformed,
+    Oversized,
+}
+
+impl State {
+    fn draw(&self, n: u64) -> Fault {
+        let f = &self.faults;
+        if f.fail_rate + f.hang_rate + f.malformed_rate + f.oversized_rate <= 0.0 {
+            return Fault::None;
+        }
+        // splitmix64 of (seed, request number): replayable without shared RNG state.
+        let mut z = f.seed
+            ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let u = (z >> 11) as f64 / (1u64 << 53) as f64;
+        let mut edge = f.fail_rate;
+        for (rate, fault) in [
+            (0.0, Fault::Fail),
+            (f.hang_rate, Fault::Hang),
+            (f.malformed_rate, Fault::Malformed),
+            (f.oversized_rate, Fault::Oversized),
+        ] {
+            edge += rate;
+            if u < edge {
+                return fault;
+            }
+        }
+        Fault::None
+    }
+}
+
+/// Starts a simulator. The port is bound before this returns, so port 0 works.
+pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
+    let data = match cfg.population {
+        PopulationSpec::Synthetic {
+            seed,
+            borough_index,
+            borough_count,
+            patients_per_borough,
+        } => {
+            let population = Population::new(seed, borough_count, patients_per_borough);
+            if borough_index >= population.borough_count() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "borough_index out of range",
+                ));
+            }
+            Data::Synthetic {
+                population,
+                borough: borough_index,
+            }
+        }
+        PopulationSpec::FromDir(dir) => {
+            let loaded = tokio::task::spawn_blocking(move || FromDir::load(&dir))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?;
+            Data::Dir(Arc::new(loaded))
+        }
+        PopulationSpec::Loaded(dir) => Data::Dir(dir),
+    };
+    let listener = TcpListener::bind(cfg.bind)?;
+    let port = listener.local_addr()?.port();
+    let base = url::Url::parse(&format!("http://127.0.0.1:{port}/fhir/"))
+        .map_err(std::io::Error::other)?;
+    let counters = Arc::new(Counters::default());
+    let state = web::Data::new(State {
+        data,
+        base: base.clone(),
+        faults: cfg.faults,
+        counters: counters.clone(),
+    });
+
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        let mw_state = state.clone();
+        App::new()
+            .app_data(state)
+            .wrap_fn(move |req, srv| {
+                let st = mw_state.clone();
+                let n = st.counters.total.fetch_add(1, Ordering::Relaxed);
+                let path = req.path();
+                if path.ends_with("/$everything") {
+                    st.counters.fetches.fetch_add(1, Ordering::Relaxed);
+                } else if path.ends_with("/Patient/_search")
+                    || (path.ends_with("/Patient") && req.query_string().contains("identifier"))
+                {
+                    st.counters.searches.fetch_add(1, Ordering::Relaxed);
+                }
+                let fault = st.draw(n);
+                let latency = Duration::from_millis(st.faults.latency_ms);
+                let (call, held) = if fault == Fault::None {
+                    (Some(srv.call(req)), None)
+                } else {
+                    (None, Some(req))
+                };
+                async move {
+                    if !latency.is_zero() {
+                        tokio::time::sleep(latency).await;
+                    }
+                    match (call, held) {
+                        (Some(call), _) => call.await.map(ServiceResponse::map_into_left_body),
+                        (None, Some(req)) => {
+                            let resp = fault_response(fault).await;
+                            Ok(req.into_response(resp).map_into_right_body())
+                        }
+                        (None, None) => {
+                            Err(actix_web::error::ErrorInternalServerError("unreachable"))
+                        }
+                    }
+                }
+            })
+            .route("/fhir/metadata", web::get().to(metadata))
+            .route("/fhir/Patient/_search", web::post().to(search_post))
+            .route("/fhir/Patient", web::get().to(search_get))
+            .route("/fhir/Patient/{id}", web::get().to(read_patient))
+            .route("/fhir/Patient/{id}/{op}", web::get().to(everything))
+            .route("/fhir/{type}", web::get().to(type_search))
+            .default_service(web::to(not_found))
+    })
+    .workers(1)
+    .shutdown_timeout(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(RunningSimulator {
+        base_url: base,
+        port,
+        counters,
+        handle,
+        task,
+    })
+}
+
+async fn fault_response(fault: Fault) -> HttpResponse {
+    match fault {
+        Fault::Fail => outcome(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            IssueType::Exception,
+            "simulated failure",
+        ),
+        Fault::Hang => {
+            // Awaiting keeps the worker free for other requests; the client's deadline ends it.
+            tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+            outcome(
+                StatusCode::GATEWAY_TIMEOUT,
+                IssueType::Timeout,
+                "simulated hang",
+            )
+        }
+        Fault::Malformed => HttpResponse::Ok().content_type(FHIR_JSON).body(
+            r#"{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceTy"#,
+        ),
+        Fault::Oversized => {
+            const TOTAL: usize = 64 * 1024 * 1024;
+            let filler = Bytes::from(format!(
+                r#"{{"resource":{{"resourceType":"Basic","code":{{"text":"{}"}}}}}},"#,
+                "x".repeat(64 * 1024 - 60)
+            ));
+            let chunks = TOTAL / filler.len();
+            let head =
+                Bytes::from_static(br#"{"resourceType":"Bundle","type":"searchset","entry":["#);
+            let tail = Bytes::from_static(
+                br#"{"resource":{"resourceType":"Basic","code":{"text":"end"}}}]}"#,
+            );
+            let body = std::iter::once(head)
+                .chain(std::iter::repeat_n(filler, chunks))
+                .chain(std::iter::once(tail))
+                .map(Ok::<_, std::convert::Infallible>);
+            HttpResponse::Ok()
+                .content_type(FHIR_JSON)
+                .streaming(futures::stream::iter(body))
+        }
+        Fault::None => outcome(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            IssueType::Exception,
+            "no fault",
+        ),
+    }
+}
+
+fn fhir(status: StatusCode, body: &Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(FHIR_JSON)
+        .body(body.to_string())
+}
+
+fn outcome(status: StatusCode, code: IssueType, text: &str) -> HttpResponse {
+    fhir(
+        status,
+        &OperationOutcome::new(IssueSeverity::Error, code, text).to_json(),
+    )
+}
+
+async fn not_found() -> HttpResponse {
+    outcome(
+        StatusCode::NOT_FOUND,
+        IssueType::NotSupported,
+        "unknown interaction",
+    )
+}
+
+async fn metadata(state: web::Data<State>) -> HttpResponse {
+    let types = [
+        "Patient",
+        "Condition",
+        "MedicationStatement",
+        "MedicationRequest",
+        "AllergyIntolerance",
+        "Observation",
+        "Encounter",
+        "Immunization",
+        "Procedure",
+    ];
+    let resources: Vec<Value> = types
+        .iter()
+        .map(|t| {
+            let mut r = json!({"type": t, "interaction": [{"code": "search-type"}]});
+            if *t == "Patient" {
+                r["interaction"] = json!([{"code": "read"}, {"code": "search-type"}]);
+                r["operation"] = json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]);
+            }
+            r
+        })
+        .collect();
+    fhir(
+        StatusCode::OK,
+        &json!({
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": "2024-01-01",
+            "kind": "instance",
+            "software": {"name": "Tideway FHIR R4 borough simulator"},
+            "implementation": {"description": "Simulated borough exchange", "url": state.base.as_str()},
+            "fhirVersion": "4.0.1",
+            "format": ["application/fhir+json"],
+            "rest": [{"mode": "server", "resource": resources}]
+        }),
+    )
+}
+
+/// Finds the NHS number in `identifier=system|value` pairs.
+fn nhs_from_params(pairs: url::form_urlencoded::Parse<'_>) -> Result<NhsNumber, Box<HttpResponse>> {
+    for (key, value) in pairs {
+        if key == "identifier" {
+            let Some((system, digits)) = value.split_once('|') else {
+                break;
+            };
+            if system != systems::NHS_NUMBER {
+                break;
+            }
+            return NhsNumber::parse(digits).map_err(|_| {
+                Box::new(outcome(
+                    StatusCode::BAD_REQUEST,
+                    IssueType::Invalid,
+                    "identifier is not a valid NHS number",
+                ))
+            });
+        }
+    }
+    Err(Box::new(outcome(
+        StatusCode::BAD_REQUEST,
+        IssueType::Invalid,
+        "search needs identifier=https://fhir.nhs.uk/Id/nhs-number|<number>",
+    )))
+}
+
+fn search_answer(state: &State, nhs: &NhsNumber) -> HttpResponse {
+    let entries: Vec<Value> = state
+        .data
+        .find(nhs)
+        .into_iter()
+        .map(|p| {
+            let full = format!(
+                "{}Patient/{}",
+                state.base,
+                p["id"].as_str().unwrap_or_default()
+            );
+            json!({"fullUrl": full, "resource": p, "search": {"mode": "match"}})
+        })
+        .collect();
+    fhir(
+        StatusCode::OK,
+        &json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}),
+    )
+}
+
+async fn search_post(state: web::Data<State>, body: Bytes) -> HttpResponse {
+    match nhs_from_params(url::form_urlencoded::parse(&body)) {
+        Ok(nhs) => search_answer(&state, &nhs),
+        Err(resp) => *resp,
+    }
+}
+
+async fn search_get(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    match nhs_from_params(url::form_urlencoded::parse(req.query_string().as_bytes())) {
+        Ok(nhs) => search_answer(&state, &nhs),
+        Err(resp) => *resp,
+    }
+}
+
+async fn read_patient(state: web::Data<State>, path: web::Path<String>) -> HttpResponse {
+    match state
+        .data
+        .everything(&path)
+        .and_then(|all| all.first().cloned())
+    {
+        Some(p) => fhir(StatusCode::OK, &p),
+        None => outcome(
+            StatusCode::NOT_FOUND,
+            IssueType::NotFound,
+            "no such patient",
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct PageParams {
+    #[serde(rename = "_count")]
+    count: Option<usize>,
+    #[serde(rename = "_offset")]
+    offset: Option<usize>,
+}
+
+async fn everything(
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let (id, op) = path.into_inner();
+    if op != "$everything" {
+        return not_found().await;
+    }
+    let params: PageParams = match serde_urlencoded_query(&req) {
+        Some(p) => p,
+        None => {
+            return outcome(
+                StatusCode::BAD_REQUEST,
+                IssueType::Invalid,
+                "bad paging parameters",
+            );
+        }
+    };
+    let Some(all) = state.data.everything(&id) else {
+        return outcome(
+            StatusCode::NOT_FOUND,
+            IssueType::NotFound,
+            "no such patient",
+        );
+    };
+    let count = params.count.unwrap_or(100).clamp(1, 1000);
+    let offset = params.offset.unwrap_or(0);
+    let page: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(count)
+        .map(|r| {
+            let ty = r["resourceType"].as_str().unwrap_or_default();
+            let rid = r["id"].as_str().unwrap_or_default();
+            json!({"fullUrl": format!("{}{ty}/{rid}", state.base), "resource": r, "search": {"mode": "match"}})
+        })
+        .collect();
+    let self_url = format!(
+        "{}Patient/{id}/$everything?_count={count}&_offset={offset}",
+        state.base
+    );
+    let mut links = vec![json!({"relation": "self", "url": self_url})];
+    if offset + count < all.len() {
+        let next = format!(
+            "{}Patient/{id}/$everything?_count={count}&_offset={}",
+            state.base,
+            offset + count
+        );
+        links.push(json!({"relation": "next", "url": next}));
+    }
+    fhir(
+        StatusCode::OK,
+        &json!({"resourceType": "Bundle", "type": "searchset", "total": all.len(), "link": links, "entry": page}),
+    )
+}
+
+fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Option<T> {
+    web::Query::<T>::from_query(req.query_string())
+        .ok()
+        .map(web::Query::into_inner)
+}
+
+const SEARCHABLE: [&str; 8] = [
+    "Condition",
+    "MedicationStatement",
+    "MedicationRequest",
+    "AllergyIntolerance",
+    "Observation",
+    "Encounter",
+    "Immunization",
+    "Procedure",
+];
+
+async fn type_search(
+    state: web::Data<State>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let ty = path.into_inner();
+    if !SEARCHABLE.contains(&ty.as_str()) {
+        return not_found().await;
+    }
+    let patient = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "patient")
+        .map(|(_, v)| v.trim_start_matches("Patient/").to_owned());
+    let Some(patient) = patient else {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            IssueType::Invalid,
+            "search needs patient=<id>",
+        );
+    };
+    let entries: Vec<Value> = state
+        .data
+        .everything(&patient)
+        .map(|all| {
+            all.iter()
+                .filter(|r| r["resourceType"] == ty.as_str())
+                .map(|r| {
+                    let full = format!(
+                        "{}{ty}/{}",
+                        state.base,
+                        r["id"].as_str().unwrap_or_default()
+                    );
+                    json!({"fullUrl": full, "resource": r, "search": {"mode": "match"}})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    fhir(
+        StatusCode::OK,
+        &json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}),
+    )
+}

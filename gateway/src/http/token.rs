@@ -32,12 +32,12 @@ pub async fn read_capped(req: &HttpRequest, mut payload: web::Payload, limit: us
     Ok(body.freeze())
 }
 
-fn oauth_response(status: u16, body: serde_json::Value) -> HttpResponse {
+fn oauth_response(status: u16, body: &str) -> HttpResponse {
     HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
         .content_type("application/json")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
-        .body(body.to_string())
+        .body(body.to_owned())
 }
 
 /// `POST /token`
@@ -58,15 +58,15 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, payload: web::P
     };
     match result {
         Ok(granted) => {
-            audit.client_id = granted.client_id.clone();
+            audit.client_id = Some(granted.client_id.clone());
             audit.outcome = AuditOutcome::Success;
             audit.http_status = 200;
             audit.detail = json!({"scope": granted.response.scope});
             if state.store.append_audit(&audit).await.is_err() {
                 return Err(ApiError::audit_unavailable());
             }
-            let body = serde_json::to_value(&granted.response).map_err(|_| ApiError::internal())?;
-            Ok(oauth_response(200, body))
+            let body = serde_json::to_string(&granted.response).map_err(|_| ApiError::internal())?;
+            Ok(oauth_response(200, &body))
         }
         Err(e) => {
             audit.outcome = AuditOutcome::Denied;
@@ -75,7 +75,7 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, payload: web::P
             if state.store.append_audit(&audit).await.is_err() {
                 tracing::error!(request_id = %audit.request_id, "audit write failed while refusing a token request");
             }
-            Ok(oauth_response(e.status, e.to_json()))
+            Ok(oauth_response(e.status, &e.to_json()))
         }
     }
 }
