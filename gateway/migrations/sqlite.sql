@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS patient_index (
 CREATE TABLE IF NOT EXISTS patient_source (
     patient_id TEXT   NOT NULL,
     source_id  TEXT   NOT NULL,
-    local_id   TEXT   NOT NULL,
+    local_id   TEXT,
     seen_at    BIGINT NOT NULL,
     PRIMARY KEY (patient_id, source_id)
 );

@@ -45,7 +45,11 @@ pub struct AppState {
 impl AppState {
     /// Registry ids of every source, for the audit trail.
     pub fn source_ids(&self) -> Vec<String> {
-        self.federation.adapters().iter().map(|a| a.id().to_string()).collect()
+        self.federation
+            .adapters()
+            .iter()
+            .map(|a| a.id().to_string())
+            .collect()
     }
 }
 
@@ -88,11 +92,15 @@ impl Application {
     /// Binds, connects and registers; the server starts serving when [`Self::run`] is awaited
     /// (or spawned).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let listener = TcpListener::bind(settings.server.bind)
-            .map_err(|source| StartError::Bind { addr: settings.server.bind.to_string(), source })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr: settings.server.bind.to_string(), source })?;
+        let listener =
+            TcpListener::bind(settings.server.bind).map_err(|source| StartError::Bind {
+                addr: settings.server.bind.to_string(),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: settings.server.bind.to_string(),
+            source,
+        })?;
         let base_url = settings.base_url(local);
         let store = Store::connect(&settings.store.url, settings.store.max_connections).await?;
         let tokens = TokenService::new(
@@ -103,12 +111,19 @@ impl Application {
         .map_err(|e| StartError::Auth(e.to_string()))?;
         let mut adapters: Vec<Arc<dyn SourceAdapter>> = Vec::new();
         for s in &settings.sources {
-            let adapter = FhirR4Adapter::new(s.clone())
-                .map_err(|e| StartError::Source { id: s.id.to_string(), reason: e.to_string() })?;
+            let adapter = FhirR4Adapter::new(s.clone()).map_err(|e| StartError::Source {
+                id: s.id.to_string(),
+                reason: e.to_string(),
+            })?;
             adapters.push(Arc::new(adapter));
         }
-        let federation = Federation::new(adapters, Duration::from_millis(settings.federation.request_deadline_ms));
-        let started = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+        let federation = Federation::new(
+            adapters,
+            Duration::from_millis(settings.federation.request_deadline_ms),
+        );
+        let started = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default();
         let capability = http::meta::capability_statement(&base_url, &started).to_string();
         let state = web::Data::new(AppState {
             ids: PatientIds::new(settings.identity.pseudonym_key.clone()),
@@ -120,7 +135,11 @@ impl Application {
             capability,
             settings,
         });
-        let workers = state.settings.server.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let workers = state
+            .settings
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let data = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -132,9 +151,17 @@ impl Application {
         .shutdown_timeout(5)
         .disable_signals()
         .listen(listener)
-        .map_err(|source| StartError::Bind { addr: local.to_string(), source })?
+        .map_err(|source| StartError::Bind {
+            addr: local.to_string(),
+            source,
+        })?
         .run();
-        Ok(Self { port: local.port(), base_url, server, state })
+        Ok(Self {
+            port: local.port(),
+            base_url,
+            server,
+            state,
+        })
     }
 
     /// The bound port.

@@ -137,7 +137,10 @@ pub struct TelemetrySettings {
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        Self { log_filter: default_log_filter(), log_format: LogFormat::Text }
+        Self {
+            log_filter: default_log_filter(),
+            log_format: LogFormat::Text,
+        }
     }
 }
 
@@ -178,8 +181,10 @@ pub enum ConfigError {
 impl Settings {
     /// Loads `path`, applies environment overrides from the process environment, and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_toml_with_env(&text, std::env::vars())
     }
 
@@ -188,15 +193,20 @@ impl Settings {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
-        let mut overrides: Vec<(String, String)> =
-            env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
         overrides.sort();
         for (key, value) in overrides {
             apply_override(&mut table, &key[ENV_PREFIX.len()..], &value)?;
         }
-        let settings: Settings =
-            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        let settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -204,17 +214,29 @@ impl Settings {
     /// Checks what the types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.identity.pseudonym_key.expose_secret().len() < 32 {
-            return Err(ConfigError::Invalid("identity.pseudonym_key must be at least 32 bytes".into()));
+            return Err(ConfigError::Invalid(
+                "identity.pseudonym_key must be at least 32 bytes".into(),
+            ));
         }
         let url = self.store.url.expose_secret();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(ConfigError::Invalid("store.url must start with sqlite: or postgres://".into()));
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(
+                "store.url must start with sqlite: or postgres://".into(),
+            ));
         }
-        self.auth.validate().map_err(|e| ConfigError::Invalid(format!("auth: {e}")))?;
+        self.auth
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("auth: {e}")))?;
         let mut seen = HashSet::new();
         for s in &self.sources {
             if !seen.insert(s.id.clone()) {
-                return Err(ConfigError::Invalid(format!("sources: id '{}' is listed twice", s.id)));
+                return Err(ConfigError::Invalid(format!(
+                    "sources: id '{}' is listed twice",
+                    s.id
+                )));
             }
             if s.kind != tideway_adapters::SystemKind::FhirR4 {
                 return Err(ConfigError::Invalid(format!(
@@ -224,18 +246,26 @@ impl Settings {
                 )));
             }
             if s.timeout_ms == 0 {
-                return Err(ConfigError::Invalid(format!("sources: '{}' timeout_ms must be positive", s.id)));
+                return Err(ConfigError::Invalid(format!(
+                    "sources: '{}' timeout_ms must be positive",
+                    s.id
+                )));
             }
         }
         let f = &self.federation;
-        if f.request_deadline_ms == 0 || f.default_page_size == 0 || f.default_page_size > f.max_page_size {
+        if f.request_deadline_ms == 0
+            || f.default_page_size == 0
+            || f.default_page_size > f.max_page_size
+        {
             return Err(ConfigError::Invalid(
                 "federation: request_deadline_ms and default_page_size must be positive, default_page_size <= max_page_size"
                     .into(),
             ));
         }
         if self.server.max_request_bytes < 1024 {
-            return Err(ConfigError::Invalid("server.max_request_bytes must be at least 1024".into()));
+            return Err(ConfigError::Invalid(
+                "server.max_request_bytes must be at least 1024".into(),
+            ));
         }
         Ok(())
     }
@@ -254,19 +284,27 @@ impl Settings {
 fn apply_override(table: &mut toml::Table, path: &str, raw: &str) -> Result<(), ConfigError> {
     let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
     if keys.iter().any(String::is_empty) {
-        return Err(ConfigError::Parse(format!("environment override {ENV_PREFIX}{path} has an empty key")));
+        return Err(ConfigError::Parse(format!(
+            "environment override {ENV_PREFIX}{path} has an empty key"
+        )));
     }
     let value = format!("v = {raw}")
         .parse::<toml::Table>()
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
-    let (last, parents) = keys.split_last().ok_or_else(|| ConfigError::Parse("empty override".into()))?;
+    let (last, parents) = keys
+        .split_last()
+        .ok_or_else(|| ConfigError::Parse("empty override".into()))?;
     let mut cur = table;
     for k in parents {
-        let entry = cur.entry(k.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = cur
+            .entry(k.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         cur = entry.as_table_mut().ok_or_else(|| {
-            ConfigError::Parse(format!("environment override {ENV_PREFIX}{path}: '{k}' is not a section"))
+            ConfigError::Parse(format!(
+                "environment override {ENV_PREFIX}{path}: '{k}' is not a section"
+            ))
         })?;
     }
     cur.insert(last.clone(), value);

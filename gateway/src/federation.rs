@@ -36,7 +36,10 @@ pub struct SourceAnswer<T> {
 impl Federation {
     /// Sources in registry order (the order also decides which Patient represents the patient).
     pub fn new(adapters: Vec<Arc<dyn SourceAdapter>>, request_deadline: Duration) -> Self {
-        Self { adapters, request_deadline }
+        Self {
+            adapters,
+            request_deadline,
+        }
     }
 
     /// The registered sources.
@@ -49,7 +52,12 @@ impl Federation {
         self.adapters.iter().find(|a| a.id().as_str() == id)
     }
 
-    fn context(&self, adapter: &dyn SourceAdapter, overall: Instant, request_id: &str) -> CallContext {
+    fn context(
+        &self,
+        adapter: &dyn SourceAdapter,
+        overall: Instant,
+        request_id: &str,
+    ) -> CallContext {
         let own = Instant::now() + adapter.config().timeout();
         CallContext {
             deadline: own.min(overall),
@@ -71,16 +79,34 @@ impl Federation {
         request_id: &str,
         overall: Instant,
     ) -> Vec<SourceAnswer<Option<SourcePatient>>> {
-        let calls = self.adapters.iter().map(|a| {
+        self.find_patient_in(&self.adapters, nhs, gateway_id, request_id, overall)
+            .await
+    }
+
+    /// Asks the given sources whether they hold the patient.
+    pub async fn find_patient_in(
+        &self,
+        adapters: &[Arc<dyn SourceAdapter>],
+        nhs: &NhsNumber,
+        gateway_id: &str,
+        request_id: &str,
+        overall: Instant,
+    ) -> Vec<SourceAnswer<Option<SourcePatient>>> {
+        let calls = adapters.iter().map(|a| {
             let ctx = self.context(a.as_ref(), overall, request_id);
             let span = tracing::info_span!("source.find_patient", source = %a.id());
             async move {
                 let started = Instant::now();
-                let result = match timeout_at(ctx.deadline, a.find_patient(nhs, gateway_id, &ctx)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(AdapterError::Timeout),
-                };
-                SourceAnswer { source: a.id().clone(), result, elapsed: started.elapsed() }
+                let result =
+                    match timeout_at(ctx.deadline, a.find_patient(nhs, gateway_id, &ctx)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(AdapterError::Timeout),
+                    };
+                SourceAnswer {
+                    source: a.id().clone(),
+                    result,
+                    elapsed: started.elapsed(),
+                }
             }
             .instrument(span)
         });
@@ -103,7 +129,11 @@ impl Federation {
                     Ok(r) => r,
                     Err(_) => Err(AdapterError::Timeout),
                 };
-                SourceAnswer { source: a.id().clone(), result, elapsed: started.elapsed() }
+                SourceAnswer {
+                    source: a.id().clone(),
+                    result,
+                    elapsed: started.elapsed(),
+                }
             }
             .instrument(span)
         });

@@ -48,7 +48,11 @@ impl PatientIds {
 
     /// Whether `id` has the shape of an id this gateway publishes.
     pub fn is_well_formed(id: &str) -> bool {
-        id.len() == 33 && id.starts_with('p') && id[1..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        id.len() == 33
+            && id.starts_with('p')
+            && id[1..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     }
 }
 

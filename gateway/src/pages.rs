@@ -31,7 +31,13 @@ pub struct PageSnapshot {
 
 /// Identifies a principal for page ownership: the same client, user, organisation and purpose.
 pub fn principal_key(p: &Principal) -> String {
-    format!("{}\u{1f}{}\u{1f}{}\u{1f}{}", p.client_id, p.user_id, p.organisation, p.purpose.code())
+    format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        p.client_id,
+        p.user_id,
+        p.organisation,
+        p.purpose.code()
+    )
 }
 
 /// The snapshots.
@@ -45,14 +51,21 @@ impl PageStore {
     pub fn new(ttl: Duration, capacity: u64) -> Self {
         let cache = Cache::builder()
             .time_to_live(ttl)
-            .weigher(|_k: &String, v: &Arc<PageSnapshot>| u32::try_from(v.resources.len().max(1)).unwrap_or(u32::MAX))
+            .weigher(|_k: &String, v: &Arc<PageSnapshot>| {
+                u32::try_from(v.resources.len().max(1)).unwrap_or(u32::MAX)
+            })
             .max_capacity(capacity)
             .build();
         Self { cache }
     }
 
     /// Stores `snapshot` and returns the link to the page starting at `offset`.
-    pub async fn insert(&self, snapshot: Arc<PageSnapshot>, base_url: &str, offset: usize) -> String {
+    pub async fn insert(
+        &self,
+        snapshot: Arc<PageSnapshot>,
+        base_url: &str,
+        offset: usize,
+    ) -> String {
         let token = uuid::Uuid::new_v4().simple().to_string();
         self.cache.insert(token.clone(), snapshot).await;
         self.link(base_url, &token, offset)

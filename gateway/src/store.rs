@@ -43,13 +43,14 @@ pub enum Store {
 const SCHEMA_SQLITE: &str = include_str!("../migrations/sqlite.sql");
 const SCHEMA_POSTGRES: &str = include_str!("../migrations/postgres.sql");
 
-/// One row of a source link: which source holds the patient under which local id.
+/// What the record locator knows about one source and one patient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceLink {
     /// Registry id of the source.
     pub source_id: String,
-    /// The source's id for the patient.
-    pub local_id: String,
+    /// The source's id for the patient, or `None` when the source was asked and does not
+    /// hold the patient.
+    pub local_id: Option<String>,
 }
 
 impl Store {
@@ -186,7 +187,11 @@ impl Store {
     }
 
     /// Records that `patient_id` is the opaque id of `nhs_number` (idempotent).
-    pub async fn remember_patient(&self, patient_id: &str, nhs_number: &str) -> Result<(), StoreError> {
+    pub async fn remember_patient(
+        &self,
+        patient_id: &str,
+        nhs_number: &str,
+    ) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         match self {
             Self::Sqlite(p) => sqlx::query(
@@ -216,55 +221,66 @@ impl Store {
     /// The NHS number behind an opaque patient id, if the gateway has published that id.
     pub async fn nhs_number_of(&self, patient_id: &str) -> Result<Option<String>, StoreError> {
         match self {
-            Self::Sqlite(p) => sqlx::query_scalar("SELECT nhs_number FROM patient_index WHERE patient_id = ?1")
-                .bind(patient_id)
-                .fetch_optional(p)
-                .await,
-            Self::Postgres(p) => sqlx::query_scalar("SELECT nhs_number FROM patient_index WHERE patient_id = $1")
-                .bind(patient_id)
-                .fetch_optional(p)
-                .await,
+            Self::Sqlite(p) => {
+                sqlx::query_scalar("SELECT nhs_number FROM patient_index WHERE patient_id = ?1")
+                    .bind(patient_id)
+                    .fetch_optional(p)
+                    .await
+            }
+            Self::Postgres(p) => {
+                sqlx::query_scalar("SELECT nhs_number FROM patient_index WHERE patient_id = $1")
+                    .bind(patient_id)
+                    .fetch_optional(p)
+                    .await
+            }
         }
         .map_err(err("look up patient"))
     }
 
-    /// Replaces the record locator's links for a patient with what the sources just answered.
-    pub async fn set_links(&self, patient_id: &str, links: &[SourceLink]) -> Result<(), StoreError> {
+    /// Records what sources answered about a patient: held under a local id, or checked and
+    /// not held (`local_id: None`). Sources not listed keep what was known before.
+    pub async fn upsert_links(
+        &self,
+        patient_id: &str,
+        links: &[SourceLink],
+    ) -> Result<(), StoreError> {
+        if links.is_empty() {
+            return Ok(());
+        }
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        macro_rules! replace {
-            ($pool:expr, $del:literal, $ins:literal) => {{
+        macro_rules! upsert {
+            ($pool:expr, $sql:literal) => {{
                 let mut tx = $pool.begin().await.map_err(err("begin"))?;
-                sqlx::query($del).bind(patient_id).execute(&mut *tx).await.map_err(err("clear links"))?;
                 for l in links {
-                    sqlx::query($ins)
+                    sqlx::query($sql)
                         .bind(patient_id)
                         .bind(&l.source_id)
                         .bind(&l.local_id)
                         .bind(now)
                         .execute(&mut *tx)
                         .await
-                        .map_err(err("insert link"))?;
+                        .map_err(err("upsert link"))?;
                 }
                 tx.commit().await.map_err(err("commit links"))
             }};
         }
         match self {
-            Self::Sqlite(p) => replace!(
+            Self::Sqlite(p) => upsert!(
                 p,
-                "DELETE FROM patient_source WHERE patient_id = ?1",
-                "INSERT INTO patient_source (patient_id, source_id, local_id, seen_at) VALUES (?1, ?2, ?3, ?4)"
+                "INSERT INTO patient_source (patient_id, source_id, local_id, seen_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (patient_id, source_id) DO UPDATE SET local_id = excluded.local_id, seen_at = excluded.seen_at"
             ),
-            Self::Postgres(p) => replace!(
+            Self::Postgres(p) => upsert!(
                 p,
-                "DELETE FROM patient_source WHERE patient_id = $1",
-                "INSERT INTO patient_source (patient_id, source_id, local_id, seen_at) VALUES ($1, $2, $3, $4)"
+                "INSERT INTO patient_source (patient_id, source_id, local_id, seen_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (patient_id, source_id) DO UPDATE SET local_id = excluded.local_id, seen_at = excluded.seen_at"
             ),
         }
     }
 
-    /// The record locator's links for a patient.
+    /// Everything the record locator knows about a patient, one row per source checked.
     pub async fn links(&self, patient_id: &str) -> Result<Vec<SourceLink>, StoreError> {
-        let rows: Vec<(String, String)> = match self {
+        let rows: Vec<(String, Option<String>)> = match self {
             Self::Sqlite(p) => sqlx::query_as(
                 "SELECT source_id, local_id FROM patient_source WHERE patient_id = ?1 ORDER BY source_id",
             )
@@ -279,11 +295,22 @@ impl Store {
             .await,
         }
         .map_err(err("read links"))?;
-        Ok(rows.into_iter().map(|(source_id, local_id)| SourceLink { source_id, local_id }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(source_id, local_id)| SourceLink {
+                source_id,
+                local_id,
+            })
+            .collect())
     }
 
     /// Remembers a client assertion id until it expires; false if it was already used.
-    pub async fn first_use_of_jti(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool, StoreError> {
+    pub async fn first_use_of_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let affected = match self {
             Self::Sqlite(p) => {
@@ -381,7 +408,12 @@ pub struct StoreReplayGuard(pub Store);
 
 #[async_trait]
 impl ReplayGuard for StoreReplayGuard {
-    async fn first_use(&self, client_id: &str, jti: &str, expires_at: OffsetDateTime) -> Result<bool, ReplayStoreError> {
+    async fn first_use(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, ReplayStoreError> {
         self.0
             .first_use_of_jti(client_id, jti, expires_at.unix_timestamp())
             .await

@@ -6,7 +6,11 @@
 //! is also written to `$TIDEWAY_COLLECT_DIR` so `scripts/test.sh` can pass it through the
 //! independent validator.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a harness panic is a test failure, with its message")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a harness panic is a test failure, with its message"
+)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -16,7 +20,9 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::Value;
-use tideway_adapters::fhir_r4::simulator::{self, FaultConfig, PopulationSpec, RunningSimulator, SimulatorConfig};
+use tideway_adapters::fhir_r4::simulator::{
+    self, FaultConfig, PopulationSpec, RunningSimulator, SimulatorConfig,
+};
 use tideway_adapters::population::Population;
 use tideway_adapters::{SourceConfig, SourceId, SystemKind};
 use tideway_auth::client::{BackendClient, UserClaims};
@@ -25,7 +31,8 @@ use tideway_auth::{PurposeOfUse, RoleCode};
 use tideway_gateway::Application;
 use tideway_gateway::app::AppState;
 use tideway_gateway::config::{
-    FederationSettings, IdentitySettings, ServerSettings, Settings, StoreSettings, TelemetrySettings,
+    FederationSettings, IdentitySettings, ServerSettings, Settings, StoreSettings,
+    TelemetrySettings,
 };
 use tideway_profiles::OdsCode;
 
@@ -40,7 +47,11 @@ pub fn workspace_root() -> PathBuf {
 /// `../shared/data/{rel}` beside the workspace, or a panic naming what is missing.
 pub fn shared_data(rel: &str) -> PathBuf {
     let p = workspace_root().join("../shared/data").join(rel);
-    assert!(p.exists(), "test data missing: {} (the shared/ folder must sit beside the project)", p.display());
+    assert!(
+        p.exists(),
+        "test data missing: {} (the shared/ folder must sit beside the project)",
+        p.display()
+    );
     p
 }
 
@@ -122,7 +133,11 @@ pub fn clinician() -> UserClaims {
 
 /// A different user (for page-link ownership).
 pub fn other_clinician() -> UserClaims {
-    UserClaims { user_id: "555021935108".to_owned(), organisation: OdsCode::parse("RKE").unwrap(), ..clinician() }
+    UserClaims {
+        user_id: "555021935108".to_owned(),
+        organisation: OdsCode::parse("RKE").unwrap(),
+        ..clinician()
+    }
 }
 
 fn secret(tag: &str) -> SecretString {
@@ -133,7 +148,8 @@ fn secret(tag: &str) -> SecretString {
 pub fn rs_client() -> BackendClient {
     let dir = workspace_root().join("auth/tests/fixtures");
     let pem = std::fs::read_to_string(dir.join("rsa-test-client.key.pem")).expect("rsa fixture");
-    BackendClient::from_pem("test-rs", "rs-test-1", jsonwebtoken::Algorithm::RS384, &pem).expect("rsa client")
+    BackendClient::from_pem("test-rs", "rs-test-1", jsonwebtoken::Algorithm::RS384, &pem)
+        .expect("rsa client")
 }
 
 impl TestApp {
@@ -152,11 +168,21 @@ impl TestApp {
             })
             .await
             .expect("from-dir simulator");
-            sources.push(source("synthea", "RYJ", sim.base_url(), opts.source_timeout_ms));
+            sources.push(source(
+                "synthea",
+                "RYJ",
+                sim.base_url(),
+                opts.source_timeout_ms,
+            ));
             simulators.push(sim);
         }
         for i in 0..opts.boroughs {
-            let faults = opts.faults.iter().find(|(b, _)| *b == i).map(|(_, f)| f.clone()).unwrap_or_default();
+            let faults = opts
+                .faults
+                .iter()
+                .find(|(b, _)| *b == i)
+                .map(|(_, f)| f.clone())
+                .unwrap_or_default();
             let sim = simulator::start(SimulatorConfig {
                 bind: localhost,
                 population: PopulationSpec::Synthetic {
@@ -170,14 +196,20 @@ impl TestApp {
             .await
             .expect("simulator");
             let ods = population.borough_ods_code(i).expect("borough ods");
-            sources.push(source(&format!("borough-{i:02}"), ods.as_str(), sim.base_url(), opts.source_timeout_ms));
+            sources.push(source(
+                &format!("borough-{i:02}"),
+                ods.as_str(),
+                sim.base_url(),
+                opts.source_timeout_ms,
+            ));
             simulators.push(sim);
         }
         let es_client = BackendClient::generate_es384("test-es", "es-test-1").expect("es client");
         let rs_client = rs_client();
         let (store_url, sqlite_path) = match opts.store {
             StoreKind::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("tideway-test-{}", uuid::Uuid::new_v4().simple()));
+                let dir = std::env::temp_dir()
+                    .join(format!("tideway-test-{}", uuid::Uuid::new_v4().simple()));
                 std::fs::create_dir_all(&dir).expect("temp dir");
                 let path = dir.join("tideway.db");
                 (format!("sqlite://{}", path.display()), Some(path))
@@ -189,7 +221,11 @@ impl TestApp {
             name: format!("{id} (tests)"),
             jwks: Some(jwks),
             jwks_file: None,
-            allowed_scopes: vec!["system/*.read".to_owned(), "system/*.rs".to_owned(), "system/Patient.rs".to_owned()],
+            allowed_scopes: vec![
+                "system/*.read".to_owned(),
+                "system/*.rs".to_owned(),
+                "system/Patient.rs".to_owned(),
+            ],
             token_lifetime_secs: lifetime,
         };
         let settings = Settings {
@@ -199,8 +235,13 @@ impl TestApp {
                 max_request_bytes: 16 * 1024,
                 workers: Some(2),
             },
-            store: StoreSettings { url: SecretString::from(store_url), max_connections: 4 },
-            identity: IdentitySettings { pseudonym_key: secret("pseudonym") },
+            store: StoreSettings {
+                url: SecretString::from(store_url),
+                max_connections: 4,
+            },
+            identity: IdentitySettings {
+                pseudonym_key: secret("pseudonym"),
+            },
             auth: AuthConfig {
                 token_signing_secret: secret("signing"),
                 clients: vec![
@@ -219,7 +260,9 @@ impl TestApp {
             sources,
         };
         settings.validate().expect("test settings are valid");
-        let app = Application::build(settings).await.expect("application starts");
+        let app = Application::build(settings)
+            .await
+            .expect("application starts");
         let base_url = app.base_url().to_owned();
         let state = app.state();
         let handle = app.handle();
@@ -229,7 +272,17 @@ impl TestApp {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("http client");
-        Self { base_url, http, es_client, rs_client, population, simulators, state, sqlite_path, handle }
+        Self {
+            base_url,
+            http,
+            es_client,
+            rs_client,
+            population,
+            simulators,
+            state,
+            sqlite_path,
+            handle,
+        }
     }
 
     /// The token endpoint URL.
@@ -250,11 +303,17 @@ impl TestApp {
 
     /// An access token for `user` from the ES384 client.
     pub async fn token_for(&self, user: &UserClaims) -> String {
-        let form = self.es_client.token_form(&self.token_url(), "system/*.read", user).expect("form");
+        let form = self
+            .es_client
+            .token_form(&self.token_url(), "system/*.read", user)
+            .expect("form");
         let res = self.post_token(form).await;
         assert_eq!(res.status(), 200, "token request failed");
         let body: Value = res.json().await.expect("token json");
-        body["access_token"].as_str().expect("access_token").to_owned()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     /// An access token for the default clinician.
@@ -268,8 +327,17 @@ impl TestApp {
     }
 
     /// GET with extra headers.
-    pub async fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Answer {
-        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{}", self.base_url, path) };
+    pub async fn get_with(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{}", self.base_url, path)
+        };
         let mut req = self.http.get(url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -284,7 +352,10 @@ impl TestApp {
     pub async fn patient_id(&self, token: &str, nhs: &str) -> String {
         let a = self.get(&nhs_search(nhs), Some(token)).await;
         assert_eq!(a.status, 200, "patient search: {}", a.body);
-        a.body["entry"][0]["resource"]["id"].as_str().expect("patient id").to_owned()
+        a.body["entry"][0]["resource"]["id"]
+            .as_str()
+            .expect("patient id")
+            .to_owned()
     }
 
     /// Total requests the simulators have served.
@@ -321,7 +392,8 @@ pub fn nhs_search(nhs: &str) -> String {
 /// The PostgreSQL URL for tests: `$TIDEWAY_TEST_POSTGRES_URL`, defaulting to the local `test`
 /// database. PostgreSQL is part of the tested surface: if it is absent the test fails.
 pub fn postgres_url() -> String {
-    std::env::var("TIDEWAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    std::env::var("TIDEWAY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// Creates a fresh schema and returns a URL whose connections use it.
@@ -331,8 +403,13 @@ pub async fn fresh_postgres_schema() -> String {
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is required for this test and is not reachable: {e}"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.expect("create schema");
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is required for this test and is not reachable: {e}")
+        });
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut conn)
+        .await
+        .expect("create schema");
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
@@ -363,12 +440,20 @@ impl Answer {
         if fhir && body.get("resourceType").is_some() {
             collect(&raw);
         }
-        Self { status, headers, body, raw: Arc::new(raw) }
+        Self {
+            status,
+            headers,
+            body,
+            raw: Arc::new(raw),
+        }
     }
 
     /// The header's value.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     }
 
     /// The first issue's code, for OperationOutcomes.
@@ -378,25 +463,42 @@ impl Answer {
 
     /// Entry resources of a Bundle.
     pub fn resources(&self) -> Vec<&Value> {
-        self.body["entry"].as_array().map(|es| es.iter().map(|e| &e["resource"]).collect()).unwrap_or_default()
+        self.body["entry"]
+            .as_array()
+            .map(|es| es.iter().map(|e| &e["resource"]).collect())
+            .unwrap_or_default()
     }
 
     /// Match entries only (no outcome entries).
     pub fn matches(&self) -> Vec<&Value> {
         self.body["entry"]
             .as_array()
-            .map(|es| es.iter().filter(|e| e["search"]["mode"] == "match").map(|e| &e["resource"]).collect())
+            .map(|es| {
+                es.iter()
+                    .filter(|e| e["search"]["mode"] == "match")
+                    .map(|e| &e["resource"])
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// The outcome entry's resource, if any.
     pub fn outcome_entry(&self) -> Option<&Value> {
-        self.body["entry"].as_array()?.iter().find(|e| e["search"]["mode"] == "outcome").map(|e| &e["resource"])
+        self.body["entry"]
+            .as_array()?
+            .iter()
+            .find(|e| e["search"]["mode"] == "outcome")
+            .map(|e| &e["resource"])
     }
 
     /// The `next` link.
     pub fn next_link(&self) -> Option<String> {
-        self.body["link"].as_array()?.iter().find(|l| l["relation"] == "next").and_then(|l| l["url"].as_str()).map(str::to_owned)
+        self.body["link"]
+            .as_array()?
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .and_then(|l| l["url"].as_str())
+            .map(str::to_owned)
     }
 }
 

@@ -49,13 +49,24 @@ struct Call {
 impl Call {
     /// Authenticates the request; a refusal is audited (best effort: the request is refused
     /// whether or not the audit write succeeds, as nothing is released).
-    async fn begin(state: web::Data<AppState>, req: &HttpRequest, action: &'static str) -> Result<Self, ApiError> {
+    async fn begin(
+        state: web::Data<AppState>,
+        req: &HttpRequest,
+        action: &'static str,
+    ) -> Result<Self, ApiError> {
         let rid = request_id(req);
-        let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+        let header = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
         match state.tokens.authenticate(header) {
             Ok(principal) => {
                 let audit = AuditRecord::new(&rid, action, Some(&principal));
-                Ok(Self { state, principal, audit })
+                Ok(Self {
+                    state,
+                    principal,
+                    audit,
+                })
             }
             Err(e) => {
                 let err = match e {
@@ -78,7 +89,11 @@ impl Call {
     /// Refuses with `err` and audits the refusal.
     async fn refuse(mut self, err: ApiError, reason: &str) -> ApiError {
         self.audit.phase = AuditPhase::Outcome;
-        self.audit.outcome = if err.status.is_server_error() { AuditOutcome::Error } else { AuditOutcome::Denied };
+        self.audit.outcome = if err.status.is_server_error() {
+            AuditOutcome::Error
+        } else {
+            AuditOutcome::Denied
+        };
         self.audit.http_status = err.status.as_u16();
         self.audit.released = 0;
         self.audit.detail = json!({"reason": reason});
@@ -92,7 +107,9 @@ impl Call {
         if self.principal.may_read(resource_type) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("the granted scopes do not allow reading {resource_type}")))
+            Err(ApiError::forbidden(format!(
+                "the granted scopes do not allow reading {resource_type}"
+            )))
         }
     }
 
@@ -112,7 +129,14 @@ impl Call {
     }
 
     /// Writes the outcome record and, only if that succeeded, the response.
-    async fn respond(mut self, status: StatusCode, body: Vec<u8>, released: usize, outcome: AuditOutcome, detail: serde_json::Value) -> Result<HttpResponse, ApiError> {
+    async fn respond(
+        mut self,
+        status: StatusCode,
+        body: Vec<u8>,
+        released: usize,
+        outcome: AuditOutcome,
+        detail: serde_json::Value,
+    ) -> Result<HttpResponse, ApiError> {
         self.audit.phase = AuditPhase::Outcome;
         self.audit.outcome = outcome;
         self.audit.http_status = status.as_u16();
@@ -123,24 +147,34 @@ impl Call {
             tracing::error!(request_id = %self.audit.request_id, error = %e, "audit outcome could not be written; nothing released");
             return Err(ApiError::audit_unavailable());
         }
-        Ok(HttpResponse::build(status).content_type(FHIR_JSON).body(body))
+        Ok(HttpResponse::build(status)
+            .content_type(FHIR_JSON)
+            .body(body))
     }
 }
 
 /// Parses `system|value` for the NHS number system.
 fn parse_identifier(value: &str) -> Result<NhsNumber, ApiError> {
     let (system, number) = value.split_once('|').ok_or_else(|| {
-        ApiError::invalid(format!("identifier must be given as '{}|<NHS number>'", systems::NHS_NUMBER)).at("identifier")
+        ApiError::invalid(format!(
+            "identifier must be given as '{}|<NHS number>'",
+            systems::NHS_NUMBER
+        ))
+        .at("identifier")
     })?;
     if system != systems::NHS_NUMBER {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             tideway_profiles::IssueType::NotSupported,
-            format!("only identifiers of system {} can be searched", systems::NHS_NUMBER),
+            format!(
+                "only identifiers of system {} can be searched",
+                systems::NHS_NUMBER
+            ),
         )
         .at("identifier"));
     }
-    NhsNumber::parse(number).map_err(|e| ApiError::invalid(format!("invalid NHS number: {e}")).at("identifier"))
+    NhsNumber::parse(number)
+        .map_err(|e| ApiError::invalid(format!("invalid NHS number: {e}")).at("identifier"))
 }
 
 /// Turns failed answers into notices and decides whether the whole request failed: 502 when
@@ -149,13 +183,19 @@ fn failures<T>(answers: &[SourceAnswer<T>]) -> (Vec<Notice>, Option<ApiError>) {
     let notices: Vec<Notice> = answers
         .iter()
         .filter_map(|a| match &a.result {
-            Err(e) => Some(Notice::SourceFailed { source: a.source.clone(), error: e.clone() }),
+            Err(e) => Some(Notice::SourceFailed {
+                source: a.source.clone(),
+                error: e.clone(),
+            }),
             Ok(_) => None,
         })
         .collect();
     let all_failed = !answers.is_empty() && notices.len() == answers.len();
     let fatal = all_failed.then(|| {
-        if answers.iter().all(|a| matches!(a.result, Err(AdapterError::Timeout))) {
+        if answers
+            .iter()
+            .all(|a| matches!(a.result, Err(AdapterError::Timeout)))
+        {
             ApiError::gateway_timeout("no source answered in time")
         } else {
             ApiError::bad_gateway("every source that could hold this record failed to answer")
@@ -164,13 +204,18 @@ fn failures<T>(answers: &[SourceAnswer<T>]) -> (Vec<Notice>, Option<ApiError>) {
     (notices, fatal)
 }
 
-fn per_source_detail<T>(answers: &[SourceAnswer<T>], count: impl Fn(&T) -> usize) -> serde_json::Value {
+fn per_source_detail<T>(
+    answers: &[SourceAnswer<T>],
+    count: impl Fn(&T) -> usize,
+) -> serde_json::Value {
     let map: BTreeMap<String, serde_json::Value> = answers
         .iter()
         .map(|a| {
             let v = match &a.result {
                 Ok(t) => json!({"ok": true, "count": count(t), "ms": a.elapsed.as_millis() as u64}),
-                Err(e) => json!({"ok": false, "error": error_code(e), "ms": a.elapsed.as_millis() as u64}),
+                Err(e) => {
+                    json!({"ok": false, "error": error_code(e), "ms": a.elapsed.as_millis() as u64})
+                }
             };
             (a.source.to_string(), v)
         })
@@ -190,7 +235,10 @@ fn error_code(e: &AdapterError) -> &'static str {
 }
 
 /// `GET /Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}`
-pub async fn patient_search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn patient_search(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     negotiate(&req)?;
     let mut call = Call::begin(state.clone(), &req, "patient-search").await?;
     if let Err(e) = call.require_read("Patient") {
@@ -207,23 +255,32 @@ pub async fn patient_search(state: web::Data<AppState>, req: HttpRequest) -> Res
         Ok(n) => n,
         Err(e) => return Err(call.refuse(e, "bad-request").await),
     };
-    if let Err(e) = params.count(state.settings.federation.default_page_size, state.settings.federation.max_page_size) {
+    if let Err(e) = params.count(
+        state.settings.federation.default_page_size,
+        state.settings.federation.max_page_size,
+    ) {
         return Err(call.refuse(e, "bad-request").await);
     }
     let gateway_id = state.ids.id_for(&nhs);
     call.audit.patient_id = Some(gateway_id.clone());
     call.intent(state.source_ids()).await?;
 
-    let (patient, answers) = find_everywhere(&state, &nhs, &gateway_id, &call.audit.request_id).await;
+    let (patient, answers) =
+        find_everywhere(&state, &nhs, &gateway_id, &call.audit.request_id).await;
     let (mut notices, fatal) = failures(&answers);
     if let Some(err) = fatal {
         return Err(call.refuse(err, "sources-failed").await);
     }
-    if patient.is_some() {
-        if let Err(e) = remember(&state, &nhs, &gateway_id, &answers).await {
-            tracing::error!(error = %e, "patient index could not be written");
-            return Err(call.refuse(ApiError::unavailable("the patient index cannot be written; try again later"), "store").await);
-        }
+    if patient.is_some()
+        && let Err(e) = remember(&state, &nhs, &gateway_id, &answers).await
+    {
+        tracing::error!(error = %e, "patient index could not be written");
+        return Err(call
+            .refuse(
+                ApiError::unavailable("the patient index cannot be written; try again later"),
+                "store",
+            )
+            .await);
     }
     notices.extend(params.ignored.iter().cloned());
     let entries: Vec<NormalisedResource> = patient.into_iter().collect();
@@ -239,8 +296,13 @@ pub async fn patient_search(state: web::Data<AppState>, req: HttpRequest) -> Res
         outcome: outcome.as_ref(),
     });
     let detail = per_source_detail(&answers, |p| usize::from(p.is_some()));
-    let audit_outcome = if answers.iter().any(|a| a.result.is_err()) { AuditOutcome::Partial } else { AuditOutcome::Success };
-    call.respond(StatusCode::OK, body, entries.len(), audit_outcome, detail).await
+    let audit_outcome = if answers.iter().any(|a| a.result.is_err()) {
+        AuditOutcome::Partial
+    } else {
+        AuditOutcome::Success
+    };
+    call.respond(StatusCode::OK, body, entries.len(), audit_outcome, detail)
+        .await
 }
 
 /// Asks every source for the patient; returns the representative Patient (first source in
@@ -250,9 +312,21 @@ async fn find_everywhere(
     nhs: &NhsNumber,
     gateway_id: &str,
     request_id: &str,
-) -> (Option<NormalisedResource>, Vec<SourceAnswer<Option<tideway_adapters::SourcePatient>>>) {
-    let answers = state.federation.find_patient(nhs, gateway_id, request_id, state.federation.deadline()).await;
-    let patient = answers.iter().find_map(|a| a.result.as_ref().ok().and_then(|p| p.as_ref()).map(|p| p.resource.clone()));
+) -> (
+    Option<NormalisedResource>,
+    Vec<SourceAnswer<Option<tideway_adapters::SourcePatient>>>,
+) {
+    let answers = state
+        .federation
+        .find_patient(nhs, gateway_id, request_id, state.federation.deadline())
+        .await;
+    let patient = answers.iter().find_map(|a| {
+        a.result
+            .as_ref()
+            .ok()
+            .and_then(|p| p.as_ref())
+            .map(|p| p.resource.clone())
+    });
     (patient, answers)
 }
 
@@ -262,28 +336,22 @@ async fn remember(
     gateway_id: &str,
     answers: &[SourceAnswer<Option<tideway_adapters::SourcePatient>>],
 ) -> Result<(), crate::store::StoreError> {
-    state.store.remember_patient(gateway_id, nhs.as_str()).await?;
-    // Only overwrite the locator when every source answered; otherwise keep what we knew.
-    if answers.iter().all(|a| a.result.is_ok()) {
-        let links: Vec<SourceLink> = answers
-            .iter()
-            .filter_map(|a| match &a.result {
-                Ok(Some(p)) => Some(SourceLink { source_id: a.source.to_string(), local_id: p.local_id.clone() }),
-                _ => None,
-            })
-            .collect();
-        state.store.set_links(gateway_id, &links).await?;
-    } else {
-        let mut links = state.store.links(gateway_id).await?;
-        for a in answers {
-            if let Ok(Some(p)) = &a.result {
-                links.retain(|l| l.source_id != a.source.as_str());
-                links.push(SourceLink { source_id: a.source.to_string(), local_id: p.local_id.clone() });
-            }
-        }
-        state.store.set_links(gateway_id, &links).await?;
-    }
-    Ok(())
+    state
+        .store
+        .remember_patient(gateway_id, nhs.as_str())
+        .await?;
+    // Sources that failed to answer keep whatever the locator knew about them before.
+    let links: Vec<SourceLink> = answers
+        .iter()
+        .filter_map(|a| match &a.result {
+            Ok(p) => Some(SourceLink {
+                source_id: a.source.to_string(),
+                local_id: p.as_ref().map(|p| p.local_id.clone()),
+            }),
+            Err(_) => None,
+        })
+        .collect();
+    state.store.upsert_links(gateway_id, &links).await
 }
 
 /// Resolves a published patient id to its NHS number; 404 when the id was never published.
@@ -296,7 +364,9 @@ async fn resolve(state: &AppState, id: &str) -> Result<Option<NhsNumber>, ApiErr
         Ok(None) => Ok(None),
         Err(e) => {
             tracing::error!(error = %e, "patient index could not be read");
-            Err(ApiError::unavailable("the patient index cannot be read; try again later"))
+            Err(ApiError::unavailable(
+                "the patient index cannot be read; try again later",
+            ))
         }
     }
 }
@@ -306,7 +376,11 @@ fn unknown_patient() -> ApiError {
 }
 
 /// `GET /Patient/{id}`
-pub async fn patient_read(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn patient_read(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     negotiate(&req)?;
     let id = path.into_inner();
     let mut call = Call::begin(state.clone(), &req, "patient-read").await?;
@@ -329,65 +403,130 @@ pub async fn patient_read(state: web::Data<AppState>, req: HttpRequest, path: we
         return Err(call.refuse(err, "sources-failed").await);
     }
     let Some(patient) = patient else {
-        return Err(call.refuse(ApiError::not_found("no source holds this patient any more"), "not-held").await);
+        return Err(call
+            .refuse(
+                ApiError::not_found("no source holds this patient any more"),
+                "not-held",
+            )
+            .await);
     };
     if let Err(e) = remember(&state, &nhs, &id, &answers).await {
         tracing::error!(error = %e, "patient index could not be written");
     }
     let detail = per_source_detail(&answers, |p| usize::from(p.is_some()));
-    let audit_outcome = if answers.iter().any(|a| a.result.is_err()) { AuditOutcome::Partial } else { AuditOutcome::Success };
-    call.respond(StatusCode::OK, patient.json.to_vec(), 1, audit_outcome, detail).await
+    let audit_outcome = if answers.iter().any(|a| a.result.is_err()) {
+        AuditOutcome::Partial
+    } else {
+        AuditOutcome::Success
+    };
+    call.respond(
+        StatusCode::OK,
+        patient.json.to_vec(),
+        1,
+        audit_outcome,
+        detail,
+    )
+    .await
 }
 
 /// Everything the sources hold for a patient, merged: the representative Patient first, then
-/// each source's resources in registry order. Returns the resources, notices, and per-source
-/// audit detail.
+/// each source's resources in registry order. Sources the record locator has no answer from
+/// yet are asked whether they hold the patient first. Returns the resources, notices, per-source
+/// audit detail and whether any source is missing.
 async fn gather_record(
     state: &AppState,
     nhs: &NhsNumber,
     gateway_id: &str,
     request_id: &str,
-) -> Result<(Vec<NormalisedResource>, Vec<Notice>, serde_json::Value, bool), ApiError> {
+) -> Result<
+    (
+        Vec<NormalisedResource>,
+        Vec<Notice>,
+        serde_json::Value,
+        bool,
+    ),
+    ApiError,
+> {
     let overall = state.federation.deadline();
-    let mut links = state.store.links(gateway_id).await.map_err(|e| {
+    let known = state.store.links(gateway_id).await.map_err(|e| {
         tracing::error!(error = %e, "record locator could not be read");
         ApiError::unavailable("the record locator cannot be read; try again later")
     })?;
+    let adapters = state.federation.adapters();
+    let unknown: Vec<Arc<dyn SourceAdapter>> = adapters
+        .iter()
+        .filter(|a| !known.iter().any(|l| l.source_id == a.id().as_str()))
+        .cloned()
+        .collect();
     let mut notices = Vec::new();
-    if links.is_empty() {
-        let answers = state.federation.find_patient(nhs, gateway_id, request_id, overall).await;
-        let (n, fatal) = failures(&answers);
-        if let Some(err) = fatal {
-            return Err(err);
-        }
+    let mut failed_kinds: Vec<AdapterError> = Vec::new();
+    let mut held: Vec<(String, String)> = known
+        .iter()
+        .filter_map(|l| l.local_id.clone().map(|local| (l.source_id.clone(), local)))
+        .collect();
+    if !unknown.is_empty() {
+        let answers = state
+            .federation
+            .find_patient_in(&unknown, nhs, gateway_id, request_id, overall)
+            .await;
+        let (n, _) = failures(&answers);
         notices.extend(n);
+        failed_kinds.extend(
+            answers
+                .iter()
+                .filter_map(|a| a.result.as_ref().err().cloned()),
+        );
         if let Err(e) = remember(state, nhs, gateway_id, &answers).await {
             tracing::error!(error = %e, "record locator could not be written");
         }
-        links = answers
-            .iter()
-            .filter_map(|a| match &a.result {
-                Ok(Some(p)) => Some(SourceLink { source_id: a.source.to_string(), local_id: p.local_id.clone() }),
-                _ => None,
-            })
-            .collect();
+        held.extend(answers.iter().filter_map(|a| match &a.result {
+            Ok(Some(p)) => Some((a.source.to_string(), p.local_id.clone())),
+            _ => None,
+        }));
     }
-    let targets: Vec<(Arc<dyn SourceAdapter>, PatientLink)> = state
-        .federation
-        .adapters()
+    let targets: Vec<(Arc<dyn SourceAdapter>, PatientLink)> = adapters
         .iter()
         .filter_map(|a| {
-            links.iter().find(|l| l.source_id == a.id().as_str()).map(|l| {
-                (a.clone(), PatientLink { gateway_id: gateway_id.to_owned(), local_id: l.local_id.clone() })
-            })
+            held.iter()
+                .find(|(s, _)| s == a.id().as_str())
+                .map(|(_, local)| {
+                    (
+                        a.clone(),
+                        PatientLink {
+                            gateway_id: gateway_id.to_owned(),
+                            local_id: local.clone(),
+                        },
+                    )
+                })
         })
         .collect();
-    let answers = state.federation.fetch_records(&targets, request_id, overall).await;
-    let (n, fatal) = failures(&answers);
-    if let Some(err) = fatal {
-        return Err(err);
-    }
+    let answers = state
+        .federation
+        .fetch_records(&targets, request_id, overall)
+        .await;
+    let (n, _) = failures(&answers);
     notices.extend(n);
+    failed_kinds.extend(
+        answers
+            .iter()
+            .filter_map(|a| a.result.as_ref().err().cloned()),
+    );
+    let succeeded = answers.iter().filter(|a| a.result.is_ok()).count();
+    if succeeded == 0 {
+        if failed_kinds.is_empty() {
+            return Err(ApiError::not_found("no source holds this patient any more"));
+        }
+        return Err(
+            if failed_kinds
+                .iter()
+                .all(|e| matches!(e, AdapterError::Timeout))
+            {
+                ApiError::gateway_timeout("no source answered in time")
+            } else {
+                ApiError::bad_gateway("every source that could hold this record failed to answer")
+            },
+        );
+    }
     let partial = !notices.is_empty();
     let detail = per_source_detail(&answers, |r| r.resources.len());
     let mut patient: Option<NormalisedResource> = None;
@@ -395,7 +534,10 @@ async fn gather_record(
     for a in answers {
         let Ok(record) = a.result else { continue };
         if !record.rejected.is_empty() {
-            notices.push(Notice::SourceRejected { source: a.source.clone(), count: record.rejected.len() });
+            notices.push(Notice::SourceRejected {
+                source: a.source.clone(),
+                count: record.rejected.len(),
+            });
         }
         for r in record.resources {
             if r.resource_type == "Patient" {
@@ -423,7 +565,11 @@ pub async fn patient_operation(
     if operation != "$everything" {
         return Err(ApiError::not_implemented(format!(
             "only $everything is supported on Patient instances{}",
-            if operation.starts_with('$') { "" } else { " (this is not an operation)" }
+            if operation.starts_with('$') {
+                ""
+            } else {
+                " (this is not an operation)"
+            }
         )));
     }
     let mut call = Call::begin(state.clone(), &req, "patient-everything").await?;
@@ -435,30 +581,46 @@ pub async fn patient_operation(
         Err(e) => return Err(call.refuse(e, "bad-request").await),
     };
     let parsed = (|| {
-        let types: Option<Vec<String>> = params.one("_type")?.map(|t| t.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
-        if let Some(ts) = &types {
-            if ts.is_empty() || ts.iter().any(|t| !t.chars().all(|c| c.is_ascii_alphabetic()) || !t.starts_with(|c: char| c.is_ascii_uppercase())) {
-                return Err(ApiError::invalid("_type must be a comma-separated list of resource types").at("_type"));
-            }
+        let types: Option<Vec<String>> = params.one("_type")?.map(|t| {
+            t.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        });
+        if let Some(ts) = &types
+            && (ts.is_empty()
+                || ts.iter().any(|t| {
+                    !t.chars().all(|c| c.is_ascii_alphabetic())
+                        || !t.starts_with(|c: char| c.is_ascii_uppercase())
+                }))
+        {
+            return Err(ApiError::invalid(
+                "_type must be a comma-separated list of resource types",
+            )
+            .at("_type"));
         }
         let since = match params.one("_since")? {
             Some(s) => Some(bundle::parse_instant(s).ok_or_else(|| {
-                ApiError::invalid("_since must be a FHIR instant, e.g. 2024-01-31T09:00:00Z").at("_since")
+                ApiError::invalid("_since must be a FHIR instant, e.g. 2024-01-31T09:00:00Z")
+                    .at("_since")
             })?),
             None => None,
         };
-        let count = params.count(state.settings.federation.default_page_size, state.settings.federation.max_page_size)?;
+        let count = params.count(
+            state.settings.federation.default_page_size,
+            state.settings.federation.max_page_size,
+        )?;
         Ok((types, since, count))
     })();
     let (types, since, count) = match parsed {
         Ok(p) => p,
         Err(e) => return Err(call.refuse(e, "bad-request").await),
     };
-    if let Some(ts) = &types {
-        if let Some(t) = ts.iter().find(|t| !call.principal.may_read(t)) {
-            let e = ApiError::forbidden(format!("the granted scopes do not allow reading {t}"));
-            return Err(call.refuse(e, "scope").await);
-        }
+    if let Some(ts) = &types
+        && let Some(t) = ts.iter().find(|t| !call.principal.may_read(t))
+    {
+        let e = ApiError::forbidden(format!("the granted scopes do not allow reading {t}"));
+        return Err(call.refuse(e, "scope").await);
     }
     let nhs = match resolve(&state, &id).await {
         Ok(Some(n)) => n,
@@ -467,19 +629,25 @@ pub async fn patient_operation(
     };
     call.audit.patient_id = Some(id.clone());
     call.intent(state.source_ids()).await?;
-    let (mut resources, mut notices, detail, partial) = match gather_record(&state, &nhs, &id, &call.audit.request_id).await {
-        Ok(r) => r,
-        Err(e) => return Err(call.refuse(e, "sources-failed").await),
-    };
+    let (mut resources, mut notices, detail, partial) =
+        match gather_record(&state, &nhs, &id, &call.audit.request_id).await {
+            Ok(r) => r,
+            Err(e) => return Err(call.refuse(e, "sources-failed").await),
+        };
     if let Some(ts) = &types {
-        resources.retain(|r| ts.iter().any(|t| *t == r.resource_type));
+        resources.retain(|r| ts.contains(&r.resource_type));
     }
     if let Some(since) = since {
         resources = bundle::updated_since(resources, since);
     }
     resources.retain(|r| call.principal.may_read(&r.resource_type));
     notices.extend(params.ignored.iter().cloned());
-    let self_link = format!("{}/Patient/{}/$everything{}", state.base_url, id, echo_query(&req));
+    let self_link = format!(
+        "{}/Patient/{}/$everything{}",
+        state.base_url,
+        id,
+        echo_query(&req)
+    );
     paged_answer(call, resources, notices, detail, partial, count, self_link).await
 }
 
@@ -487,7 +655,11 @@ pub async fn patient_operation(
 /// here), for `self` links.
 fn echo_query(req: &HttpRequest) -> String {
     let q = req.query_string();
-    if q.is_empty() { String::new() } else { format!("?{q}") }
+    if q.is_empty() {
+        String::new()
+    } else {
+        format!("?{q}")
+    }
 }
 
 /// Answers the first page, keeping the rest (if any) for `next` links bound to the principal.
@@ -510,7 +682,16 @@ async fn paged_answer(
         page_size: count,
         patient_id: call.audit.patient_id.clone(),
     });
-    let next_link = if total > count { Some(state.pages.insert(snapshot.clone(), &state.base_url, count).await) } else { None };
+    let next_link = if total > count {
+        Some(
+            state
+                .pages
+                .insert(snapshot.clone(), &state.base_url, count)
+                .await,
+        )
+    } else {
+        None
+    };
     let page = &snapshot.resources[..total.min(count)];
     let body = bundle::searchset(&Searchset {
         base_url: &state.base_url,
@@ -520,17 +701,28 @@ async fn paged_answer(
         entries: page,
         outcome: outcome.as_ref(),
     });
-    let audit_outcome = if partial { AuditOutcome::Partial } else { AuditOutcome::Success };
+    let audit_outcome = if partial {
+        AuditOutcome::Partial
+    } else {
+        AuditOutcome::Success
+    };
     let released = page.len();
-    call.respond(StatusCode::OK, body, released, audit_outcome, detail).await
+    call.respond(StatusCode::OK, body, released, audit_outcome, detail)
+        .await
 }
 
 /// `GET /{type}?patient={id}` for the searchable clinical types.
-pub async fn type_search(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn type_search(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     negotiate(&req)?;
     let resource_type = path.into_inner();
     if !SEARCHABLE_TYPES.contains(&resource_type.as_str()) {
-        return Err(ApiError::not_found(format!("resource type '{resource_type}' is not served by this gateway")));
+        return Err(ApiError::not_found(format!(
+            "resource type '{resource_type}' is not served by this gateway"
+        )));
     }
     let action = "search";
     let mut call = Call::begin(state.clone(), &req, action).await?;
@@ -545,10 +737,16 @@ pub async fn type_search(state: web::Data<AppState>, req: HttpRequest, path: web
         let patient = match (params.one("patient")?, params.one("subject")?) {
             (Some(p), None) | (None, Some(p)) => p.strip_prefix("Patient/").unwrap_or(p).to_owned(),
             _ => {
-                return Err(ApiError::invalid(format!("a {resource_type} search needs exactly one of patient or subject")).at("patient"));
+                return Err(ApiError::invalid(format!(
+                    "a {resource_type} search needs exactly one of patient or subject"
+                ))
+                .at("patient"));
             }
         };
-        let count = params.count(state.settings.federation.default_page_size, state.settings.federation.max_page_size)?;
+        let count = params.count(
+            state.settings.federation.default_page_size,
+            state.settings.federation.max_page_size,
+        )?;
         Ok((patient, count))
     })();
     let (patient_id, count) = match parsed {
@@ -568,7 +766,15 @@ pub async fn type_search(state: web::Data<AppState>, req: HttpRequest, path: web
                 entries: &[],
                 outcome: bundle::notices_outcome(&params.ignored).as_ref(),
             });
-            return call.respond(StatusCode::OK, body, 0, AuditOutcome::Success, json!({"reason": "unknown-patient"})).await;
+            return call
+                .respond(
+                    StatusCode::OK,
+                    body,
+                    0,
+                    AuditOutcome::Success,
+                    json!({"reason": "unknown-patient"}),
+                )
+                .await;
         }
         Err(e) => return Err(call.refuse(e, "store").await),
     };
@@ -596,16 +802,39 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let (token, offset) = match (params.one("id"), params.one("offset")) {
         (Ok(Some(t)), Ok(Some(o))) => match o.parse::<usize>() {
             Ok(o) => (t.to_owned(), o),
-            Err(_) => return Err(call.refuse(ApiError::invalid("offset must be a whole number"), "bad-request").await),
+            Err(_) => {
+                return Err(call
+                    .refuse(
+                        ApiError::invalid("offset must be a whole number"),
+                        "bad-request",
+                    )
+                    .await);
+            }
         },
-        _ => return Err(call.refuse(ApiError::invalid("a page link needs id and offset"), "bad-request").await),
+        _ => {
+            return Err(call
+                .refuse(
+                    ApiError::invalid("a page link needs id and offset"),
+                    "bad-request",
+                )
+                .await);
+        }
     };
     let Some(snapshot) = state.pages.get(&token).await else {
-        let e = ApiError::new(StatusCode::GONE, tideway_profiles::IssueType::NotFound, "this page link is unknown or has expired; repeat the search");
+        let e = ApiError::new(
+            StatusCode::GONE,
+            tideway_profiles::IssueType::NotFound,
+            "this page link is unknown or has expired; repeat the search",
+        );
         return Err(call.refuse(e, "page-expired").await);
     };
     if snapshot.owner != principal_key(&call.principal) {
-        return Err(call.refuse(ApiError::forbidden("this page link belongs to another user"), "page-owner").await);
+        return Err(call
+            .refuse(
+                ApiError::forbidden("this page link belongs to another user"),
+                "page-owner",
+            )
+            .await);
     }
     let mut call = call;
     call.audit.patient_id = snapshot.patient_id.clone();
@@ -622,14 +851,23 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         entries: &snapshot.resources[start..end],
         outcome: snapshot.outcome.as_ref(),
     });
-    call.respond(StatusCode::OK, body, end - start, AuditOutcome::Success, json!({"page_offset": start})).await
+    call.respond(
+        StatusCode::OK,
+        body,
+        end - start,
+        AuditOutcome::Success,
+        json!({"page_offset": start}),
+    )
+    .await
 }
 
 /// Any other interaction on `/{type}/{id}`: reads of non-Patient types are not offered (501);
 /// writes are refused (405).
 pub async fn instance_other(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     if req.method() == actix_web::http::Method::GET {
-        Err(ApiError::not_implemented("only Patient can be read by id; search by patient instead"))
+        Err(ApiError::not_implemented(
+            "only Patient can be read by id; search by patient instead",
+        ))
     } else {
         Err(ApiError::method_not_allowed())
     }

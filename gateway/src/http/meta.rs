@@ -68,9 +68,14 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
 }
 
 /// `GET /metadata`
-pub async fn metadata(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn metadata(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     negotiate(&req)?;
-    Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(state.capability.clone()))
+    Ok(HttpResponse::Ok()
+        .content_type(FHIR_JSON)
+        .body(state.capability.clone()))
 }
 
 /// `GET /.well-known/smart-configuration`
@@ -84,18 +89,24 @@ pub async fn smart_configuration(state: web::Data<AppState>) -> HttpResponse {
         "scopes_supported": ["system/*.read", "system/*.rs"],
         "capabilities": ["client-confidential-asymmetric"]
     });
-    HttpResponse::Ok().content_type("application/json").body(body.to_string())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body.to_string())
 }
 
 /// `GET /healthz`: the process is alive.
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#)
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
 }
 
 /// `GET /readyz`: the store answers, so requests can be audited.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ready"}"#),
+        Ok(()) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(r#"{"status":"ready"}"#),
         Err(_) => HttpResponse::ServiceUnavailable()
             .content_type("application/json")
             .body(r#"{"status":"not ready","reason":"store unavailable"}"#),

@@ -12,7 +12,11 @@ use crate::app::AppState;
 use crate::audit::{AuditOutcome, AuditRecord};
 
 /// Reads a request body, refusing (413) past `limit` without buffering more than that.
-pub async fn read_capped(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+pub async fn read_capped(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -41,13 +45,20 @@ fn oauth_response(status: u16, body: &str) -> HttpResponse {
 }
 
 /// `POST /token`
-pub async fn token(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let body = read_capped(&req, payload, state.settings.server.max_request_bytes).await?;
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
     let mut audit = AuditRecord::new(&request_id(&req), "token", None);
     let result = if form {
         state.tokens.exchange(&body).await
@@ -65,7 +76,8 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, payload: web::P
             if state.store.append_audit(&audit).await.is_err() {
                 return Err(ApiError::audit_unavailable());
             }
-            let body = serde_json::to_string(&granted.response).map_err(|_| ApiError::internal())?;
+            let body =
+                serde_json::to_string(&granted.response).map_err(|_| ApiError::internal())?;
             Ok(oauth_response(200, &body))
         }
         Err(e) => {

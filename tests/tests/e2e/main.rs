@@ -1,11 +1,16 @@
 //! End-to-end: the real gateway and simulated boroughs over HTTP. One test binary so the
 //! application code is linked once; each test starts its own app on port 0.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "tests"
+)]
 
 mod api;
-mod auth;
 mod audit;
+mod auth;
 mod config;
 mod federation;
 mod postgres;
