@@ -32,16 +32,8 @@ pub struct CallContext {
 
 impl CallContext {
     /// A context whose deadline is `timeout` from now.
-    pub fn with_timeout(
-        timeout: Duration,
-        max_body_bytes: usize,
-        request_id: impl Into<String>,
-    ) -> Self {
-        Self {
-            deadline: Instant::now() + timeout,
-            max_body_bytes,
-            request_id: request_id.into(),
-        }
+    pub fn with_timeout(timeout: Duration, max_body_bytes: usize, request_id: impl Into<String>) -> Self {
+        Self { deadline: Instant::now() + timeout, max_body_bytes, request_id: request_id.into() }
     }
 }
 
@@ -121,10 +113,7 @@ pub enum AdapterError {
 impl AdapterError {
     /// Whether asking again later might succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Timeout | Self::Unreachable | Self::Status(429 | 500..=599)
-        )
+        matches!(self, Self::Timeout | Self::Unreachable | Self::Status(429 | 500..=599))
     }
 }
 

@@ -76,11 +76,7 @@ impl Population {
     pub fn new(seed: u64, borough_count: usize, patients_per_borough: usize) -> Self {
         let borough_count = borough_count.clamp(1, BOROUGHS.len());
         let patients_per_borough = patients_per_borough.clamp(1, MAX_PATIENTS / borough_count);
-        Self {
-            seed,
-            borough_count,
-            patients_per_borough,
-        }
+        Self { seed, borough_count, patients_per_borough }
     }
 
     /// The seed.
@@ -111,11 +107,7 @@ impl Population {
     /// A lower-case source id for the borough, e.g. `camden`, `tower-hamlets`.
     pub fn borough_source_id(&self, borough: usize) -> Option<String> {
         let name = self.borough_name(borough)?;
-        let id: String = name
-            .to_ascii_lowercase()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join("-");
+        let id: String = name.to_ascii_lowercase().split_whitespace().collect::<Vec<_>>().join("-");
         Some(id.chars().take(24).collect())
     }
 
@@ -195,8 +187,7 @@ impl Population {
             }
             let from = (borough + self.borough_count - back) % self.borough_count;
             out.extend(
-                (from * ppb..(from + 1) * ppb)
-                    .filter(|&p| p.is_multiple_of(5) && self.holds(borough, p)),
+                (from * ppb..(from + 1) * ppb).filter(|&p| p.is_multiple_of(5) && self.holds(borough, p)),
             );
         }
         out
@@ -242,10 +233,7 @@ impl Population {
         resources.push(patient);
         resources.push(practice);
         clinical(&mut g, &local_id, &mut resources);
-        Some(PatientRecord {
-            local_id,
-            resources,
-        })
+        Some(PatientRecord { local_id, resources })
     }
 
     fn patient_resource(
@@ -258,11 +246,7 @@ impl Population {
         // Demographics come from the patient alone so every borough agrees on them.
         let mut d = Gen::new(self.seed, index as u64, u64::MAX);
         let female = d.below(2) == 0;
-        let given = if female {
-            d.pick(&FEMALE_NAMES)
-        } else {
-            d.pick(&MALE_NAMES)
-        };
+        let given = if female { d.pick(&FEMALE_NAMES) } else { d.pick(&MALE_NAMES) };
         let family = d.pick(&FAMILY_NAMES);
         let year = 1930 + d.below(90);
         let birth = format!("{year}-{:02}-{:02}", 1 + d.below(12), 1 + d.below(28));
@@ -273,15 +257,9 @@ impl Population {
         let postcode = format!("{district} {}{}{}", 1 + d.below(9), d.letter(), d.letter());
         let practice_no = d.below(PRACTICES_PER_BOROUGH);
         let ods = self.practice_ods_code(home, practice_no);
-        let practice_name = format!(
-            "{} {} Medical Centre",
-            borough_name, PRACTICE_WORDS[practice_no as usize]
-        );
-        let stamp = timestamp(&mut Gen::new(
-            self.seed,
-            index as u64,
-            borough as u64 ^ 0xA5A5,
-        ));
+        let practice_name =
+            format!("{} {} Medical Centre", borough_name, PRACTICE_WORDS[practice_no as usize]);
+        let stamp = timestamp(&mut Gen::new(self.seed, index as u64, borough as u64 ^ 0xA5A5));
         let patient = json!({
             "resourceType": "Patient",
             "id": local_id,
@@ -324,9 +302,8 @@ struct Gen(u64);
 
 impl Gen {
     fn new(seed: u64, a: u64, b: u64) -> Self {
-        let mut g = Self(
-            seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F),
-        );
+        let mut g =
+            Self(seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
         g.next();
         g
     }
@@ -365,12 +342,7 @@ fn timestamp(g: &mut Gen) -> String {
 }
 
 fn date(g: &mut Gen) -> String {
-    format!(
-        "20{:02}-{:02}-{:02}",
-        5 + g.below(20),
-        1 + g.below(12),
-        1 + g.below(28)
-    )
+    format!("20{:02}-{:02}-{:02}", 5 + g.below(20), 1 + g.below(12), 1 + g.below(28))
 }
 
 fn coding(system: &str, code: &str, display: &str) -> Value {
@@ -397,12 +369,7 @@ const CONDITIONS: [(&str, &str, &str, &str); 8] = [
     ("44054006", "Type 2 diabetes mellitus", "C10F.", "X40J5"),
     ("38341003", "Hypertensive disorder", "G20..", "XE0Ub"),
     ("195967001", "Asthma", "H33..", "H33.."),
-    (
-        "13645005",
-        "Chronic obstructive lung disease",
-        "H3...",
-        "XaEIV",
-    ),
+    ("13645005", "Chronic obstructive lung disease", "H3...", "XaEIV"),
     ("35489007", "Depressive disorder", "E2B..", "X00SO"),
     ("49436004", "Atrial fibrillation", "G573.", "X2020"),
     ("709044004", "Chronic kidney disease", "1Z1..", "XaNbn"),
@@ -436,37 +403,16 @@ const ENCOUNTER_TYPES: [(&str, &str); 4] = [
 /// (SNOMED, display, unit, whole part range start, range width)
 const OBSERVATIONS: [(&str, &str, &str, u64, u64); 5] = [
     ("1000731000000107", "Serum potassium level", "mmol/L", 3, 3),
-    (
-        "1000981000000109",
-        "Serum creatinine level",
-        "umol/L",
-        60,
-        60,
-    ),
-    (
-        "1107481000000106",
-        "Haemoglobin A1c level",
-        "mmol/mol",
-        38,
-        30,
-    ),
+    ("1000981000000109", "Serum creatinine level", "umol/L", 60, 60),
+    ("1107481000000106", "Haemoglobin A1c level", "mmol/mol", 38, 30),
     ("60621009", "Body mass index", "kg/m2", 19, 15),
     ("27113001", "Body weight", "kg", 50, 50),
 ];
 
 const VACCINES: [(&str, &str); 3] = [
-    (
-        "39114911000001105",
-        "Influenza vaccine (split virion, inactivated) suspension for injection",
-    ),
-    (
-        "39115611000001103",
-        "Pneumococcal polysaccharide vaccine solution for injection",
-    ),
-    (
-        "39330711000001103",
-        "COVID-19 mRNA Vaccine Comirnaty 30micrograms/0.3ml dose",
-    ),
+    ("39114911000001105", "Influenza vaccine (split virion, inactivated) suspension for injection"),
+    ("39115611000001103", "Pneumococcal polysaccharide vaccine solution for injection"),
+    ("39330711000001103", "COVID-19 mRNA Vaccine Comirnaty 30micrograms/0.3ml dose"),
 ];
 
 const PROCEDURES: [(&str, &str); 4] = [
@@ -478,9 +424,7 @@ const PROCEDURES: [(&str, &str); 4] = [
 
 fn clinical(g: &mut Gen, local: &str, out: &mut Vec<Value>) {
     let subject = json!({"reference": format!("Patient/{local}")});
-    let encounters: Vec<String> = (0..1 + g.below(4))
-        .map(|i| format!("{local}-enc{i}"))
-        .collect();
+    let encounters: Vec<String> = (0..1 + g.below(4)).map(|i| format!("{local}-enc{i}")).collect();
     for id in &encounters {
         let (code, display) = g.pick(&ENCOUNTER_TYPES);
         let day = date(g);
@@ -568,11 +512,7 @@ fn clinical(g: &mut Gen, local: &str, out: &mut Vec<Value>) {
     // Always at least one observation with a trailing-zero decimal and an extension, so every
     // record can prove that values pass through unchanged.
     for i in 0..2 + g.below(5) {
-        let (code, display, unit, lo, width) = if i == 0 {
-            OBSERVATIONS[0]
-        } else {
-            g.pick(&OBSERVATIONS)
-        };
+        let (code, display, unit, lo, width) = if i == 0 { OBSERVATIONS[0] } else { g.pick(&OBSERVATIONS) };
         let value = if i == 0 {
             format!("{}.{}0", lo + g.below(width), 1 + g.below(9))
         } else {
@@ -634,16 +574,16 @@ fn clinical(g: &mut Gen, local: &str, out: &mut Vec<Value>) {
 }
 
 const FEMALE_NAMES: [&str; 12] = [
-    "Amelia", "Olivia", "Aisha", "Fatima", "Chloe", "Grace", "Priya", "Zara", "Maya", "Sophie",
-    "Ngozi", "Ewa",
+    "Amelia", "Olivia", "Aisha", "Fatima", "Chloe", "Grace", "Priya", "Zara", "Maya", "Sophie", "Ngozi",
+    "Ewa",
 ];
 const MALE_NAMES: [&str; 12] = [
-    "Oliver", "Mohammed", "Jack", "Harry", "Kwame", "Arjun", "Noah", "Leo", "Tomasz", "Daniel",
-    "Samuel", "Yusuf",
+    "Oliver", "Mohammed", "Jack", "Harry", "Kwame", "Arjun", "Noah", "Leo", "Tomasz", "Daniel", "Samuel",
+    "Yusuf",
 ];
 const FAMILY_NAMES: [&str; 16] = [
-    "Smith", "Jones", "Khan", "Patel", "Williams", "Brown", "Ahmed", "Okafor", "Taylor", "Nowak",
-    "Davies", "Ali", "Evans", "Mensah", "Singh", "Wilson",
+    "Smith", "Jones", "Khan", "Patel", "Williams", "Brown", "Ahmed", "Okafor", "Taylor", "Nowak", "Davies",
+    "Ali", "Evans", "Mensah", "Singh", "Wilson",
 ];
 const STREETS: [&str; 10] = [
     "High Street",
@@ -670,21 +610,9 @@ mod tests {
     #[test]
     fn same_seed_gives_same_bytes() {
         let a = serde_json::to_vec(&pop().record(2, 450).unwrap().resources).unwrap();
-        let b = serde_json::to_vec(
-            &Population::new(42, 6, 200)
-                .record(2, 450)
-                .unwrap()
-                .resources,
-        )
-        .unwrap();
+        let b = serde_json::to_vec(&Population::new(42, 6, 200).record(2, 450).unwrap().resources).unwrap();
         assert_eq!(a, b);
-        let c = serde_json::to_vec(
-            &Population::new(43, 6, 200)
-                .record(2, 450)
-                .unwrap()
-                .resources,
-        )
-        .unwrap();
+        let c = serde_json::to_vec(&Population::new(43, 6, 200).record(2, 450).unwrap().resources).unwrap();
         assert_ne!(a, c);
     }
 
@@ -723,10 +651,8 @@ mod tests {
                 })
                 .collect();
             assert!(demographics.windows(2).all(|w| w[0] == w[1]));
-            let records: Vec<Value> = boroughs
-                .iter()
-                .map(|&b| json!(p.record(b, idx).unwrap().resources[2..]))
-                .collect();
+            let records: Vec<Value> =
+                boroughs.iter().map(|&b| json!(p.record(b, idx).unwrap().resources[2..])).collect();
             assert_ne!(records[0], records[1], "clinical entries differ by borough");
         }
     }
@@ -737,11 +663,7 @@ mod tests {
         for b in 0..p.borough_count() {
             let listed = p.patients_in_borough(b);
             for i in 0..p.patient_count() {
-                assert_eq!(
-                    listed.contains(&i),
-                    p.holds(b, i),
-                    "borough {b} patient {i}"
-                );
+                assert_eq!(listed.contains(&i), p.holds(b, i), "borough {b} patient {i}");
             }
             assert!(p.record(b, listed[0]).is_some());
             let local = p.local_id(b, listed[3]);
@@ -783,11 +705,7 @@ mod tests {
         let rec = pop().record(0, 0).unwrap();
         let text = serde_json::to_string(&rec.resources).unwrap();
         assert!(text.contains("\"haemolysis-index\",\"valueDecimal\":0.10"));
-        let obs = rec
-            .resources
-            .iter()
-            .find(|r| r["resourceType"] == "Observation")
-            .unwrap();
+        let obs = rec.resources.iter().find(|r| r["resourceType"] == "Observation").unwrap();
         assert!(obs["valueQuantity"]["value"].to_string().ends_with('0'));
     }
 
@@ -795,17 +713,10 @@ mod tests {
     fn a_thousand_patient_borough_generates_quickly() {
         let p = Population::new(1, 25, 1000);
         let start = std::time::Instant::now();
-        let n: usize = p
-            .patients_in_borough(4)
-            .iter()
-            .map(|&i| p.record(4, i).unwrap().resources.len())
-            .sum();
+        let n: usize =
+            p.patients_in_borough(4).iter().map(|&i| p.record(4, i).unwrap().resources.len()).sum();
         assert!(n > 10_000);
         // Generous for an unoptimised test build on a busy machine.
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(5),
-            "{:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "{:?}", start.elapsed());
     }
 }

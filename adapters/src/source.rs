@@ -22,14 +22,8 @@ impl SourceId {
     pub fn parse(input: &str) -> Result<Self, SourceIdError> {
         let ok = (1..=24).contains(&input.len())
             && input.starts_with(|c: char| c.is_ascii_lowercase())
-            && input
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
-            Ok(Self(input.to_owned()))
-        } else {
-            Err(SourceIdError)
-        }
+            && input.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok { Ok(Self(input.to_owned())) } else { Err(SourceIdError) }
     }
 
     /// The id.

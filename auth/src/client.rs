@@ -76,12 +76,7 @@ impl BackendClient {
     pub fn generate_es384(client_id: &str, kid: &str) -> Result<Self, ClientError> {
         let secret = p384::SecretKey::random(&mut rand::rngs::OsRng);
         let der = secret.to_pkcs8_der().map_err(|_| ClientError::Key)?;
-        Self::with_key(
-            client_id,
-            kid,
-            Algorithm::ES384,
-            EncodingKey::from_ec_der(der.as_bytes()),
-        )
+        Self::with_key(client_id, kid, Algorithm::ES384, EncodingKey::from_ec_der(der.as_bytes()))
     }
 
     /// A client from a PEM private key: RSA (PKCS#1 or PKCS#8) for `RS384`, P-384 PKCS#8 for
@@ -101,25 +96,13 @@ impl BackendClient {
         Self::with_key(client_id, kid, alg, key)
     }
 
-    fn with_key(
-        client_id: &str,
-        kid: &str,
-        alg: Algorithm,
-        key: EncodingKey,
-    ) -> Result<Self, ClientError> {
+    fn with_key(client_id: &str, kid: &str, alg: Algorithm, key: EncodingKey) -> Result<Self, ClientError> {
         // Deriving the public key here also proves the private key matches `alg`.
         let mut jwk = Jwk::from_encoding_key(&key, alg).map_err(|_| ClientError::Key)?;
         jwk.common.key_id = Some(kid.to_owned());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        let jwks_json =
-            serde_json::to_string(&JwkSet { keys: vec![jwk] }).map_err(|_| ClientError::Key)?;
-        Ok(Self {
-            client_id: client_id.to_owned(),
-            kid: kid.to_owned(),
-            alg,
-            key,
-            jwks_json,
-        })
+        let jwks_json = serde_json::to_string(&JwkSet { keys: vec![jwk] }).map_err(|_| ClientError::Key)?;
+        Ok(Self { client_id: client_id.to_owned(), kid: kid.to_owned(), alg, key, jwks_json })
     }
 
     /// The client id (`iss` and `sub` of its assertions).
@@ -208,12 +191,7 @@ impl BackendClient {
 
     /// The `application/x-www-form-urlencoded` body of `POST /token` with a fresh assertion.
     /// An empty `scope` is left out (the server then grants every allowed scope).
-    pub fn token_form(
-        &self,
-        token_url: &str,
-        scope: &str,
-        user: &UserClaims,
-    ) -> Result<String, ClientError> {
+    pub fn token_form(&self, token_url: &str, scope: &str, user: &UserClaims) -> Result<String, ClientError> {
         let assertion = self.assertion(token_url, user, DEFAULT_ASSERTION_LIFETIME)?;
         token_form_for(&assertion, scope)
     }
@@ -242,11 +220,7 @@ fn alg_name(alg: Algorithm) -> &'static str {
 }
 
 fn signing_input(header: &Value, claims: &Value) -> String {
-    format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
+    format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()))
 }
 
 /// Builders for assertions no honest client would send, for attack tests.
@@ -273,9 +247,8 @@ pub mod forge {
             return Err(ClientError::UnsupportedAlgorithm);
         }
         let input = signing_input(header, claims);
-        let signature =
-            jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(secret), alg)
-                .map_err(|_| ClientError::Signing)?;
+        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(secret), alg)
+            .map_err(|_| ClientError::Signing)?;
         Ok(format!("{input}.{signature}"))
     }
 }

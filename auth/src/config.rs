@@ -114,9 +114,7 @@ pub enum AuthConfigError {
     #[error("auth.clients is empty: register at least one backend client")]
     NoClients,
     /// `assertion_max_lifetime_secs` is out of range.
-    #[error(
-        "auth.assertion_max_lifetime_secs must be between 1 and {MAX_ASSERTION_LIFETIME_SECS}, got {0}"
-    )]
+    #[error("auth.assertion_max_lifetime_secs must be between 1 and {MAX_ASSERTION_LIFETIME_SECS}, got {0}")]
     AssertionLifetime(u64),
     /// `clock_skew_secs` is out of range.
     #[error("auth.clock_skew_secs must be at most {MAX_CLOCK_SKEW_SECS}, got {0}")]
@@ -189,9 +187,7 @@ pub enum AuthConfigError {
         secs: u64,
     },
     /// `allowed_scopes` is empty or holds something that is not a `system/` scope.
-    #[error(
-        "client {client_id:?}: allowed_scopes must be non-empty `system/...` scopes without spaces"
-    )]
+    #[error("client {client_id:?}: allowed_scopes must be non-empty `system/...` scopes without spaces")]
     AllowedScopes {
         /// The client at fault.
         client_id: String,
@@ -230,9 +226,7 @@ impl AuthConfig {
             return Err(AuthConfigError::NoClients);
         }
         if !(1..=MAX_ASSERTION_LIFETIME_SECS).contains(&self.assertion_max_lifetime_secs) {
-            return Err(AuthConfigError::AssertionLifetime(
-                self.assertion_max_lifetime_secs,
-            ));
+            return Err(AuthConfigError::AssertionLifetime(self.assertion_max_lifetime_secs));
         }
         if self.clock_skew_secs > MAX_CLOCK_SKEW_SECS {
             return Err(AuthConfigError::ClockSkew(self.clock_skew_secs));
@@ -256,28 +250,18 @@ impl ClientConfig {
         }
         let scopes_ok = !self.allowed_scopes.is_empty()
             && self.allowed_scopes.iter().all(|s| {
-                s.len() > "system/".len()
-                    && s.starts_with("system/")
-                    && !s.chars().any(char::is_whitespace)
+                s.len() > "system/".len() && s.starts_with("system/") && !s.chars().any(char::is_whitespace)
             });
         if !scopes_ok {
-            return Err(AuthConfigError::AllowedScopes {
-                client_id: client_id(),
-            });
+            return Err(AuthConfigError::AllowedScopes { client_id: client_id() });
         }
         let text = match (&self.jwks, &self.jwks_file) {
             (Some(inline), None) => inline.clone(),
-            (None, Some(path)) => {
-                std::fs::read_to_string(path).map_err(|source| AuthConfigError::JwksFile {
-                    client_id: client_id(),
-                    path: path.clone(),
-                    source,
-                })?
-            }
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|source| {
+                AuthConfigError::JwksFile { client_id: client_id(), path: path.clone(), source }
+            })?,
             _ => {
-                return Err(AuthConfigError::KeySource {
-                    client_id: client_id(),
-                });
+                return Err(AuthConfigError::KeySource { client_id: client_id() });
             }
         };
         parse_jwks(&self.client_id, &text)
@@ -289,34 +273,23 @@ impl ClientConfig {
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 
 fn parse_jwks(client_id: &str, text: &str) -> Result<Vec<VerificationKey>, AuthConfigError> {
-    let parse_err = |reason: String| AuthConfigError::JwksParse {
-        client_id: client_id.to_owned(),
-        reason,
-    };
-    let raw: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+    let parse_err = |reason: String| AuthConfigError::JwksParse { client_id: client_id.to_owned(), reason };
+    let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
     let Some(raw_keys) = raw.get("keys").and_then(serde_json::Value::as_array) else {
-        return Err(parse_err(
-            "expected an object with a `keys` array".to_owned(),
-        ));
+        return Err(parse_err("expected an object with a `keys` array".to_owned()));
     };
     for raw_key in raw_keys {
         if PRIVATE_MEMBERS.iter().any(|m| raw_key.get(m).is_some()) {
             return Err(AuthConfigError::UnsupportedKey {
                 client_id: client_id.to_owned(),
-                kid: raw_key
-                    .get("kid")
-                    .and_then(|k| k.as_str())
-                    .map(str::to_owned),
+                kid: raw_key.get("kid").and_then(|k| k.as_str()).map(str::to_owned),
                 reason: "the JWK Set must hold public keys only (found private or symmetric key material)",
             });
         }
     }
     let set: JwkSet = serde_json::from_value(raw).map_err(|e| parse_err(e.to_string()))?;
     if set.keys.is_empty() {
-        return Err(AuthConfigError::EmptyJwks {
-            client_id: client_id.to_owned(),
-        });
+        return Err(AuthConfigError::EmptyJwks { client_id: client_id.to_owned() });
     }
     let mut kids = HashSet::new();
     let mut keys = Vec::with_capacity(set.keys.len());
@@ -330,10 +303,7 @@ fn parse_jwks(client_id: &str, text: &str) -> Result<Vec<VerificationKey>, AuthC
         if let Some(k) = &kid
             && !kids.insert(k.clone())
         {
-            return Err(AuthConfigError::DuplicateKid {
-                client_id: client_id.to_owned(),
-                kid: k.clone(),
-            });
+            return Err(AuthConfigError::DuplicateKid { client_id: client_id.to_owned(), kid: k.clone() });
         }
         if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
             return Err(unsupported("key `use` must be `sig`"));
@@ -343,9 +313,8 @@ fn parse_jwks(client_id: &str, text: &str) -> Result<Vec<VerificationKey>, AuthC
                 if !matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::RS384)) {
                     return Err(unsupported("only RS384 and ES384 keys are accepted"));
                 }
-                let n = URL_SAFE_NO_PAD
-                    .decode(&rsa.n)
-                    .map_err(|_| unsupported("RSA `n` is not base64url"))?;
+                let n =
+                    URL_SAFE_NO_PAD.decode(&rsa.n).map_err(|_| unsupported("RSA `n` is not base64url"))?;
                 if modulus_bits(&n) < MIN_RSA_BITS {
                     return Err(unsupported("RSA keys must be at least 2048 bits"));
                 }
@@ -393,11 +362,7 @@ fn modulus_bits(n: &[u8]) -> usize {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a panic is a test failure"
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic is a test failure")]
 mod tests {
     use super::*;
 
@@ -433,10 +398,7 @@ mod tests {
         assert_eq!(parsed.assertion_max_lifetime_secs, 300);
         assert_eq!(parsed.clock_skew_secs, 60);
         assert_eq!(parsed.clients[0].token_lifetime_secs, 300);
-        assert_eq!(
-            parsed.clients[0].allowed_scopes,
-            ["system/*.read", "system/*.rs"]
-        );
+        assert_eq!(parsed.clients[0].allowed_scopes, ["system/*.read", "system/*.rs"]);
         parsed.validate().unwrap();
 
         let typo = serde_json::from_value::<AuthConfig>(serde_json::json!({
@@ -460,35 +422,21 @@ mod tests {
     fn exactly_one_key_source_is_required() {
         let mut neither = client("a", RSA_JWKS);
         neither.jwks = None;
-        assert!(matches!(
-            config(vec![neither]).validate(),
-            Err(AuthConfigError::KeySource { .. })
-        ));
+        assert!(matches!(config(vec![neither]).validate(), Err(AuthConfigError::KeySource { .. })));
         let mut both = client("a", RSA_JWKS);
         both.jwks_file = Some("x.json".into());
-        assert!(matches!(
-            config(vec![both]).validate(),
-            Err(AuthConfigError::KeySource { .. })
-        ));
+        assert!(matches!(config(vec![both]).validate(), Err(AuthConfigError::KeySource { .. })));
     }
 
     #[test]
     fn jwks_file_is_read_and_missing_file_is_reported() {
         let mut from_file = client("a", RSA_JWKS);
         from_file.jwks = None;
-        from_file.jwks_file = Some(
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/rsa-test-client.jwks.json"
-            )
-            .into(),
-        );
+        from_file.jwks_file =
+            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rsa-test-client.jwks.json").into());
         assert_eq!(from_file.load_keys().unwrap().len(), 1);
         from_file.jwks_file = Some("/nonexistent/tideway.jwks.json".into());
-        assert!(matches!(
-            from_file.load_keys(),
-            Err(AuthConfigError::JwksFile { .. })
-        ));
+        assert!(matches!(from_file.load_keys(), Err(AuthConfigError::JwksFile { .. })));
     }
 
     #[test]
@@ -501,10 +449,7 @@ mod tests {
     fn token_lifetime_is_bounded() {
         let mut long = client("a", RSA_JWKS);
         long.token_lifetime_secs = 3601;
-        assert!(matches!(
-            config(vec![long]).validate(),
-            Err(AuthConfigError::TokenLifetime { .. })
-        ));
+        assert!(matches!(config(vec![long]).validate(), Err(AuthConfigError::TokenLifetime { .. })));
         let mut demo = client("a", RSA_JWKS);
         demo.token_lifetime_secs = 3600;
         config(vec![demo]).validate().unwrap();
@@ -514,10 +459,7 @@ mod tests {
     fn assertion_lifetime_and_skew_are_bounded() {
         let mut c = config(vec![client("a", RSA_JWKS)]);
         c.assertion_max_lifetime_secs = 301;
-        assert!(matches!(
-            c.validate(),
-            Err(AuthConfigError::AssertionLifetime(301))
-        ));
+        assert!(matches!(c.validate(), Err(AuthConfigError::AssertionLifetime(301))));
         c.assertion_max_lifetime_secs = 300;
         c.clock_skew_secs = 301;
         assert!(matches!(c.validate(), Err(AuthConfigError::ClockSkew(301))));
@@ -527,10 +469,7 @@ mod tests {
     fn unparseable_or_empty_jwks_is_refused() {
         for bad in ["not json", r#"{"nokeys": []}"#, r#"{"keys": [5]}"#] {
             assert!(
-                matches!(
-                    config(vec![client("a", bad)]).validate(),
-                    Err(AuthConfigError::JwksParse { .. })
-                ),
+                matches!(config(vec![client("a", bad)]).validate(), Err(AuthConfigError::JwksParse { .. })),
                 "{bad}"
             );
         }
@@ -542,7 +481,8 @@ mod tests {
 
     #[test]
     fn only_rs384_and_es384_public_keys_are_accepted() {
-        let hmac = r#"{"keys":[{"kty":"oct","kid":"h","alg":"HS256","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}]}"#;
+        let hmac =
+            r#"{"keys":[{"kty":"oct","kid":"h","alg":"HS256","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}]}"#;
         let rs256 = RSA_JWKS.replace("RS384", "RS256");
         let p256 = r#"{"keys":[{"kty":"EC","kid":"e","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
         let enc = RSA_JWKS.replace("\"sig\"", "\"enc\"");
@@ -550,10 +490,7 @@ mod tests {
         let incomplete = r#"{"keys": [{"kty": "RSA"}]}"#;
         for bad in [hmac, rs256.as_str(), p256, enc.as_str(), incomplete] {
             let err = config(vec![client("a", bad)]).validate().unwrap_err();
-            assert!(
-                matches!(err, AuthConfigError::UnsupportedKey { .. }),
-                "{bad}: {err}"
-            );
+            assert!(matches!(err, AuthConfigError::UnsupportedKey { .. }), "{bad}: {err}");
         }
     }
 
@@ -569,12 +506,9 @@ mod tests {
     fn short_rsa_keys_are_refused() {
         // A 1024-bit modulus (128 bytes with the top bit set).
         let n = URL_SAFE_NO_PAD.encode([0xC5u8; 128]);
-        let jwks =
-            format!(r#"{{"keys":[{{"kty":"RSA","kid":"s","alg":"RS384","n":"{n}","e":"AQAB"}}]}}"#);
+        let jwks = format!(r#"{{"keys":[{{"kty":"RSA","kid":"s","alg":"RS384","n":"{n}","e":"AQAB"}}]}}"#);
         let err = config(vec![client("a", &jwks)]).validate().unwrap_err();
-        assert!(
-            matches!(err, AuthConfigError::UnsupportedKey { reason, .. } if reason.contains("2048"))
-        );
+        assert!(matches!(err, AuthConfigError::UnsupportedKey { reason, .. } if reason.contains("2048")));
     }
 
     #[test]
@@ -592,17 +526,11 @@ mod tests {
     fn allowed_scopes_must_be_system_scopes() {
         let mut c = client("a", RSA_JWKS);
         c.allowed_scopes = vec!["patient/*.read".to_owned()];
-        assert!(matches!(
-            config(vec![c]).validate(),
-            Err(AuthConfigError::AllowedScopes { .. })
-        ));
+        assert!(matches!(config(vec![c]).validate(), Err(AuthConfigError::AllowedScopes { .. })));
     }
 
     #[test]
     fn no_clients_is_refused() {
-        assert!(matches!(
-            config(vec![]).validate(),
-            Err(AuthConfigError::NoClients)
-        ));
+        assert!(matches!(config(vec![]).validate(), Err(AuthConfigError::NoClients)));
     }
 }

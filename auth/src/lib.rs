@@ -24,8 +24,7 @@ pub use replay::{InMemoryReplayGuard, ReplayGuard, ReplayStoreError};
 pub use service::{OAuthError, TokenError, TokenGrant, TokenResponse, TokenService};
 
 /// The `client_assertion_type` a SMART Backend Services client sends (RFC 7523).
-pub const JWT_BEARER_ASSERTION_TYPE: &str =
-    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub const JWT_BEARER_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// The code system the client uses for `purpose_of_use` (HL7 v3 ActReason).
 pub const PURPOSE_OF_USE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";

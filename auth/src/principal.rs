@@ -96,9 +96,7 @@ impl Principal {
     /// (`system/X.read`, `system/*.read`) and v2 (`system/X.rs`, `system/*.rs`, any permission
     /// string containing `r`) forms.
     pub fn may_read(&self, resource_type: &str) -> bool {
-        self.scopes
-            .iter()
-            .any(|s| scope_allows_read(s, resource_type))
+        self.scopes.iter().any(|s| scope_allows_read(s, resource_type))
     }
 }
 

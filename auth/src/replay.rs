@@ -77,11 +77,7 @@ impl ReplayGuard for InMemoryReplayGuard {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a panic is a test failure"
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic is a test failure")]
 mod tests {
     use super::*;
     use time::Duration;

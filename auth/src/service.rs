@@ -119,11 +119,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            status,
-            error,
-            description: description.into(),
-        }
+        Self { status, error, description: description.into() }
     }
 
     /// A 400 `invalid_request`.
@@ -138,8 +134,7 @@ impl OAuthError {
 
     /// The RFC 6749 §5.2 JSON body: `{"error": ..., "error_description": ...}`.
     pub fn to_json(&self) -> String {
-        serde_json::json!({ "error": self.error, "error_description": self.description })
-            .to_string()
+        serde_json::json!({ "error": self.error, "error_description": self.description }).to_string()
     }
 }
 
@@ -237,9 +232,8 @@ struct TokenForm {
 
 impl TokenForm {
     fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
-            OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")
-        })?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|_| OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"))?;
         let mut form = Self::default();
         for (name, value) in pairs {
             let slot = match name.as_str() {
@@ -300,10 +294,7 @@ impl TokenService {
                 allowed_scopes: client.allowed_scopes.clone(),
                 token_lifetime_secs: client.token_lifetime_secs,
             };
-            if clients
-                .insert(client.client_id.clone(), registered)
-                .is_some()
-            {
+            if clients.insert(client.client_id.clone(), registered).is_some() {
                 return Err(AuthConfigError::DuplicateClientId(client.client_id.clone()));
             }
         }
@@ -346,10 +337,9 @@ impl TokenService {
                 ));
             }
         }
-        let (Some(assertion_type), Some(assertion)) = (
-            form.client_assertion_type.as_deref(),
-            form.client_assertion.as_deref(),
-        ) else {
+        let (Some(assertion_type), Some(assertion)) =
+            (form.client_assertion_type.as_deref(), form.client_assertion.as_deref())
+        else {
             return Err(OAuthError::invalid_client(
                 "client authentication is required: send client_assertion_type and client_assertion",
             ));
@@ -363,9 +353,7 @@ impl TokenService {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (client_id, client, claims) = self.verify_assertion(assertion)?;
         if form.client_id.as_deref().is_some_and(|id| id != client_id) {
-            return Err(OAuthError::invalid_client(
-                "client_id does not match the assertion's iss",
-            ));
+            return Err(OAuthError::invalid_client("client_id does not match the assertion's iss"));
         }
         let (exp, jti) = self.check_assertion_claims(&claims, now)?;
         let user = asserted_user(claims.extensions.as_ref())?;
@@ -373,15 +361,12 @@ impl TokenService {
 
         // Last, so that an assertion refused for another reason does not use up its jti.
         // Remembered past exp by the skew we allow on exp, or it could be replayed then.
-        let remember_until =
-            OffsetDateTime::from_unix_timestamp(exp.saturating_add(self.clock_skew_secs))
-                .map_err(|_| OAuthError::invalid_client("client assertion exp is out of range"))?;
+        let remember_until = OffsetDateTime::from_unix_timestamp(exp.saturating_add(self.clock_skew_secs))
+            .map_err(|_| OAuthError::invalid_client("client assertion exp is out of range"))?;
         match self.replay.first_use(client_id, jti, remember_until).await {
             Ok(true) => {}
             Ok(false) => {
-                return Err(OAuthError::invalid_client(
-                    "client assertion jti has already been used",
-                ));
+                return Err(OAuthError::invalid_client("client assertion jti has already been used"));
             }
             Err(_) => {
                 return Err(OAuthError::new(
@@ -407,9 +392,7 @@ impl TokenService {
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(OAuthError::invalid_client(
-                "client assertion is not a compact JWS",
-            ));
+            return Err(OAuthError::invalid_client("client assertion is not a compact JWS"));
         };
         let header: AssertionHeader = decode_part(header_b64)
             .ok_or_else(|| OAuthError::invalid_client("client assertion header is malformed"))?;
@@ -431,23 +414,14 @@ impl TokenService {
         }
         let claims: AssertionClaims = decode_part(payload_b64)
             .ok_or_else(|| OAuthError::invalid_client("client assertion claims are malformed"))?;
-        let Some((client_id, client)) = claims
-            .iss
-            .as_deref()
-            .and_then(|iss| self.clients.get_key_value(iss))
+        let Some((client_id, client)) = claims.iss.as_deref().and_then(|iss| self.clients.get_key_value(iss))
         else {
-            return Err(OAuthError::invalid_client(
-                "client assertion iss is not a registered client",
-            ));
+            return Err(OAuthError::invalid_client("client assertion iss is not a registered client"));
         };
 
         let candidates: Vec<&VerificationKey> = match &header.kid {
             Some(kid) => {
-                let Some(key) = client
-                    .keys
-                    .iter()
-                    .find(|k| k.kid.as_deref() == Some(kid.as_str()))
-                else {
+                let Some(key) = client.keys.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())) else {
                     return Err(OAuthError::invalid_client(
                         "no key with the assertion's kid is registered for this client",
                     ));
@@ -462,20 +436,15 @@ impl TokenService {
             None => client.keys.iter().filter(|k| k.alg == alg).collect(),
         };
         if candidates.is_empty() {
-            return Err(OAuthError::invalid_client(
-                "no key is registered for the assertion's alg",
-            ));
+            return Err(OAuthError::invalid_client("no key is registered for the assertion's alg"));
         }
         let signed = &assertion[..header_b64.len() + 1 + payload_b64.len()];
         let verified = candidates.iter().any(|k| {
             // A signature that does not decode is just another bad signature.
-            jsonwebtoken::crypto::verify(signature_b64, signed.as_bytes(), &k.key, alg)
-                .unwrap_or(false)
+            jsonwebtoken::crypto::verify(signature_b64, signed.as_bytes(), &k.key, alg).unwrap_or(false)
         });
         if !verified {
-            return Err(OAuthError::invalid_client(
-                "client assertion signature is invalid",
-            ));
+            return Err(OAuthError::invalid_client("client assertion signature is invalid"));
         }
         Ok((client_id.as_str(), client, claims))
     }
@@ -487,26 +456,20 @@ impl TokenService {
         now: i64,
     ) -> Result<(i64, &'c str), OAuthError> {
         if claims.sub != claims.iss {
-            return Err(OAuthError::invalid_client(
-                "client assertion sub must equal iss (the client_id)",
-            ));
+            return Err(OAuthError::invalid_client("client assertion sub must equal iss (the client_id)"));
         }
         let aud_ok = match &claims.aud {
             Some(Value::String(aud)) => *aud == self.token_endpoint_url,
-            Some(Value::Array(auds)) => auds
-                .iter()
-                .any(|a| a.as_str() == Some(self.token_endpoint_url.as_str())),
+            Some(Value::Array(auds)) => {
+                auds.iter().any(|a| a.as_str() == Some(self.token_endpoint_url.as_str()))
+            }
             _ => false,
         };
         if !aud_ok {
-            return Err(OAuthError::invalid_client(
-                "client assertion aud must be this token endpoint's URL",
-            ));
+            return Err(OAuthError::invalid_client("client assertion aud must be this token endpoint's URL"));
         }
         let Some(exp) = claims.exp else {
-            return Err(OAuthError::invalid_client(
-                "client assertion exp is required",
-            ));
+            return Err(OAuthError::invalid_client("client assertion exp is required"));
         };
         if exp.saturating_add(self.clock_skew_secs) < now {
             return Err(OAuthError::invalid_client("client assertion has expired"));
@@ -517,32 +480,18 @@ impl TokenService {
                 self.assertion_max_lifetime_secs
             )));
         }
-        if claims
-            .nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(self.clock_skew_secs))
-        {
-            return Err(OAuthError::invalid_client(
-                "client assertion is not yet valid (nbf)",
-            ));
+        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(self.clock_skew_secs)) {
+            return Err(OAuthError::invalid_client("client assertion is not yet valid (nbf)"));
         }
-        if claims
-            .iat
-            .is_some_and(|iat| iat > now.saturating_add(self.clock_skew_secs))
-        {
-            return Err(OAuthError::invalid_client(
-                "client assertion iat is in the future",
-            ));
+        if claims.iat.is_some_and(|iat| iat > now.saturating_add(self.clock_skew_secs)) {
+            return Err(OAuthError::invalid_client("client assertion iat is in the future"));
         }
         let jti = match claims.jti.as_deref() {
             None | Some("") => {
-                return Err(OAuthError::invalid_client(
-                    "client assertion jti is required",
-                ));
+                return Err(OAuthError::invalid_client("client assertion jti is required"));
             }
             Some(jti) if jti.chars().count() > MAX_ID_CHARS => {
-                return Err(OAuthError::invalid_client(
-                    "client assertion jti is too long",
-                ));
+                return Err(OAuthError::invalid_client("client assertion jti is too long"));
             }
             Some(jti) => jti,
         };
@@ -576,50 +525,33 @@ impl TokenService {
         };
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        let access_token =
-            jsonwebtoken::encode(&header, &claims, &self.signing_key).map_err(|_| {
-                OAuthError::new(500, "server_error", "the access token could not be issued")
-            })?;
+        let access_token = jsonwebtoken::encode(&header, &claims, &self.signing_key)
+            .map_err(|_| OAuthError::new(500, "server_error", "the access token could not be issued"))?;
         Ok(TokenGrant {
             client_id: client_id.to_owned(),
             token_id,
-            response: TokenResponse {
-                access_token,
-                token_type: "bearer",
-                expires_in: lifetime,
-                scope,
-            },
+            response: TokenResponse { access_token, token_type: "bearer", expires_in: lifetime, scope },
         })
     }
 
     /// Authenticates an `Authorization` header value (`Bearer <access token>`, scheme matched
     /// case-insensitively) and returns who is asking.
-    pub fn authenticate(
-        &self,
-        authorization_header: Option<&str>,
-    ) -> Result<Principal, TokenError> {
+    pub fn authenticate(&self, authorization_header: Option<&str>) -> Result<Principal, TokenError> {
         let header = authorization_header.ok_or(TokenError::Missing)?;
         let (scheme, token) = header.trim().split_once(' ').ok_or(TokenError::Malformed)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(TokenError::Malformed);
         }
         let token = token.trim_start();
-        if token.is_empty() || token.contains(char::is_whitespace) || token.split('.').count() != 3
-        {
+        if token.is_empty() || token.contains(char::is_whitespace) || token.split('.').count() != 3 {
             return Err(TokenError::Malformed);
         }
-        let data = jsonwebtoken::decode::<AccessClaims>(
-            token,
-            &self.verifying_key,
-            &self.access_validation,
-        )
-        .map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => TokenError::Expired,
-            ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
-                TokenError::Malformed
-            }
-            _ => TokenError::Invalid,
-        })?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.verifying_key, &self.access_validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => TokenError::Malformed,
+                _ => TokenError::Invalid,
+            })?;
         if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(TokenError::Invalid);
         }
@@ -628,11 +560,7 @@ impl TokenService {
             role: RoleCode::parse(&c.role).ok_or(TokenError::Invalid)?,
             organisation: OdsCode::parse(&c.organisation).map_err(|_| TokenError::Invalid)?,
             purpose: PurposeOfUse::parse(&c.purpose_of_use).ok_or(TokenError::Invalid)?,
-            scopes: c
-                .scope
-                .split_ascii_whitespace()
-                .map(str::to_owned)
-                .collect(),
+            scopes: c.scope.split_ascii_whitespace().map(str::to_owned).collect(),
             client_id: c.client_id,
             user_id: c.sub,
             token_id: c.jti,
@@ -647,10 +575,7 @@ fn decode_part<T: serde::de::DeserializeOwned>(b64: &str) -> Option<T> {
 
 /// Reads the IHE IUA user claims. Descriptions name the claim at fault, never its value.
 fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError> {
-    let Some(iua) = extensions
-        .and_then(|e| e.get("ihe_iua"))
-        .filter(|v| v.is_object())
-    else {
+    let Some(iua) = extensions.and_then(|e| e.get("ihe_iua")).filter(|v| v.is_object()) else {
         return Err(OAuthError::invalid_request(
             "the client assertion must carry the requesting user in extensions.ihe_iua",
         ));
@@ -673,9 +598,7 @@ fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError>
         .and_then(Value::as_str)
         .and_then(|s| OdsCode::parse(s).ok())
         .ok_or_else(|| {
-            OAuthError::invalid_request(
-                "extensions.ihe_iua.subject_organization_id must be an ODS code",
-            )
+            OAuthError::invalid_request("extensions.ihe_iua.subject_organization_id must be an ODS code")
         })?;
     let purpose_code = coded(iua, "purpose_of_use")?;
     let purpose = PurposeOfUse::parse(purpose_code).ok_or_else(|| {
@@ -684,16 +607,9 @@ fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError>
         )
     })?;
     if iua.get("subject_name").is_some_and(|n| !n.is_string()) {
-        return Err(OAuthError::invalid_request(
-            "extensions.ihe_iua.subject_name must be a string",
-        ));
+        return Err(OAuthError::invalid_request("extensions.ihe_iua.subject_name must be a string"));
     }
-    Ok(AssertedUser {
-        user_id: user_id.to_owned(),
-        role,
-        organisation,
-        purpose,
-    })
+    Ok(AssertedUser { user_id: user_id.to_owned(), role, organisation, purpose })
 }
 
 /// The `code` of a `{system, code}` member; both must be non-empty strings.
@@ -731,11 +647,7 @@ fn grant_scopes(requested: Option<&str>, allowed: &[String]) -> Result<Vec<Strin
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a panic is a test failure"
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic is a test failure")]
 mod tests {
     use super::*;
 
@@ -752,9 +664,7 @@ mod tests {
 
     #[test]
     fn repeated_form_parameters_are_refused() {
-        let err = TokenForm::parse(b"grant_type=client_credentials&grant_type=password")
-            .err()
-            .unwrap();
+        let err = TokenForm::parse(b"grant_type=client_credentials&grant_type=password").err().unwrap();
         assert_eq!(err.error, "invalid_request");
         assert_eq!(err.description, "parameter grant_type is repeated");
     }
@@ -762,16 +672,11 @@ mod tests {
     #[test]
     fn scopes_granted_are_the_requested_ones_or_all_allowed() {
         let allowed = vec!["system/*.read".to_owned(), "system/*.rs".to_owned()];
-        assert_eq!(
-            grant_scopes(Some("system/*.rs system/*.rs"), &allowed).unwrap(),
-            ["system/*.rs"]
-        );
+        assert_eq!(grant_scopes(Some("system/*.rs system/*.rs"), &allowed).unwrap(), ["system/*.rs"]);
         assert_eq!(grant_scopes(None, &allowed).unwrap(), allowed);
         assert_eq!(grant_scopes(Some("  "), &allowed).unwrap(), allowed);
         assert_eq!(
-            grant_scopes(Some("system/*.read system/*.write"), &allowed)
-                .unwrap_err()
-                .error,
+            grant_scopes(Some("system/*.read system/*.write"), &allowed).unwrap_err().error,
             "invalid_scope"
         );
     }

@@ -1,11 +1,6 @@
 //! End-to-end behaviour of the token endpoint and bearer authentication, driven the way the
 //! gateway drives them: form bodies in, token responses, OAuth errors and principals out.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    missing_docs,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +11,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tideway_auth::client::{forge, token_form_for};
 use tideway_auth::{
-    AuthConfig, BackendClient, ClientConfig, InMemoryReplayGuard, OAuthError, PurposeOfUse,
-    ReplayGuard, ReplayStoreError, RoleCode, TokenError, TokenService, UserClaims,
+    AuthConfig, BackendClient, ClientConfig, InMemoryReplayGuard, OAuthError, PurposeOfUse, ReplayGuard,
+    ReplayStoreError, RoleCode, TokenError, TokenService, UserClaims,
 };
 use tideway_profiles::OdsCode;
 use time::OffsetDateTime;
@@ -83,12 +78,7 @@ fn harness_with_guard(replay: Arc<dyn ReplayGuard>) -> Harness {
         replay,
     )
     .unwrap();
-    Harness {
-        service,
-        es,
-        rs,
-        demo,
-    }
+    Harness { service, es, rs, demo }
 }
 
 fn harness() -> Harness {
@@ -99,17 +89,8 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-async fn exchange_assertion(
-    h: &Harness,
-    assertion: &str,
-) -> Result<tideway_auth::TokenGrant, OAuthError> {
-    h.service
-        .exchange(
-            token_form_for(assertion, "system/*.read")
-                .unwrap()
-                .as_bytes(),
-        )
-        .await
+async fn exchange_assertion(h: &Harness, assertion: &str) -> Result<tideway_auth::TokenGrant, OAuthError> {
+    h.service.exchange(token_form_for(assertion, "system/*.read").unwrap().as_bytes()).await
 }
 
 /// Exchanges an assertion built by `tamper` over the ES384 client's defaults.
@@ -117,9 +98,7 @@ async fn exchange_tampered(
     h: &Harness,
     tamper: impl FnOnce(&mut Value, &mut Value),
 ) -> Result<tideway_auth::TokenGrant, OAuthError> {
-    let assertion =
-        h.es.assertion_with(TOKEN_URL, &user(), LIFETIME, tamper)
-            .unwrap();
+    let assertion = h.es.assertion_with(TOKEN_URL, &user(), LIFETIME, tamper).unwrap();
     exchange_assertion(h, &assertion).await
 }
 
@@ -143,9 +122,7 @@ fn bearer(token: &str) -> String {
 #[tokio::test]
 async fn es384_assertion_is_exchanged_for_a_token_that_authenticates_as_the_user() {
     let h = harness();
-    let form =
-        h.es.token_form(TOKEN_URL, "system/*.read", &user())
-            .unwrap();
+    let form = h.es.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
     let grant = h.service.exchange(form.as_bytes()).await.unwrap();
     assert_eq!(grant.client_id, "borough-ehr");
     let token_id = grant.token_id.clone();
@@ -154,10 +131,7 @@ async fn es384_assertion_is_exchanged_for_a_token_that_authenticates_as_the_user
     assert_eq!(response.expires_in, 300);
     assert_eq!(response.scope, "system/*.read");
 
-    let principal = h
-        .service
-        .authenticate(Some(&bearer(&response.access_token)))
-        .unwrap();
+    let principal = h.service.authenticate(Some(&bearer(&response.access_token))).unwrap();
     assert_eq!(principal.client_id, "borough-ehr");
     assert_eq!(principal.user_id, "555021935107");
     assert_eq!(principal.role, RoleCode::parse("R8000").unwrap());
@@ -180,10 +154,7 @@ async fn rs384_assertion_signed_with_the_fixture_key_is_accepted() {
     let response = grant.response;
     // No scope requested: every allowed scope is granted.
     assert_eq!(response.scope, "system/*.read system/*.rs");
-    let principal = h
-        .service
-        .authenticate(Some(&bearer(&response.access_token)))
-        .unwrap();
+    let principal = h.service.authenticate(Some(&bearer(&response.access_token))).unwrap();
     assert_eq!(principal.client_id, "hospital-pas");
     assert_eq!(principal.user_id, "555021935107");
     assert_eq!(principal.scopes, ["system/*.read", "system/*.rs"]);
@@ -195,10 +166,7 @@ fn rsa_client_jwks_matches_the_committed_fixture() {
     let derived: Value = serde_json::from_str(&rs.jwks_json()).unwrap();
     let fixture: Value = serde_json::from_str(RSA_JWKS).unwrap();
     for member in ["kty", "kid", "alg", "use", "n", "e"] {
-        assert_eq!(
-            derived["keys"][0][member], fixture["keys"][0][member],
-            "{member}"
-        );
+        assert_eq!(derived["keys"][0][member], fixture["keys"][0][member], "{member}");
     }
 }
 
@@ -218,19 +186,12 @@ fn es384_client_jwks_is_public_only_and_labelled() {
 #[tokio::test]
 async fn access_token_lifetime_follows_the_client_registration() {
     let h = harness();
-    let form = h
-        .demo
-        .token_form(TOKEN_URL, "system/Patient.rs", &user())
-        .unwrap();
+    let form = h.demo.token_form(TOKEN_URL, "system/Patient.rs", &user()).unwrap();
     let grant = h.service.exchange(form.as_bytes()).await.unwrap();
     let response = grant.response;
     assert_eq!(response.expires_in, 3600);
-    let claims: Value =
-        jsonwebtoken::dangerous::insecure_decode_claims(&response.access_token).unwrap();
-    let (iat, exp) = (
-        claims["iat"].as_i64().unwrap(),
-        claims["exp"].as_i64().unwrap(),
-    );
+    let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(&response.access_token).unwrap();
+    let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
     assert_eq!(exp - iat, 3600);
     assert_eq!(claims["iss"], "tideway");
     assert_eq!(claims["aud"], "tideway-fhir-api");
@@ -273,11 +234,7 @@ async fn alg_none_is_refused() {
     let mut header = h.es.header();
     header["alg"] = json!("none");
     let assertion = forge::unsigned(&header, &h.es.claims(TOKEN_URL, &user(), LIFETIME));
-    let err = assert_oauth_error(
-        exchange_assertion(&h, &assertion).await,
-        "invalid_client",
-        401,
-    );
+    let err = assert_oauth_error(exchange_assertion(&h, &assertion).await, "invalid_client", 401);
     assert!(err.description.contains("RS384 or ES384"), "{err}");
 }
 
@@ -291,11 +248,7 @@ async fn hs384_signed_with_the_clients_public_key_is_refused() {
         let mut header = h.rs.header();
         header["alg"] = json!("HS384");
         let assertion = forge::hmac_signed(Algorithm::HS384, secret, &header, &claims).unwrap();
-        let err = assert_oauth_error(
-            exchange_assertion(&h, &assertion).await,
-            "invalid_client",
-            401,
-        );
+        let err = assert_oauth_error(exchange_assertion(&h, &assertion).await, "invalid_client", 401);
         assert!(err.description.contains("RS384 or ES384"), "{err}");
     }
 }
@@ -311,11 +264,7 @@ async fn header_alg_that_does_not_match_the_registered_key_is_refused() {
 #[tokio::test]
 async fn wrong_audience_is_refused() {
     let h = harness();
-    for aud in [
-        json!("https://tideway.test/auth/token/"),
-        json!(["https://other.test/token"]),
-        json!(42),
-    ] {
+    for aud in [json!("https://tideway.test/auth/token/"), json!(["https://other.test/token"]), json!(42)] {
         let result = exchange_tampered(&h, |_, claims| claims["aud"] = aud).await;
         let err = assert_oauth_error(result, "invalid_client", 401);
         assert!(err.description.contains("aud"), "{err}");
@@ -334,14 +283,8 @@ async fn expired_assertion_is_refused() {
 async fn assertion_lifetime_over_300_seconds_is_refused() {
     let h = harness();
     for lifetime in [302, 360, 3600] {
-        let assertion =
-            h.es.assertion(TOKEN_URL, &user(), Duration::from_secs(lifetime))
-                .unwrap();
-        let err = assert_oauth_error(
-            exchange_assertion(&h, &assertion).await,
-            "invalid_client",
-            401,
-        );
+        let assertion = h.es.assertion(TOKEN_URL, &user(), Duration::from_secs(lifetime)).unwrap();
+        let err = assert_oauth_error(exchange_assertion(&h, &assertion).await, "invalid_client", 401);
         assert!(err.description.contains("300 seconds"), "{err}");
     }
 }
@@ -359,10 +302,7 @@ async fn assertion_without_exp_is_refused() {
 #[tokio::test]
 async fn non_integer_exp_is_refused() {
     let h = harness();
-    let result = exchange_tampered(&h, |_, claims| {
-        claims["exp"] = json!(format!("{}", now() + 60))
-    })
-    .await;
+    let result = exchange_tampered(&h, |_, claims| claims["exp"] = json!(format!("{}", now() + 60))).await;
     assert_oauth_error(result, "invalid_client", 401);
 }
 
@@ -381,11 +321,7 @@ async fn signature_by_another_key_is_refused() {
     // Same client id and kid, different private key.
     let impostor = BackendClient::generate_es384("borough-ehr", "es-2025").unwrap();
     let assertion = impostor.assertion(TOKEN_URL, &user(), LIFETIME).unwrap();
-    let err = assert_oauth_error(
-        exchange_assertion(&h, &assertion).await,
-        "invalid_client",
-        401,
-    );
+    let err = assert_oauth_error(exchange_assertion(&h, &assertion).await, "invalid_client", 401);
     assert!(err.description.contains("signature"), "{err}");
 }
 
@@ -400,11 +336,7 @@ async fn tampered_assertion_claims_break_the_signature() {
         })
         .unwrap();
     parts[1] = other.split('.').nth(1).unwrap().to_owned();
-    let err = assert_oauth_error(
-        exchange_assertion(&h, &parts.join(".")).await,
-        "invalid_client",
-        401,
-    );
+    let err = assert_oauth_error(exchange_assertion(&h, &parts.join(".")).await, "invalid_client", 401);
     assert!(err.description.contains("signature"), "{err}");
 }
 
@@ -413,11 +345,7 @@ async fn unknown_client_is_refused() {
     let h = harness();
     let stranger = BackendClient::generate_es384("not-registered", "k").unwrap();
     let assertion = stranger.assertion(TOKEN_URL, &user(), LIFETIME).unwrap();
-    let err = assert_oauth_error(
-        exchange_assertion(&h, &assertion).await,
-        "invalid_client",
-        401,
-    );
+    let err = assert_oauth_error(exchange_assertion(&h, &assertion).await, "invalid_client", 401);
     assert!(!err.description.contains("not-registered"), "{err}");
 }
 
@@ -452,11 +380,7 @@ async fn replayed_jti_is_refused() {
     let h = harness();
     let assertion = h.es.assertion(TOKEN_URL, &user(), LIFETIME).unwrap();
     exchange_assertion(&h, &assertion).await.unwrap();
-    let err = assert_oauth_error(
-        exchange_assertion(&h, &assertion).await,
-        "invalid_client",
-        401,
-    );
+    let err = assert_oauth_error(exchange_assertion(&h, &assertion).await, "invalid_client", 401);
     assert!(err.description.contains("already been used"), "{err}");
 
     // A fresh assertion with the same jti is a replay too.
@@ -471,11 +395,7 @@ async fn refused_assertion_does_not_use_up_its_jti() {
     let claims = h.es.claims(TOKEN_URL, &user(), LIFETIME);
     let assertion = h.es.sign(&h.es.header(), &claims).unwrap();
     let bad_scope = token_form_for(&assertion, "system/*.write").unwrap();
-    assert_oauth_error(
-        h.service.exchange(bad_scope.as_bytes()).await,
-        "invalid_scope",
-        400,
-    );
+    assert_oauth_error(h.service.exchange(bad_scope.as_bytes()).await, "invalid_scope", 400);
     exchange_assertion(&h, &assertion).await.unwrap();
 }
 
@@ -483,12 +403,7 @@ struct BrokenStore;
 
 #[async_trait]
 impl ReplayGuard for BrokenStore {
-    async fn first_use(
-        &self,
-        _: &str,
-        _: &str,
-        _: OffsetDateTime,
-    ) -> Result<bool, ReplayStoreError> {
+    async fn first_use(&self, _: &str, _: &str, _: OffsetDateTime) -> Result<bool, ReplayStoreError> {
         Err(ReplayStoreError)
     }
 }
@@ -496,14 +411,8 @@ impl ReplayGuard for BrokenStore {
 #[tokio::test]
 async fn replay_store_failure_fails_closed_with_503() {
     let h = harness_with_guard(Arc::new(BrokenStore));
-    let form =
-        h.es.token_form(TOKEN_URL, "system/*.read", &user())
-            .unwrap();
-    let err = assert_oauth_error(
-        h.service.exchange(form.as_bytes()).await,
-        "temporarily_unavailable",
-        503,
-    );
+    let form = h.es.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    let err = assert_oauth_error(h.service.exchange(form.as_bytes()).await, "temporarily_unavailable", 503);
     assert!(!err.description.contains("database"), "{err}");
 }
 
@@ -523,43 +432,25 @@ async fn missing_or_invalid_user_claims_are_invalid_request() {
         ),
         (
             |c| {
-                c["extensions"]["ihe_iua"]
-                    .as_object_mut()
-                    .unwrap()
-                    .remove("subject_id");
+                c["extensions"]["ihe_iua"].as_object_mut().unwrap().remove("subject_id");
             },
             "subject_id",
         ),
-        (
-            |c| c["extensions"]["ihe_iua"]["subject_role"]["code"] = json!("X555021935107"),
-            "subject_role",
-        ),
-        (
-            |c| c["extensions"]["ihe_iua"]["subject_role"] = json!("R8000"),
-            "subject_role",
-        ),
+        (|c| c["extensions"]["ihe_iua"]["subject_role"]["code"] = json!("X555021935107"), "subject_role"),
+        (|c| c["extensions"]["ihe_iua"]["subject_role"] = json!("R8000"), "subject_role"),
         (
             |c| c["extensions"]["ihe_iua"]["subject_organization_id"] = json!("F83-004!"),
             "subject_organization_id",
         ),
-        (
-            |c| c["extensions"]["ihe_iua"]["purpose_of_use"]["code"] = json!("MARKETING"),
-            "purpose_of_use",
-        ),
-        (
-            |c| c["extensions"]["ihe_iua"]["subject_name"] = json!(42),
-            "subject_name",
-        ),
+        (|c| c["extensions"]["ihe_iua"]["purpose_of_use"]["code"] = json!("MARKETING"), "purpose_of_use"),
+        (|c| c["extensions"]["ihe_iua"]["subject_name"] = json!(42), "subject_name"),
     ];
     for (tamper, names) in cases {
         let result = exchange_tampered(&h, |_, claims| tamper(claims)).await;
         let err = assert_oauth_error(result, "invalid_request", 400);
         assert!(err.description.contains(names), "{names}: {err}");
         for user_data in ["555021935107", "F83-004", "MARKETING", "Ada"] {
-            assert!(
-                !err.description.contains(user_data),
-                "echoed user data: {err}"
-            );
+            assert!(!err.description.contains(user_data), "echoed user data: {err}");
         }
     }
 }
@@ -569,15 +460,8 @@ async fn missing_or_invalid_user_claims_are_invalid_request() {
 #[tokio::test]
 async fn scope_not_allowed_is_invalid_scope() {
     let h = harness();
-    let form = h
-        .demo
-        .token_form(TOKEN_URL, "system/*.read", &user())
-        .unwrap();
-    assert_oauth_error(
-        h.service.exchange(form.as_bytes()).await,
-        "invalid_scope",
-        400,
-    );
+    let form = h.demo.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    assert_oauth_error(h.service.exchange(form.as_bytes()).await, "invalid_scope", 400);
 }
 
 #[tokio::test]
@@ -585,36 +469,20 @@ async fn unsupported_grant_type_is_refused() {
     let h = harness();
     let form = h.es.token_form(TOKEN_URL, "", &user()).unwrap();
     let form = form.replace("grant_type=client_credentials", "grant_type=password");
-    assert_oauth_error(
-        h.service.exchange(form.as_bytes()).await,
-        "unsupported_grant_type",
-        400,
-    );
-    let err = h
-        .service
-        .exchange(b"scope=system%2F*.read")
-        .await
-        .unwrap_err();
+    assert_oauth_error(h.service.exchange(form.as_bytes()).await, "unsupported_grant_type", 400);
+    let err = h.service.exchange(b"scope=system%2F*.read").await.unwrap_err();
     assert_eq!(err.error, "invalid_request");
 }
 
 #[tokio::test]
 async fn missing_client_authentication_is_invalid_client() {
     let h = harness();
-    let err = h
-        .service
-        .exchange(b"grant_type=client_credentials")
-        .await
-        .unwrap_err();
+    let err = h.service.exchange(b"grant_type=client_credentials").await.unwrap_err();
     assert_eq!((err.error, err.status), ("invalid_client", 401));
 
     let form = h.es.token_form(TOKEN_URL, "", &user()).unwrap();
     let form = form.replace("jwt-bearer", "saml2-bearer");
-    assert_oauth_error(
-        h.service.exchange(form.as_bytes()).await,
-        "invalid_client",
-        401,
-    );
+    assert_oauth_error(h.service.exchange(form.as_bytes()).await, "invalid_client", 401);
 }
 
 #[tokio::test]
@@ -622,11 +490,7 @@ async fn garbage_assertion_is_invalid_client_and_not_echoed() {
     let h = harness();
     for garbage in ["not-a-jwt", "a.b.c", "eyJhbGciOiJFUzM4NCJ9.e30", "...."] {
         let err = exchange_assertion(&h, garbage).await.unwrap_err();
-        assert_eq!(
-            (err.error, err.status),
-            ("invalid_client", 401),
-            "{garbage}"
-        );
+        assert_eq!((err.error, err.status), ("invalid_client", 401), "{garbage}");
         assert!(!err.description.contains(garbage), "{err}");
     }
 }
@@ -634,11 +498,7 @@ async fn garbage_assertion_is_invalid_client_and_not_echoed() {
 #[tokio::test]
 async fn error_bodies_are_rfc6749_json() {
     let h = harness();
-    let err = h
-        .service
-        .exchange(b"grant_type=password")
-        .await
-        .unwrap_err();
+    let err = h.service.exchange(b"grant_type=password").await.unwrap_err();
     let body: Value = serde_json::from_str(&err.to_json()).unwrap();
     assert_eq!(body["error"], "unsupported_grant_type");
     assert!(body["error_description"].is_string());
@@ -647,26 +507,14 @@ async fn error_bodies_are_rfc6749_json() {
 // ---- access tokens ----
 
 async fn access_token(h: &Harness) -> String {
-    let form =
-        h.es.token_form(TOKEN_URL, "system/*.read", &user())
-            .unwrap();
-    h.service
-        .exchange(form.as_bytes())
-        .await
-        .unwrap()
-        .response
-        .access_token
+    let form = h.es.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    h.service.exchange(form.as_bytes()).await.unwrap().response.access_token
 }
 
 fn sign_access_claims(claims: &Value, secret: &str) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("at+jwt".to_owned());
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 
 #[tokio::test]
@@ -674,12 +522,7 @@ async fn bearer_scheme_is_case_insensitive() {
     let h = harness();
     let token = access_token(&h).await;
     for scheme in ["Bearer", "bearer", "BEARER"] {
-        assert!(
-            h.service
-                .authenticate(Some(&format!("{scheme} {token}")))
-                .is_ok(),
-            "{scheme}"
-        );
+        assert!(h.service.authenticate(Some(&format!("{scheme} {token}"))).is_ok(), "{scheme}");
     }
 }
 
@@ -688,19 +531,8 @@ async fn missing_or_malformed_authorization_is_refused() {
     let h = harness();
     let token = access_token(&h).await;
     assert_eq!(h.service.authenticate(None), Err(TokenError::Missing));
-    for header in [
-        "",
-        "Bearer",
-        "Bearer ",
-        "Basic dXNlcjpwYXNz",
-        "Bearer not-a-jwt",
-        &token,
-    ] {
-        assert_eq!(
-            h.service.authenticate(Some(header)),
-            Err(TokenError::Malformed),
-            "{header:?}"
-        );
+    for header in ["", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer not-a-jwt", &token] {
+        assert_eq!(h.service.authenticate(Some(header)), Err(TokenError::Malformed), "{header:?}");
     }
 }
 
@@ -714,17 +546,11 @@ async fn tampered_access_token_is_invalid() {
     let other = sign_access_claims(&claims, "some-other-secret-of-sufficient-length!!");
     let mut parts: Vec<&str> = token.split('.').collect();
     parts[1] = other.split('.').nth(1).unwrap();
-    assert_eq!(
-        h.service.authenticate(Some(&bearer(&parts.join(".")))),
-        Err(TokenError::Invalid)
-    );
+    assert_eq!(h.service.authenticate(Some(&bearer(&parts.join(".")))), Err(TokenError::Invalid));
 
     // Re-signed with another secret.
     let resigned = sign_access_claims(&claims, "some-other-secret-of-sufficient-length!!");
-    assert_eq!(
-        h.service.authenticate(Some(&bearer(&resigned))),
-        Err(TokenError::Invalid)
-    );
+    assert_eq!(h.service.authenticate(Some(&bearer(&resigned))), Err(TokenError::Invalid));
 
     // alg none.
     let none = forge::unsigned(&json!({"alg": "none", "typ": "at+jwt"}), &claims);
@@ -742,17 +568,10 @@ async fn expired_access_token_is_refused_as_expired() {
     claims["iat"] = json!(now() - 1000);
     claims["exp"] = json!(now() - 120);
     let expired = sign_access_claims(&claims, SECRET);
-    assert_eq!(
-        h.service.authenticate(Some(&bearer(&expired))),
-        Err(TokenError::Expired)
-    );
+    assert_eq!(h.service.authenticate(Some(&bearer(&expired))), Err(TokenError::Expired));
     // The same claims, not yet expired, are accepted: the failure above is the expiry alone.
     claims["exp"] = json!(now() + 120);
-    assert!(
-        h.service
-            .authenticate(Some(&bearer(&sign_access_claims(&claims, SECRET))))
-            .is_ok()
-    );
+    assert!(h.service.authenticate(Some(&bearer(&sign_access_claims(&claims, SECRET)))).is_ok());
 }
 
 #[tokio::test]
@@ -764,8 +583,7 @@ async fn access_token_for_another_audience_or_issuer_is_invalid() {
         let mut c = claims.clone();
         c[member] = json!(value);
         assert_eq!(
-            h.service
-                .authenticate(Some(&bearer(&sign_access_claims(&c, SECRET)))),
+            h.service.authenticate(Some(&bearer(&sign_access_claims(&c, SECRET)))),
             Err(TokenError::Invalid),
             "{member}"
         );
@@ -776,19 +594,12 @@ async fn access_token_for_another_audience_or_issuer_is_invalid() {
 async fn client_assertion_is_not_accepted_as_an_access_token() {
     let h = harness();
     let assertion = h.es.assertion(TOKEN_URL, &user(), LIFETIME).unwrap();
-    assert_eq!(
-        h.service.authenticate(Some(&bearer(&assertion))),
-        Err(TokenError::Invalid)
-    );
+    assert_eq!(h.service.authenticate(Some(&bearer(&assertion))), Err(TokenError::Invalid));
 }
 
 #[test]
 fn token_error_maps_to_invalid_token_challenge() {
-    assert!(
-        TokenError::Expired
-            .www_authenticate()
-            .starts_with(r#"Bearer error="invalid_token""#)
-    );
+    assert!(TokenError::Expired.www_authenticate().starts_with(r#"Bearer error="invalid_token""#));
 }
 
 // ---- construction ----
@@ -809,28 +620,12 @@ fn token_service_refuses_a_relative_token_url() {
 fn token_service_refuses_an_invalid_config() {
     let es = BackendClient::generate_es384("a", "k").unwrap();
     let mut c = config(vec![client_config(&es), client_config(&es)]);
-    let err = TokenService::new(
-        &c,
-        TOKEN_URL.to_owned(),
-        Arc::new(InMemoryReplayGuard::new()),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, tideway_auth::AuthConfigError::DuplicateClientId(_)),
-        "{err}"
-    );
+    let err = TokenService::new(&c, TOKEN_URL.to_owned(), Arc::new(InMemoryReplayGuard::new())).unwrap_err();
+    assert!(matches!(err, tideway_auth::AuthConfigError::DuplicateClientId(_)), "{err}");
     c.clients.pop();
     c.token_signing_secret = SecretString::from("short");
-    let err = TokenService::new(
-        &c,
-        TOKEN_URL.to_owned(),
-        Arc::new(InMemoryReplayGuard::new()),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, tideway_auth::AuthConfigError::SecretTooShort),
-        "{err}"
-    );
+    let err = TokenService::new(&c, TOKEN_URL.to_owned(), Arc::new(InMemoryReplayGuard::new())).unwrap_err();
+    assert!(matches!(err, tideway_auth::AuthConfigError::SecretTooShort), "{err}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ use tideway_auth::service::TokenService;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::cache::SourceCache;
 use crate::config::Settings;
 use crate::federation::Federation;
 use crate::http::{self, middleware};
@@ -45,11 +46,7 @@ pub struct AppState {
 impl AppState {
     /// Registry ids of every source, for the audit trail.
     pub fn source_ids(&self) -> Vec<String> {
-        self.federation
-            .adapters()
-            .iter()
-            .map(|a| a.id().to_string())
-            .collect()
+        self.federation.adapters().iter().map(|a| a.id().to_string()).collect()
     }
 }
 
@@ -83,26 +80,46 @@ pub enum StartError {
 /// A running gateway.
 pub struct Application {
     port: u16,
+    admin_port: Option<u16>,
     base_url: String,
     server: Server,
+    admin: Option<Server>,
     state: web::Data<AppState>,
+}
+
+/// Stops a running [`Application`] (both listeners).
+#[derive(Clone)]
+pub struct AppHandle {
+    main: ServerHandle,
+    admin: Option<ServerHandle>,
+}
+
+impl AppHandle {
+    /// Stops accepting connections; with `graceful`, lets in-flight requests finish first.
+    pub async fn stop(&self, graceful: bool) {
+        if let Some(a) = &self.admin {
+            a.stop(graceful).await;
+        }
+        self.main.stop(graceful).await;
+    }
 }
 
 impl Application {
     /// Binds, connects and registers; the server starts serving when [`Self::run`] is awaited
     /// (or spawned).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let listener =
-            TcpListener::bind(settings.server.bind).map_err(|source| StartError::Bind {
-                addr: settings.server.bind.to_string(),
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: settings.server.bind.to_string(),
-            source,
-        })?;
+        let listener = TcpListener::bind(settings.server.bind)
+            .map_err(|source| StartError::Bind { addr: settings.server.bind.to_string(), source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr: settings.server.bind.to_string(), source })?;
         let base_url = settings.base_url(local);
-        let store = Store::connect(&settings.store.url, settings.store.max_connections).await?;
+        let store = Store::connect(
+            &settings.store.url,
+            settings.store.max_connections,
+            Duration::from_millis(settings.store.acquire_timeout_ms),
+        )
+        .await?;
         let tokens = TokenService::new(
             &settings.auth,
             format!("{base_url}/token"),
@@ -111,19 +128,18 @@ impl Application {
         .map_err(|e| StartError::Auth(e.to_string()))?;
         let mut adapters: Vec<Arc<dyn SourceAdapter>> = Vec::new();
         for s in &settings.sources {
-            let adapter = FhirR4Adapter::new(s.clone()).map_err(|e| StartError::Source {
-                id: s.id.to_string(),
-                reason: e.to_string(),
-            })?;
+            let adapter = FhirR4Adapter::new(s.clone())
+                .map_err(|e| StartError::Source { id: s.id.to_string(), reason: e.to_string() })?;
             adapters.push(Arc::new(adapter));
         }
-        let federation = Federation::new(
-            adapters,
-            Duration::from_millis(settings.federation.request_deadline_ms),
+        let cache = SourceCache::new(
+            Duration::from_secs(settings.cache.ttl_secs),
+            settings.cache.max_bytes,
+            settings.cache.enabled,
         );
-        let started = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default();
+        let deadline = Duration::from_millis(settings.federation.request_deadline_ms);
+        let federation = Federation::new(adapters, deadline, cache);
+        let started = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
         let capability = http::meta::capability_statement(&base_url, &started).to_string();
         let state = web::Data::new(AppState {
             ids: PatientIds::new(settings.identity.pseudonym_key.clone()),
@@ -151,17 +167,28 @@ impl Application {
         .shutdown_timeout(5)
         .disable_signals()
         .listen(listener)
-        .map_err(|source| StartError::Bind {
-            addr: local.to_string(),
-            source,
-        })?
+        .map_err(|source| StartError::Bind { addr: local.to_string(), source })?
         .run();
-        Ok(Self {
-            port: local.port(),
-            base_url,
-            server,
-            state,
-        })
+        let mut admin_port = None;
+        let admin = match state.settings.server.admin_bind {
+            Some(addr) => {
+                let admin_listener = TcpListener::bind(addr)
+                    .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
+                admin_port = admin_listener.local_addr().ok().map(|a| a.port());
+                let data = state.clone();
+                Some(
+                    HttpServer::new(move || App::new().app_data(data.clone()).configure(http::admin_routes))
+                        .workers(1)
+                        .shutdown_timeout(1)
+                        .disable_signals()
+                        .listen(admin_listener)
+                        .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?
+                        .run(),
+                )
+            }
+            None => None,
+        };
+        Ok(Self { port: local.port(), admin_port, base_url, server, admin, state })
     }
 
     /// The bound port.
@@ -179,13 +206,21 @@ impl Application {
         self.state.clone()
     }
 
+    /// The operator listener's port, when one is configured.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
+    }
+
     /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    pub fn handle(&self) -> AppHandle {
+        AppHandle { main: self.server.handle(), admin: self.admin.as_ref().map(Server::handle) }
     }
 
     /// Serves until stopped.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        match self.admin {
+            Some(admin) => futures::try_join!(self.server, admin).map(drop),
+            None => self.server.await,
+        }
     }
 }

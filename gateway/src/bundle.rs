@@ -81,9 +81,7 @@ pub struct Searchset<'a> {
 pub fn searchset(s: &Searchset<'_>) -> Vec<u8> {
     let size: usize = s.entries.iter().map(|e| e.json.len() + 120).sum::<usize>() + 512;
     let mut out = String::with_capacity(size);
-    let now = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default();
+    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
     let mut links = vec![json!({"relation": "self", "url": s.self_link})];
     if let Some(next) = s.next_link {
         links.push(json!({"relation": "next", "url": next}));
@@ -140,18 +138,13 @@ pub fn parse_instant(s: &str) -> Option<OffsetDateTime> {
 
 /// Keeps resources updated after `since`. A resource whose source gave no `meta.lastUpdated` is
 /// kept: the gateway cannot show it is unchanged, and dropping it could hide clinical data.
-pub fn updated_since(
-    resources: Vec<NormalisedResource>,
-    since: OffsetDateTime,
-) -> Vec<NormalisedResource> {
+pub fn updated_since(resources: Vec<NormalisedResource>, since: OffsetDateTime) -> Vec<NormalisedResource> {
     resources
         .into_iter()
-        .filter(
-            |r| match r.last_updated.as_deref().and_then(parse_instant) {
-                Some(t) => t > since,
-                None => true,
-            },
-        )
+        .filter(|r| match r.last_updated.as_deref().and_then(parse_instant) {
+            Some(t) => t > since,
+            None => true,
+        })
         .collect()
 }
 

@@ -31,6 +31,9 @@ pub struct Settings {
     /// Fan-out limits.
     #[serde(default)]
     pub federation: FederationSettings,
+    /// The per-source cache.
+    #[serde(default)]
+    pub cache: CacheSettings,
     /// Logs and traces.
     #[serde(default)]
     pub telemetry: TelemetrySettings,
@@ -56,6 +59,11 @@ pub struct ServerSettings {
     /// HTTP worker threads (default: number of cores).
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Address of the operator listener serving `/metrics`, `/healthz` and `/readyz` without
+    /// a token (keep it off the public network). When unset, `/metrics` is served on the main
+    /// listener and needs an access token.
+    #[serde(default)]
+    pub admin_bind: Option<SocketAddr>,
 }
 
 fn default_max_request_bytes() -> usize {
@@ -71,6 +79,14 @@ pub struct StoreSettings {
     /// Largest number of pooled connections (default 8).
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// How long a request waits for a pooled connection before it is answered 503, in
+    /// milliseconds (default 5000).
+    #[serde(default = "default_acquire_timeout_ms")]
+    pub acquire_timeout_ms: u64,
+}
+
+fn default_acquire_timeout_ms() -> u64 {
+    5_000
 }
 
 fn default_max_connections() -> u32 {
@@ -123,6 +139,37 @@ fn default_max_page_size() -> usize {
     1_000
 }
 
+/// `[cache]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Whether sources' answers are cached at all (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long a source's answer for a patient is reused, in seconds (default 60).
+    #[serde(default = "default_cache_ttl_secs")]
+    pub ttl_secs: u64,
+    /// Upper bound on cached resource bytes (default 256 MiB).
+    #[serde(default = "default_cache_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self { enabled: true, ttl_secs: default_cache_ttl_secs(), max_bytes: default_cache_max_bytes() }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_cache_ttl_secs() -> u64 {
+    60
+}
+fn default_cache_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+
 /// `[telemetry]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,10 +184,7 @@ pub struct TelemetrySettings {
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        Self {
-            log_filter: default_log_filter(),
-            log_format: LogFormat::Text,
-        }
+        Self { log_filter: default_log_filter(), log_format: LogFormat::Text }
     }
 }
 
@@ -181,10 +225,8 @@ pub enum ConfigError {
 impl Settings {
     /// Loads `path`, applies environment overrides from the process environment, and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         Self::from_toml_with_env(&text, std::env::vars())
     }
 
@@ -193,13 +235,10 @@ impl Settings {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
-        let mut overrides: Vec<(String, String)> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-            .collect();
+        let mut table: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        let mut overrides: Vec<(String, String)> =
+            env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
         overrides.sort();
         for (key, value) in overrides {
             apply_override(&mut table, &key[ENV_PREFIX.len()..], &value)?;
@@ -214,29 +253,18 @@ impl Settings {
     /// Checks what the types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.identity.pseudonym_key.expose_secret().len() < 32 {
-            return Err(ConfigError::Invalid(
-                "identity.pseudonym_key must be at least 32 bytes".into(),
-            ));
+            return Err(ConfigError::Invalid("identity.pseudonym_key must be at least 32 bytes".into()));
         }
         let url = self.store.url.expose_secret();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
-            return Err(ConfigError::Invalid(
-                "store.url must start with sqlite: or postgres://".into(),
-            ));
+            return Err(ConfigError::Invalid("store.url must start with sqlite: or postgres://".into()));
         }
-        self.auth
-            .validate()
-            .map_err(|e| ConfigError::Invalid(format!("auth: {e}")))?;
+        self.auth.validate().map_err(|e| ConfigError::Invalid(format!("auth: {e}")))?;
         let mut seen = HashSet::new();
         for s in &self.sources {
             if !seen.insert(s.id.clone()) {
-                return Err(ConfigError::Invalid(format!(
-                    "sources: id '{}' is listed twice",
-                    s.id
-                )));
+                return Err(ConfigError::Invalid(format!("sources: id '{}' is listed twice", s.id)));
             }
             if s.kind != tideway_adapters::SystemKind::FhirR4 {
                 return Err(ConfigError::Invalid(format!(
@@ -246,26 +274,18 @@ impl Settings {
                 )));
             }
             if s.timeout_ms == 0 {
-                return Err(ConfigError::Invalid(format!(
-                    "sources: '{}' timeout_ms must be positive",
-                    s.id
-                )));
+                return Err(ConfigError::Invalid(format!("sources: '{}' timeout_ms must be positive", s.id)));
             }
         }
         let f = &self.federation;
-        if f.request_deadline_ms == 0
-            || f.default_page_size == 0
-            || f.default_page_size > f.max_page_size
-        {
+        if f.request_deadline_ms == 0 || f.default_page_size == 0 || f.default_page_size > f.max_page_size {
             return Err(ConfigError::Invalid(
                 "federation: request_deadline_ms and default_page_size must be positive, default_page_size <= max_page_size"
                     .into(),
             ));
         }
         if self.server.max_request_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "server.max_request_bytes must be at least 1024".into(),
-            ));
+            return Err(ConfigError::Invalid("server.max_request_bytes must be at least 1024".into()));
         }
         Ok(())
     }
@@ -284,27 +304,19 @@ impl Settings {
 fn apply_override(table: &mut toml::Table, path: &str, raw: &str) -> Result<(), ConfigError> {
     let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
     if keys.iter().any(String::is_empty) {
-        return Err(ConfigError::Parse(format!(
-            "environment override {ENV_PREFIX}{path} has an empty key"
-        )));
+        return Err(ConfigError::Parse(format!("environment override {ENV_PREFIX}{path} has an empty key")));
     }
     let value = format!("v = {raw}")
         .parse::<toml::Table>()
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
-    let (last, parents) = keys
-        .split_last()
-        .ok_or_else(|| ConfigError::Parse("empty override".into()))?;
+    let (last, parents) = keys.split_last().ok_or_else(|| ConfigError::Parse("empty override".into()))?;
     let mut cur = table;
     for k in parents {
-        let entry = cur
-            .entry(k.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = cur.entry(k.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         cur = entry.as_table_mut().ok_or_else(|| {
-            ConfigError::Parse(format!(
-                "environment override {ENV_PREFIX}{path}: '{k}' is not a section"
-            ))
+            ConfigError::Parse(format!("environment override {ENV_PREFIX}{path}: '{k}' is not a section"))
         })?;
     }
     cur.insert(last.clone(), value);

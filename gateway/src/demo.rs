@@ -9,9 +9,7 @@ use clap::Args;
 use rand::RngCore;
 use secrecy::SecretString;
 use serde_json::json;
-use tideway_adapters::fhir_r4::simulator::{
-    self, PopulationSpec, RunningSimulator, SimulatorConfig,
-};
+use tideway_adapters::fhir_r4::simulator::{self, PopulationSpec, RunningSimulator, SimulatorConfig};
 use tideway_adapters::population::Population;
 use tideway_adapters::{SourceConfig, SourceId, SystemKind};
 use tideway_auth::client::{BackendClient, UserClaims};
@@ -21,7 +19,7 @@ use tideway_profiles::OdsCode;
 
 use crate::cli::{CliError, FaultArgs, shutdown_signal};
 use crate::config::{
-    FederationSettings, IdentitySettings, ServerSettings, Settings, StoreSettings,
+    CacheSettings, FederationSettings, IdentitySettings, ServerSettings, Settings, StoreSettings,
     TelemetrySettings,
 };
 use crate::{Application, telemetry};
@@ -68,7 +66,7 @@ pub struct Demo {
     pub token: String,
     /// Patients present in several boroughs.
     pub nhs_numbers: Vec<String>,
-    gateway: actix_web::dev::ServerHandle,
+    gateway: crate::app::AppHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     simulators: Vec<RunningSimulator>,
 }
@@ -96,14 +94,9 @@ impl Demo {
             let population = Population::new(args.seed, args.boroughs, args.patients);
             sources.push(SourceConfig {
                 id: SourceId::parse(&format!("borough-{i:02}"))?,
-                name: format!(
-                    "{} exchange (simulated)",
-                    population.borough_name(i).unwrap_or("London")
-                ),
+                name: format!("{} exchange (simulated)", population.borough_name(i).unwrap_or("London")),
                 kind: SystemKind::FhirR4,
-                ods_code: population
-                    .borough_ods_code(i)
-                    .ok_or("no ODS code for borough")?,
+                ods_code: population.borough_ods_code(i).ok_or("no ODS code for borough")?,
                 base_url: sim.base_url(),
                 timeout_ms: 5_000,
                 max_body_bytes: 32 * 1024 * 1024,
@@ -123,14 +116,14 @@ impl Demo {
                 public_base_url: None,
                 max_request_bytes: 64 * 1024,
                 workers: Some(2),
+                admin_bind: None,
             },
             store: StoreSettings {
                 url: SecretString::from(format!("sqlite://{}", db.display())),
                 max_connections: 8,
+                acquire_timeout_ms: 5_000,
             },
-            identity: IdentitySettings {
-                pseudonym_key: random_secret(),
-            },
+            identity: IdentitySettings { pseudonym_key: random_secret() },
             auth: AuthConfig {
                 token_signing_secret: random_secret(),
                 clients: vec![ClientConfig {
@@ -145,6 +138,7 @@ impl Demo {
                 clock_skew_secs: 60,
             },
             federation: FederationSettings::default(),
+            cache: CacheSettings::default(),
             telemetry: TelemetrySettings::default(),
             sources,
         };
@@ -162,9 +156,7 @@ impl Demo {
             name: Some("Dr Demo".to_owned()),
         };
         let token_url = format!("{base_url}/token");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
         let res = http
             .post(&token_url)
             .header("content-type", "application/x-www-form-urlencoded")
@@ -178,19 +170,9 @@ impl Demo {
             .ok_or_else(|| format!("the demo could not obtain a token (HTTP {status})"))?
             .to_owned();
         let population = Population::new(args.seed, args.boroughs, args.patients);
-        let nhs_numbers = population
-            .patients_in_several_boroughs(5)
-            .iter()
-            .map(|n| n.as_str().to_owned())
-            .collect();
-        Ok(Self {
-            base_url,
-            token,
-            nhs_numbers,
-            gateway,
-            server,
-            simulators,
-        })
+        let nhs_numbers =
+            population.patients_in_several_boroughs(5).iter().map(|n| n.as_str().to_owned()).collect();
+        Ok(Self { base_url, token, nhs_numbers, gateway, server, simulators })
     }
 
     /// The ready-file JSON.
@@ -216,10 +198,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         ..Default::default()
     })?;
     let demo = Demo::start(&args).await?;
-    println!(
-        "Tideway demo ready: {} simulated borough exchanges",
-        args.boroughs
-    );
+    println!("Tideway demo ready: {} simulated borough exchanges", args.boroughs);
     println!("  base URL:     {}", demo.base_url);
     println!("  access token: {}", demo.token);
     println!("  NHS numbers of patients held by several boroughs (synthetic, 999 test range):");

@@ -15,11 +15,15 @@ use tideway_profiles::NhsNumber;
 use tokio::time::{Instant, timeout_at};
 use tracing::Instrument;
 
-/// The registered sources and the overall deadline.
+use crate::cache::SourceCache;
+use crate::telemetry::metrics;
+
+/// The registered sources, their cache and the overall deadline.
 #[derive(Clone)]
 pub struct Federation {
     adapters: Vec<Arc<dyn SourceAdapter>>,
     request_deadline: Duration,
+    cache: SourceCache,
 }
 
 /// What one source answered.
@@ -35,11 +39,17 @@ pub struct SourceAnswer<T> {
 
 impl Federation {
     /// Sources in registry order (the order also decides which Patient represents the patient).
-    pub fn new(adapters: Vec<Arc<dyn SourceAdapter>>, request_deadline: Duration) -> Self {
-        Self {
-            adapters,
-            request_deadline,
-        }
+    pub fn new(
+        adapters: Vec<Arc<dyn SourceAdapter>>,
+        request_deadline: Duration,
+        cache: SourceCache,
+    ) -> Self {
+        Self { adapters, request_deadline, cache }
+    }
+
+    /// The per-source cache (consent changes invalidate through it).
+    pub fn cache(&self) -> &SourceCache {
+        &self.cache
     }
 
     /// The registered sources.
@@ -47,17 +57,7 @@ impl Federation {
         &self.adapters
     }
 
-    /// The adapter registered under `id`.
-    pub fn adapter(&self, id: &str) -> Option<&Arc<dyn SourceAdapter>> {
-        self.adapters.iter().find(|a| a.id().as_str() == id)
-    }
-
-    fn context(
-        &self,
-        adapter: &dyn SourceAdapter,
-        overall: Instant,
-        request_id: &str,
-    ) -> CallContext {
+    fn context(&self, adapter: &dyn SourceAdapter, overall: Instant, request_id: &str) -> CallContext {
         let own = Instant::now() + adapter.config().timeout();
         CallContext {
             deadline: own.min(overall),
@@ -79,11 +79,10 @@ impl Federation {
         request_id: &str,
         overall: Instant,
     ) -> Vec<SourceAnswer<Option<SourcePatient>>> {
-        self.find_patient_in(&self.adapters, nhs, gateway_id, request_id, overall)
-            .await
+        self.find_patient_in(&self.adapters, nhs, gateway_id, request_id, overall).await
     }
 
-    /// Asks the given sources whether they hold the patient.
+    /// Asks the given sources whether they hold the patient, in parallel.
     pub async fn find_patient_in(
         &self,
         adapters: &[Arc<dyn SourceAdapter>],
@@ -97,16 +96,14 @@ impl Federation {
             let span = tracing::info_span!("source.find_patient", source = %a.id());
             async move {
                 let started = Instant::now();
-                let result =
-                    match timeout_at(ctx.deadline, a.find_patient(nhs, gateway_id, &ctx)).await {
-                        Ok(r) => r,
-                        Err(_) => Err(AdapterError::Timeout),
-                    };
-                SourceAnswer {
-                    source: a.id().clone(),
-                    result,
-                    elapsed: started.elapsed(),
-                }
+                let call = self.cache.patient(a, nhs, gateway_id, &ctx);
+                let result = match timeout_at(ctx.deadline, call).await {
+                    Ok(r) => r.map(|p| (*p).clone()),
+                    Err(_) => Err(AdapterError::Timeout),
+                };
+                let elapsed = started.elapsed();
+                metrics::source_call(a.id(), "find-patient", result.as_ref().err(), elapsed);
+                SourceAnswer { source: a.id().clone(), result, elapsed }
             }
             .instrument(span)
         });
@@ -119,21 +116,19 @@ impl Federation {
         links: &[(Arc<dyn SourceAdapter>, PatientLink)],
         request_id: &str,
         overall: Instant,
-    ) -> Vec<SourceAnswer<SourceRecord>> {
+    ) -> Vec<SourceAnswer<Arc<SourceRecord>>> {
         let calls = links.iter().map(|(a, link)| {
             let ctx = self.context(a.as_ref(), overall, request_id);
             let span = tracing::info_span!("source.fetch_record", source = %a.id());
             async move {
                 let started = Instant::now();
-                let result = match timeout_at(ctx.deadline, a.fetch_record(link, &ctx)).await {
+                let result = match timeout_at(ctx.deadline, self.cache.record(a, link, &ctx)).await {
                     Ok(r) => r,
                     Err(_) => Err(AdapterError::Timeout),
                 };
-                SourceAnswer {
-                    source: a.id().clone(),
-                    result,
-                    elapsed: started.elapsed(),
-                }
+                let elapsed = started.elapsed();
+                metrics::source_call(a.id(), "fetch-record", result.as_ref().err(), elapsed);
+                SourceAnswer { source: a.id().clone(), result, elapsed }
             }
             .instrument(span)
         });

@@ -50,9 +50,7 @@ impl PatientIds {
     pub fn is_well_formed(id: &str) -> bool {
         id.len() == 33
             && id.starts_with('p')
-            && id[1..]
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            && id[1..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod audit;
 pub mod bundle;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -31,13 +31,7 @@ pub struct PageSnapshot {
 
 /// Identifies a principal for page ownership: the same client, user, organisation and purpose.
 pub fn principal_key(p: &Principal) -> String {
-    format!(
-        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        p.client_id,
-        p.user_id,
-        p.organisation,
-        p.purpose.code()
-    )
+    format!("{}\u{1f}{}\u{1f}{}\u{1f}{}", p.client_id, p.user_id, p.organisation, p.purpose.code())
 }
 
 /// The snapshots.
@@ -60,12 +54,7 @@ impl PageStore {
     }
 
     /// Stores `snapshot` and returns the link to the page starting at `offset`.
-    pub async fn insert(
-        &self,
-        snapshot: Arc<PageSnapshot>,
-        base_url: &str,
-        offset: usize,
-    ) -> String {
+    pub async fn insert(&self, snapshot: Arc<PageSnapshot>, base_url: &str, offset: usize) -> String {
         let token = uuid::Uuid::new_v4().simple().to_string();
         self.cache.insert(token.clone(), snapshot).await;
         self.link(base_url, &token, offset)

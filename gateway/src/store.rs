@@ -55,7 +55,11 @@ pub struct SourceLink {
 
 impl Store {
     /// Connects and applies the schema.
-    pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &SecretString,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let url = url.expose_secret();
         let store = if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
@@ -63,11 +67,11 @@ impl Store {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(acquire_timeout.max(Duration::from_secs(5)))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(acquire_timeout)
                 .connect_with(opts)
                 .await
                 .map_err(err("connect sqlite"))?;
@@ -76,7 +80,7 @@ impl Store {
             let opts = PgConnectOptions::from_str(url).map_err(err("parse postgres url"))?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(acquire_timeout)
                 .connect_with(opts)
                 .await
                 .map_err(err("connect postgres"))?;
@@ -187,11 +191,7 @@ impl Store {
     }
 
     /// Records that `patient_id` is the opaque id of `nhs_number` (idempotent).
-    pub async fn remember_patient(
-        &self,
-        patient_id: &str,
-        nhs_number: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn remember_patient(&self, patient_id: &str, nhs_number: &str) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         match self {
             Self::Sqlite(p) => sqlx::query(
@@ -239,11 +239,7 @@ impl Store {
 
     /// Records what sources answered about a patient: held under a local id, or checked and
     /// not held (`local_id: None`). Sources not listed keep what was known before.
-    pub async fn upsert_links(
-        &self,
-        patient_id: &str,
-        links: &[SourceLink],
-    ) -> Result<(), StoreError> {
+    pub async fn upsert_links(&self, patient_id: &str, links: &[SourceLink]) -> Result<(), StoreError> {
         if links.is_empty() {
             return Ok(());
         }
@@ -280,28 +276,23 @@ impl Store {
 
     /// Everything the record locator knows about a patient, one row per source checked.
     pub async fn links(&self, patient_id: &str) -> Result<Vec<SourceLink>, StoreError> {
-        let rows: Vec<(String, Option<String>)> = match self {
-            Self::Sqlite(p) => sqlx::query_as(
-                "SELECT source_id, local_id FROM patient_source WHERE patient_id = ?1 ORDER BY source_id",
-            )
-            .bind(patient_id)
-            .fetch_all(p)
-            .await,
-            Self::Postgres(p) => sqlx::query_as(
-                "SELECT source_id, local_id FROM patient_source WHERE patient_id = $1 ORDER BY source_id",
-            )
-            .bind(patient_id)
-            .fetch_all(p)
-            .await,
-        }
-        .map_err(err("read links"))?;
-        Ok(rows
-            .into_iter()
-            .map(|(source_id, local_id)| SourceLink {
-                source_id,
-                local_id,
-            })
-            .collect())
+        let rows: Vec<(String, Option<String>)> =
+            match self {
+                Self::Sqlite(p) => sqlx::query_as(
+                    "SELECT source_id, local_id FROM patient_source WHERE patient_id = ?1 ORDER BY source_id",
+                )
+                .bind(patient_id)
+                .fetch_all(p)
+                .await,
+                Self::Postgres(p) => sqlx::query_as(
+                    "SELECT source_id, local_id FROM patient_source WHERE patient_id = $1 ORDER BY source_id",
+                )
+                .bind(patient_id)
+                .fetch_all(p)
+                .await,
+            }
+            .map_err(err("read links"))?;
+        Ok(rows.into_iter().map(|(source_id, local_id)| SourceLink { source_id, local_id }).collect())
     }
 
     /// Remembers a client assertion id until it expires; false if it was already used.

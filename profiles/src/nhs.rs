@@ -96,10 +96,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_check_digit_and_format() {
-        assert_eq!(
-            NhsNumber::parse("9434765918"),
-            Err(NhsNumberError::CheckDigit)
-        );
+        assert_eq!(NhsNumber::parse("9434765918"), Err(NhsNumberError::CheckDigit));
         assert_eq!(NhsNumber::parse("943476591"), Err(NhsNumberError::Format));
         assert_eq!(NhsNumber::parse("94347659x9"), Err(NhsNumberError::Format));
         assert_eq!(NhsNumber::parse(""), Err(NhsNumberError::Format));

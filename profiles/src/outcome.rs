@@ -116,18 +116,8 @@ impl OperationOutcome {
     }
 
     /// Adds an issue.
-    pub fn with(
-        mut self,
-        severity: IssueSeverity,
-        code: IssueType,
-        diagnostics: impl Into<String>,
-    ) -> Self {
-        self.issues.push(Issue {
-            severity,
-            code,
-            diagnostics: diagnostics.into(),
-            expression: None,
-        });
+    pub fn with(mut self, severity: IssueSeverity, code: IssueType, diagnostics: impl Into<String>) -> Self {
+        self.issues.push(Issue { severity, code, diagnostics: diagnostics.into(), expression: None });
         self
     }
 
@@ -143,9 +133,7 @@ impl OperationOutcome {
     /// requires at least one issue.
     pub fn to_json(&self) -> Value {
         let issues: Vec<Value> = if self.issues.is_empty() {
-            vec![
-                json!({"severity": "information", "code": "informational", "diagnostics": "All OK"}),
-            ]
+            vec![json!({"severity": "information", "code": "informational", "diagnostics": "All OK"})]
         } else {
             self.issues
                 .iter()
@@ -172,8 +160,7 @@ mod tests {
 
     #[test]
     fn renders_issue_with_expression() {
-        let oo =
-            OperationOutcome::new(IssueSeverity::Error, IssueType::Invalid, "bad").at("identifier");
+        let oo = OperationOutcome::new(IssueSeverity::Error, IssueType::Invalid, "bad").at("identifier");
         assert_eq!(
             oo.to_json(),
             json!({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"bad","expression":["identifier"]}]})
@@ -182,9 +169,6 @@ mod tests {
 
     #[test]
     fn empty_outcome_still_has_an_issue() {
-        assert_eq!(
-            OperationOutcome::default().to_json()["issue"][0]["code"],
-            "informational"
-        );
+        assert_eq!(OperationOutcome::default().to_json()["issue"][0]["code"], "informational");
     }
 }

@@ -16,9 +16,7 @@ pub struct InvalidResource(pub String);
 
 /// Checks that `json` is one valid R4 resource (any type), in strict mode.
 pub fn check_r4_resource(json: &[u8]) -> Result<(), InvalidResource> {
-    let config = DeserializationConfig {
-        mode: DeserializationMode::Strict,
-    };
+    let config = DeserializationConfig { mode: DeserializationMode::Strict };
     fhirbolt::json::from_slice::<Resource>(json, Some(config))
         .map(|_| ())
         .map_err(|e| InvalidResource(redact(&e.to_string())))
@@ -34,11 +32,7 @@ pub fn check_r4_value(value: &serde_json::Value) -> Result<(), InvalidResource> 
 /// so no source content (which may be clinical) travels further.
 fn redact(message: &str) -> String {
     let cut = message.find(['"', '`']).unwrap_or(message.len());
-    message[..cut]
-        .trim_end_matches([' ', ':'])
-        .chars()
-        .take(200)
-        .collect()
+    message[..cut].trim_end_matches([' ', ':']).chars().take(200).collect()
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use tideway_auth::{PurposeOfUse, RoleCode};
 use tideway_gateway::Application;
 use tideway_gateway::app::AppState;
 use tideway_gateway::config::{
-    FederationSettings, IdentitySettings, ServerSettings, Settings, StoreSettings,
+    CacheSettings, FederationSettings, IdentitySettings, ServerSettings, Settings, StoreSettings,
     TelemetrySettings,
 };
 use tideway_profiles::OdsCode;
@@ -81,6 +81,10 @@ pub struct Options {
     pub source_timeout_ms: u64,
     /// Overall deadline.
     pub request_deadline_ms: u64,
+    /// Whether the per-source cache is on.
+    pub cache: bool,
+    /// Whether to open the operator listener (metrics without a token).
+    pub admin: bool,
 }
 
 impl Default for Options {
@@ -93,6 +97,8 @@ impl Default for Options {
             store: StoreKind::Sqlite,
             source_timeout_ms: 5_000,
             request_deadline_ms: 8_000,
+            cache: true,
+            admin: false,
         }
     }
 }
@@ -101,6 +107,8 @@ impl Default for Options {
 pub struct TestApp {
     /// Gateway base URL.
     pub base_url: String,
+    /// Operator listener base URL, when opened.
+    pub admin_url: Option<String>,
     /// HTTP client (no redirects).
     pub http: reqwest::Client,
     /// The ES384 test client (registered as `test-es`).
@@ -115,7 +123,7 @@ pub struct TestApp {
     pub state: actix_web::web::Data<AppState>,
     /// SQLite file, when that backend is used.
     pub sqlite_path: Option<PathBuf>,
-    handle: actix_web::dev::ServerHandle,
+    handle: tideway_gateway::app::AppHandle,
 }
 
 static COLLECTED: AtomicU64 = AtomicU64::new(0);
@@ -148,8 +156,7 @@ fn secret(tag: &str) -> SecretString {
 pub fn rs_client() -> BackendClient {
     let dir = workspace_root().join("auth/tests/fixtures");
     let pem = std::fs::read_to_string(dir.join("rsa-test-client.key.pem")).expect("rsa fixture");
-    BackendClient::from_pem("test-rs", "rs-test-1", jsonwebtoken::Algorithm::RS384, &pem)
-        .expect("rsa client")
+    BackendClient::from_pem("test-rs", "rs-test-1", jsonwebtoken::Algorithm::RS384, &pem).expect("rsa client")
 }
 
 impl TestApp {
@@ -168,21 +175,12 @@ impl TestApp {
             })
             .await
             .expect("from-dir simulator");
-            sources.push(source(
-                "synthea",
-                "RYJ",
-                sim.base_url(),
-                opts.source_timeout_ms,
-            ));
+            sources.push(source("synthea", "RYJ", sim.base_url(), opts.source_timeout_ms));
             simulators.push(sim);
         }
         for i in 0..opts.boroughs {
-            let faults = opts
-                .faults
-                .iter()
-                .find(|(b, _)| *b == i)
-                .map(|(_, f)| f.clone())
-                .unwrap_or_default();
+            let faults =
+                opts.faults.iter().find(|(b, _)| *b == i).map(|(_, f)| f.clone()).unwrap_or_default();
             let sim = simulator::start(SimulatorConfig {
                 bind: localhost,
                 population: PopulationSpec::Synthetic {
@@ -208,8 +206,8 @@ impl TestApp {
         let rs_client = rs_client();
         let (store_url, sqlite_path) = match opts.store {
             StoreKind::Sqlite => {
-                let dir = std::env::temp_dir()
-                    .join(format!("tideway-test-{}", uuid::Uuid::new_v4().simple()));
+                let dir =
+                    std::env::temp_dir().join(format!("tideway-test-{}", uuid::Uuid::new_v4().simple()));
                 std::fs::create_dir_all(&dir).expect("temp dir");
                 let path = dir.join("tideway.db");
                 (format!("sqlite://{}", path.display()), Some(path))
@@ -234,14 +232,14 @@ impl TestApp {
                 public_base_url: None,
                 max_request_bytes: 16 * 1024,
                 workers: Some(2),
+                admin_bind: opts.admin.then_some(localhost),
             },
             store: StoreSettings {
                 url: SecretString::from(store_url),
                 max_connections: 4,
+                acquire_timeout_ms: 60_000,
             },
-            identity: IdentitySettings {
-                pseudonym_key: secret("pseudonym"),
-            },
+            identity: IdentitySettings { pseudonym_key: secret("pseudonym") },
             auth: AuthConfig {
                 token_signing_secret: secret("signing"),
                 clients: vec![
@@ -256,14 +254,14 @@ impl TestApp {
                 default_page_size: 100,
                 max_page_size: 1000,
             },
+            cache: CacheSettings { enabled: opts.cache, ..CacheSettings::default() },
             telemetry: TelemetrySettings::default(),
             sources,
         };
         settings.validate().expect("test settings are valid");
-        let app = Application::build(settings)
-            .await
-            .expect("application starts");
+        let app = Application::build(settings).await.expect("application starts");
         let base_url = app.base_url().to_owned();
+        let admin_url = app.admin_port().map(|p| format!("http://127.0.0.1:{p}"));
         let state = app.state();
         let handle = app.handle();
         tokio::spawn(app.run());
@@ -274,6 +272,7 @@ impl TestApp {
             .expect("http client");
         Self {
             base_url,
+            admin_url,
             http,
             es_client,
             rs_client,
@@ -303,17 +302,11 @@ impl TestApp {
 
     /// An access token for `user` from the ES384 client.
     pub async fn token_for(&self, user: &UserClaims) -> String {
-        let form = self
-            .es_client
-            .token_form(&self.token_url(), "system/*.read", user)
-            .expect("form");
+        let form = self.es_client.token_form(&self.token_url(), "system/*.read", user).expect("form");
         let res = self.post_token(form).await;
         assert_eq!(res.status(), 200, "token request failed");
         let body: Value = res.json().await.expect("token json");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned()
+        body["access_token"].as_str().expect("access_token").to_owned()
     }
 
     /// An access token for the default clinician.
@@ -327,17 +320,9 @@ impl TestApp {
     }
 
     /// GET with extra headers.
-    pub async fn get_with(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-    ) -> Answer {
-        let url = if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}{}", self.base_url, path)
-        };
+    pub async fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Answer {
+        let url =
+            if path.starts_with("http") { path.to_owned() } else { format!("{}{}", self.base_url, path) };
         let mut req = self.http.get(url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -352,10 +337,7 @@ impl TestApp {
     pub async fn patient_id(&self, token: &str, nhs: &str) -> String {
         let a = self.get(&nhs_search(nhs), Some(token)).await;
         assert_eq!(a.status, 200, "patient search: {}", a.body);
-        a.body["entry"][0]["resource"]["id"]
-            .as_str()
-            .expect("patient id")
-            .to_owned()
+        a.body["entry"][0]["resource"]["id"].as_str().expect("patient id").to_owned()
     }
 
     /// Total requests the simulators have served.
@@ -403,9 +385,7 @@ pub async fn fresh_postgres_schema() -> String {
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is required for this test and is not reachable: {e}")
-        });
+        .unwrap_or_else(|e| panic!("PostgreSQL is required for this test and is not reachable: {e}"));
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&mut conn)
         .await
@@ -440,20 +420,12 @@ impl Answer {
         if fhir && body.get("resourceType").is_some() {
             collect(&raw);
         }
-        Self {
-            status,
-            headers,
-            body,
-            raw: Arc::new(raw),
-        }
+        Self { status, headers, body, raw: Arc::new(raw) }
     }
 
     /// The header's value.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
     }
 
     /// The first issue's code, for OperationOutcomes.
@@ -473,12 +445,7 @@ impl Answer {
     pub fn matches(&self) -> Vec<&Value> {
         self.body["entry"]
             .as_array()
-            .map(|es| {
-                es.iter()
-                    .filter(|e| e["search"]["mode"] == "match")
-                    .map(|e| &e["resource"])
-                    .collect()
-            })
+            .map(|es| es.iter().filter(|e| e["search"]["mode"] == "match").map(|e| &e["resource"]).collect())
             .unwrap_or_default()
     }
 

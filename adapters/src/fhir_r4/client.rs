@@ -13,9 +13,7 @@ use serde_json::Value;
 use tideway_profiles::{NhsNumber, systems};
 
 use super::mapping::{self, Normaliser};
-use crate::adapter::{
-    AdapterError, CallContext, PatientLink, SourceAdapter, SourcePatient, SourceRecord,
-};
+use crate::adapter::{AdapterError, CallContext, PatientLink, SourceAdapter, SourcePatient, SourceRecord};
 use crate::source::SourceConfig;
 
 const FHIR_JSON: &str = "application/fhir+json";
@@ -55,12 +53,7 @@ impl FhirR4Adapter {
             .no_proxy()
             .build()
             .map_err(|_| ClientBuildError)?;
-        Ok(Self {
-            config,
-            client,
-            max_pages: DEFAULT_MAX_PAGES,
-            page_size: None,
-        })
+        Ok(Self { config, client, max_pages: DEFAULT_MAX_PAGES, page_size: None })
     }
 
     /// Follows at most `n` pages (at least 1) of one `$everything`.
@@ -96,8 +89,7 @@ impl FhirR4Adapter {
     ) -> Result<Value, AdapterError> {
         let request = request.header(ACCEPT, FHIR_JSON).header(
             "X-Request-ID",
-            HeaderValue::from_str(&ctx.request_id)
-                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+            HeaderValue::from_str(&ctx.request_id).unwrap_or_else(|_| HeaderValue::from_static("invalid")),
         );
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
@@ -136,20 +128,11 @@ impl FhirR4Adapter {
     ) -> Result<Option<SourcePatient>, AdapterError> {
         let url = self.url(&["Patient", "_search"])?;
         let identifier = format!("{}|{}", systems::NHS_NUMBER, nhs.as_str());
-        let bundle = self
-            .bundle(
-                self.client.post(url).form(&[("identifier", identifier)]),
-                ctx,
-            )
-            .await?;
+        let bundle = self.bundle(self.client.post(url).form(&[("identifier", identifier)]), ctx).await?;
         let mut matches: Vec<Value> = entries(bundle)?
             .into_iter()
             .filter(|e| !mapping::is_outcome_entry(e))
-            .filter(|e| {
-                e.pointer("/search/mode")
-                    .and_then(Value::as_str)
-                    .is_none_or(|m| m == "match")
-            })
+            .filter(|e| e.pointer("/search/mode").and_then(Value::as_str).is_none_or(|m| m == "match"))
             .filter_map(|mut e| e.as_object_mut().and_then(|o| o.remove("resource")))
             .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
             .collect();
@@ -177,11 +160,7 @@ impl FhirR4Adapter {
         Ok(Some(SourcePatient { local_id, resource }))
     }
 
-    async fn fetch(
-        &self,
-        patient: &PatientLink,
-        ctx: &CallContext,
-    ) -> Result<SourceRecord, AdapterError> {
+    async fn fetch(&self, patient: &PatientLink, ctx: &CallContext) -> Result<SourceRecord, AdapterError> {
         let mut url = self.url(&["Patient", &patient.local_id, "$everything"])?;
         if let Some(n) = self.page_size {
             url.query_pairs_mut().append_pair("_count", &n.to_string());
@@ -206,17 +185,13 @@ impl FhirR4Adapter {
                 return Err(AdapterError::ForeignLink);
             }
             if pages >= self.max_pages || seen_pages.contains(&next) {
-                return Err(AdapterError::Malformed(
-                    "paging did not end within the page limit".into(),
-                ));
+                return Err(AdapterError::Malformed("paging did not end within the page limit".into()));
             }
             url = next;
         }
         // A source may repeat an entry across pages; the gateway wants each resource once.
         let mut seen = HashSet::new();
-        record
-            .resources
-            .retain(|r| seen.insert((r.resource_type.clone(), r.id.clone())));
+        record.resources.retain(|r| seen.insert((r.resource_type.clone(), r.id.clone())));
         Ok(record)
     }
 }
@@ -240,9 +215,7 @@ fn entries(bundle: Value) -> Result<Vec<Value>, AdapterError> {
     match bundle.remove("entry") {
         None => Ok(Vec::new()),
         Some(Value::Array(entries)) => Ok(entries),
-        Some(_) => Err(AdapterError::Malformed(
-            "Bundle.entry is not an array".into(),
-        )),
+        Some(_) => Err(AdapterError::Malformed("Bundle.entry is not an array".into())),
     }
 }
 
@@ -257,13 +230,8 @@ fn next_link(bundle: &Value, current: &url::Url) -> Result<Option<url::Url>, Ada
     else {
         return Ok(None);
     };
-    let text = next
-        .as_str()
-        .ok_or_else(|| AdapterError::Malformed("next link is not a string".into()))?;
-    current
-        .join(text)
-        .map(Some)
-        .map_err(|_| AdapterError::Malformed("next link is not a URL".into()))
+    let text = next.as_str().ok_or_else(|| AdapterError::Malformed("next link is not a string".into()))?;
+    current.join(text).map(Some).map_err(|_| AdapterError::Malformed("next link is not a URL".into()))
 }
 
 #[async_trait]

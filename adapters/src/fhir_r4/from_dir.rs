@@ -63,10 +63,7 @@ fn is_shared_file(name: &str) -> bool {
 
 /// The patient bundle files of `dir`, sorted by file name.
 fn patient_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, FromDirError> {
-    let io = |source| FromDirError::Io {
-        path: dir.to_owned(),
-        source,
-    };
+    let io = |source| FromDirError::Io { path: dir.to_owned(), source };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -80,10 +77,7 @@ fn patient_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, FromDirError> {
 }
 
 fn shared_files(dir: &Path) -> Result<Vec<PathBuf>, FromDirError> {
-    let io = |source| FromDirError::Io {
-        path: dir.to_owned(),
-        source,
-    };
+    let io = |source| FromDirError::Io { path: dir.to_owned(), source };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -97,10 +91,7 @@ fn shared_files(dir: &Path) -> Result<Vec<PathBuf>, FromDirError> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, FromDirError> {
-    std::fs::read(path).map_err(|source| FromDirError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| FromDirError::Io { path: path.to_owned(), source })
 }
 
 /// Which NHS number each patient file's patient gets: `(NHS number, the Patient's local id,
@@ -125,34 +116,22 @@ pub fn assign_nhs_numbers(dir: &Path) -> Result<Vec<(NhsNumber, String, String)>
     let mut out = Vec::new();
     for (k, (name, path)) in patient_files(dir)?.into_iter().enumerate() {
         let bytes = read(&path)?;
-        let slim: Slim = serde_json::from_slice(&bytes).map_err(|_| FromDirError::Shape {
-            path: path.clone(),
-            reason: "not a JSON Bundle",
-        })?;
+        let slim: Slim = serde_json::from_slice(&bytes)
+            .map_err(|_| FromDirError::Shape { path: path.clone(), reason: "not a JSON Bundle" })?;
         let local = slim
             .entry
             .iter()
             .find(|e| e.resource.resource_type == "Patient")
             .and_then(|e| entry_id(e.full_url.as_deref(), e.resource.id.as_deref()))
-            .ok_or(FromDirError::Shape {
-                path,
-                reason: "no Patient entry with an id",
-            })?;
-        out.push((
-            nhs_number_for_patient_file(k).ok_or(FromDirError::TooMany)?,
-            local,
-            name,
-        ));
+            .ok_or(FromDirError::Shape { path, reason: "no Patient entry with an id" })?;
+        out.push((nhs_number_for_patient_file(k).ok_or(FromDirError::TooMany)?, local, name));
     }
     Ok(out)
 }
 
 /// A resource's id: the uuid of a `urn:uuid:` fullUrl, else its own id.
 fn entry_id(full_url: Option<&str>, id: Option<&str>) -> Option<String> {
-    full_url
-        .and_then(|u| u.strip_prefix("urn:uuid:"))
-        .or(id)
-        .map(str::to_owned)
+    full_url.and_then(|u| u.strip_prefix("urn:uuid:")).or(id).map(str::to_owned)
 }
 
 /// One Synthea patient, ready to serve.
@@ -219,10 +198,8 @@ impl FromDir {
                 }
                 own.insert((ty, id));
             }
-            let local_id = local_id.ok_or(FromDirError::Shape {
-                path: path.clone(),
-                reason: "no Patient entry",
-            })?;
+            let local_id =
+                local_id.ok_or(FromDirError::Shape { path: path.clone(), reason: "no Patient entry" })?;
             let mut wanted = Vec::new();
             for r in &resources {
                 collect_references(r, &mut wanted);
@@ -240,12 +217,7 @@ impl FromDir {
             let index = out.patients.len();
             out.by_local.insert(local_id.clone(), index);
             out.by_nhs.insert(nhs_number.as_str().to_owned(), index);
-            out.patients.push(DirPatient {
-                nhs_number,
-                local_id,
-                file_name,
-                resources: Arc::new(resources),
-            });
+            out.patients.push(DirPatient { nhs_number, local_id, file_name, resources: Arc::new(resources) });
         }
         Ok(out)
     }
@@ -269,10 +241,7 @@ impl FromDir {
 type Entry = (String, String, Value);
 
 fn bundle_resources(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, FromDirError> {
-    let shape = |reason| FromDirError::Shape {
-        path: path.to_owned(),
-        reason,
-    };
+    let shape = |reason| FromDirError::Shape { path: path.to_owned(), reason };
     let bundle: Value = serde_json::from_slice(bytes).map_err(|_| shape("not JSON"))?;
     let Value::Object(mut bundle) = bundle else {
         return Err(shape("not a JSON object"));
@@ -285,21 +254,12 @@ fn bundle_resources(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, FromDirErro
         let Value::Object(mut entry) = entry else {
             return Err(shape("entry is not an object"));
         };
-        let full_url = entry
-            .get("fullUrl")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let full_url = entry.get("fullUrl").and_then(Value::as_str).map(str::to_owned);
         let Some(mut resource) = entry.remove("resource") else {
             return Err(shape("entry without resource"));
         };
-        let ty = resource
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let id = entry_id(
-            full_url.as_deref(),
-            resource.get("id").and_then(Value::as_str),
-        );
+        let ty = resource.get("resourceType").and_then(Value::as_str).map(str::to_owned);
+        let id = entry_id(full_url.as_deref(), resource.get("id").and_then(Value::as_str));
         let (Some(ty), Some(id)) = (ty, id) else {
             return Err(shape("entry without resourceType or id"));
         };
@@ -313,22 +273,13 @@ fn bundle_resources(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, FromDirErro
 
 /// Indexes `Type?identifier=system|value` keys for conditional references.
 fn index_resource(ty: &str, id: &str, resource: &Value, index: &mut HashMap<String, String>) {
-    for ident in resource
-        .get("identifier")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let (Some(system), Some(value)) = (
-            ident.get("system").and_then(Value::as_str),
-            ident.get("value").and_then(Value::as_str),
-        ) else {
+    for ident in resource.get("identifier").and_then(Value::as_array).into_iter().flatten() {
+        let (Some(system), Some(value)) =
+            (ident.get("system").and_then(Value::as_str), ident.get("value").and_then(Value::as_str))
+        else {
             continue;
         };
-        index.insert(
-            format!("{ty}?identifier={system}|{value}"),
-            format!("{ty}/{id}"),
-        );
+        index.insert(format!("{ty}?identifier={system}|{value}"), format!("{ty}/{id}"));
     }
 }
 
@@ -343,8 +294,7 @@ fn resolve_references(
                 if key == "reference"
                     && let Value::String(s) = child
                 {
-                    if let Some(new) = urls.get(s.as_str()).or_else(|| identifiers.get(s.as_str()))
-                    {
+                    if let Some(new) = urls.get(s.as_str()).or_else(|| identifiers.get(s.as_str())) {
                         *s = new.clone();
                     }
                     continue;
@@ -352,9 +302,7 @@ fn resolve_references(
                 resolve_references(child, urls, identifiers);
             }
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|v| resolve_references(v, urls, identifiers)),
+        Value::Array(items) => items.iter_mut().for_each(|v| resolve_references(v, urls, identifiers)),
         _ => {}
     }
 }
@@ -382,10 +330,7 @@ fn add_nhs_identifier(patient: &mut Value, nhs: &NhsNumber) {
         return;
     };
     let ident = json!({"system": systems::NHS_NUMBER, "value": nhs.as_str()});
-    match obj
-        .entry("identifier")
-        .or_insert_with(|| Value::Array(Vec::new()))
-    {
+    match obj.entry("identifier").or_insert_with(|| Value::Array(Vec::new())) {
         Value::Array(list) => list.push(ident),
         other => *other = Value::Array(vec![ident]),
     }
@@ -397,9 +342,7 @@ mod tests {
 
     #[test]
     fn file_numbers_are_valid_and_distinct() {
-        let numbers: Vec<NhsNumber> = (0..500)
-            .map(|k| nhs_number_for_patient_file(k).unwrap())
-            .collect();
+        let numbers: Vec<NhsNumber> = (0..500).map(|k| nhs_number_for_patient_file(k).unwrap()).collect();
         let set: std::collections::HashSet<_> = numbers.iter().collect();
         assert_eq!(set.len(), numbers.len());
         assert!(numbers.iter().all(NhsNumber::is_test_range));

@@ -25,10 +25,7 @@ pub fn meta_source(source: &SourceId) -> String {
 
 /// Whether `id` is a valid FHIR id (1 to 64 of `A-Z a-z 0-9 - .`).
 pub fn is_fhir_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// The id the gateway publishes for a source's resource: `{source}.{local}`, or, when that would
@@ -87,8 +84,8 @@ impl Normaliser<'_> {
         if !type_ok || local.is_empty() || local.contains('?') {
             return None;
         }
-        let history_ok = history.is_empty()
-            || (history.len() == 2 && history[0] == "_history" && is_fhir_id(history[1]));
+        let history_ok =
+            history.is_empty() || (history.len() == 2 && history[0] == "_history" && is_fhir_id(history[1]));
         if !history_ok {
             return None;
         }
@@ -123,9 +120,7 @@ impl Normaliser<'_> {
             }
         }
         obj.insert("id".into(), Value::String(self.map_id(&ty, &local)));
-        let meta = obj
-            .entry("meta")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let meta = obj.entry("meta").or_insert_with(|| Value::Object(Map::new()));
         let Some(meta) = meta.as_object_mut() else {
             return Err(reject("meta is not an object"));
         };
@@ -134,12 +129,8 @@ impl Normaliser<'_> {
             && original.as_str() != Some(ours.as_str())
         {
             {
-                let ext =
-                    serde_json::json!({"url": ORIGINAL_META_SOURCE_URL, "valueUri": original});
-                match meta
-                    .entry("extension")
-                    .or_insert_with(|| Value::Array(Vec::new()))
-                {
+                let ext = serde_json::json!({"url": ORIGINAL_META_SOURCE_URL, "valueUri": original});
+                match meta.entry("extension").or_insert_with(|| Value::Array(Vec::new())) {
                     Value::Array(list) => list.push(ext),
                     _ => return Err(reject("meta.extension is not an array")),
                 }
@@ -182,24 +173,13 @@ pub fn resource_type_of(resource: &Value) -> Option<String> {
 /// Serialises a normalised resource and checks it is valid R4.
 pub fn finish(resource: &Value) -> Result<NormalisedResource, RejectedResource> {
     let resource_type = resource_type_of(resource);
-    let reject = |reason: String| RejectedResource {
-        resource_type: resource_type.clone(),
-        reason,
-    };
-    let json = serde_json::to_vec(resource)
-        .map_err(|_| reject("resource could not be serialised".into()))?;
+    let reject = |reason: String| RejectedResource { resource_type: resource_type.clone(), reason };
+    let json = serde_json::to_vec(resource).map_err(|_| reject("resource could not be serialised".into()))?;
     check_r4_resource(&json).map_err(|e| reject(e.to_string()))?;
     Ok(NormalisedResource {
         resource_type: resource_type.clone().unwrap_or_default(),
-        id: resource
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        last_updated: resource
-            .pointer("/meta/lastUpdated")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        id: resource.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        last_updated: resource.pointer("/meta/lastUpdated").and_then(Value::as_str).map(str::to_owned),
         json: Arc::from(json),
     })
 }
@@ -207,28 +187,19 @@ pub fn finish(resource: &Value) -> Result<NormalisedResource, RejectedResource> 
 /// Whether a Bundle entry is an OperationOutcome about the search rather than a resource.
 pub fn is_outcome_entry(entry: &Value) -> bool {
     entry.pointer("/search/mode").and_then(Value::as_str) == Some("outcome")
-        || entry
-            .pointer("/resource/resourceType")
-            .and_then(Value::as_str)
-            == Some("OperationOutcome")
+        || entry.pointer("/resource/resourceType").and_then(Value::as_str) == Some("OperationOutcome")
 }
 
 /// Normalises a page's worth of entries: outcome entries are skipped, the rest become
 /// normalised resources or rejections.
-pub fn normalise_entries(
-    n: &Normaliser<'_>,
-    entries: Vec<Value>,
-    out: &mut crate::adapter::SourceRecord,
-) {
+pub fn normalise_entries(n: &Normaliser<'_>, entries: Vec<Value>, out: &mut crate::adapter::SourceRecord) {
     for mut entry in entries {
         if is_outcome_entry(&entry) {
             continue;
         }
         let Some(resource) = entry.as_object_mut().and_then(|e| e.remove("resource")) else {
-            out.rejected.push(RejectedResource {
-                resource_type: None,
-                reason: "entry has no resource".into(),
-            });
+            out.rejected
+                .push(RejectedResource { resource_type: None, reason: "entry has no resource".into() });
             continue;
         };
         match n.normalise(resource).and_then(|r| finish(&r)) {
@@ -244,10 +215,7 @@ mod tests {
     use serde_json::json;
 
     fn fixture() -> (SourceId, url::Url) {
-        (
-            SourceId::parse("camden").unwrap(),
-            url::Url::parse("https://camden.example/fhir/").unwrap(),
-        )
+        (SourceId::parse("camden").unwrap(), url::Url::parse("https://camden.example/fhir/").unwrap())
     }
 
     fn with<T>(f: impl FnOnce(&Normaliser<'_>) -> T) -> T {
@@ -265,10 +233,7 @@ mod tests {
         let s = SourceId::parse("camden").unwrap();
         assert_eq!(gateway_resource_id(&s, "abc-1.2"), "camden.abc-1.2");
         let odd = gateway_resource_id(&s, "a b/c");
-        assert!(
-            odd.starts_with("camden.") && odd.len() == 7 + 32 && is_fhir_id(&odd),
-            "{odd}"
-        );
+        assert!(odd.starts_with("camden.") && odd.len() == 7 + 32 && is_fhir_id(&odd), "{odd}");
         assert_eq!(odd, gateway_resource_id(&s, "a b/c"));
         let long = gateway_resource_id(&s, &"x".repeat(60));
         assert!(is_fhir_id(&long));
@@ -277,21 +242,11 @@ mod tests {
     #[test]
     fn references_follow_ids_and_patient_gets_gateway_id() {
         with(|n| {
+            assert_eq!(n.map_reference("Condition/c1").as_deref(), Some("Condition/camden.c1"));
+            assert_eq!(n.map_reference("Patient/p1").as_deref(), Some("Patient/gw-123"));
+            assert_eq!(n.map_reference("Patient/p2").as_deref(), Some("Patient/camden.p2"));
             assert_eq!(
-                n.map_reference("Condition/c1").as_deref(),
-                Some("Condition/camden.c1")
-            );
-            assert_eq!(
-                n.map_reference("Patient/p1").as_deref(),
-                Some("Patient/gw-123")
-            );
-            assert_eq!(
-                n.map_reference("Patient/p2").as_deref(),
-                Some("Patient/camden.p2")
-            );
-            assert_eq!(
-                n.map_reference("https://camden.example/fhir/Encounter/e1")
-                    .as_deref(),
+                n.map_reference("https://camden.example/fhir/Encounter/e1").as_deref(),
                 Some("Encounter/camden.e1")
             );
             assert_eq!(
@@ -299,10 +254,7 @@ mod tests {
                 Some("Observation/camden.o1/_history/3")
             );
             assert_eq!(n.map_reference("#med1"), None);
-            assert_eq!(
-                n.map_reference("https://elsewhere.example/fhir/Patient/p1"),
-                None
-            );
+            assert_eq!(n.map_reference("https://elsewhere.example/fhir/Patient/p1"), None);
             assert_eq!(n.map_reference("urn:uuid:1234"), None);
             assert_eq!(n.map_reference("Organization?identifier=x|y"), None);
         });
@@ -321,10 +273,7 @@ mod tests {
         .unwrap();
         let out = with(|n| n.normalise(input)).unwrap();
         let text = serde_json::to_string(&out).unwrap();
-        assert!(
-            text.contains(r#""extension":[{"url":"http://x.org/e","valueDecimal":1.50}]"#),
-            "{text}"
-        );
+        assert!(text.contains(r#""extension":[{"url":"http://x.org/e","valueDecimal":1.50}]"#), "{text}");
         assert!(text.contains(r#""valueQuantity":{"value":1.50,"unit":"mmol/L"}"#));
         assert!(text.contains(r#""coding":[{"system":"http://read.info/readv2","code":"44M4."}]"#));
         assert_eq!(out["id"], "camden.o1");
@@ -354,10 +303,7 @@ mod tests {
         assert_eq!(record.resources.len(), 1);
         assert_eq!(record.resources[0].id, "camden.c2");
         assert_eq!(record.rejected.len(), 3);
-        assert_eq!(
-            record.rejected[0].resource_type.as_deref(),
-            Some("Condition")
-        );
+        assert_eq!(record.rejected[0].resource_type.as_deref(), Some("Condition"));
         assert!(record.rejected.iter().all(|r| !r.reason.contains("SECRET")));
     }
 }

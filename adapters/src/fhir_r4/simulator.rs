@@ -113,9 +113,7 @@ pub struct RunningSimulator {
 
 impl std::fmt::Debug for RunningSimulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunningSimulator")
-            .field("base_url", &self.base_url.as_str())
-            .finish()
+        f.debug_struct("RunningSimulator").field("base_url", &self.base_url.as_str()).finish()
     }
 }
 
@@ -148,26 +146,16 @@ impl RunningSimulator {
 }
 
 enum Data {
-    Synthetic {
-        population: Population,
-        borough: usize,
-    },
+    Synthetic { population: Population, borough: usize },
     Dir(Arc<FromDir>),
 }
 
 impl Data {
     fn find(&self, nhs: &NhsNumber) -> Option<Value> {
         match self {
-            Self::Synthetic {
-                population,
-                borough,
-            } => {
+            Self::Synthetic { population, borough } => {
                 let index = population.patient_index(nhs)?;
-                population
-                    .record(*borough, index)?
-                    .resources
-                    .into_iter()
-                    .next()
+                population.record(*borough, index)?.resources.into_iter().next()
             }
             Self::Dir(dir) => dir.by_nhs_number(nhs)?.resources.first().cloned(),
         }
@@ -175,10 +163,7 @@ impl Data {
 
     fn everything(&self, local_id: &str) -> Option<Arc<Vec<Value>>> {
         match self {
-            Self::Synthetic {
-                population,
-                borough,
-            } => {
+            Self::Synthetic { population, borough } => {
                 let index = population.index_from_local_id(*borough, local_id)?;
                 Some(Arc::new(population.record(*borough, index)?.resources))
             }
@@ -210,9 +195,7 @@ impl State {
             return Fault::None;
         }
         // splitmix64 of (seed, request number): replayable without shared RNG state.
-        let mut z = f.seed
-            ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = f.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
@@ -236,12 +219,7 @@ impl State {
 /// Starts a simulator. The port is bound before this returns, so port 0 works.
 pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
     let data = match cfg.population {
-        PopulationSpec::Synthetic {
-            seed,
-            borough_index,
-            borough_count,
-            patients_per_borough,
-        } => {
+        PopulationSpec::Synthetic { seed, borough_index, borough_count, patients_per_borough } => {
             let population = Population::new(seed, borough_count, patients_per_borough);
             if borough_index >= population.borough_count() {
                 return Err(std::io::Error::new(
@@ -249,10 +227,7 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
                     "borough_index out of range",
                 ));
             }
-            Data::Synthetic {
-                population,
-                borough: borough_index,
-            }
+            Data::Synthetic { population, borough: borough_index }
         }
         PopulationSpec::FromDir(dir) => {
             let loaded = tokio::task::spawn_blocking(move || FromDir::load(&dir))
@@ -265,15 +240,10 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
     };
     let listener = TcpListener::bind(cfg.bind)?;
     let port = listener.local_addr()?.port();
-    let base = url::Url::parse(&format!("http://127.0.0.1:{port}/fhir/"))
-        .map_err(std::io::Error::other)?;
+    let base = url::Url::parse(&format!("http://127.0.0.1:{port}/fhir/")).map_err(std::io::Error::other)?;
     let counters = Arc::new(Counters::default());
-    let state = web::Data::new(State {
-        data,
-        base: base.clone(),
-        faults: cfg.faults,
-        counters: counters.clone(),
-    });
+    let state =
+        web::Data::new(State { data, base: base.clone(), faults: cfg.faults, counters: counters.clone() });
 
     let server = HttpServer::new(move || {
         let state = state.clone();
@@ -293,11 +263,8 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
                 }
                 let fault = st.draw(n);
                 let latency = Duration::from_millis(st.faults.latency_ms);
-                let (call, held) = if fault == Fault::None {
-                    (Some(srv.call(req)), None)
-                } else {
-                    (None, Some(req))
-                };
+                let (call, held) =
+                    if fault == Fault::None { (Some(srv.call(req)), None) } else { (None, Some(req)) };
                 async move {
                     if !latency.is_zero() {
                         tokio::time::sleep(latency).await;
@@ -308,9 +275,7 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
                             let resp = fault_response(fault).await;
                             Ok(req.into_response(resp).map_into_right_body())
                         }
-                        (None, None) => {
-                            Err(actix_web::error::ErrorInternalServerError("unreachable"))
-                        }
+                        (None, None) => Err(actix_web::error::ErrorInternalServerError("unreachable")),
                     }
                 }
             })
@@ -329,34 +294,20 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);
-    Ok(RunningSimulator {
-        base_url: base,
-        port,
-        counters,
-        handle,
-        task,
-    })
+    Ok(RunningSimulator { base_url: base, port, counters, handle, task })
 }
 
 async fn fault_response(fault: Fault) -> HttpResponse {
     match fault {
-        Fault::Fail => outcome(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            IssueType::Exception,
-            "simulated failure",
-        ),
+        Fault::Fail => outcome(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, "simulated failure"),
         Fault::Hang => {
             // Awaiting keeps the worker free for other requests; the client's deadline ends it.
             tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
-            outcome(
-                StatusCode::GATEWAY_TIMEOUT,
-                IssueType::Timeout,
-                "simulated hang",
-            )
+            outcome(StatusCode::GATEWAY_TIMEOUT, IssueType::Timeout, "simulated hang")
         }
-        Fault::Malformed => HttpResponse::Ok().content_type(FHIR_JSON).body(
-            r#"{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceTy"#,
-        ),
+        Fault::Malformed => HttpResponse::Ok()
+            .content_type(FHIR_JSON)
+            .body(r#"{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceTy"#),
         Fault::Oversized => {
             const TOTAL: usize = 64 * 1024 * 1024;
             let filler = Bytes::from(format!(
@@ -364,46 +315,29 @@ async fn fault_response(fault: Fault) -> HttpResponse {
                 "x".repeat(64 * 1024 - 60)
             ));
             let chunks = TOTAL / filler.len();
-            let head =
-                Bytes::from_static(br#"{"resourceType":"Bundle","type":"searchset","entry":["#);
-            let tail = Bytes::from_static(
-                br#"{"resource":{"resourceType":"Basic","code":{"text":"end"}}}]}"#,
-            );
+            let head = Bytes::from_static(br#"{"resourceType":"Bundle","type":"searchset","entry":["#);
+            let tail =
+                Bytes::from_static(br#"{"resource":{"resourceType":"Basic","code":{"text":"end"}}}]}"#);
             let body = std::iter::once(head)
                 .chain(std::iter::repeat_n(filler, chunks))
                 .chain(std::iter::once(tail))
                 .map(Ok::<_, std::convert::Infallible>);
-            HttpResponse::Ok()
-                .content_type(FHIR_JSON)
-                .streaming(futures::stream::iter(body))
+            HttpResponse::Ok().content_type(FHIR_JSON).streaming(futures::stream::iter(body))
         }
-        Fault::None => outcome(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            IssueType::Exception,
-            "no fault",
-        ),
+        Fault::None => outcome(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, "no fault"),
     }
 }
 
 fn fhir(status: StatusCode, body: &Value) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type(FHIR_JSON)
-        .body(body.to_string())
+    HttpResponse::build(status).content_type(FHIR_JSON).body(body.to_string())
 }
 
 fn outcome(status: StatusCode, code: IssueType, text: &str) -> HttpResponse {
-    fhir(
-        status,
-        &OperationOutcome::new(IssueSeverity::Error, code, text).to_json(),
-    )
+    fhir(status, &OperationOutcome::new(IssueSeverity::Error, code, text).to_json())
 }
 
 async fn not_found() -> HttpResponse {
-    outcome(
-        StatusCode::NOT_FOUND,
-        IssueType::NotSupported,
-        "unknown interaction",
-    )
+    outcome(StatusCode::NOT_FOUND, IssueType::NotSupported, "unknown interaction")
 }
 
 async fn metadata(state: web::Data<State>) -> HttpResponse {
@@ -477,11 +411,7 @@ fn search_answer(state: &State, nhs: &NhsNumber) -> HttpResponse {
         .find(nhs)
         .into_iter()
         .map(|p| {
-            let full = format!(
-                "{}Patient/{}",
-                state.base,
-                p["id"].as_str().unwrap_or_default()
-            );
+            let full = format!("{}Patient/{}", state.base, p["id"].as_str().unwrap_or_default());
             json!({"fullUrl": full, "resource": p, "search": {"mode": "match"}})
         })
         .collect();
@@ -506,17 +436,9 @@ async fn search_get(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn read_patient(state: web::Data<State>, path: web::Path<String>) -> HttpResponse {
-    match state
-        .data
-        .everything(&path)
-        .and_then(|all| all.first().cloned())
-    {
+    match state.data.everything(&path).and_then(|all| all.first().cloned()) {
         Some(p) => fhir(StatusCode::OK, &p),
-        None => outcome(
-            StatusCode::NOT_FOUND,
-            IssueType::NotFound,
-            "no such patient",
-        ),
+        None => outcome(StatusCode::NOT_FOUND, IssueType::NotFound, "no such patient"),
     }
 }
 
@@ -540,19 +462,11 @@ async fn everything(
     let params: PageParams = match serde_urlencoded_query(&req) {
         Some(p) => p,
         None => {
-            return outcome(
-                StatusCode::BAD_REQUEST,
-                IssueType::Invalid,
-                "bad paging parameters",
-            );
+            return outcome(StatusCode::BAD_REQUEST, IssueType::Invalid, "bad paging parameters");
         }
     };
     let Some(all) = state.data.everything(&id) else {
-        return outcome(
-            StatusCode::NOT_FOUND,
-            IssueType::NotFound,
-            "no such patient",
-        );
+        return outcome(StatusCode::NOT_FOUND, IssueType::NotFound, "no such patient");
     };
     let count = params.count.unwrap_or(100).clamp(1, 1000);
     let offset = params.offset.unwrap_or(0);
@@ -566,17 +480,11 @@ async fn everything(
             json!({"fullUrl": format!("{}{ty}/{rid}", state.base), "resource": r, "search": {"mode": "match"}})
         })
         .collect();
-    let self_url = format!(
-        "{}Patient/{id}/$everything?_count={count}&_offset={offset}",
-        state.base
-    );
+    let self_url = format!("{}Patient/{id}/$everything?_count={count}&_offset={offset}", state.base);
     let mut links = vec![json!({"relation": "self", "url": self_url})];
     if offset + count < all.len() {
-        let next = format!(
-            "{}Patient/{id}/$everything?_count={count}&_offset={}",
-            state.base,
-            offset + count
-        );
+        let next =
+            format!("{}Patient/{id}/$everything?_count={count}&_offset={}", state.base, offset + count);
         links.push(json!({"relation": "next", "url": next}));
     }
     fhir(
@@ -586,9 +494,7 @@ async fn everything(
 }
 
 fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Option<T> {
-    web::Query::<T>::from_query(req.query_string())
-        .ok()
-        .map(web::Query::into_inner)
+    web::Query::<T>::from_query(req.query_string()).ok().map(web::Query::into_inner)
 }
 
 const SEARCHABLE: [&str; 8] = [
@@ -602,11 +508,7 @@ const SEARCHABLE: [&str; 8] = [
     "Procedure",
 ];
 
-async fn type_search(
-    state: web::Data<State>,
-    path: web::Path<String>,
-    req: HttpRequest,
-) -> HttpResponse {
+async fn type_search(state: web::Data<State>, path: web::Path<String>, req: HttpRequest) -> HttpResponse {
     let ty = path.into_inner();
     if !SEARCHABLE.contains(&ty.as_str()) {
         return not_found().await;
@@ -615,11 +517,7 @@ async fn type_search(
         .find(|(k, _)| k == "patient")
         .map(|(_, v)| v.trim_start_matches("Patient/").to_owned());
     let Some(patient) = patient else {
-        return outcome(
-            StatusCode::BAD_REQUEST,
-            IssueType::Invalid,
-            "search needs patient=<id>",
-        );
+        return outcome(StatusCode::BAD_REQUEST, IssueType::Invalid, "search needs patient=<id>");
     };
     let entries: Vec<Value> = state
         .data
@@ -628,11 +526,7 @@ async fn type_search(
             all.iter()
                 .filter(|r| r["resourceType"] == ty.as_str())
                 .map(|r| {
-                    let full = format!(
-                        "{}{ty}/{}",
-                        state.base,
-                        r["id"].as_str().unwrap_or_default()
-                    );
+                    let full = format!("{}{ty}/{}", state.base, r["id"].as_str().unwrap_or_default());
                     json!({"fullUrl": full, "resource": r, "search": {"mode": "match"}})
                 })
                 .collect()

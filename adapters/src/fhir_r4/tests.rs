@@ -16,8 +16,7 @@ use super::from_dir::{FromDir, assign_nhs_numbers};
 use super::simulator::{FaultConfig, PopulationSpec, RunningSimulator, SimulatorConfig, start};
 use crate::population::Population;
 use crate::{
-    AdapterError, CallContext, PatientLink, SourceAdapter, SourceConfig, SourceId, SourceRecord,
-    SystemKind,
+    AdapterError, CallContext, PatientLink, SourceAdapter, SourceConfig, SourceId, SourceRecord, SystemKind,
 };
 
 const SEED: u64 = 42;
@@ -39,13 +38,7 @@ async fn simulator(faults: FaultConfig) -> RunningSimulator {
         borough_count: BOROUGHS,
         patients_per_borough: PER_BOROUGH,
     };
-    start(SimulatorConfig {
-        bind: any_port(),
-        population,
-        faults,
-    })
-    .await
-    .unwrap()
+    start(SimulatorConfig { bind: any_port(), population, faults }).await.unwrap()
 }
 
 fn adapter(base: url::Url) -> FhirR4Adapter {
@@ -86,23 +79,15 @@ async fn fake_server(handler: Handler) -> (url::Url, actix_web::dev::ServerHandl
     .run();
     let handle = server.handle();
     tokio::spawn(server);
-    (
-        url::Url::parse(&format!("http://127.0.0.1:{port}/fhir/")).unwrap(),
-        handle,
-    )
+    (url::Url::parse(&format!("http://127.0.0.1:{port}/fhir/")).unwrap(), handle)
 }
 
 fn fhir_json(body: &Value) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/fhir+json")
-        .body(body.to_string())
+    HttpResponse::Ok().content_type("application/fhir+json").body(body.to_string())
 }
 
 fn link(local: &str) -> PatientLink {
-    PatientLink {
-        gateway_id: "gw-0001".into(),
-        local_id: local.into(),
-    }
+    PatientLink { gateway_id: "gw-0001".into(), local_id: local.into() }
 }
 
 fn parse(json: &[u8]) -> Value {
@@ -127,11 +112,8 @@ fn references(value: &Value, out: &mut Vec<String>) {
 
 /// Checks every reference in the record points at a returned resource.
 fn assert_references_resolve(record: &SourceRecord, gateway_id: &str) {
-    let present: HashSet<String> = record
-        .resources
-        .iter()
-        .map(|r| format!("{}/{}", r.resource_type, r.id))
-        .collect();
+    let present: HashSet<String> =
+        record.resources.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
     assert!(present.contains(&format!("Patient/{gateway_id}")));
     for r in &record.resources {
         let mut refs = Vec::new();
@@ -158,21 +140,14 @@ async fn finds_and_fetches_a_synthetic_patient() {
     let nhs = pop.nhs_number(index).unwrap();
     let a = adapter(sim.base_url());
 
-    let found = a
-        .find_patient(&nhs, "gw-0001", &ctx())
-        .await
-        .unwrap()
-        .unwrap();
+    let found = a.find_patient(&nhs, "gw-0001", &ctx()).await.unwrap().unwrap();
     assert_eq!(found.local_id, pop.local_id(0, index));
     assert_eq!(found.resource.id, "gw-0001");
     let patient = parse(&found.resource.json);
     assert_eq!(patient["meta"]["source"], "urn:tideway:source:camden");
     assert_eq!(patient["identifier"][0]["value"], nhs.as_str());
 
-    let record = a
-        .fetch_record(&link(&found.local_id), &ctx())
-        .await
-        .unwrap();
+    let record = a.fetch_record(&link(&found.local_id), &ctx()).await.unwrap();
     let original = pop.record(0, index).unwrap().resources;
     assert!(record.rejected.is_empty(), "{:?}", record.rejected);
     assert_eq!(record.resources.len(), original.len());
@@ -181,10 +156,7 @@ async fn finds_and_fetches_a_synthetic_patient() {
         if got.resource_type != "Patient" {
             assert_eq!(got.id, format!("camden.{}", want["id"].as_str().unwrap()));
         }
-        assert_eq!(
-            got.last_updated.as_deref(),
-            want["meta"]["lastUpdated"].as_str()
-        );
+        assert_eq!(got.last_updated.as_deref(), want["meta"]["lastUpdated"].as_str());
     }
     assert_references_resolve(&record, "gw-0001");
     assert_eq!(sim.hits().patient_searches, 1);
@@ -197,24 +169,12 @@ async fn a_patient_the_source_does_not_hold_is_none() {
     let sim = simulator(FaultConfig::default()).await;
     let a = adapter(sim.base_url());
     let stranger = NhsNumber::parse("9434765919").unwrap();
-    assert!(
-        a.find_patient(&stranger, "gw-x", &ctx())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(a.find_patient(&stranger, "gw-x", &ctx()).await.unwrap().is_none());
     // In the population, but held only by another borough.
     let pop = population();
-    let elsewhere = (0..pop.patient_count())
-        .find(|&i| !pop.holds(0, i))
-        .unwrap();
+    let elsewhere = (0..pop.patient_count()).find(|&i| !pop.holds(0, i)).unwrap();
     let nhs = pop.nhs_number(elsewhere).unwrap();
-    assert!(
-        a.find_patient(&nhs, "gw-x", &ctx())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(a.find_patient(&nhs, "gw-x", &ctx()).await.unwrap().is_none());
     assert_eq!(sim.hits().patient_searches, 2);
     sim.stop().await;
 }
@@ -233,10 +193,7 @@ async fn pages_are_followed_to_the_end() {
     assert!(expected > 3);
 
     let limited = adapter(sim.base_url()).with_page_size(3).with_max_pages(1);
-    assert!(matches!(
-        limited.fetch_record(&link(&local), &ctx()).await,
-        Err(AdapterError::Malformed(_))
-    ));
+    assert!(matches!(limited.fetch_record(&link(&local), &ctx()).await, Err(AdapterError::Malformed(_))));
     sim.stop().await;
 }
 
@@ -256,21 +213,13 @@ async fn a_next_link_to_another_origin_is_refused() {
 #[tokio::test]
 async fn a_redirect_is_never_followed() {
     let (base, handle) = fake_server(Arc::new(|_req: &HttpRequest| {
-        HttpResponse::Found()
-            .insert_header(("Location", "http://elsewhere.example/"))
-            .finish()
+        HttpResponse::Found().insert_header(("Location", "http://elsewhere.example/")).finish()
     }))
     .await;
     let a = adapter(base);
-    assert_eq!(
-        a.fetch_record(&link("p1"), &ctx()).await.unwrap_err(),
-        AdapterError::ForeignLink
-    );
+    assert_eq!(a.fetch_record(&link("p1"), &ctx()).await.unwrap_err(), AdapterError::ForeignLink);
     let nhs = NhsNumber::parse("9434765919").unwrap();
-    assert_eq!(
-        a.find_patient(&nhs, "gw", &ctx()).await.unwrap_err(),
-        AdapterError::ForeignLink
-    );
+    assert_eq!(a.find_patient(&nhs, "gw", &ctx()).await.unwrap_err(), AdapterError::ForeignLink);
     handle.stop(false).await;
 }
 
@@ -279,13 +228,7 @@ async fn the_nhs_number_travels_in_the_body_with_correlation_headers() {
     let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let log = seen.clone();
     let (base, handle) = fake_server(Arc::new(move |req: &HttpRequest| {
-        let header = |n: &str| {
-            req.headers()
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned()
-        };
+        let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         log.lock().unwrap().push(format!(
             "{} {} {} {}",
             req.method(),
@@ -297,61 +240,35 @@ async fn the_nhs_number_travels_in_the_body_with_correlation_headers() {
     }))
     .await;
     let nhs = NhsNumber::parse("9434765919").unwrap();
-    assert!(
-        adapter(base)
-            .find_patient(&nhs, "gw", &ctx())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(adapter(base).find_patient(&nhs, "gw", &ctx()).await.unwrap().is_none());
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(
-        seen,
-        vec!["POST /fhir/Patient/_search req-test-1 application/fhir+json".to_owned()]
-    );
+    assert_eq!(seen, vec!["POST /fhir/Patient/_search req-test-1 application/fhir+json".to_owned()]);
     handle.stop(false).await;
 }
 
 #[tokio::test]
 async fn two_matches_are_ambiguous() {
     let (base, handle) = fake_server(Arc::new(|_req: &HttpRequest| {
-        fhir_json(
-            &json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+        fhir_json(&json!({"resourceType": "Bundle", "type": "searchset", "entry": [
             {"resource": {"resourceType": "Patient", "id": "a"}, "search": {"mode": "match"}},
-            {"resource": {"resourceType": "Patient", "id": "b"}, "search": {"mode": "match"}}]}),
-        )
+            {"resource": {"resourceType": "Patient", "id": "b"}, "search": {"mode": "match"}}]}))
     }))
     .await;
     let nhs = NhsNumber::parse("9434765919").unwrap();
-    let err = adapter(base)
-        .find_patient(&nhs, "gw", &ctx())
-        .await
-        .unwrap_err();
+    let err = adapter(base).find_patient(&nhs, "gw", &ctx()).await.unwrap_err();
     assert_eq!(err, AdapterError::Malformed("ambiguous".into()));
     handle.stop(false).await;
 }
 
 #[tokio::test]
 async fn a_hanging_source_times_out_at_the_deadline() {
-    let sim = simulator(FaultConfig {
-        hang_rate: 1.0,
-        ..FaultConfig::default()
-    })
-    .await;
+    let sim = simulator(FaultConfig { hang_rate: 1.0, ..FaultConfig::default() }).await;
     let a = adapter(sim.base_url());
     let started = Instant::now();
     let short = CallContext::with_timeout(Duration::from_millis(300), 1024 * 1024, "req-hang");
-    assert_eq!(
-        a.fetch_record(&link("b00-p000000"), &short)
-            .await
-            .unwrap_err(),
-        AdapterError::Timeout
-    );
+    assert_eq!(a.fetch_record(&link("b00-p000000"), &short).await.unwrap_err(), AdapterError::Timeout);
     let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(290) && took < Duration::from_millis(1500),
-        "{took:?}"
-    );
+    assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(1500), "{took:?}");
     let stopping = Instant::now();
     sim.stop().await;
     assert!(stopping.elapsed() < Duration::from_secs(3));
@@ -359,18 +276,12 @@ async fn a_hanging_source_times_out_at_the_deadline() {
 
 #[tokio::test]
 async fn an_oversized_answer_is_cut_off_at_the_cap() {
-    let sim = simulator(FaultConfig {
-        oversized_rate: 1.0,
-        ..FaultConfig::default()
-    })
-    .await;
+    let sim = simulator(FaultConfig { oversized_rate: 1.0, ..FaultConfig::default() }).await;
     let a = adapter(sim.base_url());
     let small = CallContext::with_timeout(Duration::from_secs(10), 1024 * 1024, "req-big");
     let started = Instant::now();
     assert_eq!(
-        a.fetch_record(&link("b00-p000000"), &small)
-            .await
-            .unwrap_err(),
+        a.fetch_record(&link("b00-p000000"), &small).await.unwrap_err(),
         AdapterError::TooLarge(1024 * 1024)
     );
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -379,39 +290,20 @@ async fn an_oversized_answer_is_cut_off_at_the_cap() {
 
 #[tokio::test]
 async fn a_truncated_answer_is_malformed() {
-    let sim = simulator(FaultConfig {
-        malformed_rate: 1.0,
-        ..FaultConfig::default()
-    })
-    .await;
-    let err = adapter(sim.base_url())
-        .fetch_record(&link("b00-p000000"), &ctx())
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        AdapterError::Malformed("response body is not JSON".into())
-    );
+    let sim = simulator(FaultConfig { malformed_rate: 1.0, ..FaultConfig::default() }).await;
+    let err = adapter(sim.base_url()).fetch_record(&link("b00-p000000"), &ctx()).await.unwrap_err();
+    assert_eq!(err, AdapterError::Malformed("response body is not JSON".into()));
     sim.stop().await;
 }
 
 #[tokio::test]
 async fn a_failing_source_gives_its_status() {
-    let sim = simulator(FaultConfig {
-        fail_rate: 1.0,
-        ..FaultConfig::default()
-    })
-    .await;
+    let sim = simulator(FaultConfig { fail_rate: 1.0, ..FaultConfig::default() }).await;
     let a = adapter(sim.base_url());
-    let err = a
-        .fetch_record(&link("b00-p000000"), &ctx())
-        .await
-        .unwrap_err();
+    let err = a.fetch_record(&link("b00-p000000"), &ctx()).await.unwrap_err();
     assert_eq!(err, AdapterError::Status(500));
     assert!(err.is_transient());
-    let body = reqwest::get(sim.base_url().join("metadata").unwrap())
-        .await
-        .unwrap();
+    let body = reqwest::get(sim.base_url().join("metadata").unwrap()).await.unwrap();
     assert_eq!(body.status().as_u16(), 500);
     let outcome: Value = body.json().await.unwrap();
     assert_eq!(outcome["resourceType"], "OperationOutcome");
@@ -420,35 +312,20 @@ async fn a_failing_source_gives_its_status() {
 
 #[tokio::test]
 async fn latency_is_added_and_faults_replay_by_seed() {
-    let sim = simulator(FaultConfig {
-        latency_ms: 200,
-        ..FaultConfig::default()
-    })
-    .await;
+    let sim = simulator(FaultConfig { latency_ms: 200, ..FaultConfig::default() }).await;
     let started = Instant::now();
-    adapter(sim.base_url())
-        .fetch_record(&link("b00-p000000"), &ctx())
-        .await
-        .unwrap();
+    adapter(sim.base_url()).fetch_record(&link("b00-p000000"), &ctx()).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(200));
     sim.stop().await;
 
-    let faults = FaultConfig {
-        fail_rate: 0.5,
-        seed: 9,
-        ..FaultConfig::default()
-    };
+    let faults = FaultConfig { fail_rate: 0.5, seed: 9, ..FaultConfig::default() };
     let mut runs = Vec::new();
     for _ in 0..2 {
         let sim = simulator(faults.clone()).await;
         let mut statuses = Vec::new();
         for _ in 0..20 {
             statuses.push(
-                reqwest::get(sim.base_url().join("metadata").unwrap())
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16(),
+                reqwest::get(sim.base_url().join("metadata").unwrap()).await.unwrap().status().as_u16(),
             );
         }
         assert_eq!(sim.hits().total, 20);
@@ -461,27 +338,16 @@ async fn latency_is_added_and_faults_replay_by_seed() {
 
 #[tokio::test]
 async fn an_unreachable_source_is_reported_as_such() {
-    let port = std::net::TcpListener::bind(any_port())
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind(any_port()).unwrap().local_addr().unwrap().port();
     let base = url::Url::parse(&format!("http://127.0.0.1:{port}/fhir/")).unwrap();
-    assert_eq!(
-        adapter(base)
-            .fetch_record(&link("p"), &ctx())
-            .await
-            .unwrap_err(),
-        AdapterError::Unreachable
-    );
+    assert_eq!(adapter(base).fetch_record(&link("p"), &ctx()).await.unwrap_err(), AdapterError::Unreachable);
 }
 
 #[test]
 fn fault_config_rejects_unknown_fields_and_defaults_to_none() {
     let none: FaultConfig = serde_json::from_str("{}").unwrap();
     assert_eq!(none, FaultConfig::default());
-    let some: FaultConfig =
-        serde_json::from_str(r#"{"fail_rate": 0.25, "latency_ms": 10}"#).unwrap();
+    let some: FaultConfig = serde_json::from_str(r#"{"fail_rate": 0.25, "latency_ms": 10}"#).unwrap();
     assert_eq!(some.fail_rate, 0.25);
     assert!(serde_json::from_str::<FaultConfig>(r#"{"fail_rat": 0.25}"#).is_err());
 }
@@ -492,23 +358,14 @@ async fn decimals_and_extensions_survive_byte_for_byte() {
     let pop = population();
     let index = pop.patients_in_borough(0)[0];
     let original = pop.record(0, index).unwrap();
-    let record = adapter(sim.base_url())
-        .fetch_record(&link(&original.local_id), &ctx())
-        .await
-        .unwrap();
+    let record = adapter(sim.base_url()).fetch_record(&link(&original.local_id), &ctx()).await.unwrap();
     let mut checked = 0;
-    for want in original
-        .resources
-        .iter()
-        .filter(|r| r["resourceType"] == "Observation")
-    {
+    for want in original.resources.iter().filter(|r| r["resourceType"] == "Observation") {
         let id = format!("camden.{}", want["id"].as_str().unwrap());
         let got = record.resources.iter().find(|r| r.id == id).unwrap();
         let text = std::str::from_utf8(&got.json).unwrap();
-        let quantity = format!(
-            "\"valueQuantity\":{}",
-            serde_json::to_string(&want["valueQuantity"]).unwrap()
-        );
+        let quantity =
+            format!("\"valueQuantity\":{}", serde_json::to_string(&want["valueQuantity"]).unwrap());
         assert!(text.contains(&quantity), "{quantity} not in {text}");
         if let Some(ext) = want.get("extension") {
             let ext = format!("\"extension\":{}", serde_json::to_string(ext).unwrap());
@@ -533,17 +390,11 @@ async fn an_invalid_resource_is_rejected_and_named_while_the_rest_pass() {
         ]}))
     }))
     .await;
-    let record = adapter(base)
-        .fetch_record(&link("p1"), &ctx())
-        .await
-        .unwrap();
+    let record = adapter(base).fetch_record(&link("p1"), &ctx()).await.unwrap();
     let ids: Vec<&str> = record.resources.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["gw-0001", "camden.c1"]);
     assert_eq!(record.rejected.len(), 1);
-    assert_eq!(
-        record.rejected[0].resource_type.as_deref(),
-        Some("Condition")
-    );
+    assert_eq!(record.rejected[0].resource_type.as_deref(), Some("Condition"));
     assert!(!record.rejected[0].reason.contains("SECRET"));
     handle.stop(false).await;
 }
@@ -569,25 +420,13 @@ async fn the_simulator_answers_reads_and_searches() {
     let (status, meta) = get("metadata".into()).await;
     assert_eq!((status, meta["fhirVersion"].as_str()), (200, Some("4.0.1")));
     assert!(tideway_profiles::validate::check_r4_value(&meta).is_ok());
-    let (_, found) = get(format!(
-        "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
-        nhs.as_str()
-    ))
-    .await;
+    let (_, found) =
+        get(format!("Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}", nhs.as_str())).await;
     assert_eq!(found["entry"][0]["resource"]["id"], local.as_str());
     let (status, patient) = get(format!("Patient/{local}")).await;
-    assert_eq!(
-        (status, patient["id"].as_str()),
-        (200, Some(local.as_str()))
-    );
+    assert_eq!((status, patient["id"].as_str()), (200, Some(local.as_str())));
     let record = pop.record(0, index).unwrap().resources;
-    for ty in [
-        "Condition",
-        "Observation",
-        "Encounter",
-        "MedicationStatement",
-        "Immunization",
-    ] {
+    for ty in ["Condition", "Observation", "Encounter", "MedicationStatement", "Immunization"] {
         let (_, bundle) = get(format!("{ty}?patient={local}")).await;
         let want = record.iter().filter(|r| r["resourceType"] == ty).count();
         assert_eq!(bundle["entry"].as_array().map_or(0, Vec::len), want, "{ty}");
@@ -597,20 +436,11 @@ async fn the_simulator_answers_reads_and_searches() {
     assert_eq!(status, 200);
     assert!(tideway_profiles::validate::check_r4_value(&everything).is_ok());
     assert_eq!(everything["entry"][0]["search"]["mode"], "match");
-    assert!(
-        everything["entry"][0]["fullUrl"]
-            .as_str()
-            .unwrap()
-            .starts_with(base.as_str())
-    );
+    assert!(everything["entry"][0]["fullUrl"].as_str().unwrap().starts_with(base.as_str()));
     let (status, _) = get("Patient/nobody".into()).await;
     assert_eq!(status, 404);
-    let (status, bad) =
-        get("Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|1234567890".into()).await;
-    assert_eq!(
-        (status, bad["resourceType"].as_str()),
-        (400, Some("OperationOutcome"))
-    );
+    let (status, bad) = get("Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|1234567890".into()).await;
+    assert_eq!((status, bad["resourceType"].as_str()), (400, Some("OperationOutcome")));
     sim.stop().await;
 }
 
@@ -644,12 +474,7 @@ fn original_entries(dir: &std::path::Path, file: &str) -> Vec<(String, String)> 
     let slim: Slim = serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap();
     slim.entry
         .into_iter()
-        .map(|e| {
-            (
-                e.resource.resource_type,
-                e.full_url.trim_start_matches("urn:uuid:").to_owned(),
-            )
-        })
+        .map(|e| (e.resource.resource_type, e.full_url.trim_start_matches("urn:uuid:").to_owned()))
         .collect()
 }
 
@@ -678,32 +503,16 @@ async fn every_synthea_patient_comes_back_whole_with_resolving_references() {
     let mut rejected: HashMap<String, usize> = HashMap::new();
     for (k, (nhs, local, file)) in assigned.iter().enumerate() {
         let gateway_id = format!("gw-{k}");
-        let found = a
-            .find_patient(nhs, &gateway_id, &ctx())
-            .await
-            .unwrap()
-            .unwrap();
+        let found = a.find_patient(nhs, &gateway_id, &ctx()).await.unwrap().unwrap();
         assert_eq!(&found.local_id, local, "{file}");
-        let record = a
-            .fetch_record(&link_for(&gateway_id, local), &ctx())
-            .await
-            .unwrap();
+        let record = a.fetch_record(&link_for(&gateway_id, local), &ctx()).await.unwrap();
         for r in &record.rejected {
-            *rejected
-                .entry(format!("{:?}: {}", r.resource_type, r.reason))
-                .or_default() += 1;
+            *rejected.entry(format!("{:?}: {}", r.resource_type, r.reason)).or_default() += 1;
         }
-        let got: HashSet<(String, String)> = record
-            .resources
-            .iter()
-            .map(|r| (r.resource_type.clone(), r.id.clone()))
-            .collect();
+        let got: HashSet<(String, String)> =
+            record.resources.iter().map(|r| (r.resource_type.clone(), r.id.clone())).collect();
         for (ty, id) in original_entries(&dir, file) {
-            let want = if ty == "Patient" {
-                gateway_id.clone()
-            } else {
-                format!("camden.{id}")
-            };
+            let want = if ty == "Patient" { gateway_id.clone() } else { format!("camden.{id}") };
             assert!(
                 got.contains(&(ty.clone(), want)),
                 "{file}: {ty} {id} missing (rejected: {:?})",
@@ -716,18 +525,12 @@ async fn every_synthea_patient_comes_back_whole_with_resolving_references() {
         assert!(identifiers.len() > 1, "original identifiers are kept");
         assert!(identifiers.iter().any(|i| i["value"] == nhs.as_str()));
     }
-    assert!(
-        rejected.is_empty(),
-        "Synthea resources rejected: {rejected:#?}"
-    );
+    assert!(rejected.is_empty(), "Synthea resources rejected: {rejected:#?}");
     sim.stop().await;
 }
 
 fn link_for(gateway_id: &str, local: &str) -> PatientLink {
-    PatientLink {
-        gateway_id: gateway_id.into(),
-        local_id: local.into(),
-    }
+    PatientLink { gateway_id: gateway_id.into(), local_id: local.into() }
 }
 
 #[test]
@@ -744,10 +547,7 @@ fn every_resource_of_every_synthea_file_is_valid_r4_as_shipped() {
         for e in bundle["entry"].as_array().unwrap() {
             count += 1;
             if let Err(err) = tideway_profiles::validate::check_r4_value(&e["resource"]) {
-                failures.push(format!(
-                    "{} {}: {err}",
-                    e["resource"]["resourceType"], e["fullUrl"]
-                ));
+                failures.push(format!("{} {}: {err}", e["resource"]["resourceType"], e["fullUrl"]));
             }
         }
     }

@@ -63,11 +63,7 @@ impl ApiError {
 
     /// 401 for a request without any bearer token.
     pub fn missing_token() -> Self {
-        let mut e = Self::new(
-            StatusCode::UNAUTHORIZED,
-            IssueType::Login,
-            "an access token is required",
-        );
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, IssueType::Login, "an access token is required");
         e.www_authenticate = Some(r#"Bearer realm="tideway", error="invalid_token""#);
         e
     }
@@ -93,11 +89,7 @@ impl ApiError {
 
     /// 501 `not-supported`.
     pub fn not_implemented(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_IMPLEMENTED,
-            IssueType::NotSupported,
-            message,
-        )
+        Self::new(StatusCode::NOT_IMPLEMENTED, IssueType::NotSupported, message)
     }
 
     /// 406 `not-supported`.
@@ -129,11 +121,7 @@ impl ApiError {
 
     /// 503 `transient` for another internal dependency.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            IssueType::Transient,
-            message,
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, IssueType::Transient, message)
     }
 
     /// 502 `exception`: every source failed.
@@ -148,22 +136,13 @@ impl ApiError {
 
     /// 500 `exception`, with a fixed message (details go to the log by the caller, not here).
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            IssueType::Exception,
-            "internal error",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, "internal error")
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let first = self
-            .outcome
-            .issues
-            .first()
-            .map(|i| i.code.code())
-            .unwrap_or("error");
+        let first = self.outcome.issues.first().map(|i| i.code.code()).unwrap_or("error");
         write!(f, "{} {}", self.status.as_u16(), first)
     }
 }

@@ -55,18 +55,11 @@ impl Call {
         action: &'static str,
     ) -> Result<Self, ApiError> {
         let rid = request_id(req);
-        let header = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
+        let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
         match state.tokens.authenticate(header) {
             Ok(principal) => {
                 let audit = AuditRecord::new(&rid, action, Some(&principal));
-                Ok(Self {
-                    state,
-                    principal,
-                    audit,
-                })
+                Ok(Self { state, principal, audit })
             }
             Err(e) => {
                 let err = match e {
@@ -89,11 +82,8 @@ impl Call {
     /// Refuses with `err` and audits the refusal.
     async fn refuse(mut self, err: ApiError, reason: &str) -> ApiError {
         self.audit.phase = AuditPhase::Outcome;
-        self.audit.outcome = if err.status.is_server_error() {
-            AuditOutcome::Error
-        } else {
-            AuditOutcome::Denied
-        };
+        self.audit.outcome =
+            if err.status.is_server_error() { AuditOutcome::Error } else { AuditOutcome::Denied };
         self.audit.http_status = err.status.as_u16();
         self.audit.released = 0;
         self.audit.detail = json!({"reason": reason});
@@ -107,9 +97,7 @@ impl Call {
         if self.principal.may_read(resource_type) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
-                "the granted scopes do not allow reading {resource_type}"
-            )))
+            Err(ApiError::forbidden(format!("the granted scopes do not allow reading {resource_type}")))
         }
     }
 
@@ -147,29 +135,21 @@ impl Call {
             tracing::error!(request_id = %self.audit.request_id, error = %e, "audit outcome could not be written; nothing released");
             return Err(ApiError::audit_unavailable());
         }
-        Ok(HttpResponse::build(status)
-            .content_type(FHIR_JSON)
-            .body(body))
+        Ok(HttpResponse::build(status).content_type(FHIR_JSON).body(body))
     }
 }
 
 /// Parses `system|value` for the NHS number system.
 fn parse_identifier(value: &str) -> Result<NhsNumber, ApiError> {
     let (system, number) = value.split_once('|').ok_or_else(|| {
-        ApiError::invalid(format!(
-            "identifier must be given as '{}|<NHS number>'",
-            systems::NHS_NUMBER
-        ))
-        .at("identifier")
+        ApiError::invalid(format!("identifier must be given as '{}|<NHS number>'", systems::NHS_NUMBER))
+            .at("identifier")
     })?;
     if system != systems::NHS_NUMBER {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             tideway_profiles::IssueType::NotSupported,
-            format!(
-                "only identifiers of system {} can be searched",
-                systems::NHS_NUMBER
-            ),
+            format!("only identifiers of system {} can be searched", systems::NHS_NUMBER),
         )
         .at("identifier"));
     }
@@ -183,19 +163,13 @@ fn failures<T>(answers: &[SourceAnswer<T>]) -> (Vec<Notice>, Option<ApiError>) {
     let notices: Vec<Notice> = answers
         .iter()
         .filter_map(|a| match &a.result {
-            Err(e) => Some(Notice::SourceFailed {
-                source: a.source.clone(),
-                error: e.clone(),
-            }),
+            Err(e) => Some(Notice::SourceFailed { source: a.source.clone(), error: e.clone() }),
             Ok(_) => None,
         })
         .collect();
     let all_failed = !answers.is_empty() && notices.len() == answers.len();
     let fatal = all_failed.then(|| {
-        if answers
-            .iter()
-            .all(|a| matches!(a.result, Err(AdapterError::Timeout)))
-        {
+        if answers.iter().all(|a| matches!(a.result, Err(AdapterError::Timeout))) {
             ApiError::gateway_timeout("no source answered in time")
         } else {
             ApiError::bad_gateway("every source that could hold this record failed to answer")
@@ -204,10 +178,7 @@ fn failures<T>(answers: &[SourceAnswer<T>]) -> (Vec<Notice>, Option<ApiError>) {
     (notices, fatal)
 }
 
-fn per_source_detail<T>(
-    answers: &[SourceAnswer<T>],
-    count: impl Fn(&T) -> usize,
-) -> serde_json::Value {
+fn per_source_detail<T>(answers: &[SourceAnswer<T>], count: impl Fn(&T) -> usize) -> serde_json::Value {
     let map: BTreeMap<String, serde_json::Value> = answers
         .iter()
         .map(|a| {
@@ -235,10 +206,7 @@ fn error_code(e: &AdapterError) -> &'static str {
 }
 
 /// `GET /Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}`
-pub async fn patient_search(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn patient_search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     negotiate(&req)?;
     let mut call = Call::begin(state.clone(), &req, "patient-search").await?;
     if let Err(e) = call.require_read("Patient") {
@@ -249,24 +217,27 @@ pub async fn patient_search(
         Err(e) => return Err(call.refuse(e, "bad-request").await),
     };
     let nhs = match params.one("identifier").and_then(|v| {
-        v.ok_or_else(|| ApiError::invalid("a Patient search needs an NHS number: identifier=https://fhir.nhs.uk/Id/nhs-number|<number>").at("identifier"))
-            .and_then(parse_identifier)
+        v.ok_or_else(|| {
+            ApiError::invalid(
+                "a Patient search needs an NHS number: identifier=https://fhir.nhs.uk/Id/nhs-number|<number>",
+            )
+            .at("identifier")
+        })
+        .and_then(parse_identifier)
     }) {
         Ok(n) => n,
         Err(e) => return Err(call.refuse(e, "bad-request").await),
     };
-    if let Err(e) = params.count(
-        state.settings.federation.default_page_size,
-        state.settings.federation.max_page_size,
-    ) {
+    if let Err(e) =
+        params.count(state.settings.federation.default_page_size, state.settings.federation.max_page_size)
+    {
         return Err(call.refuse(e, "bad-request").await);
     }
     let gateway_id = state.ids.id_for(&nhs);
     call.audit.patient_id = Some(gateway_id.clone());
     call.intent(state.source_ids()).await?;
 
-    let (patient, answers) =
-        find_everywhere(&state, &nhs, &gateway_id, &call.audit.request_id).await;
+    let (patient, answers) = find_everywhere(&state, &nhs, &gateway_id, &call.audit.request_id).await;
     let (mut notices, fatal) = failures(&answers);
     if let Some(err) = fatal {
         return Err(call.refuse(err, "sources-failed").await);
@@ -276,10 +247,7 @@ pub async fn patient_search(
     {
         tracing::error!(error = %e, "patient index could not be written");
         return Err(call
-            .refuse(
-                ApiError::unavailable("the patient index cannot be written; try again later"),
-                "store",
-            )
+            .refuse(ApiError::unavailable("the patient index cannot be written; try again later"), "store")
             .await);
     }
     notices.extend(params.ignored.iter().cloned());
@@ -296,13 +264,9 @@ pub async fn patient_search(
         outcome: outcome.as_ref(),
     });
     let detail = per_source_detail(&answers, |p| usize::from(p.is_some()));
-    let audit_outcome = if answers.iter().any(|a| a.result.is_err()) {
-        AuditOutcome::Partial
-    } else {
-        AuditOutcome::Success
-    };
-    call.respond(StatusCode::OK, body, entries.len(), audit_outcome, detail)
-        .await
+    let audit_outcome =
+        if answers.iter().any(|a| a.result.is_err()) { AuditOutcome::Partial } else { AuditOutcome::Success };
+    call.respond(StatusCode::OK, body, entries.len(), audit_outcome, detail).await
 }
 
 /// Asks every source for the patient; returns the representative Patient (first source in
@@ -312,21 +276,12 @@ async fn find_everywhere(
     nhs: &NhsNumber,
     gateway_id: &str,
     request_id: &str,
-) -> (
-    Option<NormalisedResource>,
-    Vec<SourceAnswer<Option<tideway_adapters::SourcePatient>>>,
-) {
-    let answers = state
-        .federation
-        .find_patient(nhs, gateway_id, request_id, state.federation.deadline())
-        .await;
-    let patient = answers.iter().find_map(|a| {
-        a.result
-            .as_ref()
-            .ok()
-            .and_then(|p| p.as_ref())
-            .map(|p| p.resource.clone())
-    });
+) -> (Option<NormalisedResource>, Vec<SourceAnswer<Option<tideway_adapters::SourcePatient>>>) {
+    let answers =
+        state.federation.find_patient(nhs, gateway_id, request_id, state.federation.deadline()).await;
+    let patient = answers
+        .iter()
+        .find_map(|a| a.result.as_ref().ok().and_then(|p| p.as_ref()).map(|p| p.resource.clone()));
     (patient, answers)
 }
 
@@ -336,10 +291,7 @@ async fn remember(
     gateway_id: &str,
     answers: &[SourceAnswer<Option<tideway_adapters::SourcePatient>>],
 ) -> Result<(), crate::store::StoreError> {
-    state
-        .store
-        .remember_patient(gateway_id, nhs.as_str())
-        .await?;
+    state.store.remember_patient(gateway_id, nhs.as_str()).await?;
     // Sources that failed to answer keep whatever the locator knew about them before.
     let links: Vec<SourceLink> = answers
         .iter()
@@ -364,9 +316,7 @@ async fn resolve(state: &AppState, id: &str) -> Result<Option<NhsNumber>, ApiErr
         Ok(None) => Ok(None),
         Err(e) => {
             tracing::error!(error = %e, "patient index could not be read");
-            Err(ApiError::unavailable(
-                "the patient index cannot be read; try again later",
-            ))
+            Err(ApiError::unavailable("the patient index cannot be read; try again later"))
         }
     }
 }
@@ -404,29 +354,16 @@ pub async fn patient_read(
     }
     let Some(patient) = patient else {
         return Err(call
-            .refuse(
-                ApiError::not_found("no source holds this patient any more"),
-                "not-held",
-            )
+            .refuse(ApiError::not_found("no source holds this patient any more"), "not-held")
             .await);
     };
     if let Err(e) = remember(&state, &nhs, &id, &answers).await {
         tracing::error!(error = %e, "patient index could not be written");
     }
     let detail = per_source_detail(&answers, |p| usize::from(p.is_some()));
-    let audit_outcome = if answers.iter().any(|a| a.result.is_err()) {
-        AuditOutcome::Partial
-    } else {
-        AuditOutcome::Success
-    };
-    call.respond(
-        StatusCode::OK,
-        patient.json.to_vec(),
-        1,
-        audit_outcome,
-        detail,
-    )
-    .await
+    let audit_outcome =
+        if answers.iter().any(|a| a.result.is_err()) { AuditOutcome::Partial } else { AuditOutcome::Success };
+    call.respond(StatusCode::OK, patient.json.to_vec(), 1, audit_outcome, detail).await
 }
 
 /// Everything the sources hold for a patient, merged: the representative Patient first, then
@@ -438,44 +375,24 @@ async fn gather_record(
     nhs: &NhsNumber,
     gateway_id: &str,
     request_id: &str,
-) -> Result<
-    (
-        Vec<NormalisedResource>,
-        Vec<Notice>,
-        serde_json::Value,
-        bool,
-    ),
-    ApiError,
-> {
+) -> Result<(Vec<NormalisedResource>, Vec<Notice>, serde_json::Value, bool), ApiError> {
     let overall = state.federation.deadline();
     let known = state.store.links(gateway_id).await.map_err(|e| {
         tracing::error!(error = %e, "record locator could not be read");
         ApiError::unavailable("the record locator cannot be read; try again later")
     })?;
     let adapters = state.federation.adapters();
-    let unknown: Vec<Arc<dyn SourceAdapter>> = adapters
-        .iter()
-        .filter(|a| !known.iter().any(|l| l.source_id == a.id().as_str()))
-        .cloned()
-        .collect();
+    let unknown: Vec<Arc<dyn SourceAdapter>> =
+        adapters.iter().filter(|a| !known.iter().any(|l| l.source_id == a.id().as_str())).cloned().collect();
     let mut notices = Vec::new();
     let mut failed_kinds: Vec<AdapterError> = Vec::new();
-    let mut held: Vec<(String, String)> = known
-        .iter()
-        .filter_map(|l| l.local_id.clone().map(|local| (l.source_id.clone(), local)))
-        .collect();
+    let mut held: Vec<(String, String)> =
+        known.iter().filter_map(|l| l.local_id.clone().map(|local| (l.source_id.clone(), local))).collect();
     if !unknown.is_empty() {
-        let answers = state
-            .federation
-            .find_patient_in(&unknown, nhs, gateway_id, request_id, overall)
-            .await;
+        let answers = state.federation.find_patient_in(&unknown, nhs, gateway_id, request_id, overall).await;
         let (n, _) = failures(&answers);
         notices.extend(n);
-        failed_kinds.extend(
-            answers
-                .iter()
-                .filter_map(|a| a.result.as_ref().err().cloned()),
-        );
+        failed_kinds.extend(answers.iter().filter_map(|a| a.result.as_ref().err().cloned()));
         if let Err(e) = remember(state, nhs, gateway_id, &answers).await {
             tracing::error!(error = %e, "record locator could not be written");
         }
@@ -487,45 +404,25 @@ async fn gather_record(
     let targets: Vec<(Arc<dyn SourceAdapter>, PatientLink)> = adapters
         .iter()
         .filter_map(|a| {
-            held.iter()
-                .find(|(s, _)| s == a.id().as_str())
-                .map(|(_, local)| {
-                    (
-                        a.clone(),
-                        PatientLink {
-                            gateway_id: gateway_id.to_owned(),
-                            local_id: local.clone(),
-                        },
-                    )
-                })
+            held.iter().find(|(s, _)| s == a.id().as_str()).map(|(_, local)| {
+                (a.clone(), PatientLink { gateway_id: gateway_id.to_owned(), local_id: local.clone() })
+            })
         })
         .collect();
-    let answers = state
-        .federation
-        .fetch_records(&targets, request_id, overall)
-        .await;
+    let answers = state.federation.fetch_records(&targets, request_id, overall).await;
     let (n, _) = failures(&answers);
     notices.extend(n);
-    failed_kinds.extend(
-        answers
-            .iter()
-            .filter_map(|a| a.result.as_ref().err().cloned()),
-    );
+    failed_kinds.extend(answers.iter().filter_map(|a| a.result.as_ref().err().cloned()));
     let succeeded = answers.iter().filter(|a| a.result.is_ok()).count();
     if succeeded == 0 {
         if failed_kinds.is_empty() {
             return Err(ApiError::not_found("no source holds this patient any more"));
         }
-        return Err(
-            if failed_kinds
-                .iter()
-                .all(|e| matches!(e, AdapterError::Timeout))
-            {
-                ApiError::gateway_timeout("no source answered in time")
-            } else {
-                ApiError::bad_gateway("every source that could hold this record failed to answer")
-            },
-        );
+        return Err(if failed_kinds.iter().all(|e| matches!(e, AdapterError::Timeout)) {
+            ApiError::gateway_timeout("no source answered in time")
+        } else {
+            ApiError::bad_gateway("every source that could hold this record failed to answer")
+        });
     }
     let partial = !notices.is_empty();
     let detail = per_source_detail(&answers, |r| r.resources.len());
@@ -534,12 +431,9 @@ async fn gather_record(
     for a in answers {
         let Ok(record) = a.result else { continue };
         if !record.rejected.is_empty() {
-            notices.push(Notice::SourceRejected {
-                source: a.source.clone(),
-                count: record.rejected.len(),
-            });
+            notices.push(Notice::SourceRejected { source: a.source.clone(), count: record.rejected.len() });
         }
-        for r in record.resources {
+        for r in record.resources.iter().cloned() {
             if r.resource_type == "Patient" {
                 if patient.is_none() {
                     patient = Some(r);
@@ -565,11 +459,7 @@ pub async fn patient_operation(
     if operation != "$everything" {
         return Err(ApiError::not_implemented(format!(
             "only $everything is supported on Patient instances{}",
-            if operation.starts_with('$') {
-                ""
-            } else {
-                " (this is not an operation)"
-            }
+            if operation.starts_with('$') { "" } else { " (this is not an operation)" }
         )));
     }
     let mut call = Call::begin(state.clone(), &req, "patient-everything").await?;
@@ -581,12 +471,9 @@ pub async fn patient_operation(
         Err(e) => return Err(call.refuse(e, "bad-request").await),
     };
     let parsed = (|| {
-        let types: Option<Vec<String>> = params.one("_type")?.map(|t| {
-            t.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
-        });
+        let types: Option<Vec<String>> = params
+            .one("_type")?
+            .map(|t| t.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
         if let Some(ts) = &types
             && (ts.is_empty()
                 || ts.iter().any(|t| {
@@ -594,22 +481,18 @@ pub async fn patient_operation(
                         || !t.starts_with(|c: char| c.is_ascii_uppercase())
                 }))
         {
-            return Err(ApiError::invalid(
-                "_type must be a comma-separated list of resource types",
-            )
-            .at("_type"));
+            return Err(
+                ApiError::invalid("_type must be a comma-separated list of resource types").at("_type")
+            );
         }
         let since = match params.one("_since")? {
             Some(s) => Some(bundle::parse_instant(s).ok_or_else(|| {
-                ApiError::invalid("_since must be a FHIR instant, e.g. 2024-01-31T09:00:00Z")
-                    .at("_since")
+                ApiError::invalid("_since must be a FHIR instant, e.g. 2024-01-31T09:00:00Z").at("_since")
             })?),
             None => None,
         };
-        let count = params.count(
-            state.settings.federation.default_page_size,
-            state.settings.federation.max_page_size,
-        )?;
+        let count = params
+            .count(state.settings.federation.default_page_size, state.settings.federation.max_page_size)?;
         Ok((types, since, count))
     })();
     let (types, since, count) = match parsed {
@@ -642,12 +525,7 @@ pub async fn patient_operation(
     }
     resources.retain(|r| call.principal.may_read(&r.resource_type));
     notices.extend(params.ignored.iter().cloned());
-    let self_link = format!(
-        "{}/Patient/{}/$everything{}",
-        state.base_url,
-        id,
-        echo_query(&req)
-    );
+    let self_link = format!("{}/Patient/{}/$everything{}", state.base_url, id, echo_query(&req));
     paged_answer(call, resources, notices, detail, partial, count, self_link).await
 }
 
@@ -655,11 +533,7 @@ pub async fn patient_operation(
 /// here), for `self` links.
 fn echo_query(req: &HttpRequest) -> String {
     let q = req.query_string();
-    if q.is_empty() {
-        String::new()
-    } else {
-        format!("?{q}")
-    }
+    if q.is_empty() { String::new() } else { format!("?{q}") }
 }
 
 /// Answers the first page, keeping the rest (if any) for `next` links bound to the principal.
@@ -683,12 +557,7 @@ async fn paged_answer(
         patient_id: call.audit.patient_id.clone(),
     });
     let next_link = if total > count {
-        Some(
-            state
-                .pages
-                .insert(snapshot.clone(), &state.base_url, count)
-                .await,
-        )
+        Some(state.pages.insert(snapshot.clone(), &state.base_url, count).await)
     } else {
         None
     };
@@ -701,14 +570,9 @@ async fn paged_answer(
         entries: page,
         outcome: outcome.as_ref(),
     });
-    let audit_outcome = if partial {
-        AuditOutcome::Partial
-    } else {
-        AuditOutcome::Success
-    };
+    let audit_outcome = if partial { AuditOutcome::Partial } else { AuditOutcome::Success };
     let released = page.len();
-    call.respond(StatusCode::OK, body, released, audit_outcome, detail)
-        .await
+    call.respond(StatusCode::OK, body, released, audit_outcome, detail).await
 }
 
 /// `GET /{type}?patient={id}` for the searchable clinical types.
@@ -743,10 +607,8 @@ pub async fn type_search(
                 .at("patient"));
             }
         };
-        let count = params.count(
-            state.settings.federation.default_page_size,
-            state.settings.federation.max_page_size,
-        )?;
+        let count = params
+            .count(state.settings.federation.default_page_size, state.settings.federation.max_page_size)?;
         Ok((patient, count))
     })();
     let (patient_id, count) = match parsed {
@@ -767,13 +629,7 @@ pub async fn type_search(
                 outcome: bundle::notices_outcome(&params.ignored).as_ref(),
             });
             return call
-                .respond(
-                    StatusCode::OK,
-                    body,
-                    0,
-                    AuditOutcome::Success,
-                    json!({"reason": "unknown-patient"}),
-                )
+                .respond(StatusCode::OK, body, 0, AuditOutcome::Success, json!({"reason": "unknown-patient"}))
                 .await;
         }
         Err(e) => return Err(call.refuse(e, "store").await),
@@ -804,19 +660,13 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
             Ok(o) => (t.to_owned(), o),
             Err(_) => {
                 return Err(call
-                    .refuse(
-                        ApiError::invalid("offset must be a whole number"),
-                        "bad-request",
-                    )
+                    .refuse(ApiError::invalid("offset must be a whole number"), "bad-request")
                     .await);
             }
         },
         _ => {
             return Err(call
-                .refuse(
-                    ApiError::invalid("a page link needs id and offset"),
-                    "bad-request",
-                )
+                .refuse(ApiError::invalid("a page link needs id and offset"), "bad-request")
                 .await);
         }
     };
@@ -830,10 +680,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     };
     if snapshot.owner != principal_key(&call.principal) {
         return Err(call
-            .refuse(
-                ApiError::forbidden("this page link belongs to another user"),
-                "page-owner",
-            )
+            .refuse(ApiError::forbidden("this page link belongs to another user"), "page-owner")
             .await);
     }
     let mut call = call;
@@ -851,23 +698,15 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         entries: &snapshot.resources[start..end],
         outcome: snapshot.outcome.as_ref(),
     });
-    call.respond(
-        StatusCode::OK,
-        body,
-        end - start,
-        AuditOutcome::Success,
-        json!({"page_offset": start}),
-    )
-    .await
+    call.respond(StatusCode::OK, body, end - start, AuditOutcome::Success, json!({"page_offset": start}))
+        .await
 }
 
 /// Any other interaction on `/{type}/{id}`: reads of non-Patient types are not offered (501);
 /// writes are refused (405).
 pub async fn instance_other(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     if req.method() == actix_web::http::Method::GET {
-        Err(ApiError::not_implemented(
-            "only Patient can be read by id; search by patient instead",
-        ))
+        Err(ApiError::not_implemented("only Patient can be read by id; search by patient instead"))
     } else {
         Err(ApiError::method_not_allowed())
     }

@@ -68,14 +68,9 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
 }
 
 /// `GET /metadata`
-pub async fn metadata(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn metadata(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     negotiate(&req)?;
-    Ok(HttpResponse::Ok()
-        .content_type(FHIR_JSON)
-        .body(state.capability.clone()))
+    Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(state.capability.clone()))
 }
 
 /// `GET /.well-known/smart-configuration`
@@ -89,27 +84,41 @@ pub async fn smart_configuration(state: web::Data<AppState>) -> HttpResponse {
         "scopes_supported": ["system/*.read", "system/*.rs"],
         "capabilities": ["client-confidential-asymmetric"]
     });
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body.to_string())
+    HttpResponse::Ok().content_type("application/json").body(body.to_string())
 }
 
 /// `GET /healthz`: the process is alive.
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(r#"{"status":"ok"}"#)
+    HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#)
 }
 
 /// `GET /readyz`: the store answers, so requests can be audited.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(r#"{"status":"ready"}"#),
+        Ok(()) => HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ready"}"#),
         Err(_) => HttpResponse::ServiceUnavailable()
             .content_type("application/json")
             .body(r#"{"status":"not ready","reason":"store unavailable"}"#),
+    }
+}
+
+/// `GET /metrics` on the operator listener.
+pub async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::telemetry::metrics::encode())
+}
+
+/// `GET /metrics` on the main listener: the same, for holders of a valid access token.
+pub async fn metrics_with_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    match state.tokens.authenticate(header) {
+        Ok(_) => Ok(metrics().await),
+        Err(tideway_auth::service::TokenError::Missing) => Err(ApiError::missing_token()),
+        Err(_) => Err(ApiError::invalid_token("the access token is not valid")),
     }
 }
 

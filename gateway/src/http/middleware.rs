@@ -19,18 +19,12 @@ pub struct RequestId(pub String);
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 fn sane(id: &str) -> bool {
-    (8..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The id of `req` (set by [`request_id_and_log`]).
 pub fn request_id(req: &HttpRequest) -> String {
-    req.extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default()
+    req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
 }
 
 /// Assigns the request id and writes one access-log line per request.
@@ -49,18 +43,17 @@ pub async fn request_id_and_log(
     let started = Instant::now();
     let method = req.method().to_string();
     let mut res = next.call(req).await?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID, v);
     }
+    let status = res.status().as_u16();
+    crate::telemetry::metrics::http_request(&route, &method, status, started.elapsed());
     tracing::info!(
         request_id = %id,
         method = %method,
         route = %route,
-        status = res.status().as_u16(),
+        status,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
     );

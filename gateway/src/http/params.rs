@@ -48,16 +48,11 @@ impl Params {
 
     /// The single value of `name`; a 400 if it is repeated.
     pub fn one(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        let mut values = self
-            .pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str());
+        let mut values = self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let first = values.next();
         if values.next().is_some() {
             return Err(
-                ApiError::invalid(format!("parameter '{name}' may be given only once"))
-                    .at(name.to_owned()),
+                ApiError::invalid(format!("parameter '{name}' may be given only once")).at(name.to_owned())
             );
         }
         Ok(first)
@@ -79,22 +74,14 @@ fn prefers_strict(req: &HttpRequest) -> bool {
     req.headers()
         .get_all("prefer")
         .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.split([',', ';'])
-                .any(|p| p.trim().eq_ignore_ascii_case("handling=strict"))
-        })
+        .any(|v| v.split([',', ';']).any(|p| p.trim().eq_ignore_ascii_case("handling=strict")))
 }
 
 /// Refuses (406) requests whose `_format` or `Accept` ask for something other than FHIR JSON.
 pub fn negotiate(req: &HttpRequest) -> Result<(), ApiError> {
     let format = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
         .ok()
-        .and_then(|pairs| {
-            pairs
-                .into_iter()
-                .find(|(k, _)| k == "_format")
-                .map(|(_, v)| v)
-        });
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "_format").map(|(_, v)| v));
     if let Some(f) = format {
         let f = f.trim().to_ascii_lowercase();
         let mime = f.split(';').next().unwrap_or_default().trim();
@@ -108,13 +95,7 @@ pub fn negotiate(req: &HttpRequest) -> Result<(), ApiError> {
         .get_all(header::ACCEPT)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|m| {
-            m.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|m| m.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
         .filter(|m| !m.is_empty())
         .collect();
     if accepts.is_empty()

@@ -55,10 +55,7 @@ pub async fn token(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
     let mut audit = AuditRecord::new(&request_id(&req), "token", None);
     let result = if form {
         state.tokens.exchange(&body).await
@@ -76,8 +73,7 @@ pub async fn token(
             if state.store.append_audit(&audit).await.is_err() {
                 return Err(ApiError::audit_unavailable());
             }
-            let body =
-                serde_json::to_string(&granted.response).map_err(|_| ApiError::internal())?;
+            let body = serde_json::to_string(&granted.response).map_err(|_| ApiError::internal())?;
             Ok(oauth_response(200, &body))
         }
         Err(e) => {

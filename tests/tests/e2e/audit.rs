@@ -6,13 +6,9 @@ use tideway_tests::{Options, TestApp, nhs_search};
 async fn everything_is_audited_before_release_without_clinical_content() {
     let app = TestApp::spawn(Options::default()).await;
     let token = app.token().await;
-    let nhs = app.population.patients_in_several_boroughs(1)[0]
-        .as_str()
-        .to_owned();
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
     let id = app.patient_id(&token, &nhs).await;
-    let a = app
-        .get(&format!("/Patient/{id}/$everything"), Some(&token))
-        .await;
+    let a = app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
     assert_eq!(a.status, 200);
     let rid = a.header("x-request-id").expect("request id header");
     let rows = app.state.store.audit_for_request(&rid).await.unwrap();
@@ -36,44 +32,18 @@ async fn everything_is_audited_before_release_without_clinical_content() {
         assert!(!text.contains(&nhs), "no NHS number in the audit trail");
     }
     // The client-supplied request id is kept when it is sane.
-    let mine = app
-        .get_with(
-            &nhs_search(&nhs),
-            Some(&token),
-            &[("X-Request-ID", "trace-abcdef123456")],
-        )
-        .await;
-    assert_eq!(
-        mine.header("x-request-id").as_deref(),
-        Some("trace-abcdef123456")
-    );
-    assert_eq!(
-        app.state
-            .store
-            .audit_for_request("trace-abcdef123456")
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    let mine = app.get_with(&nhs_search(&nhs), Some(&token), &[("X-Request-ID", "trace-abcdef123456")]).await;
+    assert_eq!(mine.header("x-request-id").as_deref(), Some("trace-abcdef123456"));
+    assert_eq!(app.state.store.audit_for_request("trace-abcdef123456").await.unwrap().len(), 2);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn refused_requests_are_audited_too() {
-    let app = TestApp::spawn(Options {
-        boroughs: 1,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
     let a = app.get(&nhs_search("9434765919"), None).await;
     assert_eq!(a.status, 401);
-    let rows = app
-        .state
-        .store
-        .audit_for_request(&a.header("x-request-id").unwrap())
-        .await
-        .unwrap();
+    let rows = app.state.store.audit_for_request(&a.header("x-request-id").unwrap()).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].outcome, "denied");
     assert_eq!(rows[0].http_status, 401);
@@ -81,12 +51,7 @@ async fn refused_requests_are_audited_too() {
     let token = app.token().await;
     let bad = app.get(&nhs_search("9434765918"), Some(&token)).await;
     assert_eq!(bad.status, 400);
-    let rows = app
-        .state
-        .store
-        .audit_for_request(&bad.header("x-request-id").unwrap())
-        .await
-        .unwrap();
+    let rows = app.state.store.audit_for_request(&bad.header("x-request-id").unwrap()).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].outcome, "denied");
     assert_eq!(rows[0].http_status, 400);
@@ -96,23 +61,18 @@ async fn refused_requests_are_audited_too() {
 
 #[tokio::test]
 async fn when_the_audit_store_cannot_write_no_patient_data_leaves() {
-    let app = TestApp::spawn(Options::default()).await;
+    // No cache, so a source would be asked if the gateway got past the audit intent.
+    let app = TestApp::spawn(Options { cache: false, ..Options::default() }).await;
     let token = app.token().await;
-    let nhs = app.population.patients_in_several_boroughs(1)[0]
-        .as_str()
-        .to_owned();
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
     let id = app.patient_id(&token, &nhs).await;
     // Break the audit table from outside, as a failing disk or a revoked grant would.
     let path = app.sqlite_path.clone().unwrap();
     {
         use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        sqlx::raw_sql("DROP TABLE audit_event")
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        sqlx::raw_sql("DROP TABLE audit_event").execute(&mut conn).await.unwrap();
     }
     let before = app.simulator_hits();
     for path in [
@@ -127,15 +87,7 @@ async fn when_the_audit_store_cannot_write_no_patient_data_leaves() {
         assert!(a.body.get("entry").is_none());
         assert!(!String::from_utf8_lossy(&a.raw).contains(&nhs));
     }
-    assert_eq!(
-        app.simulator_hits(),
-        before,
-        "no source may be asked when the intent cannot be audited"
-    );
-    assert_eq!(
-        app.get("/readyz", None).await.status,
-        200,
-        "the store itself still answers"
-    );
+    assert_eq!(app.simulator_hits(), before, "no source may be asked when the intent cannot be audited");
+    assert_eq!(app.get("/readyz", None).await.status, 200, "the store itself still answers");
     app.stop().await;
 }

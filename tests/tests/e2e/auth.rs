@@ -7,9 +7,7 @@ use tideway_auth::client::{forge, token_form_for};
 use tideway_tests::{Options, TestApp, clinician, nhs_search};
 
 async fn oauth_error(app: &TestApp, assertion: &str) -> (u16, Value) {
-    let res = app
-        .post_token(token_form_for(assertion, "system/*.read").unwrap())
-        .await;
+    let res = app.post_token(token_form_for(assertion, "system/*.read").unwrap()).await;
     let status = res.status().as_u16();
     assert_eq!(res.headers()["cache-control"], "no-store");
     (status, res.json().await.unwrap())
@@ -17,22 +15,13 @@ async fn oauth_error(app: &TestApp, assertion: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn es384_and_rs384_clients_get_tokens_that_open_the_api() {
-    let app = TestApp::spawn(Options {
-        boroughs: 1,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
     for client in [&app.es_client, &app.rs_client] {
-        let form = client
-            .token_form(&app.token_url(), "system/*.read", &clinician())
-            .unwrap();
+        let form = client.token_form(&app.token_url(), "system/*.read", &clinician()).unwrap();
         let res = app.post_token(form).await;
         assert_eq!(res.status(), 200);
         let body: Value = res.json().await.unwrap();
-        assert_eq!(
-            body["token_type"].as_str().unwrap().to_ascii_lowercase(),
-            "bearer"
-        );
+        assert_eq!(body["token_type"].as_str().unwrap().to_ascii_lowercase(), "bearer");
         assert!(body["expires_in"].as_u64().unwrap() <= 300);
         assert_eq!(body["scope"], "system/*.read");
         let token = body["access_token"].as_str().unwrap();
@@ -41,21 +30,14 @@ async fn es384_and_rs384_clients_get_tokens_that_open_the_api() {
         assert_eq!(a.status, 200, "{}", a.body);
     }
     // SMART v2 scope syntax too.
-    let form = app
-        .es_client
-        .token_form(&app.token_url(), "system/*.rs", &clinician())
-        .unwrap();
+    let form = app.es_client.token_form(&app.token_url(), "system/*.rs", &clinician()).unwrap();
     assert_eq!(app.post_token(form).await.status(), 200);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn forged_and_replayed_assertions_are_refused() {
-    let app = TestApp::spawn(Options {
-        boroughs: 1,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
     let url = app.token_url();
     let user = clinician();
     let life = Duration::from_secs(120);
@@ -67,10 +49,7 @@ async fn forged_and_replayed_assertions_are_refused() {
     let none = forge::unsigned(&header, &c.claims(&url, &user, life));
     let (s, e) = oauth_error(&app, &none).await;
     assert!(s == 400 || s == 401, "{s}");
-    assert!(
-        e["error"] == "invalid_client" || e["error"] == "invalid_grant",
-        "{e}"
-    );
+    assert!(e["error"] == "invalid_client" || e["error"] == "invalid_grant", "{e}");
 
     // HMAC signed with the public JWKS text (algorithm confusion).
     let mut header = c.header();
@@ -87,9 +66,7 @@ async fn forged_and_replayed_assertions_are_refused() {
 
     // Wrong audience.
     let wrong_aud = c
-        .assertion_with(&url, &user, life, |_, cl| {
-            cl["aud"] = json!("https://elsewhere.example/token")
-        })
+        .assertion_with(&url, &user, life, |_, cl| cl["aud"] = json!("https://elsewhere.example/token"))
         .unwrap();
     let (s, e) = oauth_error(&app, &wrong_aud).await;
     assert!(s == 400 || s == 401, "{e}");
@@ -111,16 +88,13 @@ async fn forged_and_replayed_assertions_are_refused() {
     assert!(s == 400 || s == 401);
 
     // Bad signature: signed by a key the gateway does not know for this client.
-    let stranger =
-        tideway_auth::client::BackendClient::generate_es384("test-es", "es-test-1").unwrap();
+    let stranger = tideway_auth::client::BackendClient::generate_es384("test-es", "es-test-1").unwrap();
     let (s, _) = oauth_error(&app, &stranger.assertion(&url, &user, life).unwrap()).await;
     assert!(s == 400 || s == 401);
 
     // Replayed jti: the first use succeeds, the second is refused.
     let once = c.assertion(&url, &user, life).unwrap();
-    let first = app
-        .post_token(token_form_for(&once, "system/*.read").unwrap())
-        .await;
+    let first = app.post_token(token_form_for(&once, "system/*.read").unwrap()).await;
     assert_eq!(first.status(), 200);
     let (s, e) = oauth_error(&app, &once).await;
     assert!(s == 400 || s == 401, "{e}");
@@ -152,17 +126,9 @@ async fn forged_and_replayed_assertions_are_refused() {
 
 #[tokio::test]
 async fn requests_without_a_valid_token_get_401_with_www_authenticate() {
-    let app = TestApp::spawn(Options {
-        boroughs: 1,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
     let hits = app.simulator_hits();
-    for token in [
-        None,
-        Some("garbage"),
-        Some("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."),
-    ] {
+    for token in [None, Some("garbage"), Some("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")] {
         let a = app.get(&nhs_search("9434765919"), token).await;
         assert_eq!(a.status, 401);
         assert_eq!(a.issue_code(), "login");
@@ -170,14 +136,8 @@ async fn requests_without_a_valid_token_get_401_with_www_authenticate() {
         assert!(challenge.starts_with("Bearer"));
         assert!(challenge.contains(r#"error="invalid_token""#));
     }
-    let a = app
-        .get("/Condition?patient=p00000000000000000000000000000000", None)
-        .await;
+    let a = app.get("/Condition?patient=p00000000000000000000000000000000", None).await;
     assert_eq!(a.status, 401);
-    assert_eq!(
-        app.simulator_hits(),
-        hits,
-        "no source may be asked for an unauthenticated request"
-    );
+    assert_eq!(app.simulator_hits(), hits, "no source may be asked for an unauthenticated request");
     app.stop().await;
 }

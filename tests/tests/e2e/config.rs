@@ -5,14 +5,10 @@ use tideway_gateway::config::Settings;
 use tideway_tests::workspace_root;
 
 fn example() -> String {
-    let text =
-        std::fs::read_to_string(workspace_root().join("deploy/tideway.example.toml")).unwrap();
+    let text = std::fs::read_to_string(workspace_root().join("deploy/tideway.example.toml")).unwrap();
     // Point the example's client at a JWKS file that exists here.
     let jwks = workspace_root().join("auth/tests/fixtures/rsa-test-client.jwks.json");
-    text.replace(
-        "/etc/tideway/clients/guys-epr.jwks.json",
-        &jwks.display().to_string(),
-    )
+    text.replace("/etc/tideway/clients/guys-epr.jwks.json", &jwks.display().to_string())
 }
 
 #[test]
@@ -29,53 +25,35 @@ fn the_example_config_parses_with_every_key() {
 #[test]
 fn unknown_keys_are_refused_by_name() {
     let text = example().replace("[server]", "[server]\ncolour = \"blue\"");
-    let err = Settings::from_toml_with_env(&text, Vec::new())
-        .unwrap_err()
-        .to_string();
+    let err = Settings::from_toml_with_env(&text, Vec::new()).unwrap_err().to_string();
     assert!(err.contains("colour"), "{err}");
     let text = example() + "\n[surprise]\nx = 1\n";
-    let err = Settings::from_toml_with_env(&text, Vec::new())
-        .unwrap_err()
-        .to_string();
+    let err = Settings::from_toml_with_env(&text, Vec::new()).unwrap_err().to_string();
     assert!(err.contains("surprise"), "{err}");
 }
 
 #[test]
 fn environment_overrides_win() {
     let env = vec![
-        (
-            "TIDEWAY__SERVER__BIND".to_owned(),
-            "0.0.0.0:9999".to_owned(),
-        ),
-        (
-            "TIDEWAY__FEDERATION__DEFAULT_PAGE_SIZE".to_owned(),
-            "25".to_owned(),
-        ),
-        (
-            "TIDEWAY__STORE__URL".to_owned(),
-            "postgres://tideway@db/tideway".to_owned(),
-        ),
+        ("TIDEWAY__SERVER__BIND".to_owned(), "0.0.0.0:9999".to_owned()),
+        ("TIDEWAY__FEDERATION__DEFAULT_PAGE_SIZE".to_owned(), "25".to_owned()),
+        ("TIDEWAY__STORE__URL".to_owned(), "postgres://tideway@db/tideway".to_owned()),
         ("UNRELATED".to_owned(), "1".to_owned()),
     ];
     let s = Settings::from_toml_with_env(&example(), env).unwrap();
     assert_eq!(s.server.bind.port(), 9999);
     assert_eq!(s.federation.default_page_size, 25);
-    let err = Settings::from_toml_with_env(
-        &example(),
-        vec![("TIDEWAY__SERVER__NOPE".to_owned(), "1".to_owned())],
-    )
-    .unwrap_err()
-    .to_string();
+    let err =
+        Settings::from_toml_with_env(&example(), vec![("TIDEWAY__SERVER__NOPE".to_owned(), "1".to_owned())])
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("nope"), "{err}");
 }
 
 #[test]
 fn nonsense_values_are_refused() {
     for (from, to) in [
-        (
-            "pseudonym_key = \"change-me-change-me-change-me-change-me\"",
-            "pseudonym_key = \"short\"",
-        ),
+        ("pseudonym_key = \"change-me-change-me-change-me-change-me\"", "pseudonym_key = \"short\""),
         ("url = \"sqlite://tideway.db\"", "url = \"mysql://x\""),
         ("kind = \"fhir-r4\"", "kind = \"carrier-pigeon\""),
         ("kind = \"fhir-r4\"", "kind = \"emis\""),
@@ -85,9 +63,6 @@ fn nonsense_values_are_refused() {
     ] {
         let text = example().replace(from, to);
         assert_ne!(text, example(), "fixture replacement for {from}");
-        assert!(
-            Settings::from_toml_with_env(&text, Vec::new()).is_err(),
-            "{to} should be refused"
-        );
+        assert!(Settings::from_toml_with_env(&text, Vec::new()).is_err(), "{to} should be refused");
     }
 }

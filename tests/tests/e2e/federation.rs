@@ -4,27 +4,17 @@ use tideway_adapters::fhir_r4::simulator::FaultConfig;
 use tideway_tests::{Options, TestApp};
 
 fn failing() -> FaultConfig {
-    FaultConfig {
-        fail_rate: 1.0,
-        ..FaultConfig::default()
-    }
+    FaultConfig { fail_rate: 1.0, ..FaultConfig::default() }
 }
 
 fn hanging() -> FaultConfig {
-    FaultConfig {
-        hang_rate: 1.0,
-        ..FaultConfig::default()
-    }
+    FaultConfig { hang_rate: 1.0, ..FaultConfig::default() }
 }
 
 #[tokio::test]
 async fn a_failing_borough_is_named_and_the_others_still_answer() {
     // Borough 1 fails every request; find a patient held by borough 0 and borough 1.
-    let opts = Options {
-        boroughs: 3,
-        faults: vec![(1, failing())],
-        ..Options::default()
-    };
+    let opts = Options { boroughs: 3, faults: vec![(1, failing())], ..Options::default() };
     let app = TestApp::spawn(opts).await;
     let token = app.token().await;
     let pop = &app.population;
@@ -35,46 +25,18 @@ async fn a_failing_borough_is_named_and_the_others_still_answer() {
         })
         .and_then(|i| pop.nhs_number(i))
         .expect("a patient in boroughs 0 and 1");
-    let found = app
-        .get(&tideway_tests::nhs_search(nhs.as_str()), Some(&token))
-        .await;
+    let found = app.get(&tideway_tests::nhs_search(nhs.as_str()), Some(&token)).await;
     assert_eq!(found.status, 200, "{}", found.body);
-    let oo = found
-        .outcome_entry()
-        .expect("outcome entry naming the failed source");
+    let oo = found.outcome_entry().expect("outcome entry naming the failed source");
     let text = oo.to_string();
     assert!(text.contains("borough-01"), "{text}");
-    assert!(
-        oo["issue"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["code"] == "incomplete")
-    );
+    assert!(oo["issue"].as_array().unwrap().iter().any(|i| i["code"] == "incomplete"));
     let id = found.matches()[0]["id"].as_str().unwrap().to_owned();
-    let all = app
-        .get(
-            &format!("/Patient/{id}/$everything?_count=1000"),
-            Some(&token),
-        )
-        .await;
+    let all = app.get(&format!("/Patient/{id}/$everything?_count=1000"), Some(&token)).await;
     assert_eq!(all.status, 200, "{}", all.body);
-    assert!(
-        all.matches()
-            .iter()
-            .any(|r| r["meta"]["source"] == "urn:tideway:source:borough-00")
-    );
-    assert!(
-        all.matches()
-            .iter()
-            .all(|r| r["meta"]["source"] != "urn:tideway:source:borough-01")
-    );
-    assert!(
-        all.outcome_entry()
-            .unwrap()
-            .to_string()
-            .contains("borough-01")
-    );
+    assert!(all.matches().iter().any(|r| r["meta"]["source"] == "urn:tideway:source:borough-00"));
+    assert!(all.matches().iter().all(|r| r["meta"]["source"] != "urn:tideway:source:borough-01"));
+    assert!(all.outcome_entry().unwrap().to_string().contains("borough-01"));
     app.stop().await;
 }
 
@@ -88,9 +50,7 @@ async fn every_source_failing_is_502_and_every_source_hanging_is_504() {
     .await;
     let token = app.token().await;
     let nhs = app.population.nhs_number(0).unwrap();
-    let a = app
-        .get(&tideway_tests::nhs_search(nhs.as_str()), Some(&token))
-        .await;
+    let a = app.get(&tideway_tests::nhs_search(nhs.as_str()), Some(&token)).await;
     assert_eq!(a.status, 502, "{}", a.body);
     assert_eq!(a.issue_code(), "exception");
     app.stop().await;
@@ -104,9 +64,7 @@ async fn every_source_failing_is_502_and_every_source_hanging_is_504() {
     };
     let app = TestApp::spawn(opts).await;
     let token = app.token().await;
-    let a = app
-        .get(&tideway_tests::nhs_search(nhs.as_str()), Some(&token))
-        .await;
+    let a = app.get(&tideway_tests::nhs_search(nhs.as_str()), Some(&token)).await;
     assert_eq!(a.status, 504, "{}", a.body);
     assert_eq!(a.issue_code(), "timeout");
     app.stop().await;

@@ -1,18 +1,15 @@
 //! End-to-end: the real gateway and simulated boroughs over HTTP. One test binary so the
 //! application code is linked once; each test starts its own app on port 0.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    missing_docs,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
 
 mod api;
 mod audit;
 mod auth;
+mod cache;
 mod config;
 mod federation;
+mod metrics;
 mod postgres;
 mod schema;
 mod synthea;

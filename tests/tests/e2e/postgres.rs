@@ -5,32 +5,16 @@ use tideway_tests::{Options, StoreKind, TestApp, nhs_search};
 
 #[tokio::test]
 async fn the_gateway_runs_on_postgres_with_audit_and_replay_protection() {
-    let app = TestApp::spawn(Options {
-        store: StoreKind::Postgres,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn(Options { store: StoreKind::Postgres, ..Options::default() }).await;
     assert_eq!(app.state.store.backend(), "postgres");
     let token = app.token().await;
-    let nhs = app.population.patients_in_several_boroughs(1)[0]
-        .as_str()
-        .to_owned();
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
     let id = app.patient_id(&token, &nhs).await;
-    let all = app
-        .get(&format!("/Patient/{id}/$everything"), Some(&token))
-        .await;
+    let all = app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
     assert_eq!(all.status, 200, "{}", all.body);
     assert!(all.matches().len() > 5);
-    let rows = app
-        .state
-        .store
-        .audit_for_request(&all.header("x-request-id").unwrap())
-        .await
-        .unwrap();
-    assert_eq!(
-        rows.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>(),
-        ["intent", "outcome"]
-    );
+    let rows = app.state.store.audit_for_request(&all.header("x-request-id").unwrap()).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>(), ["intent", "outcome"]);
     assert_eq!(rows[1].released as usize, all.matches().len());
     // Record locator persisted.
     let links = app.state.store.links(&id).await.unwrap();
@@ -38,11 +22,7 @@ async fn the_gateway_runs_on_postgres_with_audit_and_replay_protection() {
     // Replay protection is shared state in PostgreSQL.
     let assertion = app
         .es_client
-        .assertion(
-            &app.token_url(),
-            &tideway_tests::clinician(),
-            std::time::Duration::from_secs(60),
-        )
+        .assertion(&app.token_url(), &tideway_tests::clinician(), std::time::Duration::from_secs(60))
         .unwrap();
     let form = tideway_auth::client::token_form_for(&assertion, "system/*.read").unwrap();
     assert_eq!(app.post_token(form.clone()).await.status(), 200);
@@ -55,15 +35,9 @@ async fn the_gateway_runs_on_postgres_with_audit_and_replay_protection() {
 async fn sqlite_and_postgres_schemas_match() {
     use sqlx::Connection;
     // SQLite columns.
-    let app = TestApp::spawn(Options {
-        boroughs: 1,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
     let path = app.sqlite_path.clone().unwrap();
-    let mut lite = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let mut lite = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     let mut sqlite_cols: Vec<(String, String)> = sqlx::query_as(
         "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
     )
@@ -73,15 +47,8 @@ async fn sqlite_and_postgres_schemas_match() {
     sqlite_cols.sort();
     app.stop().await;
     // PostgreSQL columns in a fresh schema.
-    let app = TestApp::spawn(Options {
-        boroughs: 1,
-        store: StoreKind::Postgres,
-        ..Options::default()
-    })
-    .await;
-    let tideway_gateway::store::Store::Postgres(pool) = &app.state.store else {
-        panic!("postgres store")
-    };
+    let app = TestApp::spawn(Options { boroughs: 1, store: StoreKind::Postgres, ..Options::default() }).await;
+    let tideway_gateway::store::Store::Postgres(pool) = &app.state.store else { panic!("postgres store") };
     let mut pg_cols: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = current_schema()",
     )

@@ -20,10 +20,7 @@ impl Validator {
         let defs = schema["definitions"].as_object_mut().unwrap();
         // HL7's packaged schema is the 4.0.0 build: admit 4.0.1 where versions are enumerated.
         for (_, d) in defs.iter_mut() {
-            for pointer in [
-                "/properties/fhirVersion/enum",
-                "/properties/fhirVersion/items/enum",
-            ] {
+            for pointer in ["/properties/fhirVersion/enum", "/properties/fhirVersion/items/enum"] {
                 if let Some(Value::Array(a)) = d.pointer_mut(pointer)
                     && !a.contains(&json!("4.0.1"))
                 {
@@ -33,14 +30,8 @@ impl Validator {
         }
         // Nested resources are validated one by one against their own type instead of the
         // schema's oneOf over every type.
-        defs.insert(
-            "ResourceList".into(),
-            json!({"type": "object", "required": ["resourceType"]}),
-        );
-        Self {
-            schema,
-            by_type: HashMap::new(),
-        }
+        defs.insert("ResourceList".into(), json!({"type": "object", "required": ["resourceType"]}));
+        Self { schema, by_type: HashMap::new() }
     }
 
     fn errors(&mut self, resource: &Value, path: &str, out: &mut Vec<String>) {
@@ -54,13 +45,8 @@ impl Validator {
                 return;
             }
             let mut s = self.schema.clone();
-            s.as_object_mut()
-                .unwrap()
-                .insert("$ref".into(), json!(format!("#/definitions/{rt}")));
-            let v = jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft6)
-                .build(&s)
-                .unwrap();
+            s.as_object_mut().unwrap().insert("$ref".into(), json!(format!("#/definitions/{rt}")));
+            let v = jsonschema::options().with_draft(jsonschema::Draft::Draft6).build(&s).unwrap();
             self.by_type.insert(rt.to_owned(), v);
         }
         let v = &self.by_type[rt];
@@ -113,74 +99,42 @@ async fn everything_the_gateway_emits_validates_against_the_r4_schema() {
     let t = Some(token.as_str());
     let mut bodies: Vec<(String, Value)> = Vec::new();
     let mut keep = |what: &str, a: tideway_tests::Answer| {
-        assert!(
-            a.body.get("resourceType").is_some(),
-            "{what}: not a FHIR body"
-        );
+        assert!(a.body.get("resourceType").is_some(), "{what}: not a FHIR body");
         bodies.push((what.to_owned(), a.body));
     };
     keep("metadata", app.get("/metadata", None).await);
     keep("401", app.get("/Patient/x", None).await);
     keep("400", app.get(&nhs_search("9434765918"), t).await);
-    keep(
-        "404",
-        app.get("/Patient/p00000000000000000000000000000000", t)
-            .await,
-    );
+    keep("404", app.get("/Patient/p00000000000000000000000000000000", t).await);
     keep("406", app.get("/metadata?_format=xml", None).await);
     keep("501", app.get("/Patient/x/$match", t).await);
     keep(
         "lenient",
-        app.get(
-            &format!(
-                "{}&colour=blue",
-                nhs_search(app.population.nhs_number(0).unwrap().as_str())
-            ),
-            t,
-        )
-        .await,
+        app.get(&format!("{}&colour=blue", nhs_search(app.population.nhs_number(0).unwrap().as_str())), t)
+            .await,
     );
     keep("empty search", app.get(&nhs_search("9434765919"), t).await);
     for nhs in app.population.patients_in_several_boroughs(3) {
         let found = app.get(&nhs_search(nhs.as_str()), t).await;
-        let id = found.body["entry"][0]["resource"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = found.body["entry"][0]["resource"]["id"].as_str().unwrap().to_owned();
         keep("search", found);
         keep("read", app.get(&format!("/Patient/{id}"), t).await);
-        let page = app
-            .get(&format!("/Patient/{id}/$everything?_count=10"), t)
-            .await;
+        let page = app.get(&format!("/Patient/{id}/$everything?_count=10"), t).await;
         let next = page.next_link();
         keep("everything", page);
         if let Some(n) = next {
             keep("page 2", app.get(&n, t).await);
         }
-        keep(
-            "conditions",
-            app.get(&format!("/Condition?patient={id}"), t).await,
-        );
-        keep(
-            "observations",
-            app.get(&format!("/Observation?patient={id}"), t).await,
-        );
+        keep("conditions", app.get(&format!("/Condition?patient={id}"), t).await);
+        keep("observations", app.get(&format!("/Observation?patient={id}"), t).await);
     }
     // Synthea patients served through the gateway.
     let synthea =
-        tideway_adapters::fhir_r4::from_dir::assign_nhs_numbers(&shared_data("synthea-r4"))
-            .unwrap();
+        tideway_adapters::fhir_r4::from_dir::assign_nhs_numbers(&shared_data("synthea-r4")).unwrap();
     for (nhs, _, _) in synthea.iter().take(5) {
         let found = app.get(&nhs_search(nhs.as_str()), t).await;
-        let id = found.body["entry"][0]["resource"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        keep(
-            "synthea everything",
-            app.get(&format!("/Patient/{id}/$everything?_count=1000"), t)
-                .await,
-        );
+        let id = found.body["entry"][0]["resource"]["id"].as_str().unwrap().to_owned();
+        keep("synthea everything", app.get(&format!("/Patient/{id}/$everything?_count=1000"), t).await);
     }
     let mut v = Validator::new();
     let mut problems = Vec::new();

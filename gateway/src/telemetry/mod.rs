@@ -17,12 +17,12 @@ pub fn init(settings: &TelemetrySettings) -> Result<(), TelemetryError> {
         _ => EnvFilter::try_new(&settings.log_filter),
     }
     .map_err(|e| TelemetryError(format!("invalid log filter: {e}")))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match settings.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
     result.map_err(|e| TelemetryError(e.to_string()))
 }
+
+pub mod metrics;

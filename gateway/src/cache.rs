@@ -1,0 +1,128 @@
+//! The per-source cache: what each source answered for each patient, normalised once.
+//!
+//! Entries are keyed by source and the gateway's patient id, hold the adapter's output
+//! (serialised resources plus the facts filtering needs), expire after a TTL and are bounded by
+//! their size in bytes. Concurrent misses for the same key are coalesced (moka's
+//! `try_get_with`), so a thousand identical requests cause one upstream call per source.
+//! Failures are never cached. Nothing requester-specific is stored: filtering for a requester
+//! happens after the cache, per request. [`SourceCache::invalidate_patient`] is the entry point
+//! consent changes call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use tideway_adapters::{
+    AdapterError, CallContext, PatientLink, SourceAdapter, SourceId, SourcePatient, SourceRecord,
+};
+use tideway_profiles::NhsNumber;
+
+use crate::telemetry::metrics;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    source: SourceId,
+    patient: String,
+    local: String,
+}
+
+/// The caches of patient look-ups and of records.
+#[derive(Clone)]
+pub struct SourceCache {
+    records: Cache<Key, Arc<SourceRecord>>,
+    patients: Cache<Key, Arc<Option<SourcePatient>>>,
+    enabled: bool,
+}
+
+fn record_weight(r: &SourceRecord) -> u32 {
+    let bytes: usize = r.resources.iter().map(|x| x.json.len() + 96).sum();
+    u32::try_from(bytes.max(1)).unwrap_or(u32::MAX)
+}
+
+impl SourceCache {
+    /// A cache whose entries live for `ttl` and weigh at most `max_bytes` in all. `enabled =
+    /// false` passes every call through (useful to measure cold paths).
+    pub fn new(ttl: Duration, max_bytes: u64, enabled: bool) -> Self {
+        let records = Cache::builder()
+            .time_to_live(ttl)
+            .weigher(|_k: &Key, v: &Arc<SourceRecord>| record_weight(v))
+            .max_capacity(max_bytes)
+            .support_invalidation_closures()
+            .build();
+        let patients = Cache::builder()
+            .time_to_live(ttl)
+            .weigher(|_k: &Key, v: &Arc<Option<SourcePatient>>| {
+                v.as_ref()
+                    .as_ref()
+                    .map_or(64, |p| u32::try_from(p.resource.json.len() + 96).unwrap_or(u32::MAX))
+            })
+            .max_capacity(max_bytes / 8)
+            .support_invalidation_closures()
+            .build();
+        Self { records, patients, enabled }
+    }
+
+    /// The source's record of the linked patient, from the cache or the adapter.
+    pub async fn record(
+        &self,
+        adapter: &Arc<dyn SourceAdapter>,
+        link: &PatientLink,
+        ctx: &CallContext,
+    ) -> Result<Arc<SourceRecord>, AdapterError> {
+        if !self.enabled {
+            return adapter.fetch_record(link, ctx).await.map(Arc::new);
+        }
+        let key = Key {
+            source: adapter.id().clone(),
+            patient: link.gateway_id.clone(),
+            local: link.local_id.clone(),
+        };
+        if let Some(hit) = self.records.get(&key).await {
+            metrics::cache_lookup(adapter.id(), "record", true);
+            return Ok(hit);
+        }
+        metrics::cache_lookup(adapter.id(), "record", false);
+        self.records
+            .try_get_with(key, async { adapter.fetch_record(link, ctx).await.map(Arc::new) })
+            .await
+            .map_err(|e| (*e).clone())
+    }
+
+    /// Whether the source holds the patient, from the cache or the adapter.
+    pub async fn patient(
+        &self,
+        adapter: &Arc<dyn SourceAdapter>,
+        nhs: &NhsNumber,
+        gateway_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Arc<Option<SourcePatient>>, AdapterError> {
+        if !self.enabled {
+            return adapter.find_patient(nhs, gateway_id, ctx).await.map(Arc::new);
+        }
+        let key = Key { source: adapter.id().clone(), patient: gateway_id.to_owned(), local: String::new() };
+        if let Some(hit) = self.patients.get(&key).await {
+            metrics::cache_lookup(adapter.id(), "patient", true);
+            return Ok(hit);
+        }
+        metrics::cache_lookup(adapter.id(), "patient", false);
+        self.patients
+            .try_get_with(key, async { adapter.find_patient(nhs, gateway_id, ctx).await.map(Arc::new) })
+            .await
+            .map_err(|e| (*e).clone())
+    }
+
+    /// Drops everything cached about a patient, from every source, at once: later reads go to
+    /// the sources. Consent and agreement changes call this before they are acknowledged.
+    pub fn invalidate_patient(&self, gateway_id: &str) {
+        let id = gateway_id.to_owned();
+        let id2 = id.clone();
+        // Both caches were built with invalidation closures, so these cannot fail; if they
+        // ever did, fall back to dropping everything rather than serving stale data.
+        if self.records.invalidate_entries_if(move |k, _| k.patient == id).is_err() {
+            self.records.invalidate_all();
+        }
+        if self.patients.invalidate_entries_if(move |k, _| k.patient == id2).is_err() {
+            self.patients.invalidate_all();
+        }
+    }
+}

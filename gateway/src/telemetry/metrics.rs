@@ -1,0 +1,149 @@
+//! Prometheus metrics. Labels are low-cardinality by construction: source ids from the
+//! registry, route patterns (never paths), operation and outcome codes from fixed sets. No
+//! label ever carries patient data.
+//!
+//! Each recording function also writes the matching log line where one is useful, so the log
+//! and the metric cannot drift apart.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tideway_adapters::{AdapterError, SourceId};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceOp {
+    source: String,
+    operation: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceOutcome {
+    source: String,
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    source: String,
+    kind: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+struct Metrics {
+    registry: Registry,
+    source_latency: Family<SourceOp, Histogram>,
+    source_calls: Family<SourceOutcome, Counter>,
+    cache: Family<CacheLabels, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_latency: Family<RouteLabel, Histogram>,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter()
+}
+
+fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let mut registry = Registry::with_prefix("tideway");
+        let source_latency =
+            Family::<SourceOp, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        let source_calls = Family::<SourceOutcome, Counter>::default();
+        let cache = Family::<CacheLabels, Counter>::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_latency = Family::<RouteLabel, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        registry.register(
+            "source_request_duration_seconds",
+            "Time taken by calls to a source, by source and operation",
+            source_latency.clone(),
+        );
+        registry.register(
+            "source_requests",
+            "Calls to sources by outcome (ok, timeout, unreachable, status, too-large, malformed, foreign-link)",
+            source_calls.clone(),
+        );
+        registry.register("cache_lookups", "Per-source cache lookups by result (hit, miss)", cache.clone());
+        registry.register("http_requests", "HTTP requests by route pattern, method and status", http_requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request time by route pattern", http_latency.clone());
+        Metrics { registry, source_latency, source_calls, cache, http_requests, http_latency }
+    })
+}
+
+/// The outcome code of an adapter call.
+pub fn outcome_code(e: Option<&AdapterError>) -> &'static str {
+    match e {
+        None => "ok",
+        Some(AdapterError::Timeout) => "timeout",
+        Some(AdapterError::Unreachable) => "unreachable",
+        Some(AdapterError::Status(_)) => "status",
+        Some(AdapterError::TooLarge(_)) => "too-large",
+        Some(AdapterError::Malformed(_)) => "malformed",
+        Some(AdapterError::ForeignLink) => "foreign-link",
+    }
+}
+
+/// A call to a source finished: records latency and outcome, and logs failures.
+pub fn source_call(
+    source: &SourceId,
+    operation: &'static str,
+    error: Option<&AdapterError>,
+    elapsed: Duration,
+) {
+    let m = metrics();
+    let outcome = outcome_code(error);
+    m.source_latency
+        .get_or_create(&SourceOp { source: source.to_string(), operation })
+        .observe(elapsed.as_secs_f64());
+    m.source_calls.get_or_create(&SourceOutcome { source: source.to_string(), operation, outcome }).inc();
+    if let Some(e) = error {
+        tracing::warn!(source = %source, operation, outcome, elapsed_ms = elapsed.as_millis() as u64, error = %e, "source call failed");
+    }
+}
+
+/// A per-source cache lookup.
+pub fn cache_lookup(source: &SourceId, kind: &'static str, hit: bool) {
+    metrics()
+        .cache
+        .get_or_create(&CacheLabels {
+            source: source.to_string(),
+            kind,
+            result: if hit { "hit" } else { "miss" },
+        })
+        .inc();
+}
+
+/// An HTTP request finished.
+pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    let m = metrics();
+    m.http_requests
+        .get_or_create(&HttpLabels { route: route.to_owned(), method: method.to_owned(), status })
+        .inc();
+    m.http_latency.get_or_create(&RouteLabel { route: route.to_owned() }).observe(elapsed.as_secs_f64());
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn encode() -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &metrics().registry).is_err() {
+        out.clear();
+    }
+    out
+}

@@ -1,0 +1,79 @@
+//! The per-source cache: single-flight on concurrent misses, invalidation, and nothing
+//! requester-specific inside.
+
+use std::sync::Arc;
+
+use tideway_tests::{Options, TestApp};
+
+fn fetches(app: &TestApp) -> Vec<u64> {
+    app.simulators.iter().map(|s| s.hits().record_fetches).collect()
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_identical_misses_cause_one_upstream_call_per_source() {
+    let app = Arc::new(TestApp::spawn(Options::default()).await);
+    let token = app.token().await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
+    let id = app.patient_id(&token, &nhs).await;
+    // One cold fetch tells how many upstream requests one record costs per source.
+    let before = fetches(&app);
+    let first = app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
+    assert_eq!(first.status, 200);
+    let one: Vec<u64> = fetches(&app).iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert!(one.iter().filter(|n| **n > 0).count() >= 2, "several sources hold the patient: {one:?}");
+    // Warm: nothing goes upstream.
+    let warm_before = fetches(&app);
+    assert_eq!(app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await.status, 200);
+    assert_eq!(fetches(&app), warm_before, "a warm cache asks no source");
+
+    // Drop the patient from the cache, then fire 1,000 identical requests at once.
+    app.state.federation.cache().invalidate_patient(&id);
+    let before = fetches(&app);
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let app = app.clone();
+        let token = token.clone();
+        let path = format!("/Patient/{id}/$everything");
+        tasks.push(tokio::spawn(async move { app.get(&path, Some(&token)).await.status }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let after: Vec<u64> = fetches(&app).iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(after, one, "1,000 concurrent misses must cost exactly one upstream fetch per source");
+}
+
+#[tokio::test]
+async fn invalidation_sends_the_next_read_to_the_sources() {
+    let app = TestApp::spawn(Options::default()).await;
+    let token = app.token().await;
+    let nhs = app.population.patients_in_several_boroughs(2)[1].as_str().to_owned();
+    let id = app.patient_id(&token, &nhs).await;
+    let other = app.patient_id(&token, app.population.patients_in_several_boroughs(1)[0].as_str()).await;
+    app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
+    app.get(&format!("/Patient/{other}/$everything"), Some(&token)).await;
+    let before = fetches(&app);
+    app.state.federation.cache().invalidate_patient(&id);
+    // The other patient stays cached.
+    app.get(&format!("/Patient/{other}/$everything"), Some(&token)).await;
+    assert_eq!(fetches(&app), before);
+    app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
+    assert!(fetches(&app).iter().sum::<u64>() > before.iter().sum::<u64>());
+}
+
+#[tokio::test]
+async fn cached_answers_are_the_same_for_every_requester_until_policy_filters_them() {
+    // The cache holds sources' answers only; what each requester receives is decided after it.
+    // Two different users get the same bundle from one upstream fetch.
+    let app = TestApp::spawn(Options::default()).await;
+    let a = app.token().await;
+    let b = app.token_for(&tideway_tests::other_clinician()).await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
+    let id = app.patient_id(&a, &nhs).await;
+    let ra = app.get(&format!("/Patient/{id}/$everything?_count=1000"), Some(&a)).await;
+    let before = fetches(&app);
+    let rb = app.get(&format!("/Patient/{id}/$everything?_count=1000"), Some(&b)).await;
+    assert_eq!(fetches(&app), before);
+    let ids = |r: &tideway_tests::Answer| r.matches().iter().map(|x| x["id"].to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&ra), ids(&rb));
+}
