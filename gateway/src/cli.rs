@@ -129,7 +129,7 @@ pub type CliError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn serve(config: PathBuf) -> Result<(), CliError> {
     let settings = Settings::load(&config)?;
-    telemetry::init(&settings.telemetry)?;
+    let guard = telemetry::init(&settings.telemetry)?;
     let app = Application::build(settings).await?;
     tracing::info!(port = app.port(), "tideway gateway listening");
     let handle = app.handle();
@@ -137,12 +137,14 @@ async fn serve(config: PathBuf) -> Result<(), CliError> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     handle.stop(true).await;
-    server.await??;
+    let served = server.await;
+    guard.shutdown().await;
+    served??;
     Ok(())
 }
 
 async fn simulate(args: SimulateArgs) -> Result<(), CliError> {
-    telemetry::init(&TelemetrySettings::default())?;
+    let _guard = telemetry::init(&TelemetrySettings::default())?;
     let population = match args.from_dir {
         Some(dir) => PopulationSpec::FromDir(dir),
         None => PopulationSpec::Synthetic {

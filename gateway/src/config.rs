@@ -180,12 +180,28 @@ pub struct TelemetrySettings {
     /// `text` (default) or `json` log lines.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// OTLP/HTTP traces endpoint, e.g. `http://otel-collector:4318/v1/traces`. Unset (the
+    /// default): no traces are exported.
+    #[serde(default)]
+    pub otlp_endpoint: Option<url::Url>,
+    /// `service.name` of exported traces (default `tideway`).
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
 }
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        Self { log_filter: default_log_filter(), log_format: LogFormat::Text }
+        Self {
+            log_filter: default_log_filter(),
+            log_format: LogFormat::Text,
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+        }
     }
+}
+
+fn default_service_name() -> String {
+    "tideway".to_owned()
 }
 
 fn default_log_filter() -> String {

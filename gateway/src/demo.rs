@@ -193,7 +193,7 @@ impl Demo {
 
 /// Runs the demo until Ctrl-C or SIGTERM.
 pub async fn run(args: DemoArgs) -> Result<(), CliError> {
-    telemetry::init(&TelemetrySettings {
+    let _guard = telemetry::init(&TelemetrySettings {
         log_filter: "warn,tideway_gateway=info".to_owned(),
         ..Default::default()
     })?;

@@ -11,6 +11,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest};
+use tracing::Instrument;
 
 /// The request's id, stored in request extensions.
 #[derive(Debug, Clone)]
@@ -42,7 +43,9 @@ pub async fn request_id_and_log(
     req.extensions_mut().insert(RequestId(id.clone()));
     let started = Instant::now();
     let method = req.method().to_string();
-    let mut res = next.call(req).await?;
+    // The span names the request id only; the route is known after routing and is logged below.
+    let span = tracing::info_span!("http.request", request_id = %id, method = %method);
+    let mut res = next.call(req).instrument(span).await?;
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID, v);
