@@ -65,6 +65,10 @@ pub struct NormalisedResource {
     pub id: String,
     /// `meta.lastUpdated` as given by the source, if any (RFC 3339).
     pub last_updated: Option<String>,
+    /// What makes this the same clinical fact as an entry from another source (type, codes,
+    /// clinically relevant date, value, status), or `None` when the resource carries too little
+    /// to tell: such resources are never merged.
+    pub fact_key: Option<String>,
     /// The resource's JSON, valid R4.
     pub json: Arc<[u8]>,
 }

@@ -232,7 +232,10 @@ impl Population {
         let (patient, practice) = self.patient_resource(&local_id, &nhs, index, borough);
         resources.push(patient);
         resources.push(practice);
-        clinical(&mut g, &local_id, &mut resources);
+        // Allergies are facts about the patient, recorded alike wherever the patient is held,
+        // so the same allergy reaches the gateway from several boroughs.
+        let mut shared = Gen::new(self.seed, index as u64, u64::MAX - 1);
+        clinical(&mut g, &mut shared, &local_id, &mut resources);
         Some(PatientRecord { local_id, resources })
     }
 
@@ -422,7 +425,7 @@ const PROCEDURES: [(&str, &str); 4] = [
     ("18286008", "Cataract extraction"),
 ];
 
-fn clinical(g: &mut Gen, local: &str, out: &mut Vec<Value>) {
+fn clinical(g: &mut Gen, shared: &mut Gen, local: &str, out: &mut Vec<Value>) {
     let subject = json!({"reference": format!("Patient/{local}")});
     let encounters: Vec<String> = (0..1 + g.below(4)).map(|i| format!("{local}-enc{i}")).collect();
     for id in &encounters {
@@ -494,8 +497,8 @@ fn clinical(g: &mut Gen, local: &str, out: &mut Vec<Value>) {
         });
         out.push(with_meta(r, g));
     }
-    for i in 0..g.below(3) {
-        let (code, display) = g.pick(&ALLERGIES);
+    for i in 0..shared.below(3) {
+        let (code, display) = shared.pick(&ALLERGIES);
         let r = json!({
             "resourceType": "AllergyIntolerance",
             "id": format!("{local}-al{i}"),
@@ -505,7 +508,7 @@ fn clinical(g: &mut Gen, local: &str, out: &mut Vec<Value>) {
             "category": ["medication"],
             "code": {"coding": [coding(systems::SNOMED_CT, code, display)]},
             "patient": subject,
-            "recordedDate": date(g)
+            "recordedDate": date(shared)
         });
         out.push(with_meta(r, g));
     }

@@ -159,6 +159,7 @@ mod tests {
             resource_type: ty.into(),
             id: id.into(),
             last_updated: updated.map(str::to_owned),
+            fact_key: None,
             json: Arc::from(json.into_bytes()),
         }
     }

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod federation;
 pub mod http;
 pub mod identity;
+pub mod merge;
 pub mod pages;
 pub mod store;
 pub mod telemetry;

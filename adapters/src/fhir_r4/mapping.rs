@@ -180,8 +180,56 @@ pub fn finish(resource: &Value) -> Result<NormalisedResource, RejectedResource> 
         resource_type: resource_type.clone().unwrap_or_default(),
         id: resource.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
         last_updated: resource.pointer("/meta/lastUpdated").and_then(Value::as_str).map(str::to_owned),
+        fact_key: fact_key(resource),
         json: Arc::from(json),
     })
+}
+
+/// The identity of the clinical fact a resource records, for merging the same fact reported by
+/// several sources. Deliberately strict: every coding of the main code, the clinically relevant
+/// date, the value and the status must agree, and a resource missing codes or a date gets no
+/// key (it is never merged). Ids, `meta` and references are ignored: they differ between
+/// sources by construction.
+pub fn fact_key(r: &Value) -> Option<String> {
+    let ty = r.get("resourceType")?.as_str()?;
+    let (code_at, date_at): (&str, &[&str]) = match ty {
+        "Condition" => ("/code", &["/onsetDateTime", "/onsetPeriod/start", "/recordedDate"]),
+        "AllergyIntolerance" => ("/code", &["/onsetDateTime", "/recordedDate"]),
+        "MedicationStatement" => {
+            ("/medicationCodeableConcept", &["/effectiveDateTime", "/effectivePeriod/start", "/dateAsserted"])
+        }
+        "MedicationRequest" => ("/medicationCodeableConcept", &["/authoredOn"]),
+        "Observation" => {
+            ("/code", &["/effectiveDateTime", "/effectivePeriod/start", "/effectiveInstant", "/issued"])
+        }
+        "Immunization" => ("/vaccineCode", &["/occurrenceDateTime"]),
+        "Procedure" => ("/code", &["/performedDateTime", "/performedPeriod/start"]),
+        _ => return None,
+    };
+    let mut codes: Vec<String> = r
+        .pointer(code_at)?
+        .get("coding")?
+        .as_array()?
+        .iter()
+        .filter_map(|c| Some(format!("{}|{}", c.get("system")?.as_str()?, c.get("code")?.as_str()?)))
+        .collect();
+    if codes.is_empty() {
+        return None;
+    }
+    codes.sort();
+    codes.dedup();
+    let date = date_at.iter().find_map(|p| r.pointer(p).and_then(Value::as_str))?;
+    let value = ["/valueQuantity", "/valueCodeableConcept", "/valueString", "/valueBoolean", "/valueInteger"]
+        .iter()
+        .find_map(|p| r.pointer(p))
+        .map(Value::to_string)
+        .unwrap_or_default();
+    let status = ["/clinicalStatus", "/status"]
+        .iter()
+        .find_map(|p| r.pointer(p))
+        .map(Value::to_string)
+        .unwrap_or_default();
+    Some(format!("{ty}\u{1f}{}\u{1f}{date}\u{1f}{value}\u{1f}{status}", codes.join(",")))
 }
 
 /// Whether a Bundle entry is an OperationOutcome about the search rather than a resource.

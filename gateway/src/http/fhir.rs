@@ -24,6 +24,7 @@ use crate::audit::{AuditOutcome, AuditPhase, AuditRecord};
 use crate::bundle::{self, Notice, Searchset};
 use crate::federation::SourceAnswer;
 use crate::identity::PatientIds;
+use crate::merge::{SourceResources, merge};
 use crate::pages::{PageSnapshot, principal_key};
 use crate::store::SourceLink;
 
@@ -425,26 +426,25 @@ async fn gather_record(
         });
     }
     let partial = !notices.is_empty();
-    let detail = per_source_detail(&answers, |r| r.resources.len());
-    let mut patient: Option<NormalisedResource> = None;
-    let mut rest = Vec::new();
+    let mut detail = per_source_detail(&answers, |r| r.resources.len());
+    let mut per_source = Vec::with_capacity(answers.len());
     for a in answers {
         let Ok(record) = a.result else { continue };
         if !record.rejected.is_empty() {
             notices.push(Notice::SourceRejected { source: a.source.clone(), count: record.rejected.len() });
         }
-        for r in record.resources.iter().cloned() {
-            if r.resource_type == "Patient" {
-                if patient.is_none() {
-                    patient = Some(r);
-                }
-            } else {
-                rest.push(r);
-            }
-        }
+        per_source.push(SourceResources { source: a.source, resources: record.resources.clone() });
     }
-    let mut all: Vec<NormalisedResource> = patient.into_iter().collect();
-    all.extend(rest);
+    let recorded = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let merged = merge(&per_source, &recorded);
+    if let Some(obj) = detail.as_object_mut() {
+        obj.insert("merged_duplicates".into(), json!(merged.folded));
+    }
+    let all = merged.resources;
     Ok((all, notices, detail, partial))
 }
 

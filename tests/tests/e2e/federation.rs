@@ -69,3 +69,48 @@ async fn every_source_failing_is_502_and_every_source_hanging_is_504() {
     assert_eq!(a.issue_code(), "timeout");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_same_fact_from_several_boroughs_appears_once_with_its_origins_in_provenance() {
+    let app = TestApp::spawn(Options { boroughs: 3, patients: 40, ..Options::default() }).await;
+    let token = app.token().await;
+    // Allergies are recorded alike in every borough holding the patient; find such a patient
+    // with at least one allergy.
+    let mut checked = 0;
+    for nhs in app.population.patients_in_several_boroughs(20) {
+        let index = app.population.patient_index(&nhs).unwrap();
+        let holders = app.population.boroughs_of(index);
+        let id = app.patient_id(&token, nhs.as_str()).await;
+        let all = app.get(&format!("/Patient/{id}/$everything?_count=1000"), Some(&token)).await;
+        assert_eq!(all.status, 200);
+        let allergies: Vec<_> =
+            all.matches().into_iter().filter(|r| r["resourceType"] == "AllergyIntolerance").collect();
+        if allergies.is_empty() {
+            continue;
+        }
+        // One entry per distinct allergy (code and date), however many boroughs recorded it.
+        let mut codes: Vec<String> =
+            allergies.iter().map(|a| format!("{}{}", a["code"]["coding"], a["recordedDate"])).collect();
+        let n = codes.len();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), n, "duplicate allergy entries were not merged");
+        let provenance: Vec<_> =
+            all.matches().into_iter().filter(|r| r["resourceType"] == "Provenance").collect();
+        for a in &allergies {
+            let target = format!("AllergyIntolerance/{}", a["id"].as_str().unwrap());
+            let p = provenance
+                .iter()
+                .find(|p| p["target"][0]["reference"] == target.as_str())
+                .unwrap_or_else(|| panic!("no Provenance for {target}"));
+            let entities = p["entity"].as_array().unwrap();
+            assert_eq!(entities.len(), holders.len(), "every borough that reported the allergy is named");
+            for b in &holders {
+                assert!(p.to_string().contains(&format!("borough-{b:02}")), "{p}");
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "fixture: some patient in several boroughs has an allergy");
+    app.stop().await;
+}

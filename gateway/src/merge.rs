@@ -1,0 +1,285 @@
+//! Merging what several sources answered into one record: pure functions, no I/O.
+//!
+//! The same clinical fact reported by several sources (equal `fact_key`: type, every code,
+//! clinically relevant date, value and status) appears once, as the first source in registry
+//! order sent it; a Provenance resource names that entry as its target and every source that
+//! reported the fact as an entity, so no origin is lost. Everything else is kept as sent, in
+//! registry order then source order. One Patient represents the patient: the first one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tideway_adapters::{NormalisedResource, SourceId};
+
+/// One source's resources, in the order the source sent them.
+#[derive(Debug, Clone)]
+pub struct SourceResources {
+    /// The source.
+    pub source: SourceId,
+    /// Its resources.
+    pub resources: Vec<NormalisedResource>,
+}
+
+/// The merged record.
+#[derive(Debug, Clone, Default)]
+pub struct Merged {
+    /// The patient first, then every distinct resource, then the Provenance resources.
+    pub resources: Vec<NormalisedResource>,
+    /// How many duplicate entries were folded into another source's entry.
+    pub folded: usize,
+}
+
+/// Merges per-source resources (given in registry order). `recorded` is the Provenance
+/// `recorded` instant (passed in so the function stays pure).
+pub fn merge(sources: &[SourceResources], recorded: &str) -> Merged {
+    let mut patient: Option<NormalisedResource> = None;
+    let mut kept: Vec<NormalisedResource> = Vec::new();
+    // fact key -> the entries kept for it, each with its origins as (source, resource id). A
+    // source's own repeated entries stay separate (only the source knows whether they are one
+    // fact); another source's matching entry folds into the first one it has not yet matched.
+    let mut facts: HashMap<&str, Vec<(usize, Vec<(&SourceId, &str)>)>> = HashMap::new();
+    let mut folded = 0;
+    for s in sources {
+        for r in &s.resources {
+            if r.resource_type == "Patient" {
+                if patient.is_none() {
+                    patient = Some(r.clone());
+                }
+                continue;
+            }
+            let Some(key) = r.fact_key.as_deref() else {
+                kept.push(r.clone());
+                continue;
+            };
+            let entries = facts.entry(key).or_default();
+            match entries.iter_mut().find(|(_, origins)| origins.iter().all(|(src, _)| *src != &s.source)) {
+                Some((_, origins)) => {
+                    origins.push((&s.source, &r.id));
+                    folded += 1;
+                }
+                None => {
+                    entries.push((kept.len(), vec![(&s.source, &r.id)]));
+                    kept.push(r.clone());
+                }
+            }
+        }
+    }
+    let mut provenance: Vec<(usize, NormalisedResource)> = facts
+        .into_iter()
+        .flat_map(|(key, entries)| entries.into_iter().map(move |(index, origins)| (key, index, origins)))
+        .filter(|(_, _, origins)| origins.len() > 1)
+        .map(|(key, index, origins)| (index, provenance_for(key, &kept[index], &origins, recorded)))
+        .collect();
+    // Stable order: Provenance follows the order of the entries it describes.
+    provenance.sort_by_key(|(index, _)| *index);
+    let mut resources: Vec<NormalisedResource> = patient.into_iter().collect();
+    resources.extend(kept);
+    resources.extend(provenance.into_iter().map(|(_, p)| p));
+    Merged { resources, folded }
+}
+
+fn provenance_for(
+    key: &str,
+    target: &NormalisedResource,
+    origins: &[(&SourceId, &str)],
+    recorded: &str,
+) -> NormalisedResource {
+    let mut hasher = Sha256::new();
+    hasher.update(key.as_bytes());
+    hasher.update(target.id.as_bytes());
+    let digest = hasher.finalize();
+    let id: String =
+        format!("merged.{}", digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let target_ref = format!("{}/{}", target.resource_type, target.id);
+    let entities: Vec<Value> = origins
+        .iter()
+        .enumerate()
+        .map(|(i, (source, rid))| {
+            let what = if i == 0 {
+                json!({"reference": target_ref, "display": format!("as reported by {source}")})
+            } else {
+                json!({
+                    "identifier": {"system": format!("urn:tideway:source:{source}"), "value": rid},
+                    "display": format!("the same fact as reported by {source}")
+                })
+            };
+            json!({"role": "source", "what": what})
+        })
+        .collect();
+    let body = json!({
+        "resourceType": "Provenance",
+        "id": id,
+        "meta": {"source": "urn:tideway:gateway"},
+        "target": [{"reference": target_ref}],
+        "recorded": recorded,
+        "activity": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+            "code": "UPDATE",
+            "display": "revise"
+        }], "text": "merged duplicate entries from several sources"},
+        "agent": [{
+            "type": {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                "code": "assembler",
+                "display": "Assembler"
+            }]},
+            "who": {"display": "Tideway gateway"}
+        }],
+        "entity": entities
+    });
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    NormalisedResource {
+        resource_type: "Provenance".to_owned(),
+        id,
+        last_updated: None,
+        fact_key: None,
+        json: Arc::from(json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn res(source: &str, ty: &str, n: u32, key: Option<u32>) -> NormalisedResource {
+        let id = format!("{source}.{ty}-{n}");
+        NormalisedResource {
+            resource_type: ty.to_owned(),
+            json: Arc::from(json!({"resourceType": ty, "id": id}).to_string().into_bytes()),
+            id,
+            last_updated: None,
+            fact_key: key.map(|k| format!("{ty}|fact-{k}")),
+        }
+    }
+
+    fn sid(s: &str) -> SourceId {
+        SourceId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_same_fact_from_two_sources_appears_once_with_provenance() {
+        let a = SourceResources {
+            source: sid("a"),
+            resources: vec![res("a", "Patient", 0, None), res("a", "AllergyIntolerance", 1, Some(7))],
+        };
+        let b = SourceResources {
+            source: sid("b"),
+            resources: vec![
+                res("b", "Patient", 0, None),
+                res("b", "AllergyIntolerance", 1, Some(7)),
+                res("b", "Condition", 2, Some(8)),
+            ],
+        };
+        let m = merge(&[a, b], "2026-01-01T00:00:00Z");
+        let ids: Vec<&str> = m.resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids[..3], ["a.Patient-0", "a.AllergyIntolerance-1", "b.Condition-2"]);
+        assert_eq!(m.resources.len(), 4);
+        assert_eq!(m.folded, 1);
+        let prov: Value = serde_json::from_slice(&m.resources[3].json).unwrap();
+        assert_eq!(prov["target"][0]["reference"], "AllergyIntolerance/a.AllergyIntolerance-1");
+        assert_eq!(prov["entity"][1]["what"]["identifier"]["value"], "b.AllergyIntolerance-1");
+        assert_eq!(tideway_profiles::validate::check_r4_value(&prov), Ok(()));
+    }
+
+    fn arb_sources() -> impl Strategy<Value = Vec<SourceResources>> {
+        let names = ["a", "b", "c", "d"];
+        prop::collection::vec(prop::collection::vec((0u32..5, prop::option::of(0u32..6)), 0..8), 1..4)
+            .prop_map(move |per| {
+                per.into_iter()
+                    .enumerate()
+                    .map(|(i, rs)| SourceResources {
+                        source: sid(names[i]),
+                        resources: rs
+                            .into_iter()
+                            .enumerate()
+                            .map(|(n, (t, k))| {
+                                let ty = [
+                                    "Condition",
+                                    "Observation",
+                                    "AllergyIntolerance",
+                                    "Patient",
+                                    "Encounter",
+                                ][t as usize];
+                                res(names[i], ty, n as u32, if ty == "Patient" { None } else { k })
+                            })
+                            .collect(),
+                    })
+                    .collect()
+            })
+    }
+
+    /// Every input resource is either in the output or named by a Provenance entity: merging
+    /// never silently drops a fact (Patients aside, which are represented by one).
+    fn accounted_for(input: &[SourceResources], m: &Merged) -> bool {
+        let out: BTreeSet<String> = m.resources.iter().map(|r| r.id.clone()).collect();
+        let named: BTreeSet<String> = m
+            .resources
+            .iter()
+            .filter(|r| r.resource_type == "Provenance")
+            .flat_map(|p| {
+                let v: Value = serde_json::from_slice(&p.json).unwrap();
+                v["entity"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|e| e["what"]["identifier"]["value"].as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        input
+            .iter()
+            .flat_map(|s| &s.resources)
+            .filter(|r| r.resource_type != "Patient")
+            .all(|r| out.contains(&r.id) || named.contains(&r.id))
+    }
+
+    proptest! {
+        #[test]
+        fn merging_loses_nothing(input in arb_sources()) {
+            let m = merge(&input, "2026-01-01T00:00:00Z");
+            prop_assert!(accounted_for(&input, &m));
+            let patients = m.resources.iter().filter(|r| r.resource_type == "Patient").count();
+            let any_patient = input.iter().flat_map(|s| &s.resources).any(|r| r.resource_type == "Patient");
+            prop_assert_eq!(patients, usize::from(any_patient));
+        }
+
+        #[test]
+        fn merging_is_idempotent(input in arb_sources()) {
+            let once = merge(&input, "2026-01-01T00:00:00Z");
+            let non_prov: Vec<NormalisedResource> =
+                once.resources.iter().filter(|r| r.resource_type != "Provenance").cloned().collect();
+            let twice = merge(&[SourceResources { source: sid("z"), resources: non_prov.clone() }], "2026-01-01T00:00:00Z");
+            let ids = |v: &[NormalisedResource]| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+            prop_assert_eq!(ids(&twice.resources), ids(&non_prov));
+            prop_assert_eq!(twice.folded, 0);
+        }
+
+        #[test]
+        fn one_sources_repeated_entries_are_never_folded(input in arb_sources()) {
+            for s in &input {
+                let m = merge(std::slice::from_ref(s), "2026-01-01T00:00:00Z");
+                prop_assert_eq!(m.folded, 0);
+            }
+        }
+
+        #[test]
+        fn the_set_of_facts_does_not_depend_on_source_order(input in arb_sources()) {
+            let facts = |m: &Merged| m.resources.iter()
+                .filter(|r| r.resource_type != "Provenance" && r.resource_type != "Patient")
+                .map(|r| r.fact_key.clone().unwrap_or_else(|| r.id.clone()))
+                .collect::<BTreeSet<_>>();
+            let mut reversed = input.clone();
+            reversed.reverse();
+            let a = merge(&input, "2026-01-01T00:00:00Z");
+            let b = merge(&reversed, "2026-01-01T00:00:00Z");
+            prop_assert_eq!(facts(&a), facts(&b));
+            prop_assert_eq!(a.resources.len(), b.resources.len());
+        }
+    }
+}
