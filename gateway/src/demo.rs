@@ -88,7 +88,7 @@ impl Demo {
                     borough_count: args.boroughs,
                     patients_per_borough: args.patients,
                 },
-                faults: args.faults.to_config(args.seed.wrapping_add(i as u64)),
+                faults: args.faults.resolve(args.seed.wrapping_add(i as u64))?,
             })
             .await?;
             let population = Population::new(args.seed, args.boroughs, args.patients);

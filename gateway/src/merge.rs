@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tideway_adapters::{NormalisedResource, SourceId};
 
+/// A kept entry (its index in the output) and every (source, resource id) that reported it.
+type KeptFact<'a> = (usize, Vec<(&'a SourceId, &'a str)>);
+
 /// One source's resources, in the order the source sent them.
 #[derive(Debug, Clone)]
 pub struct SourceResources {
@@ -39,7 +42,7 @@ pub fn merge(sources: &[SourceResources], recorded: &str) -> Merged {
     // fact key -> the entries kept for it, each with its origins as (source, resource id). A
     // source's own repeated entries stay separate (only the source knows whether they are one
     // fact); another source's matching entry folds into the first one it has not yet matched.
-    let mut facts: HashMap<&str, Vec<(usize, Vec<(&SourceId, &str)>)>> = HashMap::new();
+    let mut facts: HashMap<&str, Vec<KeptFact<'_>>> = HashMap::new();
     let mut folded = 0;
     for s in sources {
         for r in &s.resources {

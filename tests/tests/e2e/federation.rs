@@ -114,3 +114,37 @@ async fn the_same_fact_from_several_boroughs_appears_once_with_its_origins_in_pr
     assert!(checked > 0, "fixture: some patient in several boroughs has an allergy");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn at_the_overall_deadline_the_answer_has_what_arrived_and_names_the_rest() {
+    // Borough 1 hangs; its own timeout is long, so only the overall deadline can end the wait.
+    let opts = Options {
+        boroughs: 3,
+        faults: vec![(1, hanging())],
+        source_timeout_ms: 30_000,
+        request_deadline_ms: 1_500,
+        ..Options::default()
+    };
+    let app = TestApp::spawn(opts).await;
+    let token = app.token().await;
+    let pop = &app.population;
+    let nhs = (0..pop.patient_count())
+        .find(|i| {
+            let b = pop.boroughs_of(*i);
+            b.contains(&0) && b.contains(&1)
+        })
+        .and_then(|i| pop.nhs_number(i))
+        .expect("a patient in boroughs 0 and 1");
+    let started = std::time::Instant::now();
+    let found = app.get(&tideway_tests::nhs_search(nhs.as_str()), Some(&token)).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the hung borough must not hold the request"
+    );
+    let oo = found.outcome_entry().expect("the hung borough is named");
+    assert!(oo.to_string().contains("borough-01"));
+    assert!(oo["issue"].as_array().unwrap().iter().any(|i| i["code"] == "timeout"), "{oo}");
+    assert_eq!(found.matches().len(), 1, "the patient from the boroughs that answered");
+    app.stop().await;
+}
