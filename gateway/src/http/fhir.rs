@@ -83,8 +83,9 @@ impl Call {
     /// Refuses with `err` and audits the refusal.
     async fn refuse(mut self, err: ApiError, reason: &str) -> ApiError {
         self.audit.phase = AuditPhase::Outcome;
-        self.audit.outcome =
-            if err.status.is_server_error() { AuditOutcome::Error } else { AuditOutcome::Denied };
+        // 501 is a refusal of what is not offered; other 5xx are failures on our side.
+        let failed = err.status.is_server_error() && err.status != StatusCode::NOT_IMPLEMENTED;
+        self.audit.outcome = if failed { AuditOutcome::Error } else { AuditOutcome::Denied };
         self.audit.http_status = err.status.as_u16();
         self.audit.released = 0;
         self.audit.detail = json!({"reason": reason});
@@ -208,8 +209,10 @@ fn error_code(e: &AdapterError) -> &'static str {
 
 /// `GET /Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}`
 pub async fn patient_search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    negotiate(&req)?;
     let mut call = Call::begin(state.clone(), &req, "patient-search").await?;
+    if let Err(e) = negotiate(&req) {
+        return Err(call.refuse(e, "not-acceptable").await);
+    }
     if let Err(e) = call.require_read("Patient") {
         return Err(call.refuse(e, "scope").await);
     }
@@ -335,6 +338,9 @@ pub async fn patient_read(
     negotiate(&req)?;
     let id = path.into_inner();
     let mut call = Call::begin(state.clone(), &req, "patient-read").await?;
+    if let Err(e) = negotiate(&req) {
+        return Err(call.refuse(e, "not-acceptable").await);
+    }
     if let Err(e) = call.require_read("Patient") {
         return Err(call.refuse(e, "scope").await);
     }
@@ -454,15 +460,18 @@ pub async fn patient_operation(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    negotiate(&req)?;
     let (id, operation) = path.into_inner();
+    let mut call = Call::begin(state.clone(), &req, "patient-everything").await?;
     if operation != "$everything" {
-        return Err(ApiError::not_implemented(format!(
+        let e = ApiError::not_implemented(format!(
             "only $everything is supported on Patient instances{}",
             if operation.starts_with('$') { "" } else { " (this is not an operation)" }
-        )));
+        ));
+        return Err(call.refuse(e, "unsupported").await);
     }
-    let mut call = Call::begin(state.clone(), &req, "patient-everything").await?;
+    if let Err(e) = negotiate(&req) {
+        return Err(call.refuse(e, "not-acceptable").await);
+    }
     if let Err(e) = call.require_read("Patient") {
         return Err(call.refuse(e, "scope").await);
     }
@@ -581,15 +590,15 @@ pub async fn type_search(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    negotiate(&req)?;
     let resource_type = path.into_inner();
+    let mut call = Call::begin(state.clone(), &req, "search").await?;
     if !SEARCHABLE_TYPES.contains(&resource_type.as_str()) {
-        return Err(ApiError::not_found(format!(
-            "resource type '{resource_type}' is not served by this gateway"
-        )));
+        let e = ApiError::not_found(format!("resource type '{resource_type}' is not served by this gateway"));
+        return Err(call.refuse(e, "unsupported").await);
     }
-    let action = "search";
-    let mut call = Call::begin(state.clone(), &req, action).await?;
+    if let Err(e) = negotiate(&req) {
+        return Err(call.refuse(e, "not-acceptable").await);
+    }
     if let Err(e) = call.require_read(&resource_type) {
         return Err(call.refuse(e, "scope").await);
     }
@@ -649,8 +658,10 @@ pub async fn type_search(
 
 /// `GET /_page?id=…&offset=…`: a later page of a search, only for the principal that made it.
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    negotiate(&req)?;
     let call = Call::begin(state.clone(), &req, "page").await?;
+    if let Err(e) = negotiate(&req) {
+        return Err(call.refuse(e, "not-acceptable").await);
+    }
     let params = match Params::parse(&req, &["id", "offset"]) {
         Ok(p) => p,
         Err(e) => return Err(call.refuse(e, "bad-request").await),
@@ -704,10 +715,20 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
 
 /// Any other interaction on `/{type}/{id}`: reads of non-Patient types are not offered (501);
 /// writes are refused (405).
-pub async fn instance_other(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    if req.method() == actix_web::http::Method::GET {
-        Err(ApiError::not_implemented("only Patient can be read by id; search by patient instead"))
+pub async fn instance_other(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let e = if req.method() == actix_web::http::Method::GET {
+        ApiError::not_implemented("only Patient can be read by id; search by patient instead")
     } else {
-        Err(ApiError::method_not_allowed())
+        ApiError::method_not_allowed()
+    };
+    Err(refuse_unsupported(state, &req, e).await)
+}
+
+/// Refuses a request the FHIR API does not offer (unknown path, method or operation), after
+/// authenticating it (401 first, so nothing is revealed to the unauthenticated), and audits it.
+pub async fn refuse_unsupported(state: web::Data<AppState>, req: &HttpRequest, e: ApiError) -> ApiError {
+    match Call::begin(state, req, "unsupported").await {
+        Ok(call) => call.refuse(e, "unsupported").await,
+        Err(unauthenticated) => unauthenticated,
     }
 }

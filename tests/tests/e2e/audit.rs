@@ -56,6 +56,22 @@ async fn refused_requests_are_audited_too() {
     assert_eq!(rows[0].outcome, "denied");
     assert_eq!(rows[0].http_status, 400);
     assert_eq!(rows[0].client_id.as_deref(), Some("test-es"));
+
+    // Interactions the API does not offer are refused and audited too, after authentication.
+    let res = app.http.delete(format!("{}/Condition/x", app.base_url)).send().await.unwrap();
+    assert_eq!(res.status(), 401, "nothing is revealed before authentication");
+    for (answer, status) in [
+        (app.get("/Basic?patient=x", Some(&token)).await, 404),
+        (app.get("/Patient/p00000000000000000000000000000000/$match", Some(&token)).await, 501),
+        (app.get(&format!("{}&_format=xml", nhs_search("9434765919")), Some(&token)).await, 406),
+        (app.get("/no/such/path", Some(&token)).await, 404),
+    ] {
+        assert_eq!(answer.status, status);
+        let rows = app.state.store.audit_for_request(&answer.header("x-request-id").unwrap()).await.unwrap();
+        assert_eq!(rows.len(), 1, "{status} audited");
+        assert_eq!(rows[0].http_status, i32::from(status));
+        assert_eq!(rows[0].outcome, "denied");
+    }
     app.stop().await;
 }
 
