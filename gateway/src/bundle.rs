@@ -27,6 +27,8 @@ pub enum Notice {
         source: SourceId,
         /// How many.
         count: usize,
+        /// Their resource types (as claimed by the source), sorted, without repeats.
+        types: Vec<String>,
     },
     /// A search parameter was not understood and was ignored (lenient handling).
     IgnoredParameter(String),
@@ -47,10 +49,13 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<OperationOutcome> {
                     format!("source '{source}' is missing from this answer: {error}"),
                 )
                 .with(IssueSeverity::Warning, IssueType::Incomplete, format!("results from source '{source}' are incomplete")),
-            Notice::SourceRejected { source, count } => oo.with(
+            Notice::SourceRejected { source, count, types } => oo.with(
                 IssueSeverity::Warning,
                 IssueType::Incomplete,
-                format!("source '{source}' sent {count} resource(s) that are not valid FHIR R4; they were withheld"),
+                format!(
+                    "source '{source}' sent {count} resource(s) that are not valid FHIR R4 ({}); they were withheld",
+                    if types.is_empty() { "of unknown type".to_owned() } else { types.join(", ") }
+                ),
             ),
             Notice::IgnoredParameter(name) => oo
                 .with(IssueSeverity::Warning, IssueType::NotSupported, format!("search parameter '{name}' is not supported and was ignored"))

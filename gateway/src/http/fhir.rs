@@ -433,11 +433,27 @@ async fn gather_record(
     }
     let partial = !notices.is_empty();
     let mut detail = per_source_detail(&answers, |r| r.resources.len());
+    // The per-source report in the audit trail also counts what was withheld as invalid.
+    if let Some(sources) = detail.get_mut("sources").and_then(serde_json::Value::as_object_mut) {
+        for a in &answers {
+            if let (Ok(record), Some(entry)) = (&a.result, sources.get_mut(a.source.as_str())) {
+                entry["rejected"] = json!(record.rejected.len());
+            }
+        }
+    }
     let mut per_source = Vec::with_capacity(answers.len());
     for a in answers {
         let Ok(record) = a.result else { continue };
         if !record.rejected.is_empty() {
-            notices.push(Notice::SourceRejected { source: a.source.clone(), count: record.rejected.len() });
+            let mut types: Vec<String> =
+                record.rejected.iter().filter_map(|r| r.resource_type.clone()).collect();
+            types.sort();
+            types.dedup();
+            notices.push(Notice::SourceRejected {
+                source: a.source.clone(),
+                count: record.rejected.len(),
+                types,
+            });
         }
         per_source.push(SourceResources { source: a.source, resources: record.resources.clone() });
     }

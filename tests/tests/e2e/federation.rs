@@ -148,3 +148,24 @@ async fn at_the_overall_deadline_the_answer_has_what_arrived_and_names_the_rest(
     assert_eq!(found.matches().len(), 1, "the patient from the boroughs that answered");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_invalid_resource_is_withheld_and_named_while_the_rest_is_served() {
+    let dir = tideway_tests::workspace_root().join("tests/fixtures/invalid-entry");
+    let app =
+        TestApp::spawn(Options { boroughs: 0, from_dir: Some(dir.clone()), ..Options::default() }).await;
+    let token = app.token().await;
+    let patients = tideway_adapters::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
+    let id = app.patient_id(&token, patients[0].0.as_str()).await;
+    let all = app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let types: Vec<&str> = all.matches().iter().map(|r| r["resourceType"].as_str().unwrap()).collect();
+    assert!(types.contains(&"Condition"));
+    assert!(!types.contains(&"Observation"), "the invalid Observation must not be passed on");
+    let oo = all.outcome_entry().expect("the withheld resource is reported").to_string();
+    assert!(oo.contains("synthea") && oo.contains("not valid FHIR R4") && oo.contains("Observation"), "{oo}");
+    assert!(!oo.contains("colour") && !oo.contains("blue"), "no source content in the report: {oo}");
+    let rows = app.state.store.audit_for_request(&all.header("x-request-id").unwrap()).await.unwrap();
+    assert!(rows[1].detail.contains("\"rejected\":1"), "{}", rows[1].detail);
+    app.stop().await;
+}
