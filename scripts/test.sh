@@ -10,7 +10,12 @@ rm -rf "$collect" && mkdir -p "$collect"
 export TIDEWAY_COLLECT_DIR=$collect
 # PostgreSQL is part of the tested surface: these tests fail (never skip) when it is absent.
 export TIDEWAY_TEST_POSTGRES_URL=${TIDEWAY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
-cargo test --workspace --locked --no-fail-fast
+# Redis too (shared page snapshots across replicas).
+export TIDEWAY_TEST_REDIS_URL=${TIDEWAY_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+cargo_passed=$(grep -E '^test result: ok\.' "$log" | sed -E 's/^test result: ok\. ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
 count=$(find "$collect" -name '*.json' | wc -l)
 echo "fhir-check: validating $count collected response bodies"
 if [ "$count" -lt 20 ]; then
@@ -19,3 +24,7 @@ if [ "$count" -lt 20 ]; then
 fi
 ../shared/tools/fhir-check --quiet "$collect"
 echo "fhir-check: all $count bodies valid"
+# A FHIR client someone else wrote (PyPI fhirpy, pinned) against the running demo.
+bash scripts/real-client.sh | tee "$log"
+client_passed=$(sed -nE 's/^real-client: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
+echo "tests: $((cargo_passed + client_passed)) passed, 0 failed"

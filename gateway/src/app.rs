@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use secrecy::ExposeSecret;
 use tideway_adapters::SourceAdapter;
 use tideway_adapters::fhir_r4::FhirR4Adapter;
 use tideway_auth::service::TokenService;
@@ -64,6 +65,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The page store could not be reached.
+    #[error("{0}")]
+    Pages(String),
     /// Auth configuration was refused.
     #[error("auth: {0}")]
     Auth(String),
@@ -139,11 +143,18 @@ impl Application {
         );
         let deadline = Duration::from_millis(settings.federation.request_deadline_ms);
         let federation = Federation::new(adapters, deadline, cache);
+        let page_ttl = Duration::from_secs(settings.pages.ttl_secs);
+        let pages = match &settings.pages.redis_url {
+            Some(url) => PageStore::redis(url.expose_secret(), page_ttl)
+                .await
+                .map_err(|e| StartError::Pages(e.to_string()))?,
+            None => PageStore::memory(page_ttl, settings.pages.max_resources),
+        };
         let started = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
         let capability = http::meta::capability_statement(&base_url, &started).to_string();
         let state = web::Data::new(AppState {
             ids: PatientIds::new(settings.identity.pseudonym_key.clone()),
-            pages: PageStore::new(Duration::from_secs(600), 2_000_000),
+            pages,
             base_url: base_url.clone(),
             store,
             tokens,

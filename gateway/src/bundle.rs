@@ -35,7 +35,7 @@ pub enum Notice {
 }
 
 /// The OperationOutcome for a set of notices, or `None` when there is nothing to say.
-pub fn notices_outcome(notices: &[Notice]) -> Option<OperationOutcome> {
+pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
     if notices.is_empty() {
         return None;
     }
@@ -62,7 +62,7 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<OperationOutcome> {
                 .at(name.clone()),
         };
     }
-    Some(oo)
+    Some(oo.to_json())
 }
 
 /// The parts of a searchset Bundle.
@@ -79,7 +79,7 @@ pub struct Searchset<'a> {
     /// This page's resources.
     pub entries: &'a [NormalisedResource],
     /// An outcome entry (`search.mode = outcome`), if any.
-    pub outcome: Option<&'a OperationOutcome>,
+    pub outcome: Option<&'a Value>,
 }
 
 /// Writes the Bundle JSON.
@@ -121,7 +121,7 @@ pub fn searchset(s: &Searchset<'_>) -> Vec<u8> {
         }
         let entry = json!({
             "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
-            "resource": oo.to_json(),
+            "resource": oo,
             "search": {"mode": "outcome"},
         });
         out.push_str(&entry.to_string());
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn spliced_bundle_is_valid_json_with_entries_and_outcome() {
         let entries = vec![res("Patient", "p1", None), res("Condition", "s.c1", None)];
-        let oo = OperationOutcome::new(IssueSeverity::Warning, IssueType::Incomplete, "x");
+        let oo = OperationOutcome::new(IssueSeverity::Warning, IssueType::Incomplete, "x").to_json();
         let body = searchset(&Searchset {
             base_url: "http://gw",
             self_link: "http://gw/Patient/p1/$everything",

@@ -34,6 +34,9 @@ pub struct Settings {
     /// The per-source cache.
     #[serde(default)]
     pub cache: CacheSettings,
+    /// Paging snapshots.
+    #[serde(default)]
+    pub pages: PageSettings,
     /// Logs and traces.
     #[serde(default)]
     pub telemetry: TelemetrySettings,
@@ -168,6 +171,35 @@ fn default_cache_ttl_secs() -> u64 {
 }
 fn default_cache_max_bytes() -> u64 {
     256 * 1024 * 1024
+}
+
+/// `[pages]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageSettings {
+    /// How long a `next` link stays valid, in seconds (default 600).
+    #[serde(default = "default_page_ttl_secs")]
+    pub ttl_secs: u64,
+    /// Most resources held in memory across all snapshots (default 2,000,000; memory store only).
+    #[serde(default = "default_page_capacity")]
+    pub max_resources: u64,
+    /// `redis://host:6379/0`: keep snapshots in Redis so any replica can serve any page. Unset
+    /// (the default): this replica's memory, which needs session affinity behind a load balancer.
+    #[serde(default)]
+    pub redis_url: Option<SecretString>,
+}
+
+impl Default for PageSettings {
+    fn default() -> Self {
+        Self { ttl_secs: default_page_ttl_secs(), max_resources: default_page_capacity(), redis_url: None }
+    }
+}
+
+fn default_page_ttl_secs() -> u64 {
+    600
+}
+fn default_page_capacity() -> u64 {
+    2_000_000
 }
 
 /// `[telemetry]`.

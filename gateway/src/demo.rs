@@ -19,8 +19,8 @@ use tideway_profiles::OdsCode;
 
 use crate::cli::{CliError, FaultArgs, shutdown_signal};
 use crate::config::{
-    CacheSettings, FederationSettings, IdentitySettings, ServerSettings, Settings, StoreSettings,
-    TelemetrySettings,
+    CacheSettings, FederationSettings, IdentitySettings, PageSettings, ServerSettings, Settings,
+    StoreSettings, TelemetrySettings,
 };
 use crate::{Application, telemetry};
 
@@ -69,6 +69,7 @@ pub struct Demo {
     gateway: crate::app::AppHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     simulators: Vec<RunningSimulator>,
+    owned_dir: Option<PathBuf>,
 }
 
 impl Demo {
@@ -104,9 +105,14 @@ impl Demo {
             simulators.push(sim);
         }
         let client = BackendClient::generate_es384(DEMO_CLIENT, "demo-key-1")?;
-        let data_dir = match &args.data_dir {
-            Some(d) => d.clone(),
-            None => std::env::temp_dir().join(format!("tideway-demo-{}", std::process::id())),
+        // A fresh directory per run, removed on stop: the demo's SQLite file holds the patient
+        // index (synthetic NHS numbers), which must not outlive the demo or leak into the next.
+        let (data_dir, owned_dir) = match &args.data_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let d = std::env::temp_dir().join(format!("tideway-demo-{}", uuid::Uuid::new_v4().simple()));
+                (d.clone(), Some(d))
+            }
         };
         std::fs::create_dir_all(&data_dir)?;
         let db = data_dir.join("tideway.db");
@@ -139,6 +145,7 @@ impl Demo {
             },
             federation: FederationSettings::default(),
             cache: CacheSettings::default(),
+            pages: PageSettings::default(),
             telemetry: TelemetrySettings::default(),
             sources,
         };
@@ -172,7 +179,7 @@ impl Demo {
         let population = Population::new(args.seed, args.boroughs, args.patients);
         let nhs_numbers =
             population.patients_in_several_boroughs(5).iter().map(|n| n.as_str().to_owned()).collect();
-        Ok(Self { base_url, token, nhs_numbers, gateway, server, simulators })
+        Ok(Self { base_url, token, nhs_numbers, gateway, server, simulators, owned_dir })
     }
 
     /// The ready-file JSON.
@@ -186,6 +193,9 @@ impl Demo {
         self.server.await??;
         for s in self.simulators {
             s.stop().await;
+        }
+        if let Some(dir) = self.owned_dir {
+            std::fs::remove_dir_all(&dir)?;
         }
         Ok(())
     }

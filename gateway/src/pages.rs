@@ -2,15 +2,18 @@
 //! page was answered, so a client paging through sees one consistent result.
 //!
 //! Links are opaque (a random 128-bit id), bound to the principal that made them (anyone else
-//! gets 403) and expire. Snapshots live in this replica's memory (moka, TTL and size bound);
-//! behind a load balancer, page links need session affinity until a shared tier is added.
+//! gets 403) and expire. Snapshots live in this replica's memory by default (moka, TTL and a
+//! bound on resources held), or in Redis (`[pages] redis_url`) so that any replica behind a load
+//! balancer can serve any page.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use tideway_adapters::NormalisedResource;
-use tideway_profiles::OperationOutcome;
 
 use crate::Principal;
 
@@ -21,8 +24,8 @@ pub struct PageSnapshot {
     pub owner: String,
     /// Every matching resource, in answer order.
     pub resources: Vec<NormalisedResource>,
-    /// The outcome entry repeated on each page.
-    pub outcome: Option<OperationOutcome>,
+    /// The outcome entry (rendered OperationOutcome) repeated on each page.
+    pub outcome: Option<Value>,
     /// Entries per page.
     pub page_size: usize,
     /// The patient, for the audit trail.
@@ -34,15 +37,47 @@ pub fn principal_key(p: &Principal) -> String {
     format!("{}\u{1f}{}\u{1f}{}\u{1f}{}", p.client_id, p.user_id, p.organisation, p.purpose.code())
 }
 
-/// The snapshots.
+/// The page store could not be used. Carries no data.
+#[derive(Debug, thiserror::Error)]
+#[error("page store: {0}")]
+pub struct PageStoreError(&'static str);
+
+/// Where snapshots are kept.
 #[derive(Clone)]
-pub struct PageStore {
-    cache: Cache<String, Arc<PageSnapshot>>,
+pub enum PageStore {
+    /// This replica's memory.
+    Memory(Cache<String, Arc<PageSnapshot>>),
+    /// Redis, shared by every replica.
+    Redis {
+        /// Reconnecting connection.
+        conn: redis::aio::ConnectionManager,
+        /// Snapshot lifetime.
+        ttl: Duration,
+    },
+}
+
+const REDIS_PREFIX: &str = "tideway:page:";
+
+#[derive(Serialize, Deserialize)]
+struct StoredResource {
+    t: String,
+    i: String,
+    j: Box<RawValue>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    owner: String,
+    page_size: usize,
+    patient_id: Option<String>,
+    outcome: Option<Value>,
+    resources: Vec<StoredResource>,
 }
 
 impl PageStore {
-    /// Snapshots expire `ttl` after creation; at most `capacity` resources are held in all.
-    pub fn new(ttl: Duration, capacity: u64) -> Self {
+    /// An in-memory store: snapshots expire `ttl` after creation; at most `capacity`
+    /// resources are held in all.
+    pub fn memory(ttl: Duration, capacity: u64) -> Self {
         let cache = Cache::builder()
             .time_to_live(ttl)
             .weigher(|_k: &String, v: &Arc<PageSnapshot>| {
@@ -50,19 +85,103 @@ impl PageStore {
             })
             .max_capacity(capacity)
             .build();
-        Self { cache }
+        Self::Memory(cache)
+    }
+
+    /// A Redis-backed store (connects now, so a wrong URL fails at start-up).
+    pub async fn redis(url: &str, ttl: Duration) -> Result<Self, PageStoreError> {
+        let client = redis::Client::open(url).map_err(|_| PageStoreError("invalid Redis URL"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1);
+        let conn = redis::aio::ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|_| PageStoreError("cannot connect to Redis"))?;
+        Ok(Self::Redis { conn, ttl })
     }
 
     /// Stores `snapshot` and returns the link to the page starting at `offset`.
-    pub async fn insert(&self, snapshot: Arc<PageSnapshot>, base_url: &str, offset: usize) -> String {
+    pub async fn insert(
+        &self,
+        snapshot: Arc<PageSnapshot>,
+        base_url: &str,
+        offset: usize,
+    ) -> Result<String, PageStoreError> {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        self.cache.insert(token.clone(), snapshot).await;
-        self.link(base_url, &token, offset)
+        match self {
+            Self::Memory(cache) => cache.insert(token.clone(), snapshot).await,
+            Self::Redis { conn, ttl } => {
+                let resources = snapshot
+                    .resources
+                    .iter()
+                    .map(|r| {
+                        let text =
+                            String::from_utf8(r.json.to_vec()).map_err(|_| PageStoreError("not UTF-8"))?;
+                        let j = RawValue::from_string(text).map_err(|_| PageStoreError("not JSON"))?;
+                        Ok(StoredResource { t: r.resource_type.clone(), i: r.id.clone(), j })
+                    })
+                    .collect::<Result<Vec<_>, PageStoreError>>()?;
+                let stored = StoredSnapshot {
+                    owner: snapshot.owner.clone(),
+                    page_size: snapshot.page_size,
+                    patient_id: snapshot.patient_id.clone(),
+                    outcome: snapshot.outcome.clone(),
+                    resources,
+                };
+                let bytes = serde_json::to_vec(&stored).map_err(|_| PageStoreError("cannot serialise"))?;
+                let mut conn = conn.clone();
+                redis::cmd("SET")
+                    .arg(format!("{REDIS_PREFIX}{token}"))
+                    .arg(bytes)
+                    .arg("EX")
+                    .arg(ttl.as_secs().max(1))
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(|_| PageStoreError("Redis write failed"))?;
+            }
+        }
+        Ok(self.link(base_url, &token, offset))
     }
 
     /// The snapshot behind `token`, if it has not expired.
-    pub async fn get(&self, token: &str) -> Option<Arc<PageSnapshot>> {
-        self.cache.get(token).await
+    pub async fn get(&self, token: &str) -> Result<Option<Arc<PageSnapshot>>, PageStoreError> {
+        match self {
+            Self::Memory(cache) => Ok(cache.get(token).await),
+            Self::Redis { conn, .. } => {
+                // Tokens we mint are 32 hex digits; anything else cannot name a snapshot.
+                if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Ok(None);
+                }
+                let mut conn = conn.clone();
+                let bytes: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(format!("{REDIS_PREFIX}{token}"))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|_| PageStoreError("Redis read failed"))?;
+                let Some(bytes) = bytes else { return Ok(None) };
+                let stored: StoredSnapshot = serde_json::from_slice(&bytes)
+                    .map_err(|_| PageStoreError("stored snapshot unreadable"))?;
+                let resources = stored
+                    .resources
+                    .into_iter()
+                    .map(|r| NormalisedResource {
+                        resource_type: r.t,
+                        id: r.i,
+                        last_updated: None,
+                        fact_key: None,
+                        json: Arc::from(r.j.get().as_bytes()),
+                    })
+                    .collect();
+                Ok(Some(Arc::new(PageSnapshot {
+                    owner: stored.owner,
+                    resources,
+                    outcome: stored.outcome,
+                    page_size: stored.page_size,
+                    patient_id: stored.patient_id,
+                })))
+            }
+        }
     }
 
     /// A page link.

@@ -31,8 +31,8 @@ use tideway_auth::{PurposeOfUse, RoleCode};
 use tideway_gateway::Application;
 use tideway_gateway::app::AppState;
 use tideway_gateway::config::{
-    CacheSettings, FederationSettings, IdentitySettings, ServerSettings, Settings, StoreSettings,
-    TelemetrySettings,
+    CacheSettings, FederationSettings, IdentitySettings, PageSettings, ServerSettings, Settings,
+    StoreSettings, TelemetrySettings,
 };
 use tideway_profiles::OdsCode;
 
@@ -85,6 +85,8 @@ pub struct Options {
     pub cache: bool,
     /// Whether to open the operator listener (metrics without a token).
     pub admin: bool,
+    /// Keep page snapshots in the Redis at `$TIDEWAY_TEST_REDIS_URL`.
+    pub redis_pages: bool,
 }
 
 impl Default for Options {
@@ -99,12 +101,15 @@ impl Default for Options {
             request_deadline_ms: 8_000,
             cache: true,
             admin: false,
+            redis_pages: false,
         }
     }
 }
 
 /// A running gateway with its simulators.
 pub struct TestApp {
+    /// The settings the gateway was built from (replicas reuse them).
+    pub settings: Settings,
     /// Gateway base URL.
     pub base_url: String,
     /// Operator listener base URL, when opened.
@@ -255,11 +260,15 @@ impl TestApp {
                 max_page_size: 1000,
             },
             cache: CacheSettings { enabled: opts.cache, ..CacheSettings::default() },
+            pages: PageSettings {
+                redis_url: opts.redis_pages.then(|| SecretString::from(redis_url())),
+                ..PageSettings::default()
+            },
             telemetry: TelemetrySettings::default(),
             sources,
         };
         settings.validate().expect("test settings are valid");
-        let app = Application::build(settings).await.expect("application starts");
+        let app = Application::build(settings.clone()).await.expect("application starts");
         let base_url = app.base_url().to_owned();
         let admin_url = app.admin_port().map(|p| format!("http://127.0.0.1:{p}"));
         let state = app.state();
@@ -271,6 +280,7 @@ impl TestApp {
             .build()
             .expect("http client");
         Self {
+            settings,
             base_url,
             admin_url,
             http,
@@ -340,18 +350,44 @@ impl TestApp {
         a.body["entry"][0]["resource"]["id"].as_str().expect("patient id").to_owned()
     }
 
+    /// Starts another replica of the gateway with the same settings (same store, secrets and
+    /// sources) on its own port, as a second pod behind a load balancer would be.
+    pub async fn spawn_replica(&self) -> Replica {
+        let app = Application::build(self.settings.clone()).await.expect("replica starts");
+        let replica = Replica { base_url: app.base_url().to_owned(), handle: app.handle() };
+        tokio::spawn(app.run());
+        replica
+    }
+
     /// Total requests the simulators have served.
     pub fn simulator_hits(&self) -> u64 {
         self.simulators.iter().map(|s| s.hits().total).sum()
     }
 
-    /// Stops everything.
+    /// Stops everything and removes the test's SQLite directory.
     pub async fn stop(self) {
         self.handle.stop(true).await;
         for s in self.simulators {
             s.stop().await;
         }
+        if let Some(dir) = self.sqlite_path.as_ref().and_then(|p| p.parent()) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// A second gateway replica sharing the first one's settings.
+pub struct Replica {
+    /// Its base URL.
+    pub base_url: String,
+    /// Stops it.
+    pub handle: tideway_gateway::app::AppHandle,
+}
+
+/// The Redis URL for tests: `$TIDEWAY_TEST_REDIS_URL`, defaulting to the local server. Redis is
+/// part of the tested surface: if it is absent the tests that use it fail.
+pub fn redis_url() -> String {
+    std::env::var("TIDEWAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
 }
 
 fn source(id: &str, ods: &str, base_url: url::Url, timeout_ms: u64) -> SourceConfig {

@@ -582,7 +582,15 @@ async fn paged_answer(
         patient_id: call.audit.patient_id.clone(),
     });
     let next_link = if total > count {
-        Some(state.pages.insert(snapshot.clone(), &state.base_url, count).await)
+        match state.pages.insert(snapshot.clone(), &state.base_url, count).await {
+            Ok(link) => Some(link),
+            Err(e) => {
+                tracing::error!(error = %e, "page snapshot could not be stored");
+                let err =
+                    ApiError::unavailable("paging is unavailable; try again later or ask for fewer results");
+                return Err(call.refuse(err, "page-store").await);
+            }
+        }
     } else {
         None
     };
@@ -697,7 +705,15 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
                 .await);
         }
     };
-    let Some(snapshot) = state.pages.get(&token).await else {
+    let found = match state.pages.get(&token).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!(error = %e, "page snapshot could not be read");
+            let err = ApiError::unavailable("paging is unavailable; try again later");
+            return Err(call.refuse(err, "page-store").await);
+        }
+    };
+    let Some(snapshot) = found else {
         let e = ApiError::new(
             StatusCode::GONE,
             tideway_profiles::IssueType::NotFound,

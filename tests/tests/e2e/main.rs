@@ -11,5 +11,6 @@ mod config;
 mod federation;
 mod metrics;
 mod postgres;
+mod replicas;
 mod schema;
 mod synthea;

@@ -1,0 +1,459 @@
+//! The real `tideway` binary as a child process: the demo answers over HTTP, stops cleanly on
+//! SIGTERM and logs no patient data even at debug level; `simulate --from-dir` serves Synthea
+//! bundles; `serve` refuses unknown config keys; every `--help` works.
+//!
+//! Every child is killed if a test fails (see [`Running`]); a failed test keeps its scratch
+//! directory (logs included) under the target's tmp dir for inspection.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tideway");
+const NHS_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A scratch directory under the target's tmp dir, removed when the test passes.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "demo_binary-{name}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for inspection: {}", self.0.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A running child whose stdout and stderr go to files; killed (SIGKILL) when dropped while
+/// still running, so a failing assertion never leaves a server behind.
+struct Running {
+    child: Child,
+    what: String,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Running {
+    fn spawn(what: &str, cmd: &mut Command, scratch: &Scratch) -> Self {
+        let stdout = scratch.path(&format!("{what}.stdout"));
+        let stderr = scratch.path(&format!("{what}.stderr"));
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).unwrap())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+        Self { child, what: what.to_owned(), stdout, stderr }
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.stdout).unwrap_or_default()).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.stderr).unwrap_or_default()).into_owned()
+    }
+
+    fn diagnostics(&self) -> String {
+        let tail = |s: String| {
+            let lines: Vec<&str> = s.lines().collect();
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        };
+        format!(
+            "--- {} stdout (tail) ---\n{}\n--- {} stderr (tail) ---\n{}",
+            self.what,
+            tail(self.stdout()),
+            self.what,
+            tail(self.stderr())
+        )
+    }
+
+    /// Polls `probe` until it gives a value; fails if the child exits first or on timeout.
+    fn wait_for<T>(&mut self, what: &str, timeout: Duration, mut probe: impl FnMut(&Self) -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = probe(self) {
+                return v;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("{} exited ({status}) before {what}\n{}", self.what, self.diagnostics());
+            }
+            if start.elapsed() > timeout {
+                panic!("{} gave no {what} within {timeout:?}\n{}", self.what, self.diagnostics());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; SIGKILL and fail if it takes longer than `within`.
+    fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").arg("-TERM").arg(&pid).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        self.wait_exit("of SIGTERM", within)
+    }
+
+    /// Waits for the exit; SIGKILL and fail if it takes longer than `within`.
+    fn wait_exit(&mut self, after: &str, within: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > within {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{} did not exit within {within:?} {after}\n{}", self.what, self.diagnostics());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A blocking facade over the async reqwest client (the workspace builds reqwest without its
+/// blocking feature).
+struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn new() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Self { rt, client }
+    }
+
+    fn get(&self, url: &str, token: Option<&str>, query: &[(&str, &str)]) -> (u16, Value) {
+        self.rt.block_on(async {
+            let target = if query.is_empty() {
+                reqwest::Url::parse(url)
+            } else {
+                reqwest::Url::parse_with_params(url, query)
+            }
+            .unwrap_or_else(|e| panic!("bad URL {url}: {e}"));
+            let mut req = self.client.get(target).header("accept", "application/fhir+json");
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let res = req.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+            let status = res.status().as_u16();
+            let body = res.bytes().await.unwrap();
+            let json = serde_json::from_slice(&body).unwrap_or_else(|e| {
+                panic!("GET {url}: HTTP {status}, body is not JSON ({e}): {}", String::from_utf8_lossy(&body))
+            });
+            (status, json)
+        })
+    }
+}
+
+fn next_link(bundle: &Value) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .and_then(|l| l["url"].as_str())
+        .map(str::to_owned)
+}
+
+fn entries(bundle: &Value) -> Vec<Value> {
+    bundle["entry"].as_array().cloned().unwrap_or_default()
+}
+
+/// The JWT's payload, decoded without checking the signature (the gateway checks that).
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .expect("JWT payload is base64url");
+    serde_json::from_slice(&bytes).expect("JWT payload is JSON")
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn demo_serves_real_requests_stops_on_sigterm_and_logs_no_patient_data() {
+    let scratch = Scratch::new("demo");
+    let ready_path = scratch.path("ready.json");
+    let mut demo = Running::spawn(
+        "demo",
+        Command::new(BIN)
+            .args(["demo", "--port", "0", "--boroughs", "3", "--patients", "30", "--ready-file"])
+            .arg(&ready_path)
+            // Keep the demo's SQLite file inside the scratch dir rather than the system tmp dir.
+            .arg("--data-dir")
+            .arg(scratch.path("data"))
+            .env("RUST_LOG", "debug"),
+        &scratch,
+    );
+    let ready: Value = demo.wait_for("ready file", READY_TIMEOUT, |_| {
+        let bytes = fs::read(&ready_path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    });
+
+    let base = ready["base_url"].as_str().expect("ready file has base_url").trim_end_matches('/').to_owned();
+    let token = ready["token"].as_str().expect("ready file has token").to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "base_url: {base}");
+    let nhs_numbers: Vec<String> = ready["nhs_numbers"]
+        .as_array()
+        .expect("ready file has nhs_numbers")
+        .iter()
+        .map(|n| n.as_str().expect("NHS numbers are strings").to_owned())
+        .collect();
+    assert!(nhs_numbers.len() >= 5, "expected at least 5 NHS numbers, got {nhs_numbers:?}");
+    assert!(nhs_numbers.iter().all(|n| n.len() == 10 && n.bytes().all(|b| b.is_ascii_digit())));
+
+    // The token is the real /token flow's and lasts an hour.
+    let claims = jwt_claims(&token);
+    let (iat, exp) = (claims["iat"].as_i64().expect("iat"), claims["exp"].as_i64().expect("exp"));
+    let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap();
+    assert!(exp - iat >= 3600, "token lifetime is {}s, expected an hour", exp - iat);
+    assert!(exp >= now + 3500, "token expires at {exp}, now is {now}");
+
+    let http = Http::new();
+    let (status, cap) = http.get(&format!("{base}/metadata"), None, &[]);
+    assert_eq!(status, 200, "{cap}");
+    assert_eq!(cap["resourceType"], "CapabilityStatement");
+    assert_eq!(cap["fhirVersion"], "4.0.1");
+
+    // Every NHS number finds exactly one Patient; remember ids and names to look for in the logs.
+    let mut patient_ids = Vec::new();
+    let mut names = Vec::new();
+    for n in &nhs_numbers {
+        let identifier = format!("{NHS_SYSTEM}|{n}");
+        let (status, bundle) =
+            http.get(&format!("{base}/Patient"), Some(&token), &[("identifier", identifier.as_str())]);
+        assert_eq!(status, 200, "search by NHS number: {bundle}");
+        assert_eq!(bundle["resourceType"], "Bundle");
+        let patients: Vec<Value> =
+            entries(&bundle).into_iter().filter(|e| e["resource"]["resourceType"] == "Patient").collect();
+        assert_eq!(patients.len(), 1, "one Patient per NHS number: {bundle}");
+        let patient = &patients[0]["resource"];
+        let id = patient["id"].as_str().expect("Patient.id").to_owned();
+        assert!(!id.contains(n.as_str()), "the gateway id must not carry the NHS number");
+        for name in patient["name"].as_array().into_iter().flatten() {
+            names.extend(name["family"].as_str().map(str::to_owned));
+            for given in name["given"].as_array().into_iter().flatten() {
+                names.extend(given.as_str().map(str::to_owned));
+            }
+        }
+        patient_ids.push(id);
+    }
+
+    // $everything brings entries from several boroughs; follow every page.
+    let mut url = format!("{base}/Patient/{}/$everything", patient_ids[0]);
+    let mut sources = std::collections::BTreeSet::new();
+    let mut seen = 0;
+    let mut total = None;
+    for _page in 0..100 {
+        let (status, bundle) = http.get(&url, Some(&token), &[]);
+        assert_eq!(status, 200, "$everything: {bundle}");
+        assert_eq!(bundle["resourceType"], "Bundle");
+        total = bundle["total"].as_u64().or(total);
+        for e in entries(&bundle) {
+            seen += 1;
+            if let Some(s) = e["resource"]["meta"]["source"].as_str() {
+                sources.insert(s.to_owned());
+            }
+        }
+        match next_link(&bundle) {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
+    assert!(sources.len() >= 2, "expected entries from at least 2 sources, got {sources:?}");
+    // Sources' entries name their source; the gateway's own Provenance (merged duplicates)
+    // names the gateway.
+    assert!(
+        sources.iter().all(|s| s.starts_with("urn:tideway:source:") || s == "urn:tideway:gateway"),
+        "{sources:?}"
+    );
+    assert!(sources.iter().filter(|s| s.starts_with("urn:tideway:source:")).count() >= 2, "{sources:?}");
+    if let Some(total) = total {
+        assert_eq!(seen, total, "entries across pages must add up to Bundle.total");
+    }
+
+    // SIGTERM: a clean, prompt, successful exit.
+    let status = demo.terminate(STOP_TIMEOUT);
+    assert!(status.success(), "demo exited with {status}\n{}", demo.diagnostics());
+
+    // No patient data in the logs, even at debug level: not the NHS numbers (which were in
+    // every search's query string), the gateway's patient ids (in every $everything path),
+    // nor the patients' names.
+    let stderr = demo.stderr();
+    assert!(stderr.contains("DEBUG"), "RUST_LOG=debug should give debug logs:\n{}", demo.diagnostics());
+    for n in &nhs_numbers {
+        for (i, line) in stderr.lines().enumerate() {
+            assert!(!line.contains(n.as_str()), "stderr line {} carries an NHS number: {line}", i + 1);
+        }
+    }
+    for id in &patient_ids {
+        assert!(!stderr.contains(id.as_str()), "stderr carries a patient id");
+    }
+    for name in names.iter().filter(|n| n.chars().count() >= 4) {
+        let hit = stderr.lines().find(|l| l.contains(name.as_str()));
+        assert!(hit.is_none(), "stderr carries a patient name ({name}): {hit:?}");
+    }
+
+    // stdout carries NHS numbers only in the banner: one per line under its heading, and the
+    // example curl command.
+    let stdout = demo.stdout();
+    for n in &nhs_numbers {
+        let listed = stdout.lines().filter(|l| l.trim() == n.as_str()).count();
+        assert_eq!(listed, 1, "the banner lists each NHS number once:\n{stdout}");
+    }
+    let mut in_list = false;
+    for line in stdout.lines() {
+        if line.trim_start().starts_with("NHS numbers of patients") {
+            in_list = true;
+            continue;
+        }
+        let is_listed = in_list && nhs_numbers.iter().any(|n| line.trim() == n.as_str());
+        in_list = is_listed;
+        let banner_line = is_listed || line.starts_with("Try: curl ");
+        if !banner_line {
+            for n in &nhs_numbers {
+                assert!(
+                    !line.contains(n.as_str()),
+                    "stdout carries an NHS number outside the banner: {line}"
+                );
+            }
+        }
+    }
+    assert!(stdout.contains("Tideway demo ready"), "{stdout}");
+}
+
+#[test]
+fn simulate_from_synthea_dir_serves_metadata_and_stops_on_sigterm() {
+    let dir = workspace_root().join("../shared/data/synthea-r4");
+    assert!(
+        dir.is_dir(),
+        "test data missing: {} (the shared/ folder must sit beside the repository)",
+        dir.display()
+    );
+    let scratch = Scratch::new("simulate");
+    let mut sim = Running::spawn(
+        "simulate",
+        Command::new(BIN).args(["simulate", "--port", "0", "--from-dir"]).arg(&dir),
+        &scratch,
+    );
+    let base = sim.wait_for("base URL on stdout", READY_TIMEOUT, |s| {
+        s.stdout()
+            .lines()
+            .find_map(|l| l.strip_prefix("simulated borough exchange at "))
+            .map(|u| u.trim().to_owned())
+    });
+    assert!(base.ends_with('/'), "the simulator's base URL ends with '/': {base}");
+    let http = Http::new();
+    let (status, cap) = http.get(&format!("{base}metadata"), None, &[]);
+    assert_eq!(status, 200, "{cap}");
+    assert_eq!(cap["resourceType"], "CapabilityStatement", "{cap}");
+
+    let status = sim.terminate(STOP_TIMEOUT);
+    assert!(status.success(), "simulate exited with {status}\n{}", sim.diagnostics());
+}
+
+/// Runs `tideway serve` on `config` (with extra environment) to completion, bounded.
+fn serve_once(scratch: &Scratch, what: &str, config: &Path, env: &[(&str, &str)]) -> (ExitStatus, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--config"]).arg(config).env_remove("TIDEWAY_CONFIG");
+    // Only the overrides this test means: none inherited from the caller's environment.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TIDEWAY__")) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut run = Running::spawn(what, &mut cmd, scratch);
+    let status = run.wait_exit("of starting", Duration::from_secs(30));
+    (status, run.stderr())
+}
+
+#[test]
+fn serve_refuses_unknown_config_keys_naming_them() {
+    let example = workspace_root().join("deploy/tideway.example.toml");
+    let text = fs::read_to_string(&example).unwrap();
+    let scratch = Scratch::new("serve");
+    // (where, key): an unknown key at the top level, in a section, and in an array of tables
+    // whose struct lives in another crate.
+    let cases = [
+        ("top", "surprise_top_level_key"),
+        ("[server]", "surprise_server_key"),
+        ("[federation]", "surprise_federation_key"),
+        ("[[auth.clients]]", "surprise_client_key"),
+        ("[[sources]]", "surprise_source_key"),
+    ];
+    for (i, (section, key)) in cases.iter().enumerate() {
+        let injected = if *section == "top" {
+            format!("{key} = 1\n{text}")
+        } else {
+            let header = format!("\n{section}\n");
+            assert!(text.contains(&header), "the example config has no {section} section");
+            text.replacen(&header, &format!("{header}{key} = 1\n"), 1)
+        };
+        let config = scratch.path(&format!("unknown-{i}.toml"));
+        fs::write(&config, injected).unwrap();
+        let (status, stderr) = serve_once(&scratch, &format!("serve-{i}"), &config, &[]);
+        assert!(!status.success(), "serve accepted an unknown key in {section}");
+        assert!(stderr.contains(key), "stderr should name the unknown key {key} (in {section}):\n{stderr}");
+    }
+
+    // The README: unknown keys are refused from the environment too.
+    let (status, stderr) =
+        serve_once(&scratch, "serve-env", &example, &[("TIDEWAY__SERVER__SURPRISE_ENV_KEY", "1")]);
+    assert!(!status.success(), "serve accepted an unknown key from the environment");
+    assert!(
+        stderr.to_ascii_lowercase().contains("surprise_env_key"),
+        "stderr should name the key:\n{stderr}"
+    );
+}
+
+#[test]
+fn every_help_exits_zero() {
+    for args in [&["--help"][..], &["demo", "--help"], &["serve", "--help"], &["simulate", "--help"]] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "tideway {args:?} exited with {}", out.status);
+        assert!(stdout.contains("Usage"), "tideway {args:?} printed no usage:\n{stdout}");
+    }
+}

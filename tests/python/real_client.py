@@ -1,0 +1,172 @@
+"""A real FHIR client someone else wrote (PyPI fhirpy, sync API) against a running Tideway demo.
+
+Usage: python real_client.py READY_FILE   (the JSON `tideway demo --ready-file` writes)
+
+Each check is counted; the last line is `real-client: N passed, M failed` and the exit status is
+non-zero when any check failed. scripts/real-client.sh installs the pinned fhirpy and runs this.
+"""
+
+import json
+import sys
+import traceback
+
+from fhirpy import SyncFHIRClient
+from fhirpy.base.exceptions import AuthorizationError, OperationOutcome
+
+NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+PAGE = 5
+MAX_PAGES = 200
+
+passed = 0
+failed = 0
+
+
+def check(name, fn):
+    """Runs one check; an exception or a false assertion is a failure, reported, not fatal."""
+    global passed, failed
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - every failure is reported the same way
+        failed += 1
+        print(f"FAIL {name}")
+        traceback.print_exc(limit=3)
+        return False
+    passed += 1
+    print(f"ok   {name}")
+    return True
+
+
+def follow(client, bundle, what):
+    """Yields `bundle` and every page after it through `next` links, bounded."""
+    pages = 0
+    while bundle is not None:
+        assert bundle["resourceType"] == "Bundle", f"{what}: not a Bundle"
+        yield bundle
+        pages += 1
+        assert pages <= MAX_PAGES, f"{what}: more than {MAX_PAGES} pages"
+        nxt = [link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"]
+        assert len(nxt) <= 1, f"{what}: several next links"
+        # fhirpy refuses (ValueError) a link outside the client's base URL.
+        bundle = client.execute(nxt[0], method="get") if nxt else None
+
+
+def main(ready_path):
+    with open(ready_path, encoding="utf-8") as f:
+        ready = json.load(f)
+    base = ready["base_url"].rstrip("/")
+    client = SyncFHIRClient(
+        base, authorization=f"Bearer {ready['token']}", requests_config={"timeout": 30}
+    )
+    anonymous = SyncFHIRClient(base, requests_config={"timeout": 30})
+    state = {}
+
+    def metadata():
+        cap = anonymous.execute("metadata", method="get")
+        assert cap["resourceType"] == "CapabilityStatement"
+        assert cap["fhirVersion"] == "4.0.1", cap["fhirVersion"]
+
+    check("metadata is an R4 4.0.1 CapabilityStatement", metadata)
+
+    def search_each():
+        ids = {}
+        for nhs in ready["nhs_numbers"]:
+            found = client.resources("Patient").search(identifier=f"{NHS_SYSTEM}|{nhs}").fetch()
+            assert len(found) == 1, f"{len(found)} patients for one NHS number"
+            ids[nhs] = found[0].id
+        assert len(set(ids.values())) == len(ids), "distinct NHS numbers gave the same id"
+        state["ids"] = ids
+
+    if not check("Patient search by NHS number identifier finds one Patient each", search_each):
+        return
+    nhs = ready["nhs_numbers"][0]
+    pid = state["ids"][nhs]
+
+    def read():
+        patient = client.reference("Patient", pid).to_resource()
+        assert patient.resourceType == "Patient" and patient.id == pid
+        systems = {(i.get("system"), i.get("value")) for i in patient.get("identifier", [])}
+        assert (NHS_SYSTEM, nhs) in systems, "read Patient lacks its NHS number identifier"
+        # The same read through fhirpy's other path.
+        assert client.get("Patient", pid)["id"] == pid
+
+    check("Patient read by id", read)
+
+    def everything():
+        first = client.resource("Patient", id=pid).execute(
+            "$everything", method="get", params={"_count": PAGE}
+        )
+        total = first["total"]
+        assert isinstance(total, int) and total > PAGE, f"total {total}: too small to page"
+        seen, pages, sources, types, ids = 0, 0, set(), {}, set()
+        for page in follow(client, first, "$everything"):
+            pages += 1
+            assert page["total"] == total, "total changed between pages"
+            entry = page.get("entry", [])
+            assert len(entry) <= PAGE, f"page of {len(entry)} with _count={PAGE}"
+            for e in entry:
+                r = e["resource"]
+                seen += 1
+                key = (r["resourceType"], r["id"])
+                assert key not in ids, f"{key} on two pages"
+                ids.add(key)
+                types[r["resourceType"]] = types.get(r["resourceType"], 0) + 1
+                sources.add(r.get("meta", {}).get("source"))
+        assert seen == total, f"{seen} entries across {pages} pages, total says {total}"
+        assert pages == -(-total // PAGE), f"{pages} pages for {total} entries at {PAGE} a page"
+        assert types.get("Patient") == 1, f"{types.get('Patient')} Patients in $everything"
+        # Entries name their borough; entries the gateway made itself (e.g. the Provenance of
+        # a merge) name the gateway.
+        boroughs = {s for s in sources if s and s.startswith("urn:tideway:source:")}
+        assert len(boroughs) >= 2, f"entries from fewer than 2 sources: {sources}"
+        assert sources <= boroughs | {"urn:tideway:gateway"}, f"unexpected meta.source: {sources}"
+        state["types"] = types
+
+    check(f"$everything with _count={PAGE}, next links followed to the end", everything)
+
+    def typed_search_paging():
+        types = state["types"]
+        rtype = max((t for t in types if t != "Patient"), key=lambda t: types[t])
+        assert types[rtype] > PAGE, f"no type has more than {PAGE} entries: {types}"
+        search = client.resources(rtype).search(patient=pid).limit(PAGE)
+        first = search.fetch_raw()
+        # fhirpy's own iteration follows the next links.
+        everything = search.fetch_all()
+        assert len(everything) == first["total"], (len(everything), first["total"])
+        assert len(everything) == types[rtype], (rtype, len(everything), types[rtype])
+        assert len({r.id for r in everything}) == len(everything), "duplicates across pages"
+
+    check("typed search paged by fhirpy's fetch_all adds up", typed_search_paging)
+
+    def no_token():
+        try:
+            anonymous.resources("Patient").search(identifier=f"{NHS_SYSTEM}|{nhs}").fetch()
+        except AuthorizationError:
+            return
+        raise AssertionError("a search without a token was answered")
+
+    check("no token: 401 (fhirpy AuthorizationError)", no_token)
+
+    def bad_nhs_number():
+        try:
+            client.resources("Patient").search(identifier=f"{NHS_SYSTEM}|1234567890").fetch()
+        except OperationOutcome as e:
+            issues = e.resource["issue"] if e.resource else []
+            assert issues, "400 without an OperationOutcome issue"
+            assert "1234567890" not in json.dumps(issues), "the outcome echoes the NHS number"
+            return
+        raise AssertionError("an invalid NHS number was accepted")
+
+    check("invalid NHS number: an OperationOutcome (fhirpy OperationOutcome)", bad_nhs_number)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    try:
+        main(sys.argv[1])
+    except Exception:  # noqa: BLE001 - set-up failed before any check could count it
+        traceback.print_exc()
+        failed += 1
+    print(f"real-client: {passed} passed, {failed} failed")
+    sys.exit(1 if failed or not passed else 0)
