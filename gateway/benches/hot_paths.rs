@@ -1,0 +1,212 @@
+//! Criterion micro-benchmarks of the request path's CPU-bound steps, on the deterministic
+//! synthetic population the simulators serve (seed 42, 25 boroughs x 200 patients).
+//!
+//! Run: `cargo bench -p tideway-gateway --bench hot_paths` (about a minute; results in
+//! `$CARGO_TARGET_DIR/criterion`). Public APIs only.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::Value;
+use tideway_adapters::NormalisedResource;
+use tideway_adapters::SourceId;
+use tideway_adapters::fhir_r4::mapping::{Normaliser, finish};
+use tideway_adapters::population::Population;
+use tideway_gateway::bundle::{Searchset, searchset};
+use tideway_profiles::NhsNumber;
+use tideway_profiles::validate::check_r4_resource;
+
+const SEED: u64 = 42;
+const BOROUGHS: usize = 25;
+const PATIENTS: usize = 200;
+
+fn population() -> Population {
+    Population::new(SEED, BOROUGHS, PATIENTS)
+}
+
+/// One borough's record of one patient, as the source sends it, with what normalising it needs.
+struct SourceRecord {
+    source: SourceId,
+    base: url::Url,
+    local_id: String,
+    resources: Vec<Value>,
+}
+
+/// The record borough `borough` holds for patient `index`.
+fn source_record(borough: usize, index: usize) -> SourceRecord {
+    let pop = population();
+    let record = pop.record(borough, index).expect("the borough holds the patient");
+    SourceRecord {
+        source: SourceId::parse(&format!("borough-{borough:02}")).expect("valid source id"),
+        base: url::Url::parse(&format!("http://127.0.0.1:9/b{borough:02}/fhir/")).expect("valid url"),
+        local_id: record.local_id,
+        resources: record.resources,
+    }
+}
+
+fn normaliser(r: &SourceRecord) -> Normaliser<'_> {
+    Normaliser {
+        source: &r.source,
+        base_url: &r.base,
+        patient_local_id: &r.local_id,
+        gateway_patient_id: "p0123456789abcdef0123456789abcdef",
+    }
+}
+
+/// Normalised resources from consecutive patients' home records until there are `n`.
+fn normalised_resources(n: usize) -> Vec<NormalisedResource> {
+    let pop = population();
+    let mut out = Vec::with_capacity(n);
+    for index in 0..pop.patient_count() {
+        let rec = source_record(pop.home_borough(index), index);
+        let norm = normaliser(&rec);
+        for r in rec.resources.iter().cloned() {
+            let value = norm.normalise(r).expect("synthetic resources normalise");
+            out.push(finish(&value).expect("synthetic resources are valid R4"));
+            if out.len() == n {
+                return out;
+            }
+        }
+    }
+    out
+}
+
+fn bench_bundle(c: &mut Criterion) {
+    let entries = normalised_resources(500);
+    let bytes: usize = entries.iter().map(|e| e.json.len()).sum();
+    let mut g = c.benchmark_group("bundle");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("searchset_500_resources", |b| {
+        b.iter(|| {
+            black_box(searchset(black_box(&Searchset {
+                base_url: "http://127.0.0.1:8080",
+                self_link: "http://127.0.0.1:8080/Patient/p0123456789abcdef0123456789abcdef/$everything",
+                next_link: None,
+                total: entries.len(),
+                entries: &entries,
+                outcome: None,
+            })))
+        });
+    });
+    g.finish();
+}
+
+fn bench_mapping(c: &mut Criterion) {
+    // Patient 0 is held by boroughs 0, 1 and 2: the load run's patient. Borough 0's record.
+    let rec = source_record(0, 0);
+    let n = rec.resources.len();
+    let mut g = c.benchmark_group("mapping");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function(format!("normalise_record_{n}_resources"), |b| {
+        let norm = normaliser(&rec);
+        b.iter_batched(
+            || rec.resources.clone(),
+            |resources| {
+                for r in resources {
+                    black_box(norm.normalise(r).expect("normalises"));
+                }
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    g.bench_function(format!("normalise_and_finish_record_{n}_resources"), |b| {
+        let norm = normaliser(&rec);
+        b.iter_batched(
+            || rec.resources.clone(),
+            |resources| {
+                for r in resources {
+                    let v = norm.normalise(r).expect("normalises");
+                    black_box(finish(&v).expect("valid R4"));
+                }
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    // The whole source answer as the adapter receives it: parse the Bundle body, then
+    // normalise and finish every entry.
+    let body = serde_json::to_vec(&serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": n,
+        "entry": rec.resources.iter().map(|r| serde_json::json!({"resource": r, "search": {"mode": "match"}})).collect::<Vec<_>>(),
+    }))
+    .expect("serialises");
+    g.bench_function(format!("parse_bundle_normalise_finish_{n}_resources"), |b| {
+        let norm = normaliser(&rec);
+        b.iter(|| {
+            let mut bundle: Value = serde_json::from_slice(black_box(&body)).expect("parses");
+            let entries = bundle["entry"].as_array_mut().map(std::mem::take).unwrap_or_default();
+            for mut e in entries {
+                let r = e["resource"].take();
+                let v = norm.normalise(r).expect("normalises");
+                black_box(finish(&v).expect("valid R4"));
+            }
+        });
+    });
+    g.finish();
+}
+
+fn bench_validate(c: &mut Criterion) {
+    // ~100 KB of normalised resources, checked one by one as `finish` does.
+    let mut set: Vec<Vec<u8>> = Vec::new();
+    let mut bytes = 0usize;
+    for r in normalised_resources(5_000) {
+        if bytes >= 100 * 1024 {
+            break;
+        }
+        bytes += r.json.len();
+        set.push(r.json.to_vec());
+    }
+    let mut g = c.benchmark_group("validate");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function(format!("check_r4_resource_{}_resources_{}KB", set.len(), bytes / 1024), |b| {
+        b.iter(|| {
+            for json in &set {
+                check_r4_resource(black_box(json)).expect("valid R4");
+            }
+        });
+    });
+    g.finish();
+}
+
+fn bench_nhs(c: &mut Criterion) {
+    let pop = population();
+    let numbers: Vec<String> =
+        (0..1000).filter_map(|i| pop.nhs_number(i)).map(|n| n.as_str().to_owned()).collect();
+    let spaced: Vec<String> =
+        numbers.iter().map(|n| format!("{} {} {}", &n[..3], &n[3..6], &n[6..])).collect();
+    let mut g = c.benchmark_group("nhs_number");
+    g.throughput(Throughput::Elements(numbers.len() as u64));
+    g.bench_function(format!("parse_{}_valid", numbers.len()), |b| {
+        b.iter(|| {
+            for n in &numbers {
+                black_box(NhsNumber::parse(black_box(n)).is_ok());
+            }
+        });
+    });
+    g.bench_function(format!("parse_{}_spaced", spaced.len()), |b| {
+        b.iter(|| {
+            for n in &spaced {
+                black_box(NhsNumber::parse(black_box(n)).is_ok());
+            }
+        });
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = hot_paths;
+    config = config();
+    targets = bench_bundle, bench_mapping, bench_validate, bench_nhs
+}
+criterion_main!(hot_paths);
