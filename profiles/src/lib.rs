@@ -11,6 +11,19 @@ pub mod outcome;
 pub mod systems;
 pub mod validate;
 
+/// Resource types of the patient compartment that the region's exchanges serve and the gateway
+/// searches by `patient`.
+pub const PATIENT_SEARCH_TYPES: [&str; 8] = [
+    "Condition",
+    "MedicationStatement",
+    "MedicationRequest",
+    "AllergyIntolerance",
+    "Observation",
+    "Encounter",
+    "Immunization",
+    "Procedure",
+];
+
 pub use nhs::NhsNumber;
 pub use ods::OdsCode;
 pub use outcome::{IssueSeverity, IssueType, OperationOutcome};

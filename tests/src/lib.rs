@@ -359,6 +359,18 @@ impl TestApp {
         replica
     }
 
+    /// A patient of the synthetic population held by every one of `boroughs`.
+    pub fn patient_held_by(&self, boroughs: &[usize]) -> tideway_profiles::NhsNumber {
+        let pop = &self.population;
+        (0..pop.patient_count())
+            .find(|i| {
+                let held = pop.boroughs_of(*i);
+                boroughs.iter().all(|b| held.contains(b))
+            })
+            .and_then(|i| pop.nhs_number(i))
+            .unwrap_or_else(|| panic!("fixture: no patient held by boroughs {boroughs:?}"))
+    }
+
     /// Total requests the simulators have served.
     pub fn simulator_hits(&self) -> u64 {
         self.simulators.iter().map(|s| s.hits().total).sum()

@@ -341,19 +341,8 @@ async fn not_found() -> HttpResponse {
 }
 
 async fn metadata(state: web::Data<State>) -> HttpResponse {
-    let types = [
-        "Patient",
-        "Condition",
-        "MedicationStatement",
-        "MedicationRequest",
-        "AllergyIntolerance",
-        "Observation",
-        "Encounter",
-        "Immunization",
-        "Procedure",
-    ];
-    let resources: Vec<Value> = types
-        .iter()
+    let resources: Vec<Value> = std::iter::once(&"Patient")
+        .chain(SEARCHABLE.iter())
         .map(|t| {
             let mut r = json!({"type": t, "interaction": [{"code": "search-type"}]});
             if *t == "Patient" {
@@ -497,16 +486,7 @@ fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> 
     web::Query::<T>::from_query(req.query_string()).ok().map(web::Query::into_inner)
 }
 
-const SEARCHABLE: [&str; 8] = [
-    "Condition",
-    "MedicationStatement",
-    "MedicationRequest",
-    "AllergyIntolerance",
-    "Observation",
-    "Encounter",
-    "Immunization",
-    "Procedure",
-];
+const SEARCHABLE: [&str; 8] = tideway_profiles::PATIENT_SEARCH_TYPES;
 
 async fn type_search(state: web::Data<State>, path: web::Path<String>, req: HttpRequest) -> HttpResponse {
     let ty = path.into_inner();

@@ -29,16 +29,7 @@ use crate::pages::{PageSnapshot, principal_key};
 use crate::store::SourceLink;
 
 /// Resource types searchable by `patient`.
-pub const SEARCHABLE_TYPES: &[&str] = &[
-    "Condition",
-    "MedicationStatement",
-    "MedicationRequest",
-    "AllergyIntolerance",
-    "Observation",
-    "Encounter",
-    "Immunization",
-    "Procedure",
-];
+pub const SEARCHABLE_TYPES: &[&str] = &tideway_profiles::PATIENT_SEARCH_TYPES;
 
 /// One request in flight: who asks, its id, and the audit record being filled in.
 struct Call {
@@ -82,6 +73,11 @@ impl Call {
 
     /// Refuses with `err` and audits the refusal.
     async fn refuse(mut self, err: ApiError, reason: &str) -> ApiError {
+        self.refuse_ref(err, reason).await
+    }
+
+    /// [`Self::refuse`] for a call still borrowed.
+    async fn refuse_ref(&mut self, err: ApiError, reason: &str) -> ApiError {
         self.audit.phase = AuditPhase::Outcome;
         // 501 is a refusal of what is not offered; other 5xx are failures on our side.
         let failed = err.status.is_server_error() && err.status != StatusCode::NOT_IMPLEMENTED;
@@ -93,6 +89,20 @@ impl Call {
             tracing::error!(request_id = %self.audit.request_id, "audit write failed while refusing a request");
         }
         err
+    }
+
+    /// Resolves a published patient id (refusing, audited, when it is unknown), then writes the
+    /// audit intent for that patient. Nothing may be asked of a source before this succeeds.
+    async fn open_patient(&mut self, id: &str) -> Result<NhsNumber, ApiError> {
+        let nhs = match resolve(&self.state, id).await {
+            Ok(Some(n)) => n,
+            Ok(None) => return Err(self.refuse_ref(unknown_patient(), "unknown-patient").await),
+            Err(e) => return Err(self.refuse_ref(e, "store").await),
+        };
+        self.audit.patient_id = Some(id.to_owned());
+        let sources = self.state.source_ids();
+        self.intent(sources).await?;
+        Ok(nhs)
     }
 
     fn require_read(&self, resource_type: &str) -> Result<(), ApiError> {
@@ -347,13 +357,7 @@ pub async fn patient_read(
     if let Err(e) = Params::parse(&req, &[]) {
         return Err(call.refuse(e, "bad-request").await);
     }
-    let nhs = match resolve(&state, &id).await {
-        Ok(Some(n)) => n,
-        Ok(None) => return Err(call.refuse(unknown_patient(), "unknown-patient").await),
-        Err(e) => return Err(call.refuse(e, "store").await),
-    };
-    call.audit.patient_id = Some(id.clone());
-    call.intent(state.source_ids()).await?;
+    let nhs = call.open_patient(&id).await?;
     let (patient, answers) = find_everywhere(&state, &nhs, &id, &call.audit.request_id).await;
     let (_, fatal) = failures(&answers);
     if let Some(err) = fatal {
@@ -530,13 +534,7 @@ pub async fn patient_operation(
         let e = ApiError::forbidden(format!("the granted scopes do not allow reading {t}"));
         return Err(call.refuse(e, "scope").await);
     }
-    let nhs = match resolve(&state, &id).await {
-        Ok(Some(n)) => n,
-        Ok(None) => return Err(call.refuse(unknown_patient(), "unknown-patient").await),
-        Err(e) => return Err(call.refuse(e, "store").await),
-    };
-    call.audit.patient_id = Some(id.clone());
-    call.intent(state.source_ids()).await?;
+    let nhs = call.open_patient(&id).await?;
     let (mut resources, mut notices, detail, partial) =
         match gather_record(&state, &nhs, &id, &call.audit.request_id).await {
             Ok(r) => r,

@@ -192,16 +192,7 @@ async fn type_searches_return_only_that_type_for_the_patient() {
     let app = TestApp::spawn(Options::default()).await;
     let token = app.token().await;
     let id = app.patient_id(&token, &several(&app)[2]).await;
-    for ty in [
-        "Condition",
-        "MedicationStatement",
-        "MedicationRequest",
-        "AllergyIntolerance",
-        "Observation",
-        "Encounter",
-        "Immunization",
-        "Procedure",
-    ] {
+    for ty in tideway_profiles::PATIENT_SEARCH_TYPES {
         let a = app.get(&format!("/{ty}?patient={id}"), Some(&token)).await;
         assert_eq!(a.status, 200, "{ty}: {}", a.body);
         assert!(a.matches().iter().all(|r| r["resourceType"] == ty), "{ty}");

@@ -17,14 +17,7 @@ async fn a_failing_borough_is_named_and_the_others_still_answer() {
     let opts = Options { boroughs: 3, faults: vec![(1, failing())], ..Options::default() };
     let app = TestApp::spawn(opts).await;
     let token = app.token().await;
-    let pop = &app.population;
-    let nhs = (0..pop.patient_count())
-        .find(|i| {
-            let b = pop.boroughs_of(*i);
-            b.contains(&0) && b.contains(&1)
-        })
-        .and_then(|i| pop.nhs_number(i))
-        .expect("a patient in boroughs 0 and 1");
+    let nhs = app.patient_held_by(&[0, 1]);
     let found = app.get(&tideway_tests::nhs_search(nhs.as_str()), Some(&token)).await;
     assert_eq!(found.status, 200, "{}", found.body);
     let oo = found.outcome_entry().expect("outcome entry naming the failed source");
@@ -127,14 +120,7 @@ async fn at_the_overall_deadline_the_answer_has_what_arrived_and_names_the_rest(
     };
     let app = TestApp::spawn(opts).await;
     let token = app.token().await;
-    let pop = &app.population;
-    let nhs = (0..pop.patient_count())
-        .find(|i| {
-            let b = pop.boroughs_of(*i);
-            b.contains(&0) && b.contains(&1)
-        })
-        .and_then(|i| pop.nhs_number(i))
-        .expect("a patient in boroughs 0 and 1");
+    let nhs = app.patient_held_by(&[0, 1]);
     let started = std::time::Instant::now();
     let found = app.get(&tideway_tests::nhs_search(nhs.as_str()), Some(&token)).await;
     assert_eq!(found.status, 200, "{}", found.body);
