@@ -34,8 +34,15 @@ fn err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 /// The state store.
 #[derive(Debug, Clone)]
 pub enum Store {
-    /// Embedded SQLite.
-    Sqlite(SqlitePool),
+    /// Embedded SQLite: one writer connection (SQLite serialises writers anyway; competing
+    /// writers only add lock waits to the tail) and a pool of readers (WAL lets them run beside
+    /// the writer).
+    Sqlite {
+        /// The single writer.
+        write: SqlitePool,
+        /// Readers.
+        read: SqlitePool,
+    },
     /// PostgreSQL.
     Postgres(PgPool),
 }
@@ -69,13 +76,19 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(acquire_timeout.max(Duration::from_secs(5)))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
                 .acquire_timeout(acquire_timeout)
-                .connect_with(opts)
+                .connect_with(opts.clone())
                 .await
                 .map_err(err("connect sqlite"))?;
-            Self::Sqlite(pool)
+            let read = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(acquire_timeout)
+                .connect_with(opts.read_only(true).create_if_missing(false))
+                .await
+                .map_err(err("connect sqlite"))?;
+            Self::Sqlite { write, read }
         } else {
             let opts = PgConnectOptions::from_str(url).map_err(err("parse postgres url"))?;
             let pool = PgPoolOptions::new()
@@ -92,7 +105,7 @@ impl Store {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         match self {
-            Self::Sqlite(p) => sqlx::raw_sql(SCHEMA_SQLITE).execute(p).await.map(drop),
+            Self::Sqlite { write: p, .. } => sqlx::raw_sql(SCHEMA_SQLITE).execute(p).await.map(drop),
             Self::Postgres(p) => sqlx::raw_sql(SCHEMA_POSTGRES).execute(p).await.map(drop),
         }
         .map_err(err("apply schema"))
@@ -101,7 +114,7 @@ impl Store {
     /// Which backend this is (`sqlite` or `postgres`), for readiness and metrics.
     pub fn backend(&self) -> &'static str {
         match self {
-            Self::Sqlite(_) => "sqlite",
+            Self::Sqlite { .. } => "sqlite",
             Self::Postgres(_) => "postgres",
         }
     }
@@ -109,7 +122,7 @@ impl Store {
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
-            Self::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+            Self::Sqlite { read: p, .. } => sqlx::query("SELECT 1").execute(p).await.map(drop),
             Self::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
         }
         .map_err(err("ping"))
@@ -145,7 +158,7 @@ impl Store {
             };
         }
         match self {
-            Self::Sqlite(p) => insert!(
+            Self::Sqlite { write: p, .. } => insert!(
                 p,
                 "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
                  organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
@@ -164,7 +177,7 @@ impl Store {
     /// Audit records of one request, oldest first (for tests and the privacy officer's tools).
     pub async fn audit_for_request(&self, request_id: &str) -> Result<Vec<AuditRow>, StoreError> {
         let rows = match self {
-            Self::Sqlite(p) => sqlx::query(
+            Self::Sqlite { read: p, .. } => sqlx::query(
                 "SELECT seq, phase, action, client_id, user_id, organisation, purpose, patient_id, sources, \
                  outcome, http_status, released, detail FROM audit_event WHERE request_id = ?1 ORDER BY seq",
             )
@@ -194,7 +207,7 @@ impl Store {
     pub async fn remember_patient(&self, patient_id: &str, nhs_number: &str) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         match self {
-            Self::Sqlite(p) => sqlx::query(
+            Self::Sqlite { write: p, .. } => sqlx::query(
                 "INSERT INTO patient_index (patient_id, nhs_number, created_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (patient_id) DO NOTHING",
             )
@@ -221,7 +234,7 @@ impl Store {
     /// The NHS number behind an opaque patient id, if the gateway has published that id.
     pub async fn nhs_number_of(&self, patient_id: &str) -> Result<Option<String>, StoreError> {
         match self {
-            Self::Sqlite(p) => {
+            Self::Sqlite { read: p, .. } => {
                 sqlx::query_scalar("SELECT nhs_number FROM patient_index WHERE patient_id = ?1")
                     .bind(patient_id)
                     .fetch_optional(p)
@@ -261,7 +274,7 @@ impl Store {
             }};
         }
         match self {
-            Self::Sqlite(p) => upsert!(
+            Self::Sqlite { write: p, .. } => upsert!(
                 p,
                 "INSERT INTO patient_source (patient_id, source_id, local_id, seen_at) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (patient_id, source_id) DO UPDATE SET local_id = excluded.local_id, seen_at = excluded.seen_at"
@@ -278,7 +291,7 @@ impl Store {
     pub async fn links(&self, patient_id: &str) -> Result<Vec<SourceLink>, StoreError> {
         let rows: Vec<(String, Option<String>)> =
             match self {
-                Self::Sqlite(p) => sqlx::query_as(
+                Self::Sqlite { read: p, .. } => sqlx::query_as(
                     "SELECT source_id, local_id FROM patient_source WHERE patient_id = ?1 ORDER BY source_id",
                 )
                 .bind(patient_id)
@@ -304,7 +317,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let affected = match self {
-            Self::Sqlite(p) => {
+            Self::Sqlite { write: p, .. } => {
                 sqlx::query("DELETE FROM used_jti WHERE expires_at < ?1").bind(now).execute(p).await.map_err(err("purge jti"))?;
                 sqlx::query(
                     "INSERT INTO used_jti (client_id, jti, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
