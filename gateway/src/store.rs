@@ -15,21 +15,32 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Row, SqlitePool};
 use tideway_auth::replay::{ReplayGuard, ReplayStoreError};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::AuditRecord;
 
-/// A store operation failed. The message names the operation, never data.
-#[derive(Debug, thiserror::Error)]
-#[error("store: {op} failed: {source}")]
+/// A store operation failed. The message names the operation and the database's reason (which
+/// names tables and constraints, never values).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("store: {op} failed: {detail}")]
 pub struct StoreError {
     op: &'static str,
-    #[source]
-    source: sqlx::Error,
+    detail: String,
 }
 
 fn err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError { op, source }
+    move |e| StoreError { op, detail: e.to_string() }
 }
+
+/// An audit record waiting for the SQLite group-commit writer, and who to tell.
+#[derive(Debug)]
+pub struct PendingAudit {
+    record: AuditRecord,
+    done: oneshot::Sender<Result<i64, StoreError>>,
+}
+
+/// Most records committed in one SQLite transaction.
+const AUDIT_BATCH: usize = 256;
 
 /// The state store.
 #[derive(Debug, Clone)]
@@ -42,6 +53,8 @@ pub enum Store {
         write: SqlitePool,
         /// Readers.
         read: SqlitePool,
+        /// The group-commit audit writer's queue.
+        audit: mpsc::Sender<PendingAudit>,
     },
     /// PostgreSQL.
     Postgres(PgPool),
@@ -88,7 +101,13 @@ impl Store {
                 .connect_with(opts.read_only(true).create_if_missing(false))
                 .await
                 .map_err(err("connect sqlite"))?;
-            Self::Sqlite { write, read }
+            // Audit appends are group-committed: one task takes whatever is queued (up to
+            // AUDIT_BATCH records), writes it in one transaction and answers each caller only
+            // after the commit, so every append is still durable before it returns, but many
+            // concurrent appends share one fsync.
+            let (audit, queue) = mpsc::channel(4 * AUDIT_BATCH);
+            tokio::spawn(sqlite_audit_writer(write.clone(), queue));
+            Self::Sqlite { write, read, audit }
         } else {
             let opts = PgConnectOptions::from_str(url).map_err(err("parse postgres url"))?;
             let pool = PgPoolOptions::new()
@@ -130,6 +149,22 @@ impl Store {
 
     /// Appends one audit record durably and returns its sequence number.
     pub async fn append_audit(&self, r: &AuditRecord) -> Result<i64, StoreError> {
+        let p = match self {
+            Self::Sqlite { audit, .. } => {
+                let (done, answer) = oneshot::channel();
+                let queued = audit.send(PendingAudit { record: r.clone(), done }).await;
+                if queued.is_err() {
+                    return Err(StoreError {
+                        op: "append audit",
+                        detail: "the audit writer has stopped".into(),
+                    });
+                }
+                return answer.await.unwrap_or_else(|_| {
+                    Err(StoreError { op: "append audit", detail: "the audit writer has stopped".into() })
+                });
+            }
+            Self::Postgres(p) => p,
+        };
         let sources = serde_json::to_string(&r.sources).unwrap_or_else(|_| "[]".into());
         let detail = r.detail.to_string();
         let recorded = r.recorded_at.unix_timestamp_nanos() / 1_000;
@@ -157,20 +192,12 @@ impl Store {
                     .and_then(|row| row.try_get::<i64, _>(0))
             };
         }
-        match self {
-            Self::Sqlite { write: p, .. } => insert!(
-                p,
-                "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
-                 organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING seq"
-            ),
-            Self::Postgres(p) => insert!(
-                p,
-                "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
-                 organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq"
-            ),
-        }
+        insert!(
+            p,
+            "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
+             organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq"
+        )
         .map_err(err("append audit"))
     }
 
@@ -345,6 +372,63 @@ impl Store {
         .map_err(err("remember jti"))?;
         Ok(affected == 1)
     }
+}
+
+/// The SQLite group-commit writer: runs until every sender is dropped.
+async fn sqlite_audit_writer(pool: SqlitePool, mut queue: mpsc::Receiver<PendingAudit>) {
+    let mut batch = Vec::with_capacity(AUDIT_BATCH);
+    while queue.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
+        match write_audit_batch(&pool, &batch).await {
+            Ok(seqs) => {
+                for (pending, seq) in batch.drain(..).zip(seqs) {
+                    // A caller that went away still has its record written; nobody to tell.
+                    let _ = pending.done.send(Ok(seq));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = batch.len(), "audit batch could not be committed");
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn write_audit_batch(pool: &SqlitePool, batch: &[PendingAudit]) -> Result<Vec<i64>, StoreError> {
+    let mut tx = pool.begin().await.map_err(err("begin audit batch"))?;
+    let mut seqs = Vec::with_capacity(batch.len());
+    for p in batch {
+        let r = &p.record;
+        let sources = serde_json::to_string(&r.sources).unwrap_or_else(|_| "[]".into());
+        let recorded = i64::try_from(r.recorded_at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
+             organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING seq",
+        )
+        .bind(recorded)
+        .bind(&r.request_id)
+        .bind(r.phase.as_str())
+        .bind(r.action)
+        .bind(&r.client_id)
+        .bind(&r.user_id)
+        .bind(&r.role)
+        .bind(&r.organisation)
+        .bind(&r.purpose)
+        .bind(&r.patient_id)
+        .bind(&sources)
+        .bind(r.outcome.as_str())
+        .bind(i32::from(r.http_status))
+        .bind(i64::try_from(r.released).unwrap_or(i64::MAX))
+        .bind(r.detail.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err("append audit"))?;
+        seqs.push(seq);
+    }
+    tx.commit().await.map_err(err("commit audit batch"))?;
+    Ok(seqs)
 }
 
 /// An audit record as read back.

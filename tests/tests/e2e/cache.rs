@@ -41,6 +41,24 @@ async fn a_thousand_concurrent_identical_misses_cause_one_upstream_call_per_sour
     }
     let after: Vec<u64> = fetches(&app).iter().zip(&before).map(|(a, b)| a - b).collect();
     assert_eq!(after, one, "1,000 concurrent misses must cost exactly one upstream fetch per source");
+
+    // Every one of those requests was audited twice (group-committed, none lost).
+    use sqlx::Connection;
+    let path = app.sqlite_path.clone().unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let (intents, outcomes): (i64, i64) = sqlx::query_as(
+        "SELECT SUM(phase = 'intent'), SUM(phase = 'outcome') FROM audit_event WHERE action = 'patient-everything'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((intents, outcomes), (1002, 1002));
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT seq) FROM audit_event")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(rows, distinct);
 }
 
 #[tokio::test]
