@@ -20,6 +20,14 @@ fn the_example_config_parses_with_every_key() {
     assert_eq!(s.sources[0].timeout_ms, 5000);
     assert_eq!(s.auth.clients[0].token_lifetime_secs, 300);
     assert_eq!(s.federation.max_page_size, 1000);
+    assert_eq!(s.server.admin_bind.map(|a| a.port()), Some(9090));
+    assert_eq!(s.store.acquire_timeout_ms, 5000);
+    assert!(s.cache.enabled);
+    assert_eq!(s.cache.ttl_secs, 60);
+    assert_eq!(s.pages.ttl_secs, 600);
+    assert!(s.pages.redis_url.is_some());
+    assert_eq!(s.telemetry.service_name, "tideway");
+    assert!(s.telemetry.otlp_endpoint.is_some());
 }
 
 #[test]
