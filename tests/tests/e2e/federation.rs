@@ -155,3 +155,26 @@ async fn an_invalid_resource_is_withheld_and_named_while_the_rest_is_served() {
     assert!(rows[1].detail.contains("\"rejected\":1"), "{}", rows[1].detail);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn garbage_and_oversized_answers_are_named_and_never_passed_on() {
+    let opts = Options {
+        boroughs: 3,
+        faults: vec![
+            (1, FaultConfig { malformed_rate: 1.0, ..FaultConfig::default() }),
+            (2, FaultConfig { oversized_rate: 1.0, ..FaultConfig::default() }),
+        ],
+        ..Options::default()
+    };
+    let app = TestApp::spawn(opts).await;
+    let token = app.token().await;
+    let nhs = app.patient_held_by(&[0]);
+    let found = app.get(&tideway_tests::nhs_search(nhs.as_str()), Some(&token)).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    let oo = found.outcome_entry().expect("the failing sources are named").to_string();
+    assert!(oo.contains("borough-01") && oo.contains("malformed"), "{oo}");
+    assert!(oo.contains("borough-02") && oo.contains("exceeded"), "{oo}");
+    assert_eq!(found.matches().len(), 1);
+    assert!(found.raw.len() < 64 * 1024, "nothing of the oversized answer is passed on");
+    app.stop().await;
+}
