@@ -20,7 +20,9 @@ pub struct SourceIdError;
 impl SourceId {
     /// Parses a source id.
     pub fn parse(input: &str) -> Result<Self, SourceIdError> {
-        let ok = (1..=24).contains(&input.len())
+        // `merged` is reserved: the gateway's own Provenance ids are `merged.{hash}`.
+        let ok = input != "merged"
+            && (1..=24).contains(&input.len())
             && input.starts_with(|c: char| c.is_ascii_lowercase())
             && input.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok { Ok(Self(input.to_owned())) } else { Err(SourceIdError) }
@@ -132,5 +134,6 @@ mod tests {
         assert!(SourceId::parse("2camden").is_err());
         assert!(SourceId::parse("a.b").is_err());
         assert!(SourceId::parse("").is_err());
+        assert!(SourceId::parse("merged").is_err(), "reserved for the gateway's Provenance ids");
     }
 }

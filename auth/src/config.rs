@@ -250,7 +250,11 @@ impl ClientConfig {
         }
         let scopes_ok = !self.allowed_scopes.is_empty()
             && self.allowed_scopes.iter().all(|s| {
-                s.len() > "system/".len() && s.starts_with("system/") && !s.chars().any(char::is_whitespace)
+                s.len() > "system/".len()
+                    && s.starts_with("system/")
+                    && !s.chars().any(char::is_whitespace)
+                    // Constrained SMART v2 scopes are not supported (they would grant nothing).
+                    && !s.contains('?')
             });
         if !scopes_ok {
             return Err(AuthConfigError::AllowedScopes { client_id: client_id() });

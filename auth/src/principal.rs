@@ -107,7 +107,11 @@ fn scope_allows_read(scope: &str, resource_type: &str) -> bool {
     let Some((ty, perm)) = rest.split_once('.') else {
         return false;
     };
-    let perm = perm.split('?').next().unwrap_or_default();
+    // SMART v2 constraints (`?category=…`) narrow a scope; they are not implemented, so a
+    // constrained scope grants nothing rather than everything.
+    if perm.contains('?') {
+        return false;
+    }
     (ty == "*" || ty == resource_type)
         && (perm == "read"
             || perm == "*"
@@ -127,6 +131,7 @@ mod tests {
         assert!(!scope_allows_read("system/*.write", "Patient"));
         assert!(!scope_allows_read("system/*.cud", "Patient"));
         assert!(!scope_allows_read("patient/*.read", "Patient"));
+        assert!(!scope_allows_read("system/Observation.rs?category=laboratory", "Observation"));
     }
 
     #[test]

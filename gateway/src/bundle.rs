@@ -113,7 +113,11 @@ pub fn searchset(s: &Searchset<'_>) -> Vec<u8> {
         let _ = write!(out, "{{\"fullUrl\":{full_url},\"resource\":");
         // Stored bytes are JSON written by serde_json, hence UTF-8.
         out.push_str(std::str::from_utf8(&e.json).unwrap_or("{}"));
-        out.push_str(",\"search\":{\"mode\":\"match\"}}");
+        out.push_str(if is_included(e) {
+            ",\"search\":{\"mode\":\"include\"}}"
+        } else {
+            ",\"search\":{\"mode\":\"match\"}}"
+        });
     }
     if let Some(oo) = s.outcome {
         if !first {
@@ -136,21 +140,30 @@ pub fn searchset(s: &Searchset<'_>) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Whether an entry is included to support the matches rather than matching itself: the
+/// gateway's own Provenance for merged facts.
+pub fn is_included(r: &NormalisedResource) -> bool {
+    r.resource_type == "Provenance" && r.id.starts_with(crate::merge::PROVENANCE_ID_PREFIX)
+}
+
 /// Parses a FHIR `instant` (as used by `_since`).
 pub fn parse_instant(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
 }
 
-/// Keeps resources updated after `since`. A resource whose source gave no `meta.lastUpdated` is
-/// kept: the gateway cannot show it is unchanged, and dropping it could hide clinical data.
+/// Whether a resource was updated after `since`. A resource whose source gave no
+/// `meta.lastUpdated` counts as updated: the gateway cannot show it is unchanged, and dropping it
+/// could hide clinical data.
+pub fn is_updated_since(r: &NormalisedResource, since: OffsetDateTime) -> bool {
+    match r.last_updated.as_deref().and_then(parse_instant) {
+        Some(t) => t > since,
+        None => true,
+    }
+}
+
+/// Keeps resources updated after `since` (see [`is_updated_since`]).
 pub fn updated_since(resources: Vec<NormalisedResource>, since: OffsetDateTime) -> Vec<NormalisedResource> {
-    resources
-        .into_iter()
-        .filter(|r| match r.last_updated.as_deref().and_then(parse_instant) {
-            Some(t) => t > since,
-            None => true,
-        })
-        .collect()
+    resources.into_iter().filter(|r| is_updated_since(r, since)).collect()
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tideway_adapters::{NormalisedResource, SourceId};
 
+/// Ids of the Provenance resources the gateway makes start with this (`merged` is a reserved
+/// source id, so no source's resource can collide with them).
+pub const PROVENANCE_ID_PREFIX: &str = "merged.";
+
 /// A kept entry (its index in the output) and every (source, resource id) that reported it.
 type KeptFact<'a> = (usize, Vec<(&'a SourceId, &'a str)>);
 
@@ -34,9 +38,11 @@ pub struct Merged {
     pub folded: usize,
 }
 
-/// Merges per-source resources (given in registry order). `recorded` is the Provenance
+/// Merges per-source resources (given in registry order). The patient is the Patient whose id is
+/// `patient_id` (adapters give the requested patient the gateway's id); other Patient resources a
+/// source sends (a linked mother or baby, say) are ordinary entries. `recorded` is the Provenance
 /// `recorded` instant (passed in so the function stays pure).
-pub fn merge(sources: &[SourceResources], recorded: &str) -> Merged {
+pub fn merge(sources: &[SourceResources], patient_id: &str, recorded: &str) -> Merged {
     let mut patient: Option<NormalisedResource> = None;
     let mut kept: Vec<NormalisedResource> = Vec::new();
     // fact key -> the entries kept for it, each with its origins as (source, resource id). A
@@ -46,7 +52,7 @@ pub fn merge(sources: &[SourceResources], recorded: &str) -> Merged {
     let mut folded = 0;
     for s in sources {
         for r in &s.resources {
-            if r.resource_type == "Patient" {
+            if r.resource_type == "Patient" && r.id == patient_id {
                 if patient.is_none() {
                     patient = Some(r.clone());
                 }
@@ -93,8 +99,10 @@ fn provenance_for(
     hasher.update(key.as_bytes());
     hasher.update(target.id.as_bytes());
     let digest = hasher.finalize();
-    let id: String =
-        format!("merged.{}", digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let id: String = format!(
+        "{PROVENANCE_ID_PREFIX}{}",
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
     let target_ref = format!("{}/{}", target.resource_type, target.id);
     let entities: Vec<Value> = origins
         .iter()
@@ -150,8 +158,12 @@ mod tests {
 
     use super::*;
 
+    /// The gateway id every source gives the requested patient in these tests.
+    const PID: &str = "p0";
+
     fn res(source: &str, ty: &str, n: u32, key: Option<u32>) -> NormalisedResource {
-        let id = format!("{source}.{ty}-{n}");
+        // Patient n = 0 is the requested patient; other Patients are someone else.
+        let id = if ty == "Patient" && n == 0 { PID.to_owned() } else { format!("{source}.{ty}-{n}") };
         NormalisedResource {
             resource_type: ty.to_owned(),
             json: Arc::from(json!({"resourceType": ty, "id": id}).to_string().into_bytes()),
@@ -179,15 +191,31 @@ mod tests {
                 res("b", "Condition", 2, Some(8)),
             ],
         };
-        let m = merge(&[a, b], "2026-01-01T00:00:00Z");
+        let m = merge(&[a, b], PID, "2026-01-01T00:00:00Z");
         let ids: Vec<&str> = m.resources.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids[..3], ["a.Patient-0", "a.AllergyIntolerance-1", "b.Condition-2"]);
+        assert_eq!(ids[..3], [PID, "a.AllergyIntolerance-1", "b.Condition-2"]);
         assert_eq!(m.resources.len(), 4);
         assert_eq!(m.folded, 1);
         let prov: Value = serde_json::from_slice(&m.resources[3].json).unwrap();
         assert_eq!(prov["target"][0]["reference"], "AllergyIntolerance/a.AllergyIntolerance-1");
         assert_eq!(prov["entity"][1]["what"]["identifier"]["value"], "b.AllergyIntolerance-1");
         assert_eq!(tideway_profiles::validate::check_r4_value(&prov), Ok(()));
+    }
+
+    #[test]
+    fn the_requested_patient_represents_the_record_even_after_another_patient() {
+        // A source lists a linked person (a mother, say) before the patient asked about.
+        let a = SourceResources {
+            source: sid("a"),
+            resources: vec![
+                res("a", "Patient", 5, None),
+                res("a", "Patient", 0, None),
+                res("a", "Condition", 1, None),
+            ],
+        };
+        let m = merge(&[a], PID, "2026-01-01T00:00:00Z");
+        let ids: Vec<&str> = m.resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, [PID, "a.Patient-5", "a.Condition-1"]);
     }
 
     fn arb_sources() -> impl Strategy<Value = Vec<SourceResources>> {
@@ -218,7 +246,7 @@ mod tests {
     }
 
     /// Every input resource is either in the output or named by a Provenance entity: merging
-    /// never silently drops a fact (Patients aside, which are represented by one).
+    /// never silently drops a fact (the requested patient's Patients aside: one represents them).
     fn accounted_for(input: &[SourceResources], m: &Merged) -> bool {
         let out: BTreeSet<String> = m.resources.iter().map(|r| r.id.clone()).collect();
         let named: BTreeSet<String> = m
@@ -238,26 +266,29 @@ mod tests {
         input
             .iter()
             .flat_map(|s| &s.resources)
-            .filter(|r| r.resource_type != "Patient")
+            .filter(|r| r.id != PID)
             .all(|r| out.contains(&r.id) || named.contains(&r.id))
     }
 
     proptest! {
         #[test]
         fn merging_loses_nothing(input in arb_sources()) {
-            let m = merge(&input, "2026-01-01T00:00:00Z");
+            let m = merge(&input, PID, "2026-01-01T00:00:00Z");
             prop_assert!(accounted_for(&input, &m));
-            let patients = m.resources.iter().filter(|r| r.resource_type == "Patient").count();
-            let any_patient = input.iter().flat_map(|s| &s.resources).any(|r| r.resource_type == "Patient");
+            let patients = m.resources.iter().filter(|r| r.id == PID).count();
+            let any_patient = input.iter().flat_map(|s| &s.resources).any(|r| r.id == PID);
             prop_assert_eq!(patients, usize::from(any_patient));
+            if any_patient {
+                prop_assert_eq!(m.resources[0].id.as_str(), PID, "the requested patient comes first");
+            }
         }
 
         #[test]
         fn merging_is_idempotent(input in arb_sources()) {
-            let once = merge(&input, "2026-01-01T00:00:00Z");
+            let once = merge(&input, PID, "2026-01-01T00:00:00Z");
             let non_prov: Vec<NormalisedResource> =
                 once.resources.iter().filter(|r| r.resource_type != "Provenance").cloned().collect();
-            let twice = merge(&[SourceResources { source: sid("z"), resources: non_prov.clone() }], "2026-01-01T00:00:00Z");
+            let twice = merge(&[SourceResources { source: sid("z"), resources: non_prov.clone() }], PID, "2026-01-01T00:00:00Z");
             let ids = |v: &[NormalisedResource]| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
             prop_assert_eq!(ids(&twice.resources), ids(&non_prov));
             prop_assert_eq!(twice.folded, 0);
@@ -266,7 +297,7 @@ mod tests {
         #[test]
         fn one_sources_repeated_entries_are_never_folded(input in arb_sources()) {
             for s in &input {
-                let m = merge(std::slice::from_ref(s), "2026-01-01T00:00:00Z");
+                let m = merge(std::slice::from_ref(s), PID, "2026-01-01T00:00:00Z");
                 prop_assert_eq!(m.folded, 0);
             }
         }
@@ -274,13 +305,13 @@ mod tests {
         #[test]
         fn the_set_of_facts_does_not_depend_on_source_order(input in arb_sources()) {
             let facts = |m: &Merged| m.resources.iter()
-                .filter(|r| r.resource_type != "Provenance" && r.resource_type != "Patient")
+                .filter(|r| r.resource_type != "Provenance" && r.id != PID)
                 .map(|r| r.fact_key.clone().unwrap_or_else(|| r.id.clone()))
                 .collect::<BTreeSet<_>>();
             let mut reversed = input.clone();
             reversed.reverse();
-            let a = merge(&input, "2026-01-01T00:00:00Z");
-            let b = merge(&reversed, "2026-01-01T00:00:00Z");
+            let a = merge(&input, PID, "2026-01-01T00:00:00Z");
+            let b = merge(&reversed, PID, "2026-01-01T00:00:00Z");
             prop_assert_eq!(facts(&a), facts(&b));
             prop_assert_eq!(a.resources.len(), b.resources.len());
         }

@@ -32,9 +32,20 @@ pub struct PageSnapshot {
     pub patient_id: Option<String>,
 }
 
-/// Identifies a principal for page ownership: the same client, user, organisation and purpose.
+/// Identifies a principal for page ownership: the same client, user, role, organisation,
+/// purpose and granted scopes.
 pub fn principal_key(p: &Principal) -> String {
-    format!("{}\u{1f}{}\u{1f}{}\u{1f}{}", p.client_id, p.user_id, p.organisation, p.purpose.code())
+    let mut scopes = p.scopes.clone();
+    scopes.sort();
+    format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        p.client_id,
+        p.user_id,
+        p.role.as_str(),
+        p.organisation,
+        p.purpose.code(),
+        scopes.join(" ")
+    )
 }
 
 /// The page store could not be used. Carries no data.

@@ -141,6 +141,20 @@ impl FhirR4Adapter {
             1 => matches.remove(0),
             _ => return Err(AdapterError::Malformed("ambiguous".into())),
         };
+        // A server that ignores a search parameter answers with everyone (or whoever it has):
+        // only a Patient carrying the NHS number asked for is this patient.
+        let carries_number = patient.get("identifier").and_then(Value::as_array).is_some_and(|ids| {
+            ids.iter().any(|i| {
+                i.get("system").and_then(Value::as_str) == Some(systems::NHS_NUMBER)
+                    && i.get("value").and_then(Value::as_str).map(|v| v.replace(' ', "")).as_deref()
+                        == Some(nhs.as_str())
+            })
+        });
+        if !carries_number {
+            return Err(AdapterError::Malformed(
+                "the matched Patient does not carry the NHS number searched for".into(),
+            ));
+        }
         let local_id = patient
             .get("id")
             .and_then(Value::as_str)

@@ -345,7 +345,6 @@ pub async fn patient_read(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    negotiate(&req)?;
     let id = path.into_inner();
     let mut call = Call::begin(state.clone(), &req, "patient-read").await?;
     if let Err(e) = negotiate(&req) {
@@ -386,6 +385,8 @@ async fn gather_record(
     nhs: &NhsNumber,
     gateway_id: &str,
     request_id: &str,
+    keep: &(dyn Fn(&NormalisedResource) -> bool + Sync),
+    provenance: bool,
 ) -> Result<(Vec<NormalisedResource>, Vec<Notice>, serde_json::Value, bool), ApiError> {
     let overall = state.federation.deadline();
     let known = state.store.links(gateway_id).await.map_err(|e| {
@@ -435,7 +436,6 @@ async fn gather_record(
             ApiError::bad_gateway("every source that could hold this record failed to answer")
         });
     }
-    let partial = !notices.is_empty();
     let mut detail = per_source_detail(&answers, |r| r.resources.len());
     // The per-source report in the audit trail also counts what was withheld as invalid.
     if let Some(sources) = detail.get_mut("sources").and_then(serde_json::Value::as_object_mut) {
@@ -459,18 +459,28 @@ async fn gather_record(
                 types,
             });
         }
-        per_source.push(SourceResources { source: a.source, resources: record.resources.clone() });
+        // Filters (`_type`, `_since`, scopes, the searched type) apply to each source's answer
+        // before merging, so a fact folded into another source's copy cannot vanish with it,
+        // and no Provenance points at an entry the caller does not receive.
+        let resources = record.resources.iter().filter(|r| keep(r)).cloned().collect();
+        per_source.push(SourceResources { source: a.source, resources });
     }
     let recorded = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    let merged = merge(&per_source, &recorded);
+    let partial = !notices.is_empty();
+    let merged = merge(&per_source, gateway_id, &recorded);
     if let Some(obj) = detail.as_object_mut() {
         obj.insert("merged_duplicates".into(), json!(merged.folded));
     }
-    let all = merged.resources;
+    let mut all = merged.resources;
+    if !provenance {
+        all.retain(|r| {
+            r.resource_type != "Provenance" || !r.id.starts_with(crate::merge::PROVENANCE_ID_PREFIX)
+        });
+    }
     Ok((all, notices, detail, partial))
 }
 
@@ -535,28 +545,44 @@ pub async fn patient_operation(
         return Err(call.refuse(e, "scope").await);
     }
     let nhs = call.open_patient(&id).await?;
-    let (mut resources, mut notices, detail, partial) =
-        match gather_record(&state, &nhs, &id, &call.audit.request_id).await {
-            Ok(r) => r,
-            Err(e) => return Err(call.refuse(e, "sources-failed").await),
-        };
-    if let Some(ts) = &types {
-        resources.retain(|r| ts.contains(&r.resource_type));
-    }
-    if let Some(since) = since {
-        resources = bundle::updated_since(resources, since);
-    }
-    resources.retain(|r| call.principal.may_read(&r.resource_type));
+    let principal = call.principal.clone();
+    let keep = move |r: &NormalisedResource| {
+        types.as_ref().is_none_or(|ts| ts.contains(&r.resource_type))
+            && since.is_none_or(|t| bundle::is_updated_since(r, t))
+            && principal.may_read(&r.resource_type)
+    };
+    let (resources, mut notices, detail, partial) = match gather_record(
+        &state,
+        &nhs,
+        &id,
+        &call.audit.request_id,
+        &keep,
+        call.principal.may_read("Provenance"),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return Err(call.refuse(e, "sources-failed").await),
+    };
     notices.extend(params.ignored.iter().cloned());
-    let self_link = format!("{}/Patient/{}/$everything{}", state.base_url, id, echo_query(&req));
+    let self_link = format!(
+        "{}/Patient/{}/$everything{}",
+        state.base_url,
+        id,
+        echo_query(&params, &["_type", "_since", "_count"])
+    );
     paged_answer(call, resources, notices, detail, partial, count, self_link).await
 }
 
-/// The query string minus nothing identifying (only opaque ids and our own parameters reach
-/// here), for `self` links.
-fn echo_query(req: &HttpRequest) -> String {
-    let q = req.query_string();
-    if q.is_empty() { String::new() } else { format!("?{q}") }
+/// The query for a `self` link: only the parameters this search understood (an ignored one could
+/// carry anything, an NHS number included).
+fn echo_query(params: &Params, known: &[&str]) -> String {
+    let pairs: Vec<(&str, &str)> = params.pairs().filter(|(k, _)| known.contains(k)).collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
+    }
 }
 
 /// Answers the first page, keeping the rest (if any) for `next` links bound to the principal.
@@ -571,7 +597,7 @@ async fn paged_answer(
 ) -> Result<HttpResponse, ApiError> {
     let state = call.state.clone();
     let outcome = bundle::notices_outcome(&notices);
-    let total = resources.len();
+    let total = resources.iter().filter(|r| !bundle::is_included(r)).count();
     let snapshot = Arc::new(PageSnapshot {
         owner: principal_key(&call.principal),
         resources,
@@ -579,7 +605,7 @@ async fn paged_answer(
         page_size: count,
         patient_id: call.audit.patient_id.clone(),
     });
-    let next_link = if total > count {
+    let next_link = if snapshot.resources.len() > count {
         match state.pages.insert(snapshot.clone(), &state.base_url, count).await {
             Ok(link) => Some(link),
             Err(e) => {
@@ -592,7 +618,7 @@ async fn paged_answer(
     } else {
         None
     };
-    let page = &snapshot.resources[..total.min(count)];
+    let page = &snapshot.resources[..snapshot.resources.len().min(count)];
     let body = bundle::searchset(&Searchset {
         base_url: &state.base_url,
         self_link: &self_link,
@@ -650,7 +676,12 @@ pub async fn type_search(
         Ok(Some(n)) => n,
         // A search for an unknown patient matches nothing: an empty searchset, as FHIR expects.
         Ok(None) => {
-            let self_link = format!("{}/{}{}", state.base_url, resource_type, echo_query(&req));
+            let self_link = format!(
+                "{}/{}{}",
+                state.base_url,
+                resource_type,
+                echo_query(&params, &["patient", "subject", "_count"])
+            );
             let body = bundle::searchset(&Searchset {
                 base_url: &state.base_url,
                 self_link: &self_link,
@@ -667,14 +698,28 @@ pub async fn type_search(
     };
     call.audit.patient_id = Some(patient_id.clone());
     call.intent(state.source_ids()).await?;
-    let (mut resources, mut notices, detail, partial) =
-        match gather_record(&state, &nhs, &patient_id, &call.audit.request_id).await {
-            Ok(r) => r,
-            Err(e) => return Err(call.refuse(e, "sources-failed").await),
-        };
-    resources.retain(|r| r.resource_type == resource_type);
+    let wanted = resource_type.clone();
+    let keep = move |r: &NormalisedResource| r.resource_type == wanted;
+    let (resources, mut notices, detail, partial) = match gather_record(
+        &state,
+        &nhs,
+        &patient_id,
+        &call.audit.request_id,
+        &keep,
+        call.principal.may_read("Provenance"),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return Err(call.refuse(e, "sources-failed").await),
+    };
     notices.extend(params.ignored.iter().cloned());
-    let self_link = format!("{}/{}{}", state.base_url, resource_type, echo_query(&req));
+    let self_link = format!(
+        "{}/{}{}",
+        state.base_url,
+        resource_type,
+        echo_query(&params, &["patient", "subject", "_count"])
+    );
     paged_answer(call, resources, notices, detail, partial, count, self_link).await
 }
 
@@ -726,10 +771,17 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     }
     let mut call = call;
     call.audit.patient_id = snapshot.patient_id.clone();
-    let total = snapshot.resources.len();
-    let start = offset.min(total);
-    let end = (start + snapshot.page_size).min(total);
-    let next_link = (end < total).then(|| state.pages.link(&state.base_url, &token, end));
+    // The snapshot was made for this principal's scopes; check them again (a same-user token with
+    // narrower scopes must not read more through a page link).
+    if let Some(t) = snapshot.resources.iter().find(|r| !call.principal.may_read(&r.resource_type)) {
+        let e = ApiError::forbidden(format!("the granted scopes do not allow reading {}", t.resource_type));
+        return Err(call.refuse(e, "scope").await);
+    }
+    let entries = snapshot.resources.len();
+    let total = snapshot.resources.iter().filter(|r| !bundle::is_included(r)).count();
+    let start = offset.min(entries);
+    let end = (start + snapshot.page_size).min(entries);
+    let next_link = (end < entries).then(|| state.pages.link(&state.base_url, &token, end));
     let self_link = state.pages.link(&state.base_url, &token, start);
     let body = bundle::searchset(&Searchset {
         base_url: &state.base_url,

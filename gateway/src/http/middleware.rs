@@ -1,7 +1,7 @@
 //! Request ids and the access log.
 //!
-//! Every request gets an id (a sane client-supplied `X-Request-ID` is kept, else a new UUID),
-//! answered in `X-Request-ID` and written to the audit trail. The access log names the route
+//! Every request gets a new id (a UUID made here, whatever the client sent), answered in
+//! `X-Request-ID` and written to the audit trail. The access log names the route
 //! pattern, never the path: paths carry patient ids.
 
 use std::time::Instant;
@@ -19,10 +19,6 @@ pub struct RequestId(pub String);
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-fn sane(id: &str) -> bool {
-    (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// The id of `req` (set by [`request_id_and_log`]).
 pub fn request_id(req: &HttpRequest) -> String {
     req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
@@ -33,16 +29,18 @@ pub async fn request_id_and_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let id = req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| sane(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // The request id pairs a request's audit records, so the server always makes it: a client
+    // could otherwise give many requests one id. A client's own `X-Request-ID` is not logged
+    // either: it is free text the client controls.
+    let id = uuid::Uuid::new_v4().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
     let started = Instant::now();
-    let method = req.method().to_string();
+    // Metric labels and log fields take the method from a fixed set: actix accepts any token
+    // as a method, and every new label value would be a new series kept forever.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
     // The span names the request id only; the route is known after routing and is logged below.
     let span = tracing::info_span!("http.request", request_id = %id, method = %method);
     let mut res = next.call(req).instrument(span).await?;

@@ -46,6 +46,11 @@ impl Params {
         Ok(Self { pairs, ignored })
     }
 
+    /// Every (name, value) pair, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The single value of `name`; a 400 if it is repeated.
     pub fn one(&self, name: &str) -> Result<Option<&str>, ApiError> {
         let mut values = self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());

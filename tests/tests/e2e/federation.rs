@@ -89,7 +89,7 @@ async fn the_same_fact_from_several_boroughs_appears_once_with_its_origins_in_pr
         codes.dedup();
         assert_eq!(codes.len(), n, "duplicate allergy entries were not merged");
         let provenance: Vec<_> =
-            all.matches().into_iter().filter(|r| r["resourceType"] == "Provenance").collect();
+            all.resources().into_iter().filter(|r| r["resourceType"] == "Provenance").collect();
         for a in &allergies {
             let target = format!("AllergyIntolerance/{}", a["id"].as_str().unwrap());
             let p = provenance
