@@ -28,6 +28,13 @@ pub struct StoreError {
     detail: String,
 }
 
+impl StoreError {
+    /// The store did not answer in time.
+    pub fn timed_out(op: &'static str) -> Self {
+        Self { op, detail: "timed out".into() }
+    }
+}
+
 fn err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| StoreError { op, detail: e.to_string() }
 }
@@ -235,8 +242,10 @@ impl Store {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         match self {
             Self::Sqlite { write: p, .. } => sqlx::query(
+                // After a pseudonym-key change the NHS number gets a new id; the old mapping is
+                // replaced rather than blocking the insert.
                 "INSERT INTO patient_index (patient_id, nhs_number, created_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (patient_id) DO NOTHING",
+                 ON CONFLICT (nhs_number) DO UPDATE SET patient_id = excluded.patient_id, created_at = excluded.created_at",
             )
             .bind(patient_id)
             .bind(nhs_number)
@@ -246,7 +255,7 @@ impl Store {
             .map(drop),
             Self::Postgres(p) => sqlx::query(
                 "INSERT INTO patient_index (patient_id, nhs_number, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (patient_id) DO NOTHING",
+                 ON CONFLICT (nhs_number) DO UPDATE SET patient_id = excluded.patient_id, created_at = excluded.created_at",
             )
             .bind(patient_id)
             .bind(nhs_number)

@@ -31,6 +31,9 @@ use crate::store::SourceLink;
 /// Resource types searchable by `patient`.
 pub const SEARCHABLE_TYPES: &[&str] = &tideway_profiles::PATIENT_SEARCH_TYPES;
 
+/// Longest wait for an audit append before the request is answered 503.
+const AUDIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One request in flight: who asks, its id, and the audit record being filled in.
 struct Call {
     state: web::Data<AppState>,
@@ -85,7 +88,7 @@ impl Call {
         self.audit.http_status = err.status.as_u16();
         self.audit.released = 0;
         self.audit.detail = json!({"reason": reason});
-        if self.state.store.append_audit(&self.audit).await.is_err() {
+        if self.append().await.is_err() {
             tracing::error!(request_id = %self.audit.request_id, "audit write failed while refusing a request");
         }
         err
@@ -113,13 +116,22 @@ impl Call {
         }
     }
 
+    /// Appends the current audit record, giving up (as a failure: nothing is released) if the
+    /// store does not answer within [`AUDIT_TIMEOUT`].
+    async fn append(&self) -> Result<i64, crate::store::StoreError> {
+        match tokio::time::timeout(AUDIT_TIMEOUT, self.state.store.append_audit(&self.audit)).await {
+            Ok(r) => r,
+            Err(_) => Err(crate::store::StoreError::timed_out("append audit")),
+        }
+    }
+
     /// Writes the intent record; nothing may be asked of a source before this succeeds.
     async fn intent(&mut self, sources: Vec<String>) -> Result<(), ApiError> {
         self.audit.phase = AuditPhase::Intent;
         self.audit.outcome = AuditOutcome::Pending;
         self.audit.sources = sources;
         self.audit.recorded_at = time::OffsetDateTime::now_utc();
-        match self.state.store.append_audit(&self.audit).await {
+        match self.append().await {
             Ok(_) => Ok(()),
             Err(e) => {
                 tracing::error!(request_id = %self.audit.request_id, error = %e, "audit intent could not be written");
@@ -143,7 +155,7 @@ impl Call {
         self.audit.released = released as u64;
         self.audit.detail = detail;
         self.audit.recorded_at = time::OffsetDateTime::now_utc();
-        if let Err(e) = self.state.store.append_audit(&self.audit).await {
+        if let Err(e) = self.append().await {
             tracing::error!(request_id = %self.audit.request_id, error = %e, "audit outcome could not be written; nothing released");
             return Err(ApiError::audit_unavailable());
         }

@@ -60,3 +60,18 @@ async fn sqlite_and_postgres_schemas_match() {
     assert_eq!(sqlite_cols, pg_cols);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_pseudonym_key_remaps_patients_instead_of_failing_on_both_backends() {
+    for kind in [StoreKind::Sqlite, StoreKind::Postgres] {
+        let app = TestApp::spawn(Options { boroughs: 1, store: kind, ..Options::default() }).await;
+        let store = &app.state.store;
+        let old = format!("p{}", "1".repeat(32));
+        let new = format!("p{}", "2".repeat(32));
+        store.remember_patient(&old, "9434765919").await.unwrap();
+        store.remember_patient(&new, "9434765919").await.unwrap();
+        assert_eq!(store.nhs_number_of(&new).await.unwrap().as_deref(), Some("9434765919"), "{kind:?}");
+        assert_eq!(store.nhs_number_of(&old).await.unwrap(), None, "{kind:?}");
+        app.stop().await;
+    }
+}
