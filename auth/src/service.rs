@@ -97,6 +97,8 @@ pub struct TokenGrant {
     pub client_id: String,
     /// The new access token's id (`jti`), the same as [`Principal::token_id`] later.
     pub token_id: String,
+    /// Who the token is for, as it will authenticate (for the audit record of the grant).
+    pub principal: Principal,
     /// The body to send (RFC 6749 §5.1).
     pub response: TokenResponse,
 }
@@ -527,9 +529,19 @@ impl TokenService {
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         let access_token = jsonwebtoken::encode(&header, &claims, &self.signing_key)
             .map_err(|_| OAuthError::new(500, "server_error", "the access token could not be issued"))?;
+        let principal = Principal {
+            client_id: client_id.to_owned(),
+            user_id: user.user_id.clone(),
+            role: user.role.clone(),
+            organisation: user.organisation.clone(),
+            purpose: user.purpose,
+            scopes,
+            token_id: token_id.clone(),
+        };
         Ok(TokenGrant {
             client_id: client_id.to_owned(),
             token_id,
+            principal,
             response: TokenResponse { access_token, token_type: "bearer", expires_in: lifetime, scope },
         })
     }

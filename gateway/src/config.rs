@@ -120,6 +120,14 @@ pub struct FederationSettings {
     /// Largest page size a client may ask for with `_count` (default 1000).
     #[serde(default = "default_max_page_size")]
     pub max_page_size: usize,
+    /// How long the record locator trusts a source's answer about whether it holds a patient,
+    /// in seconds (default 3600); older answers are asked again.
+    #[serde(default = "default_locator_max_age_secs")]
+    pub locator_max_age_secs: u64,
+}
+
+fn default_locator_max_age_secs() -> u64 {
+    3_600
 }
 
 impl Default for FederationSettings {
@@ -128,6 +136,7 @@ impl Default for FederationSettings {
             request_deadline_ms: default_request_deadline_ms(),
             default_page_size: default_page_size(),
             max_page_size: default_max_page_size(),
+            locator_max_age_secs: default_locator_max_age_secs(),
         }
     }
 }

@@ -324,19 +324,27 @@ impl Store {
     }
 
     /// Everything the record locator knows about a patient, one row per source checked.
-    pub async fn links(&self, patient_id: &str) -> Result<Vec<SourceLink>, StoreError> {
+    /// Rows older than `max_age_secs` are left out: the caller asks those sources again, so a
+    /// patient who registers somewhere new is found without a new NHS-number search.
+    pub async fn links(&self, patient_id: &str, max_age_secs: u64) -> Result<Vec<SourceLink>, StoreError> {
+        let oldest =
+            OffsetDateTime::now_utc().unix_timestamp() - i64::try_from(max_age_secs).unwrap_or(i64::MAX);
         let rows: Vec<(String, Option<String>)> =
             match self {
                 Self::Sqlite { read: p, .. } => sqlx::query_as(
-                    "SELECT source_id, local_id FROM patient_source WHERE patient_id = ?1 ORDER BY source_id",
+                    "SELECT source_id, local_id FROM patient_source WHERE patient_id = ?1 AND seen_at >= ?2 \
+                 ORDER BY source_id",
                 )
                 .bind(patient_id)
+                .bind(oldest)
                 .fetch_all(p)
                 .await,
                 Self::Postgres(p) => sqlx::query_as(
-                    "SELECT source_id, local_id FROM patient_source WHERE patient_id = $1 ORDER BY source_id",
+                    "SELECT source_id, local_id FROM patient_source WHERE patient_id = $1 AND seen_at >= $2 \
+                 ORDER BY source_id",
                 )
                 .bind(patient_id)
+                .bind(oldest)
                 .fetch_all(p)
                 .await,
             }

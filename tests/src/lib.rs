@@ -258,6 +258,7 @@ impl TestApp {
                 request_deadline_ms: opts.request_deadline_ms,
                 default_page_size: 100,
                 max_page_size: 1000,
+                locator_max_age_secs: 3600,
             },
             cache: CacheSettings { enabled: opts.cache, ..CacheSettings::default() },
             pages: PageSettings {

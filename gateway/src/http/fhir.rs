@@ -401,10 +401,11 @@ async fn gather_record(
     provenance: bool,
 ) -> Result<(Vec<NormalisedResource>, Vec<Notice>, serde_json::Value, bool), ApiError> {
     let overall = state.federation.deadline();
-    let known = state.store.links(gateway_id).await.map_err(|e| {
-        tracing::error!(error = %e, "record locator could not be read");
-        ApiError::unavailable("the record locator cannot be read; try again later")
-    })?;
+    let known =
+        state.store.links(gateway_id, state.settings.federation.locator_max_age_secs).await.map_err(|e| {
+            tracing::error!(error = %e, "record locator could not be read");
+            ApiError::unavailable("the record locator cannot be read; try again later")
+        })?;
     let adapters = state.federation.adapters();
     let unknown: Vec<Arc<dyn SourceAdapter>> =
         adapters.iter().filter(|a| !known.iter().any(|l| l.source_id == a.id().as_str())).cloned().collect();

@@ -66,7 +66,8 @@ pub async fn token(
     };
     match result {
         Ok(granted) => {
-            audit.client_id = Some(granted.client_id.clone());
+            // The grant is audited with the user the client asserted.
+            audit = AuditRecord::new(&audit.request_id, "token", Some(&granted.principal));
             audit.outcome = AuditOutcome::Success;
             audit.http_status = 200;
             audit.detail = json!({"scope": granted.response.scope});

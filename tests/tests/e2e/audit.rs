@@ -110,3 +110,22 @@ async fn when_the_audit_store_cannot_write_no_patient_data_leaves() {
     assert_eq!(app.get("/readyz", None).await.status, 200, "the store itself still answers");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn token_grants_are_audited_with_the_asserted_user() {
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    let form =
+        app.es_client.token_form(&app.token_url(), "system/*.read", &tideway_tests::clinician()).unwrap();
+    let res = app.post_token(form).await;
+    assert_eq!(res.status(), 200);
+    let rid = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let rows = app.state.store.audit_for_request(&rid).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].action, "token");
+    assert_eq!(rows[0].outcome, "success");
+    assert_eq!(rows[0].client_id.as_deref(), Some("test-es"));
+    assert_eq!(rows[0].user_id.as_deref(), Some("555021935107"));
+    assert_eq!(rows[0].organisation.as_deref(), Some("RJ122"));
+    assert_eq!(rows[0].purpose.as_deref(), Some("TREAT"));
+    app.stop().await;
+}

@@ -178,3 +178,27 @@ async fn garbage_and_oversized_answers_are_named_and_never_passed_on() {
     assert!(found.raw.len() < 64 * 1024, "nothing of the oversized answer is passed on");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stale_record_locator_answers_are_asked_again() {
+    let app = TestApp::spawn(Options { boroughs: 3, ..Options::default() }).await;
+    let token = app.token().await;
+    let nhs = app.patient_held_by(&[0, 1]);
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    // Pretend borough-01 said long ago that it did not hold the patient (as if the patient
+    // registered there later).
+    use sqlx::Connection;
+    let path = app.sqlite_path.clone().unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    sqlx::query("UPDATE patient_source SET local_id = NULL, seen_at = 0 WHERE source_id = 'borough-01'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let all = app.get(&format!("/Patient/{id}/$everything?_count=1000"), Some(&token)).await;
+    assert_eq!(all.status, 200);
+    assert!(
+        all.matches().iter().any(|r| r["meta"]["source"] == "urn:tideway:source:borough-01"),
+        "an answer older than locator_max_age_secs is asked again"
+    );
+    app.stop().await;
+}

@@ -17,7 +17,7 @@ async fn the_gateway_runs_on_postgres_with_audit_and_replay_protection() {
     assert_eq!(rows.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>(), ["intent", "outcome"]);
     assert_eq!(rows[1].released as usize, all.resources().len());
     // Record locator persisted.
-    let links = app.state.store.links(&id).await.unwrap();
+    let links = app.state.store.links(&id, 3600).await.unwrap();
     assert!(links.len() >= 2);
     // Replay protection is shared state in PostgreSQL.
     let assertion = app
