@@ -194,6 +194,12 @@ impl FhirR4Adapter {
             let bundle = self.bundle(self.client.get(url.clone()), ctx).await?;
             let next = next_link(&bundle, &url)?;
             mapping::normalise_entries(&normaliser, entries(bundle)?, &mut record);
+            // The cap is on the whole record, not on each page: a source paging forever in
+            // small pages must not grow one request's memory without bound.
+            let held: usize = record.resources.iter().map(|r| r.json.len()).sum();
+            if held > ctx.max_body_bytes {
+                return Err(AdapterError::TooLarge(ctx.max_body_bytes));
+            }
             let Some(next) = next else { break };
             if !self.same_origin(&next) {
                 return Err(AdapterError::ForeignLink);

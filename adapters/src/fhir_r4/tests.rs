@@ -194,6 +194,13 @@ async fn pages_are_followed_to_the_end() {
 
     let limited = adapter(sim.base_url()).with_page_size(3).with_max_pages(1);
     assert!(matches!(limited.fetch_record(&link(&local), &ctx()).await, Err(AdapterError::Malformed(_))));
+
+    // The byte cap holds for the whole record, however small each page is.
+    let whole: usize = record.resources.iter().map(|r| r.json.len()).sum();
+    let mut small = ctx();
+    small.max_body_bytes = whole / 2;
+    let capped = adapter(sim.base_url()).with_page_size(3).fetch_record(&link(&local), &small).await;
+    assert_eq!(capped.unwrap_err(), AdapterError::TooLarge(whole / 2));
     sim.stop().await;
 }
 
