@@ -46,6 +46,29 @@ pub struct PendingAudit {
     done: oneshot::Sender<Result<i64, StoreError>>,
 }
 
+/// Binds an audit record's fifteen columns, in `audit_event` order, to a query.
+macro_rules! bind_audit_record {
+    ($query:expr, $r:expr) => {{
+        let r: &AuditRecord = $r;
+        $query
+            .bind(i64::try_from(r.recorded_at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX))
+            .bind(r.request_id.clone())
+            .bind(r.phase.as_str())
+            .bind(r.action)
+            .bind(r.client_id.clone())
+            .bind(r.user_id.clone())
+            .bind(r.role.clone())
+            .bind(r.organisation.clone())
+            .bind(r.purpose.clone())
+            .bind(r.patient_id.clone())
+            .bind(serde_json::to_string(&r.sources).unwrap_or_else(|_| "[]".into()))
+            .bind(r.outcome.as_str())
+            .bind(i32::from(r.http_status))
+            .bind(i64::try_from(r.released).unwrap_or(i64::MAX))
+            .bind(r.detail.to_string())
+    }};
+}
+
 /// Most records committed in one SQLite transaction.
 const AUDIT_BATCH: usize = 256;
 
@@ -172,39 +195,16 @@ impl Store {
             }
             Self::Postgres(p) => p,
         };
-        let sources = serde_json::to_string(&r.sources).unwrap_or_else(|_| "[]".into());
-        let detail = r.detail.to_string();
-        let recorded = r.recorded_at.unix_timestamp_nanos() / 1_000;
-        let recorded = i64::try_from(recorded).unwrap_or(i64::MAX);
-        macro_rules! insert {
-            ($pool:expr, $sql:literal) => {
-                sqlx::query($sql)
-                    .bind(recorded)
-                    .bind(&r.request_id)
-                    .bind(r.phase.as_str())
-                    .bind(r.action)
-                    .bind(&r.client_id)
-                    .bind(&r.user_id)
-                    .bind(&r.role)
-                    .bind(&r.organisation)
-                    .bind(&r.purpose)
-                    .bind(&r.patient_id)
-                    .bind(&sources)
-                    .bind(r.outcome.as_str())
-                    .bind(i32::from(r.http_status))
-                    .bind(i64::try_from(r.released).unwrap_or(i64::MAX))
-                    .bind(&detail)
-                    .fetch_one($pool)
-                    .await
-                    .and_then(|row| row.try_get::<i64, _>(0))
-            };
-        }
-        insert!(
-            p,
-            "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
-             organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq"
+        bind_audit_record!(
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
+                 organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq",
+            ),
+            r
         )
+        .fetch_one(p)
+        .await
         .map_err(err("append audit"))
     }
 
@@ -416,29 +416,14 @@ async fn write_audit_batch(pool: &SqlitePool, batch: &[PendingAudit]) -> Result<
     let mut tx = pool.begin().await.map_err(err("begin audit batch"))?;
     let mut seqs = Vec::with_capacity(batch.len());
     for p in batch {
-        let r = &p.record;
-        let sources = serde_json::to_string(&r.sources).unwrap_or_else(|_| "[]".into());
-        let recorded = i64::try_from(r.recorded_at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
-             organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING seq",
+        let seq: i64 = bind_audit_record!(
+            sqlx::query_scalar(
+                "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
+                 organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING seq",
+            ),
+            &p.record
         )
-        .bind(recorded)
-        .bind(&r.request_id)
-        .bind(r.phase.as_str())
-        .bind(r.action)
-        .bind(&r.client_id)
-        .bind(&r.user_id)
-        .bind(&r.role)
-        .bind(&r.organisation)
-        .bind(&r.purpose)
-        .bind(&r.patient_id)
-        .bind(&sources)
-        .bind(r.outcome.as_str())
-        .bind(i32::from(r.http_status))
-        .bind(i64::try_from(r.released).unwrap_or(i64::MAX))
-        .bind(r.detail.to_string())
         .fetch_one(&mut *tx)
         .await
         .map_err(err("append audit"))?;

@@ -564,26 +564,34 @@ pub async fn patient_operation(
             && since.is_none_or(|t| bundle::is_updated_since(r, t))
             && principal.may_read(&r.resource_type)
     };
-    let (resources, mut notices, detail, partial) = match gather_record(
-        &state,
-        &nhs,
-        &id,
-        &call.audit.request_id,
-        &keep,
-        call.principal.may_read("Provenance"),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => return Err(call.refuse(e, "sources-failed").await),
-    };
-    notices.extend(params.ignored.iter().cloned());
     let self_link = format!(
         "{}/Patient/{}/$everything{}",
         state.base_url,
         id,
         echo_query(&params, &["_type", "_since", "_count"])
     );
+    record_answer(call, &nhs, &id, &keep, &params, count, self_link).await
+}
+
+/// Gathers the patient's record through `keep` and answers its first page: the shared tail of
+/// `$everything` and the per-type searches.
+async fn record_answer(
+    call: Call,
+    nhs: &NhsNumber,
+    patient_id: &str,
+    keep: &(dyn Fn(&NormalisedResource) -> bool + Sync),
+    params: &Params,
+    count: usize,
+    self_link: String,
+) -> Result<HttpResponse, ApiError> {
+    let provenance = call.principal.may_read("Provenance");
+    let gathered =
+        gather_record(&call.state, nhs, patient_id, &call.audit.request_id, keep, provenance).await;
+    let (resources, mut notices, detail, partial) = match gathered {
+        Ok(r) => r,
+        Err(e) => return Err(call.refuse(e, "sources-failed").await),
+    };
+    notices.extend(params.ignored.iter().cloned());
     paged_answer(call, resources, notices, detail, partial, count, self_link).await
 }
 
@@ -713,27 +721,13 @@ pub async fn type_search(
     call.intent(state.source_ids()).await?;
     let wanted = resource_type.clone();
     let keep = move |r: &NormalisedResource| r.resource_type == wanted;
-    let (resources, mut notices, detail, partial) = match gather_record(
-        &state,
-        &nhs,
-        &patient_id,
-        &call.audit.request_id,
-        &keep,
-        call.principal.may_read("Provenance"),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => return Err(call.refuse(e, "sources-failed").await),
-    };
-    notices.extend(params.ignored.iter().cloned());
     let self_link = format!(
         "{}/{}{}",
         state.base_url,
         resource_type,
         echo_query(&params, &["patient", "subject", "_count"])
     );
-    paged_answer(call, resources, notices, detail, partial, count, self_link).await
+    record_answer(call, &nhs, &patient_id, &keep, &params, count, self_link).await
 }
 
 /// `GET /_page?id=…&offset=…`: a later page of a search, only for the principal that made it.
