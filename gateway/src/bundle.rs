@@ -161,11 +161,6 @@ pub fn is_updated_since(r: &NormalisedResource, since: OffsetDateTime) -> bool {
     }
 }
 
-/// Keeps resources updated after `since` (see [`is_updated_since`]).
-pub fn updated_since(resources: Vec<NormalisedResource>, since: OffsetDateTime) -> Vec<NormalisedResource> {
-    resources.into_iter().filter(|r| is_updated_since(r, since)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,15 +215,12 @@ mod tests {
     #[test]
     fn since_keeps_newer_and_undated() {
         let since = parse_instant("2024-01-01T00:00:00Z").unwrap();
-        let kept = updated_since(
-            vec![
-                res("Condition", "old", Some("2023-06-01T00:00:00Z")),
-                res("Condition", "new", Some("2024-06-01T00:00:00+01:00")),
-                res("Condition", "undated", None),
-            ],
-            since,
-        );
-        let ids: Vec<_> = kept.iter().map(|r| r.id.as_str()).collect();
+        let all = [
+            res("Condition", "old", Some("2023-06-01T00:00:00Z")),
+            res("Condition", "new", Some("2024-06-01T00:00:00+01:00")),
+            res("Condition", "undated", None),
+        ];
+        let ids: Vec<_> = all.iter().filter(|r| is_updated_since(r, since)).map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["new", "undated"]);
     }
 }

@@ -27,6 +27,7 @@ use crate::identity::PatientIds;
 use crate::merge::{SourceResources, merge};
 use crate::pages::{PageSnapshot, principal_key};
 use crate::store::SourceLink;
+use crate::telemetry::metrics;
 
 /// Resource types searchable by `patient`.
 pub const SEARCHABLE_TYPES: &[&str] = &tideway_profiles::PATIENT_SEARCH_TYPES;
@@ -209,24 +210,13 @@ fn per_source_detail<T>(answers: &[SourceAnswer<T>], count: impl Fn(&T) -> usize
             let v = match &a.result {
                 Ok(t) => json!({"ok": true, "count": count(t), "ms": a.elapsed.as_millis() as u64}),
                 Err(e) => {
-                    json!({"ok": false, "error": error_code(e), "ms": a.elapsed.as_millis() as u64})
+                    json!({"ok": false, "error": metrics::outcome_code(Some(e)), "ms": a.elapsed.as_millis() as u64})
                 }
             };
             (a.source.to_string(), v)
         })
         .collect();
     json!({ "sources": map })
-}
-
-fn error_code(e: &AdapterError) -> &'static str {
-    match e {
-        AdapterError::Timeout => "timeout",
-        AdapterError::Unreachable => "unreachable",
-        AdapterError::Status(_) => "status",
-        AdapterError::TooLarge(_) => "too-large",
-        AdapterError::Malformed(_) => "malformed",
-        AdapterError::ForeignLink => "foreign-link",
-    }
 }
 
 /// `GET /Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}`
