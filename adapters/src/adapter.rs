@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tideway_profiles::NhsNumber;
+use serde_json::Value;
+use tideway_profiles::{NhsNumber, ResourceFacts};
 use tokio::time::Instant;
 
 use crate::source::{SourceConfig, SourceId};
@@ -56,21 +57,52 @@ pub struct SourcePatient {
 }
 
 /// One resource as normalised by an adapter, kept as serialised JSON so the gateway can splice
-/// it into responses without parsing it again.
+/// it into responses without parsing it again, with the facts a policy and a merge decide on
+/// computed once beside it.
 #[derive(Debug, Clone)]
 pub struct NormalisedResource {
     /// R4 resource type, e.g. `Condition`.
     pub resource_type: String,
     /// The id the gateway publishes (`{source}.{local}` or, for the Patient, the gateway id).
     pub id: String,
-    /// `meta.lastUpdated` as given by the source, if any (RFC 3339).
-    pub last_updated: Option<String>,
-    /// What makes this the same clinical fact as an entry from another source (type, codes,
-    /// clinically relevant date, value, status), or `None` when the resource carries too little
-    /// to tell: such resources are never merged.
-    pub fact_key: Option<String>,
+    /// Type, codings, section, dates, patient, source, references and merge key.
+    pub facts: Arc<ResourceFacts>,
     /// The resource's JSON, valid R4.
     pub json: Arc<[u8]>,
+}
+
+impl NormalisedResource {
+    /// Serialises `resource` and reads its facts. Does not validate: adapters check R4
+    /// validity before they hand a resource on.
+    pub fn from_value(resource: &Value) -> Result<Self, serde_json::Error> {
+        let json = serde_json::to_vec(resource)?;
+        let facts = ResourceFacts::of(resource);
+        Ok(Self {
+            resource_type: facts.resource_type.clone(),
+            id: resource.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            facts: Arc::new(facts),
+            json: Arc::from(json),
+        })
+    }
+
+    /// `meta.lastUpdated` as given by the source, if any (RFC 3339).
+    pub fn last_updated(&self) -> Option<&str> {
+        self.facts.last_updated.as_deref()
+    }
+
+    /// What makes this the same clinical fact as another source's entry, if anything does.
+    pub fn merge_key(&self) -> Option<&str> {
+        self.facts.merge_key.as_deref()
+    }
+}
+
+/// Why a source's resource was not passed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectionKind {
+    /// Not a valid FHIR R4 resource (or not readable as one).
+    Invalid,
+    /// About a patient other than the one asked for.
+    OtherPatient,
 }
 
 /// A resource the source sent that could not be passed on. Carries no clinical content.
@@ -78,8 +110,17 @@ pub struct NormalisedResource {
 pub struct RejectedResource {
     /// The resource type the source claimed, if it was readable.
     pub resource_type: Option<String>,
+    /// Why, in kind.
+    pub kind: RejectionKind,
     /// Structural reason, e.g. "not a valid FHIR R4 resource: unknown field".
     pub reason: String,
+}
+
+impl RejectedResource {
+    /// A resource that is not valid R4.
+    pub fn invalid(resource_type: Option<String>, reason: impl Into<String>) -> Self {
+        Self { resource_type, kind: RejectionKind::Invalid, reason: reason.into() }
+    }
 }
 
 /// What one source holds for one patient.

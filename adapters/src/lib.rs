@@ -11,7 +11,7 @@ pub mod population;
 pub mod source;
 
 pub use adapter::{
-    AdapterError, CallContext, NormalisedResource, PatientLink, RejectedResource, SourceAdapter,
-    SourcePatient, SourceRecord,
+    AdapterError, CallContext, NormalisedResource, PatientLink, RejectedResource, RejectionKind,
+    SourceAdapter, SourcePatient, SourceRecord,
 };
 pub use source::{SourceConfig, SourceId, SystemKind};

@@ -16,40 +16,16 @@ use tideway_auth::service::TokenService;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cache::SourceCache;
+pub use crate::state::AppState;
+
+use crate::audit::AuditTrail;
 use crate::config::Settings;
-use crate::federation::Federation;
 use crate::http::{self, middleware};
 use crate::identity::PatientIds;
 use crate::pages::PageStore;
+use crate::record::RecordService;
+use crate::sources::{Federation, SourceCache};
 use crate::store::{Store, StoreReplayGuard};
-
-/// Shared by every request.
-pub struct AppState {
-    /// The loaded settings.
-    pub settings: Settings,
-    /// Public base URL, no trailing slash.
-    pub base_url: String,
-    /// State store.
-    pub store: Store,
-    /// Token issuing and checking.
-    pub tokens: TokenService,
-    /// Opaque patient ids.
-    pub ids: PatientIds,
-    /// The sources.
-    pub federation: Federation,
-    /// Page snapshots.
-    pub pages: PageStore,
-    /// The serialised CapabilityStatement.
-    pub capability: String,
-}
-
-impl AppState {
-    /// Registry ids of every source, for the audit trail.
-    pub fn source_ids(&self) -> Vec<String> {
-        self.federation.adapters().iter().map(|a| a.id().to_string()).collect()
-    }
-}
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -151,14 +127,21 @@ impl Application {
             None => PageStore::memory(page_ttl, settings.pages.max_resources),
         };
         let started = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-        let capability = http::meta::capability_statement(&base_url, &started).to_string();
-        let state = web::Data::new(AppState {
+        let capability = crate::capability::capability_statement(&base_url, &started).to_string();
+        let records = RecordService {
+            federation,
+            store: store.clone(),
             ids: PatientIds::new(settings.identity.pseudonym_key.clone()),
             pages,
             base_url: base_url.clone(),
+            locator_max_age_secs: settings.federation.locator_max_age_secs,
+        };
+        let state = web::Data::new(AppState {
+            audit: AuditTrail::new(store.clone()),
+            records,
+            base_url: base_url.clone(),
             store,
             tokens,
-            federation,
             capability,
             settings,
         });

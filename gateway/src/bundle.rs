@@ -6,10 +6,12 @@
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
-use tideway_adapters::{AdapterError, NormalisedResource, SourceId};
+use tideway_adapters::{AdapterError, NormalisedResource, RejectedResource, RejectionKind, SourceId};
 use tideway_profiles::{IssueSeverity, IssueType, OperationOutcome};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::sources::SourceAnswer;
 
 /// Something the client should know about how complete the answer is.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,13 @@ pub enum Notice {
         count: usize,
         /// Their resource types (as claimed by the source), sorted, without repeats.
         types: Vec<String>,
+    },
+    /// A source sent entries about another patient; they were withheld.
+    OtherPatient {
+        /// Which source.
+        source: SourceId,
+        /// How many.
+        count: usize,
     },
     /// A search parameter was not understood and was ignored (lenient handling).
     IgnoredParameter(String),
@@ -56,6 +65,11 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
                     "source '{source}' sent {count} resource(s) that are not valid FHIR R4 ({}); they were withheld",
                     if types.is_empty() { "of unknown type".to_owned() } else { types.join(", ") }
                 ),
+            ),
+            Notice::OtherPatient { source, count } => oo.with(
+                IssueSeverity::Warning,
+                IssueType::Incomplete,
+                format!("source '{source}' sent {count} entries about another patient; they were withheld"),
             ),
             Notice::IgnoredParameter(name) => oo
                 .with(IssueSeverity::Warning, IssueType::NotSupported, format!("search parameter '{name}' is not supported and was ignored"))
@@ -151,35 +165,46 @@ pub fn parse_instant(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
 }
 
-/// Whether a resource was updated after `since`. A resource whose source gave no
-/// `meta.lastUpdated` counts as updated: the gateway cannot show it is unchanged, and dropping it
-/// could hide clinical data.
-pub fn is_updated_since(r: &NormalisedResource, since: OffsetDateTime) -> bool {
-    match r.last_updated.as_deref().and_then(parse_instant) {
-        Some(t) => t > since,
-        None => true,
+impl Notice {
+    /// The notice for a source that could not answer, if it could not.
+    pub fn of_failure<T>(answer: &SourceAnswer<T>) -> Option<Self> {
+        answer
+            .result
+            .as_ref()
+            .err()
+            .map(|e| Self::SourceFailed { source: answer.source.clone(), error: e.clone() })
+    }
+
+    /// The notices for what a source sent that could not be passed on.
+    pub fn of_rejections(source: &SourceId, rejected: &[RejectedResource]) -> Vec<Self> {
+        let invalid: Vec<&RejectedResource> =
+            rejected.iter().filter(|r| r.kind == RejectionKind::Invalid).collect();
+        let other = rejected.len() - invalid.len();
+        let mut out = Vec::new();
+        if !invalid.is_empty() {
+            let mut types: Vec<String> = invalid.iter().filter_map(|r| r.resource_type.clone()).collect();
+            types.sort();
+            types.dedup();
+            out.push(Self::SourceRejected { source: source.clone(), count: invalid.len(), types });
+        }
+        if other > 0 {
+            out.push(Self::OtherPatient { source: source.clone(), count: other });
+        }
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    fn res(ty: &str, id: &str, updated: Option<&str>) -> NormalisedResource {
-        let json = json!({"resourceType": ty, "id": id}).to_string();
-        NormalisedResource {
-            resource_type: ty.into(),
-            id: id.into(),
-            last_updated: updated.map(str::to_owned),
-            fact_key: None,
-            json: Arc::from(json.into_bytes()),
-        }
+    fn res(ty: &str, id: &str) -> NormalisedResource {
+        NormalisedResource::from_value(&json!({"resourceType": ty, "id": id})).unwrap()
     }
 
     #[test]
     fn spliced_bundle_is_valid_json_with_entries_and_outcome() {
-        let entries = vec![res("Patient", "p1", None), res("Condition", "s.c1", None)];
+        let entries = vec![res("Patient", "p1"), res("Condition", "s.c1")];
         let oo = OperationOutcome::new(IssueSeverity::Warning, IssueType::Incomplete, "x").to_json();
         let body = searchset(&Searchset {
             base_url: "http://gw",
@@ -210,17 +235,5 @@ mod tests {
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert!(v.get("entry").is_none());
         assert_eq!(v["total"], 0);
-    }
-
-    #[test]
-    fn since_keeps_newer_and_undated() {
-        let since = parse_instant("2024-01-01T00:00:00Z").unwrap();
-        let all = [
-            res("Condition", "old", Some("2023-06-01T00:00:00Z")),
-            res("Condition", "new", Some("2024-06-01T00:00:00+01:00")),
-            res("Condition", "undated", None),
-        ];
-        let ids: Vec<_> = all.iter().filter(|r| is_updated_since(r, since)).map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["new", "undated"]);
     }
 }

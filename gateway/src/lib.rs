@@ -9,15 +9,17 @@
 pub mod app;
 pub mod audit;
 pub mod bundle;
-pub mod cache;
+pub mod capability;
 pub mod cli;
 pub mod config;
-pub mod demo;
-pub mod federation;
 pub mod http;
 pub mod identity;
 pub mod merge;
 pub mod pages;
+pub mod record;
+pub mod signals;
+pub mod sources;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 

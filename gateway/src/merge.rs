@@ -1,6 +1,6 @@
 //! Merging what several sources answered into one record: pure functions, no I/O.
 //!
-//! The same clinical fact reported by several sources (equal `fact_key`: type, every code,
+//! The same clinical fact reported by several sources (equal merge keys: type, every code,
 //! clinically relevant date, value and status) appears once, as the first source in registry
 //! order sent it; a Provenance resource names that entry as its target and every source that
 //! reported the fact as an entity, so no origin is lost. Everything else is kept as sent, in
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tideway_adapters::{NormalisedResource, SourceId};
+use tideway_profiles::ResourceFacts;
 
 /// Ids of the Provenance resources the gateway makes start with this (`merged` is a reserved
 /// source id, so no source's resource can collide with them).
@@ -58,7 +59,7 @@ pub fn merge(sources: &[SourceResources], patient_id: &str, recorded: &str) -> M
                 }
                 continue;
             }
-            let Some(key) = r.fact_key.as_deref() else {
+            let Some(key) = r.merge_key() else {
                 kept.push(r.clone());
                 continue;
             };
@@ -144,8 +145,7 @@ fn provenance_for(
     NormalisedResource {
         resource_type: "Provenance".to_owned(),
         id,
-        last_updated: None,
-        fact_key: None,
+        facts: Arc::new(ResourceFacts::of(&body)),
         json: Arc::from(json),
     }
 }
@@ -164,12 +164,16 @@ mod tests {
     fn res(source: &str, ty: &str, n: u32, key: Option<u32>) -> NormalisedResource {
         // Patient n = 0 is the requested patient; other Patients are someone else.
         let id = if ty == "Patient" && n == 0 { PID.to_owned() } else { format!("{source}.{ty}-{n}") };
+        let facts = ResourceFacts {
+            resource_type: ty.to_owned(),
+            merge_key: key.map(|k| format!("{ty}|fact-{k}")),
+            ..ResourceFacts::default()
+        };
         NormalisedResource {
             resource_type: ty.to_owned(),
             json: Arc::from(json!({"resourceType": ty, "id": id}).to_string().into_bytes()),
             id,
-            last_updated: None,
-            fact_key: key.map(|k| format!("{ty}|fact-{k}")),
+            facts: Arc::new(facts),
         }
     }
 
@@ -306,7 +310,7 @@ mod tests {
         fn the_set_of_facts_does_not_depend_on_source_order(input in arb_sources()) {
             let facts = |m: &Merged| m.resources.iter()
                 .filter(|r| r.resource_type != "Provenance" && r.id != PID)
-                .map(|r| r.fact_key.clone().unwrap_or_else(|| r.id.clone()))
+                .map(|r| r.merge_key().map_or_else(|| r.id.clone(), str::to_owned))
                 .collect::<BTreeSet<_>>();
             let mut reversed = input.clone();
             reversed.reverse();

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tideway_adapters::NormalisedResource;
+use tideway_policy::Ask;
+use tideway_profiles::ResourceFacts;
 
 use crate::Principal;
 
@@ -30,6 +32,8 @@ pub struct PageSnapshot {
     pub page_size: usize,
     /// The patient, for the audit trail.
     pub patient_id: Option<String>,
+    /// The question first asked: later pages are decided again under it.
+    pub ask: Ask,
 }
 
 /// Identifies a principal for page ownership: the same client, user, role, organisation,
@@ -73,6 +77,7 @@ const REDIS_PREFIX: &str = "tideway:page:";
 struct StoredResource {
     t: String,
     i: String,
+    f: ResourceFacts,
     j: Box<RawValue>,
 }
 
@@ -81,6 +86,7 @@ struct StoredSnapshot {
     owner: String,
     page_size: usize,
     patient_id: Option<String>,
+    ask: Ask,
     outcome: Option<Value>,
     resources: Vec<StoredResource>,
 }
@@ -130,13 +136,19 @@ impl PageStore {
                         let text =
                             String::from_utf8(r.json.to_vec()).map_err(|_| PageStoreError("not UTF-8"))?;
                         let j = RawValue::from_string(text).map_err(|_| PageStoreError("not JSON"))?;
-                        Ok(StoredResource { t: r.resource_type.clone(), i: r.id.clone(), j })
+                        Ok(StoredResource {
+                            t: r.resource_type.clone(),
+                            i: r.id.clone(),
+                            f: (*r.facts).clone(),
+                            j,
+                        })
                     })
                     .collect::<Result<Vec<_>, PageStoreError>>()?;
                 let stored = StoredSnapshot {
                     owner: snapshot.owner.clone(),
                     page_size: snapshot.page_size,
                     patient_id: snapshot.patient_id.clone(),
+                    ask: snapshot.ask.clone(),
                     outcome: snapshot.outcome.clone(),
                     resources,
                 };
@@ -179,8 +191,7 @@ impl PageStore {
                     .map(|r| NormalisedResource {
                         resource_type: r.t,
                         id: r.i,
-                        last_updated: None,
-                        fact_key: None,
+                        facts: Arc::new(r.f),
                         json: Arc::from(r.j.get().as_bytes()),
                     })
                     .collect();
@@ -190,6 +201,7 @@ impl PageStore {
                     outcome: stored.outcome,
                     page_size: stored.page_size,
                     patient_id: stored.patient_id,
+                    ask: stored.ask,
                 })))
             }
         }

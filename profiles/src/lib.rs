@@ -5,6 +5,7 @@
 //! instantiated: [`validate`] wraps its generic serde code behind non-generic functions so the
 //! slow-to-compile model is built once. It does no I/O and knows nothing of HTTP.
 
+pub mod facts;
 pub mod nhs;
 pub mod ods;
 pub mod outcome;
@@ -24,6 +25,7 @@ pub const PATIENT_SEARCH_TYPES: [&str; 8] = [
     "Procedure",
 ];
 
+pub use facts::{Coding, ResourceFacts, Section};
 pub use nhs::NhsNumber;
 pub use ods::OdsCode;
 pub use outcome::{IssueSeverity, IssueType, OperationOutcome};

@@ -5,13 +5,11 @@
 //! source. Nothing else is touched: codings, extensions and decimals pass through as the source
 //! wrote them (the workspace's serde_json keeps `1.50` as `1.50` and key order as sent).
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tideway_profiles::validate::check_r4_resource;
 
-use crate::adapter::{NormalisedResource, RejectedResource};
+use crate::adapter::{NormalisedResource, RejectedResource, RejectionKind};
 use crate::source::SourceId;
 
 /// Extension on `meta` keeping a source's own `meta.source` when ours replaces it.
@@ -101,10 +99,7 @@ impl Normaliser<'_> {
     /// `meta.source`. Fails (without content) when the resource has no type or no id.
     pub fn normalise(&self, mut resource: Value) -> Result<Value, RejectedResource> {
         let resource_type = resource_type_of(&resource);
-        let reject = |reason: &str| RejectedResource {
-            resource_type: resource_type.clone(),
-            reason: reason.to_owned(),
-        };
+        let reject = |reason: &str| RejectedResource::invalid(resource_type.clone(), reason);
         let Some(ty) = resource_type.clone() else {
             return Err(reject("entry has no readable resourceType"));
         };
@@ -170,66 +165,14 @@ pub fn resource_type_of(resource: &Value) -> Option<String> {
     ok.then(|| ty.to_owned())
 }
 
-/// Serialises a normalised resource and checks it is valid R4.
+/// Serialises a normalised resource, checks it is valid R4 and reads its facts.
 pub fn finish(resource: &Value) -> Result<NormalisedResource, RejectedResource> {
     let resource_type = resource_type_of(resource);
-    let reject = |reason: String| RejectedResource { resource_type: resource_type.clone(), reason };
-    let json = serde_json::to_vec(resource).map_err(|_| reject("resource could not be serialised".into()))?;
-    check_r4_resource(&json).map_err(|e| reject(e.to_string()))?;
-    Ok(NormalisedResource {
-        resource_type: resource_type.clone().unwrap_or_default(),
-        id: resource.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
-        last_updated: resource.pointer("/meta/lastUpdated").and_then(Value::as_str).map(str::to_owned),
-        fact_key: fact_key(resource),
-        json: Arc::from(json),
-    })
-}
-
-/// The identity of the clinical fact a resource records, for merging the same fact reported by
-/// several sources. Deliberately strict: every coding of the main code, the clinically relevant
-/// date, the value and the status must agree, and a resource missing codes or a date gets no
-/// key (it is never merged). Ids, `meta` and references are ignored: they differ between
-/// sources by construction.
-pub fn fact_key(r: &Value) -> Option<String> {
-    let ty = r.get("resourceType")?.as_str()?;
-    let (code_at, date_at): (&str, &[&str]) = match ty {
-        "Condition" => ("/code", &["/onsetDateTime", "/onsetPeriod/start", "/recordedDate"]),
-        "AllergyIntolerance" => ("/code", &["/onsetDateTime", "/recordedDate"]),
-        "MedicationStatement" => {
-            ("/medicationCodeableConcept", &["/effectiveDateTime", "/effectivePeriod/start", "/dateAsserted"])
-        }
-        "MedicationRequest" => ("/medicationCodeableConcept", &["/authoredOn"]),
-        "Observation" => {
-            ("/code", &["/effectiveDateTime", "/effectivePeriod/start", "/effectiveInstant", "/issued"])
-        }
-        "Immunization" => ("/vaccineCode", &["/occurrenceDateTime"]),
-        "Procedure" => ("/code", &["/performedDateTime", "/performedPeriod/start"]),
-        _ => return None,
-    };
-    let mut codes: Vec<String> = r
-        .pointer(code_at)?
-        .get("coding")?
-        .as_array()?
-        .iter()
-        .filter_map(|c| Some(format!("{}|{}", c.get("system")?.as_str()?, c.get("code")?.as_str()?)))
-        .collect();
-    if codes.is_empty() {
-        return None;
-    }
-    codes.sort();
-    codes.dedup();
-    let date = date_at.iter().find_map(|p| r.pointer(p).and_then(Value::as_str))?;
-    let value = ["/valueQuantity", "/valueCodeableConcept", "/valueString", "/valueBoolean", "/valueInteger"]
-        .iter()
-        .find_map(|p| r.pointer(p))
-        .map(Value::to_string)
-        .unwrap_or_default();
-    let status = ["/clinicalStatus", "/status"]
-        .iter()
-        .find_map(|p| r.pointer(p))
-        .map(Value::to_string)
-        .unwrap_or_default();
-    Some(format!("{ty}\u{1f}{}\u{1f}{date}\u{1f}{value}\u{1f}{status}", codes.join(",")))
+    let reject = |reason: String| RejectedResource::invalid(resource_type.clone(), reason);
+    let done = NormalisedResource::from_value(resource)
+        .map_err(|_| reject("resource could not be serialised".into()))?;
+    check_r4_resource(&done.json).map_err(|e| reject(e.to_string()))?;
+    Ok(done)
 }
 
 /// Whether a Bundle entry is an OperationOutcome about the search rather than a resource.
@@ -239,18 +182,24 @@ pub fn is_outcome_entry(entry: &Value) -> bool {
 }
 
 /// Normalises a page's worth of entries: outcome entries are skipped, the rest become
-/// normalised resources or rejections.
+/// normalised resources or rejections. An entry about another patient (its `subject` or
+/// `patient` names a different patient, or another server) is rejected: a source's answer for
+/// one patient must never carry another's data into that patient's record.
 pub fn normalise_entries(n: &Normaliser<'_>, entries: Vec<Value>, out: &mut crate::adapter::SourceRecord) {
     for mut entry in entries {
         if is_outcome_entry(&entry) {
             continue;
         }
         let Some(resource) = entry.as_object_mut().and_then(|e| e.remove("resource")) else {
-            out.rejected
-                .push(RejectedResource { resource_type: None, reason: "entry has no resource".into() });
+            out.rejected.push(RejectedResource::invalid(None, "entry has no resource"));
             continue;
         };
         match n.normalise(resource).and_then(|r| finish(&r)) {
+            Ok(r) if !r.facts.is_about(n.gateway_patient_id) => out.rejected.push(RejectedResource {
+                resource_type: Some(r.resource_type),
+                kind: RejectionKind::OtherPatient,
+                reason: "entry is about another patient".into(),
+            }),
             Ok(r) => out.resources.push(r),
             Err(r) => out.rejected.push(r),
         }
@@ -334,7 +283,7 @@ mod tests {
         );
         let done = finish(&out).unwrap();
         assert_eq!(done.id, "camden.o1");
-        assert_eq!(done.last_updated.as_deref(), Some("2024-01-01T00:00:00Z"));
+        assert_eq!(done.last_updated(), Some("2024-01-01T00:00:00Z"));
     }
 
     #[test]
@@ -353,5 +302,22 @@ mod tests {
         assert_eq!(record.rejected.len(), 3);
         assert_eq!(record.rejected[0].resource_type.as_deref(), Some("Condition"));
         assert!(record.rejected.iter().all(|r| !r.reason.contains("SECRET")));
+    }
+
+    #[test]
+    fn entries_about_another_patient_are_rejected_as_such() {
+        let mut record = crate::adapter::SourceRecord::default();
+        let entries = vec![
+            json!({"resource": {"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1"}}}),
+            json!({"resource": {"resourceType":"Condition","id":"c2","subject":{"reference":"Patient/p2"}}}),
+            json!({"resource": {"resourceType":"AllergyIntolerance","id":"a1","patient":{"reference":"https://other.example/fhir/Patient/p1"}}}),
+            json!({"resource": {"resourceType":"Organization","id":"o1"}}),
+        ];
+        with(|n| normalise_entries(n, entries, &mut record));
+        let kept: Vec<_> = record.resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(kept, ["camden.c1", "camden.o1"]);
+        assert_eq!(record.rejected.len(), 2);
+        assert!(record.rejected.iter().all(|r| r.kind == RejectionKind::OtherPatient));
+        assert_eq!(record.rejected[1].resource_type.as_deref(), Some("AllergyIntolerance"));
     }
 }

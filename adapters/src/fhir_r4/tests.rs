@@ -156,7 +156,7 @@ async fn finds_and_fetches_a_synthetic_patient() {
         if got.resource_type != "Patient" {
             assert_eq!(got.id, format!("camden.{}", want["id"].as_str().unwrap()));
         }
-        assert_eq!(got.last_updated.as_deref(), want["meta"]["lastUpdated"].as_str());
+        assert_eq!(got.last_updated(), want["meta"]["lastUpdated"].as_str());
     }
     assert_references_resolve(&record, "gw-0001");
     assert_eq!(sim.hits().patient_searches, 1);

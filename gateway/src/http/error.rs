@@ -1,13 +1,17 @@
 //! The one place errors become HTTP responses.
 //!
 //! Handlers return [`ApiError`]; its `ResponseError` impl renders an OperationOutcome with the
-//! status chosen here. The responder never logs (middleware does) and never includes upstream
+//! status chosen here. Domain errors ([`RecordError`], [`AuditError`]) become statuses here and
+//! nowhere else, and their causes are logged here, once. The responder never logs (middleware does) and never includes upstream
 //! bodies or patient data: messages are written by us.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use tideway_profiles::{IssueSeverity, IssueType, OperationOutcome};
+
+use crate::audit::AuditError;
+use crate::record::RecordError;
 
 /// FHIR JSON media type.
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
@@ -137,6 +141,41 @@ impl ApiError {
     /// 500 `exception`, with a fixed message (details go to the log by the caller, not here).
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, "internal error")
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(_: AuditError) -> Self {
+        // The cause was logged where the append failed, with the request id.
+        Self::audit_unavailable()
+    }
+}
+
+impl From<RecordError> for ApiError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::UnknownPatient => Self::not_found("no patient with this id is known to the gateway"),
+            RecordError::NotHeld => Self::not_found("no source holds this patient any more"),
+            RecordError::AllSourcesFailed => {
+                Self::bad_gateway("every source that could hold this record failed to answer")
+            }
+            RecordError::NoSourceInTime => Self::gateway_timeout("no source answered in time"),
+            RecordError::PatientIndex { what, cause } => {
+                tracing::error!(error = %cause, "patient index could not be {what}");
+                Self::unavailable(format!("the patient index cannot be {what}; try again later"))
+            }
+            RecordError::Audit(e) => e.into(),
+            RecordError::Pages(cause) => {
+                tracing::error!(error = %cause, "page snapshots unavailable");
+                Self::unavailable("paging is unavailable; try again later or ask for fewer results")
+            }
+            RecordError::PageExpired => Self::new(
+                StatusCode::GONE,
+                IssueType::NotFound,
+                "this page link is unknown or has expired; repeat the search",
+            ),
+            RecordError::PageOwner => Self::forbidden("this page link belongs to another user"),
+        }
     }
 }
 

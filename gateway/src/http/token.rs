@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::ApiError;
 use super::middleware::request_id;
-use crate::app::AppState;
-use crate::audit::{AuditOutcome, AuditRecord};
+use crate::audit::AuditOutcome;
+use crate::state::AppState;
 
 /// Reads a request body, refusing (413) past `limit` without buffering more than that.
 pub async fn read_capped(
@@ -56,7 +56,7 @@ pub async fn token(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-    let mut audit = AuditRecord::new(&request_id(&req), "token", None);
+    let rid = request_id(&req);
     let result = if form {
         state.tokens.exchange(&body).await
     } else {
@@ -67,23 +67,15 @@ pub async fn token(
     match result {
         Ok(granted) => {
             // The grant is audited with the user the client asserted.
-            audit = AuditRecord::new(&audit.request_id, "token", Some(&granted.principal));
-            audit.outcome = AuditOutcome::Success;
-            audit.http_status = 200;
-            audit.detail = json!({"scope": granted.response.scope});
-            if state.store.append_audit(&audit).await.is_err() {
-                return Err(ApiError::audit_unavailable());
-            }
+            let audit = state.audit.begin(&rid, "token", Some(&granted.principal));
+            audit.outcome(200, 0, AuditOutcome::Success, json!({"scope": granted.response.scope})).await?;
             let body = serde_json::to_string(&granted.response).map_err(|_| ApiError::internal())?;
             Ok(oauth_response(200, &body))
         }
         Err(e) => {
-            audit.outcome = AuditOutcome::Denied;
-            audit.http_status = e.status;
-            audit.detail = json!({"error": e.error});
-            if state.store.append_audit(&audit).await.is_err() {
-                tracing::error!(request_id = %audit.request_id, "audit write failed while refusing a token request");
-            }
+            // Best effort: nothing is granted either way.
+            let audit = state.audit.begin(&rid, "token", None);
+            let _ = audit.outcome(e.status, 0, AuditOutcome::Denied, json!({"error": e.error})).await;
             Ok(oauth_response(e.status, &e.to_json()))
         }
     }

@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tideway_adapters::{AdapterError, SourceId};
+use tideway_adapters::{AdapterError, RejectionKind, SourceId};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceOp {
@@ -36,6 +36,12 @@ struct CacheLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectedLabels {
+    source: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     route: String,
     method: String,
@@ -52,6 +58,7 @@ struct Metrics {
     source_latency: Family<SourceOp, Histogram>,
     source_calls: Family<SourceOutcome, Counter>,
     cache: Family<CacheLabels, Counter>,
+    rejected: Family<RejectedLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_latency: Family<RouteLabel, Histogram>,
 }
@@ -68,6 +75,7 @@ fn metrics() -> &'static Metrics {
             Family::<SourceOp, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
         let source_calls = Family::<SourceOutcome, Counter>::default();
         let cache = Family::<CacheLabels, Counter>::default();
+        let rejected = Family::<RejectedLabels, Counter>::default();
         let http_requests = Family::<HttpLabels, Counter>::default();
         let http_latency = Family::<RouteLabel, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
         registry.register(
@@ -81,9 +89,14 @@ fn metrics() -> &'static Metrics {
             source_calls.clone(),
         );
         registry.register("cache_lookups", "Per-source cache lookups by result (hit, miss)", cache.clone());
+        registry.register(
+            "source_entries_rejected",
+            "Entries a source sent that were not passed on, by reason (invalid, other-patient)",
+            rejected.clone(),
+        );
         registry.register("http_requests", "HTTP requests by route pattern, method and status", http_requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request time by route pattern", http_latency.clone());
-        Metrics { registry, source_latency, source_calls, cache, http_requests, http_latency }
+        Metrics { registry, source_latency, source_calls, cache, rejected, http_requests, http_latency }
     })
 }
 
@@ -116,6 +129,20 @@ pub fn source_call(
     if let Some(e) = error {
         tracing::warn!(source = %source, operation, outcome, elapsed_ms = elapsed.as_millis() as u64, error = %e, "source call failed");
     }
+}
+
+/// A source's answer carried `count` entries that were not passed on, for `kind`. Logged with
+/// the source and the count only: never which patient.
+pub fn rejected_entries(source: &SourceId, kind: RejectionKind, count: usize) {
+    let reason = match kind {
+        RejectionKind::Invalid => "invalid",
+        RejectionKind::OtherPatient => "other-patient",
+    };
+    metrics()
+        .rejected
+        .get_or_create(&RejectedLabels { source: source.to_string(), reason })
+        .inc_by(count as u64);
+    tracing::warn!(source = %source, reason, count, "source sent entries that were withheld");
 }
 
 /// A per-source cache lookup.

@@ -27,7 +27,7 @@ async fn a_thousand_concurrent_identical_misses_cause_one_upstream_call_per_sour
     assert_eq!(fetches(&app), warm_before, "a warm cache asks no source");
 
     // Drop the patient from the cache, then fire 1,000 identical requests at once.
-    app.state.federation.cache().invalidate_patient(&id);
+    app.state.records.federation().cache().invalidate_patient(&id);
     let before = fetches(&app);
     let mut tasks = Vec::new();
     for _ in 0..1000 {
@@ -71,7 +71,7 @@ async fn invalidation_sends_the_next_read_to_the_sources() {
     app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
     app.get(&format!("/Patient/{other}/$everything"), Some(&token)).await;
     let before = fetches(&app);
-    app.state.federation.cache().invalidate_patient(&id);
+    app.state.records.federation().cache().invalidate_patient(&id);
     // The other patient stays cached.
     app.get(&format!("/Patient/{other}/$everything"), Some(&token)).await;
     assert_eq!(fetches(&app), before);

@@ -6,7 +6,8 @@
 //! `try_get_with`), so a thousand identical requests cause one upstream call per source.
 //! Failures are never cached. Nothing requester-specific is stored: filtering for a requester
 //! happens after the cache, per request. [`SourceCache::invalidate_patient`] is the entry point
-//! consent changes call.
+//! consent changes call. Only misses reach the source, through [`super::call`], which is where
+//! the source metrics are recorded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tideway_adapters::{
 };
 use tideway_profiles::NhsNumber;
 
+use super::call;
 use crate::telemetry::metrics;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -70,7 +72,7 @@ impl SourceCache {
         ctx: &CallContext,
     ) -> Result<Arc<SourceRecord>, AdapterError> {
         if !self.enabled {
-            return adapter.fetch_record(link, ctx).await.map(Arc::new);
+            return call::fetch_record(adapter, link, ctx).await.map(Arc::new);
         }
         let key = Key {
             source: adapter.id().clone(),
@@ -83,7 +85,7 @@ impl SourceCache {
         }
         metrics::cache_lookup(adapter.id(), "record", false);
         self.records
-            .try_get_with(key, async { adapter.fetch_record(link, ctx).await.map(Arc::new) })
+            .try_get_with(key, async { call::fetch_record(adapter, link, ctx).await.map(Arc::new) })
             .await
             .map_err(|e| (*e).clone())
     }
@@ -97,7 +99,7 @@ impl SourceCache {
         ctx: &CallContext,
     ) -> Result<Arc<Option<SourcePatient>>, AdapterError> {
         if !self.enabled {
-            return adapter.find_patient(nhs, gateway_id, ctx).await.map(Arc::new);
+            return call::find_patient(adapter, nhs, gateway_id, ctx).await.map(Arc::new);
         }
         let key = Key { source: adapter.id().clone(), patient: gateway_id.to_owned(), local: String::new() };
         if let Some(hit) = self.patients.get(&key).await {
@@ -106,7 +108,9 @@ impl SourceCache {
         }
         metrics::cache_lookup(adapter.id(), "patient", false);
         self.patients
-            .try_get_with(key, async { adapter.find_patient(nhs, gateway_id, ctx).await.map(Arc::new) })
+            .try_get_with(key, async {
+                call::find_patient(adapter, nhs, gateway_id, ctx).await.map(Arc::new)
+            })
             .await
             .map_err(|e| (*e).clone())
     }

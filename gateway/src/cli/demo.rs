@@ -17,11 +17,12 @@ use tideway_auth::config::{AuthConfig, ClientConfig};
 use tideway_auth::{PurposeOfUse, RoleCode};
 use tideway_profiles::OdsCode;
 
-use crate::cli::{CliError, FaultArgs, shutdown_signal};
+use super::faults::{CliError, FaultArgs};
 use crate::config::{
     CacheSettings, FederationSettings, IdentitySettings, PageSettings, ServerSettings, Settings,
     StoreSettings, TelemetrySettings,
 };
+use crate::signals::shutdown_signal;
 use crate::{Application, telemetry};
 
 /// `tideway demo`.

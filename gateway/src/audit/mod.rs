@@ -6,6 +6,14 @@
 //! too. Records hold identifiers and counts, never clinical content. Each row has a sequence
 //! number and room for `prev_hash`/`hash`, so the tamper-evident chain can be added without
 //! changing what is recorded.
+//!
+//! [`trail::AuditTrail`] is the one writer: every path (token endpoint, FHIR reads, and later
+//! admin and export) appends through it, with the intent/outcome protocol, the timeout and the
+//! fail-closed rule in one place. The hash chain belongs there too.
+
+pub mod trail;
+
+pub use trail::{AuditError, AuditTrail, AuditedCall};
 
 use serde_json::Value;
 use time::OffsetDateTime;

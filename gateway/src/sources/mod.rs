@@ -1,3 +1,5 @@
+//! The sources: fan-out, the per-source cache and the calls that leave the gateway.
+//!
 //! Fan-out: ask every relevant source at once, each within its own deadline and all within the
 //! request's, and report per source what happened.
 //!
@@ -15,8 +17,10 @@ use tideway_profiles::NhsNumber;
 use tokio::time::{Instant, timeout_at};
 use tracing::Instrument;
 
-use crate::cache::SourceCache;
-use crate::telemetry::metrics;
+pub mod cache;
+pub mod call;
+
+pub use cache::SourceCache;
 
 /// The registered sources, their cache and the overall deadline.
 #[derive(Clone)]
@@ -97,12 +101,13 @@ impl Federation {
             async move {
                 let started = Instant::now();
                 let call = self.cache.patient(a, nhs, gateway_id, &ctx);
+                // A coalesced wait can outlast this request's deadline; the source call itself
+                // is bounded (and measured) in `call`.
                 let result = match timeout_at(ctx.deadline, call).await {
                     Ok(r) => r.map(|p| (*p).clone()),
                     Err(_) => Err(AdapterError::Timeout),
                 };
                 let elapsed = started.elapsed();
-                metrics::source_call(a.id(), "find-patient", result.as_ref().err(), elapsed);
                 SourceAnswer { source: a.id().clone(), result, elapsed }
             }
             .instrument(span)
@@ -127,7 +132,6 @@ impl Federation {
                     Err(_) => Err(AdapterError::Timeout),
                 };
                 let elapsed = started.elapsed();
-                metrics::source_call(a.id(), "fetch-record", result.as_ref().err(), elapsed);
                 SourceAnswer { source: a.id().clone(), result, elapsed }
             }
             .instrument(span)

@@ -1,0 +1,123 @@
+//! The one audit writer and the intent/outcome protocol of a request.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::{AuditOutcome, AuditPhase, AuditRecord};
+use crate::Principal;
+use crate::store::Store;
+
+/// Longest wait for an audit append before the request is answered 503.
+const AUDIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The audit trail could not be written (or did not answer in time): nothing may be released.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the audit trail could not be written: {0}")]
+pub struct AuditError(String);
+
+/// Appends audit records durably.
+#[derive(Debug, Clone)]
+pub struct AuditTrail {
+    store: Store,
+}
+
+impl AuditTrail {
+    /// A trail kept in `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Appends one record durably and returns its sequence number, giving up (as a failure)
+    /// if the store does not answer within the audit timeout.
+    pub async fn append(&self, record: &AuditRecord) -> Result<i64, AuditError> {
+        match tokio::time::timeout(AUDIT_TIMEOUT, self.store.append_audit(record)).await {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(e)) => Err(AuditError(e.to_string())),
+            Err(_) => Err(AuditError("timed out".into())),
+        }
+    }
+
+    /// Starts the audit of one request for `action`, on behalf of `principal` when known.
+    pub fn begin(
+        &self,
+        request_id: &str,
+        action: &'static str,
+        principal: Option<&Principal>,
+    ) -> AuditedCall {
+        AuditedCall { trail: self.clone(), record: AuditRecord::new(request_id, action, principal) }
+    }
+}
+
+/// The audit of one request in flight: an intent before any source is asked, then exactly one
+/// outcome or refusal.
+#[derive(Debug)]
+pub struct AuditedCall {
+    trail: AuditTrail,
+    record: AuditRecord,
+}
+
+impl AuditedCall {
+    /// The request id the records carry.
+    pub fn request_id(&self) -> &str {
+        &self.record.request_id
+    }
+
+    /// The patient the request is about, when known.
+    pub fn patient_id(&self) -> Option<&str> {
+        self.record.patient_id.as_deref()
+    }
+
+    /// Names the patient the request is about (the gateway's opaque id, never an NHS number).
+    pub fn about_patient(&mut self, patient_id: &str) {
+        self.record.patient_id = Some(patient_id.to_owned());
+    }
+
+    /// Writes the intent record. Nothing may be asked of a source before this succeeds.
+    pub async fn intent(&mut self, sources: Vec<String>) -> Result<(), AuditError> {
+        self.record.phase = AuditPhase::Intent;
+        self.record.outcome = AuditOutcome::Pending;
+        self.record.sources = sources;
+        self.record.recorded_at = OffsetDateTime::now_utc();
+        self.trail.append(&self.record).await.map(drop).map_err(|e| {
+            tracing::error!(request_id = %self.record.request_id, error = %e, "audit intent could not be written");
+            e
+        })
+    }
+
+    /// Writes the outcome record; the response may leave only if this succeeds.
+    pub async fn outcome(
+        mut self,
+        status: u16,
+        released: usize,
+        outcome: AuditOutcome,
+        detail: Value,
+    ) -> Result<(), AuditError> {
+        self.finish(status, released, outcome, detail);
+        self.trail.append(&self.record).await.map(drop).map_err(|e| {
+            tracing::error!(request_id = %self.record.request_id, error = %e, "audit outcome could not be written; nothing released");
+            e
+        })
+    }
+
+    /// Records a refusal (`failed` when the fault was ours or upstream rather than the
+    /// requester's). Best effort: the request is refused whether or not this is written, since
+    /// nothing is released.
+    pub async fn refused(mut self, status: u16, failed: bool, reason: &str) {
+        let outcome = if failed { AuditOutcome::Error } else { AuditOutcome::Denied };
+        self.finish(status, 0, outcome, json!({ "reason": reason }));
+        if self.trail.append(&self.record).await.is_err() {
+            tracing::error!(request_id = %self.record.request_id, "audit write failed while refusing a request");
+        }
+    }
+
+    fn finish(&mut self, status: u16, released: usize, outcome: AuditOutcome, detail: Value) {
+        self.record.phase = AuditPhase::Outcome;
+        self.record.outcome = outcome;
+        self.record.http_status = status;
+        self.record.released = released as u64;
+        self.record.detail = detail;
+        self.record.recorded_at = OffsetDateTime::now_utc();
+    }
+}

@@ -1,0 +1,35 @@
+//! The shared tail of `$everything` and the type searches: ask the record service for the
+//! record under the question asked, cut the first page, render it, audit, respond.
+
+use actix_web::HttpResponse;
+use tideway_policy::Ask;
+
+use super::call::FhirCall;
+use super::error::ApiError;
+use super::params::Params;
+use super::render::{outcome_of, page_body};
+
+/// Answers the first page of the patient `id`'s record under `ask`.
+pub async fn record_page(
+    mut call: FhirCall,
+    id: &str,
+    ask: Ask,
+    params: &Params,
+    count: usize,
+    self_link: String,
+) -> Result<HttpResponse, ApiError> {
+    let state = call.state.clone();
+    let records = &state.records;
+    let answer = match records.record(&mut call.audit, &call.principal, id, &ask).await {
+        Ok(a) => a,
+        Err(e) => return Err(call.fail(e).await),
+    };
+    let report = answer.report.clone();
+    let page =
+        match records.first_page(&call.audit, &call.principal, &ask, answer, &params.ignored, count).await {
+            Ok(p) => p,
+            Err(e) => return Err(call.fail(e).await),
+        };
+    let body = page_body(&state.base_url, &self_link, &page);
+    call.respond(body, page.entries.len(), outcome_of(report.is_partial()), report.to_detail()).await
+}

@@ -1,0 +1,134 @@
+//! The authenticated FHIR request: an actix extractor that authenticates the bearer token,
+//! negotiates the content type and starts the request's audit, auditing a refusal of either.
+//!
+//! Handlers take a [`FhirCall`], hand it to the record service, and finish with
+//! [`FhirCall::respond`] (outcome audited before the body leaves) or [`FhirCall::refuse`].
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use tideway_auth::service::TokenError;
+
+use super::FHIR_JSON;
+use super::error::ApiError;
+use super::middleware::request_id;
+use super::params::{Params, negotiate};
+use crate::Principal;
+use crate::audit::{AuditOutcome, AuditedCall};
+use crate::record::RecordError;
+use crate::state::AppState;
+
+/// The audit action of a route, set as resource data when routes are registered.
+#[derive(Debug, Clone, Copy)]
+pub struct Action(pub &'static str);
+
+/// An authenticated, negotiated FHIR request and its audit.
+pub struct FhirCall {
+    /// Shared state.
+    pub state: web::Data<AppState>,
+    /// Who asks.
+    pub principal: Principal,
+    /// The request's audit.
+    pub audit: AuditedCall,
+}
+
+impl FromRequest for FhirCall {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(ApiError::internal)?;
+            let action = req.app_data::<Action>().map_or("unsupported", |a| a.0);
+            let call = Self::authenticate(state, &req, action).await?;
+            match negotiate(&req) {
+                Ok(()) => Ok(call),
+                Err(e) => Err(call.refuse(e, "not-acceptable").await),
+            }
+        })
+    }
+}
+
+impl FhirCall {
+    /// Authenticates the request; a refusal is audited (best effort: nothing is released
+    /// either way).
+    pub async fn authenticate(
+        state: web::Data<AppState>,
+        req: &HttpRequest,
+        action: &'static str,
+    ) -> Result<Self, ApiError> {
+        let rid = request_id(req);
+        let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+        match state.tokens.authenticate(header) {
+            Ok(principal) => {
+                let audit = state.audit.begin(&rid, action, Some(&principal));
+                Ok(Self { state, principal, audit })
+            }
+            Err(e) => {
+                let err = match e {
+                    TokenError::Missing => ApiError::missing_token(),
+                    TokenError::Expired => ApiError::invalid_token("the access token has expired"),
+                    _ => ApiError::invalid_token("the access token is not valid"),
+                };
+                state.audit.begin(&rid, action, None).refused(401, false, "invalid-token").await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Refuses with `err` and audits the refusal under `reason`.
+    pub async fn refuse(self, err: ApiError, reason: &str) -> ApiError {
+        // 501 is a refusal of what is not offered; other 5xx are failures on our side.
+        let failed = err.status.is_server_error() && err.status != StatusCode::NOT_IMPLEMENTED;
+        self.audit.refused(err.status.as_u16(), failed, reason).await;
+        err
+    }
+
+    /// Refuses because the record service could not answer.
+    pub async fn fail(self, e: RecordError) -> ApiError {
+        let reason = e.reason();
+        self.refuse(ApiError::from(e), reason).await
+    }
+
+    /// 403 (audited) unless the granted scopes allow reading `resource_type`.
+    pub async fn require_read(self, resource_type: &str) -> Result<Self, ApiError> {
+        if self.principal.may_read(resource_type) {
+            return Ok(self);
+        }
+        let e = ApiError::forbidden(format!("the granted scopes do not allow reading {resource_type}"));
+        Err(self.refuse(e, "scope").await)
+    }
+
+    /// The query parameters, accepting only `known` (a refusal is audited).
+    pub async fn params(self, req: &HttpRequest, known: &[&str]) -> Result<(Self, Params), ApiError> {
+        match Params::parse(req, known) {
+            Ok(p) => Ok((self, p)),
+            Err(e) => Err(self.refuse(e, "bad-request").await),
+        }
+    }
+
+    /// Writes the outcome record and, only if that succeeded, the response.
+    pub async fn respond(
+        self,
+        body: Vec<u8>,
+        released: usize,
+        outcome: AuditOutcome,
+        detail: serde_json::Value,
+    ) -> Result<HttpResponse, ApiError> {
+        self.audit.outcome(200, released, outcome, detail).await?;
+        Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(body))
+    }
+}
+
+/// Refuses a request the FHIR API does not offer (unknown path, method or operation), after
+/// authenticating it (401 first, so nothing is revealed to the unauthenticated), and audits it.
+pub async fn refuse_unsupported(state: web::Data<AppState>, req: &HttpRequest, e: ApiError) -> ApiError {
+    match FhirCall::authenticate(state, req, "unsupported").await {
+        Ok(call) => call.refuse(e, "unsupported").await,
+        Err(unauthenticated) => unauthenticated,
+    }
+}

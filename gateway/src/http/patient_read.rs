@@ -1,0 +1,28 @@
+//! `GET /Patient/{id}`: the patient as the first source in registry order holds them.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::call::FhirCall;
+use super::error::ApiError;
+use super::render::outcome_of;
+
+/// The handler.
+pub async fn patient_read(
+    call: FhirCall,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let call = call.require_read("Patient").await?;
+    let (mut call, _) = call.params(&req, &[]).await?;
+    let state = call.state.clone();
+    let found = match state.records.read_patient(&mut call.audit, &id).await {
+        Ok(f) => f,
+        Err(e) => return Err(call.fail(e).await),
+    };
+    let Some(patient) = found.patient else {
+        return Err(call.fail(crate::record::RecordError::NotHeld).await);
+    };
+    let partial = found.report.is_partial();
+    call.respond(patient.json.to_vec(), 1, outcome_of(partial), found.report.to_detail()).await
+}

@@ -1,0 +1,54 @@
+//! Rendering answers: searchset Bundles around stored resource bytes, `self` links, and the
+//! audit outcome of an answer.
+
+use tideway_adapters::NormalisedResource;
+
+use super::params::Params;
+use crate::audit::AuditOutcome;
+use crate::bundle::{self, Searchset};
+use crate::record::Page;
+
+/// The Bundle for one page; `self_link` is used unless the page carries its own.
+pub fn page_body(base_url: &str, self_link: &str, page: &Page) -> Vec<u8> {
+    bundle::searchset(&Searchset {
+        base_url,
+        self_link: page.self_link.as_deref().unwrap_or(self_link),
+        next_link: page.next_link.as_deref(),
+        total: page.total,
+        entries: &page.entries,
+        outcome: page.outcome.as_ref(),
+    })
+}
+
+/// A single-page Bundle of `entries` (all of them matches).
+pub fn entries_body(
+    base_url: &str,
+    self_link: &str,
+    entries: &[NormalisedResource],
+    outcome: Option<&serde_json::Value>,
+) -> Vec<u8> {
+    bundle::searchset(&Searchset {
+        base_url,
+        self_link,
+        next_link: None,
+        total: entries.len(),
+        entries,
+        outcome,
+    })
+}
+
+/// The query for a `self` link: only the parameters this search understood (an ignored one could
+/// carry anything, an NHS number included).
+pub fn echo_query(params: &Params, known: &[&str]) -> String {
+    let pairs: Vec<(&str, &str)> = params.pairs().filter(|(k, _)| known.contains(k)).collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
+    }
+}
+
+/// Success, or partial when some source is missing from the answer.
+pub fn outcome_of(partial: bool) -> AuditOutcome {
+    if partial { AuditOutcome::Partial } else { AuditOutcome::Success }
+}

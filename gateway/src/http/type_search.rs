@@ -1,0 +1,58 @@
+//! `GET /{type}?patient={id}` for the searchable clinical types.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use tideway_policy::Ask;
+
+use super::answer::record_page;
+use super::call::FhirCall;
+use super::error::ApiError;
+use super::render::{echo_query, entries_body};
+use crate::audit::AuditOutcome;
+use crate::bundle;
+
+const KNOWN: &[&str] = &["patient", "subject", "_count"];
+
+/// The handler.
+pub async fn type_search(
+    call: FhirCall,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let resource_type = path.into_inner();
+    if !tideway_profiles::PATIENT_SEARCH_TYPES.contains(&resource_type.as_str()) {
+        let e = ApiError::not_found(format!("resource type '{resource_type}' is not served by this gateway"));
+        return Err(call.refuse(e, "unsupported").await);
+    }
+    let call = call.require_read(&resource_type).await?;
+    let (call, params) = call.params(&req, KNOWN).await?;
+    let federation = &call.state.settings.federation;
+    let parsed = match (params.one("patient"), params.one("subject")) {
+        (Ok(Some(p)), Ok(None)) | (Ok(None), Ok(Some(p))) => {
+            Ok(p.strip_prefix("Patient/").unwrap_or(p).to_owned())
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        _ => Err(ApiError::invalid(format!(
+            "a {resource_type} search needs exactly one of patient or subject"
+        ))
+        .at("patient")),
+    }
+    .and_then(|p| params.count(federation.default_page_size, federation.max_page_size).map(|c| (p, c)));
+    let (patient_id, count) = match parsed {
+        Ok(p) => p,
+        Err(e) => return Err(call.refuse(e, "bad-request").await),
+    };
+    let self_link = format!("{}/{}{}", call.state.base_url, resource_type, echo_query(&params, KNOWN));
+    match call.state.records.resolve(&patient_id).await {
+        Ok(_) => {}
+        // A search for an unknown patient matches nothing: an empty searchset, as FHIR expects.
+        Err(crate::record::RecordError::UnknownPatient) => {
+            let outcome = bundle::notices_outcome(&params.ignored);
+            let body = entries_body(&call.state.base_url, &self_link, &[], outcome.as_ref());
+            let detail = serde_json::json!({"reason": "unknown-patient"});
+            return call.respond(body, 0, AuditOutcome::Success, detail).await;
+        }
+        Err(e) => return Err(call.fail(e).await),
+    }
+    let ask = Ask::everything().of_types(vec![resource_type]);
+    record_page(call, &patient_id, ask, &params, count, self_link).await
+}

@@ -1,0 +1,59 @@
+//! Why the record service could not answer. Each variant knows its audit reason code; the HTTP
+//! edge (`http::error`) is the one place these become a status and an OperationOutcome.
+
+use crate::audit::AuditError;
+use crate::pages::PageStoreError;
+use crate::store::StoreError;
+
+/// A read could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The id was never published by this gateway (or is not one it could publish).
+    #[error("unknown patient id")]
+    UnknownPatient,
+    /// Every source that held the patient now says it does not.
+    #[error("no source holds this patient any more")]
+    NotHeld,
+    /// Every source asked failed.
+    #[error("every source failed")]
+    AllSourcesFailed,
+    /// No source answered before the deadline.
+    #[error("no source answered in time")]
+    NoSourceInTime,
+    /// The patient index or record locator could not be used (`what` is "read" or "written").
+    #[error("patient index could not be {what}: {cause}")]
+    PatientIndex {
+        /// "read" or "written".
+        what: &'static str,
+        /// The store's error (names tables, never values).
+        cause: StoreError,
+    },
+    /// The audit trail could not be written: nothing is released.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// Page snapshots could not be stored or read.
+    #[error(transparent)]
+    Pages(#[from] PageStoreError),
+    /// The page link is unknown or expired.
+    #[error("page link unknown or expired")]
+    PageExpired,
+    /// The page link was made for someone else.
+    #[error("page link belongs to another principal")]
+    PageOwner,
+}
+
+impl RecordError {
+    /// The reason code written to the audit trail.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::UnknownPatient => "unknown-patient",
+            Self::NotHeld => "not-held",
+            Self::AllSourcesFailed | Self::NoSourceInTime => "sources-failed",
+            Self::PatientIndex { .. } => "store",
+            Self::Audit(_) => "audit",
+            Self::Pages(_) => "page-store",
+            Self::PageExpired => "page-expired",
+            Self::PageOwner => "page-owner",
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Identity and the record locator: which patient an id names, and which sources hold them.
+//!
+//! The locator learns from answers ("holds under local id X", or "checked, does not hold").
+//! Sources it has no fresh answer from are asked before the record is fetched, so a new
+//! borough's data is never missed and known ones are not asked again.
+
+use std::sync::Arc;
+
+use tideway_adapters::{AdapterError, PatientLink, SourceAdapter, SourcePatient};
+use tideway_profiles::NhsNumber;
+
+use super::RecordService;
+use super::error::RecordError;
+use crate::identity::PatientIds;
+use crate::sources::SourceAnswer;
+use crate::store::SourceLink;
+
+/// Where the patient's record is to be fetched from, and what went wrong on the way.
+pub(super) struct Located {
+    /// One link per source that holds the patient, in registry order.
+    pub targets: Vec<(Arc<dyn SourceAdapter>, PatientLink)>,
+    /// Sources that failed when asked whether they hold the patient.
+    pub failed: Vec<SourceAnswer<()>>,
+}
+
+impl RecordService {
+    /// The NHS number behind a published patient id.
+    pub async fn resolve(&self, id: &str) -> Result<NhsNumber, RecordError> {
+        if !PatientIds::is_well_formed(id) {
+            return Err(RecordError::UnknownPatient);
+        }
+        match self.store.nhs_number_of(id).await {
+            Ok(Some(n)) => NhsNumber::parse(&n).map_err(|_| RecordError::UnknownPatient),
+            Ok(None) => Err(RecordError::UnknownPatient),
+            Err(cause) => Err(RecordError::PatientIndex { what: "read", cause }),
+        }
+    }
+
+    /// Records the published id and what each source that answered said.
+    pub(super) async fn remember(
+        &self,
+        nhs: &NhsNumber,
+        gateway_id: &str,
+        answers: &[SourceAnswer<Option<SourcePatient>>],
+    ) -> Result<(), RecordError> {
+        let written = |cause| RecordError::PatientIndex { what: "written", cause };
+        self.store.remember_patient(gateway_id, nhs.as_str()).await.map_err(written)?;
+        // Sources that failed to answer keep whatever the locator knew about them before.
+        let links: Vec<SourceLink> = answers
+            .iter()
+            .filter_map(|a| match &a.result {
+                Ok(p) => Some(SourceLink {
+                    source_id: a.source.to_string(),
+                    local_id: p.as_ref().map(|p| p.local_id.clone()),
+                }),
+                Err(_) => None,
+            })
+            .collect();
+        self.store.upsert_links(gateway_id, &links).await.map_err(written)
+    }
+
+    /// The sources holding the patient: the locator's fresh answers, plus whatever the sources
+    /// it has no answer from say now.
+    pub(super) async fn locate(
+        &self,
+        nhs: &NhsNumber,
+        gateway_id: &str,
+        request_id: &str,
+        overall: tokio::time::Instant,
+    ) -> Result<Located, RecordError> {
+        let known = self
+            .store
+            .links(gateway_id, self.locator_max_age_secs)
+            .await
+            .map_err(|cause| RecordError::PatientIndex { what: "read", cause })?;
+        let adapters = self.federation.adapters();
+        let unknown: Vec<Arc<dyn SourceAdapter>> = adapters
+            .iter()
+            .filter(|a| !known.iter().any(|l| l.source_id == a.id().as_str()))
+            .cloned()
+            .collect();
+        let mut held: Vec<(String, String)> = known
+            .iter()
+            .filter_map(|l| l.local_id.clone().map(|local| (l.source_id.clone(), local)))
+            .collect();
+        let mut failed = Vec::new();
+        if !unknown.is_empty() {
+            let answers =
+                self.federation.find_patient_in(&unknown, nhs, gateway_id, request_id, overall).await;
+            // The record can still be answered from the sources already known; a locator
+            // that cannot learn now learns next time.
+            if let Err(e) = self.remember(nhs, gateway_id, &answers).await {
+                tracing::error!(error = %e, "record locator could not be written");
+            }
+            for a in answers {
+                match a.result {
+                    Ok(Some(p)) => held.push((a.source.to_string(), p.local_id)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        failed.push(SourceAnswer { source: a.source, result: Err(e), elapsed: a.elapsed })
+                    }
+                }
+            }
+        }
+        let targets = adapters
+            .iter()
+            .filter_map(|a| {
+                held.iter().find(|(s, _)| s == a.id().as_str()).map(|(_, local)| {
+                    (a.clone(), PatientLink { gateway_id: gateway_id.to_owned(), local_id: local.clone() })
+                })
+            })
+            .collect();
+        Ok(Located { targets, failed })
+    }
+}
+
+/// The error for a request none of whose sources answered: 504 if every failure was a timeout,
+/// 502 otherwise; `None` while some source answered (or none was asked).
+pub(super) fn all_failed(errors: &[&AdapterError], answered: usize) -> Option<RecordError> {
+    if answered > 0 || errors.is_empty() {
+        return None;
+    }
+    Some(if errors.iter().all(|e| matches!(e, AdapterError::Timeout)) {
+        RecordError::NoSourceInTime
+    } else {
+        RecordError::AllSourcesFailed
+    })
+}

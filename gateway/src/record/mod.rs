@@ -1,0 +1,224 @@
+//! The record service: the one read pipeline.
+//!
+//! Locator -> federation (-> cache -> adapter) -> decide -> merge -> page. Every clinical read
+//! (`$everything`, type searches, `Patient/{id}`, the NHS-number search and page links) enters
+//! here once; nothing else reaches the federation or the merge. The audit intent is written
+//! here, after the patient is known and before any source is asked, so no path can skip it.
+//! The policy decision ([`tideway_policy::decide`]) is taken once per answer, after the cache
+//! (which holds only sources' normalised answers) and before the merge, so a fact cannot vanish
+//! with a copy it was folded into and no Provenance names an entry the requester cannot see.
+
+mod error;
+mod locate;
+mod paging;
+mod report;
+
+use tideway_adapters::{NormalisedResource, SourcePatient};
+use tideway_auth::Principal;
+use tideway_policy::{Ask, decide, may_include};
+use tideway_profiles::{NhsNumber, ResourceFacts};
+
+pub use error::RecordError;
+pub use paging::Page;
+
+use crate::audit::AuditedCall;
+use crate::bundle::Notice;
+use crate::identity::PatientIds;
+use crate::merge::{SourceResources, merge};
+use crate::pages::PageStore;
+use crate::sources::{Federation, SourceAnswer};
+use crate::store::Store;
+use report::SourceReport;
+
+/// What a Patient look-up found.
+#[derive(Debug)]
+pub struct PatientAnswer {
+    /// The representative Patient: the first source in registry order that holds one.
+    pub patient: Option<NormalisedResource>,
+    /// Sources that could not answer, for the outcome entry.
+    pub notices: Vec<Notice>,
+    /// The per-source report for the audit trail.
+    pub report: SourceReport,
+}
+
+/// A patient's record as this requester may see it, merged.
+#[derive(Debug)]
+pub struct RecordAnswer {
+    /// The patient first, then every released resource, then supporting includes.
+    pub resources: Vec<NormalisedResource>,
+    /// What the requester should know about completeness.
+    pub notices: Vec<Notice>,
+    /// The per-source report and decision counts for the audit trail.
+    pub report: SourceReport,
+}
+
+/// The read pipeline and what it needs.
+pub struct RecordService {
+    /// The sources, with their cache.
+    pub federation: Federation,
+    /// The patient index and record locator.
+    pub store: Store,
+    /// Opaque patient ids.
+    pub ids: PatientIds,
+    /// Page snapshots.
+    pub pages: PageStore,
+    /// Public base URL (for page links), no trailing slash.
+    pub base_url: String,
+    /// How long the locator's answers are trusted.
+    pub locator_max_age_secs: u64,
+}
+
+impl RecordService {
+    /// The sources (for readiness and the audit trail).
+    pub fn federation(&self) -> &Federation {
+        &self.federation
+    }
+
+    /// Registry ids of every source, for the audit trail.
+    pub fn source_ids(&self) -> Vec<String> {
+        self.federation.adapters().iter().map(|a| a.id().to_string()).collect()
+    }
+
+    /// Finds the patient with this NHS number in every source (the NHS-number search),
+    /// publishing the gateway's id for them if any source holds them.
+    pub async fn find_by_nhs(
+        &self,
+        call: &mut AuditedCall,
+        nhs: &NhsNumber,
+    ) -> Result<PatientAnswer, RecordError> {
+        let gateway_id = self.ids.id_for(nhs);
+        call.about_patient(&gateway_id);
+        call.intent(self.source_ids()).await?;
+        let answer = self.find_everywhere(nhs, &gateway_id, call.request_id()).await?;
+        if answer.0.is_some() {
+            self.remember(nhs, &gateway_id, &answer.1).await?;
+        }
+        Ok(self.patient_answer(answer))
+    }
+
+    /// Reads the patient behind a published id from every source.
+    pub async fn read_patient(&self, call: &mut AuditedCall, id: &str) -> Result<PatientAnswer, RecordError> {
+        let nhs = self.open(call, id).await?;
+        let answer = self.find_everywhere(&nhs, id, call.request_id()).await?;
+        if answer.0.is_none() {
+            return Err(RecordError::NotHeld);
+        }
+        if let Err(e) = self.remember(&nhs, id, &answer.1).await {
+            tracing::error!(error = %e, "patient index could not be written");
+        }
+        Ok(self.patient_answer(answer))
+    }
+
+    /// Everything the sources hold for the patient that `principal` may see in answer to `ask`.
+    pub async fn record(
+        &self,
+        call: &mut AuditedCall,
+        principal: &Principal,
+        id: &str,
+        ask: &Ask,
+    ) -> Result<RecordAnswer, RecordError> {
+        let nhs = self.open(call, id).await?;
+        let overall = self.federation.deadline();
+        let located = self.locate(&nhs, id, call.request_id(), overall).await?;
+        let answers = self.federation.fetch_records(&located.targets, call.request_id(), overall).await;
+        let errors: Vec<_> = located
+            .failed
+            .iter()
+            .filter_map(|a| a.result.as_ref().err())
+            .chain(answers.iter().filter_map(|a| a.result.as_ref().err()))
+            .collect();
+        let answered = answers.iter().filter(|a| a.result.is_ok()).count();
+        if let Some(e) = locate::all_failed(&errors, answered) {
+            return Err(e);
+        }
+        if answered == 0 {
+            return Err(RecordError::NotHeld);
+        }
+        let mut notices: Vec<Notice> = located.failed.iter().filter_map(Notice::of_failure).collect();
+        notices.extend(answers.iter().filter_map(Notice::of_failure));
+        let mut report = SourceReport::of_records(&answers);
+        let records: Vec<_> = answers
+            .iter()
+            .filter_map(|a| a.result.as_ref().ok().map(|r| (a.source.clone(), r.clone())))
+            .collect();
+        for (source, record) in &records {
+            notices.extend(Notice::of_rejections(source, &record.rejected));
+        }
+        if !notices.is_empty() {
+            report.mark_partial();
+        }
+        // The one decision for this answer, over every source's resources at once.
+        let facts: Vec<&ResourceFacts> =
+            records.iter().flat_map(|(_, r)| r.resources.iter().map(|x| x.facts.as_ref())).collect();
+        let decision = decide(principal, ask, &facts);
+        report.withheld(&decision);
+        let mut verdicts = decision.verdicts().iter();
+        let per_source: Vec<SourceResources> = records
+            .iter()
+            .map(|(source, record)| SourceResources {
+                source: source.clone(),
+                resources: record
+                    .resources
+                    .iter()
+                    .filter(|_| verdicts.next().is_some_and(|v| *v == tideway_policy::Verdict::Release))
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        let merged = merge(&per_source, id, &recorded_now());
+        report.merged(merged.folded);
+        let resources = merged
+            .resources
+            .into_iter()
+            .filter(|r| !crate::bundle::is_included(r) || may_include(principal, &r.facts))
+            .collect();
+        Ok(RecordAnswer { resources, notices, report })
+    }
+
+    /// Resolves a published id and writes the audit intent for that patient: nothing may be
+    /// asked of a source before this succeeds.
+    async fn open(&self, call: &mut AuditedCall, id: &str) -> Result<NhsNumber, RecordError> {
+        let nhs = self.resolve(id).await?;
+        call.about_patient(id);
+        call.intent(self.source_ids()).await?;
+        Ok(nhs)
+    }
+
+    async fn find_everywhere(
+        &self,
+        nhs: &NhsNumber,
+        gateway_id: &str,
+        request_id: &str,
+    ) -> Result<FoundPatient, RecordError> {
+        let answers =
+            self.federation.find_patient(nhs, gateway_id, request_id, self.federation.deadline()).await;
+        let errors: Vec<_> = answers.iter().filter_map(|a| a.result.as_ref().err()).collect();
+        let answered = answers.len() - errors.len();
+        if let Some(e) = locate::all_failed(&errors, answered) {
+            return Err(e);
+        }
+        let patient = answers
+            .iter()
+            .find_map(|a| a.result.as_ref().ok().and_then(|p| p.as_ref()).map(|p| p.resource.clone()));
+        Ok((patient, answers))
+    }
+
+    fn patient_answer(&self, (patient, answers): FoundPatient) -> PatientAnswer {
+        PatientAnswer {
+            patient,
+            notices: answers.iter().filter_map(Notice::of_failure).collect(),
+            report: SourceReport::of_patients(&answers),
+        }
+    }
+}
+
+type FoundPatient = (Option<NormalisedResource>, Vec<SourceAnswer<Option<SourcePatient>>>);
+
+/// The Provenance `recorded` instant for a merge made now, to the second.
+fn recorded_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,138 @@
+//! Pages of an answer: the first is cut from the merged record, later ones from a snapshot
+//! bound to the principal that asked. A later page is decided again for whoever follows the
+//! link, under the question first asked, so what changed in between (scopes today; consent
+//! and agreements next) applies to pages already handed out.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tideway_adapters::NormalisedResource;
+use tideway_auth::Principal;
+use tideway_policy::{Ask, Verdict, decide, may_include};
+use tideway_profiles::ResourceFacts;
+
+use super::{RecordAnswer, RecordError, RecordService};
+use crate::audit::AuditedCall;
+use crate::bundle::{self, Notice};
+use crate::pages::{PageSnapshot, principal_key};
+
+/// One page of an answer, ready to render.
+#[derive(Debug)]
+pub struct Page {
+    /// This page's entries.
+    pub entries: Vec<NormalisedResource>,
+    /// Matches across all pages (includes are not counted).
+    pub total: usize,
+    /// The `next` link, when there is more.
+    pub next_link: Option<String>,
+    /// The `self` link of a later page (the first page's is the request's own).
+    pub self_link: Option<String>,
+    /// The outcome entry, repeated on every page.
+    pub outcome: Option<serde_json::Value>,
+    /// Where this page starts in the whole answer.
+    pub start: usize,
+}
+
+impl RecordService {
+    /// The first page of `answer`; the rest (if any) is kept for `next` links bound to
+    /// `principal`. `extra` notices (ignored parameters) join the answer's own.
+    pub async fn first_page(
+        &self,
+        call: &AuditedCall,
+        principal: &Principal,
+        ask: &Ask,
+        answer: RecordAnswer,
+        extra: &[Notice],
+        count: usize,
+    ) -> Result<Page, RecordError> {
+        let mut notices = answer.notices;
+        notices.extend(extra.iter().cloned());
+        let outcome = bundle::notices_outcome(&notices);
+        let total = answer.resources.iter().filter(|r| !bundle::is_included(r)).count();
+        let resources = answer.resources;
+        let next_link = if resources.len() > count {
+            let snapshot = Arc::new(PageSnapshot {
+                owner: principal_key(principal),
+                resources: resources.clone(),
+                outcome: outcome.clone(),
+                page_size: count,
+                patient_id: call.patient_id().map(str::to_owned),
+                ask: ask.clone(),
+            });
+            Some(self.pages.insert(snapshot, &self.base_url, count).await?)
+        } else {
+            None
+        };
+        let mut entries = resources;
+        entries.truncate(count);
+        Ok(Page { entries, total, next_link, self_link: None, outcome, start: 0 })
+    }
+
+    /// A later page, only for the principal that made the search, decided again for them.
+    pub async fn later_page(
+        &self,
+        call: &mut AuditedCall,
+        principal: &Principal,
+        token: &str,
+        offset: usize,
+    ) -> Result<Page, RecordError> {
+        let snapshot = self.pages.get(token).await?.ok_or(RecordError::PageExpired)?;
+        if snapshot.owner != principal_key(principal) {
+            return Err(RecordError::PageOwner);
+        }
+        if let Some(p) = &snapshot.patient_id {
+            call.about_patient(p);
+        }
+        let all = &snapshot.resources;
+        let start = offset.min(all.len());
+        let end = (start + snapshot.page_size).min(all.len());
+        let entries = replay(principal, &snapshot.ask, all, start..end);
+        let next_link = (end < all.len()).then(|| self.pages.link(&self.base_url, token, end));
+        Ok(Page {
+            entries,
+            total: all.iter().filter(|r| !bundle::is_included(r)).count(),
+            next_link,
+            self_link: Some(self.pages.link(&self.base_url, token, start)),
+            outcome: snapshot.outcome.clone(),
+            start,
+        })
+    }
+}
+
+/// The entries of `all[range]` that `principal` may see now: matches decided again under the
+/// question first asked (the whole snapshot at once, so includes on this page can follow links
+/// to matches on others); a gateway-made include only if none of the entries it names is
+/// withheld.
+fn replay(
+    principal: &Principal,
+    ask: &Ask,
+    all: &[NormalisedResource],
+    range: std::ops::Range<usize>,
+) -> Vec<NormalisedResource> {
+    let matches: Vec<(usize, &NormalisedResource)> =
+        all.iter().enumerate().filter(|(_, r)| !bundle::is_included(r)).collect();
+    let facts: Vec<&ResourceFacts> = matches.iter().map(|(_, r)| r.facts.as_ref()).collect();
+    let decision = decide(principal, ask, &facts);
+    let mut released = vec![false; all.len()];
+    let mut withheld: HashSet<String> = HashSet::new();
+    for ((i, r), verdict) in matches.iter().zip(decision.verdicts()) {
+        if *verdict == Verdict::Release {
+            released[*i] = true;
+        } else {
+            withheld.insert(format!("{}/{}", r.resource_type, r.id));
+        }
+    }
+    let start = range.start;
+    all[range]
+        .iter()
+        .enumerate()
+        .filter(|(j, r)| {
+            if bundle::is_included(r) {
+                may_include(principal, &r.facts) && !r.facts.references.iter().any(|x| withheld.contains(x))
+            } else {
+                released[start + j]
+            }
+        })
+        .map(|(_, r)| r.clone())
+        .collect()
+}

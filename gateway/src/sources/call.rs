@@ -1,0 +1,59 @@
+//! Calls that leave the gateway for a source: the only place a source's latency and outcome
+//! are measured, so the source metrics count what the source really did. Cache hits, misses
+//! and coalesced waits are the cache's own metrics and never reach here.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tideway_adapters::{
+    AdapterError, CallContext, PatientLink, RejectionKind, SourceAdapter, SourceId, SourcePatient,
+    SourceRecord,
+};
+use tideway_profiles::NhsNumber;
+use tokio::time::{Instant, timeout_at};
+
+use crate::telemetry::metrics;
+
+/// Asks the source whether it holds the patient.
+pub async fn find_patient(
+    adapter: &Arc<dyn SourceAdapter>,
+    nhs: &NhsNumber,
+    gateway_id: &str,
+    ctx: &CallContext,
+) -> Result<Option<SourcePatient>, AdapterError> {
+    metered(adapter.id(), "find-patient", ctx, adapter.find_patient(nhs, gateway_id, ctx)).await
+}
+
+/// Fetches the source's record of the linked patient, counting what it sent that could not be
+/// passed on.
+pub async fn fetch_record(
+    adapter: &Arc<dyn SourceAdapter>,
+    link: &PatientLink,
+    ctx: &CallContext,
+) -> Result<SourceRecord, AdapterError> {
+    let result = metered(adapter.id(), "fetch-record", ctx, adapter.fetch_record(link, ctx)).await;
+    if let Ok(record) = &result {
+        for kind in [RejectionKind::Invalid, RejectionKind::OtherPatient] {
+            let n = record.rejected.iter().filter(|r| r.kind == kind).count();
+            if n > 0 {
+                metrics::rejected_entries(adapter.id(), kind, n);
+            }
+        }
+    }
+    result
+}
+
+async fn metered<T>(
+    source: &SourceId,
+    operation: &'static str,
+    ctx: &CallContext,
+    call: impl Future<Output = Result<T, AdapterError>>,
+) -> Result<T, AdapterError> {
+    let started = Instant::now();
+    let result = match timeout_at(ctx.deadline, call).await {
+        Ok(r) => r,
+        Err(_) => Err(AdapterError::Timeout),
+    };
+    metrics::source_call(source, operation, result.as_ref().err(), started.elapsed());
+    result
+}

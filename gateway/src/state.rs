@@ -1,0 +1,27 @@
+//! What every request shares: settings, the store, tokens, the audit trail and the record
+//! service.
+
+use tideway_auth::service::TokenService;
+
+use crate::audit::AuditTrail;
+use crate::config::Settings;
+use crate::record::RecordService;
+use crate::store::Store;
+
+/// Shared by every request.
+pub struct AppState {
+    /// The loaded settings.
+    pub settings: Settings,
+    /// Public base URL, no trailing slash.
+    pub base_url: String,
+    /// State store (readiness; tests inspect the audit trail through it).
+    pub store: Store,
+    /// Token issuing and checking.
+    pub tokens: TokenService,
+    /// The one audit writer.
+    pub audit: AuditTrail,
+    /// The read pipeline.
+    pub records: RecordService,
+    /// The serialised CapabilityStatement.
+    pub capability: String,
+}

@@ -1,0 +1,368 @@
+//! The facts a policy and a merge decide on, read once from a normalised resource.
+//!
+//! An adapter computes [`ResourceFacts`] when it normalises a resource and keeps them beside the
+//! resource's bytes (and in the cache with them), so deciding what a requester may see never
+//! parses JSON again. Facts are plain data: type, every coding the resource carries in any
+//! system, categories, the clinical section, the relevant dates, the patient it is about, its
+//! source and the references it makes (so withholding can follow links).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One coding: a code in a system, exactly as the source wrote them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Coding {
+    /// The code system URI (empty when the source gave none).
+    pub system: String,
+    /// The code.
+    pub code: String,
+}
+
+/// The part of a record a resource belongs to, as sharing agreements name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Section {
+    /// Demographics: the Patient (and linked persons).
+    Demographics,
+    /// Problems and diagnoses.
+    Problems,
+    /// Medications, prescribed or stated.
+    Medications,
+    /// Allergies and intolerances.
+    Allergies,
+    /// Results and measurements.
+    Investigations,
+    /// Immunisations.
+    Immunisations,
+    /// Procedures.
+    Procedures,
+    /// Consultations and encounters.
+    Consultations,
+    /// Referrals and requests for services.
+    Referrals,
+    /// Care plans and episodes of care.
+    CarePlans,
+    /// Documents and letters.
+    Documents,
+    /// Who and where: organisations, practitioners, locations, provenance.
+    Administrative,
+    /// Anything the gateway does not classify. Policies that restrict by section withhold it.
+    Unclassified,
+}
+
+impl Section {
+    /// The section a resource type belongs to.
+    pub fn of_type(resource_type: &str) -> Self {
+        match resource_type {
+            "Patient" | "RelatedPerson" => Self::Demographics,
+            "Condition" => Self::Problems,
+            "MedicationStatement"
+            | "MedicationRequest"
+            | "MedicationDispense"
+            | "MedicationAdministration"
+            | "Medication" => Self::Medications,
+            "AllergyIntolerance" => Self::Allergies,
+            "Observation" | "DiagnosticReport" | "Specimen" => Self::Investigations,
+            "Immunization" => Self::Immunisations,
+            "Procedure" => Self::Procedures,
+            "Encounter" => Self::Consultations,
+            "ServiceRequest" | "ReferralRequest" | "Task" => Self::Referrals,
+            "CarePlan" | "EpisodeOfCare" | "CareTeam" | "Goal" => Self::CarePlans,
+            "DocumentReference" | "Composition" | "Binary" => Self::Documents,
+            "Organization" | "Practitioner" | "PractitionerRole" | "Location" | "Provenance" | "Device"
+            | "Endpoint" => Self::Administrative,
+            _ => Self::Unclassified,
+        }
+    }
+}
+
+/// What a policy or a merge needs to know about one resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceFacts {
+    /// R4 resource type.
+    pub resource_type: String,
+    /// The codings of the resource's main code (`code`, `medicationCodeableConcept`,
+    /// `vaccineCode`, `type`), in the order written.
+    pub codes: Vec<Coding>,
+    /// Every coding anywhere in the resource (main code, reasons, body sites, contained
+    /// resources...), sorted and without repeats: what a code-based rule classifies on.
+    pub codings: Vec<Coding>,
+    /// `category` codings.
+    pub categories: Vec<Coding>,
+    /// The clinical section.
+    pub section: Option<Section>,
+    /// The clinically relevant date (onset, effective, occurrence, authored...), as written.
+    pub clinical_date: Option<String>,
+    /// When the fact was recorded (`recordedDate`, `dateAsserted`, `issued`...), as written.
+    pub recorded_date: Option<String>,
+    /// `meta.lastUpdated`, as written.
+    pub last_updated: Option<String>,
+    /// The reference to the patient the resource is about (`subject` or `patient`), as written.
+    pub patient: Option<String>,
+    /// The source id named by `meta.source` (`urn:tideway:source:{id}`), if any.
+    pub source: Option<String>,
+    /// Every relative reference the resource makes (`Type/id`), sorted and without repeats.
+    pub references: Vec<String>,
+    /// What makes this the same clinical fact as another source's entry (type, every code,
+    /// clinically relevant date, value, status), or `None` when there is too little to tell:
+    /// such resources are never merged.
+    pub merge_key: Option<String>,
+}
+
+/// `meta.source` prefix that names a registered source.
+pub const SOURCE_URN_PREFIX: &str = "urn:tideway:source:";
+
+/// Where each type keeps its main code and its dates.
+struct Shape {
+    code: &'static str,
+    clinical: &'static [&'static str],
+    recorded: &'static [&'static str],
+}
+
+fn shape(resource_type: &str) -> Option<Shape> {
+    let s = |code, clinical, recorded| Some(Shape { code, clinical, recorded });
+    match resource_type {
+        "Condition" => s("/code", &["/onsetDateTime", "/onsetPeriod/start"], &["/recordedDate"]),
+        "AllergyIntolerance" => s("/code", &["/onsetDateTime", "/onsetPeriod/start"], &["/recordedDate"]),
+        "MedicationStatement" => s(
+            "/medicationCodeableConcept",
+            &["/effectiveDateTime", "/effectivePeriod/start"],
+            &["/dateAsserted"],
+        ),
+        "MedicationRequest" => s("/medicationCodeableConcept", &["/authoredOn"], &[]),
+        "Observation" => {
+            s("/code", &["/effectiveDateTime", "/effectivePeriod/start", "/effectiveInstant"], &["/issued"])
+        }
+        "DiagnosticReport" => s("/code", &["/effectiveDateTime", "/effectivePeriod/start"], &["/issued"]),
+        "Immunization" => s("/vaccineCode", &["/occurrenceDateTime"], &["/recorded"]),
+        "Procedure" => s("/code", &["/performedDateTime", "/performedPeriod/start"], &[]),
+        "Encounter" => s("/type/0", &["/period/start"], &[]),
+        "ServiceRequest" => s("/code", &["/occurrenceDateTime", "/occurrencePeriod/start"], &["/authoredOn"]),
+        "CarePlan" => s("/category/0", &["/period/start"], &["/created"]),
+        "DocumentReference" => s("/type", &["/context/period/start"], &["/date"]),
+        _ => None,
+    }
+}
+
+impl ResourceFacts {
+    /// Reads the facts of one resource.
+    pub fn of(resource: &Value) -> Self {
+        let resource_type =
+            resource.get("resourceType").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let shape = shape(&resource_type);
+        let text_at =
+            |paths: &[&str]| paths.iter().find_map(|p| resource.pointer(p)?.as_str()).map(str::to_owned);
+        let codes = shape.as_ref().and_then(|s| resource.pointer(s.code)).map(codings_of).unwrap_or_default();
+        let mut codings = Vec::new();
+        collect_codings(resource, &mut codings);
+        codings.sort();
+        codings.dedup();
+        let categories = match resource.get("category") {
+            Some(Value::Array(items)) => items.iter().flat_map(codings_of).collect(),
+            Some(single) => codings_of(single),
+            None => Vec::new(),
+        };
+        let mut references = Vec::new();
+        collect_references(resource, &mut references);
+        references.sort();
+        references.dedup();
+        let patient = ["/subject/reference", "/patient/reference"]
+            .iter()
+            .find_map(|p| resource.pointer(p)?.as_str())
+            .map(str::to_owned);
+        let source = resource
+            .pointer("/meta/source")
+            .and_then(Value::as_str)
+            .and_then(|s| s.strip_prefix(SOURCE_URN_PREFIX))
+            .map(str::to_owned);
+        Self {
+            section: Some(Section::of_type(&resource_type)),
+            clinical_date: shape.as_ref().and_then(|s| text_at(s.clinical)),
+            recorded_date: shape.as_ref().and_then(|s| text_at(s.recorded)),
+            last_updated: text_at(&["/meta/lastUpdated"]),
+            merge_key: merge_key(resource, &resource_type, &codes),
+            resource_type,
+            codes,
+            codings,
+            categories,
+            patient,
+            source,
+            references,
+        }
+    }
+
+    /// Whether the resource is about the patient whose gateway id is `patient_id`, or about no
+    /// patient at all. A reference to any other patient, or an absolute reference to another
+    /// server (normalisation makes references to the source itself relative), is not.
+    pub fn is_about(&self, patient_id: &str) -> bool {
+        match self.patient.as_deref() {
+            None => true,
+            Some(r) if r.contains("://") || r.starts_with("urn:") => false,
+            Some(r) => match r.split_once('/') {
+                Some(("Patient", id)) => id == patient_id,
+                // A subject that is not a patient (a Group, a Device, a Location) says nothing
+                // about another patient.
+                Some(_) => true,
+                None => false,
+            },
+        }
+    }
+}
+
+fn codings_of(concept: &Value) -> Vec<Coding> {
+    concept
+        .get("coding")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(coding).collect())
+        .unwrap_or_default()
+}
+
+fn coding(c: &Value) -> Option<Coding> {
+    let code = c.get("code")?.as_str()?;
+    let system = c.get("system").and_then(Value::as_str).unwrap_or_default();
+    Some(Coding { system: system.to_owned(), code: code.to_owned() })
+}
+
+fn collect_codings(v: &Value, out: &mut Vec<Coding>) {
+    match v {
+        Value::Object(map) => {
+            for (key, child) in map {
+                if key == "meta" {
+                    continue;
+                }
+                if key == "coding"
+                    && let Value::Array(items) = child
+                {
+                    out.extend(items.iter().filter_map(coding));
+                    continue;
+                }
+                collect_codings(child, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_codings(i, out)),
+        _ => {}
+    }
+}
+
+fn collect_references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (key, child) in map {
+                if key == "reference"
+                    && let Value::String(s) = child
+                {
+                    if !s.starts_with('#') && !s.contains(':') && s.contains('/') {
+                        out.push(s.clone());
+                    }
+                    continue;
+                }
+                collect_references(child, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_references(i, out)),
+        _ => {}
+    }
+}
+
+/// Deliberately strict: every coding of the main code, the clinically relevant date, the value
+/// and the status must agree, and a resource missing codes or a date gets no key. Ids, `meta` and
+/// references are ignored: they differ between sources by construction.
+fn merge_key(r: &Value, resource_type: &str, codes: &[Coding]) -> Option<String> {
+    let date_at: &[&str] = match resource_type {
+        "Condition" => &["/onsetDateTime", "/onsetPeriod/start", "/recordedDate"],
+        "AllergyIntolerance" => &["/onsetDateTime", "/recordedDate"],
+        "MedicationStatement" => &["/effectiveDateTime", "/effectivePeriod/start", "/dateAsserted"],
+        "MedicationRequest" => &["/authoredOn"],
+        "Observation" => &["/effectiveDateTime", "/effectivePeriod/start", "/effectiveInstant", "/issued"],
+        "Immunization" => &["/occurrenceDateTime"],
+        "Procedure" => &["/performedDateTime", "/performedPeriod/start"],
+        _ => return None,
+    };
+    let mut keyed: Vec<String> =
+        codes.iter().filter(|c| !c.system.is_empty()).map(|c| format!("{}|{}", c.system, c.code)).collect();
+    if keyed.is_empty() {
+        return None;
+    }
+    keyed.sort();
+    keyed.dedup();
+    let date = date_at.iter().find_map(|p| r.pointer(p).and_then(Value::as_str))?;
+    let value = ["/valueQuantity", "/valueCodeableConcept", "/valueString", "/valueBoolean", "/valueInteger"]
+        .iter()
+        .find_map(|p| r.pointer(p))
+        .map(Value::to_string)
+        .unwrap_or_default();
+    let status = ["/clinicalStatus", "/status"]
+        .iter()
+        .find_map(|p| r.pointer(p))
+        .map(Value::to_string)
+        .unwrap_or_default();
+    Some(format!("{resource_type}\u{1f}{}\u{1f}{date}\u{1f}{value}\u{1f}{status}", keyed.join(",")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn condition() -> Value {
+        json!({
+            "resourceType": "Condition", "id": "s.c1",
+            "meta": {"source": "urn:tideway:source:camden", "lastUpdated": "2024-02-01T10:00:00Z",
+                     "security": [{"system": "http://x", "code": "meta-only"}]},
+            "code": {"coding": [
+                {"system": "http://snomed.info/sct", "code": "44054006"},
+                {"system": "http://read.info/readv2", "code": "C10F."}]},
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "problem-list-item"}]}],
+            "bodySite": [{"coding": [{"system": "http://snomed.info/sct", "code": "56459004"}]}],
+            "subject": {"reference": "Patient/pabc"},
+            "encounter": {"reference": "Encounter/s.e1"},
+            "evidence": [{"detail": [{"reference": "#local"}, {"reference": "Observation/s.o1"}]}],
+            "onsetDateTime": "2019-03-04",
+            "recordedDate": "2019-03-05"
+        })
+    }
+
+    #[test]
+    fn facts_name_every_coding_section_dates_patient_source_and_references() {
+        let f = ResourceFacts::of(&condition());
+        assert_eq!(f.resource_type, "Condition");
+        assert_eq!(f.section, Some(Section::Problems));
+        assert_eq!(f.codes.len(), 2);
+        assert_eq!(f.codes[1], Coding { system: "http://read.info/readv2".into(), code: "C10F.".into() });
+        // Every coding anywhere but meta: main code, category, body site.
+        assert_eq!(f.codings.len(), 4);
+        assert!(f.codings.iter().all(|c| c.code != "meta-only"));
+        assert_eq!(f.categories[0].code, "problem-list-item");
+        assert_eq!(f.clinical_date.as_deref(), Some("2019-03-04"));
+        assert_eq!(f.recorded_date.as_deref(), Some("2019-03-05"));
+        assert_eq!(f.last_updated.as_deref(), Some("2024-02-01T10:00:00Z"));
+        assert_eq!(f.patient.as_deref(), Some("Patient/pabc"));
+        assert_eq!(f.source.as_deref(), Some("camden"));
+        assert_eq!(f.references, ["Encounter/s.e1", "Observation/s.o1", "Patient/pabc"]);
+        assert!(f.merge_key.is_some());
+    }
+
+    #[test]
+    fn a_resource_is_about_its_own_patient_only() {
+        let mut r = condition();
+        assert!(ResourceFacts::of(&r).is_about("pabc"));
+        assert!(!ResourceFacts::of(&r).is_about("pother"));
+        r["subject"]["reference"] = json!("https://elsewhere.example/fhir/Patient/pabc");
+        assert!(!ResourceFacts::of(&r).is_about("pabc"));
+        r["subject"]["reference"] = json!("Group/g1");
+        assert!(ResourceFacts::of(&r).is_about("pabc"));
+        let org = json!({"resourceType": "Organization", "id": "o"});
+        assert!(ResourceFacts::of(&org).is_about("pabc"));
+    }
+
+    #[test]
+    fn merge_key_needs_codes_and_a_date() {
+        let mut r = condition();
+        r.as_object_mut().unwrap().remove("onsetDateTime");
+        r.as_object_mut().unwrap().remove("recordedDate");
+        assert_eq!(ResourceFacts::of(&r).merge_key, None);
+        let enc = json!({"resourceType": "Encounter", "id": "e", "period": {"start": "2020-01-01"}});
+        assert_eq!(ResourceFacts::of(&enc).merge_key, None);
+        assert_eq!(ResourceFacts::of(&enc).clinical_date.as_deref(), Some("2020-01-01"));
+    }
+}
