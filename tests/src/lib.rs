@@ -87,6 +87,9 @@ pub struct Options {
     pub admin: bool,
     /// Keep page snapshots in the Redis at `$TIDEWAY_TEST_REDIS_URL`.
     pub redis_pages: bool,
+    /// Synthetic boroughs are registered as `{prefix}-00`, `{prefix}-01`...; a test that reads
+    /// process-wide metrics picks its own prefix so other tests' traffic is not counted.
+    pub source_prefix: &'static str,
 }
 
 impl Default for Options {
@@ -102,6 +105,7 @@ impl Default for Options {
             cache: true,
             admin: false,
             redis_pages: false,
+            source_prefix: "borough",
         }
     }
 }
@@ -200,7 +204,7 @@ impl TestApp {
             .expect("simulator");
             let ods = population.borough_ods_code(i).expect("borough ods");
             sources.push(source(
-                &format!("borough-{i:02}"),
+                &format!("{}-{i:02}", opts.source_prefix),
                 ods.as_str(),
                 sim.base_url(),
                 opts.source_timeout_ms,

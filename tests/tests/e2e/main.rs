@@ -10,6 +10,7 @@ mod cache;
 mod config;
 mod federation;
 mod metrics;
+mod pipeline;
 mod postgres;
 mod replicas;
 mod schema;
