@@ -130,14 +130,14 @@ impl Application {
         let capability = crate::capability::capability_statement(&base_url, &started).to_string();
         let records = RecordService {
             federation,
-            store: store.clone(),
+            store: Arc::new(store.clone()),
             ids: PatientIds::new(settings.identity.pseudonym_key.clone()),
             pages,
             base_url: base_url.clone(),
             locator_max_age_secs: settings.federation.locator_max_age_secs,
         };
         let state = web::Data::new(AppState {
-            audit: AuditTrail::new(store.clone()),
+            audit: AuditTrail::new(Arc::new(store.clone())),
             records,
             base_url: base_url.clone(),
             store,

@@ -1,5 +1,6 @@
 //! The one audit writer and the intent/outcome protocol of a request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -7,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{AuditOutcome, AuditPhase, AuditRecord};
 use crate::Principal;
-use crate::store::Store;
+use crate::store::AuditLog;
 
 /// Longest wait for an audit append before the request is answered 503.
 const AUDIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,21 +19,27 @@ const AUDIT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AuditError(String);
 
 /// Appends audit records durably.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuditTrail {
-    store: Store,
+    log: Arc<dyn AuditLog>,
+}
+
+impl std::fmt::Debug for AuditTrail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditTrail(..)")
+    }
 }
 
 impl AuditTrail {
-    /// A trail kept in `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// A trail kept in `log`.
+    pub fn new(log: Arc<dyn AuditLog>) -> Self {
+        Self { log }
     }
 
     /// Appends one record durably and returns its sequence number, giving up (as a failure)
     /// if the store does not answer within the audit timeout.
     pub async fn append(&self, record: &AuditRecord) -> Result<i64, AuditError> {
-        match tokio::time::timeout(AUDIT_TIMEOUT, self.store.append_audit(record)).await {
+        match tokio::time::timeout(AUDIT_TIMEOUT, self.log.append_audit(record)).await {
             Ok(Ok(seq)) => Ok(seq),
             Ok(Err(e)) => Err(AuditError(e.to_string())),
             Err(_) => Err(AuditError("timed out".into())),

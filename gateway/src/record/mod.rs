@@ -13,6 +13,8 @@ mod locate;
 mod paging;
 mod report;
 
+use std::sync::Arc;
+
 use tideway_adapters::{NormalisedResource, SourcePatient};
 use tideway_auth::Principal;
 use tideway_policy::{Ask, decide, may_include};
@@ -27,7 +29,7 @@ use crate::identity::PatientIds;
 use crate::merge::{SourceResources, merge};
 use crate::pages::PageStore;
 use crate::sources::{Federation, SourceAnswer};
-use crate::store::Store;
+use crate::store::PatientIndex;
 use report::SourceReport;
 
 /// What a Patient look-up found.
@@ -57,7 +59,7 @@ pub struct RecordService {
     /// The sources, with their cache.
     pub federation: Federation,
     /// The patient index and record locator.
-    pub store: Store,
+    pub store: Arc<dyn PatientIndex>,
     /// Opaque patient ids.
     pub ids: PatientIds,
     /// Page snapshots.
@@ -222,3 +224,6 @@ fn recorded_now() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

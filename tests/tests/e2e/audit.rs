@@ -1,5 +1,6 @@
 //! The audit trail: written before data leaves, refusals included, fail closed.
 
+use tideway_gateway::store::AuditLog as _;
 use tideway_tests::{Options, TestApp, nhs_search};
 
 #[tokio::test]

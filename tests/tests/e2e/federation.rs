@@ -1,6 +1,7 @@
 //! Fan-out behaviour when sources fail: partial answers name the missing source.
 
 use tideway_adapters::fhir_r4::simulator::FaultConfig;
+use tideway_gateway::store::AuditLog as _;
 use tideway_tests::{Options, TestApp};
 
 fn failing() -> FaultConfig {

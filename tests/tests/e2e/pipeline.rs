@@ -2,6 +2,7 @@
 //! never shown, and source metrics count only calls that really left the gateway.
 
 use std::sync::Arc;
+use tideway_gateway::store::AuditLog as _;
 
 use tideway_tests::{Options, TestApp};
 

@@ -1,6 +1,7 @@
 //! The scale-out store: the same flows against a real PostgreSQL (never skipped: if PostgreSQL
 //! is absent these tests fail).
 
+use tideway_gateway::store::{AuditLog as _, PatientIndex as _};
 use tideway_tests::{Options, StoreKind, TestApp, nhs_search};
 
 #[tokio::test]

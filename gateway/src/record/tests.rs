@@ -1,0 +1,223 @@
+//! The record service against in-memory fakes: no database, no network.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use tideway_adapters::{
+    AdapterError, CallContext, NormalisedResource, PatientLink, SourceAdapter, SourceConfig, SourceId,
+    SourcePatient, SourceRecord, SystemKind,
+};
+use tideway_auth::{Principal, PurposeOfUse, RoleCode};
+use tideway_policy::Ask;
+use tideway_profiles::{NhsNumber, OdsCode};
+
+use super::{RecordError, RecordService};
+use crate::audit::AuditTrail;
+use crate::identity::PatientIds;
+use crate::pages::PageStore;
+use crate::sources::{Federation, SourceCache};
+use crate::store::PatientIndex;
+use crate::store::memory::MemoryStore;
+
+/// A source that holds one patient's record, or fails as told, and counts what it is asked.
+struct FakeSource {
+    config: SourceConfig,
+    answer: Result<Vec<serde_json::Value>, AdapterError>,
+    fetches: AtomicUsize,
+}
+
+impl FakeSource {
+    fn new(id: &str, answer: Result<Vec<serde_json::Value>, AdapterError>) -> Arc<Self> {
+        Arc::new(Self {
+            config: SourceConfig {
+                id: SourceId::parse(id).unwrap(),
+                name: id.into(),
+                kind: SystemKind::FhirR4,
+                ods_code: OdsCode::parse("F80005").unwrap(),
+                base_url: url::Url::parse("http://127.0.0.1:9/fhir/").unwrap(),
+                timeout_ms: 1_000,
+                max_body_bytes: 1 << 20,
+            },
+            answer,
+            fetches: AtomicUsize::new(0),
+        })
+    }
+}
+
+#[async_trait]
+impl SourceAdapter for FakeSource {
+    fn config(&self) -> &SourceConfig {
+        &self.config
+    }
+
+    async fn find_patient(
+        &self,
+        _nhs: &NhsNumber,
+        gateway_id: &str,
+        _ctx: &CallContext,
+    ) -> Result<Option<SourcePatient>, AdapterError> {
+        self.answer.as_ref().map_err(Clone::clone)?;
+        let patient = json!({"resourceType": "Patient", "id": gateway_id});
+        Ok(Some(SourcePatient { local_id: "local-1".into(), resource: resource(&patient) }))
+    }
+
+    async fn fetch_record(
+        &self,
+        link: &PatientLink,
+        _ctx: &CallContext,
+    ) -> Result<SourceRecord, AdapterError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        let values = self.answer.clone()?;
+        let mut resources = vec![resource(&json!({"resourceType": "Patient", "id": link.gateway_id}))];
+        resources.extend(values.iter().map(resource));
+        Ok(SourceRecord { resources, rejected: Vec::new() })
+    }
+}
+
+fn resource(v: &serde_json::Value) -> NormalisedResource {
+    NormalisedResource::from_value(v).unwrap()
+}
+
+fn principal(scopes: &[&str]) -> Principal {
+    Principal {
+        client_id: "c".into(),
+        user_id: "u".into(),
+        role: RoleCode::parse("R8000").unwrap(),
+        organisation: OdsCode::parse("RJ122").unwrap(),
+        purpose: PurposeOfUse::Treat,
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        token_id: "t".into(),
+    }
+}
+
+struct Fixture {
+    service: RecordService,
+    store: Arc<MemoryStore>,
+    trail: AuditTrail,
+    id: String,
+}
+
+async fn fixture(sources: Vec<Arc<FakeSource>>) -> Fixture {
+    let store = Arc::new(MemoryStore::default());
+    let ids = PatientIds::new("k".repeat(40).into());
+    let nhs = NhsNumber::parse("9434765919").unwrap();
+    let id = ids.id_for(&nhs);
+    store.remember_patient(&id, nhs.as_str()).await.unwrap();
+    let adapters: Vec<Arc<dyn SourceAdapter>> =
+        sources.into_iter().map(|s| s as Arc<dyn SourceAdapter>).collect();
+    let cache = SourceCache::new(Duration::from_secs(60), 1 << 20, true);
+    let service = RecordService {
+        federation: Federation::new(adapters, Duration::from_secs(2), cache),
+        store: store.clone(),
+        ids,
+        pages: PageStore::memory(Duration::from_secs(60), 10_000),
+        base_url: "http://gw".into(),
+        locator_max_age_secs: 3600,
+    };
+    Fixture { service, trail: AuditTrail::new(store.clone()), store, id }
+}
+
+fn condition(id: &str) -> serde_json::Value {
+    json!({"resourceType": "Condition", "id": id, "subject": {"reference": "Patient/x"}})
+}
+
+#[tokio::test]
+async fn the_record_is_what_the_decision_releases_and_the_intent_comes_first() {
+    let a = FakeSource::new(
+        "a",
+        Ok(vec![condition("a.c1"), json!({"resourceType": "Observation", "id": "a.o1"})]),
+    );
+    let f = fixture(vec![a.clone()]).await;
+    let mut call = f.trail.begin("r1", "patient-everything", None);
+    let p = principal(&["system/Patient.rs", "system/Condition.rs"]);
+    let answer = f.service.record(&mut call, &p, &f.id, &Ask::everything()).await.unwrap();
+    let types: Vec<&str> = answer.resources.iter().map(|r| r.resource_type.as_str()).collect();
+    assert_eq!(types, ["Patient", "Condition"], "the Observation is outside the scopes");
+    let detail = answer.report.to_detail();
+    assert_eq!(detail["withheld"]["scope"], 1);
+    let rows = f.store.audit_rows();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].phase, "intent");
+    assert_eq!(rows[0].patient_id.as_deref(), Some(f.id.as_str()));
+}
+
+#[tokio::test]
+async fn nothing_is_asked_of_a_source_when_the_intent_cannot_be_written() {
+    let a = FakeSource::new("a", Ok(vec![condition("a.c1")]));
+    let f = fixture(vec![a.clone()]).await;
+    f.store.fail_audit.store(true, Ordering::SeqCst);
+    let mut call = f.trail.begin("r1", "patient-everything", None);
+    let got = f.service.record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything()).await;
+    assert!(matches!(got, Err(RecordError::Audit(_))), "{got:?}");
+    assert_eq!(a.fetches.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_unknown_id_is_refused_before_any_audit_intent_or_source_call() {
+    let a = FakeSource::new("a", Ok(vec![]));
+    let f = fixture(vec![a.clone()]).await;
+    let mut call = f.trail.begin("r1", "patient-everything", None);
+    let unknown = format!("p{}", "0".repeat(32));
+    let got = f.service.record(&mut call, &principal(&["system/*.read"]), &unknown, &Ask::everything()).await;
+    assert!(matches!(got, Err(RecordError::UnknownPatient)), "{got:?}");
+    assert!(f.store.audit_rows().is_empty());
+    assert_eq!(a.fetches.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn every_source_failing_is_an_error_and_timeouts_alone_are_a_timeout() {
+    let f = fixture(vec![
+        FakeSource::new("a", Err(AdapterError::Status(500))),
+        FakeSource::new("b", Err(AdapterError::Timeout)),
+    ])
+    .await;
+    let mut call = f.trail.begin("r1", "patient-everything", None);
+    let got = f.service.record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything()).await;
+    assert!(matches!(got, Err(RecordError::AllSourcesFailed)), "{got:?}");
+    let f = fixture(vec![FakeSource::new("a", Err(AdapterError::Timeout))]).await;
+    let mut call = f.trail.begin("r2", "patient-everything", None);
+    let got = f.service.record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything()).await;
+    assert!(matches!(got, Err(RecordError::NoSourceInTime)), "{got:?}");
+}
+
+#[tokio::test]
+async fn one_failing_source_leaves_a_partial_answer_naming_it() {
+    let f = fixture(vec![
+        FakeSource::new("a", Ok(vec![condition("a.c1")])),
+        FakeSource::new("b", Err(AdapterError::Unreachable)),
+    ])
+    .await;
+    let mut call = f.trail.begin("r1", "patient-everything", None);
+    let answer =
+        f.service.record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything()).await.unwrap();
+    assert!(answer.report.is_partial());
+    assert_eq!(answer.notices.len(), 1);
+    assert_eq!(answer.resources.len(), 2);
+}
+
+#[tokio::test]
+async fn later_pages_are_only_for_their_owner_and_follow_the_question_asked() {
+    let many: Vec<_> = (0..5).map(|i| condition(&format!("a.c{i}"))).collect();
+    let f = fixture(vec![FakeSource::new("a", Ok(many))]).await;
+    let p = principal(&["system/*.read"]);
+    let ask = Ask::everything().of_types(vec!["Condition".into()]);
+    let mut call = f.trail.begin("r1", "patient-everything", None);
+    let answer = f.service.record(&mut call, &p, &f.id, &ask).await.unwrap();
+    assert_eq!(answer.resources.len(), 5, "the Patient is not a Condition");
+    let first = f.service.first_page(&call, &p, &ask, answer, &[], 2).await.unwrap();
+    assert_eq!(first.entries.len(), 2);
+    let link = first.next_link.unwrap();
+    let token = link.split("id=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let mut call = f.trail.begin("r2", "page", Some(&p));
+    let second = f.service.later_page(&mut call, &p, &token, 2).await.unwrap();
+    assert_eq!(second.entries.len(), 2);
+    assert_eq!(second.total, 5);
+    assert_eq!(call.patient_id(), Some(f.id.as_str()));
+    let other = principal(&["system/Condition.rs"]);
+    let mut call = f.trail.begin("r3", "page", Some(&other));
+    let got = f.service.later_page(&mut call, &other, &token, 2).await;
+    assert!(matches!(got, Err(RecordError::PageOwner)), "{got:?}");
+}

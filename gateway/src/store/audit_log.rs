@@ -1,0 +1,192 @@
+//! The audit trail's table: durable appends (group-committed on SQLite, synchronous commit on
+//! PostgreSQL) and reading a request's records back.
+
+use async_trait::async_trait;
+use sqlx::{Row, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, StoreError, err};
+use crate::audit::AuditRecord;
+
+/// Appends audit records durably; what the audit trail writes through.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends one record durably and returns its sequence number.
+    async fn append_audit(&self, record: &AuditRecord) -> Result<i64, StoreError>;
+
+    /// The records of one request, oldest first (for tests and the privacy officer's tools).
+    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<AuditRow>, StoreError>;
+}
+
+const INSERT_AUDIT: &str = "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, \
+     role, organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq";
+
+const SELECT_AUDIT: &str = "SELECT seq, phase, action, client_id, user_id, organisation, purpose, patient_id, \
+     sources, outcome, http_status, released, detail FROM audit_event WHERE request_id = $1 ORDER BY seq";
+
+/// An audit record waiting for the SQLite group-commit writer, and who to tell.
+#[derive(Debug)]
+pub struct PendingAudit {
+    record: AuditRecord,
+    done: oneshot::Sender<Result<i64, StoreError>>,
+}
+
+/// Binds an audit record's fifteen columns, in `audit_event` order, to a query.
+macro_rules! bind_audit_record {
+    ($query:expr, $r:expr) => {{
+        let r: &AuditRecord = $r;
+        $query
+            .bind(i64::try_from(r.recorded_at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX))
+            .bind(r.request_id.clone())
+            .bind(r.phase.as_str())
+            .bind(r.action)
+            .bind(r.client_id.clone())
+            .bind(r.user_id.clone())
+            .bind(r.role.clone())
+            .bind(r.organisation.clone())
+            .bind(r.purpose.clone())
+            .bind(r.patient_id.clone())
+            .bind(serde_json::to_string(&r.sources).unwrap_or_else(|_| "[]".into()))
+            .bind(r.outcome.as_str())
+            .bind(i32::from(r.http_status))
+            .bind(i64::try_from(r.released).unwrap_or(i64::MAX))
+            .bind(r.detail.to_string())
+    }};
+}
+
+/// Most records committed in one SQLite transaction.
+pub(super) const AUDIT_BATCH: usize = 256;
+
+#[async_trait]
+impl AuditLog for Store {
+    async fn append_audit(&self, r: &AuditRecord) -> Result<i64, StoreError> {
+        let stopped = || StoreError::other("append audit", "the audit writer has stopped");
+        match self {
+            Self::Sqlite { audit, .. } => {
+                let (done, answer) = oneshot::channel();
+                audit.send(PendingAudit { record: r.clone(), done }).await.map_err(|_| stopped())?;
+                answer.await.unwrap_or_else(|_| Err(stopped()))
+            }
+            Self::Postgres(p) => bind_audit_record!(sqlx::query_scalar::<_, i64>(INSERT_AUDIT), r)
+                .fetch_one(p)
+                .await
+                .map_err(err("append audit")),
+        }
+    }
+
+    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<AuditRow>, StoreError> {
+        match self {
+            Self::Sqlite { read: p, .. } => sqlx::query(SELECT_AUDIT)
+                .bind(request_id)
+                .fetch_all(p)
+                .await
+                .map_err(err("read audit"))?
+                .iter()
+                .map(AuditRow::from_sqlite)
+                .collect::<Result<Vec<_>, _>>(),
+            Self::Postgres(p) => sqlx::query(SELECT_AUDIT)
+                .bind(request_id)
+                .fetch_all(p)
+                .await
+                .map_err(err("read audit"))?
+                .iter()
+                .map(AuditRow::from_pg)
+                .collect::<Result<Vec<_>, _>>(),
+        }
+        .map_err(err("decode audit"))
+    }
+}
+
+/// The SQLite group-commit writer: runs until every sender is dropped.
+pub(super) async fn sqlite_audit_writer(pool: SqlitePool, mut queue: mpsc::Receiver<PendingAudit>) {
+    let mut batch = Vec::with_capacity(AUDIT_BATCH);
+    while queue.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
+        match write_audit_batch(&pool, &batch).await {
+            Ok(seqs) => {
+                for (pending, seq) in batch.drain(..).zip(seqs) {
+                    // A caller that went away still has its record written; nobody to tell.
+                    let _ = pending.done.send(Ok(seq));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = batch.len(), "audit batch could not be committed");
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn write_audit_batch(pool: &SqlitePool, batch: &[PendingAudit]) -> Result<Vec<i64>, StoreError> {
+    let mut tx = pool.begin().await.map_err(err("begin audit batch"))?;
+    let mut seqs = Vec::with_capacity(batch.len());
+    for p in batch {
+        let seq: i64 = bind_audit_record!(sqlx::query_scalar(INSERT_AUDIT), &p.record)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err("append audit"))?;
+        seqs.push(seq);
+    }
+    tx.commit().await.map_err(err("commit audit batch"))?;
+    Ok(seqs)
+}
+
+/// An audit record as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    /// Sequence number (gap-free per store, ascending).
+    pub seq: i64,
+    /// `intent` or `outcome`.
+    pub phase: String,
+    /// What was asked.
+    pub action: String,
+    /// Client.
+    pub client_id: Option<String>,
+    /// User.
+    pub user_id: Option<String>,
+    /// Organisation ODS code.
+    pub organisation: Option<String>,
+    /// Purpose of use.
+    pub purpose: Option<String>,
+    /// Opaque patient id.
+    pub patient_id: Option<String>,
+    /// Sources asked (JSON array text).
+    pub sources: String,
+    /// Outcome code.
+    pub outcome: String,
+    /// HTTP status answered.
+    pub http_status: i32,
+    /// Resources released.
+    pub released: i64,
+    /// Structured detail (JSON text).
+    pub detail: String,
+}
+
+macro_rules! audit_row_from {
+    ($name:ident, $row:ty) => {
+        fn $name(r: &$row) -> Result<Self, sqlx::Error> {
+            Ok(Self {
+                seq: r.try_get("seq")?,
+                phase: r.try_get("phase")?,
+                action: r.try_get("action")?,
+                client_id: r.try_get("client_id")?,
+                user_id: r.try_get("user_id")?,
+                organisation: r.try_get("organisation")?,
+                purpose: r.try_get("purpose")?,
+                patient_id: r.try_get("patient_id")?,
+                sources: r.try_get("sources")?,
+                outcome: r.try_get("outcome")?,
+                http_status: r.try_get("http_status")?,
+                released: r.try_get("released")?,
+                detail: r.try_get("detail")?,
+            })
+        }
+    };
+}
+
+impl AuditRow {
+    audit_row_from!(from_sqlite, sqlx::sqlite::SqliteRow);
+    audit_row_from!(from_pg, sqlx::postgres::PgRow);
+}

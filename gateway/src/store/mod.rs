@@ -1,0 +1,153 @@
+//! State kept by the gateway, one module per table group: the audit trail (`audit_log`), the
+//! patient index and record locator (`patients`), and used client-assertion ids (`replay`).
+//! [`memory`] holds in-memory fakes of the traits the record service and audit trail use. SQLite by default (one file, no set-up), PostgreSQL to scale out.
+//!
+//! Both backends share one schema (see `schema_sqlite` / `schema_postgres`, checked equal by a
+//! test) and one set of runtime-checked queries. Audit appends are durable before they return:
+//! SQLite runs in WAL mode with `synchronous=FULL`; PostgreSQL commits synchronously.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::mpsc;
+
+/// Runs `$body` with `$p` bound to this backend's pool (`read` or `write` for SQLite), so each
+/// query is written once for both backends (their SQL is the same: `$n` placeholders in order).
+macro_rules! on_pool {
+    ($store:expr, $kind:ident, |$p:ident| $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite { $kind: $p, .. } => $body,
+            $crate::store::Store::Postgres($p) => $body,
+        }
+    };
+}
+
+mod audit_log;
+pub mod memory;
+mod patients;
+mod replay;
+
+pub use audit_log::{AuditLog, AuditRow, PendingAudit};
+pub use patients::{PatientIndex, SourceLink};
+pub use replay::StoreReplayGuard;
+
+/// A store operation failed. The message names the operation and the database's reason (which
+/// names tables and constraints, never values).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("store: {op} failed: {detail}")]
+pub struct StoreError {
+    op: &'static str,
+    detail: String,
+}
+
+impl StoreError {
+    /// The store did not answer in time.
+    pub fn timed_out(op: &'static str) -> Self {
+        Self { op, detail: "timed out".into() }
+    }
+
+    /// A failure of `op` for a reason of our own (no database message).
+    pub fn other(op: &'static str, detail: &str) -> Self {
+        Self { op, detail: detail.to_owned() }
+    }
+}
+
+fn err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError { op, detail: e.to_string() }
+}
+
+/// The state store.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Embedded SQLite: one writer connection (SQLite serialises writers anyway; competing
+    /// writers only add lock waits to the tail) and a pool of readers (WAL lets them run beside
+    /// the writer).
+    Sqlite {
+        /// The single writer.
+        write: SqlitePool,
+        /// Readers.
+        read: SqlitePool,
+        /// The group-commit audit writer's queue.
+        audit: mpsc::Sender<PendingAudit>,
+    },
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+const SCHEMA_SQLITE: &str = include_str!("../../migrations/sqlite.sql");
+const SCHEMA_POSTGRES: &str = include_str!("../../migrations/postgres.sql");
+
+impl Store {
+    /// Connects and applies the schema.
+    pub async fn connect(
+        url: &SecretString,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let url = url.expose_secret();
+        let store = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(err("parse sqlite url"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(acquire_timeout.max(Duration::from_secs(5)))
+                .foreign_keys(true);
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(acquire_timeout)
+                .connect_with(opts.clone())
+                .await
+                .map_err(err("connect sqlite"))?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(acquire_timeout)
+                .connect_with(opts.read_only(true).create_if_missing(false))
+                .await
+                .map_err(err("connect sqlite"))?;
+            // Audit appends are group-committed: one task takes whatever is queued (up to
+            // AUDIT_BATCH records), writes it in one transaction and answers each caller only
+            // after the commit, so every append is still durable before it returns, but many
+            // concurrent appends share one fsync.
+            let (audit, queue) = mpsc::channel(4 * audit_log::AUDIT_BATCH);
+            tokio::spawn(audit_log::sqlite_audit_writer(write.clone(), queue));
+            Self::Sqlite { write, read, audit }
+        } else {
+            let opts = PgConnectOptions::from_str(url).map_err(err("parse postgres url"))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire_timeout)
+                .connect_with(opts)
+                .await
+                .map_err(err("connect postgres"))?;
+            Self::Postgres(pool)
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite { write: p, .. } => sqlx::raw_sql(SCHEMA_SQLITE).execute(p).await.map(drop),
+            Self::Postgres(p) => sqlx::raw_sql(SCHEMA_POSTGRES).execute(p).await.map(drop),
+        }
+        .map_err(err("apply schema"))
+    }
+
+    /// Which backend this is (`sqlite` or `postgres`), for readiness and metrics.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite { .. } => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, read, |p| sqlx::query("SELECT 1").execute(p).await.map(drop)).map_err(err("ping"))
+    }
+}

@@ -1,0 +1,104 @@
+//! The patient index (opaque id -> NHS number) and the record locator (which sources hold a
+//! patient, under which local id, or checked and not held).
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Store, StoreError, err};
+
+/// What the record locator knows about one source and one patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLink {
+    /// Registry id of the source.
+    pub source_id: String,
+    /// The source's id for the patient, or `None` when the source was asked and does not
+    /// hold the patient.
+    pub local_id: Option<String>,
+}
+
+/// The patient index and record locator, as the record service uses them.
+#[async_trait]
+pub trait PatientIndex: Send + Sync {
+    /// Records that `patient_id` is the opaque id of `nhs_number` (idempotent).
+    async fn remember_patient(&self, patient_id: &str, nhs_number: &str) -> Result<(), StoreError>;
+
+    /// The NHS number behind an opaque patient id, if the gateway has published that id.
+    async fn nhs_number_of(&self, patient_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Records what sources answered about a patient: held under a local id, or checked and
+    /// not held (`local_id: None`). Sources not listed keep what was known before.
+    async fn upsert_links(&self, patient_id: &str, links: &[SourceLink]) -> Result<(), StoreError>;
+
+    /// Everything the locator knows about a patient, one row per source checked. Rows older
+    /// than `max_age_secs` are left out: the caller asks those sources again, so a patient who
+    /// registers somewhere new is found without a new NHS-number search.
+    async fn links(&self, patient_id: &str, max_age_secs: u64) -> Result<Vec<SourceLink>, StoreError>;
+}
+
+#[async_trait]
+impl PatientIndex for Store {
+    async fn remember_patient(&self, patient_id: &str, nhs_number: &str) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        // After a pseudonym-key change the NHS number gets a new id; the old mapping is replaced
+        // rather than blocking the insert.
+        on_pool!(self, write, |p| sqlx::query(
+            "INSERT INTO patient_index (patient_id, nhs_number, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (nhs_number) DO UPDATE SET patient_id = excluded.patient_id, created_at = excluded.created_at",
+        )
+        .bind(patient_id)
+        .bind(nhs_number)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(drop))
+        .map_err(err("remember patient"))
+    }
+
+    async fn nhs_number_of(&self, patient_id: &str) -> Result<Option<String>, StoreError> {
+        on_pool!(self, read, |p| sqlx::query_scalar(
+            "SELECT nhs_number FROM patient_index WHERE patient_id = $1"
+        )
+        .bind(patient_id)
+        .fetch_optional(p)
+        .await)
+        .map_err(err("look up patient"))
+    }
+
+    async fn upsert_links(&self, patient_id: &str, links: &[SourceLink]) -> Result<(), StoreError> {
+        if links.is_empty() {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        on_pool!(self, write, |p| {
+            let mut tx = p.begin().await.map_err(err("begin"))?;
+            for l in links {
+                sqlx::query(
+                    "INSERT INTO patient_source (patient_id, source_id, local_id, seen_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (patient_id, source_id) DO UPDATE SET local_id = excluded.local_id, seen_at = excluded.seen_at",
+                )
+                .bind(patient_id)
+                .bind(&l.source_id)
+                .bind(&l.local_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("upsert link"))?;
+            }
+            tx.commit().await.map_err(err("commit links"))
+        })
+    }
+
+    async fn links(&self, patient_id: &str, max_age_secs: u64) -> Result<Vec<SourceLink>, StoreError> {
+        let oldest =
+            OffsetDateTime::now_utc().unix_timestamp() - i64::try_from(max_age_secs).unwrap_or(i64::MAX);
+        let rows: Vec<(String, Option<String>)> = on_pool!(self, read, |p| sqlx::query_as(
+            "SELECT source_id, local_id FROM patient_source WHERE patient_id = $1 AND seen_at >= $2 ORDER BY source_id",
+        )
+        .bind(patient_id)
+        .bind(oldest)
+        .fetch_all(p)
+        .await)
+        .map_err(err("read links"))?;
+        Ok(rows.into_iter().map(|(source_id, local_id)| SourceLink { source_id, local_id }).collect())
+    }
+}
