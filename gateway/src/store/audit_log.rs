@@ -76,24 +76,14 @@ impl AuditLog for Store {
     }
 
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<AuditRow>, StoreError> {
-        match self {
-            Self::Sqlite { read: p, .. } => sqlx::query(SELECT_AUDIT)
-                .bind(request_id)
-                .fetch_all(p)
-                .await
-                .map_err(err("read audit"))?
-                .iter()
-                .map(AuditRow::from_sqlite)
-                .collect::<Result<Vec<_>, _>>(),
-            Self::Postgres(p) => sqlx::query(SELECT_AUDIT)
-                .bind(request_id)
-                .fetch_all(p)
-                .await
-                .map_err(err("read audit"))?
-                .iter()
-                .map(AuditRow::from_pg)
-                .collect::<Result<Vec<_>, _>>(),
-        }
+        on_pool!(self, read, |p| sqlx::query(SELECT_AUDIT)
+            .bind(request_id)
+            .fetch_all(p)
+            .await
+            .map_err(err("read audit"))?
+            .iter()
+            .map(DecodeAuditRow::decode_audit)
+            .collect::<Result<Vec<_>, _>>())
         .map_err(err("decode audit"))
     }
 }
@@ -164,29 +154,35 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// Reading an [`AuditRow`] from either backend's row type.
+trait DecodeAuditRow {
+    fn decode_audit(&self) -> Result<AuditRow, sqlx::Error>;
+}
+
 macro_rules! audit_row_from {
-    ($name:ident, $row:ty) => {
-        fn $name(r: &$row) -> Result<Self, sqlx::Error> {
-            Ok(Self {
-                seq: r.try_get("seq")?,
-                phase: r.try_get("phase")?,
-                action: r.try_get("action")?,
-                client_id: r.try_get("client_id")?,
-                user_id: r.try_get("user_id")?,
-                organisation: r.try_get("organisation")?,
-                purpose: r.try_get("purpose")?,
-                patient_id: r.try_get("patient_id")?,
-                sources: r.try_get("sources")?,
-                outcome: r.try_get("outcome")?,
-                http_status: r.try_get("http_status")?,
-                released: r.try_get("released")?,
-                detail: r.try_get("detail")?,
-            })
+    ($row:ty) => {
+        impl DecodeAuditRow for $row {
+            fn decode_audit(&self) -> Result<AuditRow, sqlx::Error> {
+                let r = self;
+                Ok(AuditRow {
+                    seq: r.try_get("seq")?,
+                    phase: r.try_get("phase")?,
+                    action: r.try_get("action")?,
+                    client_id: r.try_get("client_id")?,
+                    user_id: r.try_get("user_id")?,
+                    organisation: r.try_get("organisation")?,
+                    purpose: r.try_get("purpose")?,
+                    patient_id: r.try_get("patient_id")?,
+                    sources: r.try_get("sources")?,
+                    outcome: r.try_get("outcome")?,
+                    http_status: r.try_get("http_status")?,
+                    released: r.try_get("released")?,
+                    detail: r.try_get("detail")?,
+                })
+            }
         }
     };
 }
 
-impl AuditRow {
-    audit_row_from!(from_sqlite, sqlx::sqlite::SqliteRow);
-    audit_row_from!(from_pg, sqlx::postgres::PgRow);
-}
+audit_row_from!(sqlx::sqlite::SqliteRow);
+audit_row_from!(sqlx::postgres::PgRow);
