@@ -8,6 +8,7 @@
 pub mod nhs;
 pub mod ods;
 pub mod outcome;
+pub mod schema;
 pub mod systems;
 pub mod validate;
 

@@ -1,0 +1,693 @@
+//! R4 validation by HL7's FHIR R4 JSON schema, walked by hand over a `serde_json::Value`.
+//!
+//! The structure (every resource and complex type, its properties, their types, arrays, enums and
+//! `_x` primitive-extension siblings) is derived from the schema by
+//! `profiles/scripts/derive_r4_structure.py` into `profiles/data/r4-structure.txt`, embedded here
+//! and parsed once. The primitive patterns are hand-coded matchers below; a test checks that the
+//! patterns in the data file are still the ones they implement.
+//!
+//! The walker follows the schema's semantics (unknown properties rejected, JSON types, patterns,
+//! arrays, enums, `required`), with these readings where the schema alone is looser than R4 and
+//! the other checkers CI runs (PyPI `fhirclient` strict, fhirbolt strict) reject:
+//! - a complex-typed value must be a JSON object (the schema's complex definitions omit
+//!   `"type": "object"`, so a JSON Schema validator lets a string or an array through there);
+//!   `null` is allowed only inside `_x` siblings, where FHIR uses it as a placeholder;
+//! - `xhtml` (`Narrative.div`) must be a string (the schema gives it no type at all);
+//! - the numeric patterns (integer, positiveInt, unsignedInt, decimal) are applied to the number
+//!   as written (JSON Schema applies `pattern` to strings only); unsignedInt's pattern is written
+//!   `^[0]|([1-9][0-9]*)$`, whose alternation binds looser than its anchors, and is read as meant;
+//! - `\s` is read as the union of ECMA-262's whitespace (the dialect JSON Schema names) and
+//!   Python's (what CI's checker runs), and `$` as the end of the string, so a value that passes
+//!   here passes both readings.
+//!
+//! The schema is the 4.0.0 build; the generator adds `4.0.1` to the `fhirVersion` enums, as CI's
+//! fhir-check does. The schema has no `minItems`, so empty arrays are accepted.
+//!
+//! Errors name where (a FHIRPath-like path) and what, never the offending value.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+const STRUCTURE_TEXT: &str = include_str!("../data/r4-structure.txt");
+
+/// How deep objects may nest before the walker gives up (serde_json's own parse limit is 128).
+const MAX_DEPTH: usize = 128;
+
+/// Why a resource does not validate: where (a FHIRPath-like path such as
+/// `Bundle.entry[2].resource(Observation).status`) and what. It never quotes a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaError {
+    path: String,
+    problem: Problem,
+}
+
+impl SchemaError {
+    /// The path of the offending element, starting with the top-level resource type.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What is wrong there.
+    pub fn problem(&self) -> Problem {
+        self.problem
+    }
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.problem)
+    }
+}
+
+impl std::error::Error for SchemaError {}
+
+/// What is wrong with an element. None of these carries the element's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The document, or a nested resource, is not a JSON object.
+    NotAResource,
+    /// `resourceType` is missing or not a string.
+    MissingResourceType,
+    /// `resourceType` names no R4 resource.
+    UnknownResourceType,
+    /// The schema does not define this property here.
+    UnknownProperty,
+    /// A required element is absent.
+    MissingRequired,
+    /// R4 has an array here.
+    ExpectedArray,
+    /// R4 has a single value here.
+    UnexpectedArray,
+    /// A complex-typed element is not a JSON object.
+    ExpectedObject,
+    /// A primitive has the wrong JSON type.
+    ExpectedJsonType(&'static str),
+    /// A primitive does not match its type's pattern.
+    BadFormat(&'static str),
+    /// A code outside the required value set.
+    NotAllowedCode,
+    /// A constant (a resource's own `resourceType`) does not match.
+    WrongConstant,
+    /// Deeper nesting than the walker follows.
+    TooDeep,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NotAResource => f.write_str("not a JSON object"),
+            Problem::MissingResourceType => f.write_str("no resourceType"),
+            Problem::UnknownResourceType => f.write_str("not an R4 resource type"),
+            Problem::UnknownProperty => f.write_str("unknown property"),
+            Problem::MissingRequired => f.write_str("required element missing"),
+            Problem::ExpectedArray => f.write_str("expected an array"),
+            Problem::UnexpectedArray => f.write_str("expected a single value, not an array"),
+            Problem::ExpectedObject => f.write_str("expected a JSON object"),
+            Problem::ExpectedJsonType(t) => write!(f, "expected a JSON {t}"),
+            Problem::BadFormat(kind) => write!(f, "not a valid {kind}"),
+            Problem::NotAllowedCode => f.write_str("not one of the allowed codes"),
+            Problem::WrongConstant => f.write_str("does not match the resource type"),
+            Problem::TooDeep => f.write_str("nested too deeply"),
+        }
+    }
+}
+
+/// Checks that `value` is one R4 resource (any type) valid by HL7's R4 JSON schema, nested
+/// resources included.
+pub fn check_resource(value: &Value) -> Result<(), SchemaError> {
+    let structure = structure();
+    structure.resource(value, 0).map_err(Fault::render)
+}
+
+/// Checks `value` against one named resource or complex type (`"Patient"`, `"HumanName"`).
+/// Returns `None` when the schema has no such type.
+pub fn check_as(type_name: &str, value: &Value) -> Option<Result<(), SchemaError>> {
+    let structure = structure();
+    let ty = *structure.by_name.get(type_name)?;
+    let name = structure.types[usize::from(ty)].name;
+    Some(structure.complex(ty, value, 0).map_err(|fault| fault.at(Seg::Type(name)).render()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The derived structure.
+
+fn structure() -> &'static Structure {
+    static STRUCTURE: OnceLock<Structure> = OnceLock::new();
+    STRUCTURE.get_or_init(|| match Structure::parse(STRUCTURE_TEXT) {
+        Ok(s) => s,
+        // The text is embedded at build time and checked by the tests, so this is a build defect.
+        Err(line) => panic!("profiles/data/r4-structure.txt is malformed at line {line}"),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Base64Binary,
+    Base64Inline,
+    Boolean,
+    Canonical,
+    Code,
+    Date,
+    DateTime,
+    Decimal,
+    Id,
+    Instant,
+    Integer,
+    Markdown,
+    Oid,
+    PositiveInt,
+    String,
+    Time,
+    UnsignedInt,
+    Uri,
+    Url,
+    Uuid,
+    Xhtml,
+}
+
+/// Each kind with the name the data file gives it and the exact schema pattern its matcher
+/// implements (`None`: the schema gives no pattern).
+const KINDS: [(Kind, &str, &str, Option<&str>); 21] = [
+    (Kind::Base64Binary, "base64Binary", "string", None),
+    (Kind::Base64Inline, "base64Binary.inline", "string", Some(r"^(\s*([0-9a-zA-Z\+/=]){4}\s*)+$")),
+    (Kind::Boolean, "boolean", "boolean", Some("^true|false$")),
+    (Kind::Canonical, "canonical", "string", Some(r"^\S*$")),
+    (Kind::Code, "code", "string", Some(r"^[^\s]+(\s[^\s]+)*$")),
+    (
+        Kind::Date,
+        "date",
+        "string",
+        Some(r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?$"),
+    ),
+    (
+        Kind::DateTime,
+        "dateTime",
+        "string",
+        Some(
+            r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$",
+        ),
+    ),
+    (Kind::Decimal, "decimal", "number", Some(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$")),
+    (Kind::Id, "id", "string", Some(r"^[A-Za-z0-9\-\.]{1,64}$")),
+    (
+        Kind::Instant,
+        "instant",
+        "string",
+        Some(
+            r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$",
+        ),
+    ),
+    (Kind::Integer, "integer", "number", Some("^-?([0]|([1-9][0-9]*))$")),
+    (Kind::Markdown, "markdown", "string", Some(r"^[ \r\n\t\S]+$")),
+    (Kind::Oid, "oid", "string", Some(r"^urn:oid:[0-2](\.(0|[1-9][0-9]*))+$")),
+    (Kind::PositiveInt, "positiveInt", "number", Some("^[1-9][0-9]*$")),
+    (Kind::String, "string", "string", Some(r"^[ \r\n\t\S]+$")),
+    (Kind::Time, "time", "string", Some(r"^([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?$")),
+    (Kind::UnsignedInt, "unsignedInt", "number", Some("^[0]|([1-9][0-9]*)$")),
+    (Kind::Uri, "uri", "string", Some(r"^\S*$")),
+    (Kind::Url, "url", "string", Some(r"^\S*$")),
+    (
+        Kind::Uuid,
+        "uuid",
+        "string",
+        Some("^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+    ),
+    (Kind::Xhtml, "xhtml", "any", None),
+];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        KINDS.iter().find(|k| k.0 == self).map_or("primitive", |k| k.1)
+    }
+}
+
+#[derive(Debug)]
+enum Target {
+    Primitive(Kind),
+    Complex(u16),
+    Resource,
+    Enum(Box<[&'static str]>),
+    Const(&'static str),
+}
+
+#[derive(Debug)]
+struct Property {
+    name: &'static str,
+    array: bool,
+    /// Has a `_name` sibling carrying the primitive's id and extensions.
+    sibling: bool,
+    target: Target,
+}
+
+#[derive(Debug)]
+struct TypeDef {
+    name: &'static str,
+    /// Sorted by name for binary search.
+    properties: Vec<Property>,
+    required: Vec<&'static str>,
+}
+
+impl TypeDef {
+    fn property(&self, name: &str) -> Option<&Property> {
+        self.properties.binary_search_by(|p| p.name.cmp(name)).ok().map(|i| &self.properties[i])
+    }
+}
+
+#[derive(Debug)]
+struct Structure {
+    types: Vec<TypeDef>,
+    by_name: HashMap<&'static str, u16>,
+    resources: HashMap<&'static str, u16>,
+    element: u16,
+}
+
+impl Structure {
+    /// Parses the data file; `Err` carries the 1-based line number of the first bad line.
+    fn parse(text: &'static str) -> Result<Structure, usize> {
+        let kinds: HashMap<&str, Kind> = KINDS.iter().map(|k| (k.1, k.0)).collect();
+        // Pass 1: type names, so properties can refer forward.
+        let mut by_name = HashMap::new();
+        let mut names = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("T ") {
+                let name = rest.split(' ').next().unwrap_or(rest);
+                by_name.insert(name, u16::try_from(names.len()).map_err(|_| 0usize)?);
+                names.push(name);
+            }
+        }
+        let mut types: Vec<TypeDef> = Vec::with_capacity(names.len());
+        let mut resources = HashMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let bad = || n + 1;
+            if line.is_empty() || line.starts_with('#') || line.starts_with("K ") {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("T ") {
+                let mut parts = rest.splitn(2, ' ');
+                let name = parts.next().ok_or_else(bad)?;
+                let required = parts.next().map(|r| r.split(',').collect()).unwrap_or_default();
+                types.push(TypeDef { name, properties: Vec::new(), required });
+                continue;
+            }
+            if let Some(name) = line.strip_prefix("R ") {
+                resources.insert(name, *by_name.get(name).ok_or_else(bad)?);
+                continue;
+            }
+            let (name, mut spec) = line.split_once(' ').ok_or_else(bad)?;
+            let array = spec.starts_with('*');
+            spec = spec.trim_start_matches('*');
+            let sibling = spec.starts_with('+');
+            spec = spec.trim_start_matches('+');
+            let target = if spec == "@" {
+                Target::Resource
+            } else if let Some(values) = spec.strip_prefix('=') {
+                Target::Enum(values.split('|').collect())
+            } else if let Some(value) = spec.strip_prefix('#') {
+                Target::Const(value)
+            } else if let Some(kind) = kinds.get(spec) {
+                Target::Primitive(*kind)
+            } else {
+                Target::Complex(*by_name.get(spec).ok_or_else(bad)?)
+            };
+            let ty = types.last_mut().ok_or_else(bad)?;
+            ty.properties.push(Property { name, array, sibling, target });
+        }
+        for ty in &mut types {
+            ty.properties.sort_by(|a, b| a.name.cmp(b.name));
+        }
+        let element = *by_name.get("Element").ok_or(0usize)?;
+        Ok(Structure { types, by_name, resources, element })
+    }
+
+    fn resource(&self, value: &Value, depth: usize) -> Result<(), Fault> {
+        let obj = value.as_object().ok_or(Fault::new(Problem::NotAResource))?;
+        let rt = match obj.get("resourceType") {
+            Some(Value::String(rt)) => rt.as_str(),
+            _ => return Err(Fault::new(Problem::MissingResourceType)),
+        };
+        let ty = *self.resources.get(rt).ok_or(Fault::new(Problem::UnknownResourceType))?;
+        self.object(ty, obj, depth).map_err(|f| f.at(Seg::Type(self.types[usize::from(ty)].name)))
+    }
+
+    fn complex(&self, ty: u16, value: &Value, depth: usize) -> Result<(), Fault> {
+        let obj = value.as_object().ok_or(Fault::new(Problem::ExpectedObject))?;
+        self.object(ty, obj, depth)
+    }
+
+    fn object(&self, ty: u16, obj: &Map<String, Value>, depth: usize) -> Result<(), Fault> {
+        if depth > MAX_DEPTH {
+            return Err(Fault::new(Problem::TooDeep));
+        }
+        let def = &self.types[usize::from(ty)];
+        for (key, value) in obj {
+            if let Some(prop) = def.property(key) {
+                self.property(prop, value, depth).map_err(|f| f.at(Seg::Key(prop.name)))?;
+                continue;
+            }
+            // `_name` carries the id and extensions of primitive `name`.
+            match key.strip_prefix('_').and_then(|k| def.property(k)).filter(|p| p.sibling) {
+                Some(prop) => {
+                    self.sibling(prop.array, value, depth).map_err(|f| f.at(Seg::Sibling(prop.name)))?
+                }
+                None => {
+                    return Err(Fault::new(Problem::UnknownProperty).at(Seg::UnknownKey(key.clone())));
+                }
+            }
+        }
+        for name in &def.required {
+            if !obj.contains_key(*name) {
+                return Err(Fault::new(Problem::MissingRequired).at(Seg::Key(name)));
+            }
+        }
+        Ok(())
+    }
+
+    fn property(&self, prop: &Property, value: &Value, depth: usize) -> Result<(), Fault> {
+        match (prop.array, value) {
+            (true, Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.one(&prop.target, item, depth).map_err(|f| f.at(Seg::Index(i)))?;
+                }
+                Ok(())
+            }
+            (true, _) => Err(Fault::new(Problem::ExpectedArray)),
+            (false, Value::Array(_)) => Err(Fault::new(Problem::UnexpectedArray)),
+            (false, _) => self.one(&prop.target, value, depth),
+        }
+    }
+
+    /// A `_x` sibling: an Element, an array of them if the primitive is one, `null` as a
+    /// placeholder for an item (or for a single one, which JSON Schema and fhirclient allow).
+    fn sibling(&self, array: bool, value: &Value, depth: usize) -> Result<(), Fault> {
+        let element = |v: &Value| match v {
+            Value::Null => Ok(()),
+            _ => self.complex(self.element, v, depth + 1),
+        };
+        match (array, value) {
+            (true, Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    element(item).map_err(|f| f.at(Seg::Index(i)))?;
+                }
+                Ok(())
+            }
+            (true, _) => Err(Fault::new(Problem::ExpectedArray)),
+            (false, Value::Array(_)) => Err(Fault::new(Problem::UnexpectedArray)),
+            (false, v) => element(v),
+        }
+    }
+
+    fn one(&self, target: &Target, value: &Value, depth: usize) -> Result<(), Fault> {
+        match target {
+            Target::Primitive(kind) => primitive(*kind, value).map_err(Fault::new),
+            Target::Complex(ty) => self.complex(*ty, value, depth + 1),
+            Target::Resource => self.resource(value, depth + 1),
+            Target::Enum(values) => match value {
+                Value::String(s) if values.contains(&s.as_str()) => Ok(()),
+                _ => Err(Fault::new(Problem::NotAllowedCode)),
+            },
+            Target::Const(c) => match value {
+                Value::String(s) if s == c => Ok(()),
+                _ => Err(Fault::new(Problem::WrongConstant)),
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors on the way out: built only when something is wrong, so the happy path allocates nothing.
+
+#[derive(Debug)]
+struct Fault {
+    problem: Problem,
+    /// Innermost first.
+    path: Vec<Seg>,
+}
+
+#[derive(Debug)]
+enum Seg {
+    Key(&'static str),
+    /// `_name`, the sibling of primitive `name`.
+    Sibling(&'static str),
+    UnknownKey(String),
+    Index(usize),
+    /// A resource (top-level or nested) or, from [`check_as`], the type checked against.
+    Type(&'static str),
+}
+
+impl Fault {
+    fn new(problem: Problem) -> Fault {
+        Fault { problem, path: Vec::new() }
+    }
+
+    fn at(mut self, seg: Seg) -> Fault {
+        self.path.push(seg);
+        self
+    }
+
+    fn render(self) -> SchemaError {
+        let mut path = String::new();
+        for seg in self.path.iter().rev() {
+            match seg {
+                Seg::Type(name) if path.is_empty() => path.push_str(name),
+                Seg::Type(name) => {
+                    path.push('(');
+                    path.push_str(name);
+                    path.push(')');
+                }
+                Seg::Key(k) => {
+                    path.push('.');
+                    path.push_str(k);
+                }
+                Seg::Sibling(k) => {
+                    path.push_str("._");
+                    path.push_str(k);
+                }
+                // Unknown keys are shown only when they look like element names; a key can be
+                // anything a source sent, patient data included.
+                Seg::UnknownKey(k) if is_element_name(k) => {
+                    path.push('.');
+                    path.push_str(k);
+                }
+                Seg::UnknownKey(_) => path.push_str(".(a property whose name is not shown)"),
+                Seg::Index(i) => {
+                    path.push('[');
+                    path.push_str(&i.to_string());
+                    path.push(']');
+                }
+            }
+        }
+        if path.is_empty() {
+            path.push_str("Resource");
+        }
+        SchemaError { path, problem: self.problem }
+    }
+}
+
+/// The shape of an R4 element name, optionally with a leading `_`, at most 64 characters.
+fn is_element_name(key: &str) -> bool {
+    let name = key.strip_prefix('_').unwrap_or(key);
+    let mut bytes = name.bytes();
+    name.len() <= 64
+        && bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Primitives: hand-coded matchers for the schema's patterns (each a few comparisons; a regex
+// engine would cost more to build and to run, and these patterns are fixed by R4).
+
+fn primitive(kind: Kind, value: &Value) -> Result<(), Problem> {
+    let ok = match (kind, value) {
+        (Kind::Boolean, Value::Bool(_)) => true,
+        (Kind::Boolean, _) => return Err(Problem::ExpectedJsonType("boolean")),
+        (Kind::Decimal | Kind::Integer | Kind::PositiveInt | Kind::UnsignedInt, Value::Number(n)) => {
+            number(kind, n.as_str())
+        }
+        (Kind::Decimal | Kind::Integer | Kind::PositiveInt | Kind::UnsignedInt, _) => {
+            return Err(Problem::ExpectedJsonType("number"));
+        }
+        (_, Value::String(s)) => string(kind, s),
+        _ => return Err(Problem::ExpectedJsonType("string")),
+    };
+    if ok { Ok(()) } else { Err(Problem::BadFormat(kind.name())) }
+}
+
+/// A number as written in the JSON (serde_json keeps the literal: `arbitrary_precision`).
+fn number(kind: Kind, lit: &str) -> bool {
+    let b = lit.as_bytes();
+    match kind {
+        Kind::Integer => {
+            let digits = b.strip_prefix(b"-").unwrap_or(b);
+            whole(digits)
+        }
+        Kind::PositiveInt => whole(b) && b[0] != b'0',
+        Kind::UnsignedInt => whole(b),
+        // Every JSON number matches decimal's pattern, which is JSON's number grammar.
+        _ => decimal(b),
+    }
+}
+
+/// `0|[1-9][0-9]*`
+fn whole(b: &[u8]) -> bool {
+    !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1)
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+fn decimal(b: &[u8]) -> bool {
+    let b = b.strip_prefix(b"-").unwrap_or(b);
+    let int_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if !whole(&b[..int_len]) {
+        return false;
+    }
+    let mut rest = &b[int_len..];
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    if let Some(exp) = rest.strip_prefix(b"e").or_else(|| rest.strip_prefix(b"E")) {
+        let exp = exp.strip_prefix(b"+").or_else(|| exp.strip_prefix(b"-")).unwrap_or(exp);
+        return !exp.is_empty() && exp.iter().all(u8::is_ascii_digit);
+    }
+    rest.is_empty()
+}
+
+fn string(kind: Kind, s: &str) -> bool {
+    let b = s.as_bytes();
+    match kind {
+        Kind::Base64Binary | Kind::Xhtml => true,
+        Kind::Base64Inline => base64_inline(s),
+        Kind::String | Kind::Markdown => !s.is_empty() && all_chars(s, |c| matches!(c, ' ' | '\r' | '\n' | '\t') || !is_space(c)),
+        Kind::Uri | Kind::Url | Kind::Canonical => all_chars(s, |c| !is_space(c)),
+        Kind::Code => code(s),
+        Kind::Id => (1..=64).contains(&b.len()) && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.'),
+        Kind::Oid => b.strip_prefix(b"urn:oid:").is_some_and(oid),
+        Kind::Uuid => b.strip_prefix(b"urn:uuid:").is_some_and(uuid),
+        Kind::Date => date(b).is_some_and(|(rest, _)| rest.is_empty()),
+        Kind::DateTime => match date(b) {
+            Some((rest, true)) => rest.is_empty() || rest.strip_prefix(b"T").and_then(time).is_some_and(zone),
+            Some((rest, false)) => rest.is_empty(),
+            None => false,
+        },
+        Kind::Instant => match date(b) {
+            Some((rest, true)) => rest.strip_prefix(b"T").and_then(time).is_some_and(|z| !z.is_empty() && zone(z)),
+            _ => false,
+        },
+        Kind::Time => time(b).is_some_and(<[u8]>::is_empty),
+        Kind::Boolean | Kind::Decimal | Kind::Integer | Kind::PositiveInt | Kind::UnsignedInt => false,
+    }
+}
+
+/// `\s`: ECMA-262's WhiteSpace and LineTerminator together with Python's `str.isspace`, so that a
+/// string passing here passes the schema under either regex dialect. Rust's `is_whitespace` is
+/// Unicode White_Space, which has all but U+001C..U+001F (Python) and U+FEFF (ECMA-262).
+fn is_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c) || c == '\u{feff}'
+}
+
+/// Runs `ok` over every character, with an ASCII fast path.
+fn all_chars(s: &str, ok: impl Fn(char) -> bool) -> bool {
+    if s.is_ascii() { s.bytes().all(|b| ok(char::from(b))) } else { s.chars().all(ok) }
+}
+
+/// `^[^\s]+(\s[^\s]+)*$`: no leading, trailing or doubled whitespace, not empty.
+fn code(s: &str) -> bool {
+    let mut prev_space = true;
+    for c in s.chars() {
+        let space = is_space(c);
+        if space && prev_space {
+            return false;
+        }
+        prev_space = space;
+    }
+    !prev_space
+}
+
+/// `^(\s*([0-9a-zA-Z\+/=]){4}\s*)+$`: runs of base64 characters whose lengths are multiples of
+/// four, separated or surrounded by whitespace only, at least one run.
+fn base64_inline(s: &str) -> bool {
+    let mut run = 0usize;
+    let mut seen = false;
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=' {
+            run += 1;
+            seen = true;
+        } else if is_space(c) {
+            if run % 4 != 0 {
+                return false;
+            }
+            run = 0;
+        } else {
+            return false;
+        }
+    }
+    seen && run % 4 == 0
+}
+
+/// `[0-2](\.(0|[1-9][0-9]*))+` after `urn:oid:`.
+fn oid(b: &[u8]) -> bool {
+    let Some((first, rest)) = b.split_first() else { return false };
+    if !matches!(first, b'0'..=b'2') || rest.is_empty() {
+        return false;
+    }
+    rest.strip_prefix(b".").is_some_and(|arcs| arcs.split(|c| *c == b'.').all(whole))
+}
+
+/// `[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}` after `urn:uuid:`.
+fn uuid(b: &[u8]) -> bool {
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+        })
+}
+
+fn two_digits(b: &[u8], max: u8) -> bool {
+    b.len() >= 2 && b[0].is_ascii_digit() && b[1].is_ascii_digit() && (b[0] - b'0') * 10 + (b[1] - b'0') <= max
+}
+
+/// A year (four digits, not `0000`), optionally `-MM`, optionally `-DD` (01 to 31: the pattern
+/// does not know month lengths). Returns what follows and whether the day was present.
+fn date(b: &[u8]) -> Option<(&[u8], bool)> {
+    if b.len() < 4 || !b[..4].iter().all(u8::is_ascii_digit) || &b[..4] == b"0000" {
+        return None;
+    }
+    let Some(rest) = b[4..].strip_prefix(b"-") else { return Some((&b[4..], false)) };
+    if !two_digits(rest, 12) || &rest[..2] == b"00" {
+        return None;
+    }
+    let Some(rest) = rest[2..].strip_prefix(b"-") else { return Some((&rest[2..], false)) };
+    if !two_digits(rest, 31) || &rest[..2] == b"00" {
+        return None;
+    }
+    Some((&rest[2..], true))
+}
+
+/// `hh:mm:ss(\.[0-9]+)?` with hours to 23 and seconds to 60; returns what follows.
+fn time(b: &[u8]) -> Option<&[u8]> {
+    if b.len() < 8 || !two_digits(b, 23) || b[2] != b':' || !two_digits(&b[3..], 59) || b[5] != b':' || !two_digits(&b[6..], 60) {
+        return None;
+    }
+    let rest = &b[8..];
+    match rest.strip_prefix(b".") {
+        Some(frac) => {
+            let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+            (n > 0).then(|| &frac[n..])
+        }
+        None => Some(rest),
+    }
+}
+
+/// `Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)`, the whole of what is left.
+fn zone(b: &[u8]) -> bool {
+    match b {
+        b"Z" | b"+14:00" | b"-14:00" => true,
+        [b'+' | b'-', h @ .., ] if h.len() == 5 => two_digits(h, 13) && h[2] == b':' && two_digits(&h[3..], 59),
+        _ => false,
+    }
+}
