@@ -89,6 +89,10 @@ pub enum Problem {
     BadFormat(&'static str),
     /// A code outside the required value set.
     NotAllowedCode,
+    /// An array with no items (R4's JSON rules; the schema has no `minItems`).
+    EmptyArray,
+    /// More than one variant of a choice type (`valueString` and `valueBoolean`).
+    SeveralChoices,
     /// A constant (a resource's own `resourceType`) does not match.
     WrongConstant,
     /// Deeper nesting than the walker follows.
@@ -108,6 +112,8 @@ impl fmt::Display for Problem {
             Problem::ExpectedObject => f.write_str("expected a JSON object"),
             Problem::ExpectedJsonType(t) => write!(f, "expected a JSON {t}"),
             Problem::BadFormat(kind) => write!(f, "not a valid {kind}"),
+            Problem::EmptyArray => f.write_str("an array must not be empty"),
+            Problem::SeveralChoices => f.write_str("more than one type given"),
             Problem::NotAllowedCode => f.write_str("not one of the allowed codes"),
             Problem::WrongConstant => f.write_str("does not match the resource type"),
             Problem::TooDeep => f.write_str("nested too deeply"),
@@ -240,20 +246,45 @@ struct Property {
     /// Has a `_name` sibling carrying the primitive's id and extensions.
     sibling: bool,
     target: Target,
+    /// This property's bit in [`TypeDef::required_mask`], or 0.
+    required_bit: u64,
+    /// R4 (not the schema) requires it, so its `_name` sibling alone satisfies that.
+    sibling_satisfies: bool,
+    /// The choice group (index into [`TypeDef::choices`]) this is a variant of.
+    choice: Option<u8>,
 }
+
+#[derive(Debug)]
+struct Choice {
+    base: &'static str,
+    required: bool,
+}
+
+/// Choice groups one type may have (ElementDefinition has five).
+const MAX_CHOICES: usize = 8;
 
 #[derive(Debug)]
 struct TypeDef {
     name: &'static str,
     /// Sorted by name for binary search.
     properties: Vec<Property>,
-    required: Vec<&'static str>,
+    required_mask: u64,
+    choices: Vec<Choice>,
 }
 
 impl TypeDef {
     fn property(&self, name: &str) -> Option<&Property> {
         self.properties.binary_search_by(|p| p.name.cmp(name)).ok().map(|i| &self.properties[i])
     }
+}
+
+/// A type as read, before its requirements are resolved to property bits.
+struct RawType {
+    name: &'static str,
+    properties: Vec<Property>,
+    schema_required: Vec<&'static str>,
+    r4_required: Vec<&'static str>,
+    choices: Vec<(&'static str, bool, Vec<&'static str>)>,
 }
 
 #[derive(Debug)]
@@ -265,20 +296,20 @@ struct Structure {
 }
 
 impl Structure {
-    /// Parses the data file; `Err` carries the 1-based line number of the first bad line.
+    /// Parses the data file; `Err` carries the 1-based line number of the first bad line (0 when
+    /// the problem is not one line's).
     fn parse(text: &'static str) -> Result<Structure, usize> {
         let kinds: HashMap<&str, Kind> = KINDS.iter().map(|k| (k.1, k.0)).collect();
         // Pass 1: type names, so properties can refer forward.
         let mut by_name = HashMap::new();
-        let mut names = Vec::new();
+        let mut count = 0u16;
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("T ") {
-                let name = rest.split(' ').next().unwrap_or(rest);
-                by_name.insert(name, u16::try_from(names.len()).map_err(|_| 0usize)?);
-                names.push(name);
+                by_name.insert(rest.split(' ').next().unwrap_or(rest), count);
+                count = count.checked_add(1).ok_or(0usize)?;
             }
         }
-        let mut types: Vec<TypeDef> = Vec::with_capacity(names.len());
+        let mut raw: Vec<RawType> = Vec::with_capacity(usize::from(count));
         let mut resources = HashMap::new();
         for (n, line) in text.lines().enumerate() {
             let bad = || n + 1;
@@ -288,12 +319,31 @@ impl Structure {
             if let Some(rest) = line.strip_prefix("T ") {
                 let mut parts = rest.splitn(2, ' ');
                 let name = parts.next().ok_or_else(bad)?;
-                let required = parts.next().map(|r| r.split(',').collect()).unwrap_or_default();
-                types.push(TypeDef { name, properties: Vec::new(), required });
+                let schema_required = parts.next().map(|r| r.split(',').collect()).unwrap_or_default();
+                raw.push(RawType {
+                    name,
+                    properties: Vec::new(),
+                    schema_required,
+                    r4_required: Vec::new(),
+                    choices: Vec::new(),
+                });
                 continue;
             }
             if let Some(name) = line.strip_prefix("R ") {
                 resources.insert(name, *by_name.get(name).ok_or_else(bad)?);
+                continue;
+            }
+            let ty = raw.last_mut().ok_or_else(bad)?;
+            if let Some(name) = line.strip_prefix("! ") {
+                ty.r4_required.push(name);
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("? ") {
+                let mut parts = rest.split(' ');
+                let (Some(base), Some(min), Some(variants)) = (parts.next(), parts.next(), parts.next()) else {
+                    return Err(bad());
+                };
+                ty.choices.push((base, min == "1", variants.split(',').collect()));
                 continue;
             }
             let (name, mut spec) = line.split_once(' ').ok_or_else(bad)?;
@@ -312,16 +362,51 @@ impl Structure {
             } else {
                 Target::Complex(*by_name.get(spec).ok_or_else(bad)?)
             };
-            let ty = types.last_mut().ok_or_else(bad)?;
-            ty.properties.push(Property { name, array, sibling, target });
+            ty.properties.push(Property {
+                name,
+                array,
+                sibling,
+                target,
+                required_bit: 0,
+                sibling_satisfies: false,
+                choice: None,
+            });
         }
-        for ty in &mut types {
-            ty.properties.sort_by(|a, b| a.name.cmp(b.name));
-        }
+        let types = raw.into_iter().map(RawType::resolve).collect::<Result<Vec<_>, _>>()?;
         let element = *by_name.get("Element").ok_or(0usize)?;
         Ok(Structure { types, by_name, resources, element })
     }
+}
 
+impl RawType {
+    fn resolve(mut self) -> Result<TypeDef, usize> {
+        self.properties.sort_by(|a, b| a.name.cmp(b.name));
+        let index = |props: &[Property], name: &str| props.binary_search_by(|p| p.name.cmp(name)).map_err(|_| 0usize);
+        let mut required_mask = 0u64;
+        let all_required = self.schema_required.iter().map(|n| (n, false)).chain(self.r4_required.iter().map(|n| (n, true)));
+        for (bit, (name, by_sibling)) in all_required.enumerate() {
+            let mask = 1u64.checked_shl(u32::try_from(bit).map_err(|_| 0usize)?).ok_or(0usize)?;
+            let i = index(&self.properties, name)?;
+            self.properties[i].required_bit = mask;
+            self.properties[i].sibling_satisfies = by_sibling;
+            required_mask |= mask;
+        }
+        if self.choices.len() > MAX_CHOICES {
+            return Err(0);
+        }
+        let mut choices = Vec::with_capacity(self.choices.len());
+        for (g, (base, required, variants)) in self.choices.into_iter().enumerate() {
+            for v in variants {
+                let i = index(&self.properties, v)?;
+                self.properties[i].choice = Some(u8::try_from(g).map_err(|_| 0usize)?);
+            }
+            choices.push(Choice { base, required });
+        }
+        Ok(TypeDef { name: self.name, properties: self.properties, required_mask, choices })
+    }
+}
+
+impl Structure {
     fn resource(&self, value: &Value, depth: usize) -> Result<(), Fault> {
         let obj = value.as_object().ok_or(Fault::new(Problem::NotAResource))?;
         let rt = match obj.get("resourceType") {
@@ -342,24 +427,42 @@ impl Structure {
             return Err(Fault::new(Problem::TooDeep));
         }
         let def = &self.types[usize::from(ty)];
+        let mut present = 0u64;
+        let mut chosen: [Option<&'static str>; MAX_CHOICES] = [None; MAX_CHOICES];
         for (key, value) in obj {
-            if let Some(prop) = def.property(key) {
+            let prop = if let Some(prop) = def.property(key) {
                 self.property(prop, value, depth).map_err(|f| f.at(Seg::Key(prop.name)))?;
-                continue;
-            }
-            // `_name` carries the id and extensions of primitive `name`.
-            match key.strip_prefix('_').and_then(|k| def.property(k)).filter(|p| p.sibling) {
-                Some(prop) => {
-                    self.sibling(prop.array, value, depth).map_err(|f| f.at(Seg::Sibling(prop.name)))?
-                }
-                None => {
+                present |= prop.required_bit;
+                prop
+            } else {
+                // `_name` carries the id and extensions of primitive `name`.
+                let Some(prop) = key.strip_prefix('_').and_then(|k| def.property(k)).filter(|p| p.sibling) else {
                     return Err(Fault::new(Problem::UnknownProperty).at(Seg::UnknownKey(key.clone())));
+                };
+                self.sibling(prop.array, value, depth).map_err(|f| f.at(Seg::Sibling(prop.name)))?;
+                if prop.sibling_satisfies {
+                    present |= prop.required_bit;
+                }
+                prop
+            };
+            if let Some(g) = prop.choice {
+                let slot = &mut chosen[usize::from(g)];
+                match slot {
+                    Some(other) if *other != prop.name => {
+                        let base = def.choices[usize::from(g)].base;
+                        return Err(Fault::new(Problem::SeveralChoices).at(Seg::Choice(base)));
+                    }
+                    _ => *slot = Some(prop.name),
                 }
             }
         }
-        for name in &def.required {
-            if !obj.contains_key(*name) {
-                return Err(Fault::new(Problem::MissingRequired).at(Seg::Key(name)));
+        if present != def.required_mask {
+            let missing = def.properties.iter().find(|p| p.required_bit != 0 && present & p.required_bit == 0);
+            return Err(Fault::new(Problem::MissingRequired).at(Seg::Key(missing.map_or("?", |p| p.name))));
+        }
+        for (choice, slot) in def.choices.iter().zip(chosen) {
+            if choice.required && slot.is_none() {
+                return Err(Fault::new(Problem::MissingRequired).at(Seg::Choice(choice.base)));
             }
         }
         Ok(())
@@ -367,6 +470,7 @@ impl Structure {
 
     fn property(&self, prop: &Property, value: &Value, depth: usize) -> Result<(), Fault> {
         match (prop.array, value) {
+            (true, Value::Array(items)) if items.is_empty() => Err(Fault::new(Problem::EmptyArray)),
             (true, Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     self.one(&prop.target, item, depth).map_err(|f| f.at(Seg::Index(i)))?;
@@ -379,17 +483,18 @@ impl Structure {
         }
     }
 
-    /// A `_x` sibling: an Element, an array of them if the primitive is one, `null` as a
-    /// placeholder for an item (or for a single one, which JSON Schema and fhirclient allow).
+    /// A `_x` sibling: an Element, or an array of them (`null` placeholders allowed) if the
+    /// primitive is one. A single `null` is not R4 JSON (fhirbolt rejected it), though JSON
+    /// Schema lets it through.
     fn sibling(&self, array: bool, value: &Value, depth: usize) -> Result<(), Fault> {
-        let element = |v: &Value| match v {
-            Value::Null => Ok(()),
-            _ => self.complex(self.element, v, depth + 1),
-        };
+        let element = |v: &Value| self.complex(self.element, v, depth + 1);
         match (array, value) {
+            (true, Value::Array(items)) if items.is_empty() => Err(Fault::new(Problem::EmptyArray)),
             (true, Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
-                    element(item).map_err(|f| f.at(Seg::Index(i)))?;
+                    if !item.is_null() {
+                        element(item).map_err(|f| f.at(Seg::Index(i)))?;
+                    }
                 }
                 Ok(())
             }
@@ -431,6 +536,8 @@ enum Seg {
     Key(&'static str),
     /// `_name`, the sibling of primitive `name`.
     Sibling(&'static str),
+    /// A choice type `base[x]`.
+    Choice(&'static str),
     UnknownKey(String),
     Index(usize),
     /// A resource (top-level or nested) or, from [`check_as`], the type checked against.
@@ -464,6 +571,11 @@ impl Fault {
                 Seg::Sibling(k) => {
                     path.push_str("._");
                     path.push_str(k);
+                }
+                Seg::Choice(k) => {
+                    path.push('.');
+                    path.push_str(k);
+                    path.push_str("[x]");
                 }
                 // Unknown keys are shown only when they look like element names; a key can be
                 // anything a source sent, patient data included.
@@ -518,13 +630,12 @@ fn primitive(kind: Kind, value: &Value) -> Result<(), Problem> {
 /// A number as written in the JSON (serde_json keeps the literal: `arbitrary_precision`).
 fn number(kind: Kind, lit: &str) -> bool {
     let b = lit.as_bytes();
+    // R4 makes all three 32-bit: "for values larger than this, use decimal".
+    let in_range = |min: i64| lit.len() <= 11 && lit.parse::<i64>().is_ok_and(|n| (min..=i64::from(i32::MAX)).contains(&n));
     match kind {
-        Kind::Integer => {
-            let digits = b.strip_prefix(b"-").unwrap_or(b);
-            whole(digits)
-        }
-        Kind::PositiveInt => whole(b) && b[0] != b'0',
-        Kind::UnsignedInt => whole(b),
+        Kind::Integer => whole(b.strip_prefix(b"-").unwrap_or(b)) && in_range(i64::from(i32::MIN)),
+        Kind::PositiveInt => whole(b) && in_range(1),
+        Kind::UnsignedInt => whole(b) && in_range(0),
         // Every JSON number matches decimal's pattern, which is JSON's number grammar.
         _ => decimal(b),
     }

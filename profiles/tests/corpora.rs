@@ -47,6 +47,15 @@ fn fhir_check_rejects() -> HashMap<String, String> {
         .collect()
 }
 
+/// Examples both of fhir-check's checkers accept that break an R4 rule the schema cannot state
+/// (so fhirbolt strict, the validator before this one, rejected them too), with the error the
+/// walker must give.
+const R4_INVALID_THOUGH_SCHEMA_VALID: [(&str, &str); 1] = [(
+    "uk-core-r4-examples/json-converted-by-fhirjs/Extension-UKCore-ConditionEpisode-Example.json",
+    // Its extension has both valueCode and valueCodeableConcept; Extension.value[x] is 0..1.
+    "Condition.extension[0].value[x]: more than one type given",
+)];
+
 fn check_folder(dir: &str, expect_at_least: usize) {
     let data = shared_data();
     let rejects = fhir_check_rejects();
@@ -55,8 +64,21 @@ fn check_folder(dir: &str, expect_at_least: usize) {
     let mut wrongly_rejected = Vec::new();
     let mut wrongly_accepted = Vec::new();
     let mut schema_rejects = 0;
+    let mut fhirclient_only = 0;
     for (file, value) in &files {
-        let schema_says_no = rejects.get(file).is_some_and(|who| who.contains("schema"));
+        let verdict = rejects.get(file).map(String::as_str);
+        // Files only fhirclient rejects miss an element R4 requires, which the walker may also
+        // see (it adds R4's required primitives to the schema); they are counted, not asserted.
+        if verdict == Some("fhirclient") {
+            fhirclient_only += 1;
+            continue;
+        }
+        if let Some((_, expected)) = R4_INVALID_THOUGH_SCHEMA_VALID.iter().find(|(f, _)| f == file) {
+            let got = schema::check_resource(value).map_err(|e| e.to_string());
+            assert_eq!(got, Err((*expected).to_owned()), "{file}");
+            continue;
+        }
+        let schema_says_no = verdict.is_some_and(|who| who.contains("schema"));
         match (schema::check_resource(value), schema_says_no) {
             (Ok(()), true) => wrongly_accepted.push(file.clone()),
             (Err(e), false) => wrongly_rejected.push(format!("{file}: {e}")),
@@ -66,7 +88,10 @@ fn check_folder(dir: &str, expect_at_least: usize) {
     }
     assert!(wrongly_rejected.is_empty(), "{} accepted by the schema but not here:\n{}", wrongly_rejected.len(), wrongly_rejected.join("\n"));
     assert!(wrongly_accepted.is_empty(), "rejected by the schema but accepted here:\n{}", wrongly_accepted.join("\n"));
-    eprintln!("{dir}: {} files, {schema_rejects} rejected as the schema rejects them", files.len());
+    eprintln!(
+        "{dir}: {} files, {schema_rejects} rejected as the schema rejects them, {fhirclient_only} rejected by fhirclient alone",
+        files.len()
+    );
 }
 
 #[test]
