@@ -802,3 +802,100 @@ fn zone(b: &[u8]) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_file_parses_and_its_patterns_are_the_ones_the_matchers_implement() {
+        let s = Structure::parse(STRUCTURE_TEXT).expect("parses");
+        assert!(s.resources.len() >= 145, "{} resource types", s.resources.len());
+        let mut seen = 0;
+        for line in STRUCTURE_TEXT.lines().filter_map(|l| l.strip_prefix("K ")) {
+            let mut parts = line.splitn(3, ' ');
+            let (name, json_type, pattern) = (parts.next(), parts.next(), parts.next());
+            let known = KINDS.iter().find(|k| Some(k.1) == name);
+            let Some((_, _, want_type, want_pattern)) = known else { panic!("no matcher for kind {name:?}") };
+            assert_eq!((json_type, pattern), (Some(*want_type), *want_pattern), "kind {name:?} changed in the schema");
+            seen += 1;
+        }
+        assert_eq!(seen, KINDS.len());
+    }
+
+    fn ok(kind: Kind, value: Value) -> bool {
+        primitive(kind, &value).is_ok()
+    }
+
+    #[test]
+    fn primitive_matchers_follow_the_schema_patterns() {
+        use serde_json::json;
+        let s = |v: &str| json!(v);
+        let table: &[(Kind, &[&str], &[&str])] = &[
+            (Kind::Date, &["1980", "1980-02", "1980-02-31", "0001-01-01"], &["01/02/1980", "1980-13", "1980-00-10", "0000", "1980-1-01", "1980-02-31T10:00:00Z", "", "1980-02-01\n"]),
+            (
+                Kind::DateTime,
+                &["2020", "2020-12", "2020-12-31", "2020-12-31T23:59:60Z", "2020-01-01T00:00:00.123+14:00", "2020-01-01T10:00:00-13:59"],
+                &["2020-13-45", "2020-01-01T10:00:00", "2020-01-01T10:00Z", "2020-01-01T24:00:00Z", "2020-01-01T10:00:00+14:01", "2020-01T10:00:00Z", "2020-01-01T10:00:00.Z"],
+            ),
+            (Kind::Instant, &["2020-01-01T10:00:00Z", "2020-01-01T10:00:00.5+01:00"], &["2020-01-01", "2020-01-01T10:00:00"]),
+            (Kind::Time, &["10:00:00", "23:59:60.25"], &["10:00", "24:00:00", "10:00:00Z"]),
+            (Kind::Id, &["a", "A-1.b", &"x".repeat(64)], &["", "a b", "a_b", &"x".repeat(65)]),
+            (Kind::Code, &["final", "a b", "a\tb"], &["", " a", "a ", "a  b", "a\u{a0}"]),
+            (Kind::String, &["x", " x ", "a\r\n\tb", "é"], &["", "a\u{b}b", "a\u{a0}b", "a\u{1f}", "a\u{feff}"]),
+            (Kind::Uri, &["", "http://x/y", "urn:uuid:1"], &["a b", "a\n"]),
+            (Kind::Oid, &["urn:oid:1.2.840", "urn:oid:2.0"], &["urn:oid:1", "urn:oid:3.1", "urn:oid:1.02", "urn:oid:1..2", "1.2.3"]),
+            (Kind::Uuid, &["urn:uuid:c757873d-ec9a-4326-a141-556f43239520"], &["urn:uuid:C757873D-EC9A-4326-A141-556F43239520", "c757873d-ec9a-4326-a141-556f43239520"]),
+            (Kind::Base64Inline, &["AAAA", "AAAA BBBB", " AAAAAAAA\n", "ab+/"], &["", "AAA", "AA AA", "AAAA*"]),
+            (Kind::Base64Binary, &["", "not base64 at all"], &[]),
+            (Kind::Xhtml, &["<div xmlns=\"http://www.w3.org/1999/xhtml\"/>"], &[]),
+        ];
+        for (kind, good, bad) in table {
+            for v in *good {
+                assert!(ok(*kind, s(v)), "{kind:?} should accept {v:?}");
+            }
+            for v in *bad {
+                assert!(!ok(*kind, s(v)), "{kind:?} should reject {v:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_checked_as_written() {
+        let n = |lit: &str| serde_json::from_str::<Value>(lit).expect("number");
+        for lit in ["0", "-0", "7", "-2147483648", "2147483647"] {
+            assert!(ok(Kind::Integer, n(lit)), "{lit}");
+        }
+        for lit in ["1.0", "1e2", "2147483648", "-2147483649", "99999999999999999999"] {
+            assert!(!ok(Kind::Integer, n(lit)), "{lit}");
+        }
+        assert!(ok(Kind::PositiveInt, n("1")) && !ok(Kind::PositiveInt, n("0")) && !ok(Kind::PositiveInt, n("-1")));
+        assert!(ok(Kind::UnsignedInt, n("0")) && !ok(Kind::UnsignedInt, n("-1")) && !ok(Kind::UnsignedInt, n("1.5")));
+        for lit in ["1.50", "-0.0", "1e-5", "6.02E23", "123456789012345678901234567890.1"] {
+            assert!(ok(Kind::Decimal, n(lit)), "{lit}");
+        }
+        assert!(!ok(Kind::Decimal, serde_json::json!("1.5")));
+        assert!(!ok(Kind::Integer, serde_json::json!("1")));
+        assert!(!ok(Kind::Boolean, serde_json::json!("true")) && ok(Kind::Boolean, serde_json::json!(false)));
+    }
+
+    #[test]
+    fn unknown_keys_are_named_only_when_they_look_like_element_names() {
+        let v = serde_json::json!({"resourceType": "Basic", "code": {"text": "x"}, "colour": 1});
+        assert_eq!(check_resource(&v).map_err(|e| e.to_string()), Err("Basic.colour: unknown property".into()));
+        let v = serde_json::json!({"resourceType": "Basic", "code": {"text": "x"}, "John Smith 1950": 1});
+        assert_eq!(
+            check_resource(&v).map_err(|e| e.to_string()),
+            Err("Basic.(a property whose name is not shown): unknown property".into())
+        );
+    }
+
+    #[test]
+    fn check_as_validates_one_complex_type() {
+        let name = serde_json::json!({"family": "X", "given": ["A"]});
+        assert_eq!(check_as("HumanName", &name), Some(Ok(())));
+        let bad = serde_json::json!({"family": ["X"]});
+        assert_eq!(check_as("HumanName", &bad).map(|r| r.map_err(|e| e.to_string())), Some(Err("HumanName.family: expected a single value, not an array".into())));
+        assert_eq!(check_as("NoSuchType", &name), None);
+    }
+}
