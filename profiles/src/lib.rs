@@ -9,6 +9,7 @@ pub mod facts;
 pub mod nhs;
 pub mod ods;
 pub mod outcome;
+pub mod schema;
 pub mod systems;
 pub mod validate;
 

@@ -1,38 +1,39 @@
-//! R4 structural validation, the one place fhirbolt's typed model is instantiated.
+//! R4 structural validation of what sources send and of what the gateway builds.
 //!
-//! Sources' JSON is never round-tripped through fhirbolt (it is slow to parse and lossy in its
-//! lenient modes); the original bytes are passed on and this module only decides whether they are
-//! a valid R4 resource. Strict mode rejects unknown elements, wrong primitive types and wrong
-//! choice-type names, which is what keeps everything the gateway emits valid.
+//! Sources' JSON is never round-tripped through a typed model (slow, and lossy in lenient
+//! modes); the original bytes are passed on and this module only decides whether they are a
+//! valid R4 resource, by HL7's R4 JSON schema as [`crate::schema`] walks it: unknown elements,
+//! wrong JSON types, malformed dates and codes, codes outside required value sets, single values
+//! where R4 has arrays and wrong choice-type names are all rejected, nested resources included.
 
-use fhirbolt::model::r4::Resource;
-use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
+use serde_json::Value;
 
-/// Why a resource is not valid R4. The message names the structural problem fhirbolt found;
-/// callers must not echo it to clients when it could contain source content.
+use crate::schema;
+
+/// Why a resource is not valid R4. The message names the path and the problem, never the
+/// offending value (see [`schema::SchemaError`]), but callers still should not echo it to
+/// clients as if it were the gateway's own diagnosis of a source.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid FHIR R4 resource: {0}")]
 pub struct InvalidResource(pub String);
 
-/// Checks that `json` is one valid R4 resource (any type), in strict mode.
+impl From<schema::SchemaError> for InvalidResource {
+    fn from(e: schema::SchemaError) -> Self {
+        InvalidResource(e.to_string())
+    }
+}
+
+/// Checks that `json` is one valid R4 resource (any type).
 pub fn check_r4_resource(json: &[u8]) -> Result<(), InvalidResource> {
-    let config = DeserializationConfig { mode: DeserializationMode::Strict };
-    fhirbolt::json::from_slice::<Resource>(json, Some(config))
-        .map(|_| ())
-        .map_err(|e| InvalidResource(redact(&e.to_string())))
+    // serde_json's syntax errors name a line and column, never the text.
+    let value: Value =
+        serde_json::from_slice(json).map_err(|e| InvalidResource(format!("not JSON ({e})")))?;
+    check_r4_value(&value)
 }
 
-/// Same as [`check_r4_resource`] for an already-parsed JSON value.
-pub fn check_r4_value(value: &serde_json::Value) -> Result<(), InvalidResource> {
-    let bytes = serde_json::to_vec(value).map_err(|e| InvalidResource(e.to_string()))?;
-    check_r4_resource(&bytes)
-}
-
-/// fhirbolt's messages sometimes quote the offending value; keep only the part before any quote
-/// so no source content (which may be clinical) travels further.
-fn redact(message: &str) -> String {
-    let cut = message.find(['"', '`']).unwrap_or(message.len());
-    message[..cut].trim_end_matches([' ', ':']).chars().take(200).collect()
+/// Same as [`check_r4_resource`] for an already-parsed JSON value, without serialising it again.
+pub fn check_r4_value(value: &Value) -> Result<(), InvalidResource> {
+    schema::check_resource(value).map_err(InvalidResource::from)
 }
 
 #[cfg(test)]
@@ -55,5 +56,6 @@ mod tests {
         assert!(check_r4_resource(bad2).is_err());
         assert!(check_r4_resource(b"{\"resourceType\":\"NotAThing\"}").is_err());
         assert!(check_r4_resource(b"[1,2]").is_err());
+        assert!(check_r4_resource(b"{\"resourceType\":").is_err());
     }
 }
