@@ -98,3 +98,29 @@ async fn source_metrics_count_only_calls_that_reach_the_source() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn resources_the_r4_schema_rejects_are_withheld_and_counted() {
+    let dir = tideway_tests::workspace_root().join("tests/fixtures/schema-invalid");
+    let app =
+        TestApp::spawn(Options { boroughs: 0, from_dir: Some(dir.clone()), ..Options::default() }).await;
+    let token = app.token().await;
+    let patients = tideway_adapters::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
+    let id = app.patient_id(&token, patients[0].0.as_str()).await;
+    let all = app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let shown: Vec<String> = all.matches().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    assert!(shown.iter().any(|i| i.contains("d0000000")), "the valid Condition is served: {shown:?}");
+    for bad in ["d1111111", "d2222222", "d3333333", "d4444444"] {
+        assert!(
+            !shown.iter().any(|i| i.contains(bad)),
+            "{bad} is not valid R4 and must be withheld: {shown:?}"
+        );
+    }
+    let oo = all.outcome_entry().expect("the withheld resources are reported").to_string();
+    assert!(oo.contains("sent 4 resource(s) that are not valid FHIR R4"), "{oo}");
+    assert!(!oo.contains("alien") && !oo.contains("04/03/2019"), "no source content in the report: {oo}");
+    let rows = app.state.store.audit_for_request(&all.header("x-request-id").unwrap()).await.unwrap();
+    assert!(rows[1].detail.contains("\"rejected\":4"), "{}", rows[1].detail);
+    app.stop().await;
+}
