@@ -186,7 +186,9 @@ const KINDS: [(Kind, &str, &str, Option<&str>); 21] = [
         Kind::Date,
         "date",
         "string",
-        Some(r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?$"),
+        Some(
+            r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?$",
+        ),
     ),
     (
         Kind::DateTime,
@@ -340,7 +342,8 @@ impl Structure {
             }
             if let Some(rest) = line.strip_prefix("? ") {
                 let mut parts = rest.split(' ');
-                let (Some(base), Some(min), Some(variants)) = (parts.next(), parts.next(), parts.next()) else {
+                let (Some(base), Some(min), Some(variants)) = (parts.next(), parts.next(), parts.next())
+                else {
                     return Err(bad());
                 };
                 ty.choices.push((base, min == "1", variants.split(',').collect()));
@@ -381,9 +384,11 @@ impl Structure {
 impl RawType {
     fn resolve(mut self) -> Result<TypeDef, usize> {
         self.properties.sort_by(|a, b| a.name.cmp(b.name));
-        let index = |props: &[Property], name: &str| props.binary_search_by(|p| p.name.cmp(name)).map_err(|_| 0usize);
+        let index =
+            |props: &[Property], name: &str| props.binary_search_by(|p| p.name.cmp(name)).map_err(|_| 0usize);
         let mut required_mask = 0u64;
-        let all_required = self.schema_required.iter().map(|n| (n, false)).chain(self.r4_required.iter().map(|n| (n, true)));
+        let all_required =
+            self.schema_required.iter().map(|n| (n, false)).chain(self.r4_required.iter().map(|n| (n, true)));
         for (bit, (name, by_sibling)) in all_required.enumerate() {
             let mask = 1u64.checked_shl(u32::try_from(bit).map_err(|_| 0usize)?).ok_or(0usize)?;
             let i = index(&self.properties, name)?;
@@ -436,7 +441,8 @@ impl Structure {
                 prop
             } else {
                 // `_name` carries the id and extensions of primitive `name`.
-                let Some(prop) = key.strip_prefix('_').and_then(|k| def.property(k)).filter(|p| p.sibling) else {
+                let Some(prop) = key.strip_prefix('_').and_then(|k| def.property(k)).filter(|p| p.sibling)
+                else {
                     return Err(Fault::new(Problem::UnknownProperty).at(Seg::UnknownKey(key.clone())));
                 };
                 self.sibling(prop.array, value, depth).map_err(|f| f.at(Seg::Sibling(prop.name)))?;
@@ -457,7 +463,8 @@ impl Structure {
             }
         }
         if present != def.required_mask {
-            let missing = def.properties.iter().find(|p| p.required_bit != 0 && present & p.required_bit == 0);
+            let missing =
+                def.properties.iter().find(|p| p.required_bit != 0 && present & p.required_bit == 0);
             return Err(Fault::new(Problem::MissingRequired).at(Seg::Key(missing.map_or("?", |p| p.name))));
         }
         for (choice, slot) in def.choices.iter().zip(chosen) {
@@ -631,7 +638,9 @@ fn primitive(kind: Kind, value: &Value) -> Result<(), Problem> {
 fn number(kind: Kind, lit: &str) -> bool {
     let b = lit.as_bytes();
     // R4 makes all three 32-bit: "for values larger than this, use decimal".
-    let in_range = |min: i64| lit.len() <= 11 && lit.parse::<i64>().is_ok_and(|n| (min..=i64::from(i32::MAX)).contains(&n));
+    let in_range = |min: i64| {
+        lit.len() <= 11 && lit.parse::<i64>().is_ok_and(|n| (min..=i64::from(i32::MAX)).contains(&n))
+    };
     match kind {
         Kind::Integer => whole(b.strip_prefix(b"-").unwrap_or(b)) && in_range(i64::from(i32::MIN)),
         Kind::PositiveInt => whole(b) && in_range(1),
@@ -673,10 +682,15 @@ fn string(kind: Kind, s: &str) -> bool {
     match kind {
         Kind::Base64Binary | Kind::Xhtml => true,
         Kind::Base64Inline => base64_inline(s),
-        Kind::String | Kind::Markdown => !s.is_empty() && all_chars(s, |c| matches!(c, ' ' | '\r' | '\n' | '\t') || !is_space(c)),
+        Kind::String | Kind::Markdown => {
+            !s.is_empty() && all_chars(s, |c| matches!(c, ' ' | '\r' | '\n' | '\t') || !is_space(c))
+        }
         Kind::Uri | Kind::Url | Kind::Canonical => all_chars(s, |c| !is_space(c)),
         Kind::Code => code(s),
-        Kind::Id => (1..=64).contains(&b.len()) && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.'),
+        Kind::Id => {
+            (1..=64).contains(&b.len())
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+        }
         Kind::Oid => b.strip_prefix(b"urn:oid:").is_some_and(oid),
         Kind::Uuid => b.strip_prefix(b"urn:uuid:").is_some_and(uuid),
         Kind::Date => date(b).is_some_and(|(rest, _)| rest.is_empty()),
@@ -686,7 +700,9 @@ fn string(kind: Kind, s: &str) -> bool {
             None => false,
         },
         Kind::Instant => match date(b) {
-            Some((rest, true)) => rest.strip_prefix(b"T").and_then(time).is_some_and(|z| !z.is_empty() && zone(z)),
+            Some((rest, true)) => {
+                rest.strip_prefix(b"T").and_then(time).is_some_and(|z| !z.is_empty() && zone(z))
+            }
             _ => false,
         },
         Kind::Time => time(b).is_some_and(<[u8]>::is_empty),
@@ -729,7 +745,7 @@ fn base64_inline(s: &str) -> bool {
             run += 1;
             seen = true;
         } else if is_space(c) {
-            if run % 4 != 0 {
+            if !run.is_multiple_of(4) {
                 return false;
             }
             run = 0;
@@ -737,7 +753,7 @@ fn base64_inline(s: &str) -> bool {
             return false;
         }
     }
-    seen && run % 4 == 0
+    seen && run.is_multiple_of(4)
 }
 
 /// `[0-2](\.(0|[1-9][0-9]*))+` after `urn:oid:`.
@@ -759,7 +775,10 @@ fn uuid(b: &[u8]) -> bool {
 }
 
 fn two_digits(b: &[u8], max: u8) -> bool {
-    b.len() >= 2 && b[0].is_ascii_digit() && b[1].is_ascii_digit() && (b[0] - b'0') * 10 + (b[1] - b'0') <= max
+    b.len() >= 2
+        && b[0].is_ascii_digit()
+        && b[1].is_ascii_digit()
+        && (b[0] - b'0') * 10 + (b[1] - b'0') <= max
 }
 
 /// A year (four digits, not `0000`), optionally `-MM`, optionally `-DD` (01 to 31: the pattern
@@ -781,7 +800,13 @@ fn date(b: &[u8]) -> Option<(&[u8], bool)> {
 
 /// `hh:mm:ss(\.[0-9]+)?` with hours to 23 and seconds to 60; returns what follows.
 fn time(b: &[u8]) -> Option<&[u8]> {
-    if b.len() < 8 || !two_digits(b, 23) || b[2] != b':' || !two_digits(&b[3..], 59) || b[5] != b':' || !two_digits(&b[6..], 60) {
+    if b.len() < 8
+        || !two_digits(b, 23)
+        || b[2] != b':'
+        || !two_digits(&b[3..], 59)
+        || b[5] != b':'
+        || !two_digits(&b[6..], 60)
+    {
         return None;
     }
     let rest = &b[8..];
@@ -798,7 +823,7 @@ fn time(b: &[u8]) -> Option<&[u8]> {
 fn zone(b: &[u8]) -> bool {
     match b {
         b"Z" | b"+14:00" | b"-14:00" => true,
-        [b'+' | b'-', h @ .., ] if h.len() == 5 => two_digits(h, 13) && h[2] == b':' && two_digits(&h[3..], 59),
+        [b'+' | b'-', h @ ..] if h.len() == 5 => two_digits(h, 13) && h[2] == b':' && two_digits(&h[3..], 59),
         _ => false,
     }
 }
@@ -817,7 +842,11 @@ mod tests {
             let (name, json_type, pattern) = (parts.next(), parts.next(), parts.next());
             let known = KINDS.iter().find(|k| Some(k.1) == name);
             let Some((_, _, want_type, want_pattern)) = known else { panic!("no matcher for kind {name:?}") };
-            assert_eq!((json_type, pattern), (Some(*want_type), *want_pattern), "kind {name:?} changed in the schema");
+            assert_eq!(
+                (json_type, pattern),
+                (Some(*want_type), *want_pattern),
+                "kind {name:?} changed in the schema"
+            );
             seen += 1;
         }
         assert_eq!(seen, KINDS.len());
@@ -832,21 +861,69 @@ mod tests {
         use serde_json::json;
         let s = |v: &str| json!(v);
         let table: &[(Kind, &[&str], &[&str])] = &[
-            (Kind::Date, &["1980", "1980-02", "1980-02-31", "0001-01-01"], &["01/02/1980", "1980-13", "1980-00-10", "0000", "1980-1-01", "1980-02-31T10:00:00Z", "", "1980-02-01\n"]),
+            (
+                Kind::Date,
+                &["1980", "1980-02", "1980-02-31", "0001-01-01"],
+                &[
+                    "01/02/1980",
+                    "1980-13",
+                    "1980-00-10",
+                    "0000",
+                    "1980-1-01",
+                    "1980-02-31T10:00:00Z",
+                    "",
+                    "1980-02-01\n",
+                ],
+            ),
             (
                 Kind::DateTime,
-                &["2020", "2020-12", "2020-12-31", "2020-12-31T23:59:60Z", "2020-01-01T00:00:00.123+14:00", "2020-01-01T10:00:00-13:59"],
-                &["2020-13-45", "2020-01-01T10:00:00", "2020-01-01T10:00Z", "2020-01-01T24:00:00Z", "2020-01-01T10:00:00+14:01", "2020-01T10:00:00Z", "2020-01-01T10:00:00.Z"],
+                &[
+                    "2020",
+                    "2020-12",
+                    "2020-12-31",
+                    "2020-12-31T23:59:60Z",
+                    "2020-01-01T00:00:00.123+14:00",
+                    "2020-01-01T10:00:00-13:59",
+                ],
+                &[
+                    "2020-13-45",
+                    "2020-01-01T10:00:00",
+                    "2020-01-01T10:00Z",
+                    "2020-01-01T24:00:00Z",
+                    "2020-01-01T10:00:00+14:01",
+                    "2020-01T10:00:00Z",
+                    "2020-01-01T10:00:00.Z",
+                ],
             ),
-            (Kind::Instant, &["2020-01-01T10:00:00Z", "2020-01-01T10:00:00.5+01:00"], &["2020-01-01", "2020-01-01T10:00:00"]),
+            (
+                Kind::Instant,
+                &["2020-01-01T10:00:00Z", "2020-01-01T10:00:00.5+01:00"],
+                &["2020-01-01", "2020-01-01T10:00:00"],
+            ),
             (Kind::Time, &["10:00:00", "23:59:60.25"], &["10:00", "24:00:00", "10:00:00Z"]),
             (Kind::Id, &["a", "A-1.b", &"x".repeat(64)], &["", "a b", "a_b", &"x".repeat(65)]),
             (Kind::Code, &["final", "a b", "a\tb"], &["", " a", "a ", "a  b", "a\u{a0}"]),
-            (Kind::String, &["x", " x ", "a\r\n\tb", "é"], &["", "a\u{b}b", "a\u{a0}b", "a\u{1f}", "a\u{feff}"]),
+            (
+                Kind::String,
+                &["x", " x ", "a\r\n\tb", "é"],
+                &["", "a\u{b}b", "a\u{a0}b", "a\u{1f}", "a\u{feff}"],
+            ),
             (Kind::Uri, &["", "http://x/y", "urn:uuid:1"], &["a b", "a\n"]),
-            (Kind::Oid, &["urn:oid:1.2.840", "urn:oid:2.0"], &["urn:oid:1", "urn:oid:3.1", "urn:oid:1.02", "urn:oid:1..2", "1.2.3"]),
-            (Kind::Uuid, &["urn:uuid:c757873d-ec9a-4326-a141-556f43239520"], &["urn:uuid:C757873D-EC9A-4326-A141-556F43239520", "c757873d-ec9a-4326-a141-556f43239520"]),
-            (Kind::Base64Inline, &["AAAA", "AAAA BBBB", " AAAAAAAA\n", "ab+/"], &["", "AAA", "AA AA", "AAAA*"]),
+            (
+                Kind::Oid,
+                &["urn:oid:1.2.840", "urn:oid:2.0"],
+                &["urn:oid:1", "urn:oid:3.1", "urn:oid:1.02", "urn:oid:1..2", "1.2.3"],
+            ),
+            (
+                Kind::Uuid,
+                &["urn:uuid:c757873d-ec9a-4326-a141-556f43239520"],
+                &["urn:uuid:C757873D-EC9A-4326-A141-556F43239520", "c757873d-ec9a-4326-a141-556f43239520"],
+            ),
+            (
+                Kind::Base64Inline,
+                &["AAAA", "AAAA BBBB", " AAAAAAAA\n", "ab+/"],
+                &["", "AAA", "AA AA", "AAAA*"],
+            ),
             (Kind::Base64Binary, &["", "not base64 at all"], &[]),
             (Kind::Xhtml, &["<div xmlns=\"http://www.w3.org/1999/xhtml\"/>"], &[]),
         ];
@@ -869,8 +946,16 @@ mod tests {
         for lit in ["1.0", "1e2", "2147483648", "-2147483649", "99999999999999999999"] {
             assert!(!ok(Kind::Integer, n(lit)), "{lit}");
         }
-        assert!(ok(Kind::PositiveInt, n("1")) && !ok(Kind::PositiveInt, n("0")) && !ok(Kind::PositiveInt, n("-1")));
-        assert!(ok(Kind::UnsignedInt, n("0")) && !ok(Kind::UnsignedInt, n("-1")) && !ok(Kind::UnsignedInt, n("1.5")));
+        assert!(
+            ok(Kind::PositiveInt, n("1"))
+                && !ok(Kind::PositiveInt, n("0"))
+                && !ok(Kind::PositiveInt, n("-1"))
+        );
+        assert!(
+            ok(Kind::UnsignedInt, n("0"))
+                && !ok(Kind::UnsignedInt, n("-1"))
+                && !ok(Kind::UnsignedInt, n("1.5"))
+        );
         for lit in ["1.50", "-0.0", "1e-5", "6.02E23", "123456789012345678901234567890.1"] {
             assert!(ok(Kind::Decimal, n(lit)), "{lit}");
         }
@@ -882,7 +967,10 @@ mod tests {
     #[test]
     fn unknown_keys_are_named_only_when_they_look_like_element_names() {
         let v = serde_json::json!({"resourceType": "Basic", "code": {"text": "x"}, "colour": 1});
-        assert_eq!(check_resource(&v).map_err(|e| e.to_string()), Err("Basic.colour: unknown property".into()));
+        assert_eq!(
+            check_resource(&v).map_err(|e| e.to_string()),
+            Err("Basic.colour: unknown property".into())
+        );
         let v = serde_json::json!({"resourceType": "Basic", "code": {"text": "x"}, "John Smith 1950": 1});
         assert_eq!(
             check_resource(&v).map_err(|e| e.to_string()),
@@ -895,7 +983,10 @@ mod tests {
         let name = serde_json::json!({"family": "X", "given": ["A"]});
         assert_eq!(check_as("HumanName", &name), Some(Ok(())));
         let bad = serde_json::json!({"family": ["X"]});
-        assert_eq!(check_as("HumanName", &bad).map(|r| r.map_err(|e| e.to_string())), Some(Err("HumanName.family: expected a single value, not an array".into())));
+        assert_eq!(
+            check_as("HumanName", &bad).map(|r| r.map_err(|e| e.to_string())),
+            Some(Err("HumanName.family: expected a single value, not an array".into()))
+        );
         assert_eq!(check_as("NoSuchType", &name), None);
     }
 }

@@ -3,6 +3,8 @@
 //! The examples live outside the repository in `../shared/data` (see its README); these tests
 //! fail, rather than skip, when that folder is missing, so a green run means they ran.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -86,8 +88,17 @@ fn check_folder(dir: &str, expect_at_least: usize) {
             (Ok(()), false) => {}
         }
     }
-    assert!(wrongly_rejected.is_empty(), "{} accepted by the schema but not here:\n{}", wrongly_rejected.len(), wrongly_rejected.join("\n"));
-    assert!(wrongly_accepted.is_empty(), "rejected by the schema but accepted here:\n{}", wrongly_accepted.join("\n"));
+    assert!(
+        wrongly_rejected.is_empty(),
+        "{} accepted by the schema but not here:\n{}",
+        wrongly_rejected.len(),
+        wrongly_rejected.join("\n")
+    );
+    assert!(
+        wrongly_accepted.is_empty(),
+        "rejected by the schema but accepted here:\n{}",
+        wrongly_accepted.join("\n")
+    );
     eprintln!(
         "{dir}: {} files, {schema_rejects} rejected as the schema rejects them, {fhirclient_only} rejected by fhirclient alone",
         files.len()

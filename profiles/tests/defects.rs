@@ -2,6 +2,8 @@
 //! test each: every case here was accepted by fhirbolt strict (checked too, so the claim stays
 //! true) and must now be rejected with an error naming the path and the problem, not the value.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
+
 use fhirbolt::model::r4::Resource;
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 use proptest::prelude::*;
@@ -25,7 +27,8 @@ fn rejected_now_accepted_before(value: Value, message: &str) {
 }
 
 fn patient(extra: Value) -> Value {
-    let mut p = json!({"resourceType": "Patient", "id": "p1", "name": [{"family": "Smith", "given": ["Ann"]}]});
+    let mut p =
+        json!({"resourceType": "Patient", "id": "p1", "name": [{"family": "Smith", "given": ["Ann"]}]});
     p.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
     p
 }
@@ -44,7 +47,10 @@ fn a_valid_patient_and_observation_pass() {
 
 #[test]
 fn a_date_in_another_format_is_rejected() {
-    rejected_now_accepted_before(patient(json!({"birthDate": "01/02/1980"})), "Patient.birthDate: not a valid date");
+    rejected_now_accepted_before(
+        patient(json!({"birthDate": "01/02/1980"})),
+        "Patient.birthDate: not a valid date",
+    );
     let condition = json!({"resourceType": "Condition", "subject": {"reference": "Patient/p1"}, "onsetDateTime": "2020-13-45"});
     rejected_now_accepted_before(condition, "Condition.onsetDateTime: not a valid dateTime");
 }
@@ -57,18 +63,30 @@ fn a_date_time_without_a_time_zone_is_rejected() {
 
 #[test]
 fn a_boolean_sent_as_a_string_is_rejected() {
-    rejected_now_accepted_before(patient(json!({"active": "true"})), "Patient.active: expected a JSON boolean");
+    rejected_now_accepted_before(
+        patient(json!({"active": "true"})),
+        "Patient.active: expected a JSON boolean",
+    );
 }
 
 #[test]
 fn a_code_outside_a_required_value_set_is_rejected() {
-    rejected_now_accepted_before(patient(json!({"gender": "alien"})), "Patient.gender: not one of the allowed codes");
-    rejected_now_accepted_before(observation(json!({"status": "bogus"})), "Observation.status: not one of the allowed codes");
+    rejected_now_accepted_before(
+        patient(json!({"gender": "alien"})),
+        "Patient.gender: not one of the allowed codes",
+    );
+    rejected_now_accepted_before(
+        observation(json!({"status": "bogus"})),
+        "Observation.status: not one of the allowed codes",
+    );
 }
 
 #[test]
 fn a_single_object_where_r4_has_an_array_is_rejected() {
-    rejected_now_accepted_before(patient(json!({"name": {"family": "X"}})), "Patient.name: expected an array");
+    rejected_now_accepted_before(
+        patient(json!({"name": {"family": "X"}})),
+        "Patient.name: expected an array",
+    );
 }
 
 #[test]
@@ -80,7 +98,10 @@ fn a_malformed_code_or_id_is_rejected() {
 
 #[test]
 fn an_empty_string_is_rejected() {
-    rejected_now_accepted_before(patient(json!({"name": [{"family": ""}]})), "Patient.name[0].family: not a valid string");
+    rejected_now_accepted_before(
+        patient(json!({"name": [{"family": ""}]})),
+        "Patient.name[0].family: not a valid string",
+    );
 }
 
 #[test]
@@ -89,11 +110,20 @@ fn nested_resources_are_checked_in_bundles_contained_and_parameters() {
         {"resource": patient(json!({}))},
         {"resource": observation(json!({"status": "bogus"}))}
     ]});
-    rejected_now_accepted_before(bundle, "Bundle.entry[1].resource(Observation).status: not one of the allowed codes");
+    rejected_now_accepted_before(
+        bundle,
+        "Bundle.entry[1].resource(Observation).status: not one of the allowed codes",
+    );
     let contained = observation(json!({"contained": [patient(json!({"gender": "alien"}))]}));
-    rejected_now_accepted_before(contained, "Observation.contained[0](Patient).gender: not one of the allowed codes");
+    rejected_now_accepted_before(
+        contained,
+        "Observation.contained[0](Patient).gender: not one of the allowed codes",
+    );
     let params = json!({"resourceType": "Parameters", "parameter": [{"name": "p", "resource": patient(json!({"active": "true"}))}]});
-    rejected_now_accepted_before(params, "Parameters.parameter[0].resource(Patient).active: expected a JSON boolean");
+    rejected_now_accepted_before(
+        params,
+        "Parameters.parameter[0].resource(Patient).active: expected a JSON boolean",
+    );
 }
 
 #[test]
@@ -120,7 +150,10 @@ fn r4_rules_fhirbolt_enforced_still_hold() {
 #[test]
 fn an_empty_array_is_rejected_where_fhirbolt_panicked() {
     let empty = patient(json!({"identifier": []}));
-    assert!(std::panic::catch_unwind(|| fhirbolt_strict_accepts(&empty)).is_err(), "fhirbolt 0.4 panics here");
+    assert!(
+        std::panic::catch_unwind(|| fhirbolt_strict_accepts(&empty)).is_err(),
+        "fhirbolt 0.4 panics here"
+    );
     assert_eq!(
         check_r4_value(&empty).map_err(|e| e.to_string()),
         Err("not a valid FHIR R4 resource: Patient.identifier: an array must not be empty".into())

@@ -8,6 +8,8 @@
 //! primitive of another JSON type or format, an object for an array and back, an unknown key,
 //! a second choice-type variant, null) and counts where the two disagree.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -39,7 +41,9 @@ fn resources_under(dir: &Path, out: &mut Vec<(String, Value)>) {
         if path.is_dir() {
             resources_under(&path, out);
         } else if path.extension().is_some_and(|e| e == "json") {
-            let Ok(v) = serde_json::from_slice::<Value>(&std::fs::read(&path).expect("read")) else { continue };
+            let Ok(v) = serde_json::from_slice::<Value>(&std::fs::read(&path).expect("read")) else {
+                continue;
+            };
             if v.get("resourceType").is_some() {
                 out.push((path.display().to_string(), v));
             }
@@ -111,11 +115,9 @@ fn mutations(root: &Value, budget: usize) -> Vec<(String, Value)> {
                     .iter()
                     .find_map(|t| k.strip_suffix(t).filter(|base| !base.is_empty()).map(str::to_owned))
             });
-            if let Some(base) = choice {
-                if !obj.contains_key(&format!("{base}Boolean")) {
-                    obj.insert(format!("{base}Boolean"), json!(true));
-                    out.push((format!("second-choice {label}.{base}[x]"), m));
-                }
+            if let Some(base) = choice.filter(|base| !obj.contains_key(&format!("{base}Boolean"))) {
+                obj.insert(format!("{base}Boolean"), json!(true));
+                out.push((format!("second-choice {label}.{base}[x]"), m));
             }
         }
     }
@@ -245,7 +247,12 @@ fn fhirbolt_strict_versus_the_schema_walker() {
     std::panic::set_hook(Box::new(|_| {}));
     let mut panics: BTreeMap<String, usize> = BTreeMap::new();
     let mut all = Vec::new();
-    for dir in ["hl7-fhir-r4-examples", "uk-core-r4-examples/json-converted-by-fhirjs", "fhir-test-cases", "synthea-r4"] {
+    for dir in [
+        "hl7-fhir-r4-examples",
+        "uk-core-r4-examples/json-converted-by-fhirjs",
+        "fhir-test-cases",
+        "synthea-r4",
+    ] {
         resources_under(&data.join(dir), &mut all);
     }
     let sample_every: usize = std::env::var("SAMPLE_EVERY").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
@@ -271,7 +278,8 @@ fn fhirbolt_strict_versus_the_schema_walker() {
                 }
                 (false, true) => {
                     only_fhirbolt_rejects += 1;
-                    unmutated_disagreements.push(format!("fhirbolt only: {file}: {}", fhirbolt_strict(&r).unwrap_err()));
+                    unmutated_disagreements
+                        .push(format!("fhirbolt only: {file}: {}", fhirbolt_strict(&r).unwrap_err()));
                 }
                 (true, false) => {
                     only_walker_rejects += 1;
@@ -282,7 +290,9 @@ fn fhirbolt_strict_versus_the_schema_walker() {
             }
         }
     }
-    println!("unmutated: {both_ok} both accept, {both_reject} both reject, {only_fhirbolt_rejects} only fhirbolt rejects, {only_walker_rejects} only the walker rejects");
+    println!(
+        "unmutated: {both_ok} both accept, {both_reject} both reject, {only_fhirbolt_rejects} only fhirbolt rejects, {only_walker_rejects} only the walker rejects"
+    );
     for d in unmutated_disagreements.iter().take(40) {
         println!("  {}", d.chars().take(220).collect::<String>());
     }
@@ -306,7 +316,9 @@ fn fhirbolt_strict_versus_the_schema_walker() {
                         entry.1 = e.chars().take(140).collect();
                     }
                 }
-                (Ok(()), Err(_)) => *walker_only.entry(label.split(' ').next().unwrap_or("").to_owned()).or_default() += 1,
+                (Ok(()), Err(_)) => {
+                    *walker_only.entry(label.split(' ').next().unwrap_or("").to_owned()).or_default() += 1
+                }
                 (Err(_), Err(_)) => agree_reject += 1,
                 (Ok(()), Ok(())) => agree_accept += 1,
             }
