@@ -7,6 +7,9 @@
 //! mutates each in the ways invalid source data tends to be wrong (an element dropped, a
 //! primitive of another JSON type or format, an object for an array and back, an unknown key,
 //! a second choice-type variant, null) and counts where the two disagree.
+//!
+//! With `SAMPLE_EVERY=3 SITES=30` (about 12 minutes): 17,908 resources, 1,464,180 mutants, none
+//! rejected by fhirbolt alone; fhirbolt panicked on every mutant with an empty array.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
 
