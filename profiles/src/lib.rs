@@ -1,9 +1,10 @@
 //! The regional FHIR R4 implementation guide as code.
 //!
 //! This crate owns the identifiers and value types every other crate builds on (NHS number,
-//! ODS code, coding systems), the one OperationOutcome builder, and the only place fhirbolt is
-//! instantiated: [`validate`] wraps its generic serde code behind non-generic functions so the
-//! slow-to-compile model is built once. It does no I/O and knows nothing of HTTP.
+//! ODS code, coding systems), the one OperationOutcome builder, and R4 validation: [`schema`]
+//! walks a `serde_json::Value` against the structure derived from HL7's R4 JSON schema (no typed
+//! FHIR model is built), and [`validate`] is the entry point other crates call. It does no I/O
+//! and knows nothing of HTTP.
 
 pub mod facts;
 pub mod nhs;

@@ -1,27 +1,33 @@
 //! R4 validation by HL7's FHIR R4 JSON schema, walked by hand over a `serde_json::Value`.
 //!
-//! The structure (every resource and complex type, its properties, their types, arrays, enums and
-//! `_x` primitive-extension siblings) is derived from the schema by
+//! The structure (every resource and complex type, its properties, their types, arrays, enums,
+//! `_x` primitive-extension siblings and required elements) is derived from the schema by
 //! `profiles/scripts/derive_r4_structure.py` into `profiles/data/r4-structure.txt`, embedded here
 //! and parsed once. The primitive patterns are hand-coded matchers below; a test checks that the
 //! patterns in the data file are still the ones they implement.
 //!
 //! The walker follows the schema's semantics (unknown properties rejected, JSON types, patterns,
 //! arrays, enums, `required`), with these readings where the schema alone is looser than R4 and
-//! the other checkers CI runs (PyPI `fhirclient` strict, fhirbolt strict) reject:
+//! than the checkers before and beside it (fhirbolt strict, which this replaced; PyPI
+//! `fhirclient` strict in CI):
 //! - a complex-typed value must be a JSON object (the schema's complex definitions omit
 //!   `"type": "object"`, so a JSON Schema validator lets a string or an array through there);
-//!   `null` is allowed only inside `_x` siblings, where FHIR uses it as a placeholder;
+//!   `null` is allowed only as an item of a `_x` sibling array, FHIR's placeholder;
 //! - `xhtml` (`Narrative.div`) must be a string (the schema gives it no type at all);
 //! - the numeric patterns (integer, positiveInt, unsignedInt, decimal) are applied to the number
 //!   as written (JSON Schema applies `pattern` to strings only); unsignedInt's pattern is written
-//!   `^[0]|([1-9][0-9]*)$`, whose alternation binds looser than its anchors, and is read as meant;
+//!   `^[0]|([1-9][0-9]*)$`, whose alternation binds looser than its anchors, and is read as
+//!   meant; the three integer kinds are 32-bit, as R4 defines them;
 //! - `\s` is read as the union of ECMA-262's whitespace (the dialect JSON Schema names) and
 //!   Python's (what CI's checker runs), and `$` as the end of the string, so a value that passes
-//!   here passes both readings.
+//!   here passes both readings;
+//! - arrays must not be empty (R4's JSON rules; the schema has no `minItems` anywhere);
+//! - from HL7's StructureDefinitions, which the generator also reads: primitives R4 requires
+//!   (`Observation.status`, `Extension.url`; the value or its `_x` sibling must be present), and
+//!   choice types (`value[x]`): at most one variant, at least one where R4 requires the element.
 //!
 //! The schema is the 4.0.0 build; the generator adds `4.0.1` to the `fhirVersion` enums, as CI's
-//! fhir-check does. The schema has no `minItems`, so empty arrays are accepted.
+//! fhir-check does.
 //!
 //! Errors name where (a FHIRPath-like path) and what, never the offending value.
 
@@ -227,8 +233,12 @@ const KINDS: [(Kind, &str, &str, Option<&str>); 21] = [
 ];
 
 impl Kind {
+    /// The FHIR type name, for messages.
     fn name(self) -> &'static str {
-        KINDS.iter().find(|k| k.0 == self).map_or("primitive", |k| k.1)
+        match self {
+            Kind::Base64Inline => "base64Binary",
+            _ => KINDS.iter().find(|k| k.0 == self).map_or("primitive", |k| k.1),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! The examples live outside the repository in `../shared/data` (see its README); these tests
 //! fail, rather than skip, when that folder is missing, so a green run means they ran.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -113,4 +113,14 @@ fn accepts_every_hl7_example_the_schema_accepts_and_rejects_the_rest() {
 #[test]
 fn accepts_every_uk_core_example_the_schema_accepts() {
     check_folder("uk-core-r4-examples/json-converted-by-fhirjs", 200);
+}
+
+#[test]
+fn the_gateways_recorded_everything_bundle_validates() {
+    // A $everything answer the gateway gave over the simulators' synthetic population
+    // (bench/load.sh records it): what the gateway emits must pass.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results/raw-latest/everything.json");
+    let bundle: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("recorded bundle")).expect("JSON");
+    assert_eq!(schema::check_resource(&bundle).map_err(|e| e.to_string()), Ok(()));
 }

@@ -2,7 +2,7 @@
 //! test each: every case here was accepted by fhirbolt strict (checked too, so the claim stays
 //! true) and must now be rejected with an error naming the path and the problem, not the value.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
 
 use fhirbolt::model::r4::Resource;
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};

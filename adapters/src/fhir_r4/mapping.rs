@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use tideway_profiles::validate::check_r4_resource;
+use tideway_profiles::validate::check_r4_value;
 
 use crate::adapter::{NormalisedResource, RejectedResource, RejectionKind};
 use crate::source::SourceId;
@@ -169,10 +169,9 @@ pub fn resource_type_of(resource: &Value) -> Option<String> {
 pub fn finish(resource: &Value) -> Result<NormalisedResource, RejectedResource> {
     let resource_type = resource_type_of(resource);
     let reject = |reason: String| RejectedResource::invalid(resource_type.clone(), reason);
-    let done = NormalisedResource::from_value(resource)
-        .map_err(|_| reject("resource could not be serialised".into()))?;
-    check_r4_resource(&done.json).map_err(|e| reject(e.to_string()))?;
-    Ok(done)
+    // Validated as the parsed value it already is: serialising only what will be kept.
+    check_r4_value(resource).map_err(|e| reject(e.to_string()))?;
+    NormalisedResource::from_value(resource).map_err(|_| reject("resource could not be serialised".into()))
 }
 
 /// Whether a Bundle entry is an OperationOutcome about the search rather than a resource.

@@ -1,14 +1,17 @@
 //! Does fhirbolt strict (the validator before the schema walker) reject anything the walker
 //! accepts? Run by hand; it prints what it finds:
 //!
-//!     cargo test -p tideway-profiles --test differential -- --ignored --nocapture
+//!     cargo run --release -p tideway-profiles --example validator_differential
 //!
 //! It takes every resource both accept from the example folders in `../shared/data`, then
 //! mutates each in the ways invalid source data tends to be wrong (an element dropped, a
 //! primitive of another JSON type or format, an object for an array and back, an unknown key,
 //! a second choice-type variant, null) and counts where the two disagree.
+//!
+//! With `SAMPLE_EVERY=3 SITES=30` (about 12 minutes): 17,908 resources, 1,464,180 mutants, none
+//! rejected by fhirbolt alone; fhirbolt panicked on every mutant with an empty array.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "a measurement run by hand")]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -115,9 +118,7 @@ fn mutations(root: &Value, budget: usize) -> Vec<(String, Value)> {
                     .iter()
                     .find_map(|t| k.strip_suffix(t).filter(|base| !base.is_empty()).map(str::to_owned))
             });
-            if let Some(base) = choice
-                && !obj.contains_key(&format!("{base}Boolean"))
-            {
+            if let Some(base) = choice.filter(|base| !obj.contains_key(&format!("{base}Boolean"))) {
                 obj.insert(format!("{base}Boolean"), json!(true));
                 out.push((format!("second-choice {label}.{base}[x]"), m));
             }
@@ -242,9 +243,7 @@ fn group(label: &str) -> String {
     format!("{what} {}", path.split('.').take(3).collect::<Vec<_>>().join("."))
 }
 
-#[test]
-#[ignore = "measurement, run by hand (see the module comment)"]
-fn fhirbolt_strict_versus_the_schema_walker() {
+fn main() {
     let data = shared_data();
     std::panic::set_hook(Box::new(|_| {}));
     let mut panics: BTreeMap<String, usize> = BTreeMap::new();
