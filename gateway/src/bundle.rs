@@ -3,8 +3,6 @@
 //! Resources arrive from adapters already serialised; a Bundle is written around them by
 //! splicing those bytes in, so a response never parses a resource again. Pure functions only.
 
-use std::fmt::Write as _;
-
 use serde_json::{Value, json};
 use tideway_adapters::{AdapterError, NormalisedResource, RejectedResource, RejectionKind, SourceId};
 use tideway_profiles::{IssueSeverity, IssueType, OperationOutcome};
@@ -96,62 +94,73 @@ pub struct Searchset<'a> {
     pub outcome: Option<&'a Value>,
 }
 
-/// Writes the Bundle JSON.
+/// Writes the Bundle JSON: the envelope is written directly, and each entry's stored bytes
+/// are copied in once, never parsed or re-validated (adapters stored them as serde_json wrote
+/// them). Strings that come from outside the stored resources (links, the base URL) go through
+/// serde_json's escaping.
 pub fn searchset(s: &Searchset<'_>) -> Vec<u8> {
-    let size: usize = s.entries.iter().map(|e| e.json.len() + 120).sum::<usize>() + 512;
-    let mut out = String::with_capacity(size);
+    let base = json_string(s.base_url);
+    // The base URL's closing quote is written after each resource's type and id.
+    let base_open = &base[..base.len() - 1];
+    let size: usize = s.entries.iter().map(|e| e.json.len() + base.len() + 96).sum::<usize>() + 512;
+    let mut out: Vec<u8> = Vec::with_capacity(size);
     let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-    let mut links = vec![json!({"relation": "self", "url": s.self_link})];
+    let mut id = uuid::Uuid::encode_buffer();
+    out.extend_from_slice(b"{\"resourceType\":\"Bundle\",\"id\":\"");
+    out.extend_from_slice(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id).as_bytes());
+    out.extend_from_slice(b"\",\"meta\":{\"lastUpdated\":\"");
+    out.extend_from_slice(now.as_bytes());
+    out.extend_from_slice(b"\"},\"type\":\"searchset\",\"total\":");
+    out.extend_from_slice(s.total.to_string().as_bytes());
+    out.extend_from_slice(b",\"link\":[{\"relation\":\"self\",\"url\":");
+    out.extend_from_slice(json_string(s.self_link).as_bytes());
     if let Some(next) = s.next_link {
-        links.push(json!({"relation": "next", "url": next}));
+        out.extend_from_slice(b"},{\"relation\":\"next\",\"url\":");
+        out.extend_from_slice(json_string(next).as_bytes());
     }
-    let head = json!({
-        "resourceType": "Bundle",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "meta": {"lastUpdated": now},
-        "type": "searchset",
-        "total": s.total,
-        "link": links,
-    });
-    let head = head.to_string();
-    // Reopen the object to append `entry`.
-    out.push_str(&head[..head.len() - 1]);
-    out.push_str(",\"entry\":[");
-    let mut first = true;
-    for e in s.entries {
-        if !first {
-            out.push(',');
+    out.extend_from_slice(b"}]");
+    if s.entries.is_empty() && s.outcome.is_none() {
+        // FHIR JSON forbids empty arrays: an empty searchset has no `entry` at all.
+        out.push(b'}');
+        return out;
+    }
+    out.extend_from_slice(b",\"entry\":[");
+    for (n, e) in s.entries.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
         }
-        first = false;
-        let full_url = Value::String(format!("{}/{}/{}", s.base_url, e.resource_type, e.id));
-        let _ = write!(out, "{{\"fullUrl\":{full_url},\"resource\":");
-        // Stored bytes are JSON written by serde_json, hence UTF-8.
-        out.push_str(std::str::from_utf8(&e.json).unwrap_or("{}"));
-        out.push_str(if is_included(e) {
-            ",\"search\":{\"mode\":\"include\"}}"
+        // Resource types and ids are FHIR ids ([A-Za-z0-9.-]): nothing to escape.
+        out.extend_from_slice(b"{\"fullUrl\":");
+        out.extend_from_slice(base_open.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(e.resource_type.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(e.id.as_bytes());
+        out.extend_from_slice(b"\",\"resource\":");
+        out.extend_from_slice(&e.json);
+        out.extend_from_slice(if is_included(e) {
+            b",\"search\":{\"mode\":\"include\"}}"
         } else {
-            ",\"search\":{\"mode\":\"match\"}}"
+            b",\"search\":{\"mode\":\"match\"}}"
         });
     }
     if let Some(oo) = s.outcome {
-        if !first {
-            out.push(',');
+        if !s.entries.is_empty() {
+            out.push(b',');
         }
         let entry = json!({
             "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
             "resource": oo,
             "search": {"mode": "outcome"},
         });
-        out.push_str(&entry.to_string());
+        out.extend_from_slice(entry.to_string().as_bytes());
     }
-    if first && s.outcome.is_none() {
-        // FHIR JSON forbids empty arrays: an empty searchset has no `entry` at all.
-        out.truncate(out.len() - ",\"entry\":[".len());
-        out.push('}');
-    } else {
-        out.push_str("]}");
-    }
-    out.into_bytes()
+    out.extend_from_slice(b"]}");
+    out
+}
+
+fn json_string(s: &str) -> String {
+    Value::String(s.to_owned()).to_string()
 }
 
 /// Whether an entry is included to support the matches rather than matching itself: the

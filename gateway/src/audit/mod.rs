@@ -15,7 +15,7 @@ pub mod trail;
 
 pub use trail::{AuditError, AuditTrail, AuditedCall};
 
-use serde_json::Value;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::Principal;
@@ -91,17 +91,17 @@ pub struct AuditRecord {
     pub purpose: Option<String>,
     /// The gateway's opaque patient id (never the NHS number).
     pub patient_id: Option<String>,
-    /// Source ids asked.
-    pub sources: Vec<String>,
+    /// Source ids asked, as a JSON array (made once: the registry is fixed at start-up).
+    pub sources: Arc<str>,
     /// How it ended.
     pub outcome: AuditOutcome,
     /// HTTP status answered (0 for intent).
     pub http_status: u16,
     /// Resources released.
     pub released: u64,
-    /// Structured detail: per-source counts and failures, refusal reason codes. No clinical
-    /// content, no NHS numbers.
-    pub detail: Value,
+    /// Structured detail as JSON text: per-source counts and failures, refusal reason codes.
+    /// No clinical content, no NHS numbers.
+    pub detail: String,
 }
 
 impl AuditRecord {
@@ -118,11 +118,11 @@ impl AuditRecord {
             organisation: principal.map(|p| p.organisation.as_str().to_owned()),
             purpose: principal.map(|p| p.purpose.code().to_owned()),
             patient_id: None,
-            sources: Vec::new(),
+            sources: Arc::from("[]"),
             outcome: AuditOutcome::Pending,
             http_status: 0,
             released: 0,
-            detail: Value::Null,
+            detail: String::from("null"),
         }
     }
 }

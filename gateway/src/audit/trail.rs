@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{AuditOutcome, AuditPhase, AuditRecord};
@@ -82,7 +82,7 @@ impl AuditedCall {
     }
 
     /// Writes the intent record. Nothing may be asked of a source before this succeeds.
-    pub async fn intent(&mut self, sources: Vec<String>) -> Result<(), AuditError> {
+    pub async fn intent(&mut self, sources: Arc<str>) -> Result<(), AuditError> {
         self.record.phase = AuditPhase::Intent;
         self.record.outcome = AuditOutcome::Pending;
         self.record.sources = sources;
@@ -99,7 +99,7 @@ impl AuditedCall {
         status: u16,
         released: usize,
         outcome: AuditOutcome,
-        detail: Value,
+        detail: String,
     ) -> Result<(), AuditError> {
         self.finish(status, released, outcome, detail);
         self.trail.append(&self.record).await.map(drop).map_err(|e| {
@@ -113,13 +113,13 @@ impl AuditedCall {
     /// nothing is released.
     pub async fn refused(mut self, status: u16, failed: bool, reason: &str) {
         let outcome = if failed { AuditOutcome::Error } else { AuditOutcome::Denied };
-        self.finish(status, 0, outcome, json!({ "reason": reason }));
+        self.finish(status, 0, outcome, json!({ "reason": reason }).to_string());
         if self.trail.append(&self.record).await.is_err() {
             tracing::error!(request_id = %self.record.request_id, "audit write failed while refusing a request");
         }
     }
 
-    fn finish(&mut self, status: u16, released: usize, outcome: AuditOutcome, detail: Value) {
+    fn finish(&mut self, status: u16, released: usize, outcome: AuditOutcome, detail: String) {
         self.record.phase = AuditPhase::Outcome;
         self.record.outcome = outcome;
         self.record.http_status = status;

@@ -117,7 +117,7 @@ impl FhirCall {
         body: Vec<u8>,
         released: usize,
         outcome: AuditOutcome,
-        detail: serde_json::Value,
+        detail: String,
     ) -> Result<HttpResponse, ApiError> {
         self.audit.outcome(200, released, outcome, detail).await?;
         Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(body))

@@ -28,5 +28,11 @@ pub async fn page(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiE
         Err(e) => return Err(call.fail(e).await),
     };
     let body = page_body(&state.base_url, "", &page);
-    call.respond(body, page.entries.len(), AuditOutcome::Success, json!({"page_offset": page.start})).await
+    call.respond(
+        body,
+        page.entries.len(),
+        AuditOutcome::Success,
+        json!({"page_offset": page.start}).to_string(),
+    )
+    .await
 }

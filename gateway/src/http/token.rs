@@ -68,14 +68,17 @@ pub async fn token(
         Ok(granted) => {
             // The grant is audited with the user the client asserted.
             let audit = state.audit.begin(&rid, "token", Some(&granted.principal));
-            audit.outcome(200, 0, AuditOutcome::Success, json!({"scope": granted.response.scope})).await?;
+            audit
+                .outcome(200, 0, AuditOutcome::Success, json!({"scope": granted.response.scope}).to_string())
+                .await?;
             let body = serde_json::to_string(&granted.response).map_err(|_| ApiError::internal())?;
             Ok(oauth_response(200, &body))
         }
         Err(e) => {
             // Best effort: nothing is granted either way.
             let audit = state.audit.begin(&rid, "token", None);
-            let _ = audit.outcome(e.status, 0, AuditOutcome::Denied, json!({"error": e.error})).await;
+            let _ =
+                audit.outcome(e.status, 0, AuditOutcome::Denied, json!({"error": e.error}).to_string()).await;
             Ok(oauth_response(e.status, &e.to_json()))
         }
     }

@@ -48,7 +48,7 @@ pub async fn type_search(
         Err(crate::record::RecordError::UnknownPatient) => {
             let outcome = bundle::notices_outcome(&params.ignored);
             let body = entries_body(&call.state.base_url, &self_link, &[], outcome.as_ref());
-            let detail = serde_json::json!({"reason": "unknown-patient"});
+            let detail = serde_json::json!({"reason": "unknown-patient"}).to_string();
             return call.respond(body, 0, AuditOutcome::Success, detail).await;
         }
         Err(e) => return Err(call.fail(e).await),

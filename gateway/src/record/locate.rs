@@ -29,11 +29,16 @@ impl RecordService {
         if !PatientIds::is_well_formed(id) {
             return Err(RecordError::UnknownPatient);
         }
-        match self.store.nhs_number_of(id).await {
-            Ok(Some(n)) => NhsNumber::parse(&n).map_err(|_| RecordError::UnknownPatient),
-            Ok(None) => Err(RecordError::UnknownPatient),
-            Err(cause) => Err(RecordError::PatientIndex { what: "read", cause }),
+        if let Some(nhs) = self.memo.nhs_number(id).await {
+            return Ok(nhs);
         }
+        let nhs = match self.store.nhs_number_of(id).await {
+            Ok(Some(n)) => NhsNumber::parse(&n).map_err(|_| RecordError::UnknownPatient)?,
+            Ok(None) => return Err(RecordError::UnknownPatient),
+            Err(cause) => return Err(RecordError::PatientIndex { what: "read", cause }),
+        };
+        self.memo.remember_id(id, &nhs).await;
+        Ok(nhs)
     }
 
     /// Records the published id and what each source that answered said.
@@ -45,6 +50,7 @@ impl RecordService {
     ) -> Result<(), RecordError> {
         let written = |cause| RecordError::PatientIndex { what: "written", cause };
         self.store.remember_patient(gateway_id, nhs.as_str()).await.map_err(written)?;
+        self.memo.remember_id(gateway_id, nhs).await;
         // Sources that failed to answer keep whatever the locator knew about them before.
         let links: Vec<SourceLink> = answers
             .iter()
@@ -56,6 +62,7 @@ impl RecordService {
                 Err(_) => None,
             })
             .collect();
+        self.memo.forget_links(gateway_id).await;
         self.store.upsert_links(gateway_id, &links).await.map_err(written)
     }
 
@@ -68,11 +75,17 @@ impl RecordService {
         request_id: &str,
         overall: tokio::time::Instant,
     ) -> Result<Located, RecordError> {
-        let known = self
-            .store
-            .links(gateway_id, self.locator_max_age_secs)
-            .await
-            .map_err(|cause| RecordError::PatientIndex { what: "read", cause })?;
+        let known = match self.memo.links(gateway_id).await {
+            Some(known) => known,
+            None => {
+                let rows = self
+                    .store
+                    .links(gateway_id, self.locator_max_age_secs)
+                    .await
+                    .map_err(|cause| RecordError::PatientIndex { what: "read", cause })?;
+                self.memo.remember_links(gateway_id, rows).await
+            }
+        };
         let adapters = self.federation.adapters();
         let unknown: Vec<Arc<dyn SourceAdapter>> = adapters
             .iter()

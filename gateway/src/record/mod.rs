@@ -10,6 +10,7 @@
 
 mod error;
 mod locate;
+mod memo;
 mod paging;
 mod report;
 
@@ -21,6 +22,7 @@ use tideway_policy::{Ask, decide, may_include};
 use tideway_profiles::{NhsNumber, ResourceFacts};
 
 pub use error::RecordError;
+pub use memo::IndexMemo;
 pub use paging::Page;
 
 use crate::audit::AuditedCall;
@@ -68,6 +70,8 @@ pub struct RecordService {
     pub base_url: String,
     /// How long the locator's answers are trusted.
     pub locator_max_age_secs: u64,
+    /// This replica's memory of the index and locator.
+    pub memo: IndexMemo,
 }
 
 impl RecordService {
@@ -76,9 +80,9 @@ impl RecordService {
         &self.federation
     }
 
-    /// Registry ids of every source, for the audit trail.
-    pub fn source_ids(&self) -> Vec<String> {
-        self.federation.adapters().iter().map(|a| a.id().to_string()).collect()
+    /// Registry ids of every source as a JSON array, for the audit trail.
+    pub fn source_ids(&self) -> Arc<str> {
+        self.federation.source_ids_json()
     }
 
     /// Finds the patient with this NHS number in every source (the NHS-number search),

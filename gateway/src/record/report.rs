@@ -1,70 +1,107 @@
 //! The per-source report written to the audit trail: for each source, whether it answered,
 //! how many resources, how long it took, what was withheld as invalid or as another patient's;
 //! then how many entries each policy reason withheld and how many duplicates were merged.
-//! Identifiers and counts only, never clinical content.
+//! Identifiers and counts only, never clinical content. Serialised straight to JSON text.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use tideway_adapters::{RejectionKind, SourcePatient, SourceRecord};
 use tideway_policy::Decision;
 
 use crate::sources::SourceAnswer;
 use crate::telemetry::metrics;
 
+/// What one source did in this request.
+#[derive(Debug, Clone, Serialize)]
+struct SourceEntry {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other_patient: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    ms: u64,
+}
+
 /// The audit detail of one answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SourceReport {
-    sources: BTreeMap<String, Value>,
-    extra: serde_json::Map<String, Value>,
+    sources: BTreeMap<String, SourceEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    withheld: Option<BTreeMap<&'static str, usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merged_duplicates: Option<usize>,
+    #[serde(skip)]
     partial: bool,
 }
 
 impl SourceReport {
-    fn of<T>(answers: &[SourceAnswer<T>], entry: impl Fn(&T) -> Value) -> Self {
+    fn of<T>(answers: &[SourceAnswer<T>], entry: impl Fn(&T) -> SourceEntry) -> Self {
         let sources = answers
             .iter()
             .map(|a| {
                 let ms = a.elapsed.as_millis() as u64;
-                let mut v = match &a.result {
-                    Ok(t) => entry(t),
-                    Err(e) => json!({"ok": false, "error": metrics::outcome_code(Some(e))}),
+                let e = match &a.result {
+                    Ok(t) => SourceEntry { ms, ..entry(t) },
+                    Err(e) => SourceEntry {
+                        ok: false,
+                        count: None,
+                        rejected: None,
+                        other_patient: None,
+                        error: Some(metrics::outcome_code(Some(e))),
+                        ms,
+                    },
                 };
-                v["ms"] = json!(ms);
-                (a.source.to_string(), v)
+                (a.source.to_string(), e)
             })
             .collect();
-        Self { sources, extra: serde_json::Map::new(), partial: answers.iter().any(|a| a.result.is_err()) }
+        Self {
+            sources,
+            withheld: None,
+            merged_duplicates: None,
+            partial: answers.iter().any(|a| a.result.is_err()),
+        }
     }
 
     /// The report of a Patient look-up in every source.
     pub fn of_patients(answers: &[SourceAnswer<Option<SourcePatient>>]) -> Self {
-        Self::of(answers, |p| json!({"ok": true, "count": usize::from(p.is_some())}))
+        Self::of(answers, |p| SourceEntry {
+            ok: true,
+            count: Some(usize::from(p.is_some())),
+            rejected: None,
+            other_patient: None,
+            error: None,
+            ms: 0,
+        })
     }
 
     /// The report of record fetches.
     pub fn of_records(answers: &[SourceAnswer<std::sync::Arc<SourceRecord>>]) -> Self {
         Self::of(answers, |r| {
             let count = |k| r.rejected.iter().filter(|x| x.kind == k).count();
-            json!({
-                "ok": true,
-                "count": r.resources.len(),
-                "rejected": count(RejectionKind::Invalid),
-                "other_patient": count(RejectionKind::OtherPatient),
-            })
+            SourceEntry {
+                ok: true,
+                count: Some(r.resources.len()),
+                rejected: Some(count(RejectionKind::Invalid)),
+                other_patient: Some(count(RejectionKind::OtherPatient)),
+                error: None,
+                ms: 0,
+            }
         })
     }
 
     /// Adds what the decision withheld, by reason.
     pub fn withheld(&mut self, decision: &Decision) {
-        let counts: serde_json::Map<String, Value> =
-            decision.withheld_counts().into_iter().map(|(r, n)| (r.code().to_owned(), json!(n))).collect();
-        self.extra.insert("withheld".into(), Value::Object(counts));
+        self.withheld = Some(decision.withheld_counts().into_iter().map(|(r, n)| (r.code(), n)).collect());
     }
 
     /// Adds how many duplicates were folded into another source's entry.
     pub fn merged(&mut self, folded: usize) {
-        self.extra.insert("merged_duplicates".into(), json!(folded));
+        self.merged_duplicates = Some(folded);
     }
 
     /// Marks the answer partial (a source asked earlier in the request failed).
@@ -77,11 +114,8 @@ impl SourceReport {
         self.partial
     }
 
-    /// The JSON written to the audit record.
-    pub fn to_detail(&self) -> Value {
-        let mut out = serde_json::Map::new();
-        out.insert("sources".into(), json!(self.sources));
-        out.extend(self.extra.clone());
-        Value::Object(out)
+    /// The JSON text written to the audit record.
+    pub fn to_detail(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "null".into())
     }
 }

@@ -116,6 +116,7 @@ async fn fixture(sources: Vec<Arc<FakeSource>>) -> Fixture {
         pages: PageStore::memory(Duration::from_secs(60), 10_000),
         base_url: "http://gw".into(),
         locator_max_age_secs: 3600,
+        memo: super::IndexMemo::new(Duration::from_secs(3600)),
     };
     Fixture { service, trail: AuditTrail::new(store.clone()), store, id }
 }
@@ -136,7 +137,7 @@ async fn the_record_is_what_the_decision_releases_and_the_intent_comes_first() {
     let answer = f.service.record(&mut call, &p, &f.id, &Ask::everything()).await.unwrap();
     let types: Vec<&str> = answer.resources.iter().map(|r| r.resource_type.as_str()).collect();
     assert_eq!(types, ["Patient", "Condition"], "the Observation is outside the scopes");
-    let detail = answer.report.to_detail();
+    let detail: serde_json::Value = serde_json::from_str(&answer.report.to_detail()).unwrap();
     assert_eq!(detail["withheld"]["scope"], 1);
     let rows = f.store.audit_rows();
     assert_eq!(rows.len(), 1);

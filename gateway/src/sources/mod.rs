@@ -28,6 +28,7 @@ pub struct Federation {
     adapters: Vec<Arc<dyn SourceAdapter>>,
     request_deadline: Duration,
     cache: SourceCache,
+    source_ids: Arc<str>,
 }
 
 /// What one source answered.
@@ -48,7 +49,9 @@ impl Federation {
         request_deadline: Duration,
         cache: SourceCache,
     ) -> Self {
-        Self { adapters, request_deadline, cache }
+        let ids: Vec<&str> = adapters.iter().map(|a| a.id().as_str()).collect();
+        let source_ids = Arc::from(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()));
+        Self { adapters, request_deadline, cache, source_ids }
     }
 
     /// The per-source cache (consent changes invalidate through it).
@@ -59,6 +62,11 @@ impl Federation {
     /// The registered sources.
     pub fn adapters(&self) -> &[Arc<dyn SourceAdapter>] {
         &self.adapters
+    }
+
+    /// Every source id as a JSON array, for the audit trail.
+    pub fn source_ids_json(&self) -> Arc<str> {
+        self.source_ids.clone()
     }
 
     fn context(&self, adapter: &dyn SourceAdapter, overall: Instant, request_id: &str) -> CallContext {

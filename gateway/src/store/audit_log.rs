@@ -18,9 +18,11 @@ pub trait AuditLog: Send + Sync {
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<AuditRow>, StoreError>;
 }
 
-const INSERT_AUDIT: &str = "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, \
-     role, organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq";
+const INSERT_AUDIT_HEAD: &str = "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, \
+     user_id, role, organisation, purpose, patient_id, sources, outcome, http_status, released, detail)";
+
+/// Columns an audit record binds.
+const AUDIT_COLUMNS: usize = 15;
 
 const SELECT_AUDIT: &str = "SELECT seq, phase, action, client_id, user_id, organisation, purpose, patient_id, \
      sources, outcome, http_status, released, detail FROM audit_event WHERE request_id = $1 ORDER BY seq";
@@ -38,20 +40,20 @@ macro_rules! bind_audit_record {
         let r: &AuditRecord = $r;
         $query
             .bind(i64::try_from(r.recorded_at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX))
-            .bind(r.request_id.clone())
+            .bind(r.request_id.as_str())
             .bind(r.phase.as_str())
             .bind(r.action)
-            .bind(r.client_id.clone())
-            .bind(r.user_id.clone())
-            .bind(r.role.clone())
-            .bind(r.organisation.clone())
-            .bind(r.purpose.clone())
-            .bind(r.patient_id.clone())
-            .bind(serde_json::to_string(&r.sources).unwrap_or_else(|_| "[]".into()))
+            .bind(r.client_id.as_deref())
+            .bind(r.user_id.as_deref())
+            .bind(r.role.as_deref())
+            .bind(r.organisation.as_deref())
+            .bind(r.purpose.as_deref())
+            .bind(r.patient_id.as_deref())
+            .bind(&*r.sources)
             .bind(r.outcome.as_str())
             .bind(i32::from(r.http_status))
             .bind(i64::try_from(r.released).unwrap_or(i64::MAX))
-            .bind(r.detail.to_string())
+            .bind(r.detail.as_str())
     }};
 }
 
@@ -68,7 +70,7 @@ impl AuditLog for Store {
                 audit.send(PendingAudit { record: r.clone(), done }).await.map_err(|_| stopped())?;
                 answer.await.unwrap_or_else(|_| Err(stopped()))
             }
-            Self::Postgres(p) => bind_audit_record!(sqlx::query_scalar::<_, i64>(INSERT_AUDIT), r)
+            Self::Postgres(p) => bind_audit_record!(sqlx::query_scalar::<_, i64>(single_row_insert()), r)
                 .fetch_one(p)
                 .await
                 .map_err(err("append audit")),
@@ -112,15 +114,55 @@ pub(super) async fn sqlite_audit_writer(pool: SqlitePool, mut queue: mpsc::Recei
 async fn write_audit_batch(pool: &SqlitePool, batch: &[PendingAudit]) -> Result<Vec<i64>, StoreError> {
     let mut tx = pool.begin().await.map_err(err("begin audit batch"))?;
     let mut seqs = Vec::with_capacity(batch.len());
-    for p in batch {
-        let seq: i64 = bind_audit_record!(sqlx::query_scalar(INSERT_AUDIT), &p.record)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err("append audit"))?;
-        seqs.push(seq);
+    let mut rest = batch;
+    while !rest.is_empty() {
+        // Multi-row inserts in a few fixed sizes: one statement per chunk instead of one per
+        // record, and each size's statement stays prepared.
+        let Some((size, sql)) = multi_row_inserts().iter().find(|(size, _)| *size <= rest.len()) else {
+            break;
+        };
+        let (chunk, tail) = rest.split_at(*size);
+        let mut query = sqlx::query_scalar::<_, i64>(sql.as_str());
+        for p in chunk {
+            query = bind_audit_record!(query, &p.record);
+        }
+        let mut got = query.fetch_all(&mut *tx).await.map_err(err("append audit"))?;
+        // SQLite returns RETURNING rows in no promised order; the rows of one INSERT get
+        // ascending sequence numbers in VALUES order, so sorting pairs them up again.
+        got.sort_unstable();
+        if got.len() != chunk.len() {
+            return Err(StoreError::other("append audit", "the store returned the wrong number of rows"));
+        }
+        seqs.extend(got);
+        rest = tail;
     }
     tx.commit().await.map_err(err("commit audit batch"))?;
     Ok(seqs)
+}
+
+/// The one-row insert.
+fn single_row_insert() -> &'static str {
+    multi_row_inserts().last().map_or("", |(_, sql)| sql.as_str())
+}
+
+/// `INSERT ... VALUES (...), (...) RETURNING seq` for 64, 16, 4 and 1 rows, largest first.
+fn multi_row_inserts() -> &'static [(usize, String)] {
+    static SQL: std::sync::OnceLock<Vec<(usize, String)>> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        [64, 16, 4, 1]
+            .into_iter()
+            .map(|rows| {
+                let values: Vec<String> = (0..rows)
+                    .map(|r| {
+                        let params: Vec<String> =
+                            (1..=AUDIT_COLUMNS).map(|c| format!("${}", r * AUDIT_COLUMNS + c)).collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                (rows, format!("{INSERT_AUDIT_HEAD} VALUES {} RETURNING seq", values.join(", ")))
+            })
+            .collect()
+    })
 }
 
 /// An audit record as read back.

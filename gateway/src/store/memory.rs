@@ -86,11 +86,11 @@ impl AuditLog for MemoryStore {
                 organisation: r.organisation.clone(),
                 purpose: r.purpose.clone(),
                 patient_id: r.patient_id.clone(),
-                sources: serde_json::to_string(&r.sources).unwrap_or_default(),
+                sources: r.sources.to_string(),
                 outcome: r.outcome.as_str().to_owned(),
                 http_status: i32::from(r.http_status),
                 released: i64::try_from(r.released).unwrap_or(i64::MAX),
-                detail: r.detail.to_string(),
+                detail: r.detail.clone(),
             },
         ));
         Ok(seq)
