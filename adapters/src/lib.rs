@@ -8,10 +8,12 @@
 pub mod adapter;
 pub mod fhir_r4;
 pub mod population;
+pub mod registry;
 pub mod source;
 
 pub use adapter::{
     AdapterError, CallContext, NormalisedResource, PatientLink, RejectedResource, RejectionKind,
     SourceAdapter, SourcePatient, SourceRecord,
 };
+pub use registry::AdapterBuildError;
 pub use source::{SourceConfig, SourceId, SystemKind};
