@@ -402,7 +402,7 @@ pub async fn redirect_is_never_followed(target: &dyn Target) {
         a.find_patient(&nhs, GATEWAY_ID, &ctx()).await.expect_err("redirect"),
         AdapterError::ForeignLink
     );
-    assert_eq!(sim.hits().total, 2, "the redirect's target is never asked");
+    assert_eq!(sim.hits().total, 2, "one request per call: nothing is retried after the redirect");
     sim.stop().await;
 }
 

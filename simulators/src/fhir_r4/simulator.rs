@@ -15,6 +15,7 @@ use std::time::Duration;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -23,6 +24,7 @@ use tideway_profiles::{IssueSeverity, IssueType, NhsNumber, OperationOutcome, sy
 use super::from_dir::FromDir;
 use super::render;
 pub use crate::SimulatorHits;
+use crate::conformance::Simulated;
 use crate::faults::Fault;
 pub use crate::faults::FaultConfig;
 use crate::population::Population;
@@ -108,6 +110,22 @@ impl RunningSimulator {
         self.handle.stop(false).await;
         // The server's own result no longer matters once it has been told to stop.
         let _ = self.task.await;
+    }
+}
+
+/// What the conformance suite sees of a running R4 simulator.
+#[async_trait]
+impl Simulated for RunningSimulator {
+    fn base_url(&self) -> url::Url {
+        RunningSimulator::base_url(self)
+    }
+
+    fn hits(&self) -> SimulatorHits {
+        RunningSimulator::hits(self)
+    }
+
+    async fn stop(self: Box<Self>) {
+        RunningSimulator::stop(*self).await;
     }
 }
 

@@ -15,7 +15,6 @@ use tideway_adapters::{AdapterError, PatientLink, SourceAdapter, SystemKind};
 use super::from_dir::{FromDir, assign_nhs_numbers};
 use super::render;
 use super::simulator::{FaultConfig, PopulationSpec, RunningSimulator, SimulatorConfig, start};
-use crate::SimulatorHits;
 use crate::conformance::{
     self, BOROUGH, BOROUGHS, PER_BOROUGH, SEED, Simulated, Target, assert_references_resolve, ctx, link,
 };
@@ -32,21 +31,6 @@ impl Target for FhirR4 {
 
     async fn start(&self, faults: FaultConfig) -> std::io::Result<Box<dyn Simulated>> {
         Ok(Box::new(simulator(faults).await))
-    }
-}
-
-#[async_trait]
-impl Simulated for RunningSimulator {
-    fn base_url(&self) -> url::Url {
-        RunningSimulator::base_url(self)
-    }
-
-    fn hits(&self) -> SimulatorHits {
-        RunningSimulator::hits(self)
-    }
-
-    async fn stop(self: Box<Self>) {
-        RunningSimulator::stop(*self).await;
     }
 }
 
