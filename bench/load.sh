@@ -381,7 +381,7 @@ report=$work/report.md
 {
   echo "## Load run $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo
-  echo "- commit: \`$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)\`$(git -C "$root" diff --quiet HEAD -- gateway/src adapters/src profiles/src auth/src 2>/dev/null || echo ' (with uncommitted changes in the crates)')"
+  echo "- commit: \`$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)\`$(git -C "$root" diff --quiet HEAD -- gateway/src adapters/src simulators/src profiles/src auth/src 2>/dev/null || echo ' (with uncommitted changes in the crates)')"
   echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo); wrk, gateway, simulators and nginx share these cores"
   echo "- wrk, loaded: \`wrk ${WRK_LOADED[*]/$root\//} URL\`; unloaded: \`wrk ${WRK_UNLOADED[*]/$root\//} URL\`"
   echo "- gateway store: SQLite (WAL, synchronous=FULL) in $(df -T "${STORE_DIR:-$work}" | awk 'NR==2 {print $2}') (${STORE_DIR:-${TMPDIR:-/tmp}})"

@@ -1,17 +1,19 @@
 //! Source adapters: how Tideway talks to each borough exchange.
 //!
-//! Owns the [`SourceAdapter`] trait, the source registry types, one module per source system
-//! (each with `config`, `client`, `mapping`, `simulator` and tests) and the synthetic population
-//! the simulators serve. Depends on `tideway-profiles` only; it must not know about the gateway's
-//! policy, audit or HTTP API.
+//! Owns the [`SourceAdapter`] trait, the source registry types, the [`registry`] that builds an
+//! adapter from a source's kind, and one module per source system (each with `client`,
+//! `mapping` and tests). Depends on `tideway-profiles` only; it must not know about the gateway's
+//! policy, audit or HTTP API, and holds no simulator or synthetic data: those live in
+//! `tideway-simulators`, which also runs the conformance suite every adapter must pass.
 
 pub mod adapter;
 pub mod fhir_r4;
-pub mod population;
+pub mod registry;
 pub mod source;
 
 pub use adapter::{
     AdapterError, CallContext, NormalisedResource, PatientLink, RejectedResource, RejectionKind,
     SourceAdapter, SourcePatient, SourceRecord,
 };
+pub use registry::AdapterBuildError;
 pub use source::{SourceConfig, SourceId, SystemKind};

@@ -14,10 +14,10 @@ use serde_json::Value;
 use tideway_adapters::NormalisedResource;
 use tideway_adapters::SourceId;
 use tideway_adapters::fhir_r4::mapping::{Normaliser, finish};
-use tideway_adapters::population::Population;
 use tideway_gateway::bundle::{Searchset, searchset};
 use tideway_profiles::NhsNumber;
 use tideway_profiles::validate::check_r4_resource;
+use tideway_simulators::population::Population;
 
 const SEED: u64 = 42;
 const BOROUGHS: usize = 25;
@@ -42,8 +42,8 @@ fn source_record(borough: usize, index: usize) -> SourceRecord {
     SourceRecord {
         source: SourceId::parse(&format!("borough-{borough:02}")).expect("valid source id"),
         base: url::Url::parse(&format!("http://127.0.0.1:9/b{borough:02}/fhir/")).expect("valid url"),
+        resources: tideway_simulators::fhir_r4::render::resources(&record),
         local_id: record.local_id,
-        resources: record.resources,
     }
 }
 

@@ -11,7 +11,6 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use tideway_adapters::SourceAdapter;
-use tideway_adapters::fhir_r4::FhirR4Adapter;
 use tideway_auth::service::TokenService;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -108,9 +107,9 @@ impl Application {
         .map_err(|e| StartError::Auth(e.to_string()))?;
         let mut adapters: Vec<Arc<dyn SourceAdapter>> = Vec::new();
         for s in &settings.sources {
-            let adapter = FhirR4Adapter::new(s.clone())
+            let adapter = tideway_adapters::registry::build(s.clone())
                 .map_err(|e| StartError::Source { id: s.id.to_string(), reason: e.to_string() })?;
-            adapters.push(Arc::new(adapter));
+            adapters.push(adapter);
         }
         let cache = SourceCache::new(
             Duration::from_secs(settings.cache.ttl_secs),

@@ -323,11 +323,12 @@ impl Settings {
             if !seen.insert(s.id.clone()) {
                 return Err(ConfigError::Invalid(format!("sources: id '{}' is listed twice", s.id)));
             }
-            if s.kind != tideway_adapters::SystemKind::FhirR4 {
+            if !tideway_adapters::registry::is_supported(s.kind) {
                 return Err(ConfigError::Invalid(format!(
-                    "sources: '{}' has kind '{}', for which no adapter is built yet (only fhir-r4)",
+                    "sources: '{}' has kind '{}', for which no adapter is built yet (only {})",
                     s.id,
-                    s.kind.as_str()
+                    s.kind.as_str(),
+                    tideway_adapters::registry::supported_list()
                 )));
             }
             if s.timeout_ms == 0 {

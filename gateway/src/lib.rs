@@ -4,7 +4,9 @@
 //! the state store (SQLite by default, PostgreSQL to scale out), patient identity, federation
 //! across sources, and the `tideway` command line. Policy decisions and merging are kept as pure
 //! functions so they can be tested without the network. It depends on `tideway-adapters` for
-//! everything source-specific and must not speak any source dialect itself.
+//! everything source-specific (every adapter is built through its registry) and must not speak
+//! any source dialect itself; `tideway-simulators` is used by the command line (`demo`,
+//! `simulate`) only, never by the read pipeline.
 
 pub mod app;
 pub mod audit;

@@ -20,10 +20,6 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::Value;
-use tideway_adapters::fhir_r4::simulator::{
-    self, FaultConfig, PopulationSpec, RunningSimulator, SimulatorConfig,
-};
-use tideway_adapters::population::Population;
 use tideway_adapters::{SourceConfig, SourceId, SystemKind};
 use tideway_auth::client::{BackendClient, UserClaims};
 use tideway_auth::config::{AuthConfig, ClientConfig};
@@ -35,6 +31,10 @@ use tideway_gateway::config::{
     StoreSettings, TelemetrySettings,
 };
 use tideway_profiles::OdsCode;
+use tideway_simulators::fhir_r4::simulator::{
+    self, FaultConfig, PopulationSpec, RunningSimulator, SimulatorConfig,
+};
+use tideway_simulators::population::Population;
 
 /// The seed every test population uses.
 pub const SEED: u64 = 7;

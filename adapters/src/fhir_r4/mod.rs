@@ -1,11 +1,9 @@
-//! Plain FHIR R4 REST sources: the adapter ([`client`]), its pure normalisation ([`mapping`]),
-//! and a simulated borough exchange ([`simulator`]) that serves either the seeded synthetic
-//! population or a directory of Synthea bundles ([`from_dir`]).
+//! Plain FHIR R4 REST sources: the adapter ([`client`]) and its pure normalisation
+//! ([`mapping`]). Its simulator lives in `tideway_simulators::fhir_r4`, where the shared
+//! conformance suite runs this adapter against it.
 
 pub mod client;
-pub mod from_dir;
 pub mod mapping;
-pub mod simulator;
 
 #[cfg(test)]
 mod tests;

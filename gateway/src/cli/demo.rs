@@ -9,13 +9,13 @@ use clap::Args;
 use rand::RngCore;
 use secrecy::SecretString;
 use serde_json::json;
-use tideway_adapters::fhir_r4::simulator::{self, PopulationSpec, RunningSimulator, SimulatorConfig};
-use tideway_adapters::population::Population;
 use tideway_adapters::{SourceConfig, SourceId, SystemKind};
 use tideway_auth::client::{BackendClient, UserClaims};
 use tideway_auth::config::{AuthConfig, ClientConfig};
 use tideway_auth::{PurposeOfUse, RoleCode};
 use tideway_profiles::OdsCode;
+use tideway_simulators::fhir_r4::simulator::{self, PopulationSpec, RunningSimulator, SimulatorConfig};
+use tideway_simulators::population::Population;
 
 use super::faults::{CliError, FaultArgs};
 use crate::config::{

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use tideway_adapters::fhir_r4::simulator::FaultConfig;
+use tideway_simulators::fhir_r4::simulator::FaultConfig;
 
 /// Boxed error for the command line's top level.
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;
@@ -27,7 +27,8 @@ pub struct FaultArgs {
     #[arg(long, default_value_t = 0.0)]
     pub oversized_rate: f64,
     /// Read the fault settings from this TOML file instead (keys: latency_ms, fail_rate,
-    /// hang_rate, malformed_rate, oversized_rate, seed); the flags above are then ignored.
+    /// hang_rate, malformed_rate, oversized_rate, redirect_rate, foreign_link_rate,
+    /// wrong_patient_rate, empty_record_rate, seed); the flags above are then ignored.
     #[arg(long)]
     pub faults_file: Option<PathBuf>,
 }
@@ -43,16 +44,7 @@ impl FaultArgs {
             }
             None => self.to_config(seed),
         };
-        for (name, rate) in [
-            ("fail_rate", config.fail_rate),
-            ("hang_rate", config.hang_rate),
-            ("malformed_rate", config.malformed_rate),
-            ("oversized_rate", config.oversized_rate),
-        ] {
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("{name} must be between 0.0 and 1.0").into());
-            }
-        }
+        config.check()?;
         Ok(config)
     }
 
@@ -65,6 +57,7 @@ impl FaultArgs {
             malformed_rate: self.malformed_rate,
             oversized_rate: self.oversized_rate,
             seed,
+            ..FaultConfig::default()
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tideway_adapters::fhir_r4::simulator::{self, PopulationSpec, SimulatorConfig};
+use tideway_simulators::fhir_r4::simulator::{self, PopulationSpec, SimulatorConfig};
 
 mod demo;
 mod faults;

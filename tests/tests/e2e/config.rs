@@ -74,3 +74,12 @@ fn nonsense_values_are_refused() {
         assert!(Settings::from_toml_with_env(&text, Vec::new()).is_err(), "{to} should be refused");
     }
 }
+
+#[test]
+fn a_source_kind_without_an_adapter_is_refused_by_its_name() {
+    for kind in ["systmone", "emis", "vision", "gp-connect", "social-care"] {
+        let text = example().replace("kind = \"fhir-r4\"", &format!("kind = \"{kind}\""));
+        let err = Settings::from_toml_with_env(&text, Vec::new()).unwrap_err().to_string();
+        assert!(err.contains(&format!("kind '{kind}'")) && err.contains("no adapter"), "{err}");
+    }
+}

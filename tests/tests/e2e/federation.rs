@@ -1,7 +1,7 @@
 //! Fan-out behaviour when sources fail: partial answers name the missing source.
 
-use tideway_adapters::fhir_r4::simulator::FaultConfig;
 use tideway_gateway::store::AuditLog as _;
+use tideway_simulators::fhir_r4::simulator::FaultConfig;
 use tideway_tests::{Options, TestApp};
 
 fn failing() -> FaultConfig {
@@ -142,7 +142,7 @@ async fn an_invalid_resource_is_withheld_and_named_while_the_rest_is_served() {
     let app =
         TestApp::spawn(Options { boroughs: 0, from_dir: Some(dir.clone()), ..Options::default() }).await;
     let token = app.token().await;
-    let patients = tideway_adapters::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
+    let patients = tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
     let id = app.patient_id(&token, patients[0].0.as_str()).await;
     let all = app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
     assert_eq!(all.status, 200, "{}", all.body);

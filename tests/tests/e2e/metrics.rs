@@ -1,6 +1,6 @@
 //! Prometheus metrics: per-source series with low-cardinality labels and no patient data.
 
-use tideway_adapters::fhir_r4::simulator::FaultConfig;
+use tideway_simulators::fhir_r4::simulator::FaultConfig;
 use tideway_tests::{Options, TestApp, nhs_search};
 
 #[tokio::test]

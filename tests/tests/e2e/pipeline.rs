@@ -17,7 +17,7 @@ async fn entries_about_another_patient_are_withheld_counted_and_never_shown() {
     })
     .await;
     let token = app.token().await;
-    let patients = tideway_adapters::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
+    let patients = tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
     let id = app.patient_id(&token, patients[0].0.as_str()).await;
     let all = app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
     assert_eq!(all.status, 200, "{}", all.body);
@@ -105,7 +105,7 @@ async fn resources_the_r4_schema_rejects_are_withheld_and_counted() {
     let app =
         TestApp::spawn(Options { boroughs: 0, from_dir: Some(dir.clone()), ..Options::default() }).await;
     let token = app.token().await;
-    let patients = tideway_adapters::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
+    let patients = tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
     let id = app.patient_id(&token, patients[0].0.as_str()).await;
     let all = app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
     assert_eq!(all.status, 200, "{}", all.body);

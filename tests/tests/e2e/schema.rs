@@ -130,7 +130,7 @@ async fn everything_the_gateway_emits_validates_against_the_r4_schema() {
     }
     // Synthea patients served through the gateway.
     let synthea =
-        tideway_adapters::fhir_r4::from_dir::assign_nhs_numbers(&shared_data("synthea-r4")).unwrap();
+        tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(&shared_data("synthea-r4")).unwrap();
     for (nhs, _, _) in synthea.iter().take(5) {
         let found = app.get(&nhs_search(nhs.as_str()), t).await;
         let id = found.body["entry"][0]["resource"]["id"].as_str().unwrap().to_owned();

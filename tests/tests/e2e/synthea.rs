@@ -13,7 +13,7 @@ async fn every_entry_of_every_synthea_patient_comes_back_through_the_gateway() {
         TestApp::spawn(Options { boroughs: 0, from_dir: Some(dir.clone()), ..Options::default() }).await;
     let token = app.token().await;
     let t = Some(token.as_str());
-    let patients = tideway_adapters::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
+    let patients = tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
     assert_eq!(patients.len(), 57, "the shared set has 57 patients");
     for (nhs, _local, file) in &patients {
         let original: Value = serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap();

@@ -2,7 +2,9 @@
 //!
 //! It serves either one borough of the seeded synthetic population or a directory of Synthea
 //! bundles, answers the handful of interactions the adapter and the demo use, and can be told to
-//! be slow, fail, hang, send garbage or send far too much, deterministically per request.
+//! be slow, fail, hang, send garbage or far too much, redirect elsewhere, link its next page on
+//! another origin, mix in another patient's entries or hold nothing, deterministically per
+//! request (see [`FaultConfig`]).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -12,13 +14,19 @@ use std::time::Duration;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tideway_profiles::{IssueSeverity, IssueType, NhsNumber, OperationOutcome, systems};
 
 use super::from_dir::FromDir;
+use super::render;
+pub use crate::SimulatorHits;
+use crate::conformance::Simulated;
+use crate::faults::Fault;
+pub use crate::faults::FaultConfig;
 use crate::population::Population;
 
 const FHIR_JSON: &str = "application/fhir+json";
@@ -43,35 +51,6 @@ pub enum PopulationSpec {
     Loaded(Arc<FromDir>),
 }
 
-fn zero() -> f64 {
-    0.0
-}
-
-/// Faults injected per request. The default injects none. Rates are probabilities in `0..=1`,
-/// checked in the order fail, hang, malformed, oversized against one draw per request.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultConfig {
-    /// Delay added before every answer, in milliseconds.
-    #[serde(default)]
-    pub latency_ms: u64,
-    /// Share of requests answered HTTP 500 with an OperationOutcome.
-    #[serde(default = "zero")]
-    pub fail_rate: f64,
-    /// Share of requests never answered (until the client gives up).
-    #[serde(default = "zero")]
-    pub hang_rate: f64,
-    /// Share of requests answered 200 with a truncated, non-JSON body.
-    #[serde(default = "zero")]
-    pub malformed_rate: f64,
-    /// Share of requests answered 200 with 64 MiB of valid-looking JSON.
-    #[serde(default = "zero")]
-    pub oversized_rate: f64,
-    /// Seed of the per-request draw, so a fault pattern can be replayed.
-    #[serde(default)]
-    pub seed: u64,
-}
-
 /// The simulator's settings.
 #[derive(Debug, Clone)]
 pub struct SimulatorConfig {
@@ -81,17 +60,6 @@ pub struct SimulatorConfig {
     pub population: PopulationSpec,
     /// Faults to inject.
     pub faults: FaultConfig,
-}
-
-/// Request counts since start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SimulatorHits {
-    /// Every request.
-    pub total: u64,
-    /// Patient searches (`POST Patient/_search`, `GET Patient?identifier=`).
-    pub patient_searches: u64,
-    /// `$everything` requests (every page counts).
-    pub record_fetches: u64,
 }
 
 #[derive(Default)]
@@ -145,6 +113,22 @@ impl RunningSimulator {
     }
 }
 
+/// What the conformance suite sees of a running R4 simulator.
+#[async_trait]
+impl Simulated for RunningSimulator {
+    fn base_url(&self) -> url::Url {
+        RunningSimulator::base_url(self)
+    }
+
+    fn hits(&self) -> SimulatorHits {
+        RunningSimulator::hits(self)
+    }
+
+    async fn stop(self: Box<Self>) {
+        RunningSimulator::stop(*self).await;
+    }
+}
+
 enum Data {
     Synthetic { population: Population, borough: usize },
     Dir(Arc<FromDir>),
@@ -155,7 +139,7 @@ impl Data {
         match self {
             Self::Synthetic { population, borough } => {
                 let index = population.patient_index(nhs)?;
-                population.record(*borough, index)?.resources.into_iter().next()
+                Some(render::patient(&population.record(*borough, index)?))
             }
             Self::Dir(dir) => dir.by_nhs_number(nhs)?.resources.first().cloned(),
         }
@@ -165,7 +149,7 @@ impl Data {
         match self {
             Self::Synthetic { population, borough } => {
                 let index = population.index_from_local_id(*borough, local_id)?;
-                Some(Arc::new(population.record(*borough, index)?.resources))
+                Some(Arc::new(render::resources(&population.record(*borough, index)?)))
             }
             Self::Dir(dir) => Some(dir.by_local_id(local_id)?.resources.clone()),
         }
@@ -177,43 +161,6 @@ struct State {
     base: url::Url,
     faults: FaultConfig,
     counters: Arc<Counters>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Fault {
-    None,
-    Fail,
-    Hang,
-    Malformed,
-    Oversized,
-}
-
-impl State {
-    fn draw(&self, n: u64) -> Fault {
-        let f = &self.faults;
-        if f.fail_rate + f.hang_rate + f.malformed_rate + f.oversized_rate <= 0.0 {
-            return Fault::None;
-        }
-        // splitmix64 of (seed, request number): replayable without shared RNG state.
-        let mut z = f.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let u = (z >> 11) as f64 / (1u64 << 53) as f64;
-        let mut edge = f.fail_rate;
-        for (rate, fault) in [
-            (0.0, Fault::Fail),
-            (f.hang_rate, Fault::Hang),
-            (f.malformed_rate, Fault::Malformed),
-            (f.oversized_rate, Fault::Oversized),
-        ] {
-            edge += rate;
-            if u < edge {
-                return fault;
-            }
-        }
-        Fault::None
-    }
 }
 
 /// Starts a simulator. The port is bound before this returns, so port 0 works.
@@ -261,10 +208,15 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
                 {
                     st.counters.searches.fetch_add(1, Ordering::Relaxed);
                 }
-                let fault = st.draw(n);
+                let fault = st.faults.draw(n);
                 let latency = Duration::from_millis(st.faults.latency_ms);
-                let (call, held) =
-                    if fault == Fault::None { (Some(srv.call(req)), None) } else { (None, Some(req)) };
+                let (call, held) = if fault.replaces_answer() {
+                    (None, Some(req))
+                } else {
+                    // Content faults are applied by the record handler.
+                    req.extensions_mut().insert(fault);
+                    (Some(srv.call(req)), None)
+                };
                 async move {
                     if !latency.is_zero() {
                         tokio::time::sleep(latency).await;
@@ -272,7 +224,7 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
                     match (call, held) {
                         (Some(call), _) => call.await.map(ServiceResponse::map_into_left_body),
                         (None, Some(req)) => {
-                            let resp = fault_response(fault).await;
+                            let resp = fault_response(fault, req.path()).await;
                             Ok(req.into_response(resp).map_into_right_body())
                         }
                         (None, None) => Err(actix_web::error::ErrorInternalServerError("unreachable")),
@@ -297,7 +249,10 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
     Ok(RunningSimulator { base_url: base, port, counters, handle, task })
 }
 
-async fn fault_response(fault: Fault) -> HttpResponse {
+/// Where redirects and foreign links point: an origin that is never this simulator.
+const ELSEWHERE: &str = "http://elsewhere.invalid";
+
+async fn fault_response(fault: Fault, path: &str) -> HttpResponse {
     match fault {
         Fault::Fail => outcome(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, "simulated failure"),
         Fault::Hang => {
@@ -324,7 +279,12 @@ async fn fault_response(fault: Fault) -> HttpResponse {
                 .map(Ok::<_, std::convert::Infallible>);
             HttpResponse::Ok().content_type(FHIR_JSON).streaming(futures::stream::iter(body))
         }
-        Fault::None => outcome(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, "no fault"),
+        Fault::Redirect => {
+            HttpResponse::Found().insert_header(("Location", format!("{ELSEWHERE}{path}"))).finish()
+        }
+        Fault::None | Fault::ForeignLink | Fault::WrongPatient | Fault::EmptyRecord => {
+            outcome(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, "no fault")
+        }
     }
 }
 
@@ -454,12 +414,16 @@ async fn everything(
             return outcome(StatusCode::BAD_REQUEST, IssueType::Invalid, "bad paging parameters");
         }
     };
-    let Some(all) = state.data.everything(&id) else {
+    let Some(mut all) = state.data.everything(&id) else {
         return outcome(StatusCode::NOT_FOUND, IssueType::NotFound, "no such patient");
     };
+    let fault = req.extensions().get::<Fault>().copied().unwrap_or(Fault::None);
+    if fault == Fault::EmptyRecord {
+        all = Arc::new(all.iter().take(1).cloned().collect());
+    }
     let count = params.count.unwrap_or(100).clamp(1, 1000);
     let offset = params.offset.unwrap_or(0);
-    let page: Vec<Value> = all
+    let mut page: Vec<Value> = all
         .iter()
         .skip(offset)
         .take(count)
@@ -469,17 +433,36 @@ async fn everything(
             json!({"fullUrl": format!("{}{ty}/{rid}", state.base), "resource": r, "search": {"mode": "match"}})
         })
         .collect();
+    if fault == Fault::WrongPatient {
+        page.push(someone_elses_entry(&state.base, &id));
+    }
     let self_url = format!("{}Patient/{id}/$everything?_count={count}&_offset={offset}", state.base);
     let mut links = vec![json!({"relation": "self", "url": self_url})];
-    if offset + count < all.len() {
-        let next =
-            format!("{}Patient/{id}/$everything?_count={count}&_offset={}", state.base, offset + count);
+    if offset + count < all.len() || fault == Fault::ForeignLink {
+        let base =
+            if fault == Fault::ForeignLink { format!("{ELSEWHERE}/fhir/") } else { state.base.to_string() };
+        let next = format!("{base}Patient/{id}/$everything?_count={count}&_offset={}", offset + count);
         links.push(json!({"relation": "next", "url": next}));
     }
     fhir(
         StatusCode::OK,
         &json!({"resourceType": "Bundle", "type": "searchset", "total": all.len(), "link": links, "entry": page}),
     )
+}
+
+/// A valid R4 entry about a patient other than `id`, as a source mixing up records would send.
+fn someone_elses_entry(base: &url::Url, id: &str) -> Value {
+    let stray = format!("{id}-stray");
+    json!({
+        "fullUrl": format!("{base}Condition/{stray}"),
+        "resource": {
+            "resourceType": "Condition",
+            "id": stray,
+            "code": {"text": "Entry filed against the wrong patient"},
+            "subject": {"reference": format!("Patient/{id}-someone-else")}
+        },
+        "search": {"mode": "match"}
+    })
 }
 
 fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Option<T> {
