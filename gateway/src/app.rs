@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::http::{self, middleware};
 use crate::identity::PatientIds;
 use crate::pages::PageStore;
-use crate::record::{IndexMemo, RecordService};
+use crate::record::{RecordService, ReplicaMemo};
 use crate::sources::{Federation, SourceCache};
 use crate::store::{Store, StoreReplayGuard};
 
@@ -134,7 +134,7 @@ impl Application {
             pages,
             base_url: base_url.clone(),
             locator_max_age_secs: settings.federation.locator_max_age_secs,
-            memo: IndexMemo::new(Duration::from_secs(settings.federation.locator_max_age_secs)),
+            memo: ReplicaMemo::new(Duration::from_secs(settings.federation.locator_max_age_secs)),
         };
         let state = web::Data::new(AppState {
             audit: AuditTrail::new(Arc::new(store.clone())),

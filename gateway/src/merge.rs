@@ -44,6 +44,43 @@ pub struct Merged {
 /// source sends (a linked mother or baby, say) are ordinary entries. `recorded` is the Provenance
 /// `recorded` instant (passed in so the function stays pure).
 pub fn merge(sources: &[SourceResources], patient_id: &str, recorded: &str) -> Merged {
+    merge_with(sources, patient_id, |fact| provenance_for(fact, recorded))
+}
+
+/// One merged fact that needs a Provenance: the kept entry and every (source, resource id)
+/// that reported it, the first being the kept entry's own.
+#[derive(Debug)]
+pub struct MergedFact<'a> {
+    /// The fact's merge key.
+    pub key: &'a str,
+    /// The entry kept for it.
+    pub target: &'a NormalisedResource,
+    /// Every origin, in registry order.
+    pub origins: &'a [(&'a SourceId, &'a str)],
+}
+
+impl MergedFact<'_> {
+    /// A string naming this fact, its kept entry and its origins exactly: equal for equal
+    /// Provenance content (apart from `recorded`), so a caller may reuse one it made before.
+    pub fn identity(&self) -> String {
+        let mut out = format!("{}\u{1f}{}/{}", self.key, self.target.resource_type, self.target.id);
+        for (source, id) in self.origins {
+            out.push('\u{1f}');
+            out.push_str(source.as_str());
+            out.push('/');
+            out.push_str(id);
+        }
+        out
+    }
+}
+
+/// [`merge`] with the Provenance for each merged fact made by `provenance` (which may reuse one
+/// made for an earlier answer; see [`MergedFact::identity`]).
+pub fn merge_with(
+    sources: &[SourceResources],
+    patient_id: &str,
+    mut provenance: impl FnMut(&MergedFact<'_>) -> NormalisedResource,
+) -> Merged {
     let mut patient: Option<NormalisedResource> = None;
     let mut kept: Vec<NormalisedResource> = Vec::new();
     // fact key -> the entries kept for it, each with its origins as (source, resource id). A
@@ -76,26 +113,25 @@ pub fn merge(sources: &[SourceResources], patient_id: &str, recorded: &str) -> M
             }
         }
     }
-    let mut provenance: Vec<(usize, NormalisedResource)> = facts
+    let mut made: Vec<(usize, NormalisedResource)> = facts
         .into_iter()
         .flat_map(|(key, entries)| entries.into_iter().map(move |(index, origins)| (key, index, origins)))
         .filter(|(_, _, origins)| origins.len() > 1)
-        .map(|(key, index, origins)| (index, provenance_for(key, &kept[index], &origins, recorded)))
+        .map(|(key, index, origins)| {
+            (index, provenance(&MergedFact { key, target: &kept[index], origins: &origins }))
+        })
         .collect();
     // Stable order: Provenance follows the order of the entries it describes.
-    provenance.sort_by_key(|(index, _)| *index);
+    made.sort_by_key(|(index, _)| *index);
     let mut resources: Vec<NormalisedResource> = patient.into_iter().collect();
     resources.extend(kept);
-    resources.extend(provenance.into_iter().map(|(_, p)| p));
+    resources.extend(made.into_iter().map(|(_, p)| p));
     Merged { resources, folded }
 }
 
-fn provenance_for(
-    key: &str,
-    target: &NormalisedResource,
-    origins: &[(&SourceId, &str)],
-    recorded: &str,
-) -> NormalisedResource {
+/// The gateway's Provenance for a merged fact, recorded at `recorded`.
+pub fn provenance_for(fact: &MergedFact<'_>, recorded: &str) -> NormalisedResource {
+    let MergedFact { key, target, origins } = *fact;
     let mut hasher = Sha256::new();
     hasher.update(key.as_bytes());
     hasher.update(target.id.as_bytes());

@@ -1,17 +1,22 @@
 //! This replica's memory of the patient index and record locator, so a patient seen recently
-//! costs no store read on the warm path.
+//! costs no store read on the warm path, and of the Provenance it made for merged facts, so
+//! the same merge is not written out again on every answer.
 //!
 //! The id -> NHS number mapping never changes for a given pseudonym key, so it is kept until
 //! evicted. The locator's answers are kept for at most [`MAX_LINKS_AGE`] (or the locator's own
 //! maximum age, if shorter) and dropped whenever this replica learns something new about the
-//! patient, so another replica's news is seen within that bound.
+//! patient, so another replica's news is seen within that bound. A Provenance is keyed by
+//! everything it says (fact, kept entry, every origin), so a reused one is the same statement,
+//! recorded when it was first made.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
+use tideway_adapters::NormalisedResource;
 use tideway_profiles::NhsNumber;
 
+use crate::merge::{MergedFact, provenance_for};
 use crate::store::SourceLink;
 
 /// Longest time this replica trusts its own copy of the locator's answers.
@@ -20,14 +25,18 @@ pub const MAX_LINKS_AGE: Duration = Duration::from_secs(30);
 /// Patients remembered at most.
 const CAPACITY: u64 = 100_000;
 
-/// Remembered identities and locator answers.
+/// How long a Provenance made for a merged fact is reused.
+const PROVENANCE_AGE: Duration = Duration::from_secs(3600);
+
+/// Remembered identities, locator answers and Provenance.
 #[derive(Clone)]
-pub struct IndexMemo {
+pub struct ReplicaMemo {
     ids: Cache<String, NhsNumber>,
     links: Cache<String, Arc<Vec<SourceLink>>>,
+    provenance: moka::sync::Cache<String, NormalisedResource>,
 }
 
-impl IndexMemo {
+impl ReplicaMemo {
     /// A memo whose locator answers live at most `min(locator_max_age, MAX_LINKS_AGE)`.
     pub fn new(locator_max_age: Duration) -> Self {
         Self {
@@ -36,7 +45,17 @@ impl IndexMemo {
                 .max_capacity(CAPACITY)
                 .time_to_live(locator_max_age.min(MAX_LINKS_AGE))
                 .build(),
+            provenance: moka::sync::Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(PROVENANCE_AGE)
+                .build(),
         }
+    }
+
+    /// The Provenance for `fact`: the one made before for exactly this fact, or a new one
+    /// recorded now.
+    pub fn provenance(&self, fact: &MergedFact<'_>, now: impl FnOnce() -> String) -> NormalisedResource {
+        self.provenance.get_with(fact.identity(), || provenance_for(fact, &now()))
     }
 
     /// The NHS number behind `id`, if remembered.

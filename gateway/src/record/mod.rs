@@ -22,13 +22,13 @@ use tideway_policy::{Ask, decide, may_include};
 use tideway_profiles::{NhsNumber, ResourceFacts};
 
 pub use error::RecordError;
-pub use memo::IndexMemo;
+pub use memo::ReplicaMemo;
 pub use paging::Page;
 
 use crate::audit::AuditedCall;
 use crate::bundle::Notice;
 use crate::identity::PatientIds;
-use crate::merge::{SourceResources, merge};
+use crate::merge::{SourceResources, merge_with};
 use crate::pages::PageStore;
 use crate::sources::{Federation, SourceAnswer};
 use crate::store::PatientIndex;
@@ -71,7 +71,7 @@ pub struct RecordService {
     /// How long the locator's answers are trusted.
     pub locator_max_age_secs: u64,
     /// This replica's memory of the index and locator.
-    pub memo: IndexMemo,
+    pub memo: ReplicaMemo,
 }
 
 impl RecordService {
@@ -171,7 +171,7 @@ impl RecordService {
                     .collect(),
             })
             .collect();
-        let merged = merge(&per_source, id, &recorded_now());
+        let merged = merge_with(&per_source, id, |fact| self.memo.provenance(fact, recorded_now));
         report.merged(merged.folded);
         let resources = merged
             .resources

@@ -116,7 +116,7 @@ async fn fixture(sources: Vec<Arc<FakeSource>>) -> Fixture {
         pages: PageStore::memory(Duration::from_secs(60), 10_000),
         base_url: "http://gw".into(),
         locator_max_age_secs: 3600,
-        memo: super::IndexMemo::new(Duration::from_secs(3600)),
+        memo: super::ReplicaMemo::new(Duration::from_secs(3600)),
     };
     Fixture { service, trail: AuditTrail::new(store.clone()), store, id }
 }

@@ -140,29 +140,30 @@ async fn write_audit_batch(pool: &SqlitePool, batch: &[PendingAudit]) -> Result<
     Ok(seqs)
 }
 
-/// The one-row insert.
+/// The one-row insert, for PostgreSQL.
 fn single_row_insert() -> &'static str {
-    multi_row_inserts().last().map_or("", |(_, sql)| sql.as_str())
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| insert_rows(1, '$'))
 }
 
-/// `INSERT ... VALUES (...), (...) RETURNING seq` for 64, 16, 4 and 1 rows, largest first.
+/// SQLite's multi-row inserts for 64, 16, 4 and 1 rows, largest first. SQLite gets `?n`
+/// placeholders: sqlx maps those to positions directly, while `$n` costs a pattern match per
+/// parameter on every bind.
 fn multi_row_inserts() -> &'static [(usize, String)] {
     static SQL: std::sync::OnceLock<Vec<(usize, String)>> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-        [64, 16, 4, 1]
-            .into_iter()
-            .map(|rows| {
-                let values: Vec<String> = (0..rows)
-                    .map(|r| {
-                        let params: Vec<String> =
-                            (1..=AUDIT_COLUMNS).map(|c| format!("${}", r * AUDIT_COLUMNS + c)).collect();
-                        format!("({})", params.join(", "))
-                    })
-                    .collect();
-                (rows, format!("{INSERT_AUDIT_HEAD} VALUES {} RETURNING seq", values.join(", ")))
-            })
-            .collect()
-    })
+    SQL.get_or_init(|| [64, 16, 4, 1].into_iter().map(|rows| (rows, insert_rows(rows, '?'))).collect())
+}
+
+/// `INSERT ... VALUES (...), (...) RETURNING seq` for `rows` rows, placeholders `{mark}n`.
+fn insert_rows(rows: usize, mark: char) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let params: Vec<String> =
+                (1..=AUDIT_COLUMNS).map(|c| format!("{mark}{}", r * AUDIT_COLUMNS + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!("{INSERT_AUDIT_HEAD} VALUES {} RETURNING seq", values.join(", "))
 }
 
 /// An audit record as read back.
