@@ -37,6 +37,17 @@ impl AuditPhase {
             Self::Outcome => "outcome",
         }
     }
+
+    /// The phase a stored code names.
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::Intent, Self::Outcome].into_iter().find(|p| p.as_str() == code)
+    }
+}
+
+impl PartialEq<&str> for AuditPhase {
+    fn eq(&self, code: &&str) -> bool {
+        self.as_str() == *code
+    }
 }
 
 /// How a request ended.
@@ -54,7 +65,20 @@ pub enum AuditOutcome {
     Error,
 }
 
+impl PartialEq<&str> for AuditOutcome {
+    fn eq(&self, code: &&str) -> bool {
+        self.as_str() == *code
+    }
+}
+
 impl AuditOutcome {
+    /// The outcome a stored code names.
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::Pending, Self::Success, Self::Partial, Self::Denied, Self::Error]
+            .into_iter()
+            .find(|o| o.as_str() == code)
+    }
+
     /// Stored code.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,6 +88,32 @@ impl AuditOutcome {
             Self::Denied => "denied",
             Self::Error => "error",
         }
+    }
+}
+
+/// Every action a request is audited as.
+pub const ACTIONS: [&str; 7] =
+    ["patient-search", "patient-read", "patient-everything", "search", "page", "token", "unsupported"];
+
+/// The action a stored code names.
+pub fn action_named(code: &str) -> Option<&'static str> {
+    ACTIONS.iter().copied().find(|a| *a == code)
+}
+
+/// An audit record as stored: its sequence number and the record itself.
+#[derive(Debug, Clone)]
+pub struct StoredAudit {
+    /// Sequence number (ascending, gap-free per store).
+    pub seq: i64,
+    /// The record.
+    pub record: AuditRecord,
+}
+
+impl std::ops::Deref for StoredAudit {
+    type Target = AuditRecord;
+
+    fn deref(&self) -> &AuditRecord {
+        &self.record
     }
 }
 

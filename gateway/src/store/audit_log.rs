@@ -6,7 +6,7 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError, err};
-use crate::audit::AuditRecord;
+use crate::audit::{AuditOutcome, AuditPhase, AuditRecord, StoredAudit, action_named};
 
 /// Appends audit records durably; what the audit trail writes through.
 #[async_trait]
@@ -15,7 +15,7 @@ pub trait AuditLog: Send + Sync {
     async fn append_audit(&self, record: &AuditRecord) -> Result<i64, StoreError>;
 
     /// The records of one request, oldest first (for tests and the privacy officer's tools).
-    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<AuditRow>, StoreError>;
+    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, StoreError>;
 }
 
 const INSERT_AUDIT_HEAD: &str = "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, \
@@ -24,8 +24,9 @@ const INSERT_AUDIT_HEAD: &str = "INSERT INTO audit_event (recorded_at_us, reques
 /// Columns an audit record binds.
 const AUDIT_COLUMNS: usize = 15;
 
-const SELECT_AUDIT: &str = "SELECT seq, phase, action, client_id, user_id, organisation, purpose, patient_id, \
-     sources, outcome, http_status, released, detail FROM audit_event WHERE request_id = $1 ORDER BY seq";
+const SELECT_AUDIT: &str = "SELECT seq, recorded_at_us, request_id, phase, action, client_id, user_id, role, \
+     organisation, purpose, patient_id, sources, outcome, http_status, released, detail FROM audit_event \
+     WHERE request_id = $1 ORDER BY seq";
 
 /// An audit record waiting for the SQLite group-commit writer, and who to tell.
 #[derive(Debug)]
@@ -77,7 +78,7 @@ impl AuditLog for Store {
         }
     }
 
-    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<AuditRow>, StoreError> {
+    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, StoreError> {
         on_pool!(self, read, |p| sqlx::query(SELECT_AUDIT)
             .bind(request_id)
             .fetch_all(p)
@@ -166,62 +167,47 @@ fn insert_rows(rows: usize, mark: char) -> String {
     format!("{INSERT_AUDIT_HEAD} VALUES {} RETURNING seq", values.join(", "))
 }
 
-/// An audit record as read back.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditRow {
-    /// Sequence number (gap-free per store, ascending).
-    pub seq: i64,
-    /// `intent` or `outcome`.
-    pub phase: String,
-    /// What was asked.
-    pub action: String,
-    /// Client.
-    pub client_id: Option<String>,
-    /// User.
-    pub user_id: Option<String>,
-    /// Organisation ODS code.
-    pub organisation: Option<String>,
-    /// Purpose of use.
-    pub purpose: Option<String>,
-    /// Opaque patient id.
-    pub patient_id: Option<String>,
-    /// Sources asked (JSON array text).
-    pub sources: String,
-    /// Outcome code.
-    pub outcome: String,
-    /// HTTP status answered.
-    pub http_status: i32,
-    /// Resources released.
-    pub released: i64,
-    /// Structured detail (JSON text).
-    pub detail: String,
+/// Reading a [`StoredAudit`] from either backend's row type: every column is parsed back into
+/// its typed field, and a value the gateway could not have written is a decode error.
+trait DecodeAuditRow {
+    fn decode_audit(&self) -> Result<StoredAudit, sqlx::Error>;
 }
 
-/// Reading an [`AuditRow`] from either backend's row type.
-trait DecodeAuditRow {
-    fn decode_audit(&self) -> Result<AuditRow, sqlx::Error>;
+fn bad(column: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("audit_event.{column} holds a value the gateway does not write").into())
 }
 
 macro_rules! audit_row_from {
     ($row:ty) => {
         impl DecodeAuditRow for $row {
-            fn decode_audit(&self) -> Result<AuditRow, sqlx::Error> {
+            fn decode_audit(&self) -> Result<StoredAudit, sqlx::Error> {
                 let r = self;
-                Ok(AuditRow {
-                    seq: r.try_get("seq")?,
-                    phase: r.try_get("phase")?,
-                    action: r.try_get("action")?,
+                let micros: i64 = r.try_get("recorded_at_us")?;
+                let phase: String = r.try_get("phase")?;
+                let action: String = r.try_get("action")?;
+                let outcome: String = r.try_get("outcome")?;
+                let status: i32 = r.try_get("http_status")?;
+                let released: i64 = r.try_get("released")?;
+                let sources: String = r.try_get("sources")?;
+                let record = AuditRecord {
+                    recorded_at: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+                        .map_err(|_| bad("recorded_at_us"))?,
+                    request_id: r.try_get("request_id")?,
+                    phase: AuditPhase::parse(&phase).ok_or_else(|| bad("phase"))?,
+                    action: action_named(&action).ok_or_else(|| bad("action"))?,
                     client_id: r.try_get("client_id")?,
                     user_id: r.try_get("user_id")?,
+                    role: r.try_get("role")?,
                     organisation: r.try_get("organisation")?,
                     purpose: r.try_get("purpose")?,
                     patient_id: r.try_get("patient_id")?,
-                    sources: r.try_get("sources")?,
-                    outcome: r.try_get("outcome")?,
-                    http_status: r.try_get("http_status")?,
-                    released: r.try_get("released")?,
+                    sources: sources.into(),
+                    outcome: AuditOutcome::parse(&outcome).ok_or_else(|| bad("outcome"))?,
+                    http_status: u16::try_from(status).map_err(|_| bad("http_status"))?,
+                    released: u64::try_from(released).map_err(|_| bad("released"))?,
                     detail: r.try_get("detail")?,
-                })
+                };
+                Ok(StoredAudit { seq: r.try_get("seq")?, record })
             }
         }
     };

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
-use super::{AuditLog, AuditRow, PatientIndex, SourceLink, StoreError};
-use crate::audit::AuditRecord;
+use super::{AuditLog, PatientIndex, SourceLink, StoreError};
+use crate::audit::{AuditRecord, StoredAudit};
 
 /// A patient index, locator and audit log held in memory. `fail_audit` makes every append
 /// fail, to test the fail-closed paths.
@@ -16,7 +16,7 @@ use crate::audit::AuditRecord;
 pub struct MemoryStore {
     patients: Mutex<HashMap<String, String>>,
     links: Mutex<HashMap<String, Vec<SourceLink>>>,
-    audit: Mutex<Vec<(String, AuditRow)>>,
+    audit: Mutex<Vec<StoredAudit>>,
     /// When set, audit appends fail.
     pub fail_audit: AtomicBool,
 }
@@ -27,8 +27,8 @@ fn poisoned(op: &'static str) -> StoreError {
 
 impl MemoryStore {
     /// Every audit record appended, oldest first.
-    pub fn audit_rows(&self) -> Vec<AuditRow> {
-        self.audit.lock().map(|a| a.iter().map(|(_, r)| r.clone()).collect()).unwrap_or_default()
+    pub fn audit_rows(&self) -> Vec<StoredAudit> {
+        self.audit.lock().map(|a| a.clone()).unwrap_or_default()
     }
 }
 
@@ -75,29 +75,12 @@ impl AuditLog for MemoryStore {
         }
         let mut rows = self.audit.lock().map_err(|_| poisoned("append audit"))?;
         let seq = i64::try_from(rows.len()).unwrap_or(i64::MAX) + 1;
-        rows.push((
-            r.request_id.clone(),
-            AuditRow {
-                seq,
-                phase: r.phase.as_str().to_owned(),
-                action: r.action.to_owned(),
-                client_id: r.client_id.clone(),
-                user_id: r.user_id.clone(),
-                organisation: r.organisation.clone(),
-                purpose: r.purpose.clone(),
-                patient_id: r.patient_id.clone(),
-                sources: r.sources.to_string(),
-                outcome: r.outcome.as_str().to_owned(),
-                http_status: i32::from(r.http_status),
-                released: i64::try_from(r.released).unwrap_or(i64::MAX),
-                detail: r.detail.clone(),
-            },
-        ));
+        rows.push(StoredAudit { seq, record: r.clone() });
         Ok(seq)
     }
 
-    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<AuditRow>, StoreError> {
+    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, StoreError> {
         let rows = self.audit.lock().map_err(|_| poisoned("read audit"))?;
-        Ok(rows.iter().filter(|(id, _)| id == request_id).map(|(_, r)| r.clone()).collect())
+        Ok(rows.iter().filter(|r| r.request_id == request_id).cloned().collect())
     }
 }

@@ -31,7 +31,7 @@ pub mod memory;
 mod patients;
 mod replay;
 
-pub use audit_log::{AuditLog, AuditRow, PendingAudit};
+pub use audit_log::{AuditLog, PendingAudit};
 pub use patients::{PatientIndex, SourceLink};
 pub use replay::StoreReplayGuard;
 

@@ -73,7 +73,7 @@ async fn refused_requests_are_audited_too() {
         assert_eq!(answer.status, status);
         let rows = app.state.store.audit_for_request(&answer.header("x-request-id").unwrap()).await.unwrap();
         assert_eq!(rows.len(), 1, "{status} audited");
-        assert_eq!(rows[0].http_status, i32::from(status));
+        assert_eq!(rows[0].http_status, status);
         assert_eq!(rows[0].outcome, "denied");
     }
     app.stop().await;
