@@ -62,7 +62,13 @@ impl FhirCall {
         action: &'static str,
     ) -> Result<Self, ApiError> {
         let rid = request_id(req);
-        let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+        let mut headers = req.headers().get_all("authorization");
+        let header = headers.next().map(|v| v.to_str().unwrap_or_default());
+        if headers.next().is_some() {
+            // Two credentials: which one would a proxy in front have checked? Refuse both.
+            state.audit.begin(&rid, action, None).refused(400, false, "duplicate-authorization").await;
+            return Err(ApiError::invalid("give one Authorization header, not several"));
+        }
         match state.tokens.authenticate(header) {
             Ok(principal) => {
                 let audit = state.audit.begin(&rid, action, Some(&principal));
@@ -71,7 +77,7 @@ impl FhirCall {
             Err(e) => {
                 let err = match e {
                     TokenError::Missing => ApiError::missing_token(),
-                    TokenError::Expired => ApiError::invalid_token("the access token has expired"),
+                    TokenError::Expired => ApiError::expired_token(),
                     _ => ApiError::invalid_token("the access token is not valid"),
                 };
                 state.audit.begin(&rid, action, None).refused(401, false, "invalid-token").await;
@@ -99,7 +105,8 @@ impl FhirCall {
         if self.principal.may_read(resource_type) {
             return Ok(self);
         }
-        let e = ApiError::forbidden(format!("the granted scopes do not allow reading {resource_type}"));
+        let e =
+            ApiError::insufficient_scope(format!("the granted scopes do not allow reading {resource_type}"));
         Err(self.refuse(e, "scope").await)
     }
 

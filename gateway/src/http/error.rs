@@ -50,12 +50,13 @@ impl ApiError {
 
     /// 400 `not-supported` (an unknown or unsupported search parameter under strict handling).
     pub fn unsupported_parameter(name: &str) -> Self {
+        let name = echo(name);
         Self::new(
             StatusCode::BAD_REQUEST,
             IssueType::NotSupported,
             format!("search parameter '{name}' is not supported"),
         )
-        .at(name.to_owned())
+        .at(name)
     }
 
     /// 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
@@ -65,10 +66,27 @@ impl ApiError {
         e
     }
 
-    /// 401 for a request without any bearer token.
+    /// 401 for a request without any bearer token: the challenge carries no error code, as
+    /// RFC 6750 section 3.1 asks when the request had no authentication at all.
     pub fn missing_token() -> Self {
         let mut e = Self::new(StatusCode::UNAUTHORIZED, IssueType::Login, "an access token is required");
-        e.www_authenticate = Some(r#"Bearer realm="tideway", error="invalid_token""#);
+        e.www_authenticate = Some(r#"Bearer realm="tideway""#);
+        e
+    }
+
+    /// 401 `expired`: the access token was valid but has expired.
+    pub fn expired_token() -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, IssueType::Expired, "the access token has expired");
+        e.www_authenticate =
+            Some(r#"Bearer realm="tideway", error="invalid_token", error_description="expired""#);
+        e
+    }
+
+    /// 403 `forbidden` because the granted scopes do not cover the request, with the RFC 6750
+    /// `insufficient_scope` challenge.
+    pub fn insufficient_scope(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::FORBIDDEN, IssueType::Forbidden, message);
+        e.www_authenticate = Some(r#"Bearer realm="tideway", error="insufficient_scope""#);
         e
     }
 
@@ -142,6 +160,14 @@ impl ApiError {
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, "internal error")
     }
+}
+
+/// Client input as it may appear in an error message: short names made of the characters FHIR
+/// names use are shown as given; anything else is not repeated (it could be long, carry markup
+/// or carry patient data).
+pub fn echo(input: &str) -> String {
+    let plain = input.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:$-".contains(&b));
+    if plain && (1..=64).contains(&input.len()) { input.to_owned() } else { "(not shown)".to_owned() }
 }
 
 impl From<AuditError> for ApiError {

@@ -37,7 +37,7 @@ pub async fn patient_operation(
         Err(e) => return Err(call.refuse(e, "bad-request").await),
     };
     if let Some(t) = ask.types().and_then(|ts| ts.iter().find(|t| !call.principal.may_read(t))) {
-        let e = ApiError::forbidden(format!("the granted scopes do not allow reading {t}"));
+        let e = ApiError::insufficient_scope(format!("the granted scopes do not allow reading {t}"));
         return Err(call.refuse(e, "scope").await);
     }
     let self_link =

@@ -56,9 +56,11 @@ impl Params {
         let mut values = self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let first = values.next();
         if values.next().is_some() {
-            return Err(
-                ApiError::invalid(format!("parameter '{name}' may be given only once")).at(name.to_owned())
-            );
+            return Err(ApiError::invalid(format!(
+                "parameter '{}' may be given only once",
+                super::error::echo(name)
+            ))
+            .at(super::error::echo(name)));
         }
         Ok(first)
     }

@@ -20,7 +20,10 @@ pub async fn type_search(
 ) -> Result<HttpResponse, ApiError> {
     let resource_type = path.into_inner();
     if !tideway_profiles::PATIENT_SEARCH_TYPES.contains(&resource_type.as_str()) {
-        let e = ApiError::not_found(format!("resource type '{resource_type}' is not served by this gateway"));
+        let e = ApiError::not_found(format!(
+            "resource type '{}' is not served by this gateway",
+            super::error::echo(&resource_type)
+        ));
         return Err(call.refuse(e, "unsupported").await);
     }
     let call = call.require_read(&resource_type).await?;

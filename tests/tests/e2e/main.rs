@@ -9,6 +9,7 @@ mod auth;
 mod cache;
 mod config;
 mod federation;
+mod headers;
 mod metrics;
 mod pipeline;
 mod postgres;

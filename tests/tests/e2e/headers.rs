@@ -1,0 +1,92 @@
+//! Headers on patient data and the bearer-token challenges (RFC 6750).
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+use tideway_tests::{Options, TestApp, clinician, nhs_search};
+
+#[tokio::test]
+async fn every_fhir_answer_is_no_store_and_nosniff_whatever_its_status() {
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    let token = app.token().await;
+    let nhs = app.patient_held_by(&[0]);
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    for (path, auth, status) in [
+        (format!("/Patient/{id}/$everything"), true, 200),
+        (format!("/Patient/{id}"), true, 200),
+        ("/metadata".to_owned(), false, 200),
+        ("/Condition?colour=blue".to_owned(), true, 400),
+        (format!("/Patient/{id}"), false, 401),
+        ("/NoSuchType?patient=x".to_owned(), true, 404),
+    ] {
+        let a = app.get(&path, auth.then_some(token.as_str())).await;
+        assert_eq!(a.status, status, "{path}: {}", a.body);
+        assert_eq!(a.header("cache-control").as_deref(), Some("no-store"), "{path}");
+        assert_eq!(a.header("x-content-type-options").as_deref(), Some("nosniff"), "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn challenges_say_what_was_wrong_with_the_credentials() {
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    // No credentials at all: a challenge without an error code.
+    let none = app.get(&nhs_search("9434765919"), None).await;
+    assert_eq!(none.status, 401);
+    let challenge = none.header("www-authenticate").unwrap();
+    assert!(challenge.starts_with("Bearer") && !challenge.contains("error="), "{challenge}");
+
+    // An expired token (signed with the gateway's own key, expired well past the clock skew).
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "iss": "tideway", "aud": "tideway-fhir-api", "sub": "555021935107", "client_id": "test-es",
+        "scope": "system/*.read", "role": "R8000", "organisation": "RJ122", "purpose_of_use": "TREAT",
+        "jti": "expired-1", "iat": now - 3600, "exp": now - 1800,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.typ = Some("at+jwt".to_owned());
+    let key = jsonwebtoken::EncodingKey::from_secret(
+        app.settings.auth.token_signing_secret.expose_secret().as_bytes(),
+    );
+    let expired = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let a = app.get(&nhs_search("9434765919"), Some(&expired)).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert_eq!(a.issue_code(), "expired");
+    assert!(a.header("www-authenticate").unwrap().contains(r#"error="invalid_token""#));
+
+    // A token whose scopes do not cover the type asked for.
+    let form = app.es_client.token_form(&app.token_url(), "system/Patient.rs", &clinician()).unwrap();
+    let body: serde_json::Value = app.post_token(form).await.json().await.unwrap();
+    let narrow = body["access_token"].as_str().unwrap().to_owned();
+    let a = app.get("/Condition?patient=p00000000000000000000000000000000", Some(&narrow)).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(a.header("www-authenticate").unwrap().contains(r#"error="insufficient_scope""#));
+
+    // Two Authorization headers: refused, whichever one is good.
+    let token = app.token().await;
+    let bearer = format!("Bearer {token}");
+    let res = app
+        .http
+        .get(format!("{}{}", app.base_url, nhs_search("9434765919")))
+        .header("authorization", bearer.as_str())
+        .header("authorization", "Bearer garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn error_messages_do_not_repeat_long_or_odd_client_input() {
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    let token = app.token().await;
+    let long = "x".repeat(500);
+    let a =
+        app.get_with(&format!("/Condition?{long}=1"), Some(&token), &[("prefer", "handling=strict")]).await;
+    assert_eq!(a.status, 400);
+    assert!(!a.body.to_string().contains(&long[..100]), "{}", a.body);
+    let a = app.get("/%3Cscript%3E?patient=x", Some(&token)).await;
+    assert_eq!(a.status, 404);
+    assert!(!a.body.to_string().contains("script"), "{}", a.body);
+    app.stop().await;
+}
