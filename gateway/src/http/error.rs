@@ -25,6 +25,8 @@ pub struct ApiError {
     pub outcome: OperationOutcome,
     /// Value of `WWW-Authenticate`, for 401s.
     pub www_authenticate: Option<&'static str>,
+    /// Value of `Allow`, for 405s.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -34,6 +36,7 @@ impl ApiError {
             status,
             outcome: OperationOutcome::new(IssueSeverity::Error, code, message),
             www_authenticate: None,
+            allow: None,
         }
     }
 
@@ -100,13 +103,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, IssueType::NotFound, message)
     }
 
-    /// 405 `not-supported`.
-    pub fn method_not_allowed() -> Self {
-        Self::new(
+    /// 405 `not-supported`, naming the methods the resource does allow.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut e = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             IssueType::NotSupported,
             "this interaction is not supported: the gateway is read-only",
-        )
+        );
+        e.allow = Some(allow);
+        e
     }
 
     /// 501 `not-supported`.
@@ -220,6 +225,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status);
         res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON)));
+        if let Some(v) = self.allow {
+            res.insert_header((header::ALLOW, HeaderValue::from_static(v)));
+        }
         if let Some(v) = self.www_authenticate {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(v)));
         }

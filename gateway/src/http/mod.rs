@@ -22,35 +22,63 @@ use call::{Action, refuse_unsupported};
 
 pub use error::{ApiError, FHIR_JSON};
 
-/// Registers every route.
+/// Methods of the read-only endpoints.
+const GET_HEAD: &str = "GET, HEAD";
+
+/// Registers every route. Every GET answers HEAD too (actix sends no body for HEAD).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/metadata").get(meta::metadata).to(method_not_allowed))
-        .service(
-            web::resource("/.well-known/smart-configuration")
-                .get(meta::smart_configuration)
-                .to(method_not_allowed),
-        )
-        .service(web::resource("/healthz").get(meta::healthz).to(method_not_allowed))
-        .service(web::resource("/readyz").get(meta::readyz).to(method_not_allowed))
-        .service(web::resource("/token").post(token::token).to(method_not_allowed))
-        .service(web::resource("/metrics").get(meta::metrics_with_token).to(method_not_allowed))
-        .service(fhir("/_page", "page").get(page::page).to(fhir_method_not_allowed))
-        .service(
-            fhir("/Patient", "patient-search")
-                .get(patient_search::patient_search)
-                .to(fhir_method_not_allowed),
-        )
-        .service(
-            fhir("/Patient/{id}", "patient-read").get(patient_read::patient_read).to(fhir_method_not_allowed),
-        )
-        .service(
-            fhir("/Patient/{id}/{operation}", "patient-everything")
-                .get(everything::patient_operation)
-                .to(fhir_method_not_allowed),
-        )
-        .service(fhir("/{type}", "search").get(type_search::type_search).to(fhir_method_not_allowed))
-        .service(web::resource("/{type}/{id}").to(instance_other))
-        .default_service(web::to(not_found));
+    cfg.service(
+        public("/metadata").route(web::get().to(meta::metadata)).route(web::head().to(meta::metadata)),
+    )
+    .service(
+        public("/.well-known/smart-configuration")
+            .route(web::get().to(meta::smart_configuration))
+            .route(web::head().to(meta::smart_configuration)),
+    )
+    .service(public("/healthz").route(web::get().to(meta::healthz)).route(web::head().to(meta::healthz)))
+    .service(public("/readyz").route(web::get().to(meta::readyz)).route(web::head().to(meta::readyz)))
+    .service(
+        web::resource("/token")
+            .post(token::token)
+            .to(|| async { Err::<HttpResponse, _>(ApiError::method_not_allowed("POST")) }),
+    )
+    .service(
+        public("/metrics")
+            .route(web::get().to(meta::metrics_with_token))
+            .route(web::head().to(meta::metrics_with_token)),
+    )
+    .service(
+        fhir("/_page", "page", GET_HEAD).route(web::get().to(page::page)).route(web::head().to(page::page)),
+    )
+    .service(
+        fhir("/Patient", "patient-search", GET_HEAD)
+            .route(web::get().to(patient_search::patient_search))
+            .route(web::head().to(patient_search::patient_search)),
+    )
+    .service(
+        fhir("/Patient/{id}", "patient-read", GET_HEAD)
+            .route(web::get().to(patient_read::patient_read))
+            .route(web::head().to(patient_read::patient_read)),
+    )
+    .service(
+        fhir("/Patient/{id}/{operation}", "patient-everything", GET_HEAD)
+            .route(web::get().to(everything::patient_operation))
+            .route(web::head().to(everything::patient_operation)),
+    )
+    .service(
+        fhir("/{type}", "search", GET_HEAD)
+            .route(web::get().to(type_search::type_search))
+            .route(web::head().to(type_search::type_search)),
+    )
+    .service(web::resource("/{type}/{id}").to(instance_other))
+    .service(web::resource("/").route(web::post().to(batch)))
+    .default_service(web::to(not_found));
+}
+
+/// A public endpoint: GET and HEAD, 405 (with `Allow`) for anything else.
+fn public(path: &str) -> actix_web::Resource {
+    web::resource(path)
+        .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::method_not_allowed(GET_HEAD)) }))
 }
 
 /// The operator listener: metrics and health, no token (bind it to a private address).
@@ -61,20 +89,28 @@ pub fn admin_routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-/// A FHIR resource route whose requests are audited as `action`.
-fn fhir(path: &str, action: &'static str) -> actix_web::Resource {
-    web::resource(path).app_data(Action(action))
-}
-
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::method_not_allowed())
+/// A FHIR resource route whose requests are audited as `action`; other methods get an audited
+/// 405 naming `allow`.
+fn fhir(path: &str, action: &'static str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).app_data(Action(action)).default_service(web::to(move |state, req| async move {
+        fhir_method_not_allowed(state, req, allow).await
+    }))
 }
 
 async fn fhir_method_not_allowed(
     state: web::Data<AppState>,
     req: HttpRequest,
+    allow: &'static str,
 ) -> Result<HttpResponse, ApiError> {
-    Err(refuse_unsupported(state, &req, ApiError::method_not_allowed()).await)
+    Err(refuse_unsupported(state, &req, ApiError::method_not_allowed(allow)).await)
+}
+
+/// `POST [base]`: batch and transaction Bundles are not offered (501), after authentication.
+async fn batch(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let e = ApiError::not_implemented(
+        "batch and transaction Bundles are not supported: the gateway is read-only",
+    );
+    Err(refuse_unsupported(state, &req, e).await)
 }
 
 async fn not_found(state: Option<web::Data<AppState>>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -88,10 +124,10 @@ async fn not_found(state: Option<web::Data<AppState>>, req: HttpRequest) -> Resu
 /// Any other interaction on `/{type}/{id}`: reads of non-Patient types are not offered (501);
 /// writes are refused (405).
 async fn instance_other(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let e = if req.method() == actix_web::http::Method::GET {
+    let e = if matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD) {
         ApiError::not_implemented("only Patient can be read by id; search by patient instead")
     } else {
-        ApiError::method_not_allowed()
+        ApiError::method_not_allowed(GET_HEAD)
     };
     Err(refuse_unsupported(state, &req, e).await)
 }

@@ -19,11 +19,13 @@ pub struct Params {
 
 impl Params {
     /// Parses `req`'s query string, accepting only `known` (and `_format`, `_pretty`). Unknown
-    /// parameters are a 400 under `Prefer: handling=strict` and reported otherwise.
+    /// parameters are a 400 `not-supported` naming them (a filter must never be dropped
+    /// silently), unless the client sent `Prefer: handling=lenient`: then they are ignored and
+    /// reported in the outcome entry.
     pub fn parse(req: &HttpRequest, known: &[&str]) -> Result<Self, ApiError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
             .map_err(|_| ApiError::invalid("the query string is not valid URL encoding"))?;
-        let strict = prefers_strict(req);
+        let strict = !prefers_lenient(req);
         let mut ignored = Vec::new();
         for (name, _) in &pairs {
             let base = name.split(':').next().unwrap_or(name);
@@ -31,7 +33,7 @@ impl Params {
                 if strict {
                     return Err(ApiError::unsupported_parameter(name));
                 }
-                let notice = Notice::IgnoredParameter(name.clone());
+                let notice = Notice::IgnoredParameter(super::error::echo(name));
                 if !ignored.contains(&notice) {
                     ignored.push(notice);
                 }
@@ -40,7 +42,7 @@ impl Params {
                 if strict {
                     return Err(ApiError::unsupported_parameter(name));
                 }
-                ignored.push(Notice::IgnoredParameter(name.clone()));
+                ignored.push(Notice::IgnoredParameter(super::error::echo(name)));
             }
         }
         Ok(Self { pairs, ignored })
@@ -77,11 +79,17 @@ impl Params {
     }
 }
 
-fn prefers_strict(req: &HttpRequest) -> bool {
-    req.headers()
-        .get_all("prefer")
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split([',', ';']).any(|p| p.trim().eq_ignore_ascii_case("handling=strict")))
+/// Whether `Prefer` asks for `handling=lenient` (the value quoted or not). Anything else,
+/// `handling=strict` included, is strict.
+fn prefers_lenient(req: &HttpRequest) -> bool {
+    req.headers().get_all("prefer").filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split([',', ';']).any(|p| {
+            let p = p.trim();
+            let Some((k, val)) = p.split_once('=') else { return false };
+            k.trim().eq_ignore_ascii_case("handling")
+                && val.trim().trim_matches('"').eq_ignore_ascii_case("lenient")
+        })
+    })
 }
 
 /// Refuses (406) requests whose `_format` or `Accept` ask for something other than FHIR JSON.
@@ -92,7 +100,8 @@ pub fn negotiate(req: &HttpRequest) -> Result<(), ApiError> {
     if let Some(f) = format {
         let f = f.trim().to_ascii_lowercase();
         let mime = f.split(';').next().unwrap_or_default().trim();
-        if !matches!(mime, "json" | "application/json" | "application/fhir+json") {
+        // An unencoded `+` in the query arrives as a space.
+        if !matches!(mime, "json" | "application/json" | "application/fhir+json" | "application/fhir json") {
             return Err(ApiError::not_acceptable());
         }
         return Ok(());

@@ -13,6 +13,13 @@ pub async fn patient_read(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
+    if id.starts_with('$') {
+        // `GET /Patient/$everything` and friends: type-level operations, not a patient id.
+        let e = ApiError::not_implemented(
+            "type-level operations on Patient are not supported; use Patient/{id}/$everything",
+        );
+        return Err(call.refuse(e, "unsupported").await);
+    }
     let call = call.require_read("Patient").await?;
     let (mut call, _) = call.params(&req, &[]).await?;
     let state = call.state.clone();

@@ -224,12 +224,15 @@ async fn errors_are_operation_outcomes_with_the_right_status() {
     check(&app.get(&nhs_search("12345"), t).await, 400, "invalid");
     check(&app.get("/Patient?identifier=http://example.org|9434765919", t).await, 400, "not-supported");
     check(&app.get("/Patient", t).await, 400, "invalid");
-    // Unknown parameter: refused under strict handling, reported otherwise.
+    // Unknown parameter: refused by default and under strict handling, reported under lenient.
     let nhs = app.population.nhs_number(0).unwrap().as_str().to_owned();
     let strict =
         app.get_with(&format!("{}&colour=blue", nhs_search(&nhs)), t, &[("Prefer", "handling=strict")]).await;
     check(&strict, 400, "not-supported");
-    let lenient = app.get(&format!("{}&colour=blue", nhs_search(&nhs)), t).await;
+    check(&app.get(&format!("{}&colour=blue", nhs_search(&nhs)), t).await, 400, "not-supported");
+    let lenient = app
+        .get_with(&format!("{}&colour=blue", nhs_search(&nhs)), t, &[("Prefer", "handling=\"lenient\"")])
+        .await;
     assert_eq!(lenient.status, 200);
     let oo = lenient.outcome_entry().expect("ignored parameter reported");
     assert!(oo["issue"][0]["diagnostics"].as_str().unwrap().contains("colour"));

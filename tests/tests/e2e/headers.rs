@@ -90,3 +90,53 @@ async fn error_messages_do_not_repeat_long_or_odd_client_input() {
     assert!(!a.body.to_string().contains("script"), "{}", a.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn head_allow_batch_and_type_level_operations_answer_as_fhir_servers_do() {
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    let token = app.token().await;
+    let nhs = app.patient_held_by(&[0]);
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    // HEAD wherever GET works: the same status and headers, no body.
+    for path in [format!("/Patient/{id}/$everything"), format!("/Patient/{id}"), "/metadata".to_owned()] {
+        let res = app.http.head(format!("{}{path}", app.base_url)).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(res.headers().get("x-request-id").is_some());
+        assert!(res.bytes().await.unwrap().is_empty(), "{path}: HEAD has no body");
+    }
+    // 405 names what is allowed.
+    for (method, path) in
+        [(reqwest::Method::DELETE, format!("/Patient/{id}")), (reqwest::Method::PUT, "/metadata".to_owned())]
+    {
+        let res = app
+            .http
+            .request(method, format!("{}{path}", app.base_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{path}");
+        assert_eq!(res.headers().get("allow").and_then(|v| v.to_str().ok()), Some("GET, HEAD"), "{path}");
+    }
+    // POST [base] (batch/transaction) is a 501 OperationOutcome.
+    let res = app
+        .http
+        .post(format!("{}/", app.base_url))
+        .bearer_auth(&token)
+        .header("content-type", "application/fhir+json")
+        .body(r#"{"resourceType":"Bundle","type":"batch"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 501);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["resourceType"], "OperationOutcome");
+    // A type-level operation is not a patient id.
+    let a = app.get("/Patient/$everything", Some(&token)).await;
+    assert_eq!(a.status, 501, "{}", a.body);
+    assert_eq!(a.issue_code(), "not-supported");
+    // `_format` with an unencoded `+` still means FHIR JSON.
+    let a = app.get(&format!("/Patient/{id}?_format=application/fhir+json"), Some(&token)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    app.stop().await;
+}
