@@ -129,14 +129,21 @@ pub fn searchset(s: &Searchset<'_>) -> Vec<u8> {
         if n > 0 {
             out.push(b',');
         }
-        // Resource types and ids are FHIR ids ([A-Za-z0-9.-]): nothing to escape.
         out.extend_from_slice(b"{\"fullUrl\":");
-        out.extend_from_slice(base_open.as_bytes());
-        out.push(b'/');
-        out.extend_from_slice(e.resource_type.as_bytes());
-        out.push(b'/');
-        out.extend_from_slice(e.id.as_bytes());
-        out.extend_from_slice(b"\",\"resource\":");
+        if plain(&e.resource_type) && plain(&e.id) {
+            // FHIR types and ids ([A-Za-z0-9.-]): nothing to escape, written as they are.
+            out.extend_from_slice(base_open.as_bytes());
+            out.push(b'/');
+            out.extend_from_slice(e.resource_type.as_bytes());
+            out.push(b'/');
+            out.extend_from_slice(e.id.as_bytes());
+            out.push(b'"');
+        } else {
+            // Adapters only hand on valid ids; anything else is escaped rather than trusted.
+            let url = format!("{}/{}/{}", s.base_url, e.resource_type, e.id);
+            out.extend_from_slice(json_string(&url).as_bytes());
+        }
+        out.extend_from_slice(b",\"resource\":");
         out.extend_from_slice(&e.json);
         out.extend_from_slice(if is_included(e) {
             b",\"search\":{\"mode\":\"include\"}}"
@@ -157,6 +164,11 @@ pub fn searchset(s: &Searchset<'_>) -> Vec<u8> {
     }
     out.extend_from_slice(b"]}");
     out
+}
+
+/// Whether `s` is made only of the characters FHIR ids and type names use.
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 fn json_string(s: &str) -> String {

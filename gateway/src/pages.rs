@@ -77,7 +77,9 @@ const REDIS_PREFIX: &str = "tideway:page:";
 struct StoredResource {
     t: String,
     i: String,
-    f: ResourceFacts,
+    /// Absent in snapshots written before facts were stored; read again from `j` then.
+    #[serde(default)]
+    f: Option<ResourceFacts>,
     j: Box<RawValue>,
 }
 
@@ -86,6 +88,8 @@ struct StoredSnapshot {
     owner: String,
     page_size: usize,
     patient_id: Option<String>,
+    /// Absent in snapshots written before the question was stored: everything was asked.
+    #[serde(default)]
     ask: Ask,
     outcome: Option<Value>,
     resources: Vec<StoredResource>,
@@ -139,7 +143,7 @@ impl PageStore {
                         Ok(StoredResource {
                             t: r.resource_type.clone(),
                             i: r.id.clone(),
-                            f: (*r.facts).clone(),
+                            f: Some((*r.facts).clone()),
                             j,
                         })
                     })
@@ -191,7 +195,11 @@ impl PageStore {
                     .map(|r| NormalisedResource {
                         resource_type: r.t,
                         id: r.i,
-                        facts: Arc::new(r.f),
+                        facts: Arc::new(r.f.unwrap_or_else(|| {
+                            serde_json::from_str::<Value>(r.j.get())
+                                .map(|v| ResourceFacts::of(&v))
+                                .unwrap_or_default()
+                        })),
                         json: Arc::from(r.j.get().as_bytes()),
                     })
                     .collect();

@@ -97,8 +97,14 @@ pub struct ResourceFacts {
     pub recorded_date: Option<String>,
     /// `meta.lastUpdated`, as written.
     pub last_updated: Option<String>,
-    /// The reference to the patient the resource is about (`subject` or `patient`), as written.
+    /// The resource's own id (as normalised).
+    pub id: String,
+    /// The reference to the patient the resource is about (`subject`, `patient` or
+    /// `beneficiary`), as written.
     pub patient: Option<String>,
+    /// The resource names whom it is about in a way that cannot be tied to one patient here: a
+    /// `subject`/`patient` given only as an identifier or display, or several of them.
+    pub subject_unresolved: bool,
     /// The source id named by `meta.source` (`urn:tideway:source:{id}`), if any.
     pub source: Option<String>,
     /// Every relative reference the resource makes (`Type/id`), sorted and without repeats.
@@ -166,10 +172,7 @@ impl ResourceFacts {
         collect_references(resource, &mut references);
         references.sort();
         references.dedup();
-        let patient = ["/subject/reference", "/patient/reference"]
-            .iter()
-            .find_map(|p| resource.pointer(p)?.as_str())
-            .map(str::to_owned);
+        let (patient, subject_unresolved) = subject_of(resource);
         let source = resource
             .pointer("/meta/source")
             .and_then(Value::as_str)
@@ -185,7 +188,9 @@ impl ResourceFacts {
             codes,
             codings,
             categories,
+            id: resource.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
             patient,
+            subject_unresolved,
             source,
             references,
         }
@@ -195,6 +200,13 @@ impl ResourceFacts {
     /// patient at all. A reference to any other patient, or an absolute reference to another
     /// server (normalisation makes references to the source itself relative), is not.
     pub fn is_about(&self, patient_id: &str) -> bool {
+        // Another Patient resource (a linked mother or baby, say) is another patient's data.
+        if self.resource_type == "Patient" {
+            return self.id == patient_id;
+        }
+        if self.subject_unresolved {
+            return false;
+        }
         match self.patient.as_deref() {
             None => true,
             Some(r) if r.contains("://") || r.starts_with("urn:") => false,
@@ -206,6 +218,24 @@ impl ResourceFacts {
                 None => false,
             },
         }
+    }
+}
+
+/// The patient reference of `subject`, `patient` or `beneficiary`, and whether whom the
+/// resource is about could not be tied to one reference.
+fn subject_of(resource: &Value) -> (Option<String>, bool) {
+    let Some(subject) = ["subject", "patient", "beneficiary"].iter().find_map(|k| resource.get(*k)) else {
+        return (None, false);
+    };
+    let one = match subject {
+        Value::Array(items) if items.len() == 1 => &items[0],
+        Value::Array(items) if items.is_empty() => return (None, false),
+        Value::Array(_) => return (None, true),
+        other => other,
+    };
+    match one.get("reference").and_then(Value::as_str) {
+        Some(r) => (Some(r.to_owned()), false),
+        None => (None, true),
     }
 }
 
@@ -353,6 +383,15 @@ mod tests {
         assert!(ResourceFacts::of(&r).is_about("pabc"));
         let org = json!({"resourceType": "Organization", "id": "o"});
         assert!(ResourceFacts::of(&org).is_about("pabc"));
+        // Another Patient, or a subject given only by identifier, is not shown to be this one.
+        assert!(!ResourceFacts::of(&json!({"resourceType": "Patient", "id": "q9"})).is_about("pabc"));
+        assert!(ResourceFacts::of(&json!({"resourceType": "Patient", "id": "pabc"})).is_about("pabc"));
+        r["subject"] =
+            json!({"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"}});
+        assert!(!ResourceFacts::of(&r).is_about("pabc"));
+        let cov =
+            json!({"resourceType": "Coverage", "id": "c", "beneficiary": {"reference": "Patient/pother"}});
+        assert!(!ResourceFacts::of(&cov).is_about("pabc"));
     }
 
     #[test]

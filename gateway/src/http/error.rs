@@ -206,6 +206,7 @@ impl From<RecordError> for ApiError {
                 "this page link is unknown or has expired; repeat the search",
             ),
             RecordError::PageOwner => Self::forbidden("this page link belongs to another user"),
+            RecordError::Withheld => Self::forbidden("this record is not available to this requester"),
         }
     }
 }

@@ -23,7 +23,7 @@ pub async fn patient_read(
     let call = call.require_read("Patient").await?;
     let (mut call, _) = call.params(&req, &[]).await?;
     let state = call.state.clone();
-    let found = match state.records.read_patient(&mut call.audit, &id).await {
+    let found = match state.records.read_patient(&mut call.audit, &call.principal, &id).await {
         Ok(f) => f,
         Err(e) => return Err(call.fail(e).await),
     };

@@ -34,7 +34,7 @@ pub async fn patient_search(call: FhirCall, req: HttpRequest) -> Result<HttpResp
         Err(e) => return Err(call.refuse(e, "bad-request").await),
     };
     let state = call.state.clone();
-    let found = match state.records.find_by_nhs(&mut call.audit, &nhs).await {
+    let found = match state.records.find_by_nhs(&mut call.audit, &call.principal, &nhs).await {
         Ok(f) => f,
         Err(e) => return Err(call.fail(e).await),
     };

@@ -37,6 +37,9 @@ pub enum RecordError {
     /// The page link is unknown or expired.
     #[error("page link unknown or expired")]
     PageExpired,
+    /// The policy withholds what was asked for from this requester.
+    #[error("withheld by policy")]
+    Withheld,
     /// The page link was made for someone else.
     #[error("page link belongs to another principal")]
     PageOwner,
@@ -54,6 +57,7 @@ impl RecordError {
             Self::Pages(_) => "page-store",
             Self::PageExpired => "page-expired",
             Self::PageOwner => "page-owner",
+            Self::Withheld => "policy",
         }
     }
 }

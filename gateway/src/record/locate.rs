@@ -62,8 +62,11 @@ impl RecordService {
                 Err(_) => None,
             })
             .collect();
+        // Written first, then forgotten (which moves the memo's epoch on): a read that raced with
+        // this write does not keep the rows it read before it.
+        let written = self.store.upsert_links(gateway_id, &links).await.map_err(written);
         self.memo.forget_links(gateway_id).await;
-        self.store.upsert_links(gateway_id, &links).await.map_err(written)
+        written
     }
 
     /// The sources holding the patient: the locator's fresh answers, plus whatever the sources
@@ -78,12 +81,13 @@ impl RecordService {
         let known = match self.memo.links(gateway_id).await {
             Some(known) => known,
             None => {
+                let epoch = self.memo.links_epoch();
                 let rows = self
                     .store
                     .links(gateway_id, self.locator_max_age_secs)
                     .await
                     .map_err(|cause| RecordError::PatientIndex { what: "read", cause })?;
-                self.memo.remember_links(gateway_id, rows).await
+                self.memo.remember_links(gateway_id, rows, epoch).await
             }
         };
         let adapters = self.federation.adapters();

@@ -10,6 +10,7 @@
 //! recorded when it was first made.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -22,6 +23,9 @@ use crate::store::SourceLink;
 /// Longest time this replica trusts its own copy of the locator's answers.
 pub const MAX_LINKS_AGE: Duration = Duration::from_secs(30);
 
+/// How long an id -> NHS number mapping is kept (a pseudonym key change publishes new ids).
+const IDS_AGE: Duration = Duration::from_secs(3600);
+
 /// Patients remembered at most.
 const CAPACITY: u64 = 100_000;
 
@@ -33,6 +37,9 @@ const PROVENANCE_AGE: Duration = Duration::from_secs(3600);
 pub struct ReplicaMemo {
     ids: Cache<String, NhsNumber>,
     links: Cache<String, Arc<Vec<SourceLink>>>,
+    /// Bumped whenever this replica writes the locator, so a read that raced with the write
+    /// does not leave the rows it read before the write in the memo.
+    links_epoch: Arc<AtomicU64>,
     provenance: moka::sync::Cache<String, NormalisedResource>,
 }
 
@@ -40,7 +47,8 @@ impl ReplicaMemo {
     /// A memo whose locator answers live at most `min(locator_max_age, MAX_LINKS_AGE)`.
     pub fn new(locator_max_age: Duration) -> Self {
         Self {
-            ids: Cache::builder().max_capacity(CAPACITY).build(),
+            ids: Cache::builder().max_capacity(CAPACITY).time_to_live(IDS_AGE).build(),
+            links_epoch: Arc::new(AtomicU64::new(0)),
             links: Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_live(locator_max_age.min(MAX_LINKS_AGE))
@@ -73,15 +81,26 @@ impl ReplicaMemo {
         self.links.get(id).await
     }
 
-    /// Remembers the locator's answers for `id`.
-    pub async fn remember_links(&self, id: &str, links: Vec<SourceLink>) -> Arc<Vec<SourceLink>> {
+    /// The locator's write epoch, to take before reading the store.
+    pub fn links_epoch(&self) -> u64 {
+        self.links_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Remembers the locator's answers for `id`, read from the store when the epoch was
+    /// `epoch`; if this replica wrote the locator since, they may be old and are not kept.
+    pub async fn remember_links(&self, id: &str, links: Vec<SourceLink>, epoch: u64) -> Arc<Vec<SourceLink>> {
         let links = Arc::new(links);
         self.links.insert(id.to_owned(), links.clone()).await;
+        // A write that ends after this check invalidates the entry itself (see forget_links).
+        if self.links_epoch() != epoch {
+            self.links.invalidate(id).await;
+        }
         links
     }
 
-    /// Forgets the locator's answers for `id` (they changed).
+    /// Forgets the locator's answers for `id`, after they were written to the store.
     pub async fn forget_links(&self, id: &str) {
+        self.links_epoch.fetch_add(1, Ordering::SeqCst);
         self.links.invalidate(id).await;
     }
 }

@@ -90,6 +90,7 @@ impl RecordService {
     pub async fn find_by_nhs(
         &self,
         call: &mut AuditedCall,
+        principal: &Principal,
         nhs: &NhsNumber,
     ) -> Result<PatientAnswer, RecordError> {
         let gateway_id = self.ids.id_for(nhs);
@@ -99,11 +100,16 @@ impl RecordService {
         if answer.0.is_some() {
             self.remember(nhs, &gateway_id, &answer.1).await?;
         }
-        Ok(self.patient_answer(answer))
+        self.patient_answer(principal, answer)
     }
 
     /// Reads the patient behind a published id from every source.
-    pub async fn read_patient(&self, call: &mut AuditedCall, id: &str) -> Result<PatientAnswer, RecordError> {
+    pub async fn read_patient(
+        &self,
+        call: &mut AuditedCall,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<PatientAnswer, RecordError> {
         let nhs = self.open(call, id).await?;
         let answer = self.find_everywhere(&nhs, id, call.request_id()).await?;
         if answer.0.is_none() {
@@ -112,7 +118,7 @@ impl RecordService {
         if let Err(e) = self.remember(&nhs, id, &answer.1).await {
             tracing::error!(error = %e, "patient index could not be written");
         }
-        Ok(self.patient_answer(answer))
+        self.patient_answer(principal, answer)
     }
 
     /// Everything the sources hold for the patient that `principal` may see in answer to `ask`.
@@ -158,17 +164,22 @@ impl RecordService {
             records.iter().flat_map(|(_, r)| r.resources.iter().map(|x| x.facts.as_ref())).collect();
         let decision = decide(principal, ask, &facts);
         report.withheld(&decision);
-        let mut verdicts = decision.verdicts().iter();
+        let mut first = 0;
         let per_source: Vec<SourceResources> = records
             .iter()
-            .map(|(source, record)| SourceResources {
-                source: source.clone(),
-                resources: record
-                    .resources
-                    .iter()
-                    .filter(|_| verdicts.next().is_some_and(|v| *v == tideway_policy::Verdict::Release))
-                    .cloned()
-                    .collect(),
+            .map(|(source, record)| {
+                let offset = first;
+                first += record.resources.len();
+                SourceResources {
+                    source: source.clone(),
+                    resources: record
+                        .resources
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| decision.releases(offset + i))
+                        .map(|(_, r)| r.clone())
+                        .collect(),
+                }
             })
             .collect();
         let merged = merge_with(&per_source, id, |fact| self.memo.provenance(fact, recorded_now));
@@ -209,12 +220,25 @@ impl RecordService {
         Ok((patient, answers))
     }
 
-    fn patient_answer(&self, (patient, answers): FoundPatient) -> PatientAnswer {
-        PatientAnswer {
+    /// The Patient goes through the same decision as any other resource.
+    fn patient_answer(
+        &self,
+        principal: &Principal,
+        (patient, answers): FoundPatient,
+    ) -> Result<PatientAnswer, RecordError> {
+        let mut report = SourceReport::of_patients(&answers);
+        if let Some(p) = &patient {
+            let decision = decide(principal, &Ask::everything(), &[p.facts.as_ref()]);
+            report.withheld(&decision);
+            if !decision.releases(0) {
+                return Err(RecordError::Withheld);
+            }
+        }
+        Ok(PatientAnswer {
             patient,
             notices: answers.iter().filter_map(Notice::of_failure).collect(),
-            report: SourceReport::of_patients(&answers),
-        }
+            report,
+        })
     }
 }
 

@@ -25,6 +25,9 @@ async fn entries_about_another_patient_are_withheld_counted_and_never_shown() {
     assert!(shown.iter().any(|i| i.contains("c0000000")), "the patient's own Condition is served: {shown:?}");
     assert!(!shown.iter().any(|i| i.contains("c1111111")), "another local patient's Condition: {shown:?}");
     assert!(!shown.iter().any(|i| i.contains("a1111111")), "another server's patient's allergy: {shown:?}");
+    assert!(!shown.iter().any(|i| i.contains("b2222222")), "another Patient: {shown:?}");
+    assert!(!shown.iter().any(|i| i.contains("c2222222")), "a subject not tied to this patient: {shown:?}");
+    assert!(!all.body.to_string().contains("Someone"), "nothing of the other Patient is shown");
     // Every subject or patient reference that is shown points at this patient.
     for r in all.matches() {
         for key in ["subject", "patient"] {
@@ -34,7 +37,7 @@ async fn entries_about_another_patient_are_withheld_counted_and_never_shown() {
         }
     }
     let oo = all.outcome_entry().expect("the withheld entries are reported").to_string();
-    assert!(oo.contains("synthea") && oo.contains("2 entries about another patient"), "{oo}");
+    assert!(oo.contains("synthea") && oo.contains("4 entries about another patient"), "{oo}");
     assert!(!oo.contains("99999999") && !oo.contains("elsewhere"), "no source content in the report: {oo}");
     // A search answered from the cache withholds them too.
     let search = app.get(&format!("/Condition?patient={id}"), Some(&token)).await;
@@ -42,11 +45,11 @@ async fn entries_about_another_patient_are_withheld_counted_and_never_shown() {
     assert_eq!(search.matches().len(), 1, "{}", search.body);
     // Counted per source in the audit trail, and in the metrics, without patient data.
     let rows = app.state.store.audit_for_request(&all.header("x-request-id").unwrap()).await.unwrap();
-    assert!(rows[1].detail.contains("\"other_patient\":2"), "{}", rows[1].detail);
+    assert!(rows[1].detail.contains("\"other_patient\":4"), "{}", rows[1].detail);
     let admin = app.admin_url.clone().unwrap();
     let text = app.http.get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(
-        text.contains("tideway_source_entries_rejected_total{source=\"synthea\",reason=\"other-patient\"} 2"),
+        text.contains("tideway_source_entries_rejected_total{source=\"synthea\",reason=\"other-patient\"} 4"),
         "{text}"
     );
     assert!(!text.contains(&id) && !text.contains(patients[0].0.as_str()));
