@@ -11,8 +11,10 @@
 //! admin and export) appends through it, with the intent/outcome protocol, the timeout and the
 //! fail-closed rule in one place. The hash chain belongs there too.
 
+pub mod log;
 pub mod trail;
 
+pub use log::AuditLog;
 pub use trail::{AuditError, AuditTrail, AuditedCall};
 
 use std::sync::Arc;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::AuditLog;
 use super::{AuditOutcome, AuditPhase, AuditRecord};
 use crate::Principal;
-use crate::store::AuditLog;
 
 /// Longest wait for an audit append before the request is answered 503.
 const AUDIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -17,6 +17,13 @@ const AUDIT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the audit trail could not be written: {0}")]
 pub struct AuditError(String);
+
+impl AuditError {
+    /// An error whose cause is described by `cause` (names operations and tables, never values).
+    pub fn new(cause: impl Into<String>) -> Self {
+        Self(cause.into())
+    }
+}
 
 /// Appends audit records durably.
 #[derive(Clone)]
@@ -41,7 +48,7 @@ impl AuditTrail {
     pub async fn append(&self, record: &AuditRecord) -> Result<i64, AuditError> {
         match tokio::time::timeout(AUDIT_TIMEOUT, self.log.append_audit(record)).await {
             Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(e)) => Err(AuditError(e.to_string())),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(AuditError("timed out".into())),
         }
     }

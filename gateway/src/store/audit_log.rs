@@ -6,17 +6,7 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError, err};
-use crate::audit::{AuditOutcome, AuditPhase, AuditRecord, StoredAudit, action_named};
-
-/// Appends audit records durably; what the audit trail writes through.
-#[async_trait]
-pub trait AuditLog: Send + Sync {
-    /// Appends one record durably and returns its sequence number.
-    async fn append_audit(&self, record: &AuditRecord) -> Result<i64, StoreError>;
-
-    /// The records of one request, oldest first (for tests and the privacy officer's tools).
-    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, StoreError>;
-}
+use crate::audit::{AuditError, AuditLog, AuditOutcome, AuditPhase, AuditRecord, StoredAudit, action_named};
 
 const INSERT_AUDIT_HEAD: &str = "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, \
      user_id, role, organisation, purpose, patient_id, sources, outcome, http_status, released, detail)";
@@ -63,7 +53,17 @@ pub(super) const AUDIT_BATCH: usize = 256;
 
 #[async_trait]
 impl AuditLog for Store {
-    async fn append_audit(&self, r: &AuditRecord) -> Result<i64, StoreError> {
+    async fn append_audit(&self, r: &AuditRecord) -> Result<i64, AuditError> {
+        self.append(r).await.map_err(Into::into)
+    }
+
+    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError> {
+        self.read_request(request_id).await.map_err(Into::into)
+    }
+}
+
+impl Store {
+    async fn append(&self, r: &AuditRecord) -> Result<i64, StoreError> {
         let stopped = || StoreError::other("append audit", "the audit writer has stopped");
         match self {
             Self::Sqlite { audit, .. } => {
@@ -78,7 +78,7 @@ impl AuditLog for Store {
         }
     }
 
-    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, StoreError> {
+    async fn read_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, StoreError> {
         on_pool!(self, read, |p| sqlx::query(SELECT_AUDIT)
             .bind(request_id)
             .fetch_all(p)

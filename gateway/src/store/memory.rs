@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 
 use super::{AuditLog, PatientIndex, SourceLink, StoreError};
-use crate::audit::{AuditRecord, StoredAudit};
+use crate::audit::{AuditError, AuditRecord, StoredAudit};
 
 /// A patient index, locator and audit log held in memory. `fail_audit` makes every append
 /// fail, to test the fail-closed paths.
@@ -69,9 +69,9 @@ impl PatientIndex for MemoryStore {
 
 #[async_trait]
 impl AuditLog for MemoryStore {
-    async fn append_audit(&self, r: &AuditRecord) -> Result<i64, StoreError> {
+    async fn append_audit(&self, r: &AuditRecord) -> Result<i64, AuditError> {
         if self.fail_audit.load(Ordering::SeqCst) {
-            return Err(StoreError::other("append audit", "failing on purpose"));
+            return Err(AuditError::new("failing on purpose"));
         }
         let mut rows = self.audit.lock().map_err(|_| poisoned("append audit"))?;
         let seq = i64::try_from(rows.len()).unwrap_or(i64::MAX) + 1;
@@ -79,7 +79,7 @@ impl AuditLog for MemoryStore {
         Ok(seq)
     }
 
-    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, StoreError> {
+    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError> {
         let rows = self.audit.lock().map_err(|_| poisoned("read audit"))?;
         Ok(rows.iter().filter(|r| r.request_id == request_id).cloned().collect())
     }

@@ -31,7 +31,8 @@ pub mod memory;
 mod patients;
 mod replay;
 
-pub use audit_log::{AuditLog, PendingAudit};
+pub use crate::audit::AuditLog;
+pub use audit_log::PendingAudit;
 pub use patients::{PatientIndex, SourceLink};
 pub use replay::StoreReplayGuard;
 
@@ -53,6 +54,12 @@ impl StoreError {
     /// A failure of `op` for a reason of our own (no database message).
     pub fn other(op: &'static str, detail: &str) -> Self {
         Self { op, detail: detail.to_owned() }
+    }
+}
+
+impl From<StoreError> for crate::audit::AuditError {
+    fn from(e: StoreError) -> Self {
+        Self::new(e.to_string())
     }
 }
 

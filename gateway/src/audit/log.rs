@@ -1,0 +1,16 @@
+//! Where audit records are kept: the trait the trail writes through. The store implements it
+//! (SQLite, PostgreSQL) and so does the in-memory fake; the audit module knows nothing of either.
+
+use async_trait::async_trait;
+
+use super::{AuditError, AuditRecord, StoredAudit};
+
+/// Appends audit records durably and reads a request's records back.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends one record durably and returns its sequence number.
+    async fn append_audit(&self, record: &AuditRecord) -> Result<i64, AuditError>;
+
+    /// The records of one request, oldest first (for tests and the privacy officer's tools).
+    async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError>;
+}
