@@ -461,6 +461,11 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Reads a response someone sent by hand (its FHIR body is collected for fhir-check too).
+    pub async fn from_response(res: reqwest::Response) -> Self {
+        Self::from(res).await
+    }
+
     async fn from(res: reqwest::Response) -> Self {
         let status = res.status().as_u16();
         let headers = res.headers().clone();

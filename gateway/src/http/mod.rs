@@ -11,6 +11,7 @@ mod page;
 pub mod params;
 mod patient_read;
 mod patient_search;
+mod post;
 mod render;
 pub mod token;
 mod type_search;
@@ -25,54 +26,56 @@ pub use error::{ApiError, FHIR_JSON};
 /// Methods of the read-only endpoints.
 const GET_HEAD: &str = "GET, HEAD";
 
+/// Methods of the searches and operations that also take their parameters in a POST body.
+const GET_HEAD_POST: &str = "GET, HEAD, POST";
+
 /// Registers every route. Every GET answers HEAD too (actix sends no body for HEAD).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        public("/metadata").route(web::get().to(meta::metadata)).route(web::head().to(meta::metadata)),
-    )
-    .service(
-        public("/.well-known/smart-configuration")
-            .route(web::get().to(meta::smart_configuration))
-            .route(web::head().to(meta::smart_configuration)),
-    )
-    .service(public("/healthz").route(web::get().to(meta::healthz)).route(web::head().to(meta::healthz)))
-    .service(public("/readyz").route(web::get().to(meta::readyz)).route(web::head().to(meta::readyz)))
-    .service(
-        web::resource("/token")
-            .post(token::token)
-            .to(|| async { Err::<HttpResponse, _>(ApiError::method_not_allowed("POST")) }),
-    )
-    .service(
-        public("/metrics")
-            .route(web::get().to(meta::metrics_with_token))
-            .route(web::head().to(meta::metrics_with_token)),
-    )
-    .service(
-        fhir("/_page", "page", GET_HEAD).route(web::get().to(page::page)).route(web::head().to(page::page)),
-    )
-    .service(
-        fhir("/Patient", "patient-search", GET_HEAD)
-            .route(web::get().to(patient_search::patient_search))
-            .route(web::head().to(patient_search::patient_search)),
-    )
-    .service(
-        fhir("/Patient/{id}", "patient-read", GET_HEAD)
-            .route(web::get().to(patient_read::patient_read))
-            .route(web::head().to(patient_read::patient_read)),
-    )
-    .service(
-        fhir("/Patient/{id}/{operation}", "patient-everything", GET_HEAD)
-            .route(web::get().to(everything::patient_operation))
-            .route(web::head().to(everything::patient_operation)),
-    )
-    .service(
-        fhir("/{type}", "search", GET_HEAD)
-            .route(web::get().to(type_search::type_search))
-            .route(web::head().to(type_search::type_search)),
-    )
-    .service(web::resource("/{type}/{id}").to(instance_other))
-    .service(web::resource("/").route(web::post().to(batch)))
-    .default_service(web::to(not_found));
+    cfg.service(readable(public("/metadata"), meta::metadata))
+        .service(readable(public("/.well-known/smart-configuration"), meta::smart_configuration))
+        .service(readable(public("/healthz"), meta::healthz))
+        .service(readable(public("/readyz"), meta::readyz))
+        .service(
+            web::resource("/token")
+                .post(token::token)
+                .to(|| async { Err::<HttpResponse, _>(ApiError::method_not_allowed("POST")) }),
+        )
+        .service(readable(public("/metrics"), meta::metrics_with_token))
+        .service(readable(fhir("/_page", "page", GET_HEAD), page::page))
+        .service(readable(fhir("/Patient", "patient-search", GET_HEAD), patient_search::patient_search))
+        .service(
+            readable(
+                fhir("/Patient/_search", "patient-search", GET_HEAD_POST),
+                patient_search::patient_search,
+            )
+            .route(web::post().to(post::patient_search)),
+        )
+        .service(readable(fhir("/Patient/{id}", "patient-read", GET_HEAD), patient_read::patient_read))
+        .service(
+            readable(
+                fhir("/Patient/{id}/{operation}", "patient-everything", GET_HEAD_POST),
+                everything::patient_operation,
+            )
+            .route(web::post().to(post::everything)),
+        )
+        .service(readable(fhir("/{type}", "search", GET_HEAD), type_search::type_search))
+        .service(
+            readable(fhir("/{type}/_search", "search", GET_HEAD_POST), type_search::type_search)
+                .route(web::post().to(post::type_search)),
+        )
+        .service(web::resource("/{type}/{id}").to(instance_other))
+        .service(web::resource("/").route(web::post().to(batch)))
+        .default_service(web::to(not_found));
+}
+
+/// `resource` answering GET and HEAD with `handler`.
+fn readable<F, Args>(resource: actix_web::Resource, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    resource.route(web::get().to(handler.clone())).route(web::head().to(handler))
 }
 
 /// A public endpoint: GET and HEAD, 405 (with `Allow`) for anything else.

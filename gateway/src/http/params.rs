@@ -1,13 +1,64 @@
 //! Query parameters and content negotiation shared by the FHIR handlers.
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
+use actix_web::{HttpMessage, HttpRequest};
+use serde_json::Value;
 
 use super::ApiError;
 use crate::bundle::Notice;
 
 /// Parameters every FHIR interaction accepts and that never change the result's content.
 const ALWAYS_ALLOWED: &[&str] = &["_format", "_pretty"];
+
+/// Parameters sent in a POST body (`_search` forms, operation invocations), attached to the
+/// request by the POST route so the same handlers read them as if they were in the query.
+#[derive(Debug, Clone)]
+pub struct BodyParams(pub Vec<(String, String)>);
+
+/// Reads a POST body as parameters: an `application/x-www-form-urlencoded` form, or (for
+/// operations) a FHIR `Parameters` resource whose parameters are primitive values.
+pub fn body_params(content_type: Option<&str>, body: &[u8]) -> Result<BodyParams, ApiError> {
+    let mime =
+        content_type.unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(BodyParams(Vec::new()));
+    }
+    match mime.as_str() {
+        "application/x-www-form-urlencoded" => serde_urlencoded::from_bytes(body)
+            .map(BodyParams)
+            .map_err(|_| ApiError::invalid("the form body is not valid URL encoding")),
+        "application/fhir+json" | "application/json" => parameters(body),
+        _ => Err(ApiError::invalid(
+            "send parameters as application/x-www-form-urlencoded, or a Parameters resource as application/fhir+json",
+        )),
+    }
+}
+
+/// The primitive parameters of a `Parameters` resource, as name/value pairs.
+fn parameters(body: &[u8]) -> Result<BodyParams, ApiError> {
+    let not =
+        || ApiError::invalid("the body must be a Parameters resource whose parameters have primitive values");
+    let v: Value = serde_json::from_slice(body).map_err(|_| not())?;
+    if v.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+        return Err(not());
+    }
+    let mut pairs = Vec::new();
+    for p in v.get("parameter").and_then(Value::as_array).into_iter().flatten() {
+        let name = p.get("name").and_then(Value::as_str).ok_or_else(not)?;
+        let value = p
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.starts_with("value")))
+            .and_then(|(_, v)| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            })
+            .ok_or_else(not)?;
+        pairs.push((name.to_owned(), value));
+    }
+    Ok(BodyParams(pairs))
+}
 
 /// The query string as ordered pairs, with the unknown ones either refused or reported.
 #[derive(Debug, Default)]
@@ -23,8 +74,11 @@ impl Params {
     /// silently), unless the client sent `Prefer: handling=lenient`: then they are ignored and
     /// reported in the outcome entry.
     pub fn parse(req: &HttpRequest, known: &[&str]) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
             .map_err(|_| ApiError::invalid("the query string is not valid URL encoding"))?;
+        if let Some(body) = req.extensions().get::<BodyParams>() {
+            pairs.extend(body.0.iter().cloned());
+        }
         let strict = !prefers_lenient(req);
         let mut ignored = Vec::new();
         for (name, _) in &pairs {

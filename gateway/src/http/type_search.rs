@@ -12,6 +12,23 @@ use crate::bundle;
 
 const KNOWN: &[&str] = &["patient", "subject", "_count"];
 
+/// The gateway patient id in a `patient`/`subject` value: `p…`, `Patient/p…`, or the absolute
+/// URL under this gateway's base (the very `fullUrl` it hands out). Anything else (an NHS
+/// number, another server's URL, a malformed id) cannot name a patient here: 400, naming the
+/// parameter, never an empty answer that looks like "no data".
+fn patient_reference(value: &str, base_url: &str, name: &str) -> Result<String, ApiError> {
+    let relative = value.strip_prefix(base_url).and_then(|r| r.strip_prefix('/')).unwrap_or(value);
+    let id = relative.strip_prefix("Patient/").unwrap_or(relative);
+    if crate::identity::PatientIds::is_well_formed(id) {
+        Ok(id.to_owned())
+    } else {
+        Err(ApiError::invalid(format!(
+            "{name} must be this gateway's patient id (p followed by 32 hex digits), as Patient/<id> or {base_url}/Patient/<id>"
+        ))
+        .at(name.to_owned()))
+    }
+}
+
 /// The handler.
 pub async fn type_search(
     call: FhirCall,
@@ -29,10 +46,10 @@ pub async fn type_search(
     let call = call.require_read(&resource_type).await?;
     let (call, params) = call.params(&req, KNOWN).await?;
     let federation = &call.state.settings.federation;
+    let base = call.state.base_url.clone();
     let parsed = match (params.one("patient"), params.one("subject")) {
-        (Ok(Some(p)), Ok(None)) | (Ok(None), Ok(Some(p))) => {
-            Ok(p.strip_prefix("Patient/").unwrap_or(p).to_owned())
-        }
+        (Ok(Some(p)), Ok(None)) => patient_reference(p, &base, "patient"),
+        (Ok(None), Ok(Some(p))) => patient_reference(p, &base, "subject"),
         (Err(e), _) | (_, Err(e)) => Err(e),
         _ => Err(ApiError::invalid(format!(
             "a {resource_type} search needs exactly one of patient or subject"

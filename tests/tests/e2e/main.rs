@@ -15,4 +15,5 @@ mod pipeline;
 mod postgres;
 mod replicas;
 mod schema;
+mod surface;
 mod synthea;
