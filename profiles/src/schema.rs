@@ -134,6 +134,11 @@ pub fn check_resource(value: &Value) -> Result<(), SchemaError> {
     structure.resource(value, 0).map_err(Fault::render)
 }
 
+/// Whether `name` is an R4 resource type.
+pub fn is_resource_type(name: &str) -> bool {
+    structure().resources.contains_key(name)
+}
+
 /// Checks `value` against one named resource or complex type (`"Patient"`, `"HumanName"`).
 /// Returns `None` when the schema has no such type.
 pub fn check_as(type_name: &str, value: &Value) -> Option<Result<(), SchemaError>> {

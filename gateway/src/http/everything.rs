@@ -51,12 +51,10 @@ fn ask_of(params: &Params) -> Result<Ask, ApiError> {
     if let Some(t) = params.one("_type")? {
         let types: Vec<String> =
             t.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-        let malformed = |t: &String| {
-            !t.chars().all(|c| c.is_ascii_alphabetic()) || !t.starts_with(|c: char| c.is_ascii_uppercase())
-        };
-        if types.is_empty() || types.iter().any(malformed) {
+        // An unknown type would filter everything out: a clinician would see an empty record.
+        if types.is_empty() || !types.iter().all(|t| tideway_profiles::schema::is_resource_type(t)) {
             return Err(
-                ApiError::invalid("_type must be a comma-separated list of resource types").at("_type")
+                ApiError::invalid("_type must be a comma-separated list of R4 resource types").at("_type")
             );
         }
         ask = ask.of_types(types);

@@ -102,6 +102,11 @@ async fn searches_and_everything_can_be_posted_so_nothing_identifying_is_in_the_
     assert_eq!(as_parameters.status, 200, "{}", as_parameters.body);
     assert_eq!(ids(&as_parameters), ids(&get));
 
+    // `_type` naming no R4 type is a 400, not an empty record.
+    let a = app.get(&format!("/Patient/{id}/$everything?_type=Foo"), Some(&token)).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.body["issue"][0]["expression"][0], "_type");
+
     // A body that is neither a form nor Parameters is refused, as is an unknown parameter in it.
     let res = app
         .http
