@@ -20,13 +20,23 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
         }]
     })];
     for t in tideway_profiles::PATIENT_SEARCH_TYPES {
+        let mut params = vec![
+            json!({"name": "patient", "type": "reference", "documentation": "The gateway's patient id: p..., Patient/p... or its fullUrl"}),
+            json!({"name": "subject", "type": "reference", "documentation": "Same as patient"}),
+            json!({"name": "_id", "type": "token"}),
+            json!({"name": "_lastUpdated", "type": "date"}),
+        ];
+        params.extend(crate::search::supported(t).iter().map(|p| json!({"name": p.name, "type": p.kind})));
+        let sorts = if crate::search::supported(t).iter().any(|p| p.kind == "date") {
+            "_sort: date, -date, _lastUpdated, -_lastUpdated"
+        } else {
+            "_sort: _lastUpdated, -_lastUpdated"
+        };
         resources.push(json!({
             "type": t,
             "interaction": [{"code": "search-type"}],
-            "searchParam": [
-                {"name": "patient", "type": "reference", "documentation": "The gateway's patient id"},
-                {"name": "subject", "type": "reference", "documentation": "Same as patient"}
-            ]
+            "searchParam": params,
+            "documentation": format!("Searches filter what the requester may see; {sorts}; _summary: count; _total: accurate; POST [type]/_search takes the same parameters as a form")
         }));
     }
     json!({

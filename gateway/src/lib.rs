@@ -19,6 +19,7 @@ pub mod identity;
 pub mod merge;
 pub mod pages;
 pub mod record;
+pub mod search;
 pub mod signals;
 pub mod sources;
 pub mod state;

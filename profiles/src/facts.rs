@@ -93,8 +93,14 @@ pub struct ResourceFacts {
     pub section: Option<Section>,
     /// The clinically relevant date (onset, effective, occurrence, authored...), as written.
     pub clinical_date: Option<String>,
+    /// The end of the clinically relevant period, when it is a period with an end.
+    pub clinical_end: Option<String>,
     /// When the fact was recorded (`recordedDate`, `dateAsserted`, `issued`...), as written.
     pub recorded_date: Option<String>,
+    /// `status`, as written.
+    pub status: Option<String>,
+    /// The code of `clinicalStatus` (Condition, AllergyIntolerance).
+    pub clinical_status: Option<String>,
     /// `meta.lastUpdated`, as written.
     pub last_updated: Option<String>,
     /// The resource's own id (as normalised).
@@ -163,9 +169,14 @@ impl ResourceFacts {
         collect_codings(resource, &mut codings);
         codings.sort();
         codings.dedup();
+        // AllergyIntolerance's category is a list of plain codes; elsewhere CodeableConcepts.
+        let category = |v: &Value| match v {
+            Value::String(code) => vec![Coding { system: String::new(), code: code.clone() }],
+            concept => codings_of(concept),
+        };
         let categories = match resource.get("category") {
-            Some(Value::Array(items)) => items.iter().flat_map(codings_of).collect(),
-            Some(single) => codings_of(single),
+            Some(Value::Array(items)) => items.iter().flat_map(category).collect(),
+            Some(single) => category(single),
             None => Vec::new(),
         };
         let mut references = Vec::new();
@@ -181,6 +192,9 @@ impl ResourceFacts {
         Self {
             section: Some(Section::of_type(&resource_type)),
             clinical_date: shape.as_ref().and_then(|s| text_at(s.clinical)),
+            clinical_end: shape.as_ref().and_then(|s| period_end(resource, s.clinical)),
+            status: text_at(&["/status"]),
+            clinical_status: text_at(&["/clinicalStatus/coding/0/code"]),
             recorded_date: shape.as_ref().and_then(|s| text_at(s.recorded)),
             last_updated: text_at(&["/meta/lastUpdated"]),
             merge_key: merge_key(resource, &resource_type, &codes),
@@ -219,6 +233,13 @@ impl ResourceFacts {
             },
         }
     }
+}
+
+/// The end of the first of `paths` that is a period's start and is present.
+fn period_end(resource: &Value, paths: &[&str]) -> Option<String> {
+    let start = paths.iter().find(|p| resource.pointer(p).is_some())?;
+    let end = format!("{}/end", start.strip_suffix("/start")?);
+    resource.pointer(&end)?.as_str().map(str::to_owned)
 }
 
 /// The patient reference of `subject`, `patient` or `beneficiary`, and whether whom the

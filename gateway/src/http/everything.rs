@@ -42,7 +42,7 @@ pub async fn patient_operation(
     }
     let self_link =
         format!("{}/Patient/{}/$everything{}", call.state.base_url, id, echo_query(&params, KNOWN));
-    record_page(call, &id, ask, &params, count, self_link).await
+    record_page(call, &id, ask, &crate::search::Criteria::default(), &params, count, self_link).await
 }
 
 /// The question `_type` and `_since` ask.

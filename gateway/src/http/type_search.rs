@@ -8,9 +8,29 @@ use super::call::FhirCall;
 use super::error::ApiError;
 use super::render::{echo_query, entries_body};
 use crate::audit::AuditOutcome;
-use crate::bundle;
+use crate::{bundle, search};
 
-const KNOWN: &[&str] = &["patient", "subject", "_count"];
+/// Every parameter a search of `resource_type` understands.
+fn known(resource_type: &str) -> Vec<&'static str> {
+    let mut names = search::COMMON.to_vec();
+    names.extend(search::supported(resource_type).iter().map(|p| p.name));
+    names
+}
+
+/// The error for a search value that cannot be used.
+fn bad_param(e: &search::BadParam) -> ApiError {
+    let message = format!("{} {}", e.name, e.problem);
+    if e.unsupported {
+        ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            tideway_profiles::IssueType::NotSupported,
+            message,
+        )
+        .at(e.name)
+    } else {
+        ApiError::invalid(message).at(e.name)
+    }
+}
 
 /// The gateway patient id in a `patient`/`subject` value: `p…`, `Patient/p…`, or the absolute
 /// URL under this gateway's base (the very `fullUrl` it hands out). Anything else (an NHS
@@ -44,7 +64,12 @@ pub async fn type_search(
         return Err(call.refuse(e, "unsupported").await);
     }
     let call = call.require_read(&resource_type).await?;
-    let (call, params) = call.params(&req, KNOWN).await?;
+    let known = known(&resource_type);
+    let (call, params) = call.params(&req, &known).await?;
+    let criteria = match search::Criteria::parse(&resource_type, params.pairs()) {
+        Ok(c) => c,
+        Err(e) => return Err(call.refuse(bad_param(&e), "bad-request").await),
+    };
     let federation = &call.state.settings.federation;
     let base = call.state.base_url.clone();
     let parsed = match (params.one("patient"), params.one("subject")) {
@@ -61,7 +86,7 @@ pub async fn type_search(
         Ok(p) => p,
         Err(e) => return Err(call.refuse(e, "bad-request").await),
     };
-    let self_link = format!("{}/{}{}", call.state.base_url, resource_type, echo_query(&params, KNOWN));
+    let self_link = format!("{}/{}{}", call.state.base_url, resource_type, echo_query(&params, &known));
     match call.state.records.resolve(&patient_id).await {
         Ok(_) => {}
         // A search for an unknown patient matches nothing: an empty searchset, as FHIR expects.
@@ -74,5 +99,5 @@ pub async fn type_search(
         Err(e) => return Err(call.fail(e).await),
     }
     let ask = Ask::everything().of_types(vec![resource_type]);
-    record_page(call, &patient_id, ask, &params, count, self_link).await
+    record_page(call, &patient_id, ask, &criteria, &params, count, self_link).await
 }

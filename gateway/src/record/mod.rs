@@ -30,6 +30,7 @@ use crate::bundle::Notice;
 use crate::identity::PatientIds;
 use crate::merge::{SourceResources, merge_with};
 use crate::pages::PageStore;
+use crate::search::Criteria;
 use crate::sources::{Federation, SourceAnswer};
 use crate::store::PatientIndex;
 use report::SourceReport;
@@ -121,13 +122,16 @@ impl RecordService {
         self.patient_answer(principal, answer)
     }
 
-    /// Everything the sources hold for the patient that `principal` may see in answer to `ask`.
+    /// Everything the sources hold for the patient that `principal` may see in answer to `ask`,
+    /// narrowed and ordered by the search `criteria` (which apply after the decision, before
+    /// the merge, like the decision itself).
     pub async fn record(
         &self,
         call: &mut AuditedCall,
         principal: &Principal,
         id: &str,
         ask: &Ask,
+        criteria: &Criteria,
     ) -> Result<RecordAnswer, RecordError> {
         let nhs = self.open(call, id).await?;
         let overall = self.federation.deadline();
@@ -176,7 +180,7 @@ impl RecordService {
                         .resources
                         .iter()
                         .enumerate()
-                        .filter(|(i, _)| decision.releases(offset + i))
+                        .filter(|(i, r)| decision.releases(offset + i) && criteria.matches(&r.facts))
                         .map(|(_, r)| r.clone())
                         .collect(),
                 }
@@ -184,12 +188,11 @@ impl RecordService {
             .collect();
         let merged = merge_with(&per_source, id, |fact| self.memo.provenance(fact, recorded_now));
         report.merged(merged.folded);
-        let resources = merged
-            .resources
-            .into_iter()
-            .filter(|r| !crate::bundle::is_included(r) || may_include(principal, &r.facts))
-            .collect();
-        Ok(RecordAnswer { resources, notices, report })
+        let (mut matches, includes): (Vec<NormalisedResource>, Vec<NormalisedResource>) =
+            merged.resources.into_iter().partition(|r| !crate::bundle::is_included(r));
+        criteria.sort(&mut matches, |r| r.facts.as_ref());
+        matches.extend(includes.into_iter().filter(|r| may_include(principal, &r.facts)));
+        Ok(RecordAnswer { resources: matches, notices, report })
     }
 
     /// Resolves a published id and writes the audit intent for that patient: nothing may be

@@ -18,6 +18,7 @@ use super::{RecordError, RecordService};
 use crate::audit::AuditTrail;
 use crate::identity::PatientIds;
 use crate::pages::PageStore;
+use crate::search::Criteria;
 use crate::sources::{Federation, SourceCache};
 use crate::store::PatientIndex;
 use crate::store::memory::MemoryStore;
@@ -134,7 +135,8 @@ async fn the_record_is_what_the_decision_releases_and_the_intent_comes_first() {
     let f = fixture(vec![a.clone()]).await;
     let mut call = f.trail.begin("r1", "patient-everything", None);
     let p = principal(&["system/Patient.rs", "system/Condition.rs"]);
-    let answer = f.service.record(&mut call, &p, &f.id, &Ask::everything()).await.unwrap();
+    let answer =
+        f.service.record(&mut call, &p, &f.id, &Ask::everything(), &Criteria::default()).await.unwrap();
     let types: Vec<&str> = answer.resources.iter().map(|r| r.resource_type.as_str()).collect();
     assert_eq!(types, ["Patient", "Condition"], "the Observation is outside the scopes");
     let detail: serde_json::Value = serde_json::from_str(&answer.report.to_detail()).unwrap();
@@ -151,7 +153,10 @@ async fn nothing_is_asked_of_a_source_when_the_intent_cannot_be_written() {
     let f = fixture(vec![a.clone()]).await;
     f.store.fail_audit.store(true, Ordering::SeqCst);
     let mut call = f.trail.begin("r1", "patient-everything", None);
-    let got = f.service.record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything()).await;
+    let got = f
+        .service
+        .record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything(), &Criteria::default())
+        .await;
     assert!(matches!(got, Err(RecordError::Audit(_))), "{got:?}");
     assert_eq!(a.fetches.load(Ordering::SeqCst), 0);
 }
@@ -162,7 +167,10 @@ async fn an_unknown_id_is_refused_before_any_audit_intent_or_source_call() {
     let f = fixture(vec![a.clone()]).await;
     let mut call = f.trail.begin("r1", "patient-everything", None);
     let unknown = format!("p{}", "0".repeat(32));
-    let got = f.service.record(&mut call, &principal(&["system/*.read"]), &unknown, &Ask::everything()).await;
+    let got = f
+        .service
+        .record(&mut call, &principal(&["system/*.read"]), &unknown, &Ask::everything(), &Criteria::default())
+        .await;
     assert!(matches!(got, Err(RecordError::UnknownPatient)), "{got:?}");
     assert!(f.store.audit_rows().is_empty());
     assert_eq!(a.fetches.load(Ordering::SeqCst), 0);
@@ -176,11 +184,17 @@ async fn every_source_failing_is_an_error_and_timeouts_alone_are_a_timeout() {
     ])
     .await;
     let mut call = f.trail.begin("r1", "patient-everything", None);
-    let got = f.service.record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything()).await;
+    let got = f
+        .service
+        .record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything(), &Criteria::default())
+        .await;
     assert!(matches!(got, Err(RecordError::AllSourcesFailed)), "{got:?}");
     let f = fixture(vec![FakeSource::new("a", Err(AdapterError::Timeout))]).await;
     let mut call = f.trail.begin("r2", "patient-everything", None);
-    let got = f.service.record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything()).await;
+    let got = f
+        .service
+        .record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything(), &Criteria::default())
+        .await;
     assert!(matches!(got, Err(RecordError::NoSourceInTime)), "{got:?}");
 }
 
@@ -192,8 +206,11 @@ async fn one_failing_source_leaves_a_partial_answer_naming_it() {
     ])
     .await;
     let mut call = f.trail.begin("r1", "patient-everything", None);
-    let answer =
-        f.service.record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything()).await.unwrap();
+    let answer = f
+        .service
+        .record(&mut call, &principal(&["system/*.read"]), &f.id, &Ask::everything(), &Criteria::default())
+        .await
+        .unwrap();
     assert!(answer.report.is_partial());
     assert_eq!(answer.notices.len(), 1);
     assert_eq!(answer.resources.len(), 2);
@@ -206,7 +223,7 @@ async fn later_pages_are_only_for_their_owner_and_follow_the_question_asked() {
     let p = principal(&["system/*.read"]);
     let ask = Ask::everything().of_types(vec!["Condition".into()]);
     let mut call = f.trail.begin("r1", "patient-everything", None);
-    let answer = f.service.record(&mut call, &p, &f.id, &ask).await.unwrap();
+    let answer = f.service.record(&mut call, &p, &f.id, &ask, &Criteria::default()).await.unwrap();
     assert_eq!(answer.resources.len(), 5, "the Patient is not a Condition");
     let first = f.service.first_page(&call, &p, &ask, answer, &[], 2).await.unwrap();
     assert_eq!(first.entries.len(), 2);

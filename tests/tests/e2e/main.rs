@@ -15,5 +15,6 @@ mod pipeline;
 mod postgres;
 mod replicas;
 mod schema;
+mod search;
 mod surface;
 mod synthea;
