@@ -158,6 +158,7 @@ impl Application {
                 .configure(http::routes)
         })
         .workers(workers)
+        .client_request_timeout(state.settings.request_timeout())
         .shutdown_timeout(5)
         .disable_signals()
         .listen(listener)

@@ -59,6 +59,10 @@ pub struct ServerSettings {
     /// Largest request body accepted, in bytes (default 64 KiB); larger requests get 413.
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
+    /// Longest wait, in milliseconds, for a request's head and then for its whole body
+    /// (default 10 000); a request that arrives slower is answered 408 and its connection closed.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
     /// HTTP worker threads (default: number of cores).
     #[serde(default)]
     pub workers: Option<usize>,
@@ -71,6 +75,10 @@ pub struct ServerSettings {
 
 fn default_max_request_bytes() -> usize {
     64 * 1024
+}
+
+fn default_request_timeout_ms() -> u64 {
+    10_000
 }
 
 /// `[store]`.
@@ -342,10 +350,20 @@ impl Settings {
                     .into(),
             ));
         }
+        if !(100..=300_000).contains(&self.server.request_timeout_ms) {
+            return Err(ConfigError::Invalid(
+                "server.request_timeout_ms must be between 100 and 300000".into(),
+            ));
+        }
         if self.server.max_request_bytes < 1024 {
             return Err(ConfigError::Invalid("server.max_request_bytes must be at least 1024".into()));
         }
         Ok(())
+    }
+
+    /// How long a request's head, then its body, may take to arrive.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.server.request_timeout_ms)
     }
 
     /// The public base URL without a trailing slash.

@@ -90,6 +90,8 @@ pub struct Options {
     /// Synthetic boroughs are registered as `{prefix}-00`, `{prefix}-01`...; a test that reads
     /// process-wide metrics picks its own prefix so other tests' traffic is not counted.
     pub source_prefix: &'static str,
+    /// `server.request_timeout_ms`.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -106,6 +108,7 @@ impl Default for Options {
             admin: false,
             redis_pages: false,
             source_prefix: "borough",
+            request_timeout_ms: 10_000,
         }
     }
 }
@@ -240,6 +243,7 @@ impl TestApp {
                 bind: localhost,
                 public_base_url: None,
                 max_request_bytes: 16 * 1024,
+                request_timeout_ms: opts.request_timeout_ms,
                 workers: Some(2),
                 admin_bind: opts.admin.then_some(localhost),
             },

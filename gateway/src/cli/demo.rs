@@ -122,6 +122,7 @@ impl Demo {
                 bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port),
                 public_base_url: None,
                 max_request_bytes: 64 * 1024,
+                request_timeout_ms: 10_000,
                 workers: Some(2),
                 admin_bind: None,
             },

@@ -128,6 +128,11 @@ impl ApiError {
         )
     }
 
+    /// 408 `timeout`: the request did not arrive in time (the connection is closed after it).
+    pub fn request_timeout() -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, IssueType::Timeout, "the request body did not arrive in time")
+    }
+
     /// 413 `too-long`.
     pub fn too_large(limit: usize) -> Self {
         Self::new(

@@ -46,7 +46,7 @@ pub async fn everything(
 /// Reads the body (capped) as parameters and attaches them to the request; a refusal is audited.
 async fn with_body(call: FhirCall, req: &HttpRequest, payload: web::Payload) -> Result<FhirCall, ApiError> {
     let limit = call.state.settings.server.max_request_bytes;
-    let body = match read_capped(req, payload, limit).await {
+    let body = match read_capped(req, payload, limit, call.state.settings.request_timeout()).await {
         Ok(b) => b,
         Err(e) => return Err(call.refuse(e, "bad-request").await),
     };

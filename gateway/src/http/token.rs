@@ -11,8 +11,20 @@ use super::middleware::request_id;
 use crate::audit::AuditOutcome;
 use crate::state::AppState;
 
-/// Reads a request body, refusing (413) past `limit` without buffering more than that.
+/// Reads a request body, refusing (413) past `limit` without buffering more than that, and
+/// (408) when the whole body has not arrived within `timeout`.
 pub async fn read_capped(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<web::Bytes, ApiError> {
+    tokio::time::timeout(timeout, read_all(req, payload, limit))
+        .await
+        .unwrap_or_else(|_| Err(ApiError::request_timeout()))
+}
+
+async fn read_all(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -50,7 +62,9 @@ pub async fn token(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_capped(&req, payload, state.settings.server.max_request_bytes).await?;
+    let body =
+        read_capped(&req, payload, state.settings.server.max_request_bytes, state.settings.request_timeout())
+            .await?;
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -140,3 +140,25 @@ async fn head_allow_batch_and_type_level_operations_answer_as_fhir_servers_do() 
     assert_eq!(a.status, 200, "{}", a.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_with_408_and_the_connection_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(Options { boroughs: 1, request_timeout_ms: 500, ..Options::default() }).await;
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(
+        b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\ngrant_type=",
+    )
+    .await
+    .unwrap();
+    // Never send the rest. The gateway answers 408 and closes; reading to the end returns.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection must not stay open");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    app.stop().await;
+}
