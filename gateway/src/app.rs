@@ -120,10 +120,17 @@ impl Application {
         let federation = Federation::new(adapters, deadline, cache);
         let page_ttl = Duration::from_secs(settings.pages.ttl_secs);
         let pages = match &settings.pages.redis_url {
-            Some(url) => PageStore::redis(url.expose_secret(), page_ttl)
-                .await
-                .map_err(|e| StartError::Pages(e.to_string()))?,
-            None => PageStore::memory(page_ttl, settings.pages.max_resources),
+            Some(url) => PageStore::redis(
+                url.expose_secret(),
+                page_ttl,
+                settings.pages.max_per_principal,
+                settings.identity.pseudonym_key.expose_secret().as_bytes(),
+            )
+            .await
+            .map_err(|e| StartError::Pages(e.to_string()))?,
+            None => {
+                PageStore::memory(page_ttl, settings.pages.max_resources, settings.pages.max_per_principal)
+            }
         };
         let started = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
         let capability = crate::capability::capability_statement(&base_url, &started).to_string();

@@ -204,12 +204,25 @@ pub struct PageSettings {
     /// (the default): this replica's memory, which needs session affinity behind a load balancer.
     #[serde(default)]
     pub redis_url: Option<SecretString>,
+    /// Live page snapshots one principal may hold (default 20); a new search beyond that drops
+    /// that principal's oldest page link, never another user's.
+    #[serde(default = "default_pages_per_principal")]
+    pub max_per_principal: usize,
 }
 
 impl Default for PageSettings {
     fn default() -> Self {
-        Self { ttl_secs: default_page_ttl_secs(), max_resources: default_page_capacity(), redis_url: None }
+        Self {
+            ttl_secs: default_page_ttl_secs(),
+            max_resources: default_page_capacity(),
+            redis_url: None,
+            max_per_principal: default_pages_per_principal(),
+        }
     }
+}
+
+fn default_pages_per_principal() -> usize {
+    20
 }
 
 fn default_page_ttl_secs() -> u64 {

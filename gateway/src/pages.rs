@@ -6,13 +6,15 @@
 //! bound on resources held), or in Redis (`[pages] redis_url`) so that any replica behind a load
 //! balancer can serve any page.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 use tideway_adapters::NormalisedResource;
 use tideway_policy::Ask;
 use tideway_profiles::ResourceFacts;
@@ -57,18 +59,44 @@ pub fn principal_key(p: &Principal) -> String {
 #[error("page store: {0}")]
 pub struct PageStoreError(&'static str);
 
-/// Where snapshots are kept.
+/// Where snapshots are kept. Each principal may hold at most `quota` live snapshots: a new one
+/// beyond that replaces that principal's oldest, so one user's many searches never push out
+/// another user's page links.
 #[derive(Clone)]
 pub enum PageStore {
     /// This replica's memory.
-    Memory(Cache<String, Arc<PageSnapshot>>),
+    Memory {
+        /// The snapshots.
+        cache: Cache<String, Arc<PageSnapshot>>,
+        /// Each owner's tokens, oldest first.
+        owners: Arc<Mutex<HashMap<String, VecDeque<String>>>>,
+        /// Live snapshots per principal.
+        quota: usize,
+    },
     /// Redis, shared by every replica.
     Redis {
         /// Reconnecting connection.
         conn: redis::aio::ConnectionManager,
         /// Snapshot lifetime.
         ttl: Duration,
+        /// Live snapshots per principal.
+        quota: usize,
+        /// Deployment secret mixed into owner keys.
+        salt: Arc<[u8]>,
     },
+}
+
+/// Redis list of one principal's tokens, newest first; keyed by a digest of the deployment's
+/// secret and the principal, so Redis keys carry no user identifiers and two deployments
+/// sharing one Redis never share a quota.
+fn redis_owner_key(salt: &[u8], owner: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt);
+    hasher.update([0x1f]);
+    hasher.update(owner.as_bytes());
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("tideway:pages-of:{hex}")
 }
 
 const REDIS_PREFIX: &str = "tideway:page:";
@@ -97,8 +125,8 @@ struct StoredSnapshot {
 
 impl PageStore {
     /// An in-memory store: snapshots expire `ttl` after creation; at most `capacity`
-    /// resources are held in all.
-    pub fn memory(ttl: Duration, capacity: u64) -> Self {
+    /// resources are held in all, and `quota` snapshots per principal.
+    pub fn memory(ttl: Duration, capacity: u64, quota: usize) -> Self {
         let cache = Cache::builder()
             .time_to_live(ttl)
             .weigher(|_k: &String, v: &Arc<PageSnapshot>| {
@@ -106,11 +134,11 @@ impl PageStore {
             })
             .max_capacity(capacity)
             .build();
-        Self::Memory(cache)
+        Self::Memory { cache, owners: Arc::default(), quota: quota.max(1) }
     }
 
     /// A Redis-backed store (connects now, so a wrong URL fails at start-up).
-    pub async fn redis(url: &str, ttl: Duration) -> Result<Self, PageStoreError> {
+    pub async fn redis(url: &str, ttl: Duration, quota: usize, salt: &[u8]) -> Result<Self, PageStoreError> {
         let client = redis::Client::open(url).map_err(|_| PageStoreError("invalid Redis URL"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -119,7 +147,7 @@ impl PageStore {
         let conn = redis::aio::ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|_| PageStoreError("cannot connect to Redis"))?;
-        Ok(Self::Redis { conn, ttl })
+        Ok(Self::Redis { conn, ttl, quota: quota.max(1), salt: Arc::from(salt) })
     }
 
     /// Stores `snapshot` and returns the link to the page starting at `offset`.
@@ -131,8 +159,22 @@ impl PageStore {
     ) -> Result<String, PageStoreError> {
         let token = uuid::Uuid::new_v4().simple().to_string();
         match self {
-            Self::Memory(cache) => cache.insert(token.clone(), snapshot).await,
-            Self::Redis { conn, ttl } => {
+            Self::Memory { cache, owners, quota } => {
+                let evicted: Vec<String> = {
+                    let mut map = owners.lock().map_err(|_| PageStoreError("page owners lock poisoned"))?;
+                    let mine = map.entry(snapshot.owner.clone()).or_default();
+                    mine.retain(|t| cache.contains_key(t));
+                    let over = (mine.len() + 1).saturating_sub(*quota);
+                    let evicted = mine.drain(..over).collect();
+                    mine.push_back(token.clone());
+                    evicted
+                };
+                for t in evicted {
+                    cache.invalidate(&t).await;
+                }
+                cache.insert(token.clone(), snapshot).await;
+            }
+            Self::Redis { conn, ttl, quota, salt } => {
                 let resources = snapshot
                     .resources
                     .iter()
@@ -166,6 +208,36 @@ impl PageStore {
                     .query_async::<()>(&mut conn)
                     .await
                     .map_err(|_| PageStoreError("Redis write failed"))?;
+                let owner = redis_owner_key(salt, &snapshot.owner);
+                let (evicted,): (Vec<String>,) = redis::pipe()
+                    .cmd("LPUSH")
+                    .arg(&owner)
+                    .arg(&token)
+                    .ignore()
+                    .cmd("LRANGE")
+                    .arg(&owner)
+                    .arg(*quota)
+                    .arg(-1)
+                    .cmd("LTRIM")
+                    .arg(&owner)
+                    .arg(0)
+                    .arg(*quota - 1)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(&owner)
+                    .arg(ttl.as_secs().max(1))
+                    .ignore()
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|_| PageStoreError("Redis write failed"))?;
+                if !evicted.is_empty() {
+                    let keys: Vec<String> = evicted.iter().map(|t| format!("{REDIS_PREFIX}{t}")).collect();
+                    redis::cmd("DEL")
+                        .arg(keys)
+                        .query_async::<()>(&mut conn)
+                        .await
+                        .map_err(|_| PageStoreError("Redis write failed"))?;
+                }
             }
         }
         Ok(self.link(base_url, &token, offset))
@@ -174,7 +246,7 @@ impl PageStore {
     /// The snapshot behind `token`, if it has not expired.
     pub async fn get(&self, token: &str) -> Result<Option<Arc<PageSnapshot>>, PageStoreError> {
         match self {
-            Self::Memory(cache) => Ok(cache.get(token).await),
+            Self::Memory { cache, .. } => Ok(cache.get(token).await),
             Self::Redis { conn, .. } => {
                 // Tokens we mint are 32 hex digits; anything else cannot name a snapshot.
                 if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {

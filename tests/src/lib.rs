@@ -92,6 +92,8 @@ pub struct Options {
     pub source_prefix: &'static str,
     /// `server.request_timeout_ms`.
     pub request_timeout_ms: u64,
+    /// `pages.max_per_principal`.
+    pub pages_per_principal: usize,
 }
 
 impl Default for Options {
@@ -109,6 +111,7 @@ impl Default for Options {
             redis_pages: false,
             source_prefix: "borough",
             request_timeout_ms: 10_000,
+            pages_per_principal: 20,
         }
     }
 }
@@ -271,6 +274,7 @@ impl TestApp {
             cache: CacheSettings { enabled: opts.cache, ..CacheSettings::default() },
             pages: PageSettings {
                 redis_url: opts.redis_pages.then(|| SecretString::from(redis_url())),
+                max_per_principal: opts.pages_per_principal,
                 ..PageSettings::default()
             },
             telemetry: TelemetrySettings::default(),

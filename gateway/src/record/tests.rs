@@ -114,7 +114,7 @@ async fn fixture(sources: Vec<Arc<FakeSource>>) -> Fixture {
         federation: Federation::new(adapters, Duration::from_secs(2), cache),
         store: store.clone(),
         ids,
-        pages: PageStore::memory(Duration::from_secs(60), 10_000),
+        pages: PageStore::memory(Duration::from_secs(60), 10_000, 20),
         base_url: "http://gw".into(),
         locator_max_age_secs: 3600,
         memo: super::ReplicaMemo::new(Duration::from_secs(3600)),

@@ -95,3 +95,36 @@ async fn cached_answers_are_the_same_for_every_requester_until_policy_filters_th
     let ids = |r: &tideway_tests::Answer| r.matches().iter().map(|x| x["id"].to_string()).collect::<Vec<_>>();
     assert_eq!(ids(&ra), ids(&rb));
 }
+
+async fn quota_holds(redis: bool) {
+    let opts = Options { pages_per_principal: 3, redis_pages: redis, ..Options::default() };
+    let app = TestApp::spawn(opts).await;
+    let a = app.token().await;
+    let b = app.token_for(&tideway_tests::other_clinician()).await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
+    let id = app.patient_id(&a, &nhs).await;
+    let path = format!("/Patient/{id}/$everything?_count=1");
+    let b_link = app.get(&path, Some(&b)).await.next_link().expect("a next link for b");
+    let mut a_links = Vec::new();
+    for _ in 0..6 {
+        a_links.push(app.get(&path, Some(&a)).await.next_link().expect("a next link for a"));
+    }
+    // Another user's searches never push out this user's link.
+    assert_eq!(app.get(&b_link, Some(&b)).await.status, 200, "b's link survives a's searches");
+    // The user's own oldest links go; the newest three stay.
+    for (n, link) in a_links.iter().enumerate() {
+        let status = app.get(link, Some(&a)).await.status;
+        assert_eq!(status, if n < 3 { 410 } else { 200 }, "a's link {n}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_principals_many_searches_replace_only_their_own_page_links() {
+    quota_holds(false).await;
+}
+
+#[tokio::test]
+async fn the_page_quota_holds_in_redis_too() {
+    quota_holds(true).await;
+}
