@@ -183,6 +183,16 @@ pub trait SourceAdapter: Send + Sync + 'static {
         ctx: &CallContext,
     ) -> Result<Option<SourcePatient>, AdapterError>;
 
+    /// Reads one resource that belongs to no patient's record (an Organization, Practitioner,
+    /// PractitionerRole or Location the record points at) by the source's own id, normalised.
+    /// `None` when the source does not have it.
+    async fn read_shared(
+        &self,
+        resource_type: &str,
+        local_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Option<NormalisedResource>, AdapterError>;
+
     /// Fetches everything the source holds for the linked patient, normalised.
     async fn fetch_record(
         &self,

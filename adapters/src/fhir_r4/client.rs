@@ -9,11 +9,13 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use futures::StreamExt;
 use reqwest::header::{ACCEPT, HeaderValue};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tideway_profiles::{NhsNumber, systems};
 
 use super::mapping::{self, Normaliser};
-use crate::adapter::{AdapterError, CallContext, PatientLink, SourceAdapter, SourcePatient, SourceRecord};
+use crate::adapter::{
+    AdapterError, CallContext, NormalisedResource, PatientLink, SourceAdapter, SourcePatient, SourceRecord,
+};
 use crate::source::SourceConfig;
 
 const FHIR_JSON: &str = "application/fhir+json";
@@ -87,6 +89,16 @@ impl FhirR4Adapter {
         request: reqwest::RequestBuilder,
         ctx: &CallContext,
     ) -> Result<Value, AdapterError> {
+        let value = self.json(request, ctx).await?;
+        if value.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+            return Err(AdapterError::Malformed("response is not a Bundle".into()));
+        }
+        Ok(value)
+    }
+
+    /// Sends one request and reads its body as JSON, within the body cap; redirects and error
+    /// statuses are errors.
+    async fn json(&self, request: reqwest::RequestBuilder, ctx: &CallContext) -> Result<Value, AdapterError> {
         let request = request.header(ACCEPT, FHIR_JSON).header(
             "X-Request-ID",
             HeaderValue::from_str(&ctx.request_id).unwrap_or_else(|_| HeaderValue::from_static("invalid")),
@@ -112,12 +124,42 @@ impl FhirR4Adapter {
             }
             body.extend_from_slice(&chunk);
         }
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|_| AdapterError::Malformed("response body is not JSON".into()))?;
-        if value.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-            return Err(AdapterError::Malformed("response is not a Bundle".into()));
+        serde_json::from_slice(&body).map_err(|_| AdapterError::Malformed("response body is not JSON".into()))
+    }
+
+    async fn read_one(
+        &self,
+        resource_type: &str,
+        local_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Option<NormalisedResource>, AdapterError> {
+        if !mapping::is_fhir_id(local_id)
+            || mapping::resource_type_of(&json!({"resourceType": resource_type})).is_none()
+        {
+            return Ok(None);
         }
-        Ok(value)
+        let url = self.url(&[resource_type, local_id])?;
+        let value = match self.json(self.client.get(url), ctx).await {
+            Err(AdapterError::Status(404 | 410)) => return Ok(None),
+            other => other?,
+        };
+        let same = mapping::resource_type_of(&value).as_deref() == Some(resource_type)
+            && value.get("id").and_then(Value::as_str) == Some(local_id);
+        if !same {
+            return Err(AdapterError::Malformed("the source answered with another resource".into()));
+        }
+        // A shared resource belongs to no patient: no patient id to map.
+        let normaliser = Normaliser {
+            source: &self.config.id,
+            base_url: &self.config.base_url,
+            patient_local_id: "",
+            gateway_patient_id: "",
+        };
+        normaliser
+            .normalise(value)
+            .and_then(|r| mapping::finish(&r))
+            .map(Some)
+            .map_err(|_| AdapterError::Malformed("the resource is not valid R4".into()))
     }
 
     async fn find(
@@ -268,6 +310,18 @@ impl SourceAdapter for FhirR4Adapter {
         ctx: &CallContext,
     ) -> Result<Option<SourcePatient>, AdapterError> {
         tokio::time::timeout_at(ctx.deadline, self.find(nhs_number, gateway_id, ctx))
+            .await
+            .map_err(|_| AdapterError::Timeout)?
+    }
+
+    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
+    async fn read_shared(
+        &self,
+        resource_type: &str,
+        local_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Option<NormalisedResource>, AdapterError> {
+        tokio::time::timeout_at(ctx.deadline, self.read_one(resource_type, local_id, ctx))
             .await
             .map_err(|_| AdapterError::Timeout)?
     }

@@ -94,8 +94,16 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 7] =
-    ["patient-search", "patient-read", "patient-everything", "search", "page", "token", "unsupported"];
+pub const ACTIONS: [&str; 8] = [
+    "patient-search",
+    "patient-read",
+    "patient-everything",
+    "search",
+    "page",
+    "read",
+    "token",
+    "unsupported",
+];
 
 /// The action a stored code names.
 pub fn action_named(code: &str) -> Option<&'static str> {

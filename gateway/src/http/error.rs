@@ -192,6 +192,9 @@ impl From<RecordError> for ApiError {
         match e {
             RecordError::UnknownPatient => Self::not_found("no patient with this id is known to the gateway"),
             RecordError::NotHeld => Self::not_found("no source holds this patient any more"),
+            RecordError::NoSuchResource => {
+                Self::not_found("no resource with this id is known to the gateway")
+            }
             RecordError::AllSourcesFailed => {
                 Self::bad_gateway("every source that could hold this record failed to answer")
             }

@@ -5,6 +5,7 @@ mod answer;
 pub mod call;
 pub mod error;
 mod everything;
+mod instance_read;
 pub mod meta;
 pub mod middleware;
 mod page;
@@ -63,7 +64,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             readable(fhir("/{type}/_search", "search", GET_HEAD_POST), type_search::type_search)
                 .route(web::post().to(post::type_search)),
         )
-        .service(web::resource("/{type}/{id}").to(instance_other))
+        .service(readable(fhir("/{type}/{id}", "read", GET_HEAD), instance_read::instance_read))
         .service(web::resource("/").route(web::post().to(batch)))
         .default_service(web::to(not_found));
 }
@@ -122,15 +123,4 @@ async fn not_found(state: Option<web::Data<AppState>>, req: HttpRequest) -> Resu
         Some(state) => Err(refuse_unsupported(state, &req, e).await),
         None => Err(e),
     }
-}
-
-/// Any other interaction on `/{type}/{id}`: reads of non-Patient types are not offered (501);
-/// writes are refused (405).
-async fn instance_other(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let e = if matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD) {
-        ApiError::not_implemented("only Patient can be read by id; search by patient instead")
-    } else {
-        ApiError::method_not_allowed(GET_HEAD)
-    };
-    Err(refuse_unsupported(state, &req, e).await)
 }

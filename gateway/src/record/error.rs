@@ -11,6 +11,10 @@ pub enum RecordError {
     /// The id was never published by this gateway (or is not one it could publish).
     #[error("unknown patient id")]
     UnknownPatient,
+    /// No such resource (an id this gateway could not have published, or one its source no
+    /// longer has).
+    #[error("no such resource")]
+    NoSuchResource,
     /// Every source that held the patient now says it does not.
     #[error("no source holds this patient any more")]
     NotHeld,
@@ -50,6 +54,7 @@ impl RecordError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::UnknownPatient => "unknown-patient",
+            Self::NoSuchResource => "not-found",
             Self::NotHeld => "not-held",
             Self::AllSourcesFailed | Self::NoSourceInTime => "sources-failed",
             Self::PatientIndex { .. } => "store",

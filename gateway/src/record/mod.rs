@@ -13,6 +13,7 @@ mod locate;
 mod memo;
 mod paging;
 mod report;
+mod shared;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use tideway_profiles::{NhsNumber, ResourceFacts};
 pub use error::RecordError;
 pub use memo::ReplicaMemo;
 pub use paging::Page;
+pub use shared::SHARED_TYPES;
 
 use crate::audit::AuditedCall;
 use crate::bundle::Notice;

@@ -65,6 +65,15 @@ impl SourceAdapter for FakeSource {
         Ok(Some(SourcePatient { local_id: "local-1".into(), resource: resource(&patient) }))
     }
 
+    async fn read_shared(
+        &self,
+        _resource_type: &str,
+        _local_id: &str,
+        _ctx: &CallContext,
+    ) -> Result<Option<NormalisedResource>, AdapterError> {
+        Ok(None)
+    }
+
     async fn fetch_record(
         &self,
         link: &PatientLink,

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tideway_adapters::{
-    AdapterError, CallContext, PatientLink, RejectionKind, SourceAdapter, SourceId, SourcePatient,
-    SourceRecord,
+    AdapterError, CallContext, NormalisedResource, PatientLink, RejectionKind, SourceAdapter, SourceId,
+    SourcePatient, SourceRecord,
 };
 use tideway_profiles::NhsNumber;
 use tokio::time::{Instant, timeout_at};
@@ -22,6 +22,16 @@ pub async fn find_patient(
     ctx: &CallContext,
 ) -> Result<Option<SourcePatient>, AdapterError> {
     metered(adapter.id(), "find-patient", ctx, adapter.find_patient(nhs, gateway_id, ctx)).await
+}
+
+/// Reads one shared resource (an Organization, Practitioner...) by the source's own id.
+pub async fn read_shared(
+    adapter: &Arc<dyn SourceAdapter>,
+    resource_type: &str,
+    local_id: &str,
+    ctx: &CallContext,
+) -> Result<Option<NormalisedResource>, AdapterError> {
+    metered(adapter.id(), "read", ctx, adapter.read_shared(resource_type, local_id, ctx)).await
 }
 
 /// Fetches the source's record of the linked patient, counting what it sent that could not be

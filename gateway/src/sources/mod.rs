@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use tideway_adapters::{
-    AdapterError, CallContext, PatientLink, SourceAdapter, SourceId, SourcePatient, SourceRecord,
+    AdapterError, CallContext, NormalisedResource, PatientLink, SourceAdapter, SourceId, SourcePatient,
+    SourceRecord,
 };
 use tideway_profiles::NhsNumber;
 use tokio::time::{Instant, timeout_at};
@@ -62,6 +63,28 @@ impl Federation {
     /// The registered sources.
     pub fn adapters(&self) -> &[Arc<dyn SourceAdapter>] {
         &self.adapters
+    }
+
+    /// The source registered as `id`.
+    pub fn adapter(&self, id: &str) -> Option<&Arc<dyn SourceAdapter>> {
+        self.adapters.iter().find(|a| a.id().as_str() == id)
+    }
+
+    /// Reads one shared resource from one source, within that source's timeout and the
+    /// request deadline. Never cached: shared resources are read rarely and one at a time.
+    pub async fn read_shared(
+        &self,
+        adapter: &Arc<dyn SourceAdapter>,
+        resource_type: &str,
+        local_id: &str,
+        request_id: &str,
+    ) -> SourceAnswer<Option<NormalisedResource>> {
+        let ctx = self.context(adapter.as_ref(), self.deadline(), request_id);
+        let started = Instant::now();
+        let result = call::read_shared(adapter, resource_type, local_id, &ctx)
+            .instrument(tracing::info_span!("source.read", source = %adapter.id()))
+            .await;
+        SourceAnswer { source: adapter.id().clone(), result, elapsed: started.elapsed() }
     }
 
     /// Every source id as a JSON array, for the audit trail.

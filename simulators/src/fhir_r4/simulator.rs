@@ -145,6 +145,18 @@ impl Data {
         }
     }
 
+    /// A resource of `ty` with `id` from any record, the Patient excepted.
+    fn shared(&self, ty: &str, id: &str) -> Option<Value> {
+        let is = |r: &&Value| r["resourceType"] == ty && r["id"] == id && ty != "Patient";
+        match self {
+            Self::Synthetic { population, borough } => population
+                .patients_in_borough(*borough)
+                .into_iter()
+                .find_map(|i| render::resources(&population.record(*borough, i)?).iter().find(is).cloned()),
+            Self::Dir(dir) => dir.patients().iter().find_map(|p| p.resources.iter().find(is).cloned()),
+        }
+    }
+
     fn everything(&self, local_id: &str) -> Option<Arc<Vec<Value>>> {
         match self {
             Self::Synthetic { population, borough } => {
@@ -236,6 +248,7 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
             .route("/fhir/Patient", web::get().to(search_get))
             .route("/fhir/Patient/{id}", web::get().to(read_patient))
             .route("/fhir/Patient/{id}/{op}", web::get().to(everything))
+            .route("/fhir/{type}/{id}", web::get().to(read_shared))
             .route("/fhir/{type}", web::get().to(type_search))
             .default_service(web::to(not_found))
     })
@@ -381,6 +394,16 @@ async fn search_get(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     match nhs_from_params(url::form_urlencoded::parse(req.query_string().as_bytes())) {
         Ok(nhs) => search_answer(&state, &nhs),
         Err(resp) => *resp,
+    }
+}
+
+/// `GET /fhir/{type}/{id}`: a resource the records point at (the practice Organization, a
+/// Practitioner...), found in whichever record carries it.
+async fn read_shared(state: web::Data<State>, path: web::Path<(String, String)>) -> HttpResponse {
+    let (ty, id) = path.into_inner();
+    match state.data.shared(&ty, &id) {
+        Some(r) => fhir(StatusCode::OK, &r),
+        None => outcome(StatusCode::NOT_FOUND, IssueType::NotFound, "no such resource"),
     }
 }
 

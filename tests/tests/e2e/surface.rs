@@ -125,3 +125,37 @@ async fn searches_and_everything_can_be_posted_so_nothing_identifying_is_in_the_
     let _ = (nhs_search, Value::Null);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_reference_an_everything_bundle_hands_out_can_be_followed() {
+    let app = TestApp::spawn(Options { boroughs: 2, ..Options::default() }).await;
+    let token = app.token().await;
+    let nhs = app.patient_held_by(&[0, 1]);
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    let all = app.get(&format!("/Patient/{id}/$everything?_count=1000"), Some(&token)).await;
+    let mut followed = 0;
+    for entry in all.body["entry"].as_array().unwrap() {
+        let ty = entry["resource"]["resourceType"].as_str().unwrap();
+        if !["Patient", "Organization", "Practitioner", "PractitionerRole", "Location"].contains(&ty) {
+            continue;
+        }
+        let url = entry["fullUrl"].as_str().unwrap();
+        let path = url.strip_prefix(&app.base_url).expect("fullUrl under the gateway's base");
+        let read = app.get(path, Some(&token)).await;
+        assert_eq!(read.status, 200, "{path}: {}", read.body);
+        assert_eq!(read.body["id"], entry["resource"]["id"], "{path}");
+        followed += 1;
+    }
+    assert!(followed >= 2, "the Patient and its practice Organization at least: {followed}");
+    // The Patient's generalPractitioner leads somewhere.
+    let gp =
+        all.body["entry"][0]["resource"]["generalPractitioner"][0]["reference"].as_str().unwrap().to_owned();
+    assert_eq!(app.get(&format!("/{gp}"), Some(&token)).await.status, 200, "{gp}");
+    // Ids the gateway could not have handed out are 404; clinical types by id are 501.
+    assert_eq!(app.get("/Organization/borough-00.NOPE", Some(&token)).await.status, 404);
+    assert_eq!(app.get("/Organization/nosuchsource.X1", Some(&token)).await.status, 404);
+    assert_eq!(app.get("/Organization/no-dot", Some(&token)).await.status, 404);
+    assert_eq!(app.get("/Condition/borough-00.c1", Some(&token)).await.status, 501);
+    assert_eq!(app.get(&format!("/{gp}"), None).await.status, 401);
+    app.stop().await;
+}
