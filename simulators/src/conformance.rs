@@ -94,7 +94,8 @@ macro_rules! conformance_suite {
             normal_record, empty_record, unknown_patient, unreachable_source, hang_times_out_at_the_deadline,
             server_error_gives_its_status, malformed_body_is_refused, oversized_body_is_cut_off_at_the_cap,
             wrong_patient_entries_are_withheld, foreign_next_link_is_never_followed,
-            redirect_is_never_followed, external_entities_are_never_resolved);
+            redirect_is_never_followed, external_entities_are_never_resolved,
+            shared_resources_are_read_by_their_own_id);
     };
     (@cases $target:expr; $($case:ident),* $(,)?) => {
         $(
@@ -257,6 +258,30 @@ pub async fn normal_record(target: &dyn Target) {
     assert_references_resolve(&record, GATEWAY_ID);
     assert_eq!(sim.hits().patient_searches, 1);
     assert_eq!(sim.hits().record_fetches, 1);
+    sim.stop().await;
+}
+
+/// A resource the record points at but that belongs to no patient (the practice Organization)
+/// reads by the source's own id, normalised to the same id the record gave it; an id the source
+/// does not have is `None`; an id that is not a FHIR id is never sent; a failing source fails.
+pub async fn shared_resources_are_read_by_their_own_id(target: &dyn Target) {
+    let (sim, a) = start(target, FaultConfig::default()).await;
+    let (nhs, _) = held_patient(7);
+    let found = a.find_patient(&nhs, GATEWAY_ID, &ctx()).await.expect("found").expect("held");
+    let record = a.fetch_record(&link(&found.local_id), &ctx()).await.expect("fetched");
+    let org = record.resources.iter().find(|r| r.resource_type == "Organization").expect("a practice");
+    let local = org.id.strip_prefix(&format!("{SOURCE_ID}.")).expect("a source-namespaced id");
+    let read = a.read_shared("Organization", local, &ctx()).await.expect("read").expect("present");
+    assert_eq!(read.id, org.id);
+    assert_eq!(parse(&read.json)["meta"]["source"], format!("urn:tideway:source:{SOURCE_ID}"));
+    assert!(a.read_shared("Organization", "not-there-1", &ctx()).await.expect("read").is_none());
+    let before = sim.hits().total;
+    assert!(a.read_shared("Organization", "../Patient/x", &ctx()).await.expect("refused").is_none());
+    assert!(a.read_shared("../x", "a", &ctx()).await.expect("refused").is_none());
+    assert_eq!(sim.hits().total, before, "an id that is not a FHIR id is never sent");
+    sim.stop().await;
+    let (sim, a) = start(target, FaultConfig { fail_rate: 1.0, ..FaultConfig::default() }).await;
+    assert!(a.read_shared("Organization", local, &ctx()).await.is_err());
     sim.stop().await;
 }
 
