@@ -28,11 +28,8 @@ pub async fn page(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiE
         Err(e) => return Err(call.fail(e).await),
     };
     let body = page_body(&state.base_url, "", &page);
-    call.respond(
-        body,
-        page.entries.len(),
-        AuditOutcome::Success,
-        json!({"page_offset": page.start}).to_string(),
-    )
-    .await
+    let withheld: serde_json::Map<String, serde_json::Value> =
+        page.withheld.iter().map(|(code, n)| ((*code).to_owned(), json!(n))).collect();
+    let detail = json!({"page_offset": page.start, "withheld": withheld}).to_string();
+    call.respond(body, page.entries.len(), AuditOutcome::Success, detail).await
 }

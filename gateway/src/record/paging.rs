@@ -31,6 +31,8 @@ pub struct Page {
     pub outcome: Option<serde_json::Value>,
     /// Where this page starts in the whole answer.
     pub start: usize,
+    /// What deciding again withheld from the stored answer, by reason code (later pages).
+    pub withheld: Vec<(&'static str, usize)>,
 }
 
 impl RecordService {
@@ -65,7 +67,7 @@ impl RecordService {
         };
         let mut entries = resources;
         entries.truncate(count);
-        Ok(Page { entries, total, next_link, self_link: None, outcome, start: 0 })
+        Ok(Page { entries, total, next_link, self_link: None, outcome, start: 0, withheld: Vec::new() })
     }
 
     /// A later page, only for the principal that made the search, decided again for them.
@@ -86,7 +88,7 @@ impl RecordService {
         let all = &snapshot.resources;
         let start = offset.min(all.len());
         let end = (start + snapshot.page_size).min(all.len());
-        let entries = replay(principal, &snapshot.ask, all, start..end);
+        let (entries, withheld) = replay(principal, &snapshot.ask, all, start..end);
         let next_link = (end < all.len()).then(|| self.pages.link(&self.base_url, token, end));
         Ok(Page {
             entries,
@@ -95,6 +97,7 @@ impl RecordService {
             self_link: Some(self.pages.link(&self.base_url, token, start)),
             outcome: snapshot.outcome.clone(),
             start,
+            withheld,
         })
     }
 }
@@ -108,7 +111,7 @@ fn replay(
     ask: &Ask,
     all: &[NormalisedResource],
     range: std::ops::Range<usize>,
-) -> Vec<NormalisedResource> {
+) -> (Vec<NormalisedResource>, Vec<(&'static str, usize)>) {
     let matches: Vec<(usize, &NormalisedResource)> =
         all.iter().enumerate().filter(|(_, r)| !bundle::is_included(r)).collect();
     let facts: Vec<&ResourceFacts> = matches.iter().map(|(_, r)| r.facts.as_ref()).collect();
@@ -123,7 +126,8 @@ fn replay(
         }
     }
     let start = range.start;
-    all[range]
+    let counts = decision.withheld_counts().into_iter().map(|(r, n)| (r.code(), n)).collect();
+    let entries = all[range]
         .iter()
         .enumerate()
         .filter(|(j, r)| {
@@ -134,5 +138,6 @@ fn replay(
             }
         })
         .map(|(_, r)| r.clone())
-        .collect()
+        .collect();
+    (entries, counts)
 }
