@@ -40,8 +40,8 @@ pub struct Merged {
 }
 
 /// Merges per-source resources (given in registry order). The patient is the Patient whose id is
-/// `patient_id` (adapters give the requested patient the gateway's id); other Patient resources a
-/// source sends (a linked mother or baby, say) are ordinary entries. `recorded` is the Provenance
+/// `patient_id` (adapters give the requested patient the gateway's id); another Patient would be an
+/// ordinary entry, though adapters withhold those as another patient's data before this. `recorded` is the Provenance
 /// `recorded` instant (passed in so the function stays pure).
 pub fn merge(sources: &[SourceResources], patient_id: &str, recorded: &str) -> Merged {
     merge_with(sources, patient_id, |fact| provenance_for(fact, recorded))

@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hmac::{Hmac, Mac};
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -90,16 +91,24 @@ pub enum PageStore {
 /// secret and the principal, so Redis keys carry no user identifiers and two deployments
 /// sharing one Redis never share a quota.
 fn redis_owner_key(salt: &[u8], owner: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(salt);
-    hasher.update([0x1f]);
-    hasher.update(owner.as_bytes());
-    let digest = hasher.finalize();
+    // HMAC under the deployment key, labelled for this use only.
+    let digest = match Hmac::<Sha256>::new_from_slice(salt) {
+        Ok(mut mac) => {
+            mac.update(b"tideway-page-owner\0");
+            mac.update(owner.as_bytes());
+            mac.finalize().into_bytes()
+        }
+        // HMAC takes keys of any length; this arm cannot be reached.
+        Err(_) => Sha256::digest(owner.as_bytes()),
+    };
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("tideway:pages-of:{hex}")
 }
 
 const REDIS_PREFIX: &str = "tideway:page:";
+
+/// Owners tracked before the memory store forgets those with no live link.
+const OWNERS_PRUNE_AT: usize = 10_000;
 
 #[derive(Serialize, Deserialize)]
 struct StoredResource {
@@ -162,6 +171,11 @@ impl PageStore {
             Self::Memory { cache, owners, quota } => {
                 let evicted: Vec<String> = {
                     let mut map = owners.lock().map_err(|_| PageStoreError("page owners lock poisoned"))?;
+                    // Forget principals whose links have all expired, now and then, so the map
+                    // does not grow with every principal ever seen.
+                    if map.len() > OWNERS_PRUNE_AT {
+                        map.retain(|_, tokens| tokens.iter().any(|t| cache.contains_key(t)));
+                    }
                     let mine = map.entry(snapshot.owner.clone()).or_default();
                     mine.retain(|t| cache.contains_key(t));
                     let over = (mine.len() + 1).saturating_sub(*quota);

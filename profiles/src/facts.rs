@@ -99,8 +99,10 @@ pub struct ResourceFacts {
     pub recorded_date: Option<String>,
     /// `status`, as written.
     pub status: Option<String>,
-    /// The code of `clinicalStatus` (Condition, AllergyIntolerance).
-    pub clinical_status: Option<String>,
+    /// The codings of `clinicalStatus` (Condition, AllergyIntolerance).
+    pub clinical_status: Vec<Coding>,
+    /// The clinically relevant date is a period that has not ended (ongoing).
+    pub clinical_open: bool,
     /// `meta.lastUpdated`, as written.
     pub last_updated: Option<String>,
     /// The resource's own id (as normalised).
@@ -148,7 +150,7 @@ fn shape(resource_type: &str) -> Option<Shape> {
         "DiagnosticReport" => s("/code", &["/effectiveDateTime", "/effectivePeriod/start"], &["/issued"]),
         "Immunization" => s("/vaccineCode", &["/occurrenceDateTime"], &["/recorded"]),
         "Procedure" => s("/code", &["/performedDateTime", "/performedPeriod/start"], &[]),
-        "Encounter" => s("/type/0", &["/period/start"], &[]),
+        "Encounter" => s("/type", &["/period/start"], &[]),
         "ServiceRequest" => s("/code", &["/occurrenceDateTime", "/occurrencePeriod/start"], &["/authoredOn"]),
         "CarePlan" => s("/category/0", &["/period/start"], &["/created"]),
         "DocumentReference" => s("/type", &["/context/period/start"], &["/date"]),
@@ -164,7 +166,14 @@ impl ResourceFacts {
         let shape = shape(&resource_type);
         let text_at =
             |paths: &[&str]| paths.iter().find_map(|p| resource.pointer(p)?.as_str()).map(str::to_owned);
-        let codes = shape.as_ref().and_then(|s| resource.pointer(s.code)).map(codings_of).unwrap_or_default();
+        let codes = shape
+            .as_ref()
+            .and_then(|s| resource.pointer(s.code))
+            .map(|v| match v {
+                Value::Array(items) => items.iter().flat_map(codings_of).collect(),
+                concept => codings_of(concept),
+            })
+            .unwrap_or_default();
         let mut codings = Vec::new();
         collect_codings(resource, &mut codings);
         codings.sort();
@@ -194,7 +203,8 @@ impl ResourceFacts {
             clinical_date: shape.as_ref().and_then(|s| text_at(s.clinical)),
             clinical_end: shape.as_ref().and_then(|s| period_end(resource, s.clinical)),
             status: text_at(&["/status"]),
-            clinical_status: text_at(&["/clinicalStatus/coding/0/code"]),
+            clinical_status: resource.get("clinicalStatus").map(codings_of).unwrap_or_default(),
+            clinical_open: shape.as_ref().is_some_and(|s| period_is_open(resource, s.clinical)),
             recorded_date: shape.as_ref().and_then(|s| text_at(s.recorded)),
             last_updated: text_at(&["/meta/lastUpdated"]),
             merge_key: merge_key(resource, &resource_type, &codes),
@@ -240,6 +250,12 @@ fn period_end(resource: &Value, paths: &[&str]) -> Option<String> {
     let start = paths.iter().find(|p| resource.pointer(p).is_some())?;
     let end = format!("{}/end", start.strip_suffix("/start")?);
     resource.pointer(&end)?.as_str().map(str::to_owned)
+}
+
+/// Whether the first present of `paths` is a period's start with no end.
+fn period_is_open(resource: &Value, paths: &[&str]) -> bool {
+    let Some(start) = paths.iter().find(|p| resource.pointer(p).is_some()) else { return false };
+    start.strip_suffix("/start").is_some_and(|period| resource.pointer(&format!("{period}/end")).is_none())
 }
 
 /// The patient reference of `subject`, `patient` or `beneficiary`, and whether whom the

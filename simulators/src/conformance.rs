@@ -278,6 +278,9 @@ pub async fn shared_resources_are_read_by_their_own_id(target: &dyn Target) {
     let before = sim.hits().total;
     assert!(a.read_shared("Organization", "../Patient/x", &ctx()).await.expect("refused").is_none());
     assert!(a.read_shared("../x", "a", &ctx()).await.expect("refused").is_none());
+    for dots in [".", ".."] {
+        assert!(a.read_shared("Organization", dots, &ctx()).await.expect("refused").is_none(), "{dots}");
+    }
     assert_eq!(sim.hits().total, before, "an id that is not a FHIR id is never sent");
     sim.stop().await;
     let (sim, a) = start(target, FaultConfig { fail_rate: 1.0, ..FaultConfig::default() }).await;

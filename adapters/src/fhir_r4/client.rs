@@ -133,7 +133,10 @@ impl FhirR4Adapter {
         local_id: &str,
         ctx: &CallContext,
     ) -> Result<Option<NormalisedResource>, AdapterError> {
-        if !mapping::is_fhir_id(local_id)
+        // `.` and `..` are FHIR ids but path steps: the URL would name the type, not a resource.
+        let only_dots = local_id.bytes().all(|b| b == b'.');
+        if only_dots
+            || !mapping::is_fhir_id(local_id)
             || mapping::resource_type_of(&json!({"resourceType": resource_type})).is_none()
         {
             return Ok(None);

@@ -176,7 +176,10 @@ impl ApiError {
 /// names use are shown as given; anything else is not repeated (it could be long, carry markup
 /// or carry patient data).
 pub fn echo(input: &str) -> String {
-    let plain = input.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:$-".contains(&b));
+    // Digits alone could be an NHS number; `p` and 32 hex digits is a patient id.
+    let identifier_like = (input.len() >= 6 && input.bytes().all(|b| b.is_ascii_digit() || b == b' '))
+        || crate::identity::PatientIds::is_well_formed(input);
+    let plain = !identifier_like && input.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:$-".contains(&b));
     if plain && (1..=64).contains(&input.len()) { input.to_owned() } else { "(not shown)".to_owned() }
 }
 

@@ -48,9 +48,15 @@ pub async fn patient_operation(
 /// The question `_type` and `_since` ask.
 fn ask_of(params: &Params) -> Result<Ask, ApiError> {
     let mut ask = Ask::everything();
-    if let Some(t) = params.one("_type")? {
-        let types: Vec<String> =
-            t.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    // `_type` may be repeated (a Parameters body naturally repeats it): the union of them all.
+    let given = params.all("_type");
+    if !given.is_empty() {
+        let types: Vec<String> = given
+            .iter()
+            .flat_map(|t| t.split(','))
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
         // An unknown type would filter everything out: a clinician would see an empty record.
         if types.is_empty() || !types.iter().all(|t| tideway_profiles::schema::is_resource_type(t)) {
             return Err(

@@ -107,6 +107,11 @@ impl Params {
         self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// Every value of `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+
     /// The single value of `name`; a 400 if it is repeated.
     pub fn one(&self, name: &str) -> Result<Option<&str>, ApiError> {
         let mut values = self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());

@@ -12,6 +12,14 @@ use crate::audit::AuditedCall;
 /// The resource types readable by id besides Patient.
 pub const SHARED_TYPES: [&str; 4] = ["Organization", "Practitioner", "PractitionerRole", "Location"];
 
+/// A shared resource that could carry someone's personal data is not released by id: one with
+/// `contained` resources (a contained Patient or RelatedPerson is nobody's record here), or a
+/// Location that is a patient's home (`PTRES`).
+fn carries_personal_data(resource: &NormalisedResource) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&resource.json) else { return true };
+    v.get("contained").is_some() || resource.facts.codings.iter().any(|c| c.code == "PTRES")
+}
+
 impl RecordService {
     /// Reads `resource_type/id` from the source named in the id.
     pub async fn read_shared(
@@ -34,9 +42,30 @@ impl RecordService {
         if resource.id != id || resource.resource_type != resource_type {
             return Err(RecordError::NoSuchResource);
         }
-        if !decide(principal, &Ask::everything(), &[resource.facts.as_ref()]).releases(0) {
+        if !decide(principal, &Ask::everything(), &[resource.facts.as_ref()]).releases(0)
+            || carries_personal_data(&resource)
+        {
             return Err(RecordError::Withheld);
         }
         Ok(resource)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn contained_resources_and_patient_homes_are_not_released_by_id() {
+        let r = |v: serde_json::Value| NormalisedResource::from_value(&v).unwrap();
+        assert!(!carries_personal_data(&r(
+            json!({"resourceType": "Organization", "id": "s.o", "name": "A practice"})
+        )));
+        assert!(carries_personal_data(&r(json!({"resourceType": "Organization", "id": "s.o",
+            "contained": [{"resourceType": "Patient", "id": "p"}]}))));
+        assert!(carries_personal_data(&r(json!({"resourceType": "Location", "id": "s.l",
+            "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "PTRES"}]}]}))));
     }
 }

@@ -267,19 +267,21 @@ fn token_matches(t: &Token, field: Field, f: &ResourceFacts) -> bool {
         Field::Code => f.codes.iter().any(|c| t.matches(c)),
         Field::Category => f.categories.iter().any(|c| t.matches(c)),
         Field::Status => plain(&f.status),
-        Field::ClinicalStatus => plain(&f.clinical_status),
+        Field::ClinicalStatus => f.clinical_status.iter().any(|c| t.matches(c)),
         Field::ClinicalDate | Field::RecordedDate => false,
     }
 }
 
-/// The range a resource covers for a date field: a period from its start to its end, or a
-/// single date or instant by its precision (a period without an end counts as its start).
+/// The range a resource covers for a date field: a period from its start to its end (ongoing
+/// when it has no end), or a single date or instant by its precision.
 fn range(f: &ResourceFacts, field: Field) -> Option<Range> {
     match field {
         Field::ClinicalDate => {
             let start = range_of(f.clinical_date.as_deref()?)?;
             match f.clinical_end.as_deref().and_then(range_of) {
                 Some(end) => Some(Range { start: start.start, end: end.end }),
+                // A period without an end is ongoing.
+                None if f.clinical_open => Some(Range { start: start.start, end: i64::MAX }),
                 None => Some(start),
             }
         }

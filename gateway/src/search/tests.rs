@@ -84,3 +84,25 @@ fn malformed_or_unsupported_values_name_the_parameter() {
     assert_eq!(err(&[("_total", "lots")]).name, "_total");
     assert!(Criteria::parse("Condition", [("_summary", "count")].into_iter()).unwrap().count_only);
 }
+
+#[test]
+fn ongoing_periods_any_encounter_type_and_clinical_status_with_its_system() {
+    let ongoing = facts(json!({
+        "resourceType": "Encounter", "id": "e", "status": "in-progress",
+        "type": [{"coding": [{"system": SCT, "code": "first"}]}, {"coding": [{"system": SCT, "code": "second"}]}],
+        "period": {"start": "2024-01-01"}
+    }));
+    assert!(
+        criteria("Encounter", &[("date", "ge2024-06-01")]).matches(&ongoing),
+        "an ongoing period runs on"
+    );
+    assert!(criteria("Encounter", &[("type", "second")]).matches(&ongoing), "any of the types");
+    let ended = facts(
+        json!({"resourceType": "Encounter", "id": "f", "period": {"start": "2024-01-01", "end": "2024-01-02"}}),
+    );
+    assert!(!criteria("Encounter", &[("date", "ge2024-06-01")]).matches(&ended));
+    let c = condition("a", &[], "2019-03-04", "active");
+    let with_system = "http://terminology.hl7.org/CodeSystem/condition-clinical|active";
+    assert!(criteria("Condition", &[("clinical-status", with_system)]).matches(&c));
+    assert!(!criteria("Condition", &[("clinical-status", "http://example.org|active")]).matches(&c));
+}

@@ -85,6 +85,13 @@ async fn error_messages_do_not_repeat_long_or_odd_client_input() {
         app.get_with(&format!("/Condition?{long}=1"), Some(&token), &[("prefer", "handling=strict")]).await;
     assert_eq!(a.status, 400);
     assert!(!a.body.to_string().contains(&long[..100]), "{}", a.body);
+    let a = app.get("/Condition?9434765919=1", Some(&token)).await;
+    assert_eq!(a.status, 400);
+    assert!(
+        !a.body.to_string().contains("9434765919"),
+        "an NHS-number-like name is not repeated: {}",
+        a.body
+    );
     let a = app.get("/%3Cscript%3E?patient=x", Some(&token)).await;
     assert_eq!(a.status, 404);
     assert!(!a.body.to_string().contains("script"), "{}", a.body);

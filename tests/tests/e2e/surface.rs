@@ -88,7 +88,8 @@ async fn searches_and_everything_can_be_posted_so_nothing_identifying_is_in_the_
     assert_eq!(form.status, 200, "{}", form.body);
     assert_eq!(ids(&form), ids(&get));
     let parameters = json!({"resourceType": "Parameters", "parameter": [
-        {"name": "_type", "valueString": "Condition,Observation"}, {"name": "_count", "valueInteger": 1000}]});
+        {"name": "_type", "valueString": "Condition"}, {"name": "_type", "valueString": "Observation"},
+        {"name": "_count", "valueInteger": 1000}]});
     let res = app
         .http
         .post(format!("{}/Patient/{id}/$everything", app.base_url))
