@@ -15,6 +15,7 @@ mod paging;
 mod report;
 mod shared;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tideway_adapters::{NormalisedResource, SourcePatient};
@@ -182,18 +183,41 @@ impl RecordService {
                         .resources
                         .iter()
                         .enumerate()
-                        .filter(|(i, r)| decision.releases(offset + i) && criteria.matches(&r.facts))
+                        .filter(|(i, _)| decision.releases(offset + i))
                         .map(|(_, r)| r.clone())
                         .collect(),
                 }
             })
             .collect();
-        let merged = merge_with(&per_source, id, |fact| self.memo.provenance(fact, recorded_now));
+        // Search criteria are judged on every source's copy: a merged fact matches when any copy
+        // does, so it cannot vanish with the copy it was folded into, and its Provenance still
+        // names every origin.
+        let matching: HashSet<&str> = per_source
+            .iter()
+            .flat_map(|s| s.resources.iter())
+            .filter(|r| criteria.matches(&r.facts))
+            .map(|r| r.id.as_str())
+            .collect();
+        let mut origins: HashMap<String, Vec<String>> = HashMap::new();
+        let merged = merge_with(&per_source, id, |fact| {
+            origins
+                .insert(fact.target.id.clone(), fact.origins.iter().map(|(_, o)| (*o).to_owned()).collect());
+            self.memo.provenance(fact, recorded_now)
+        });
         report.merged(merged.folded);
+        let kept = |r: &NormalisedResource| {
+            matching.contains(r.id.as_str())
+                || origins.get(&r.id).is_some_and(|o| o.iter().any(|x| matching.contains(x.as_str())))
+        };
         let (mut matches, includes): (Vec<NormalisedResource>, Vec<NormalisedResource>) =
             merged.resources.into_iter().partition(|r| !crate::bundle::is_included(r));
+        matches.retain(|r| kept(r));
         criteria.sort(&mut matches, |r| r.facts.as_ref());
-        matches.extend(includes.into_iter().filter(|r| may_include(principal, &r.facts)));
+        let named: HashSet<String> =
+            matches.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
+        matches.extend(includes.into_iter().filter(|r| {
+            may_include(principal, &r.facts) && r.facts.references.iter().any(|x| named.contains(x))
+        }));
         Ok(RecordAnswer { resources: matches, notices, report })
     }
 

@@ -248,3 +248,27 @@ async fn later_pages_are_only_for_their_owner_and_follow_the_question_asked() {
     let got = f.service.later_page(&mut call, &other, &token, 2).await;
     assert!(matches!(got, Err(RecordError::PageOwner)), "{got:?}");
 }
+
+#[tokio::test]
+async fn a_merged_fact_matches_a_search_when_any_copy_does_and_keeps_every_origin() {
+    let fact = |id: &str, updated: &str| {
+        json!({"resourceType": "Condition", "id": id, "subject": {"reference": "Patient/x"},
+               "meta": {"lastUpdated": updated},
+               "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+               "onsetDateTime": "2019-03-04"})
+    };
+    let a = FakeSource::new("a", Ok(vec![fact("a.c1", "2020-01-01T00:00:00Z")]));
+    let b = FakeSource::new("b", Ok(vec![fact("b.c1", "2024-06-01T00:00:00Z")]));
+    let f = fixture(vec![a, b]).await;
+    let p = principal(&["system/*.read"]);
+    let ask = Ask::everything().of_types(vec!["Condition".into(), "Provenance".into()]);
+    let criteria = Criteria::parse("Condition", [("_lastUpdated", "ge2024")].into_iter()).unwrap();
+    let mut call = f.trail.begin("r1", "search", None);
+    let answer = f.service.record(&mut call, &p, &f.id, &ask, &criteria).await.unwrap();
+    let conditions: Vec<&str> =
+        answer.resources.iter().filter(|r| r.resource_type == "Condition").map(|r| r.id.as_str()).collect();
+    assert_eq!(conditions, ["a.c1"], "the fact appears once, as the first source sent it");
+    let provenance = answer.resources.iter().find(|r| r.resource_type == "Provenance").expect("a Provenance");
+    let text = String::from_utf8(provenance.json.to_vec()).unwrap();
+    assert!(text.contains("urn:tideway:source:b") || text.contains("reported by b"), "{text}");
+}
