@@ -98,6 +98,7 @@ def main(ready_path):
         total = first["total"]
         assert isinstance(total, int) and total > PAGE, f"total {total}: too small to page"
         seen, pages, sources, types, ids = 0, 0, set(), {}, set()
+        state["resources"] = []
         for page in follow(client, first, "$everything"):
             pages += 1
             assert page["total"] == total, "total changed between pages"
@@ -113,6 +114,7 @@ def main(ready_path):
                 assert key not in ids, f"{key} on two pages"
                 ids.add(key)
                 types[r["resourceType"]] = types.get(r["resourceType"], 0) + 1
+                state["resources"].append(r)
                 sources.add(r.get("meta", {}).get("source"))
         assert seen == total, f"{seen} entries across {pages} pages, total says {total}"
         assert pages == -(-len(ids) // PAGE), f"{pages} pages for {len(ids)} entries at {PAGE} a page"
@@ -139,6 +141,52 @@ def main(ready_path):
         assert len({r.id for r in everything}) == len(everything), "duplicates across pages"
 
     check("typed search paged by fhirpy's fetch_all adds up", typed_search_paging)
+
+    def of_type(rtype):
+        return [r for r in state["resources"] if r["resourceType"] == rtype]
+
+    def code_search():
+        conditions = of_type("Condition")
+        assert conditions, "no conditions to search"
+        coding = conditions[0]["code"]["coding"][0]
+        token = f"{coding['system']}|{coding['code']}"
+        want = sorted(
+            r["id"] for r in conditions
+            if any(c.get("system") == coding["system"] and c.get("code") == coding["code"] for c in r["code"]["coding"])
+        )
+        got = sorted(r.id for r in client.resources("Condition").search(patient=pid, code=token).fetch_all())
+        assert got == want, (got, want)
+
+    check("code search (system|code) finds exactly the matching conditions", code_search)
+
+    def date_search_and_sort():
+        obs = [r for r in of_type("Observation") if "effectiveDateTime" in r]
+        assert obs, "no dated observations"
+        days = sorted(r["effectiveDateTime"][:10] for r in obs)
+        middle = days[len(days) // 2]
+        want = sorted(r["id"] for r in obs if r["effectiveDateTime"][:10] >= middle)
+        got = client.resources("Observation").search(patient=pid, date=f"ge{middle}").fetch_all()
+        assert sorted(r.id for r in got) == want, (len(got), len(want))
+        newest_first = client.resources("Observation").search(patient=pid).sort("-date").fetch_all()
+        dated = [r["effectiveDateTime"][:10] for r in newest_first if "effectiveDateTime" in r]
+        assert dated == sorted(dated, reverse=True), "_sort=-date is not newest first"
+
+    check("date search with a prefix, and _sort=-date", date_search_and_sort)
+
+    def summary_count():
+        counted = client.execute("Condition", method="get", params={"patient": pid, "_summary": "count"})
+        assert counted["total"] == len(of_type("Condition")), (counted["total"], len(of_type("Condition")))
+        assert "entry" not in counted
+
+    check("_summary=count is the number of matches, without entries", summary_count)
+
+    def follow_reference():
+        patient = client.reference("Patient", pid).to_resource()
+        gp = patient["generalPractitioner"][0]["reference"]
+        org = client.reference(reference=gp).to_resource()
+        assert org.resourceType == "Organization" and f"Organization/{org.id}" == gp
+
+    check("Patient.generalPractitioner can be followed", follow_reference)
 
     def no_token():
         try:
