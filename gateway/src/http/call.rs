@@ -75,8 +75,14 @@ impl FhirCall {
                 Ok(Self { state, principal, audit })
             }
             Err(e) => {
+                // Credentials of another scheme (Basic, say) are no bearer token at all: RFC 6750
+                // 3.1 asks for a challenge without an error code then, as for none.
+                let bearer = header.is_some_and(|h| {
+                    h.trim().split_once(' ').is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                });
                 let err = match e {
                     TokenError::Missing => ApiError::missing_token(),
+                    _ if !bearer => ApiError::missing_token(),
                     TokenError::Expired => ApiError::expired_token(),
                     _ => ApiError::invalid_token("the access token is not valid"),
                 };

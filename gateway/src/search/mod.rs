@@ -188,6 +188,13 @@ impl Criteria {
                     DateQuery::parse(value)
                         .ok_or(bad("_lastUpdated", "is not a FHIR date with an optional prefix"))?,
                 ),
+                "_sort" if c.sort.is_some() => {
+                    return Err(BadParam {
+                        name: "_sort",
+                        problem: "may be given only once",
+                        unsupported: false,
+                    });
+                }
                 "_sort" => c.sort = Some(sort_of(table, value)?),
                 "_summary" => match value {
                     "count" => c.count_only = true,
@@ -242,21 +249,20 @@ fn sort_of(table: &[SearchParam], value: &str) -> Result<(SortKey, bool), BadPar
         Some(n) => (true, n),
         None => (false, value),
     };
-    let key =
-        match name {
-            "_lastUpdated" => SortKey::LastUpdated,
-            "date" => table.iter().find(|sp| sp.kind == "date").map(|sp| SortKey::Date(sp.field)).ok_or(
-                BadParam { name: "_sort", problem: "this type has no date to sort by", unsupported: true },
-            )?,
-            _ => {
-                return Err(BadParam {
-                    name: "_sort",
-                    problem: "only date, -date, _lastUpdated and -_lastUpdated are supported",
-                    unsupported: true,
-                });
-            }
-        };
-    Ok((key, descending))
+    if name == "_lastUpdated" {
+        return Ok((SortKey::LastUpdated, descending));
+    }
+    // `date` means the type's first date parameter; the type's own date parameters by name too.
+    let by_name = table.iter().find(|sp| sp.kind == "date" && sp.name == name);
+    let first_date = (name == "date").then(|| table.iter().find(|sp| sp.kind == "date")).flatten();
+    match by_name.or(first_date) {
+        Some(sp) => Ok((SortKey::Date(sp.field), descending)),
+        None => Err(BadParam {
+            name: "_sort",
+            problem: "sorts by date, by one of this type's date parameters, or by _lastUpdated (prefix - for descending), one key only",
+            unsupported: true,
+        }),
+    }
 }
 
 fn token_matches(t: &Token, field: Field, f: &ResourceFacts) -> bool {

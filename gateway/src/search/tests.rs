@@ -69,7 +69,7 @@ fn sort_is_stable_with_missing_values_last() {
     criteria("Condition", &[("_sort", "date")]).sort(&mut items, |f| f);
     let ids: Vec<&str> = items.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids, ["a", "b", "c", "undated"]);
-    criteria("Condition", &[("_sort", "-date")]).sort(&mut items, |f| f);
+    criteria("Condition", &[("_sort", "-onset-date")]).sort(&mut items, |f| f);
     let ids: Vec<&str> = items.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids, ["b", "c", "a", "undated"]);
 }
@@ -81,6 +81,8 @@ fn malformed_or_unsupported_values_name_the_parameter() {
     assert_eq!(err(&[("code", "")]).name, "code");
     assert!(err(&[("_summary", "true")]).unsupported);
     assert!(err(&[("_sort", "code")]).unsupported);
+    assert!(err(&[("_sort", "date,_lastUpdated")]).unsupported, "one key only");
+    assert!(!err(&[("_sort", "date"), ("_sort", "-date")]).unsupported, "repeated _sort is malformed");
     assert_eq!(err(&[("_total", "lots")]).name, "_total");
     assert!(Criteria::parse("Condition", [("_summary", "count")].into_iter()).unwrap().count_only);
 }

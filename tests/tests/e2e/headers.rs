@@ -34,6 +34,13 @@ async fn challenges_say_what_was_wrong_with_the_credentials() {
     assert_eq!(none.status, 401);
     let challenge = none.header("www-authenticate").unwrap();
     assert!(challenge.starts_with("Bearer") && !challenge.contains("error="), "{challenge}");
+    let basic =
+        app.get_with(&nhs_search("9434765919"), None, &[("authorization", "Basic dXNlcjpwYXNz")]).await;
+    assert_eq!(basic.status, 401);
+    assert!(
+        !basic.header("www-authenticate").unwrap().contains("error="),
+        "another scheme is no bearer token"
+    );
 
     // An expired token (signed with the gateway's own key, expired well past the clock skew).
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
