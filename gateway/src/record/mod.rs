@@ -191,33 +191,38 @@ impl RecordService {
             .collect();
         // Search criteria are judged on every source's copy: a merged fact matches when any copy
         // does, so it cannot vanish with the copy it was folded into, and its Provenance still
-        // names every origin.
-        let matching: HashSet<&str> = per_source
-            .iter()
-            .flat_map(|s| s.resources.iter())
-            .filter(|r| criteria.matches(&r.facts))
-            .map(|r| r.id.as_str())
-            .collect();
+        // names every origin. Without filters (`$everything`) none of that bookkeeping is done.
+        let filtering = criteria.filters();
         let mut origins: HashMap<String, Vec<String>> = HashMap::new();
         let merged = merge_with(&per_source, id, |fact| {
-            origins
-                .insert(fact.target.id.clone(), fact.origins.iter().map(|(_, o)| (*o).to_owned()).collect());
+            if filtering {
+                origins.insert(
+                    fact.target.id.clone(),
+                    fact.origins.iter().map(|(_, o)| (*o).to_owned()).collect(),
+                );
+            }
             self.memo.provenance(fact, recorded_now)
         });
         report.merged(merged.folded);
-        let kept = |r: &NormalisedResource| {
-            matching.contains(r.id.as_str())
-                || origins.get(&r.id).is_some_and(|o| o.iter().any(|x| matching.contains(x.as_str())))
-        };
-        let (mut matches, includes): (Vec<NormalisedResource>, Vec<NormalisedResource>) =
+        let (mut matches, mut includes): (Vec<NormalisedResource>, Vec<NormalisedResource>) =
             merged.resources.into_iter().partition(|r| !crate::bundle::is_included(r));
-        matches.retain(|r| kept(r));
+        if filtering {
+            let matching: HashSet<&str> = per_source
+                .iter()
+                .flat_map(|s| s.resources.iter())
+                .filter(|r| criteria.matches(&r.facts))
+                .map(|r| r.id.as_str())
+                .collect();
+            matches.retain(|r| {
+                matching.contains(r.id.as_str())
+                    || origins.get(&r.id).is_some_and(|o| o.iter().any(|x| matching.contains(x.as_str())))
+            });
+            let named: HashSet<String> =
+                matches.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
+            includes.retain(|r| r.facts.references.iter().any(|x| named.contains(x)));
+        }
         criteria.sort(&mut matches, |r| r.facts.as_ref());
-        let named: HashSet<String> =
-            matches.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
-        matches.extend(includes.into_iter().filter(|r| {
-            may_include(principal, &r.facts) && r.facts.references.iter().any(|x| named.contains(x))
-        }));
+        matches.extend(includes.into_iter().filter(|r| may_include(principal, &r.facts)));
         Ok(RecordAnswer { resources: matches, notices, report })
     }
 

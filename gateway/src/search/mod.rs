@@ -216,6 +216,14 @@ impl Criteria {
         Ok(c)
     }
 
+    /// Whether any filter was asked for (without one, every resource matches).
+    pub fn filters(&self) -> bool {
+        !(self.tokens.is_empty()
+            && self.dates.is_empty()
+            && self.last_updated.is_empty()
+            && self.ids.is_empty())
+    }
+
     /// Whether a resource matches every filter.
     pub fn matches(&self, f: &ResourceFacts) -> bool {
         self.tokens.iter().all(|(field, any)| any.iter().any(|t| token_matches(t, *field, f)))
