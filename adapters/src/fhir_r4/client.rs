@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use futures::StreamExt;
 use reqwest::header::{ACCEPT, HeaderValue};
-use serde_json::{Value, json};
-use tideway_profiles::{NhsNumber, systems};
+use serde_json::Value;
+use tideway_profiles::{NhsNumber, schema, systems};
 
 use super::mapping::{self, Normaliser};
 use crate::adapter::{
@@ -71,6 +71,11 @@ impl FhirR4Adapter {
     }
 
     fn url(&self, segments: &[&str]) -> Result<url::Url, AdapterError> {
+        // The url crate drops `.` and `..` segments: `Patient/../$everything` would quietly
+        // become a different request.
+        if segments.iter().any(|s| is_dot_segment(s)) {
+            return Err(AdapterError::Malformed("an id is a path step (. or ..)".into()));
+        }
         let mut url = self.config.base_url.clone();
         url.path_segments_mut()
             .map_err(|_| AdapterError::Malformed("source base URL cannot take a path".into()))?
@@ -133,11 +138,10 @@ impl FhirR4Adapter {
         local_id: &str,
         ctx: &CallContext,
     ) -> Result<Option<NormalisedResource>, AdapterError> {
-        // `.` and `..` are FHIR ids but path steps: the URL would name the type, not a resource.
-        let only_dots = local_id.bytes().all(|b| b == b'.');
-        if only_dots
+        // An id the gateway could not have handed out names nothing: never sent to the source.
+        if is_dot_segment(local_id)
             || !mapping::is_fhir_id(local_id)
-            || mapping::resource_type_of(&json!({"resourceType": resource_type})).is_none()
+            || !schema::is_resource_type(resource_type)
         {
             return Ok(None);
         }
@@ -271,6 +275,12 @@ fn transport_error(e: reqwest::Error) -> AdapterError {
     } else {
         AdapterError::Unreachable
     }
+}
+
+/// An id made only of dots: FHIR allows it, but in a URL path `.` and `..` are steps, not names
+/// (and the longer ones are refused with them rather than told apart).
+fn is_dot_segment(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b == b'.')
 }
 
 fn entries(bundle: Value) -> Result<Vec<Value>, AdapterError> {
