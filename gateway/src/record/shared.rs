@@ -31,7 +31,8 @@ impl RecordService {
     ) -> Result<NormalisedResource, RecordError> {
         let (source, local) = id.split_once('.').ok_or(RecordError::NoSuchResource)?;
         let adapter = self.federation.adapter(source).ok_or(RecordError::NoSuchResource)?.clone();
-        call.intent(std::sync::Arc::from(format!("[\"{}\"]", adapter.id()))).await?;
+        let asked = serde_json::to_string(&[adapter.id().as_str()]).unwrap_or_else(|_| "[]".into());
+        call.intent(asked.into()).await?;
         let answer = self.federation.read_shared(&adapter, resource_type, local, call.request_id()).await;
         let resource = match answer.result {
             Ok(Some(r)) => r,
