@@ -353,7 +353,7 @@ impl TestApp {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        Answer::from(req.send().await.expect("request")).await
+        Answer::from_response(req.send().await.expect("request")).await
     }
 
     /// Finds a patient by NHS number and returns the gateway's id.
@@ -398,6 +398,33 @@ impl TestApp {
         if let Some(dir) = self.sqlite_path.as_ref().and_then(|p| p.parent()) {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// A gateway whose only source serves the hand-written fixture bundles of `tests/fixtures/{name}`
+/// (on top of `opts`), with a clinician's token, the fixture's patients (NHS number, local id,
+/// file) and the gateway id of the first of them.
+pub struct FixtureApp {
+    /// The gateway.
+    pub app: TestApp,
+    /// A clinician's access token.
+    pub token: String,
+    /// The fixture's patients, as `from_dir` numbers them.
+    pub patients: Vec<(tideway_profiles::NhsNumber, String, String)>,
+    /// The gateway id of the first patient.
+    pub id: String,
+}
+
+impl FixtureApp {
+    /// Starts it.
+    pub async fn spawn(name: &str, opts: Options) -> Self {
+        let dir = workspace_root().join("tests/fixtures").join(name);
+        let app = TestApp::spawn(Options { boroughs: 0, from_dir: Some(dir.clone()), ..opts }).await;
+        let token = app.token().await;
+        let patients =
+            tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(&dir).expect("fixture patients");
+        let id = app.patient_id(&token, patients[0].0.as_str()).await;
+        Self { app, token, patients, id }
     }
 }
 
@@ -469,12 +496,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// Reads a response someone sent by hand (its FHIR body is collected for fhir-check too).
+    /// Reads a response (its FHIR body is collected for fhir-check too).
     pub async fn from_response(res: reqwest::Response) -> Self {
-        Self::from(res).await
-    }
-
-    async fn from(res: reqwest::Response) -> Self {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let raw = res.bytes().await.expect("body").to_vec();

@@ -2,7 +2,7 @@
 
 use tideway_gateway::store::AuditLog as _;
 use tideway_simulators::fhir_r4::simulator::FaultConfig;
-use tideway_tests::{Options, TestApp};
+use tideway_tests::{FixtureApp, Options, TestApp};
 
 fn failing() -> FaultConfig {
     FaultConfig { fail_rate: 1.0, ..FaultConfig::default() }
@@ -138,12 +138,7 @@ async fn at_the_overall_deadline_the_answer_has_what_arrived_and_names_the_rest(
 
 #[tokio::test]
 async fn an_invalid_resource_is_withheld_and_named_while_the_rest_is_served() {
-    let dir = tideway_tests::workspace_root().join("tests/fixtures/invalid-entry");
-    let app =
-        TestApp::spawn(Options { boroughs: 0, from_dir: Some(dir.clone()), ..Options::default() }).await;
-    let token = app.token().await;
-    let patients = tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
-    let id = app.patient_id(&token, patients[0].0.as_str()).await;
+    let FixtureApp { app, token, id, .. } = FixtureApp::spawn("invalid-entry", Options::default()).await;
     let all = app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
     assert_eq!(all.status, 200, "{}", all.body);
     let types: Vec<&str> = all.matches().iter().map(|r| r["resourceType"].as_str().unwrap()).collect();

@@ -4,21 +4,12 @@
 use std::sync::Arc;
 use tideway_gateway::store::AuditLog as _;
 
-use tideway_tests::{Options, TestApp};
+use tideway_tests::{FixtureApp, Options, TestApp};
 
 #[tokio::test]
 async fn entries_about_another_patient_are_withheld_counted_and_never_shown() {
-    let dir = tideway_tests::workspace_root().join("tests/fixtures/wrong-patient");
-    let app = TestApp::spawn(Options {
-        boroughs: 0,
-        from_dir: Some(dir.clone()),
-        admin: true,
-        ..Options::default()
-    })
-    .await;
-    let token = app.token().await;
-    let patients = tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
-    let id = app.patient_id(&token, patients[0].0.as_str()).await;
+    let FixtureApp { app, token, patients, id } =
+        FixtureApp::spawn("wrong-patient", Options { admin: true, ..Options::default() }).await;
     let all = app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
     assert_eq!(all.status, 200, "{}", all.body);
     let shown: Vec<String> = all.matches().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
@@ -104,12 +95,7 @@ async fn source_metrics_count_only_calls_that_reach_the_source() {
 
 #[tokio::test]
 async fn resources_the_r4_schema_rejects_are_withheld_and_counted() {
-    let dir = tideway_tests::workspace_root().join("tests/fixtures/schema-invalid");
-    let app =
-        TestApp::spawn(Options { boroughs: 0, from_dir: Some(dir.clone()), ..Options::default() }).await;
-    let token = app.token().await;
-    let patients = tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(&dir).unwrap();
-    let id = app.patient_id(&token, patients[0].0.as_str()).await;
+    let FixtureApp { app, token, id, .. } = FixtureApp::spawn("schema-invalid", Options::default()).await;
     let all = app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await;
     assert_eq!(all.status, 200, "{}", all.body);
     let shown: Vec<String> = all.matches().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
