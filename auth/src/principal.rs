@@ -5,7 +5,7 @@ use tideway_profiles::OdsCode;
 
 /// An HL7 v3 PurposeOfUse code (e.g. `TREAT`, `ETREAT`). Only the codes the region accepts
 /// parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PurposeOfUse {
     /// Treatment.
     #[serde(rename = "TREAT")]

@@ -46,6 +46,9 @@ pub enum StartError {
     /// Auth configuration was refused.
     #[error("auth: {0}")]
     Auth(String),
+    /// The sharing agreements or code sets could not be loaded: nothing may be decided.
+    #[error("policy: {0}")]
+    Policy(String),
     /// A source adapter could not be built.
     #[error("source {id}: {reason}")]
     Source {
@@ -134,6 +137,7 @@ impl Application {
         };
         let started = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
         let capability = crate::capability::capability_statement(&base_url, &started).to_string();
+        let policy = Arc::new(crate::agreements::load(&settings.policy, &settings.sources)?);
         let records = RecordService {
             federation,
             store: Arc::new(store.clone()),
@@ -142,6 +146,7 @@ impl Application {
             base_url: base_url.clone(),
             locator_max_age_secs: settings.federation.locator_max_age_secs,
             memo: ReplicaMemo::new(Duration::from_secs(settings.federation.locator_max_age_secs)),
+            policy,
         };
         let state = web::Data::new(AppState {
             audit: AuditTrail::new(Arc::new(store.clone())),

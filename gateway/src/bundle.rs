@@ -39,7 +39,14 @@ pub enum Notice {
     },
     /// A search parameter was not understood and was ignored (lenient handling).
     IgnoredParameter(String),
+    /// Information may be withheld under consent or sharing agreements. Every clinical answer
+    /// carries it, whether or not anything was, so it reveals nothing.
+    MayBeWithheld,
 }
+
+/// The words of [`Notice::MayBeWithheld`].
+pub const MAY_BE_WITHHELD: &str = "Some information may be withheld from this answer under the patient's consent or \
+     the sharing agreements that apply to this requester.";
 
 /// The OperationOutcome for a set of notices, or `None` when there is nothing to say.
 pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
@@ -47,7 +54,10 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
         return None;
     }
     let mut oo = OperationOutcome::default();
-    for n in notices {
+    // What went wrong comes first; the notice every clinical answer carries comes last.
+    let (general, specific): (Vec<&Notice>, Vec<&Notice>) =
+        notices.iter().partition(|n| matches!(n, Notice::MayBeWithheld));
+    for n in specific.into_iter().chain(general.into_iter().take(1)) {
         oo = match n {
             Notice::SourceFailed { source, error } => oo
                 .with(
@@ -72,6 +82,7 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
             Notice::IgnoredParameter(name) => oo
                 .with(IssueSeverity::Warning, IssueType::NotSupported, format!("search parameter '{name}' is not supported and was ignored"))
                 .at(name.clone()),
+            Notice::MayBeWithheld => oo.with(IssueSeverity::Information, IssueType::Suppressed, MAY_BE_WITHHELD),
         };
     }
     Some(oo.to_json())

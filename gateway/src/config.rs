@@ -37,6 +37,9 @@ pub struct Settings {
     /// Paging snapshots.
     #[serde(default)]
     pub pages: PageSettings,
+    /// Sharing agreements.
+    #[serde(default)]
+    pub policy: PolicySettings,
     /// Logs and traces.
     #[serde(default)]
     pub telemetry: TelemetrySettings,
@@ -188,6 +191,16 @@ fn default_cache_ttl_secs() -> u64 {
 }
 fn default_cache_max_bytes() -> u64 {
     256 * 1024 * 1024
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// A directory of sharing-agreement files (`*.toml`, format in `docs/agreements.md`). Unset
+    /// (the default): the region's example agreements shipped with the gateway.
+    #[serde(default)]
+    pub agreements_dir: Option<std::path::PathBuf>,
 }
 
 /// `[pages]`.

@@ -8,6 +8,7 @@
 //! any source dialect itself; `tideway-simulators` is used by the command line (`demo`,
 //! `simulate`) only, never by the read pipeline.
 
+pub mod agreements;
 pub mod app;
 pub mod audit;
 pub mod bundle;

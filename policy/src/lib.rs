@@ -1,19 +1,28 @@
 //! The one decision point: which of a patient's resources a requester receives, and why each
 //! of the others is withheld.
 //!
-//! [`decide`] is a pure function of who asks ([`Principal`]), what was asked ([`Ask`]) and the
-//! facts of each resource ([`ResourceFacts`], computed once by the adapter that normalised it).
-//! The record service calls it exactly once per answer, after the cache and before the merge,
-//! and page links call it again for whoever follows them, so a policy change reaches answers
-//! already cached or paged. The rules today are the SMART scopes and the query's own filters
-//! (`_type`, `_since`, the searched type); consent and sharing agreements are added here and
+//! [`Policy::decide`] is a pure function of the sharing agreements and code sets in force, who
+//! asks ([`tideway_auth::Principal`]), what was asked ([`Ask`]), the day, and the facts of each
+//! resource ([`tideway_profiles::ResourceFacts`], computed once by the adapter that normalised
+//! it). The record service calls it exactly once per answer, after the cache and before the
+//! merge, and page links call it again for whoever follows them, so a policy change reaches
+//! answers already cached or paged. [`Policy::admit`] answers, before anything is fetched,
+//! whether any agreement lets this requester read records at all. The rules are the SMART
+//! scopes, the query's own filters (`_type`, `_since`, the searched type), and the sharing
+//! agreements ([`agreement`]) with their code sets ([`terminology`]); consent is added here and
 //! nowhere else. This crate does no I/O and must not depend on the gateway, HTTP or storage.
 
+pub mod agreement;
+mod decide;
+pub mod terminology;
+
 use serde::{Deserialize, Serialize};
-use tideway_auth::Principal;
-use tideway_profiles::ResourceFacts;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+pub use agreement::{Agreement, AgreementError, ConsentModel};
+pub use decide::{Policy, PolicyError, Refusal, WithheldCount};
+pub use terminology::{Terminology, TerminologyError};
 
 /// What the requester asked for, as far as it narrows the answer. Kept with page snapshots so
 /// later pages are decided again under the same question.
@@ -60,6 +69,26 @@ pub enum Reason {
     NotChangedSince,
     /// The question itself could not be read (a corrupt snapshot): fail closed.
     Undecidable,
+    /// No sharing agreement in force grants this requester anything.
+    NoAgreement,
+    /// The source's data controller is not a party to the agreements that grant the requester.
+    Controller,
+    /// The agreements share other sections of the record.
+    Section,
+    /// In the sensitive set, which no agreement granting the requester shares.
+    Sensitive,
+    /// In a code set the agreements exclude.
+    Excluded,
+    /// The agreements share only resources in certain code sets, and this is in none of them.
+    NotIncluded,
+    /// The agreements share only resources in certain code sets, and this one carries no code
+    /// to classify it by: fail closed.
+    Unclassified,
+    /// The agreement needs the patient's explicit consent, and none is recorded.
+    ConsentRequired,
+    /// It refers to a resource withheld for its content (sensitive or excluded), so it would
+    /// tell what that one hides.
+    Linked,
 }
 
 impl Reason {
@@ -70,6 +99,15 @@ impl Reason {
             Self::NotAskedType => "not-asked-type",
             Self::NotChangedSince => "not-changed-since",
             Self::Undecidable => "undecidable",
+            Self::NoAgreement => "no-agreement",
+            Self::Controller => "controller",
+            Self::Section => "section",
+            Self::Sensitive => "sensitive",
+            Self::Excluded => "excluded",
+            Self::NotIncluded => "not-included",
+            Self::Unclassified => "unclassified",
+            Self::ConsentRequired => "consent-required",
+            Self::Linked => "linked",
         }
     }
 
@@ -93,6 +131,11 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     verdicts: Vec<Verdict>,
+    /// For each withheld resource, the agreement (index into `agreements`) whose rule withheld
+    /// it, when an agreement's rule did.
+    rules: Vec<Option<u16>>,
+    /// `id@version` of every agreement the decision applied, in id order.
+    agreements: Vec<String>,
 }
 
 impl Decision {
@@ -126,68 +169,14 @@ impl Decision {
         counts
     }
 
+    /// `id@version` of every agreement the decision applied.
+    pub fn agreements(&self) -> &[String] {
+        &self.agreements
+    }
+
     /// Whether anything was withheld for a reason other than the requester's own filters.
     pub fn withheld_for_requester(&self) -> bool {
         self.verdicts.iter().any(|v| matches!(v, Verdict::Withhold(r) if !r.is_query_filter()))
-    }
-}
-
-/// Decides, for each resource, whether `principal` receives it in answer to `ask`.
-///
-/// Each verdict depends only on the principal, the question and that resource's facts, so the
-/// answer does not depend on the order resources (or sources) come in, and deciding again over
-/// what was released releases all of it.
-pub fn decide(principal: &Principal, ask: &Ask, resources: &[&ResourceFacts]) -> Decision {
-    let since = match ask.since.as_deref().map(|s| OffsetDateTime::parse(s, &Rfc3339)) {
-        None => Ok(None),
-        Some(Ok(t)) => Ok(Some(t)),
-        Some(Err(_)) => Err(()),
-    };
-    let verdicts = resources
-        .iter()
-        .map(|facts| match since {
-            Err(()) => Verdict::Withhold(Reason::Undecidable),
-            Ok(since) => verdict(principal, ask, since, facts),
-        })
-        .collect();
-    Decision { verdicts }
-}
-
-/// Whether a resource the gateway makes itself to support what was released (a Provenance
-/// naming the origins of a merged fact) may go to `principal`. It is included beside the
-/// matches whatever `_type` asked for, as FHIR's `search.mode = include` entries are.
-pub fn may_include(principal: &Principal, facts: &ResourceFacts) -> bool {
-    principal.may_read(&facts.resource_type)
-}
-
-fn verdict(
-    principal: &Principal,
-    ask: &Ask,
-    since: Option<OffsetDateTime>,
-    facts: &ResourceFacts,
-) -> Verdict {
-    if !principal.may_read(&facts.resource_type) {
-        return Verdict::Withhold(Reason::Scope);
-    }
-    if let Some(types) = &ask.types
-        && !types.contains(&facts.resource_type)
-    {
-        return Verdict::Withhold(Reason::NotAskedType);
-    }
-    if let Some(since) = since
-        && !changed_since(facts, since)
-    {
-        return Verdict::Withhold(Reason::NotChangedSince);
-    }
-    Verdict::Release
-}
-
-/// A resource whose source gave no (readable) `meta.lastUpdated` counts as changed: the gateway
-/// cannot show it is unchanged, and leaving it out could hide clinical data.
-fn changed_since(facts: &ResourceFacts, since: OffsetDateTime) -> bool {
-    match facts.last_updated.as_deref().map(|t| OffsetDateTime::parse(t, &Rfc3339)) {
-        Some(Ok(t)) => t > since,
-        _ => true,
     }
 }
 

@@ -1,9 +1,43 @@
 use proptest::prelude::*;
 use tideway_auth::{Principal, PurposeOfUse, RoleCode};
 use tideway_profiles::{OdsCode, ResourceFacts};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
 
 use super::*;
+
+const TODAY: time::Date = time::macros::date!(2026 - 06 - 01);
+
+/// One agreement granting the test principal the whole record, from every source.
+const OPEN: &str = r#"
+id = "open"
+version = 1
+title = "Everything, for tests"
+consent_model = "implied-direct-care"
+start = 2026-01-01
+objection = "-"
+controllers = ["*"]
+[recipients]
+organisations = ["RJ122"]
+roles = ["R8000"]
+purposes = ["TREAT"]
+[record]
+sections = ["*"]
+sensitive = ["hiv", "termination-of-pregnancy", "sexually-transmitted-infection", "assisted-conception", "gender-reassignment"]
+"#;
+
+fn open_policy() -> Policy {
+    Policy::new([("open.toml", OPEN)], Terminology::embedded().unwrap(), []).unwrap()
+}
+
+fn decide(p: &Principal, ask: &Ask, resources: &[&ResourceFacts]) -> Decision {
+    open_policy().decide(p, ask, TODAY, resources)
+}
+
+fn may_include(p: &Principal, facts: &ResourceFacts) -> bool {
+    open_policy().may_include(p, facts)
+}
 
 const TYPES: [&str; 6] =
     ["Patient", "Condition", "Observation", "AllergyIntolerance", "Provenance", "Encounter"];
@@ -158,3 +192,5 @@ proptest! {
         }
     }
 }
+
+mod agreements;

@@ -27,8 +27,8 @@ use tideway_auth::{PurposeOfUse, RoleCode};
 use tideway_gateway::Application;
 use tideway_gateway::app::AppState;
 use tideway_gateway::config::{
-    CacheSettings, FederationSettings, IdentitySettings, PageSettings, ServerSettings, Settings,
-    StoreSettings, TelemetrySettings,
+    CacheSettings, FederationSettings, IdentitySettings, PageSettings, PolicySettings, ServerSettings,
+    Settings, StoreSettings, TelemetrySettings,
 };
 use tideway_profiles::OdsCode;
 use tideway_simulators::fhir_r4::simulator::{
@@ -277,6 +277,7 @@ impl TestApp {
                 max_per_principal: opts.pages_per_principal,
                 ..PageSettings::default()
             },
+            policy: PolicySettings::default(),
             telemetry: TelemetrySettings::default(),
             sources,
         };
@@ -545,6 +546,29 @@ impl Answer {
             .iter()
             .find(|e| e["search"]["mode"] == "outcome")
             .map(|e| &e["resource"])
+    }
+
+    /// The outcome entry's issues other than the notice every clinical answer carries (that
+    /// information may be withheld): what went wrong or was ignored in this answer.
+    pub fn warnings(&self) -> Vec<&Value> {
+        self.outcome_entry()
+            .and_then(|oo| oo["issue"].as_array())
+            .map(|issues| issues.iter().filter(|i| i["code"] != "suppressed").collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the outcome entry carries the notice that information may be withheld.
+    pub fn says_may_be_withheld(&self) -> bool {
+        self.outcome_entry().and_then(|oo| oo["issue"].as_array()).is_some_and(|issues| {
+            issues.iter().any(|i| i["code"] == "suppressed" && i["severity"] == "information")
+        })
+    }
+
+    /// Entries other than the outcome entry: what was released.
+    pub fn released(&self) -> usize {
+        self.body["entry"]
+            .as_array()
+            .map_or(0, |es| es.iter().filter(|e| e["search"]["mode"] != "outcome").count())
     }
 
     /// The `next` link.

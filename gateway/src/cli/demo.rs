@@ -19,8 +19,8 @@ use tideway_simulators::population::Population;
 
 use super::faults::{CliError, FaultArgs};
 use crate::config::{
-    CacheSettings, FederationSettings, IdentitySettings, PageSettings, ServerSettings, Settings,
-    StoreSettings, TelemetrySettings,
+    CacheSettings, FederationSettings, IdentitySettings, PageSettings, PolicySettings, ServerSettings,
+    Settings, StoreSettings, TelemetrySettings,
 };
 use crate::signals::shutdown_signal;
 use crate::{Application, telemetry};
@@ -148,6 +148,7 @@ impl Demo {
             federation: FederationSettings::default(),
             cache: CacheSettings::default(),
             pages: PageSettings::default(),
+            policy: PolicySettings::default(),
             telemetry: TelemetrySettings::default(),
             sources,
         };

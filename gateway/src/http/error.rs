@@ -218,6 +218,9 @@ impl From<RecordError> for ApiError {
             ),
             RecordError::PageOwner => Self::forbidden("this page link belongs to another user"),
             RecordError::Withheld => Self::forbidden("this record is not available to this requester"),
+            RecordError::Refused(_) => Self::forbidden(
+                "no sharing agreement in force grants this role and purpose of use at this organisation",
+            ),
         }
     }
 }

@@ -44,6 +44,9 @@ pub enum RecordError {
     /// The policy withholds what was asked for from this requester.
     #[error("withheld by policy")]
     Withheld,
+    /// No sharing agreement lets this requester read records.
+    #[error("no sharing agreement grants this requester")]
+    Refused(tideway_policy::Refusal),
     /// The page link was made for someone else.
     #[error("page link belongs to another principal")]
     PageOwner,
@@ -63,6 +66,7 @@ impl RecordError {
             Self::PageExpired => "page-expired",
             Self::PageOwner => "page-owner",
             Self::Withheld => "policy",
+            Self::Refused(_) => "no-agreement",
         }
     }
 }

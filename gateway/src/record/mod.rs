@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use tideway_adapters::{NormalisedResource, SourcePatient};
 use tideway_auth::Principal;
-use tideway_policy::{Ask, decide, may_include};
+use tideway_policy::{Ask, Decision, Policy};
 use tideway_profiles::{NhsNumber, ResourceFacts};
 
 pub use error::RecordError;
@@ -76,12 +76,26 @@ pub struct RecordService {
     pub locator_max_age_secs: u64,
     /// This replica's memory of the index and locator.
     pub memo: ReplicaMemo,
+    /// The sharing agreements and code sets every answer is decided under.
+    pub policy: Arc<Policy>,
 }
 
 impl RecordService {
     /// The sources (for readiness and the audit trail).
     pub fn federation(&self) -> &Federation {
         &self.federation
+    }
+
+    /// Refuses a requester whom no sharing agreement in force lets read records, before
+    /// anything about the patient is looked up, so the refusal is the same whether or not the
+    /// patient exists.
+    pub fn admit(&self, principal: &Principal) -> Result<(), RecordError> {
+        self.policy.admit(principal, today()).map_err(RecordError::Refused)
+    }
+
+    /// The one decision over `resources` for `principal`, today.
+    fn decide(&self, principal: &Principal, ask: &Ask, resources: &[&ResourceFacts]) -> Decision {
+        self.policy.decide(principal, ask, today(), resources)
     }
 
     /// Registry ids of every source as a JSON array, for the audit trail.
@@ -97,6 +111,7 @@ impl RecordService {
         principal: &Principal,
         nhs: &NhsNumber,
     ) -> Result<PatientAnswer, RecordError> {
+        self.admit(principal)?;
         let gateway_id = self.ids.id_for(nhs);
         call.about_patient(&gateway_id);
         call.intent(self.source_ids()).await?;
@@ -114,7 +129,7 @@ impl RecordService {
         principal: &Principal,
         id: &str,
     ) -> Result<PatientAnswer, RecordError> {
-        let nhs = self.open(call, id).await?;
+        let nhs = self.open(call, principal, id).await?;
         let answer = self.find_everywhere(&nhs, id, call.request_id()).await?;
         if answer.0.is_none() {
             return Err(RecordError::NotHeld);
@@ -136,7 +151,7 @@ impl RecordService {
         ask: &Ask,
         criteria: &Criteria,
     ) -> Result<RecordAnswer, RecordError> {
-        let nhs = self.open(call, id).await?;
+        let nhs = self.open(call, principal, id).await?;
         let overall = self.federation.deadline();
         let located = self.locate(&nhs, id, call.request_id(), overall).await?;
         let answers = self.federation.fetch_records(&located.targets, call.request_id(), overall).await;
@@ -169,8 +184,10 @@ impl RecordService {
         // The one decision for this answer, over every source's resources at once.
         let facts: Vec<&ResourceFacts> =
             records.iter().flat_map(|(_, r)| r.resources.iter().map(|x| x.facts.as_ref())).collect();
-        let decision = decide(principal, ask, &facts);
-        report.withheld(&decision);
+        let decision = self.decide(principal, ask, &facts);
+        report.withheld(&decision, &facts);
+        // Every clinical answer says the same, whether or not anything was withheld.
+        notices.push(Notice::MayBeWithheld);
         let mut first = 0;
         let per_source: Vec<SourceResources> = records
             .iter()
@@ -222,13 +239,19 @@ impl RecordService {
             includes.retain(|r| r.facts.references.iter().any(|x| named.contains(x)));
         }
         criteria.sort(&mut matches, |r| r.facts.as_ref());
-        matches.extend(includes.into_iter().filter(|r| may_include(principal, &r.facts)));
+        matches.extend(includes.into_iter().filter(|r| self.policy.may_include(principal, &r.facts)));
         Ok(RecordAnswer { resources: matches, notices, report })
     }
 
-    /// Resolves a published id and writes the audit intent for that patient: nothing may be
-    /// asked of a source before this succeeds.
-    async fn open(&self, call: &mut AuditedCall, id: &str) -> Result<NhsNumber, RecordError> {
+    /// Admits the requester, resolves a published id and writes the audit intent for that
+    /// patient: nothing may be asked of a source before this succeeds.
+    async fn open(
+        &self,
+        call: &mut AuditedCall,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<NhsNumber, RecordError> {
+        self.admit(principal)?;
         let nhs = self.resolve(id).await?;
         call.about_patient(id);
         call.intent(self.source_ids()).await?;
@@ -262,21 +285,25 @@ impl RecordService {
     ) -> Result<PatientAnswer, RecordError> {
         let mut report = SourceReport::of_patients(&answers);
         if let Some(p) = &patient {
-            let decision = decide(principal, &Ask::everything(), &[p.facts.as_ref()]);
-            report.withheld(&decision);
+            let facts = [p.facts.as_ref()];
+            let decision = self.decide(principal, &Ask::everything(), &facts);
+            report.withheld(&decision, &facts);
             if !decision.releases(0) {
                 return Err(RecordError::Withheld);
             }
         }
-        Ok(PatientAnswer {
-            patient,
-            notices: answers.iter().filter_map(Notice::of_failure).collect(),
-            report,
-        })
+        let mut notices: Vec<Notice> = answers.iter().filter_map(Notice::of_failure).collect();
+        notices.push(Notice::MayBeWithheld);
+        Ok(PatientAnswer { patient, notices, report })
     }
 }
 
 type FoundPatient = (Option<NormalisedResource>, Vec<SourceAnswer<Option<SourcePatient>>>);
+
+/// Today, in UTC: the day agreements are judged in force on.
+fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
 
 /// The Provenance `recorded` instant for a merge made now, to the second.
 fn recorded_now() -> String {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tideway_adapters::NormalisedResource;
 use tideway_auth::Principal;
-use tideway_policy::{Ask, Verdict, decide, may_include};
+use tideway_policy::{Ask, Verdict};
 use tideway_profiles::ResourceFacts;
 
 use super::{RecordAnswer, RecordError, RecordService};
@@ -78,6 +78,7 @@ impl RecordService {
         token: &str,
         offset: usize,
     ) -> Result<Page, RecordError> {
+        self.admit(principal)?;
         let snapshot = self.pages.get(token).await?.ok_or(RecordError::PageExpired)?;
         if snapshot.owner != principal_key(principal) {
             return Err(RecordError::PageOwner);
@@ -88,7 +89,7 @@ impl RecordService {
         let all = &snapshot.resources;
         let start = offset.min(all.len());
         let end = (start + snapshot.page_size).min(all.len());
-        let (entries, withheld) = replay(principal, &snapshot.ask, all, start..end);
+        let (entries, withheld) = self.replay(principal, &snapshot.ask, all, start..end);
         let next_link = (end < all.len()).then(|| self.pages.link(&self.base_url, token, end));
         Ok(Page {
             entries,
@@ -102,42 +103,46 @@ impl RecordService {
     }
 }
 
-/// The entries of `all[range]` that `principal` may see now: matches decided again under the
-/// question first asked (the whole snapshot at once, so includes on this page can follow links
-/// to matches on others); a gateway-made include only if none of the entries it names is
-/// withheld.
-fn replay(
-    principal: &Principal,
-    ask: &Ask,
-    all: &[NormalisedResource],
-    range: std::ops::Range<usize>,
-) -> (Vec<NormalisedResource>, Vec<(&'static str, usize)>) {
-    let matches: Vec<(usize, &NormalisedResource)> =
-        all.iter().enumerate().filter(|(_, r)| !bundle::is_included(r)).collect();
-    let facts: Vec<&ResourceFacts> = matches.iter().map(|(_, r)| r.facts.as_ref()).collect();
-    let decision = decide(principal, ask, &facts);
-    let mut released = vec![false; all.len()];
-    let mut withheld: HashSet<String> = HashSet::new();
-    for ((i, r), verdict) in matches.iter().zip(decision.verdicts()) {
-        if *verdict == Verdict::Release {
-            released[*i] = true;
-        } else {
-            withheld.insert(format!("{}/{}", r.resource_type, r.id));
-        }
-    }
-    let start = range.start;
-    let counts = decision.withheld_counts().into_iter().map(|(r, n)| (r.code(), n)).collect();
-    let entries = all[range]
-        .iter()
-        .enumerate()
-        .filter(|(j, r)| {
-            if bundle::is_included(r) {
-                may_include(principal, &r.facts) && !r.facts.references.iter().any(|x| withheld.contains(x))
+impl RecordService {
+    /// The entries of `all[range]` that `principal` may see now: matches decided again under the
+    /// question first asked (the whole snapshot at once, so includes on this page can follow links
+    /// to matches on others); a gateway-made include only if none of the entries it names is
+    /// withheld.
+    fn replay(
+        &self,
+        principal: &Principal,
+        ask: &Ask,
+        all: &[NormalisedResource],
+        range: std::ops::Range<usize>,
+    ) -> (Vec<NormalisedResource>, Vec<(&'static str, usize)>) {
+        let matches: Vec<(usize, &NormalisedResource)> =
+            all.iter().enumerate().filter(|(_, r)| !bundle::is_included(r)).collect();
+        let facts: Vec<&ResourceFacts> = matches.iter().map(|(_, r)| r.facts.as_ref()).collect();
+        let decision = self.decide(principal, ask, &facts);
+        let mut released = vec![false; all.len()];
+        let mut withheld: HashSet<String> = HashSet::new();
+        for ((i, r), verdict) in matches.iter().zip(decision.verdicts()) {
+            if *verdict == Verdict::Release {
+                released[*i] = true;
             } else {
-                released[start + j]
+                withheld.insert(format!("{}/{}", r.resource_type, r.id));
             }
-        })
-        .map(|(_, r)| r.clone())
-        .collect();
-    (entries, counts)
+        }
+        let start = range.start;
+        let counts = decision.withheld_counts().into_iter().map(|(r, n)| (r.code(), n)).collect();
+        let entries = all[range]
+            .iter()
+            .enumerate()
+            .filter(|(j, r)| {
+                if bundle::is_included(r) {
+                    self.policy.may_include(principal, &r.facts)
+                        && !r.facts.references.iter().any(|x| withheld.contains(x))
+                } else {
+                    released[start + j]
+                }
+            })
+            .map(|(_, r)| r.clone())
+            .collect();
+        (entries, counts)
+    }
 }

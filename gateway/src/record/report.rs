@@ -1,13 +1,15 @@
 //! The per-source report written to the audit trail: for each source, whether it answered,
 //! how many resources, how long it took, what was withheld as invalid or as another patient's;
-//! then how many entries each policy reason withheld and how many duplicates were merged.
+//! then how many entries each policy reason withheld (and under which agreement, section and
+//! source), the agreements applied, and how many duplicates were merged.
 //! Identifiers and counts only, never clinical content. Serialised straight to JSON text.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use tideway_adapters::{RejectionKind, SourcePatient, SourceRecord};
-use tideway_policy::Decision;
+use tideway_policy::{Decision, WithheldCount};
+use tideway_profiles::ResourceFacts;
 
 use crate::sources::SourceAnswer;
 use crate::telemetry::metrics;
@@ -33,6 +35,13 @@ pub struct SourceReport {
     sources: BTreeMap<String, SourceEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
     withheld: Option<BTreeMap<&'static str, usize>>,
+    /// `id@version` of the agreements the decision applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    agreements: Vec<String>,
+    /// Which rule of which agreement withheld how many entries of which section, from which
+    /// source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    withheld_by: Vec<WithheldCount>,
     #[serde(skip_serializing_if = "Option::is_none")]
     merged_duplicates: Option<usize>,
     #[serde(skip)]
@@ -62,6 +71,8 @@ impl SourceReport {
         Self {
             sources,
             withheld: None,
+            agreements: Vec::new(),
+            withheld_by: Vec::new(),
             merged_duplicates: None,
             partial: answers.iter().any(|a| a.result.is_err()),
         }
@@ -94,9 +105,12 @@ impl SourceReport {
         })
     }
 
-    /// Adds what the decision withheld, by reason.
-    pub fn withheld(&mut self, decision: &Decision) {
+    /// Adds what the decision over `facts` withheld: by reason, and by rule, agreement,
+    /// section and source; and the agreements it applied.
+    pub fn withheld(&mut self, decision: &Decision, facts: &[&ResourceFacts]) {
         self.withheld = Some(decision.withheld_counts().into_iter().map(|(r, n)| (r.code(), n)).collect());
+        self.agreements = decision.agreements().to_vec();
+        self.withheld_by = decision.withheld_detail(facts);
     }
 
     /// Adds how many duplicates were folded into another source's entry.

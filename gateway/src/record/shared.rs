@@ -4,7 +4,7 @@
 
 use tideway_adapters::{AdapterError, NormalisedResource};
 use tideway_auth::Principal;
-use tideway_policy::{Ask, decide};
+use tideway_policy::Ask;
 
 use super::{RecordError, RecordService};
 use crate::audit::AuditedCall;
@@ -43,7 +43,7 @@ impl RecordService {
         if resource.id != id || resource.resource_type != resource_type {
             return Err(RecordError::NoSuchResource);
         }
-        if !decide(principal, &Ask::everything(), &[resource.facts.as_ref()]).releases(0)
+        if !self.decide(principal, &Ask::everything(), &[resource.facts.as_ref()]).releases(0)
             || carries_personal_data(&resource)
         {
             return Err(RecordError::Withheld);

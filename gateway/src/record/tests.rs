@@ -127,6 +127,7 @@ async fn fixture(sources: Vec<Arc<FakeSource>>) -> Fixture {
         base_url: "http://gw".into(),
         locator_max_age_secs: 3600,
         memo: super::ReplicaMemo::new(Duration::from_secs(3600)),
+        policy: Arc::new(tideway_policy::Policy::examples([]).unwrap()),
     };
     Fixture { service, trail: AuditTrail::new(store.clone()), store, id }
 }
@@ -221,7 +222,8 @@ async fn one_failing_source_leaves_a_partial_answer_naming_it() {
         .await
         .unwrap();
     assert!(answer.report.is_partial());
-    assert_eq!(answer.notices.len(), 1);
+    assert_eq!(answer.notices.len(), 2, "the failed source and the notice every answer carries");
+    assert!(matches!(answer.notices[0], crate::bundle::Notice::SourceFailed { .. }));
     assert_eq!(answer.resources.len(), 2);
 }
 

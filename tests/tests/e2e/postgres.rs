@@ -16,7 +16,7 @@ async fn the_gateway_runs_on_postgres_with_audit_and_replay_protection() {
     assert!(all.matches().len() > 5);
     let rows = app.state.store.audit_for_request(&all.header("x-request-id").unwrap()).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>(), ["intent", "outcome"]);
-    assert_eq!(rows[1].released as usize, all.resources().len());
+    assert_eq!(rows[1].released as usize, all.released());
     // Record locator persisted.
     let links = app.state.store.links(&id, 3600).await.unwrap();
     assert!(links.len() >= 2);
