@@ -247,8 +247,7 @@ impl Decision {
     /// What was withheld, counted by reason, agreement, section and source. `resources` must be
     /// the list decided on.
     pub fn withheld_detail(&self, resources: &[&ResourceFacts]) -> Vec<WithheldCount> {
-        let mut counts: BTreeMap<WithheldKey, usize> =
-            BTreeMap::new();
+        let mut counts: BTreeMap<WithheldKey, usize> = BTreeMap::new();
         for ((verdict, rule), facts) in self.verdicts.iter().zip(&self.rules).zip(resources) {
             if let Verdict::Withhold(reason) = verdict {
                 let agreement = rule.and_then(|r| self.agreements.get(usize::from(r)).cloned());

@@ -156,6 +156,8 @@ pub struct Encounter {
     pub start: String,
     /// End, RFC 3339.
     pub end: String,
+    /// Ids of the problems it was for (its `reasonReference`), when recorded.
+    pub reasons: Vec<String>,
     /// When the borough last changed the entry, RFC 3339.
     pub last_updated: String,
 }
@@ -507,6 +509,7 @@ impl Population {
                     kind,
                     start: format!("{day}T09:00:00Z"),
                     end: format!("{day}T09:20:00Z"),
+                    reasons: Vec::new(),
                     last_updated: timestamp(&mut g),
                 }
             })
@@ -607,7 +610,7 @@ impl Population {
                 last_updated: timestamp(&mut g),
             })
             .collect();
-        Some(PatientRecord {
+        let mut record = PatientRecord {
             local_id,
             demographics,
             last_updated,
@@ -619,7 +622,25 @@ impl Population {
             observations,
             immunisations,
             procedures,
-        })
+        };
+        // Scenario entries are recorded by the home borough only, from their own stream, so
+        // every other draw (and every other patient) stays exactly as it was.
+        if borough == self.home_borough(index)
+            && let Some(scenario) = Scenario::of(index)
+        {
+            let mut g = Gen::new(self.seed, index as u64, borough as u64 ^ 0x5CE7_A210);
+            scenario.add_to(&mut record, &mut g);
+        }
+        Some(record)
+    }
+
+    /// The first `limit` patients of a scenario, by NHS number.
+    pub fn scenario_patients(&self, scenario: Scenario, limit: usize) -> Vec<NhsNumber> {
+        (0..self.patient_count())
+            .filter(|i| Scenario::of(*i) == Some(scenario))
+            .filter_map(|i| self.nhs_number(i))
+            .take(limit)
+            .collect()
     }
 
     /// Demographics come from the patient alone so every borough agrees on them.
@@ -648,6 +669,101 @@ impl Population {
                 name: format!("{borough} {} Medical Centre", PRACTICE_WORDS[practice_no as usize]),
                 borough,
             },
+        }
+    }
+}
+
+/// Records that carry entries a sharing agreement must act on, recorded by the patient's home
+/// borough beside the drawn entries. One patient in ten of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// HIV (SNOMED CT, and CTV3 on the older entry), chlamydia and counselling for termination
+    /// of pregnancy, recorded in one sexual-health encounter whose reasons are those problems;
+    /// and a referral for substance-misuse intervention.
+    Sensitive,
+    /// Type 2 diabetes with a diabetic foot ulcer and an ingrowing nail, an HbA1c result, and
+    /// depression (which podiatry must not see).
+    PodiatryDiabetic,
+}
+
+impl Scenario {
+    /// The scenario of patient `index`, if any.
+    pub fn of(index: usize) -> Option<Self> {
+        match index % 10 {
+            7 => Some(Self::Sensitive),
+            3 => Some(Self::PodiatryDiabetic),
+            _ => None,
+        }
+    }
+
+    fn add_to(self, record: &mut PatientRecord, g: &mut Gen) {
+        let local = record.local_id.clone();
+        let day = date(g);
+        let encounter = format!("{local}-enc-s");
+        let problems: &[(&str, &str, Option<LegacyCode>)] = match self {
+            Self::Sensitive => &[
+                ("86406008", "Human immunodeficiency virus infection", Some(LegacyCode::Ctv3("43C3."))),
+                ("105629000", "Chlamydial infection", None),
+            ],
+            Self::PodiatryDiabetic => &[
+                ("44054006", "Type 2 diabetes mellitus", Some(LegacyCode::ReadV2("C10F."))),
+                ("371087003", "Diabetic foot ulcer", None),
+                ("400200009", "Ingrowing nail", None),
+                ("35489007", "Depressive disorder", None),
+            ],
+        };
+        let first = record.problems.len();
+        for (i, (code, display, legacy)) in problems.iter().enumerate() {
+            record.problems.push(Problem {
+                id: format!("{local}-cond-s{i}"),
+                snomed: concept(code, display),
+                legacy: *legacy,
+                encounter: encounter.clone(),
+                onset: day.clone(),
+                recorded: day.clone(),
+                last_updated: timestamp(g),
+            });
+        }
+        let reasons = match self {
+            Self::Sensitive => record.problems[first..].iter().map(|p| p.id.clone()).collect(),
+            Self::PodiatryDiabetic => Vec::new(),
+        };
+        record.encounters.push(Encounter {
+            id: encounter.clone(),
+            kind: ENCOUNTER_TYPES[1],
+            start: format!("{day}T14:00:00Z"),
+            end: format!("{day}T14:30:00Z"),
+            reasons,
+            last_updated: timestamp(g),
+        });
+        match self {
+            Self::Sensitive => {
+                for (i, (code, display)) in [
+                    ("10383002", "Counseling for termination of pregnancy"),
+                    ("1048221000000107", "Referral for specialist substance misuse intervention"),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    record.procedures.push(Procedure {
+                        id: format!("{local}-proc-s{i}"),
+                        code: concept(code, display),
+                        encounter: encounter.clone(),
+                        date: day.clone(),
+                        last_updated: timestamp(g),
+                    });
+                }
+            }
+            Self::PodiatryDiabetic => record.observations.push(Observation {
+                id: format!("{local}-obs-s0"),
+                code: concept(OBSERVATIONS[2].0, OBSERVATIONS[2].1),
+                value: format!("{}.0", 50 + g.below(30)),
+                unit: OBSERVATIONS[2].2,
+                encounter,
+                effective: format!("{day}T14:10:00Z"),
+                sample: None,
+                last_updated: timestamp(g),
+            }),
         }
     }
 }
