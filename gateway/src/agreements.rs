@@ -42,3 +42,37 @@ fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, StartError> {
     files.sort();
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("tideway-agreements-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_directory_of_agreements_loads_and_a_bad_file_stops_the_start_naming_its_line() {
+        let good = tideway_policy::agreement::EXAMPLES[2].1;
+        let dir = dir_with(&[("podiatry.toml", good), ("README.txt", "not an agreement")]);
+        let policy = load(&PolicySettings { agreements_dir: Some(dir.clone()) }, &[]).unwrap();
+        assert_eq!(policy.agreements().len(), 1);
+        std::fs::write(
+            dir.join("zz-bad.toml"),
+            good.replace("id = \"podiatry\"", "id = \"other\"").replace("\"R8003\"", "\"nurse\""),
+        )
+        .unwrap();
+        let err = load(&PolicySettings { agreements_dir: Some(dir.clone()) }, &[]).unwrap_err().to_string();
+        assert!(err.contains("zz-bad.toml:") && err.contains("recipients.roles"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let err = load(&PolicySettings { agreements_dir: Some(dir_with(&[])) }, &[]).unwrap_err().to_string();
+        assert!(err.contains("no sharing agreement"), "{err}");
+        let missing = load(&PolicySettings { agreements_dir: Some("/nonexistent/agreements".into()) }, &[]);
+        assert!(missing.is_err());
+    }
+}

@@ -460,3 +460,90 @@ fn every_help_exits_zero() {
         assert!(stdout.contains("Usage"), "tideway {args:?} printed no usage:\n{stdout}");
     }
 }
+
+/// The demo contract for the sharing-agreement personas: every persona's token comes from the
+/// real `/token` flow and acts as its agreement says, the scenario patients exist, and
+/// `--from-dir` adds an exchange whose patients the ready file lists.
+#[test]
+fn demo_ready_file_names_personas_scenario_patients_and_from_dir_patients() {
+    let scratch = Scratch::new("demo-personas");
+    let ready_path = scratch.path("ready.json");
+    let synthea = workspace_root().join("../shared/data/synthea-r4");
+    let mut demo = Running::spawn(
+        "demo",
+        Command::new(BIN)
+            .args(["demo", "--port", "0", "--boroughs", "3", "--patients", "30", "--ready-file"])
+            .arg(&ready_path)
+            .arg("--data-dir")
+            .arg(scratch.path("data"))
+            .arg("--from-dir")
+            .arg(&synthea),
+        &scratch,
+    );
+    let ready: Value = demo.wait_for("ready file", READY_TIMEOUT, |_| {
+        let bytes = fs::read(&ready_path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    });
+    let base = ready["base_url"].as_str().unwrap().trim_end_matches('/').to_owned();
+    let personas = ready["personas"].as_object().expect("ready file has personas");
+    for name in [
+        "ooh-gp",
+        "registered-gp",
+        "podiatrist",
+        "mental-health",
+        "social-worker",
+        "no-relationship",
+        "break-glass",
+        "privacy-officer",
+    ] {
+        let p = &personas[name];
+        for field in ["token", "role", "ods_code", "purpose"] {
+            assert!(p[field].is_string(), "{name}.{field}: {p}");
+        }
+        // The token carries the persona's organisation and purpose, as the /token flow issued it.
+        let claims = jwt_claims(p["token"].as_str().unwrap());
+        assert!(claims.to_string().contains(p["ods_code"].as_str().unwrap()), "{name}: {claims}");
+    }
+    assert_eq!(personas["break-glass"]["purpose"], "ETREAT");
+    let token = |name: &str| personas[name]["token"].as_str().unwrap().to_owned();
+    let http = Http::new();
+    let find = |who: &str, nhs: &str| {
+        let identifier = format!("{NHS_SYSTEM}|{nhs}");
+        http.get(&format!("{base}/Patient"), Some(&token(who)), &[("identifier", identifier.as_str())])
+    };
+    let codes_of = |bundle: &Value| bundle.to_string();
+
+    // The podiatrist sees the diabetic's foot ulcer and not the depression.
+    let diabetic = ready["scenario_patients"]["podiatry-diabetic"].as_str().expect("podiatry-diabetic");
+    let (status, found) = find("podiatrist", diabetic);
+    assert_eq!(status, 200, "{found}");
+    let id = entries(&found)[0]["resource"]["id"].as_str().unwrap().to_owned();
+    let (status, all) =
+        http.get(&format!("{base}/Patient/{id}/$everything"), Some(&token("podiatrist")), &[]);
+    assert_eq!(status, 200, "{all}");
+    assert!(codes_of(&all).contains("371087003") && !codes_of(&all).contains("35489007"));
+
+    // The out-of-hours GP never sees the sensitive set.
+    let sensitive = ready["scenario_patients"]["sensitive"].as_str().expect("sensitive");
+    let (status, found) = find("ooh-gp", sensitive);
+    assert_eq!(status, 200, "{found}");
+    let id = entries(&found)[0]["resource"]["id"].as_str().unwrap().to_owned();
+    let (_, all) = http.get(&format!("{base}/Patient/{id}/$everything"), Some(&token("ooh-gp")), &[]);
+    assert!(!codes_of(&all).contains("86406008"), "HIV reached the out-of-hours GP");
+
+    // An organisation with no agreement is refused.
+    let (status, oo) = find("no-relationship", sensitive);
+    assert_eq!(status, 403, "{oo}");
+
+    // The --from-dir exchange serves its patients to the registered GP.
+    let files = ready["from_dir_patients"].as_object().expect("from_dir_patients");
+    assert_eq!(files.len(), 57, "one NHS number per Synthea patient file");
+    let (file, nhs) = files.iter().next().unwrap();
+    assert!(file.ends_with(".json"));
+    let (status, found) = find("registered-gp", nhs.as_str().unwrap());
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(entries(&found)[0]["resource"]["resourceType"], "Patient");
+
+    let status = demo.terminate(STOP_TIMEOUT);
+    assert!(status.success(), "demo exited with {status}\n{}", demo.diagnostics());
+}

@@ -15,7 +15,7 @@ use tideway_auth::config::{AuthConfig, ClientConfig};
 use tideway_auth::{PurposeOfUse, RoleCode};
 use tideway_profiles::OdsCode;
 use tideway_simulators::fhir_r4::simulator::{self, PopulationSpec, RunningSimulator, SimulatorConfig};
-use tideway_simulators::population::Population;
+use tideway_simulators::population::{Population, Scenario};
 
 use super::faults::{CliError, FaultArgs};
 use crate::config::{
@@ -40,9 +40,14 @@ pub struct DemoArgs {
     /// Seed of the synthetic population.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// When ready, write `{"base_url", "token", "nhs_numbers"}` here as JSON.
+    /// When ready, write `{"base_url", "token", "nhs_numbers", "personas", "scenario_patients"}`
+    /// (and `"from_dir_patients"` with `--from-dir`) here as JSON.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    /// Also run one more borough exchange serving the FHIR R4 patient bundles in this
+    /// directory (as `tideway simulate --from-dir` does).
+    #[arg(long)]
+    pub from_dir: Option<PathBuf>,
     /// Directory for the SQLite file (default: a fresh temporary directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -59,6 +64,33 @@ fn random_secret() -> SecretString {
     SecretString::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
+/// The demo's users: `(name, role, ODS code, purpose of use)`. Each gets a token through the
+/// real `/token` flow; the organisations are the example agreements' (`policy/agreements/`).
+const PERSONAS: [(&str, &str, &str, PurposeOfUse); 8] = [
+    ("ooh-gp", "R8000", "YOOH1", PurposeOfUse::Treat),
+    ("registered-gp", "R8000", "F80001", PurposeOfUse::Treat),
+    ("podiatrist", "R8003", "YPOD1", PurposeOfUse::Treat),
+    ("mental-health", "R8001", "YMH01", PurposeOfUse::Treat),
+    ("social-worker", "R8003", "YLA01", PurposeOfUse::CareCoordination),
+    // An organisation no agreement names.
+    ("no-relationship", "R8000", "YNONE", PurposeOfUse::Treat),
+    ("break-glass", "R8000", "YOOH1", PurposeOfUse::EmergencyTreat),
+    ("privacy-officer", "R8000", "YPRIV", PurposeOfUse::Operations),
+];
+
+/// One demo user with a token.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Persona {
+    /// Access token (valid for an hour).
+    pub token: String,
+    /// National RBAC role.
+    pub role: String,
+    /// Organisation.
+    pub ods_code: String,
+    /// Purpose of use.
+    pub purpose: String,
+}
+
 /// What a started demo offers.
 pub struct Demo {
     /// Gateway base URL.
@@ -67,6 +99,12 @@ pub struct Demo {
     pub token: String,
     /// Patients present in several boroughs.
     pub nhs_numbers: Vec<String>,
+    /// The demo's users, by persona name.
+    pub personas: std::collections::BTreeMap<String, Persona>,
+    /// NHS numbers of patients whose records the example agreements act on, by scenario.
+    pub scenario_patients: serde_json::Value,
+    /// With `--from-dir`: file name -> NHS number of each patient the extra exchange serves.
+    pub from_dir_patients: Option<std::collections::BTreeMap<String, String>>,
     gateway: crate::app::AppHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     simulators: Vec<RunningSimulator>,
@@ -105,6 +143,30 @@ impl Demo {
             });
             simulators.push(sim);
         }
+        let from_dir_patients = match &args.from_dir {
+            Some(dir) => {
+                let sim = simulator::start(SimulatorConfig {
+                    bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+                    population: PopulationSpec::FromDir(dir.clone()),
+                    faults: args.faults.resolve(args.seed.wrapping_add(args.boroughs as u64))?,
+                })
+                .await?;
+                sources.push(SourceConfig {
+                    id: SourceId::parse("from-dir")?,
+                    name: "Exchange serving the bundles of --from-dir (simulated)".to_owned(),
+                    kind: SystemKind::FhirR4,
+                    ods_code: OdsCode::parse("LBX99")?,
+                    base_url: sim.base_url(),
+                    timeout_ms: 5_000,
+                    max_body_bytes: 32 * 1024 * 1024,
+                });
+                simulators.push(sim);
+                let assigned = tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(dir)
+                    .map_err(|e| format!("--from-dir: {e}"))?;
+                Some(assigned.into_iter().map(|(nhs, _, file)| (file, nhs.as_str().to_owned())).collect())
+            }
+            None => None,
+        };
         let client = BackendClient::generate_es384(DEMO_CLIENT, "demo-key-1")?;
         // A fresh directory per run, removed on stop: the demo's SQLite file holds the patient
         // index (synthetic NHS numbers), which must not outlive the demo or leak into the next.
@@ -158,36 +220,58 @@ impl Demo {
         let gateway = app.handle();
         let server = tokio::spawn(app.run());
 
-        let user = UserClaims {
-            user_id: "demo-clinician".to_owned(),
-            role: RoleCode::parse("R8000").ok_or("bad demo role")?,
-            organisation: OdsCode::parse("RJ122")?,
-            purpose: PurposeOfUse::Treat,
-            name: Some("Dr Demo".to_owned()),
+        let tokens = TokenFlow {
+            client: &client,
+            token_url: format!("{base_url}/token"),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?,
         };
-        let token_url = format!("{base_url}/token");
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-        let res = http
-            .post(&token_url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(client.token_form(&token_url, "system/*.read", &user)?)
-            .send()
-            .await?;
-        let status = res.status();
-        let body: serde_json::Value = res.json().await?;
-        let token = body["access_token"]
-            .as_str()
-            .ok_or_else(|| format!("the demo could not obtain a token (HTTP {status})"))?
-            .to_owned();
+        let token = tokens.token("demo-clinician", "R8000", "RJ122", PurposeOfUse::Treat).await?;
+        let mut personas = std::collections::BTreeMap::new();
+        for (name, role, ods, purpose) in PERSONAS {
+            let token = tokens.token(&format!("demo-{name}"), role, ods, purpose).await?;
+            let persona = Persona {
+                token,
+                role: role.to_owned(),
+                ods_code: ods.to_owned(),
+                purpose: purpose.code().to_owned(),
+            };
+            personas.insert(name.to_owned(), persona);
+        }
         let population = Population::new(args.seed, args.boroughs, args.patients);
         let nhs_numbers =
             population.patients_in_several_boroughs(5).iter().map(|n| n.as_str().to_owned()).collect();
-        Ok(Self { base_url, token, nhs_numbers, gateway, server, simulators, owned_dir })
+        let first = |s: Scenario| population.scenario_patients(s, 1).first().map(|n| n.as_str().to_owned());
+        let scenario_patients = json!({
+            "sensitive": first(Scenario::Sensitive),
+            "podiatry-diabetic": first(Scenario::PodiatryDiabetic),
+        });
+        Ok(Self {
+            base_url,
+            token,
+            nhs_numbers,
+            personas,
+            scenario_patients,
+            from_dir_patients,
+            gateway,
+            server,
+            simulators,
+            owned_dir,
+        })
     }
 
     /// The ready-file JSON.
     pub fn ready_json(&self) -> serde_json::Value {
-        json!({"base_url": self.base_url, "token": self.token, "nhs_numbers": self.nhs_numbers})
+        let mut ready = json!({
+            "base_url": self.base_url,
+            "token": self.token,
+            "nhs_numbers": self.nhs_numbers,
+            "personas": self.personas,
+            "scenario_patients": self.scenario_patients,
+        });
+        if let (Some(files), Some(obj)) = (&self.from_dir_patients, ready.as_object_mut()) {
+            obj.insert("from_dir_patients".into(), json!(files));
+        }
+        ready
     }
 
     /// Stops the gateway and every simulator.
@@ -201,6 +285,44 @@ impl Demo {
             std::fs::remove_dir_all(&dir)?;
         }
         Ok(())
+    }
+}
+
+/// Gets demo tokens through the gateway's real `/token` endpoint.
+struct TokenFlow<'a> {
+    client: &'a BackendClient,
+    token_url: String,
+    http: reqwest::Client,
+}
+
+impl TokenFlow<'_> {
+    async fn token(
+        &self,
+        user_id: &str,
+        role: &str,
+        ods: &str,
+        purpose: PurposeOfUse,
+    ) -> Result<String, CliError> {
+        let user = UserClaims {
+            user_id: user_id.to_owned(),
+            role: RoleCode::parse(role).ok_or("bad demo role")?,
+            organisation: OdsCode::parse(ods)?,
+            purpose,
+            name: Some("Demo User".to_owned()),
+        };
+        let res = self
+            .http
+            .post(&self.token_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(self.client.token_form(&self.token_url, "system/*.read", &user)?)
+            .send()
+            .await?;
+        let status = res.status();
+        let body: serde_json::Value = res.json().await?;
+        Ok(body["access_token"]
+            .as_str()
+            .ok_or_else(|| format!("the demo could not obtain a token (HTTP {status})"))?
+            .to_owned())
     }
 }
 
