@@ -207,6 +207,25 @@ fn jwt_claims(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("JWT payload is JSON")
 }
 
+/// Starts `tideway demo` over 3 boroughs of 30 patients (plus `extra` arguments) with its
+/// SQLite file inside the scratch dir, and waits for its ready file.
+fn start_demo(scratch: &Scratch, extra: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> (Running, Value) {
+    let ready_path = scratch.path("ready.json");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["demo", "--port", "0", "--boroughs", "3", "--patients", "30", "--ready-file"])
+        .arg(&ready_path)
+        .arg("--data-dir")
+        .arg(scratch.path("data"))
+        .args(extra)
+        .envs(env.iter().copied());
+    let mut demo = Running::spawn("demo", &mut cmd, scratch);
+    let ready: Value = demo.wait_for("ready file", READY_TIMEOUT, |_| {
+        let bytes = fs::read(&ready_path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    });
+    (demo, ready)
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
@@ -214,22 +233,7 @@ fn workspace_root() -> PathBuf {
 #[test]
 fn demo_serves_real_requests_stops_on_sigterm_and_logs_no_patient_data() {
     let scratch = Scratch::new("demo");
-    let ready_path = scratch.path("ready.json");
-    let mut demo = Running::spawn(
-        "demo",
-        Command::new(BIN)
-            .args(["demo", "--port", "0", "--boroughs", "3", "--patients", "30", "--ready-file"])
-            .arg(&ready_path)
-            // Keep the demo's SQLite file inside the scratch dir rather than the system tmp dir.
-            .arg("--data-dir")
-            .arg(scratch.path("data"))
-            .env("RUST_LOG", "debug"),
-        &scratch,
-    );
-    let ready: Value = demo.wait_for("ready file", READY_TIMEOUT, |_| {
-        let bytes = fs::read(&ready_path).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    });
+    let (mut demo, ready) = start_demo(&scratch, &[], &[("RUST_LOG", "debug")]);
 
     let base = ready["base_url"].as_str().expect("ready file has base_url").trim_end_matches('/').to_owned();
     let token = ready["token"].as_str().expect("ready file has token").to_owned();
@@ -467,23 +471,8 @@ fn every_help_exits_zero() {
 #[test]
 fn demo_ready_file_names_personas_scenario_patients_and_from_dir_patients() {
     let scratch = Scratch::new("demo-personas");
-    let ready_path = scratch.path("ready.json");
     let synthea = workspace_root().join("../shared/data/synthea-r4");
-    let mut demo = Running::spawn(
-        "demo",
-        Command::new(BIN)
-            .args(["demo", "--port", "0", "--boroughs", "3", "--patients", "30", "--ready-file"])
-            .arg(&ready_path)
-            .arg("--data-dir")
-            .arg(scratch.path("data"))
-            .arg("--from-dir")
-            .arg(&synthea),
-        &scratch,
-    );
-    let ready: Value = demo.wait_for("ready file", READY_TIMEOUT, |_| {
-        let bytes = fs::read(&ready_path).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    });
+    let (mut demo, ready) = start_demo(&scratch, &["--from-dir".as_ref(), synthea.as_os_str()], &[]);
     let base = ready["base_url"].as_str().unwrap().trim_end_matches('/').to_owned();
     let personas = ready["personas"].as_object().expect("ready file has personas");
     for name in [

@@ -582,6 +582,28 @@ impl Answer {
     }
 }
 
+/// Every `{system, code}` pair anywhere in a FHIR JSON value (main codes, body sites, reasons,
+/// contained resources...), in document order.
+pub fn codings_in(v: &Value) -> Vec<tideway_profiles::Coding> {
+    fn walk(v: &Value, out: &mut Vec<tideway_profiles::Coding>) {
+        match v {
+            Value::Object(m) => {
+                if let (Some(Value::String(system)), Some(Value::String(code))) =
+                    (m.get("system"), m.get("code"))
+                {
+                    out.push(tideway_profiles::Coding { system: system.clone(), code: code.clone() });
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
+}
+
 /// Writes a FHIR body to `$TIDEWAY_COLLECT_DIR` (if set) for the independent validator.
 pub fn collect(raw: &[u8]) {
     if let Ok(dir) = std::env::var("TIDEWAY_COLLECT_DIR") {

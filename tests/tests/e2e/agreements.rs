@@ -7,7 +7,7 @@ use tideway_auth::{PurposeOfUse, RoleCode};
 use tideway_gateway::store::AuditLog;
 use tideway_profiles::OdsCode;
 use tideway_simulators::population::Scenario;
-use tideway_tests::{Options, TestApp, clinician, nhs_search};
+use tideway_tests::{Options, TestApp, clinician, codings_in, nhs_search};
 
 fn user(org: &str, role: &str, purpose: PurposeOfUse) -> UserClaims {
     UserClaims {
@@ -21,23 +21,12 @@ fn user(org: &str, role: &str, purpose: PurposeOfUse) -> UserClaims {
 
 /// Every SNOMED CT code the matches carry anywhere (main code, body sites, reasons...).
 fn codes(resources: &[&Value]) -> Vec<String> {
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => {
-                if let (Some(Value::String(s)), Some(Value::String(c))) = (m.get("system"), m.get("code"))
-                    && s.as_str() == "http://snomed.info/sct"
-                {
-                    out.push(c.clone());
-                }
-                m.values().for_each(|x| walk(x, out));
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    resources.iter().for_each(|r| walk(r, &mut out));
-    out
+    resources
+        .iter()
+        .flat_map(|r| codings_in(r))
+        .filter(|c| c.system == "http://snomed.info/sct")
+        .map(|c| c.code)
+        .collect()
 }
 
 fn types(resources: &[&Value]) -> Vec<String> {
@@ -168,9 +157,7 @@ async fn podiatry_sees_feet_diabetes_arthritis_and_circulation_and_nothing_else(
         .iter()
         .filter(|r| !matches!(r["resourceType"].as_str(), Some("Patient" | "Organization" | "Provenance")))
     {
-        let mut codings = Vec::new();
-        collect_codings(r, &mut codings);
-        let facts = tideway_profiles::ResourceFacts { codings, ..Default::default() };
+        let facts = tideway_profiles::ResourceFacts { codings: codings_in(r), ..Default::default() };
         assert_ne!(
             policy.terminology().classify(&facts) & include,
             0,
@@ -186,20 +173,6 @@ async fn podiatry_sees_feet_diabetes_arthritis_and_circulation_and_nothing_else(
     let full = app.get(&format!("/Patient/{id}/$everything"), Some(&clinician)).await;
     assert!(codes(&full.matches()).contains(&"35489007".to_owned()));
     app.stop().await;
-}
-
-fn collect_codings(v: &Value, out: &mut Vec<tideway_profiles::Coding>) {
-    match v {
-        Value::Object(m) => {
-            if let (Some(Value::String(system)), Some(Value::String(code))) = (m.get("system"), m.get("code"))
-            {
-                out.push(tideway_profiles::Coding { system: system.clone(), code: code.clone() });
-            }
-            m.values().for_each(|x| collect_codings(x, out));
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect_codings(x, out)),
-        _ => {}
-    }
 }
 
 #[tokio::test]

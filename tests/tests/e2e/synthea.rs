@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 use tideway_policy::Terminology;
-use tideway_profiles::{Coding, ResourceFacts};
-use tideway_tests::{Options, TestApp, nhs_search, shared_data};
+use tideway_profiles::ResourceFacts;
+use tideway_tests::{Options, TestApp, codings_in, nhs_search, shared_data};
 
 #[tokio::test]
 async fn every_entry_of_every_synthea_patient_comes_back_through_the_gateway() {
@@ -72,9 +72,7 @@ fn sensitive_or_linked(entries: &[Value], terminology: &Terminology) -> HashSet<
     let mut hidden: HashSet<String> = entries
         .iter()
         .filter(|e| {
-            let mut codings = Vec::new();
-            codings_in(&e["resource"], &mut codings);
-            let facts = ResourceFacts { codings, ..ResourceFacts::default() };
+            let facts = ResourceFacts { codings: codings_in(&e["resource"]), ..ResourceFacts::default() };
             terminology.classify(&facts) & sensitive != 0
         })
         .map(|e| e["fullUrl"].as_str().unwrap().to_owned())
@@ -90,19 +88,5 @@ fn sensitive_or_linked(entries: &[Value], terminology: &Terminology) -> HashSet<
             return hidden;
         }
         hidden.extend(more);
-    }
-}
-
-fn codings_in(v: &Value, out: &mut Vec<Coding>) {
-    match v {
-        Value::Object(m) => {
-            if let (Some(Value::String(system)), Some(Value::String(code))) = (m.get("system"), m.get("code"))
-            {
-                out.push(Coding { system: system.clone(), code: code.clone() });
-            }
-            m.values().for_each(|x| codings_in(x, out));
-        }
-        Value::Array(a) => a.iter().for_each(|x| codings_in(x, out)),
-        _ => {}
     }
 }
