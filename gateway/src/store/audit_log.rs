@@ -87,6 +87,16 @@ impl AuditLog for Store {
         .map_err(Into::into)
     }
 
+    /// SQLite's writer thread holds the record until it is committed: handed over, it is not
+    /// copied.
+    async fn append_shared(&self, r: Arc<AuditRecord>) -> Result<i64, AuditError> {
+        match self {
+            Self::Sqlite { audit, .. } => audit.append(r).await,
+            Self::Postgres(p) => append_postgres(p, &r).await,
+        }
+        .map_err(Into::into)
+    }
+
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError> {
         self.read_request(request_id).await.map_err(Into::into)
     }

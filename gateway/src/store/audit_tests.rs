@@ -82,6 +82,18 @@ async fn sqlite_appends_get_ascending_seqs_and_read_back_identical() {
 }
 
 #[tokio::test]
+async fn a_handed_over_record_is_let_go_of_before_the_answer() {
+    let db = TempDb::new();
+    let store = db.store().await;
+    let shared = Arc::new(record("req-shared", 1));
+    let seq = store.append_shared(shared.clone()).await.unwrap();
+    assert_eq!(Arc::strong_count(&shared), 1, "the writer holds no copy once it has answered");
+    let read = store.audit_for_request("req-shared").await.unwrap();
+    assert_eq!(read.iter().map(|s| s.seq).collect::<Vec<_>>(), [seq]);
+    assert!(same(&read[0].record, &shared));
+}
+
+#[tokio::test]
 async fn postgres_appends_get_ascending_seqs_and_read_back_identical() {
     use sqlx::Connection;
     let base = std::env::var("TIDEWAY_TEST_POSTGRES_URL")

@@ -186,7 +186,7 @@ fn write_batch(conn: &mut Connection, batch: &[PendingAudit]) -> Result<Vec<i64>
 
 impl PendingAudit {
     /// Tells the caller, after letting go of the record: a caller that hands its record over
-    /// (see `AuditTrail`) holds the only reference again when it wakes.
+    /// (`AuditLog::append_shared`) holds the only reference again when it wakes.
     fn answer(self, result: Result<i64, StoreError>) {
         let Self { record, done } = self;
         drop(record);
