@@ -106,16 +106,21 @@ async fn postgres_appends_get_ascending_seqs_and_read_back_identical() {
     appends_ascend_and_read_back(&Store::connect(&url, 2, Duration::from_secs(5)).await.unwrap()).await;
 }
 
+/// `count` tasks, each appending one record of `request_id` and answering its seq.
+fn spawn_appends(store: &Store, request_id: &'static str, count: u16) -> Vec<tokio::task::JoinHandle<i64>> {
+    (0..count)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append_audit(&record(request_id, n)).await.unwrap() })
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_get_distinct_seqs_and_are_all_readable() {
     let db = TempDb::new();
     let store = db.store().await;
-    let tasks: Vec<_> = (0..200)
-        .map(|n| {
-            let store = store.clone();
-            tokio::spawn(async move { store.append_audit(&record("req-many", n)).await.unwrap() })
-        })
-        .collect();
+    let tasks = spawn_appends(&store, "req-many", 200);
     let mut seqs = Vec::new();
     for t in tasks {
         seqs.push(t.await.unwrap());
@@ -226,12 +231,7 @@ async fn a_stopped_writer_answers_an_error_not_a_hang() {
 async fn dropping_the_store_commits_what_was_acknowledged_and_closes_the_file() {
     let db = TempDb::new();
     let store = db.store().await;
-    let tasks: Vec<_> = (0..100)
-        .map(|n| {
-            let store = store.clone();
-            tokio::spawn(async move { store.append_audit(&record("req-drop", n)).await.unwrap() })
-        })
-        .collect();
+    let tasks = spawn_appends(&store, "req-drop", 100);
     // Half the callers go away mid-append: their records may or may not be kept.
     for t in tasks.iter().step_by(2) {
         t.abort();

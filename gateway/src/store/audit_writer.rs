@@ -21,10 +21,11 @@
 //! store has committed every record it accepted. If the thread dies, its queue closes with it
 //! and every caller is answered "the audit writer has stopped".
 //!
-//! The hash chain (`prev_hash`/`hash`) belongs here when it comes: this thread is the only
-//! writer of `audit_event` and inserts in sequence order, so it can read the last hash once at
-//! start, compute each record's hash in [`write_batch`] just before binding it, and keep the new
-//! head only once `COMMIT` returned (a rolled-back batch leaves the head as it was).
+//! Room for the hash chain (`prev_hash`/`hash`, issue 10): this thread is SQLite's only writer
+//! of `audit_event` and inserts in sequence order, so the chain can be computed here, in append
+//! order, without a lock: read the last row's hash once at start, compute each record's hash in
+//! [`write_batch`] just before binding it (two more columns of the same insert), and keep the
+//! new head only once `COMMIT` returned, so a rolled-back batch leaves the head as it was.
 
 use std::path::PathBuf;
 use std::sync::Arc;
