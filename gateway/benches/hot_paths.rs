@@ -7,6 +7,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -14,7 +15,9 @@ use serde_json::Value;
 use tideway_adapters::NormalisedResource;
 use tideway_adapters::SourceId;
 use tideway_adapters::fhir_r4::mapping::{Normaliser, finish};
+use tideway_gateway::audit::AuditRecord;
 use tideway_gateway::bundle::{Searchset, searchset};
+use tideway_gateway::store::{AuditLog, Store};
 use tideway_profiles::NhsNumber;
 use tideway_profiles::validate::check_r4_resource;
 use tideway_simulators::population::Population;
@@ -197,6 +200,39 @@ fn bench_nhs(c: &mut Criterion) {
     g.finish();
 }
 
+/// Durable audit appends to a fresh SQLite store in the temp directory: one at a time (each
+/// pays its own commit and fsync) and 64 at once (group-committed). Wall time, so the disk's
+/// fsync is in the figure; `gateway/examples/audit_appends.rs` is the fixed-count workload for
+/// counting CPU (`perf stat`, callgrind).
+fn bench_audit(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = std::env::temp_dir().join(format!("tideway-bench-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("audit.db").display()).into();
+    let store: Arc<Store> = Arc::new(rt.block_on(Store::connect(&url, 2, Duration::from_secs(5))).unwrap());
+    let mut record = AuditRecord::new("bench-0123456789abcdef", "patient-everything", None);
+    record.patient_id = Some("p0123456789abcdef0123456789abcdef".into());
+    record.sources = Arc::from(r#"["borough-00","borough-01","borough-02"]"#);
+    let mut g = c.benchmark_group("audit");
+    g.bench_function("sqlite_append_1", |b| {
+        b.iter(|| rt.block_on(store.append_audit(black_box(&record))).unwrap());
+    });
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("sqlite_append_64_concurrent", |b| {
+        b.iter(|| {
+            rt.block_on(futures::future::join_all((0..64).map(|_| store.append_audit(&record))))
+                .into_iter()
+                .for_each(|r| {
+                    black_box(r.unwrap());
+                });
+        });
+    });
+    g.finish();
+    drop(store);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -207,6 +243,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = hot_paths;
     config = config();
-    targets = bench_bundle, bench_mapping, bench_validate, bench_nhs
+    targets = bench_bundle, bench_mapping, bench_validate, bench_nhs, bench_audit
 }
 criterion_main!(hot_paths);

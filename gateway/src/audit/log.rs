@@ -1,6 +1,8 @@
 //! Where audit records are kept: the trait the trail writes through. The store implements it
 //! (SQLite, PostgreSQL) and so does the in-memory fake; the audit module knows nothing of either.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::{AuditError, AuditRecord, StoredAudit};
@@ -10,6 +12,13 @@ use super::{AuditError, AuditRecord, StoredAudit};
 pub trait AuditLog: Send + Sync {
     /// Appends one record durably and returns its sequence number.
     async fn append_audit(&self, record: &AuditRecord) -> Result<i64, AuditError>;
+
+    /// Appends a record handed over whole, for a log that keeps it past the call (a queue to a
+    /// writer thread) and so would otherwise copy it; the log lets go of it before answering.
+    /// By default, [`Self::append_audit`].
+    async fn append_shared(&self, record: Arc<AuditRecord>) -> Result<i64, AuditError> {
+        self.append_audit(&record).await
+    }
 
     /// The records of one request, oldest first (for tests and the privacy officer's tools).
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError>;

@@ -46,11 +46,12 @@ impl AuditTrail {
     /// Appends one record durably and returns its sequence number, giving up (as a failure)
     /// if the store does not answer within the audit timeout.
     pub async fn append(&self, record: &AuditRecord) -> Result<i64, AuditError> {
-        match tokio::time::timeout(AUDIT_TIMEOUT, self.log.append_audit(record)).await {
-            Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(AuditError("timed out".into())),
-        }
+        within_timeout(self.log.append_audit(record)).await
+    }
+
+    /// [`Self::append`] of a record handed over (the log need not copy it).
+    async fn append_shared(&self, record: Arc<AuditRecord>) -> Result<i64, AuditError> {
+        within_timeout(self.log.append_shared(record)).await
     }
 
     /// Starts the audit of one request for `action`, on behalf of `principal` when known.
@@ -60,16 +61,29 @@ impl AuditTrail {
         action: &'static str,
         principal: Option<&Principal>,
     ) -> AuditedCall {
-        AuditedCall { trail: self.clone(), record: AuditRecord::new(request_id, action, principal) }
+        AuditedCall { trail: self.clone(), record: Arc::new(AuditRecord::new(request_id, action, principal)) }
+    }
+}
+
+/// An append's answer, or a failure if the log does not answer within the audit timeout.
+async fn within_timeout(append: impl Future<Output = Result<i64, AuditError>>) -> Result<i64, AuditError> {
+    match tokio::time::timeout(AUDIT_TIMEOUT, append).await {
+        Ok(answer) => answer,
+        Err(_) => Err(AuditError("timed out".into())),
     }
 }
 
 /// The audit of one request in flight: an intent before any source is asked, then exactly one
 /// outcome or refusal.
+///
+/// The record is shared with the log while an append is in flight rather than copied into it:
+/// a log that keeps it (the SQLite writer's queue) lets go before answering, so the next change
+/// (intent to outcome) finds the only reference and edits it in place. Should an append be
+/// abandoned (timed out) while the log still holds it, the change copies it first.
 #[derive(Debug)]
 pub struct AuditedCall {
     trail: AuditTrail,
-    record: AuditRecord,
+    record: Arc<AuditRecord>,
 }
 
 impl AuditedCall {
@@ -85,16 +99,17 @@ impl AuditedCall {
 
     /// Names the patient the request is about (the gateway's opaque id, never an NHS number).
     pub fn about_patient(&mut self, patient_id: &str) {
-        self.record.patient_id = Some(patient_id.to_owned());
+        Arc::make_mut(&mut self.record).patient_id = Some(patient_id.to_owned());
     }
 
     /// Writes the intent record. Nothing may be asked of a source before this succeeds.
     pub async fn intent(&mut self, sources: Arc<str>) -> Result<(), AuditError> {
-        self.record.phase = AuditPhase::Intent;
-        self.record.outcome = AuditOutcome::Pending;
-        self.record.sources = sources;
-        self.record.recorded_at = OffsetDateTime::now_utc();
-        self.trail.append(&self.record).await.map(drop).map_err(|e| {
+        let record = Arc::make_mut(&mut self.record);
+        record.phase = AuditPhase::Intent;
+        record.outcome = AuditOutcome::Pending;
+        record.sources = sources;
+        record.recorded_at = OffsetDateTime::now_utc();
+        self.trail.append_shared(self.record.clone()).await.map(drop).map_err(|e| {
             tracing::error!(request_id = %self.record.request_id, error = %e, "audit intent could not be written");
             e
         })
@@ -109,7 +124,7 @@ impl AuditedCall {
         detail: String,
     ) -> Result<(), AuditError> {
         self.finish(status, released, outcome, detail);
-        self.trail.append(&self.record).await.map(drop).map_err(|e| {
+        self.trail.append_shared(self.record.clone()).await.map(drop).map_err(|e| {
             tracing::error!(request_id = %self.record.request_id, error = %e, "audit outcome could not be written; nothing released");
             e
         })
@@ -121,17 +136,18 @@ impl AuditedCall {
     pub async fn refused(mut self, status: u16, failed: bool, reason: &str) {
         let outcome = if failed { AuditOutcome::Error } else { AuditOutcome::Denied };
         self.finish(status, 0, outcome, json!({ "reason": reason }).to_string());
-        if self.trail.append(&self.record).await.is_err() {
+        if self.trail.append_shared(self.record.clone()).await.is_err() {
             tracing::error!(request_id = %self.record.request_id, "audit write failed while refusing a request");
         }
     }
 
     fn finish(&mut self, status: u16, released: usize, outcome: AuditOutcome, detail: String) {
-        self.record.phase = AuditPhase::Outcome;
-        self.record.outcome = outcome;
-        self.record.http_status = status;
-        self.record.released = released as u64;
-        self.record.detail = detail;
-        self.record.recorded_at = OffsetDateTime::now_utc();
+        let record = Arc::make_mut(&mut self.record);
+        record.phase = AuditPhase::Outcome;
+        record.outcome = outcome;
+        record.http_status = status;
+        record.released = released as u64;
+        record.detail = detail;
+        record.recorded_at = OffsetDateTime::now_utc();
     }
 }

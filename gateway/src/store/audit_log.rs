@@ -1,60 +1,100 @@
-//! The audit trail's table: durable appends (group-committed on SQLite, synchronous commit on
-//! PostgreSQL) and reading a request's records back.
+//! The audit trail's table: durable appends (on SQLite through the writer thread of
+//! [`super::audit_writer`], group-committed; on PostgreSQL one synchronous commit per record)
+//! and reading a request's records back (through sqlx on both backends).
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::{Row, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use sqlx::{PgPool, Row};
+use tokio::sync::oneshot;
 
 use super::{Store, StoreError, err};
 use crate::audit::{AuditError, AuditLog, AuditOutcome, AuditPhase, AuditRecord, StoredAudit, action_named};
 
-const INSERT_AUDIT_HEAD: &str = "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, \
-     user_id, role, organisation, purpose, patient_id, sources, outcome, http_status, released, detail)";
+/// The insert of one record, `$n` placeholders in column order (SQLite numbers `$n` parameters
+/// in order of appearance, so the same text binds by position there too).
+macro_rules! insert_audit {
+    () => {
+        "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
+         organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    };
+}
 
-/// Columns an audit record binds.
-const AUDIT_COLUMNS: usize = 15;
+/// SQLite's insert: the sequence number is the row id the insert reports.
+pub(super) const INSERT_AUDIT: &str = insert_audit!();
+
+/// PostgreSQL's insert, answering the sequence number.
+const INSERT_AUDIT_RETURNING_SEQ: &str = concat!(insert_audit!(), " RETURNING seq");
 
 const SELECT_AUDIT: &str = "SELECT seq, recorded_at_us, request_id, phase, action, client_id, user_id, role, \
      organisation, purpose, patient_id, sources, outcome, http_status, released, detail FROM audit_event \
      WHERE request_id = $1 ORDER BY seq";
 
-/// An audit record waiting for the SQLite group-commit writer, and who to tell.
+/// An audit record waiting for the SQLite writer thread, and who to tell.
 #[derive(Debug)]
 pub struct PendingAudit {
-    record: AuditRecord,
-    done: oneshot::Sender<Result<i64, StoreError>>,
+    pub(super) record: Arc<AuditRecord>,
+    pub(super) done: oneshot::Sender<Result<i64, StoreError>>,
 }
 
-/// Binds an audit record's fifteen columns, in `audit_event` order, to a query.
-macro_rules! bind_audit_record {
-    ($query:expr, $r:expr) => {{
-        let r: &AuditRecord = $r;
-        $query
-            .bind(i64::try_from(r.recorded_at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX))
-            .bind(r.request_id.as_str())
-            .bind(r.phase.as_str())
-            .bind(r.action)
-            .bind(r.client_id.as_deref())
-            .bind(r.user_id.as_deref())
-            .bind(r.role.as_deref())
-            .bind(r.organisation.as_deref())
-            .bind(r.purpose.as_deref())
-            .bind(r.patient_id.as_deref())
-            .bind(&*r.sources)
-            .bind(r.outcome.as_str())
-            .bind(i32::from(r.http_status))
-            .bind(i64::try_from(r.released).unwrap_or(i64::MAX))
-            .bind(r.detail.as_str())
+/// Runs `$body` once per column of an audit record, in `audit_event` (and placeholder) order,
+/// with `$value` bound to that column's value: one list of the fifteen columns for sqlx's
+/// builder (PostgreSQL) and rusqlite's positional binds (the SQLite writer).
+macro_rules! each_audit_value {
+    ($record:expr, |$value:ident| $body:expr) => {{
+        let r: &$crate::audit::AuditRecord = $record;
+        let micros = i64::try_from(r.recorded_at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
+        let released = i64::try_from(r.released).unwrap_or(i64::MAX);
+        let status = i32::from(r.http_status);
+        {
+            let $value = micros;
+            $body;
+        }
+        for $value in [r.request_id.as_str(), r.phase.as_str(), r.action] {
+            $body;
+        }
+        for $value in [&r.client_id, &r.user_id, &r.role, &r.organisation, &r.purpose, &r.patient_id] {
+            let $value = $value.as_deref();
+            $body;
+        }
+        for $value in [&*r.sources, r.outcome.as_str()] {
+            $body;
+        }
+        {
+            let $value = status;
+            $body;
+        }
+        {
+            let $value = released;
+            $body;
+        }
+        {
+            let $value = r.detail.as_str();
+            $body;
+        }
     }};
 }
-
-/// Most records committed in one SQLite transaction.
-pub(super) const AUDIT_BATCH: usize = 256;
+pub(super) use each_audit_value;
 
 #[async_trait]
 impl AuditLog for Store {
     async fn append_audit(&self, r: &AuditRecord) -> Result<i64, AuditError> {
-        self.append(r).await.map_err(Into::into)
+        match self {
+            Self::Sqlite { audit, .. } => audit.append(Arc::new(r.clone())).await,
+            Self::Postgres(p) => append_postgres(p, r).await,
+        }
+        .map_err(Into::into)
+    }
+
+    /// SQLite's writer thread holds the record until it is committed: handed over, it is not
+    /// copied.
+    async fn append_shared(&self, r: Arc<AuditRecord>) -> Result<i64, AuditError> {
+        match self {
+            Self::Sqlite { audit, .. } => audit.append(r).await,
+            Self::Postgres(p) => append_postgres(p, &r).await,
+        }
+        .map_err(Into::into)
     }
 
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError> {
@@ -62,22 +102,14 @@ impl AuditLog for Store {
     }
 }
 
-impl Store {
-    async fn append(&self, r: &AuditRecord) -> Result<i64, StoreError> {
-        let stopped = || StoreError::other("append audit", "the audit writer has stopped");
-        match self {
-            Self::Sqlite { audit, .. } => {
-                let (done, answer) = oneshot::channel();
-                audit.send(PendingAudit { record: r.clone(), done }).await.map_err(|_| stopped())?;
-                answer.await.unwrap_or_else(|_| Err(stopped()))
-            }
-            Self::Postgres(p) => bind_audit_record!(sqlx::query_scalar::<_, i64>(single_row_insert()), r)
-                .fetch_one(p)
-                .await
-                .map_err(err("append audit")),
-        }
-    }
+/// PostgreSQL's append: one insert, committed before it returns.
+async fn append_postgres(p: &PgPool, r: &AuditRecord) -> Result<i64, StoreError> {
+    let mut query = sqlx::query_scalar::<_, i64>(INSERT_AUDIT_RETURNING_SEQ);
+    each_audit_value!(r, |value| query = query.bind(value));
+    query.fetch_one(p).await.map_err(err("append audit"))
+}
 
+impl Store {
     async fn read_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, StoreError> {
         on_pool!(self, read, |p| sqlx::query(SELECT_AUDIT)
             .bind(request_id)
@@ -89,82 +121,6 @@ impl Store {
             .collect::<Result<Vec<_>, _>>())
         .map_err(err("decode audit"))
     }
-}
-
-/// The SQLite group-commit writer: runs until every sender is dropped.
-pub(super) async fn sqlite_audit_writer(pool: SqlitePool, mut queue: mpsc::Receiver<PendingAudit>) {
-    let mut batch = Vec::with_capacity(AUDIT_BATCH);
-    while queue.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
-        match write_audit_batch(&pool, &batch).await {
-            Ok(seqs) => {
-                for (pending, seq) in batch.drain(..).zip(seqs) {
-                    // A caller that went away still has its record written; nobody to tell.
-                    let _ = pending.done.send(Ok(seq));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, records = batch.len(), "audit batch could not be committed");
-                for pending in batch.drain(..) {
-                    let _ = pending.done.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
-async fn write_audit_batch(pool: &SqlitePool, batch: &[PendingAudit]) -> Result<Vec<i64>, StoreError> {
-    let mut tx = pool.begin().await.map_err(err("begin audit batch"))?;
-    let mut seqs = Vec::with_capacity(batch.len());
-    let mut rest = batch;
-    while !rest.is_empty() {
-        // Multi-row inserts in a few fixed sizes: one statement per chunk instead of one per
-        // record, and each size's statement stays prepared.
-        let Some((size, sql)) = multi_row_inserts().iter().find(|(size, _)| *size <= rest.len()) else {
-            break;
-        };
-        let (chunk, tail) = rest.split_at(*size);
-        let mut query = sqlx::query_scalar::<_, i64>(sql.as_str());
-        for p in chunk {
-            query = bind_audit_record!(query, &p.record);
-        }
-        let mut got = query.fetch_all(&mut *tx).await.map_err(err("append audit"))?;
-        // SQLite returns RETURNING rows in no promised order; the rows of one INSERT get
-        // ascending sequence numbers in VALUES order, so sorting pairs them up again.
-        got.sort_unstable();
-        if got.len() != chunk.len() {
-            return Err(StoreError::other("append audit", "the store returned the wrong number of rows"));
-        }
-        seqs.extend(got);
-        rest = tail;
-    }
-    tx.commit().await.map_err(err("commit audit batch"))?;
-    Ok(seqs)
-}
-
-/// The one-row insert, for PostgreSQL.
-fn single_row_insert() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| insert_rows(1, '$'))
-}
-
-/// SQLite's multi-row inserts for 64, 16, 4 and 1 rows, largest first. SQLite gets `?n`
-/// placeholders: sqlx maps those to positions directly, while `$n` costs a pattern match per
-/// parameter on every bind.
-fn multi_row_inserts() -> &'static [(usize, String)] {
-    static SQL: std::sync::OnceLock<Vec<(usize, String)>> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| [64, 16, 4, 1].into_iter().map(|rows| (rows, insert_rows(rows, '?'))).collect())
-}
-
-/// `INSERT ... VALUES (...), (...) RETURNING seq` for `rows` rows, placeholders `{mark}n`.
-fn insert_rows(rows: usize, mark: char) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|r| {
-            let params: Vec<String> =
-                (1..=AUDIT_COLUMNS).map(|c| format!("{mark}{}", r * AUDIT_COLUMNS + c)).collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
-    format!("{INSERT_AUDIT_HEAD} VALUES {} RETURNING seq", values.join(", "))
 }
 
 /// Reading a [`StoredAudit`] from either backend's row type: every column is parsed back into

@@ -1,10 +1,16 @@
 //! State kept by the gateway, one module per table group: the audit trail (`audit_log`), the
 //! patient index and record locator (`patients`), and used client-assertion ids (`replay`).
-//! [`memory`] holds in-memory fakes of the traits the record service and audit trail use. SQLite by default (one file, no set-up), PostgreSQL to scale out.
+//! [`memory`] holds in-memory fakes of the traits the record service and audit trail use.
+//! SQLite by default (one file, no set-up), PostgreSQL to scale out.
 //!
-//! Both backends share one schema (see `schema_sqlite` / `schema_postgres`, checked equal by a
-//! test) and one set of runtime-checked queries. Audit appends are durable before they return:
-//! SQLite runs in WAL mode with `synchronous=FULL`; PostgreSQL commits synchronously.
+//! Both backends share one schema (`migrations/sqlite.sql` / `migrations/postgres.sql`, checked
+//! equal by a test) and one set of runtime-checked sqlx queries. Audit appends are durable
+//! before they return: SQLite runs in WAL mode with `synchronous=FULL`, and its appends go
+//! through `audit_writer`, a thread of its own with its own connection (rusqlite) that
+//! group-commits whatever is queued; PostgreSQL commits each append synchronously. Everything
+//! else, audit reads included, goes through sqlx: on SQLite one writer connection (patient
+//! index, record locator, assertion ids; the audit thread is the only other writer) and a pool
+//! of readers.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,7 +19,6 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
-use tokio::sync::mpsc;
 
 /// Runs `$body` with `$p` bound to this backend's pool (`read` or `write` for SQLite), so each
 /// query is written once for both backends (their SQL is the same: `$n` placeholders in order).
@@ -27,12 +32,16 @@ macro_rules! on_pool {
 }
 
 mod audit_log;
+#[cfg(test)]
+mod audit_tests;
+mod audit_writer;
 pub mod memory;
 mod patients;
 mod replay;
 
 pub use crate::audit::AuditLog;
 pub use audit_log::PendingAudit;
+pub use audit_writer::SqliteAuditWriter;
 pub use patients::{PatientIndex, SourceLink};
 pub use replay::StoreReplayGuard;
 
@@ -70,16 +79,16 @@ fn err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 /// The state store.
 #[derive(Debug, Clone)]
 pub enum Store {
-    /// Embedded SQLite: one writer connection (SQLite serialises writers anyway; competing
-    /// writers only add lock waits to the tail) and a pool of readers (WAL lets them run beside
-    /// the writer).
+    /// Embedded SQLite: one sqlx writer connection (SQLite serialises writers anyway; competing
+    /// writers only add lock waits to the tail), a pool of readers (WAL lets them run beside
+    /// the writer), and the audit writer thread, the one other writer.
     Sqlite {
-        /// The single writer.
+        /// The sqlx writer (schema, patient index, record locator, assertion ids).
         write: SqlitePool,
         /// Readers.
         read: SqlitePool,
-        /// The group-commit audit writer's queue.
-        audit: mpsc::Sender<PendingAudit>,
+        /// The group-commit audit writer: appends to `audit_event`.
+        audit: audit_writer::SqliteAuditWriter,
     },
     /// PostgreSQL.
     Postgres(PgPool),
@@ -96,13 +105,14 @@ impl Store {
         acquire_timeout: Duration,
     ) -> Result<Self, StoreError> {
         let url = url.expose_secret();
-        let store = if url.starts_with("sqlite:") {
+        if url.starts_with("sqlite:") {
+            let busy_timeout = acquire_timeout.max(Duration::from_secs(5));
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(err("parse sqlite url"))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(acquire_timeout.max(Duration::from_secs(5)))
+                .busy_timeout(busy_timeout)
                 .foreign_keys(true);
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
@@ -110,19 +120,26 @@ impl Store {
                 .connect_with(opts.clone())
                 .await
                 .map_err(err("connect sqlite"))?;
+            sqlx::raw_sql(SCHEMA_SQLITE).execute(&write).await.map_err(err("apply schema"))?;
             let read = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(acquire_timeout)
                 .connect_with(opts.read_only(true).create_if_missing(false))
                 .await
                 .map_err(err("connect sqlite"))?;
-            // Audit appends are group-committed: one task takes whatever is queued (up to
-            // AUDIT_BATCH records), writes it in one transaction and answers each caller only
-            // after the commit, so every append is still durable before it returns, but many
-            // concurrent appends share one fsync.
-            let (audit, queue) = mpsc::channel(4 * audit_log::AUDIT_BATCH);
-            tokio::spawn(audit_log::sqlite_audit_writer(write.clone(), queue));
-            Self::Sqlite { write, read, audit }
+            // The audit writer opens the very file the sqlx writer has open (SQLite's own
+            // resolution of the URL), so it must be a file: a private in-memory database could
+            // not be shared.
+            let file: String =
+                sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                    .fetch_one(&write)
+                    .await
+                    .map_err(err("locate sqlite file"))?;
+            if file.is_empty() {
+                return Err(StoreError::other("connect sqlite", "the store must be a file, not in memory"));
+            }
+            let audit = audit_writer::SqliteAuditWriter::start(file.into(), busy_timeout).await?;
+            Ok(Self::Sqlite { write, read, audit })
         } else {
             let opts = PgConnectOptions::from_str(url).map_err(err("parse postgres url"))?;
             let pool = PgPoolOptions::new()
@@ -131,18 +148,9 @@ impl Store {
                 .connect_with(opts)
                 .await
                 .map_err(err("connect postgres"))?;
-            Self::Postgres(pool)
-        };
-        store.migrate().await?;
-        Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite { write: p, .. } => sqlx::raw_sql(SCHEMA_SQLITE).execute(p).await.map(drop),
-            Self::Postgres(p) => sqlx::raw_sql(SCHEMA_POSTGRES).execute(p).await.map(drop),
+            sqlx::raw_sql(SCHEMA_POSTGRES).execute(&pool).await.map_err(err("apply schema"))?;
+            Ok(Self::Postgres(pool))
         }
-        .map_err(err("apply schema"))
     }
 
     /// Which backend this is (`sqlite` or `postgres`), for readiness and metrics.
