@@ -39,3 +39,14 @@ CREATE TABLE IF NOT EXISTS used_jti (
     expires_at BIGINT NOT NULL,
     PRIMARY KEY (client_id, jti)
 );
+CREATE TABLE IF NOT EXISTS consent_version (
+    consent_id     TEXT   NOT NULL,
+    version        BIGINT NOT NULL,
+    patient_id     TEXT   NOT NULL,
+    status         TEXT   NOT NULL,
+    recorded_at_us BIGINT NOT NULL,
+    recorded_by    TEXT   NOT NULL,
+    body           TEXT   NOT NULL,
+    PRIMARY KEY (consent_id, version)
+);
+CREATE INDEX IF NOT EXISTS consent_version_patient ON consent_version (patient_id);

@@ -147,6 +147,7 @@ impl Application {
             locator_max_age_secs: settings.federation.locator_max_age_secs,
             memo: ReplicaMemo::new(Duration::from_secs(settings.federation.locator_max_age_secs)),
             policy,
+            consents: Arc::new(store.clone()),
         };
         let state = web::Data::new(AppState {
             audit: AuditTrail::new(Arc::new(store.clone())),

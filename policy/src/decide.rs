@@ -9,6 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 
 use crate::agreement::{self, Agreement, AgreementError, ConsentModel, Controllers, Sections};
+use crate::consent::{ConsentVerdict, Directive, consent_verdict};
 use crate::terminology::{SetMask, Terminology, TerminologyError};
 use crate::{Ask, Decision, Reason, Verdict};
 
@@ -130,10 +131,11 @@ impl Policy {
     }
 
     /// Decides, for each resource, whether `principal` receives it in answer to `ask` on
-    /// `today`.
+    /// `today`, under the patient's active consent directives `consents`.
     ///
-    /// A resource is released when the scopes and the question allow it and at least one
-    /// agreement granting the requester shares it; then whatever refers to a resource withheld
+    /// A resource is released when the scopes and the question allow it, no directive denies
+    /// it, and at least one agreement granting the requester shares it (an explicit-consent
+    /// agreement only what a directive permits); then whatever refers to a resource withheld
     /// for its content is withheld too, until nothing changes. Each verdict depends only on the
     /// principal, the question and the resources' facts, so the answer does not depend on the
     /// order resources (or sources) come in, and deciding again over what was released
@@ -143,6 +145,7 @@ impl Policy {
         principal: &Principal,
         ask: &Ask,
         today: Date,
+        consents: &[Directive],
         resources: &[&ResourceFacts],
     ) -> Decision {
         let granting: Vec<(usize, &Agreement)> = self.granting(principal, today).collect();
@@ -160,7 +163,12 @@ impl Policy {
                     Err(()) => Err(Reason::Undecidable),
                     Ok(since) => query_verdict(principal, ask, since, facts),
                 };
-                match filtered.and_then(|()| self.shared(&granting, facts, rule)) {
+                let consent = consent_verdict(consents, principal, today, facts);
+                let decided = filtered.and_then(|()| match consent {
+                    ConsentVerdict::Denied => Err(Reason::ConsentDenied),
+                    _ => self.shared(&granting, facts, consent, rule),
+                });
+                match decided {
                     Ok(()) => Verdict::Release,
                     Err(reason) => Verdict::Withhold(reason),
                 }
@@ -177,6 +185,7 @@ impl Policy {
         &self,
         granting: &[(usize, &Agreement)],
         facts: &ResourceFacts,
+        consent: ConsentVerdict,
         rule: &mut Option<u16>,
     ) -> Result<(), Reason> {
         if granting.is_empty() {
@@ -185,7 +194,7 @@ impl Policy {
         let mask = self.terminology.classify(facts);
         let mut first = None;
         for (position, (_, a)) in granting.iter().enumerate() {
-            match self.under(a, facts, mask) {
+            match self.under(a, facts, mask, consent) {
                 Ok(()) => return Ok(()),
                 Err(reason) if first.is_none() => first = Some((position, reason)),
                 Err(_) => {}
@@ -196,15 +205,20 @@ impl Policy {
         Err(reason)
     }
 
-    fn under(&self, a: &Agreement, facts: &ResourceFacts, mask: SetMask) -> Result<(), Reason> {
+    fn under(
+        &self,
+        a: &Agreement,
+        facts: &ResourceFacts,
+        mask: SetMask,
+        consent: ConsentVerdict,
+    ) -> Result<(), Reason> {
         if let Controllers::Only(parties) = &a.controllers {
             let controller = facts.source.as_ref().and_then(|s| self.controllers.get(s));
             if !controller.is_some_and(|c| parties.contains(c)) {
                 return Err(Reason::Controller);
             }
         }
-        if a.consent_model == ConsentModel::Explicit {
-            // Consent records are not read yet: no recorded agreement means nothing flows.
+        if a.consent_model == ConsentModel::Explicit && consent != ConsentVerdict::Permitted {
             return Err(Reason::ConsentRequired);
         }
         let section = facts.section.unwrap_or(Section::Unclassified);

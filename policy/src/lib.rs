@@ -9,10 +9,11 @@
 //! answers already cached or paged. [`Policy::admit`] answers, before anything is fetched,
 //! whether any agreement lets this requester read records at all. The rules are the SMART
 //! scopes, the query's own filters (`_type`, `_since`, the searched type), and the sharing
-//! agreements ([`agreement`]) with their code sets ([`terminology`]); consent is added here and
-//! nowhere else. This crate does no I/O and must not depend on the gateway, HTTP or storage.
+//! agreements ([`agreement`]) with their code sets ([`terminology`]), and the patient's consent
+//! directives ([`consent`]): an explicit dissent wins over every agreement. This crate does no I/O and must not depend on the gateway, HTTP or storage.
 
 pub mod agreement;
+pub mod consent;
 mod decide;
 pub mod terminology;
 
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub use agreement::{Agreement, AgreementError, ConsentModel};
+pub use consent::{ConsentError, ConsentSummary, Directive, read_consent};
 pub use decide::{Policy, PolicyError, Refusal, WithheldCount};
 pub use terminology::{Terminology, TerminologyError};
 
@@ -86,6 +88,8 @@ pub enum Reason {
     Unclassified,
     /// The agreement needs the patient's explicit consent, and none is recorded.
     ConsentRequired,
+    /// The patient's consent denies it (to this requester, for this purpose, or at all).
+    ConsentDenied,
     /// It refers to a resource withheld for its content (sensitive or excluded), so it would
     /// tell what that one hides.
     Linked,
@@ -107,6 +111,7 @@ impl Reason {
             Self::NotIncluded => "not-included",
             Self::Unclassified => "unclassified",
             Self::ConsentRequired => "consent-required",
+            Self::ConsentDenied => "consent-denied",
             Self::Linked => "linked",
         }
     }

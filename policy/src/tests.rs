@@ -27,12 +27,25 @@ sections = ["*"]
 sensitive = ["hiv", "termination-of-pregnancy", "sexually-transmitted-infection", "assisted-conception", "gender-reassignment"]
 "#;
 
+/// A requester with every read scope.
+pub(crate) fn person(org: &str, role: &str, purpose: PurposeOfUse) -> Principal {
+    Principal {
+        client_id: "c".into(),
+        user_id: "u".into(),
+        role: RoleCode::parse(role).unwrap(),
+        organisation: OdsCode::parse(org).unwrap(),
+        purpose,
+        scopes: vec!["system/*.read".into()],
+        token_id: "t".into(),
+    }
+}
+
 fn open_policy() -> Policy {
     Policy::new([("open.toml", OPEN)], Terminology::embedded().unwrap(), []).unwrap()
 }
 
 fn decide(p: &Principal, ask: &Ask, resources: &[&ResourceFacts]) -> Decision {
-    open_policy().decide(p, ask, TODAY, resources)
+    open_policy().decide(p, ask, TODAY, &[], resources)
 }
 
 fn may_include(p: &Principal, facts: &ResourceFacts) -> bool {

@@ -57,6 +57,7 @@ pub enum IssueType {
     Timeout,
     Incomplete,
     Transient,
+    Conflict,
 }
 
 impl IssueType {
@@ -85,6 +86,7 @@ impl IssueType {
             Self::Timeout => "timeout",
             Self::Incomplete => "incomplete",
             Self::Transient => "transient",
+            Self::Conflict => "conflict",
         }
     }
 }

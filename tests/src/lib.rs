@@ -154,6 +154,17 @@ pub fn clinician() -> UserClaims {
     }
 }
 
+/// A user with this national RBAC role, at this organisation, for this purpose of use.
+pub fn user(org: &str, role: &str, purpose: PurposeOfUse) -> UserClaims {
+    UserClaims {
+        user_id: "555021935199".to_owned(),
+        role: RoleCode::parse(role).unwrap(),
+        organisation: OdsCode::parse(org).unwrap(),
+        purpose,
+        name: None,
+    }
+}
+
 /// A different user (for page-link ownership).
 pub fn other_clinician() -> UserClaims {
     UserClaims {
@@ -355,6 +366,26 @@ impl TestApp {
             req = req.header(*k, *v);
         }
         Answer::from_response(req.send().await.expect("request")).await
+    }
+
+    /// Sends a FHIR JSON body with `method` to `path`, with a bearer token.
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, token: &str, body: &Value) -> Answer {
+        let url = format!("{}{}", self.base_url, path);
+        let req = self
+            .http
+            .request(method, url)
+            .bearer_auth(token)
+            .header("content-type", "application/fhir+json")
+            .header("accept", "application/fhir+json")
+            .body(body.to_string());
+        Answer::from_response(req.send().await.expect("request")).await
+    }
+
+    /// The ODS code of the practice patient `nhs` is registered with.
+    pub fn practice_of(&self, nhs: &tideway_profiles::NhsNumber) -> String {
+        let index = self.population.patient_index(nhs).expect("a population patient");
+        let home = self.population.home_borough(index);
+        self.population.record(home, index).expect("held at home").demographics.practice.ods_code
     }
 
     /// Finds a patient by NHS number and returns the gateway's id.

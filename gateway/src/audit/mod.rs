@@ -94,7 +94,7 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 8] = [
+pub const ACTIONS: [&str; 9] = [
     "patient-search",
     "patient-read",
     "patient-everything",
@@ -102,6 +102,7 @@ pub const ACTIONS: [&str; 8] = [
     "page",
     "read",
     "token",
+    "consent",
     "unsupported",
 ];
 

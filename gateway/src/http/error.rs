@@ -218,6 +218,19 @@ impl From<RecordError> for ApiError {
             ),
             RecordError::PageOwner => Self::forbidden("this page link belongs to another user"),
             RecordError::Withheld => Self::forbidden("this record is not available to this requester"),
+            RecordError::Consent(cause) => {
+                tracing::error!(error = %cause, "consent could not be read");
+                Self::unavailable("the patient's consent could not be read; nothing is released")
+            }
+            RecordError::BadConsent(e) => Self::invalid(e.to_string()).at(e.element.clone()),
+            RecordError::ConsentForbidden => Self::forbidden(
+                "only the patient's registered practice or the patient's own app may record or read their consent",
+            ),
+            RecordError::ConsentConflict => Self::new(
+                StatusCode::CONFLICT,
+                IssueType::Conflict,
+                "another version of this consent was recorded at the same time; read it and try again",
+            ),
             RecordError::Refused(_) => Self::forbidden(
                 "no sharing agreement in force grants this role and purpose of use at this organisation",
             ),

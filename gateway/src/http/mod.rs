@@ -3,6 +3,7 @@
 
 mod answer;
 pub mod call;
+mod consent;
 pub mod error;
 mod everything;
 mod instance_read;
@@ -58,6 +59,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 everything::patient_operation,
             )
             .route(web::post().to(post::everything)),
+        )
+        .service(
+            readable(fhir("/Consent", "consent", "GET, HEAD, POST"), consent::search)
+                .route(web::post().to(consent::create)),
+        )
+        .service(readable(fhir("/Consent/{id}/_history", "consent", GET_HEAD), consent::history))
+        .service(
+            readable(fhir("/Consent/{id}", "consent", "GET, HEAD, PUT"), consent::read)
+                .route(web::put().to(consent::update)),
         )
         .service(readable(fhir("/{type}", "search", GET_HEAD), type_search::type_search))
         .service(

@@ -36,7 +36,7 @@ fn bad_param(e: &search::BadParam) -> ApiError {
 /// URL under this gateway's base (the very `fullUrl` it hands out). Anything else (an NHS
 /// number, another server's URL, a malformed id) cannot name a patient here: 400, naming the
 /// parameter, never an empty answer that looks like "no data".
-fn patient_reference(value: &str, base_url: &str, name: &str) -> Result<String, ApiError> {
+pub(super) fn patient_reference(value: &str, base_url: &str, name: &str) -> Result<String, ApiError> {
     let relative = value.strip_prefix(base_url).and_then(|r| r.strip_prefix('/')).unwrap_or(value);
     let id = relative.strip_prefix("Patient/").unwrap_or(relative);
     if crate::identity::PatientIds::is_well_formed(id) {

@@ -44,6 +44,18 @@ pub enum RecordError {
     /// The policy withholds what was asked for from this requester.
     #[error("withheld by policy")]
     Withheld,
+    /// The patient's consent directives could not be read: nothing is released.
+    #[error("consent could not be read: {0}")]
+    Consent(StoreError),
+    /// A Consent definition the gateway cannot enforce (names the element).
+    #[error("bad consent: {0}")]
+    BadConsent(tideway_policy::ConsentError),
+    /// The requester may not record or read this patient's consents.
+    #[error("not allowed to manage this patient's consent")]
+    ConsentForbidden,
+    /// Another version of the consent was recorded at the same time.
+    #[error("consent version conflict")]
+    ConsentConflict,
     /// No sharing agreement lets this requester read records.
     #[error("no sharing agreement grants this requester")]
     Refused(tideway_policy::Refusal),
@@ -67,6 +79,10 @@ impl RecordError {
             Self::PageOwner => "page-owner",
             Self::Withheld => "policy",
             Self::Refused(_) => "no-agreement",
+            Self::Consent(_) => "consent-store",
+            Self::BadConsent(_) => "bad-consent",
+            Self::ConsentForbidden => "consent-forbidden",
+            Self::ConsentConflict => "consent-conflict",
         }
     }
 }

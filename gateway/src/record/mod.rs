@@ -8,6 +8,7 @@
 //! (which holds only sources' normalised answers) and before the merge, so a fact cannot vanish
 //! with a copy it was folded into and no Provenance names an entry the requester cannot see.
 
+mod consent;
 mod error;
 mod locate;
 mod memo;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use tideway_adapters::{NormalisedResource, SourcePatient};
 use tideway_auth::Principal;
-use tideway_policy::{Ask, Decision, Policy};
+use tideway_policy::{Ask, Decision, Directive, Policy, read_consent};
 use tideway_profiles::{NhsNumber, ResourceFacts};
 
 pub use error::RecordError;
@@ -35,7 +36,7 @@ use crate::merge::{SourceResources, merge_with};
 use crate::pages::PageStore;
 use crate::search::Criteria;
 use crate::sources::{Federation, SourceAnswer};
-use crate::store::PatientIndex;
+use crate::store::{ConsentStore, PatientIndex, StoreError};
 use report::SourceReport;
 
 /// What a Patient look-up found.
@@ -78,6 +79,8 @@ pub struct RecordService {
     pub memo: ReplicaMemo,
     /// The sharing agreements and code sets every answer is decided under.
     pub policy: Arc<Policy>,
+    /// Patients' consent directives.
+    pub consents: Arc<dyn ConsentStore>,
 }
 
 impl RecordService {
@@ -93,9 +96,33 @@ impl RecordService {
         self.policy.admit(principal, today()).map_err(RecordError::Refused)
     }
 
-    /// The one decision over `resources` for `principal`, today.
-    fn decide(&self, principal: &Principal, ask: &Ask, resources: &[&ResourceFacts]) -> Decision {
-        self.policy.decide(principal, ask, today(), resources)
+    /// The one decision over `resources` for `principal`, today, under the patient's
+    /// directives.
+    fn decide(
+        &self,
+        principal: &Principal,
+        ask: &Ask,
+        directives: &[Directive],
+        resources: &[&ResourceFacts],
+    ) -> Decision {
+        self.policy.decide(principal, ask, today(), directives, resources)
+    }
+
+    /// The patient's active consent directives, read from the store on every request so that a
+    /// change holds on the very next one, on every replica. Unreadable: nothing is released.
+    async fn directives(&self, patient_id: &str) -> Result<Vec<Directive>, RecordError> {
+        let versions = self.consents.current_consents(patient_id).await.map_err(RecordError::Consent)?;
+        let mut out = Vec::with_capacity(versions.len());
+        for v in versions {
+            let stored = serde_json::from_str(&v.body).map_err(|_| {
+                RecordError::Consent(StoreError::other("read consent", "a stored consent is not JSON"))
+            })?;
+            let summary = read_consent(&stored).map_err(|_| {
+                RecordError::Consent(StoreError::other("read consent", "a stored consent no longer reads"))
+            })?;
+            out.extend(summary.directive);
+        }
+        Ok(out)
     }
 
     /// Registry ids of every source as a JSON array, for the audit trail.
@@ -115,11 +142,12 @@ impl RecordService {
         let gateway_id = self.ids.id_for(nhs);
         call.about_patient(&gateway_id);
         call.intent(self.source_ids()).await?;
+        let directives = self.directives(&gateway_id).await?;
         let answer = self.find_everywhere(nhs, &gateway_id, call.request_id()).await?;
         if answer.0.is_some() {
             self.remember(nhs, &gateway_id, &answer.1).await?;
         }
-        self.patient_answer(principal, answer)
+        self.patient_answer(principal, &directives, answer)
     }
 
     /// Reads the patient behind a published id from every source.
@@ -130,6 +158,7 @@ impl RecordService {
         id: &str,
     ) -> Result<PatientAnswer, RecordError> {
         let nhs = self.open(call, principal, id).await?;
+        let directives = self.directives(id).await?;
         let answer = self.find_everywhere(&nhs, id, call.request_id()).await?;
         if answer.0.is_none() {
             return Err(RecordError::NotHeld);
@@ -137,7 +166,7 @@ impl RecordService {
         if let Err(e) = self.remember(&nhs, id, &answer.1).await {
             tracing::error!(error = %e, "patient index could not be written");
         }
-        self.patient_answer(principal, answer)
+        self.patient_answer(principal, &directives, answer)
     }
 
     /// Everything the sources hold for the patient that `principal` may see in answer to `ask`,
@@ -152,6 +181,7 @@ impl RecordService {
         criteria: &Criteria,
     ) -> Result<RecordAnswer, RecordError> {
         let nhs = self.open(call, principal, id).await?;
+        let directives = self.directives(id).await?;
         let overall = self.federation.deadline();
         let located = self.locate(&nhs, id, call.request_id(), overall).await?;
         let answers = self.federation.fetch_records(&located.targets, call.request_id(), overall).await;
@@ -184,7 +214,7 @@ impl RecordService {
         // The one decision for this answer, over every source's resources at once.
         let facts: Vec<&ResourceFacts> =
             records.iter().flat_map(|(_, r)| r.resources.iter().map(|x| x.facts.as_ref())).collect();
-        let decision = self.decide(principal, ask, &facts);
+        let decision = self.decide(principal, ask, &directives, &facts);
         report.withheld(&decision, &facts);
         // Every clinical answer says the same, whether or not anything was withheld.
         notices.push(Notice::MayBeWithheld);
@@ -281,12 +311,13 @@ impl RecordService {
     fn patient_answer(
         &self,
         principal: &Principal,
+        directives: &[Directive],
         (patient, answers): FoundPatient,
     ) -> Result<PatientAnswer, RecordError> {
         let mut report = SourceReport::of_patients(&answers);
         if let Some(p) = &patient {
             let facts = [p.facts.as_ref()];
-            let decision = self.decide(principal, &Ask::everything(), &facts);
+            let decision = self.decide(principal, &Ask::everything(), directives, &facts);
             report.withheld(&decision, &facts);
             if !decision.releases(0) {
                 return Err(RecordError::Withheld);

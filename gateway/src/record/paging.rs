@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tideway_adapters::NormalisedResource;
 use tideway_auth::Principal;
-use tideway_policy::{Ask, Verdict};
+use tideway_policy::{Ask, Directive, Verdict};
 use tideway_profiles::ResourceFacts;
 
 use super::{RecordAnswer, RecordError, RecordService};
@@ -89,7 +89,11 @@ impl RecordService {
         let all = &snapshot.resources;
         let start = offset.min(all.len());
         let end = (start + snapshot.page_size).min(all.len());
-        let (entries, withheld) = self.replay(principal, &snapshot.ask, all, start..end);
+        let directives = match &snapshot.patient_id {
+            Some(p) => self.directives(p).await?,
+            None => Vec::new(),
+        };
+        let (entries, withheld) = self.replay(principal, &snapshot.ask, &directives, all, start..end);
         let next_link = (end < all.len()).then(|| self.pages.link(&self.base_url, token, end));
         Ok(Page {
             entries,
@@ -112,13 +116,14 @@ impl RecordService {
         &self,
         principal: &Principal,
         ask: &Ask,
+        directives: &[Directive],
         all: &[NormalisedResource],
         range: std::ops::Range<usize>,
     ) -> (Vec<NormalisedResource>, Vec<(&'static str, usize)>) {
         let matches: Vec<(usize, &NormalisedResource)> =
             all.iter().enumerate().filter(|(_, r)| !bundle::is_included(r)).collect();
         let facts: Vec<&ResourceFacts> = matches.iter().map(|(_, r)| r.facts.as_ref()).collect();
-        let decision = self.decide(principal, ask, &facts);
+        let decision = self.decide(principal, ask, directives, &facts);
         let mut released = vec![false; all.len()];
         let mut withheld: HashSet<String> = HashSet::new();
         for ((i, r), verdict) in matches.iter().zip(decision.verdicts()) {

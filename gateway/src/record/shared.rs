@@ -43,7 +43,8 @@ impl RecordService {
         if resource.id != id || resource.resource_type != resource_type {
             return Err(RecordError::NoSuchResource);
         }
-        if !self.decide(principal, &Ask::everything(), &[resource.facts.as_ref()]).releases(0)
+        // Organisations, practitioners and locations are about no patient: no directive applies.
+        if !self.decide(principal, &Ask::everything(), &[], &[resource.facts.as_ref()]).releases(0)
             || carries_personal_data(&resource)
         {
             return Err(RecordError::Withheld);

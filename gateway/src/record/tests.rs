@@ -128,6 +128,7 @@ async fn fixture(sources: Vec<Arc<FakeSource>>) -> Fixture {
         locator_max_age_secs: 3600,
         memo: super::ReplicaMemo::new(Duration::from_secs(3600)),
         policy: Arc::new(tideway_policy::Policy::examples([]).unwrap()),
+        consents: store.clone(),
     };
     Fixture { service, trail: AuditTrail::new(store.clone()), store, id }
 }

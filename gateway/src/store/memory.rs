@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
-use super::{AuditLog, PatientIndex, SourceLink, StoreError};
+use super::{AuditLog, ConsentStore, ConsentVersion, PatientIndex, SourceLink, StoreError};
 use crate::audit::{AuditError, AuditRecord, StoredAudit};
 
 /// A patient index, locator and audit log held in memory. `fail_audit` makes every append
@@ -17,6 +17,7 @@ pub struct MemoryStore {
     patients: Mutex<HashMap<String, String>>,
     links: Mutex<HashMap<String, Vec<SourceLink>>>,
     audit: Mutex<Vec<StoredAudit>>,
+    consents: Mutex<Vec<ConsentVersion>>,
     /// When set, audit appends fail.
     pub fail_audit: AtomicBool,
 }
@@ -82,5 +83,38 @@ impl AuditLog for MemoryStore {
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError> {
         let rows = self.audit.lock().map_err(|_| poisoned("read audit"))?;
         Ok(rows.iter().filter(|r| r.request_id == request_id).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl ConsentStore for MemoryStore {
+    async fn add_consent_version(&self, v: &ConsentVersion) -> Result<(), StoreError> {
+        let mut all = self.consents.lock().map_err(|_| poisoned("add consent version"))?;
+        if all.iter().any(|c| c.consent_id == v.consent_id && c.version == v.version) {
+            return Err(StoreError::other("add consent version", "that version exists"));
+        }
+        all.push(v.clone());
+        Ok(())
+    }
+
+    async fn consent_versions(&self, consent_id: &str) -> Result<Vec<ConsentVersion>, StoreError> {
+        let all = self.consents.lock().map_err(|_| poisoned("read consent versions"))?;
+        let mut out: Vec<_> = all.iter().filter(|c| c.consent_id == consent_id).cloned().collect();
+        out.sort_by_key(|c| c.version);
+        Ok(out)
+    }
+
+    async fn current_consents(&self, patient_id: &str) -> Result<Vec<ConsentVersion>, StoreError> {
+        let all = self.consents.lock().map_err(|_| poisoned("read consents"))?;
+        let mut latest: HashMap<&str, &ConsentVersion> = HashMap::new();
+        for c in all.iter().filter(|c| c.patient_id == patient_id) {
+            let e = latest.entry(c.consent_id.as_str()).or_insert(c);
+            if c.version > e.version {
+                *e = c;
+            }
+        }
+        let mut out: Vec<ConsentVersion> = latest.into_values().cloned().collect();
+        out.sort_by(|a, b| a.consent_id.cmp(&b.consent_id));
+        Ok(out)
     }
 }

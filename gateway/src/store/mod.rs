@@ -35,6 +35,7 @@ mod audit_log;
 #[cfg(test)]
 mod audit_tests;
 mod audit_writer;
+mod consents;
 pub mod memory;
 mod patients;
 mod replay;
@@ -42,6 +43,7 @@ mod replay;
 pub use crate::audit::AuditLog;
 pub use audit_log::PendingAudit;
 pub use audit_writer::SqliteAuditWriter;
+pub use consents::{ConsentStore, ConsentVersion};
 pub use patients::{PatientIndex, SourceLink};
 pub use replay::StoreReplayGuard;
 

@@ -1,25 +1,13 @@
 //! The region's example agreements, decided on hand-made and generated records.
 
 use proptest::prelude::*;
-use tideway_auth::{Principal, PurposeOfUse, RoleCode};
+use tideway_auth::{Principal, PurposeOfUse};
 use tideway_profiles::{Coding, OdsCode, ResourceFacts, Section};
 
-use super::TODAY;
+use super::{TODAY, person};
 use crate::{Ask, Policy, Reason, Refusal, Verdict};
 
 const SNOMED: &str = "http://snomed.info/sct";
-
-fn person(org: &str, role: &str, purpose: PurposeOfUse) -> Principal {
-    Principal {
-        client_id: "c".into(),
-        user_id: "u".into(),
-        role: RoleCode::parse(role).unwrap(),
-        organisation: OdsCode::parse(org).unwrap(),
-        purpose,
-        scopes: vec!["system/*.read".into()],
-        token_id: "t".into(),
-    }
-}
 
 fn podiatrist() -> Principal {
     person("YPOD1", "R8003", PurposeOfUse::Treat)
@@ -51,7 +39,7 @@ fn entry(ty: &str, id: &str, codings: &[(&str, &str)], references: &[&str]) -> R
 
 fn verdicts(policy: &Policy, who: &Principal, record: &[ResourceFacts]) -> Vec<Verdict> {
     let refs: Vec<&ResourceFacts> = record.iter().collect();
-    policy.decide(who, &Ask::everything(), TODAY, &refs).verdicts().to_vec()
+    policy.decide(who, &Ask::everything(), TODAY, &[], &refs).verdicts().to_vec()
 }
 
 #[test]
@@ -193,7 +181,7 @@ fn the_withheld_detail_names_rule_agreement_section_and_source() {
         entry("AllergyIntolerance", "a", &[(SNOMED, "91936005")], &[]),
     ];
     let refs: Vec<&ResourceFacts> = record.iter().collect();
-    let d = policy.decide(&podiatrist(), &Ask::everything(), TODAY, &refs);
+    let d = policy.decide(&podiatrist(), &Ask::everything(), TODAY, &[], &refs);
     assert_eq!(d.agreements(), ["podiatry@1"]);
     let detail = serde_json_like(&d.withheld_detail(&refs));
     assert_eq!(
@@ -287,7 +275,7 @@ proptest! {
         let policy = examples();
         let t = policy.terminology();
         let refs: Vec<&ResourceFacts> = record.iter().collect();
-        let d = policy.decide(&who, &Ask::everything(), TODAY, &refs);
+        let d = policy.decide(&who, &Ask::everything(), TODAY, &[], &refs);
         let granting: Vec<_> = policy.agreements().iter().filter(|a| a.organisations.contains(&who.organisation) && a.roles.contains(who.role.as_str()) && a.purposes.contains(&who.purpose)).collect();
         let hidden: Vec<String> = record.iter().zip(d.verdicts()).filter(|(_, v)| matches!(v, Verdict::Withhold(Reason::Sensitive | Reason::Excluded | Reason::Linked))).map(|(f, _)| format!("{}/{}", f.resource_type, f.id)).collect();
         for f in d.released(&refs) {
@@ -310,9 +298,9 @@ proptest! {
     fn deciding_again_over_what_agreements_released_releases_all_of_it(who in arb_person(), record in arb_record()) {
         let policy = examples();
         let refs: Vec<&ResourceFacts> = record.iter().collect();
-        let first = policy.decide(&who, &Ask::everything(), TODAY, &refs);
+        let first = policy.decide(&who, &Ask::everything(), TODAY, &[], &refs);
         let released: Vec<&ResourceFacts> = first.released(&refs).copied().collect();
-        let again = policy.decide(&who, &Ask::everything(), TODAY, &released);
+        let again = policy.decide(&who, &Ask::everything(), TODAY, &[], &released);
         prop_assert!(again.verdicts().iter().all(|v| *v == Verdict::Release));
     }
 
@@ -321,8 +309,8 @@ proptest! {
         let policy = examples();
         let refs: Vec<&ResourceFacts> = record.iter().collect();
         let reversed: Vec<&ResourceFacts> = refs.iter().rev().copied().collect();
-        let a = policy.decide(&who, &Ask::everything(), TODAY, &refs);
-        let b = policy.decide(&who, &Ask::everything(), TODAY, &reversed);
+        let a = policy.decide(&who, &Ask::everything(), TODAY, &[], &refs);
+        let b = policy.decide(&who, &Ask::everything(), TODAY, &[], &reversed);
         let n = refs.len();
         for i in 0..n {
             prop_assert_eq!(a.verdicts()[i], b.verdicts()[n - 1 - i]);

@@ -2,22 +2,10 @@
 //! everyone, what podiatry sees, and what the audit trail says about it.
 
 use serde_json::Value;
-use tideway_auth::client::UserClaims;
-use tideway_auth::{PurposeOfUse, RoleCode};
+use tideway_auth::PurposeOfUse;
 use tideway_gateway::store::AuditLog;
-use tideway_profiles::OdsCode;
 use tideway_simulators::population::Scenario;
-use tideway_tests::{Options, TestApp, clinician, codings_in, nhs_search};
-
-fn user(org: &str, role: &str, purpose: PurposeOfUse) -> UserClaims {
-    UserClaims {
-        user_id: "555021935199".to_owned(),
-        role: RoleCode::parse(role).unwrap(),
-        organisation: OdsCode::parse(org).unwrap(),
-        purpose,
-        name: Some("Test User".to_owned()),
-    }
-}
+use tideway_tests::{Options, TestApp, clinician, codings_in, nhs_search, user};
 
 /// Every SNOMED CT code the matches carry anywhere (main code, body sites, reasons...).
 fn codes(resources: &[&Value]) -> Vec<String> {

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod cache;
 mod config;
+mod consent;
 mod federation;
 mod headers;
 mod metrics;
