@@ -76,3 +76,32 @@ async fn a_new_pseudonym_key_remaps_patients_instead_of_failing_on_both_backends
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn consent_versions_are_kept_and_enforced_on_postgres() {
+    let app = TestApp::spawn(Options { store: StoreKind::Postgres, ..Options::default() }).await;
+    let doctor = app.token().await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].clone();
+    let practice = app
+        .token_for(&tideway_tests::user(&app.practice_of(&nhs), "R8000", tideway_auth::PurposeOfUse::Treat))
+        .await;
+    let id = app.patient_id(&doctor, nhs.as_str()).await;
+    let mut dissent = serde_json::json!({
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": format!("Patient/{id}")},
+        "provision": {"type": "deny"}
+    });
+    let created = app.send_json(reqwest::Method::POST, "/Consent", &practice, &dissent).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let cid = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.get(&format!("/Patient/{id}/$everything"), Some(&doctor)).await.released(), 0);
+    dissent["status"] = serde_json::json!("inactive");
+    let updated = app.send_json(reqwest::Method::PUT, &format!("/Consent/{cid}"), &practice, &dissent).await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert!(app.get(&format!("/Patient/{id}/$everything"), Some(&doctor)).await.released() > 0);
+    let history = app.get(&format!("/Consent/{cid}/_history"), Some(&practice)).await;
+    assert_eq!(history.body["total"], 2);
+    app.stop().await;
+}
