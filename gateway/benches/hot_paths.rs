@@ -240,9 +240,53 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(2))
 }
 
+/// The one decision over a record the size of the benchmark patient's (43 entries), for a
+/// hospital clinician (the whole record less the sensitive set), a podiatrist (code sets), and
+/// the clinician again under a partial consent restriction.
+fn bench_decide(c: &mut Criterion) {
+    use tideway_auth::{Principal, PurposeOfUse, RoleCode};
+    use tideway_policy::{Ask, Policy, read_consent};
+    use tideway_profiles::{OdsCode, ResourceFacts};
+    let resources = normalised_resources(43);
+    let facts: Vec<&ResourceFacts> = resources.iter().map(|r| r.facts.as_ref()).collect();
+    let policy = Policy::examples([]).expect("examples load");
+    let today = time::macros::date!(2026 - 12 - 01);
+    let who = |org: &str, role: &str| Principal {
+        client_id: "c".into(),
+        user_id: "u".into(),
+        role: RoleCode::parse(role).expect("role"),
+        organisation: OdsCode::parse(org).expect("ods"),
+        purpose: PurposeOfUse::Treat,
+        scopes: vec!["system/*.read".into()],
+        token_id: "t".into(),
+    };
+    let consent = read_consent(&serde_json::json!({
+        "resourceType": "Consent", "status": "active", "scope": {}, "category": [],
+        "patient": {"reference": "Patient/p1"},
+        "provision": {"type": "deny", "actor": [{"reference": {"identifier": {
+            "system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "RJ122"}}}],
+            "class": [{"code": "Observation"}]}
+    }))
+    .expect("consent reads")
+    .directive
+    .expect("active");
+    let mut g = c.benchmark_group("decide");
+    g.throughput(Throughput::Elements(facts.len() as u64));
+    for (name, principal, directives) in [
+        ("hospital_clinician_43_resources", who("RJ122", "R8000"), vec![]),
+        ("podiatrist_43_resources", who("YPOD1", "R8003"), vec![]),
+        ("hospital_clinician_with_consent_43_resources", who("RJ122", "R8000"), vec![consent]),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| policy.decide(&principal, &Ask::everything(), today, &directives, &facts));
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = hot_paths;
     config = config();
-    targets = bench_bundle, bench_mapping, bench_validate, bench_nhs, bench_audit
+    targets = bench_bundle, bench_mapping, bench_validate, bench_nhs, bench_audit, bench_decide
 }
 criterion_main!(hot_paths);
