@@ -145,7 +145,11 @@ impl Application {
             pages,
             base_url: base_url.clone(),
             locator_max_age_secs: settings.federation.locator_max_age_secs,
-            memo: ReplicaMemo::new(Duration::from_secs(settings.federation.locator_max_age_secs)),
+            // With SQLite this process is the store's only writer, so it may remember consents.
+            memo: ReplicaMemo::new(
+                Duration::from_secs(settings.federation.locator_max_age_secs),
+                store.backend() == "sqlite",
+            ),
             policy,
             consents: Arc::new(store.clone()),
         };

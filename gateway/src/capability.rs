@@ -39,6 +39,13 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
             "documentation": format!("Searches filter what the requester may see; {sorts}; _summary: count; _total: accurate; POST [type]/_search takes the same parameters as a form")
         }));
     }
+    resources.push(json!({
+        "type": "Consent",
+        "versioning": "versioned",
+        "interaction": [{"code": "read"}, {"code": "history-instance"}, {"code": "create"}, {"code": "update"}, {"code": "search-type"}],
+        "searchParam": [{"name": "patient", "type": "reference", "documentation": "The gateway's patient id; exactly one"}],
+        "documentation": "A patient's consent directives, every version kept; recorded by the registered practice or the patient's own app. provision supports type, period, actor (ODS identifier), purpose, class, code, dataPeriod and nested provision; anything else is refused"
+    }));
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -51,7 +58,7 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Read-only gateway federating borough exchanges. Every request is audited.",
+            "documentation": "Gateway federating borough exchanges; clinical data is read-only, consent directives are recorded here. Every request is audited.",
             "security": {
                 "extension": [{
                     "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",

@@ -83,6 +83,8 @@ impl RecordService {
         };
         // Another writer may have added the same version meanwhile: nothing is overwritten.
         self.consents.add_consent_version(&stored).await.map_err(|_| RecordError::ConsentConflict)?;
+        // Before the write is acknowledged, so the next request reads the change.
+        self.memo.consents_changed();
         Ok(body)
     }
 

@@ -8,6 +8,13 @@
 //! patient, so another replica's news is seen within that bound. A Provenance is keyed by
 //! everything it says (fact, kept entry, every origin), so a reused one is the same statement,
 //! recorded when it was first made.
+//!
+//! A patient's consent directives are remembered only when this replica is the only writer of
+//! the store (SQLite, one process): every consent write here bumps an epoch before it is
+//! acknowledged, and a remembered entry is used only while the epoch it was read under is still
+//! the current one, so the very next request after a change reads the store again. With a
+//! shared store (PostgreSQL, several replicas) nothing is remembered and every request reads the
+//! directives afresh, so a change made on one replica holds on all of them at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +22,7 @@ use std::time::Duration;
 
 use moka::future::Cache;
 use tideway_adapters::NormalisedResource;
+use tideway_policy::Directive;
 use tideway_profiles::NhsNumber;
 
 use crate::merge::{MergedFact, provenance_for};
@@ -32,6 +40,9 @@ const CAPACITY: u64 = 100_000;
 /// How long a Provenance made for a merged fact is reused.
 const PROVENANCE_AGE: Duration = Duration::from_secs(3600);
 
+/// A patient's directives and the consent epoch they were read under.
+type Remembered = (u64, Arc<Vec<Directive>>);
+
 /// Remembered identities, locator answers and Provenance.
 #[derive(Clone)]
 pub struct ReplicaMemo {
@@ -41,12 +52,21 @@ pub struct ReplicaMemo {
     /// does not leave the rows it read before the write in the memo.
     links_epoch: Arc<AtomicU64>,
     provenance: moka::sync::Cache<String, NormalisedResource>,
+    /// Patients' directives with the consent epoch they were read under; `None` when another
+    /// process may write consents.
+    consents: Option<moka::sync::Cache<String, Remembered>>,
+    consents_epoch: Arc<AtomicU64>,
 }
 
 impl ReplicaMemo {
-    /// A memo whose locator answers live at most `min(locator_max_age, MAX_LINKS_AGE)`.
-    pub fn new(locator_max_age: Duration) -> Self {
+    /// A memo whose locator answers live at most `min(locator_max_age, MAX_LINKS_AGE)`, and
+    /// which remembers consent directives only if `sole_consent_writer` (this process is the
+    /// only one writing the store).
+    pub fn new(locator_max_age: Duration, sole_consent_writer: bool) -> Self {
         Self {
+            consents: sole_consent_writer
+                .then(|| moka::sync::Cache::builder().max_capacity(CAPACITY).build()),
+            consents_epoch: Arc::new(AtomicU64::new(0)),
             ids: Cache::builder().max_capacity(CAPACITY).time_to_live(IDS_AGE).build(),
             links_epoch: Arc::new(AtomicU64::new(0)),
             links: Cache::builder()
@@ -102,5 +122,28 @@ impl ReplicaMemo {
     pub async fn forget_links(&self, id: &str) {
         self.links_epoch.fetch_add(1, Ordering::SeqCst);
         self.links.invalidate(id).await;
+    }
+
+    /// The consent epoch, to take before reading directives from the store.
+    pub fn consents_epoch(&self) -> u64 {
+        self.consents_epoch.load(Ordering::SeqCst)
+    }
+
+    /// The patient's directives, if remembered under the current epoch.
+    pub fn consents(&self, id: &str) -> Option<Arc<Vec<Directive>>> {
+        let (epoch, directives) = self.consents.as_ref()?.get(id)?;
+        (epoch == self.consents_epoch()).then_some(directives)
+    }
+
+    /// Remembers directives read from the store under `epoch`.
+    pub fn remember_consents(&self, id: &str, directives: Arc<Vec<Directive>>, epoch: u64) {
+        if let Some(c) = &self.consents {
+            c.insert(id.to_owned(), (epoch, directives));
+        }
+    }
+
+    /// A consent was written: nothing remembered before is used again.
+    pub fn consents_changed(&self) {
+        self.consents_epoch.fetch_add(1, Ordering::SeqCst);
     }
 }

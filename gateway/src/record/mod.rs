@@ -108,9 +108,14 @@ impl RecordService {
         self.policy.decide(principal, ask, today(), directives, resources)
     }
 
-    /// The patient's active consent directives, read from the store on every request so that a
-    /// change holds on the very next one, on every replica. Unreadable: nothing is released.
-    async fn directives(&self, patient_id: &str) -> Result<Vec<Directive>, RecordError> {
+    /// The patient's active consent directives: read from the store (or, when this process is
+    /// the store's only writer, this replica's memory of it under the current consent epoch), so
+    /// a change holds on the very next request. Unreadable: nothing is released.
+    async fn directives(&self, patient_id: &str) -> Result<Arc<Vec<Directive>>, RecordError> {
+        if let Some(known) = self.memo.consents(patient_id) {
+            return Ok(known);
+        }
+        let epoch = self.memo.consents_epoch();
         let versions = self.consents.current_consents(patient_id).await.map_err(RecordError::Consent)?;
         let mut out = Vec::with_capacity(versions.len());
         for v in versions {
@@ -122,6 +127,8 @@ impl RecordService {
             })?;
             out.extend(summary.directive);
         }
+        let out = Arc::new(out);
+        self.memo.remember_consents(patient_id, out.clone(), epoch);
         Ok(out)
     }
 

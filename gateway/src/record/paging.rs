@@ -91,7 +91,7 @@ impl RecordService {
         let end = (start + snapshot.page_size).min(all.len());
         let directives = match &snapshot.patient_id {
             Some(p) => self.directives(p).await?,
-            None => Vec::new(),
+            None => Arc::new(Vec::new()),
         };
         let (entries, withheld) = self.replay(principal, &snapshot.ask, &directives, all, start..end);
         let next_link = (end < all.len()).then(|| self.pages.link(&self.base_url, token, end));

@@ -46,3 +46,33 @@ async fn without_a_shared_page_store_another_replica_cannot_serve_the_page() {
     replica.handle.stop(true).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_dissent_recorded_on_one_replica_holds_on_another_at_once() {
+    let app = TestApp::spawn(Options { store: StoreKind::Postgres, ..Options::default() }).await;
+    let replica = app.spawn_replica().await;
+    let token = app.token().await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].clone();
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    let elsewhere = format!("{}/Patient/{id}/$everything", replica.base_url);
+    // The other replica has answered (and cached) the record before the dissent.
+    assert!(app.get(&elsewhere, Some(&token)).await.released() > 0);
+    let practice = app
+        .token_for(&tideway_tests::user(&app.practice_of(&nhs), "R8000", tideway_auth::PurposeOfUse::Treat))
+        .await;
+    let dissent = serde_json::json!({
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": format!("Patient/{id}")},
+        "provision": {"type": "deny"}
+    });
+    assert_eq!(app.send_json(reqwest::Method::POST, "/Consent", &practice, &dissent).await.status, 201);
+    assert_eq!(
+        app.get(&elsewhere, Some(&token)).await.released(),
+        0,
+        "the other replica honours it on the next request"
+    );
+    replica.handle.stop(true).await;
+    app.stop().await;
+}
