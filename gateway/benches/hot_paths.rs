@@ -261,9 +261,11 @@ fn bench_decide(c: &mut Criterion) {
         token_id: "t".into(),
     };
     let consent = read_consent(&serde_json::json!({
-        "resourceType": "Consent", "status": "active", "scope": {}, "category": [],
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": "Patient/p1"},
-        "provision": {"type": "deny", "actor": [{"reference": {"identifier": {
+        "provision": {"type": "deny", "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"identifier": {
             "system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "RJ122"}}}],
             "class": [{"code": "Observation"}]}
     }))

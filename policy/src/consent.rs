@@ -132,6 +132,9 @@ pub fn read_consent(v: &Value) -> Result<ConsentSummary, ConsentError> {
         .get("provision")
         .ok_or_else(|| fail("Consent.provision", "is required: say what is denied or permitted"))?;
     let root = read_provision(provision, "Consent.provision")?;
+    // Whatever is kept and handed back must also be valid R4 as HL7's schema has it.
+    tideway_profiles::validate::check_r4_value(v)
+        .map_err(|e| fail("Consent", format!("is not valid FHIR R4: {}", e.0)))?;
     Ok(ConsentSummary {
         status: status.to_owned(),
         patient_id: patient.to_owned(),
@@ -161,6 +164,9 @@ fn read_provision(v: &Value, at: &str) -> Result<Provision, ConsentError> {
         .iter()
         .enumerate()
         .map(|(i, a)| {
+            if a.get("role").is_none() {
+                return Err(fail(format!("{at}.actor[{i}].role"), "is required (e.g. v3-ParticipationType IRCP, the recipient)"));
+            }
             let id = &a["reference"]["identifier"];
             match (id["system"].as_str(), id["value"].as_str()) {
                 (Some(ODS_SYSTEM), Some(code)) => OdsCode::parse(code).map_err(|_| fail(format!("{at}.actor[{i}].reference.identifier.value"), "is not an ODS code")),

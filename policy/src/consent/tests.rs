@@ -21,7 +21,7 @@ fn consent(provision: Value) -> Value {
 }
 
 fn ods(code: &str) -> Value {
-    json!({"reference": {"identifier": {"system": ODS_SYSTEM, "value": code}}})
+    json!({"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"identifier": {"system": ODS_SYSTEM, "value": code}}})
 }
 
 fn directive(provision: Value) -> Directive {
@@ -52,7 +52,9 @@ fn bad_definitions_name_the_element() {
         (consent(json!({"type": "maybe"})), "Consent.provision.type"),
         (consent(json!({"type": "deny", "securityLabel": []})), "Consent.provision.securityLabel"),
         (
-            consent(json!({"type": "deny", "actor": [{"reference": {"reference": "Organization/x"}}]})),
+            consent(
+                json!({"type": "deny", "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"reference": "Organization/x"}}]}),
+            ),
             "Consent.provision.actor[0].reference",
         ),
         (consent(json!({"type": "deny", "purpose": [{"code": "FUN"}]})), "Consent.provision.purpose[0]"),

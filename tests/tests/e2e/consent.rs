@@ -80,7 +80,7 @@ async fn only_the_registered_practice_or_the_patients_app_records_and_bad_defini
     for (provision, element) in [
         (json!({"type": "deny", "securityLabel": []}), "Consent.provision.securityLabel"),
         (
-            json!({"type": "deny", "actor": [{"reference": {"reference": "Organization/1"}}]}),
+            json!({"type": "deny", "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"reference": "Organization/1"}}]}),
             "Consent.provision.actor[0].reference",
         ),
         (json!({"type": "sometimes"}), "Consent.provision.type"),
@@ -124,7 +124,7 @@ async fn explicit_consent_opens_the_social_care_agreement_for_that_service_only(
     let agreed = consent(
         &id,
         "active",
-        json!({"type": "permit", "actor": [{"reference": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "YLA01"}}}]}),
+        json!({"type": "permit", "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "YLA01"}}}]}),
     );
     assert_eq!(app.send_json(Method::POST, "/Consent", &practice, &agreed).await.status, 201);
     let after = app.get(&format!("/Patient/{id}/$everything"), Some(&social)).await;
