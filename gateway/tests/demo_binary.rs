@@ -520,6 +520,25 @@ fn demo_ready_file_names_personas_scenario_patients_and_from_dir_patients() {
     let (_, all) = http.get(&format!("{base}/Patient/{id}/$everything"), Some(&token("ooh-gp")), &[]);
     assert!(!codes_of(&all).contains("86406008"), "HIV reached the out-of-hours GP");
 
+    // The seeded consents: a dissent shares nothing, an explicit consent opens social care.
+    let record_for = |who: &str, scenario: &str| {
+        let nhs = ready["scenario_patients"][scenario].as_str().unwrap_or_else(|| panic!("{scenario}"));
+        let (status, found) = find(who, nhs);
+        if status == 403 {
+            // The Patient itself is withheld from this requester: nothing is shared.
+            return 0;
+        }
+        assert_eq!(status, 200, "{found}");
+        let id = entries(&found)[0]["resource"]["id"].as_str().unwrap().to_owned();
+        let (status, all) = http.get(&format!("{base}/Patient/{id}/$everything"), Some(&token(who)), &[]);
+        assert_eq!(status, 200, "{all}");
+        entries(&all).iter().filter(|e| e["search"]["mode"] != "outcome").count()
+    };
+    assert_eq!(record_for("ooh-gp", "dissented"), 0, "a dissent shares nothing");
+    assert!(record_for("ooh-gp", "no-consent") > 0, "implied consent for direct care");
+    assert!(record_for("social-worker", "explicit-consent-given") > 0, "explicit consent opens social care");
+    assert_eq!(record_for("social-worker", "no-consent"), 0, "social care needs explicit consent");
+
     // An organisation with no agreement is refused.
     let (status, oo) = find("no-relationship", sensitive);
     assert_eq!(status, 403, "{oo}");

@@ -101,7 +101,8 @@ pub struct Demo {
     pub nhs_numbers: Vec<String>,
     /// The demo's users, by persona name.
     pub personas: std::collections::BTreeMap<String, Persona>,
-    /// NHS numbers of patients whose records the example agreements act on, by scenario.
+    /// NHS numbers of patients whose records the example agreements and the consents recorded at
+    /// start act on, by scenario.
     pub scenario_patients: serde_json::Value,
     /// With `--from-dir`: file name -> NHS number of each patient the extra exchange serves.
     pub from_dir_patients: Option<std::collections::BTreeMap<String, String>>,
@@ -241,9 +242,22 @@ impl Demo {
         let nhs_numbers =
             population.patients_in_several_boroughs(5).iter().map(|n| n.as_str().to_owned()).collect();
         let first = |s: Scenario| population.scenario_patients(s, 1).first().map(|n| n.as_str().to_owned());
+        // Consents recorded at start through the real API, by each patient's registered practice.
+        let seeded =
+            ConsentSeeds { tokens: &tokens, http: &tokens.http, base_url: &base_url, clinician: &token };
+        let dissented = seeded.record(&population, 1, Some(json!({"type": "deny"}))).await?;
+        let agreed = json!({"type": "permit", "actor": [{
+            "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+            "reference": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "YLA01"}}
+        }]});
+        let explicit = seeded.record(&population, 2, Some(agreed)).await?;
+        let no_consent = seeded.record(&population, 4, None).await?;
         let scenario_patients = json!({
             "sensitive": first(Scenario::Sensitive),
             "podiatry-diabetic": first(Scenario::PodiatryDiabetic),
+            "dissented": dissented,
+            "explicit-consent-given": explicit,
+            "no-consent": no_consent,
         });
         Ok(Self {
             base_url,
@@ -323,6 +337,67 @@ impl TokenFlow<'_> {
             .as_str()
             .ok_or_else(|| format!("the demo could not obtain a token (HTTP {status})"))?
             .to_owned())
+    }
+}
+
+/// Records the demo's scenario consents through the gateway's own `/Consent` endpoint.
+struct ConsentSeeds<'a> {
+    tokens: &'a TokenFlow<'a>,
+    http: &'a reqwest::Client,
+    base_url: &'a str,
+    clinician: &'a str,
+}
+
+impl ConsentSeeds<'_> {
+    /// Publishes patient `index`'s id (an NHS-number search) and, given a provision, records a
+    /// consent with it as that patient's registered practice. Returns the NHS number (`None`
+    /// when the population is too small to hold that patient).
+    async fn record(
+        &self,
+        population: &Population,
+        index: usize,
+        provision: Option<serde_json::Value>,
+    ) -> Result<Option<String>, CliError> {
+        let Some(nhs) = population.nhs_number(index) else { return Ok(None) };
+        let url = format!(
+            "{}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number%7C{}",
+            self.base_url,
+            nhs.as_str()
+        );
+        let found: serde_json::Value =
+            self.http.get(url).bearer_auth(self.clinician).send().await?.json().await?;
+        let id = found["entry"][0]["resource"]["id"]
+            .as_str()
+            .ok_or("a scenario patient was not found")?
+            .to_owned();
+        if let Some(provision) = provision {
+            let home = population.home_borough(index);
+            let practice =
+                population.record(home, index).ok_or("no home record")?.demographics.practice.ods_code;
+            let token = self.tokens.token("demo-practice", "R8000", &practice, PurposeOfUse::Treat).await?;
+            let consent = json!({
+                "resourceType": "Consent",
+                "status": "active",
+                "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+                "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                "patient": {"reference": format!("Patient/{id}")},
+                "provision": provision
+            });
+            let res = self
+                .http
+                .post(format!("{}/Consent", self.base_url))
+                .bearer_auth(&token)
+                .header("content-type", "application/fhir+json")
+                .body(consent.to_string())
+                .send()
+                .await?;
+            if res.status() != reqwest::StatusCode::CREATED {
+                return Err(
+                    format!("the demo could not record a scenario consent (HTTP {})", res.status()).into()
+                );
+            }
+        }
+        Ok(Some(nhs.as_str().to_owned()))
     }
 }
 
