@@ -2,7 +2,8 @@
 //!
 //! Only the patient's registered practice (the organisation the patient's record names as
 //! `generalPractitioner`, by its ODS identifier) or the patient's own app (purpose of use
-//! `PATRQT`) may record or read a patient's consents; a privacy officer (`HOPERAT`) may read
+//! `PATRQT`, with the patient's NHS number as the user, as NHS login asserts it) may record or
+//! read a patient's consents; a privacy officer (`HOPERAT`) may read
 //! them. A recorded version is never changed: `PUT` adds the next version (withdrawal is a
 //! version with `status = inactive`), and the decision reads the current versions on every
 //! request, so a change holds from the very next one, for cached answers and page links too.
@@ -129,7 +130,10 @@ impl RecordService {
         call.about_patient(patient_id);
         call.intent(self.source_ids()).await?;
         match principal.purpose {
-            PurposeOfUse::PatientRequest => return Ok(()),
+            // The patient's own app acts for the patient it authenticated (NHS login carries
+            // the NHS number as the user): for anyone else's record it may do nothing.
+            PurposeOfUse::PatientRequest if principal.user_id == nhs.as_str() => return Ok(()),
+            PurposeOfUse::PatientRequest => return Err(RecordError::ConsentForbidden),
             PurposeOfUse::Operations if access == Access::Read => return Ok(()),
             _ => {}
         }

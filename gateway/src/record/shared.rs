@@ -29,6 +29,7 @@ impl RecordService {
         resource_type: &str,
         id: &str,
     ) -> Result<NormalisedResource, RecordError> {
+        self.admit(principal)?;
         let (source, local) = id.split_once('.').ok_or(RecordError::NoSuchResource)?;
         let adapter = self.federation.adapter(source).ok_or(RecordError::NoSuchResource)?.clone();
         let asked = serde_json::to_string(&[adapter.id().as_str()]).unwrap_or_else(|_| "[]".into());

@@ -46,6 +46,7 @@ async fn a_role_purpose_or_organisation_no_agreement_grants_gets_the_same_403_fo
             nhs_search("9990000026"),
             format!("/Condition?patient={id}"),
             format!("/Patient/{id}"),
+            "/Organization/borough-00.F80001".to_owned(),
         ] {
             let a = app.get(&path, Some(&token)).await;
             assert_eq!(a.status, 403, "{path}: {}", a.body);

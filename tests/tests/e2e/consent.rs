@@ -75,7 +75,14 @@ async fn only_the_registered_practice_or_the_patients_app_records_and_bad_defini
     let dissent = consent(&id, "active", json!({"type": "deny"}));
     let refused = app.send_json(Method::POST, "/Consent", &doctor, &dissent).await;
     assert_eq!(refused.status, 403, "a hospital may not record the patient's consent: {}", refused.body);
-    let patient_app = app.token_for(&user("YAPP1", "R8000", PurposeOfUse::PatientRequest)).await;
+    // The patient's own app acts for the patient it authenticated, and no one else.
+    let someone_elses_app = app.token_for(&user("YAPP1", "R8000", PurposeOfUse::PatientRequest)).await;
+    let patient_app = app
+        .token_for(&tideway_auth::client::UserClaims {
+            user_id: nhs.as_str().to_owned(),
+            ..user("YAPP1", "R8000", PurposeOfUse::PatientRequest)
+        })
+        .await;
     let practice = app.token_for(&user(&app.practice_of(&nhs), "R8000", PurposeOfUse::Treat)).await;
     for (provision, element) in [
         (json!({"type": "deny", "securityLabel": []}), "Consent.provision.securityLabel"),
@@ -99,6 +106,8 @@ async fn only_the_registered_practice_or_the_patients_app_records_and_bad_defini
         )
         .await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
+    let other = app.send_json(Method::POST, "/Consent", &someone_elses_app, &dissent).await;
+    assert_eq!(other.status, 403, "an app authenticated as another patient: {}", other.body);
     let by_app = app.send_json(Method::POST, "/Consent", &patient_app, &dissent).await;
     assert_eq!(by_app.status, 201, "the patient's own app records consent: {}", by_app.body);
     // A clinician cannot read what the patient restricted.
