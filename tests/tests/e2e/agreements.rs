@@ -114,6 +114,12 @@ async fn the_sensitive_set_is_withheld_from_a_hospital_clinician_with_what_links
         !rows[1].detail.contains("86406008") && !rows[1].detail.contains(&nhs),
         "no clinical content in the audit"
     );
+    // Several patients in one search fail closed: a 400, never one patient's data under another's.
+    for twice in [format!("/Condition?patient={id}&patient={id}"), format!("/Condition?patient={id},{id}")] {
+        let a = app.get(&twice, Some(&token)).await;
+        assert_eq!(a.status, 400, "{twice}: {}", a.body);
+        assert_eq!(a.body["resourceType"], "OperationOutcome");
+    }
     // A type search decides the same way.
     let conditions = app.get(&format!("/Condition?patient={id}&code=86406008"), Some(&token)).await;
     assert_eq!(conditions.status, 200);
