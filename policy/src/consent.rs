@@ -8,7 +8,7 @@
 //! if it had been. A provision applies to a resource when every condition it names matches; the
 //! deepest applying provision decides; across directives, deny overrides permit.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tideway_auth::{Principal, PurposeOfUse};
 use tideway_profiles::{Coding, OdsCode, ResourceFacts};
 use time::Date;
@@ -300,11 +300,6 @@ pub fn consent_verdict(
     } else {
         ConsentVerdict::Permitted
     }
-}
-
-/// A consent resource's object, for callers that need to set `id` and `meta`.
-pub fn as_object(v: &mut Value) -> Option<&mut Map<String, Value>> {
-    v.as_object_mut()
 }
 
 #[cfg(test)]

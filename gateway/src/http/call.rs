@@ -124,6 +124,20 @@ impl FhirCall {
         }
     }
 
+    /// The request body, read within `server.max_request_bytes` and the request timeout (a
+    /// refusal is audited).
+    pub async fn body(
+        self,
+        req: &HttpRequest,
+        payload: web::Payload,
+    ) -> Result<(Self, web::Bytes), ApiError> {
+        let limit = self.state.settings.server.max_request_bytes;
+        match super::token::read_capped(req, payload, limit, self.state.settings.request_timeout()).await {
+            Ok(b) => Ok((self, b)),
+            Err(e) => Err(self.refuse(e, "bad-request").await),
+        }
+    }
+
     /// Writes the outcome record and, only if that succeeded, the response.
     pub async fn respond(
         self,

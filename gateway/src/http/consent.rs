@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use super::FHIR_JSON;
 use super::call::FhirCall;
 use super::error::ApiError;
-use super::token::read_capped;
 use crate::audit::AuditOutcome;
 
 /// `POST /Consent`
@@ -32,16 +31,12 @@ pub async fn update(
 }
 
 async fn write(
-    mut call: FhirCall,
+    call: FhirCall,
     req: HttpRequest,
     payload: web::Payload,
     id: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = call.state.settings.server.max_request_bytes;
-    let body = match read_capped(&req, payload, limit, call.state.settings.request_timeout()).await {
-        Ok(b) => b,
-        Err(e) => return Err(call.refuse(e, "bad-request").await),
-    };
+    let (mut call, body) = call.body(&req, payload).await?;
     let json_body = req
         .headers()
         .get(header::CONTENT_TYPE)

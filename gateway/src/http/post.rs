@@ -9,7 +9,6 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use super::call::FhirCall;
 use super::error::ApiError;
 use super::params::body_params;
-use super::token::read_capped;
 
 /// `POST /Patient/_search`
 pub async fn patient_search(
@@ -45,11 +44,7 @@ pub async fn everything(
 
 /// Reads the body (capped) as parameters and attaches them to the request; a refusal is audited.
 async fn with_body(call: FhirCall, req: &HttpRequest, payload: web::Payload) -> Result<FhirCall, ApiError> {
-    let limit = call.state.settings.server.max_request_bytes;
-    let body = match read_capped(req, payload, limit, call.state.settings.request_timeout()).await {
-        Ok(b) => b,
-        Err(e) => return Err(call.refuse(e, "bad-request").await),
-    };
+    let (call, body) = call.body(req, payload).await?;
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     match body_params(content_type, &body) {
         Ok(params) => {

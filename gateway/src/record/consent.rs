@@ -171,7 +171,8 @@ fn practice_is(organization: &[u8], ods: &str) -> bool {
     })
 }
 
-fn stored_body(v: &ConsentVersion) -> Result<Value, RecordError> {
+/// A stored version's JSON; a row that does not parse is a store fault (nothing is released).
+pub(super) fn stored_body(v: &ConsentVersion) -> Result<Value, RecordError> {
     serde_json::from_str(&v.body).map_err(|_| {
         RecordError::Consent(crate::store::StoreError::other("read consent", "a stored consent is not JSON"))
     })

@@ -119,9 +119,7 @@ impl RecordService {
         let versions = self.consents.current_consents(patient_id).await.map_err(RecordError::Consent)?;
         let mut out = Vec::with_capacity(versions.len());
         for v in versions {
-            let stored = serde_json::from_str(&v.body).map_err(|_| {
-                RecordError::Consent(StoreError::other("read consent", "a stored consent is not JSON"))
-            })?;
+            let stored = consent::stored_body(&v)?;
             let summary = read_consent(&stored).map_err(|_| {
                 RecordError::Consent(StoreError::other("read consent", "a stored consent no longer reads"))
             })?;
