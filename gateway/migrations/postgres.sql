@@ -50,3 +50,20 @@ CREATE TABLE IF NOT EXISTS consent_version (
     PRIMARY KEY (consent_id, version)
 );
 CREATE INDEX IF NOT EXISTS consent_version_patient ON consent_version (patient_id);
+CREATE TABLE IF NOT EXISTS agreement_version (
+    agreement_id    TEXT   NOT NULL,
+    version         BIGINT NOT NULL,
+    body            TEXT   NOT NULL,
+    published_by    TEXT   NOT NULL,
+    published_org   TEXT   NOT NULL,
+    published_at_us BIGINT NOT NULL,
+    PRIMARY KEY (agreement_id, version)
+);
+CREATE TABLE IF NOT EXISTS agreement_approval (
+    agreement_id   TEXT   NOT NULL,
+    version        BIGINT NOT NULL,
+    ods_code       TEXT   NOT NULL,
+    user_id        TEXT   NOT NULL,
+    approved_at_us BIGINT NOT NULL,
+    PRIMARY KEY (agreement_id, version, ods_code)
+);

@@ -1,29 +1,347 @@
-//! Loading the policy in force at start-up: the sharing agreements (from `[policy]
-//! agreements_dir`, or the region's examples shipped with the gateway) and the code sets, for
-//! the registered sources' data controllers. Any file that cannot be read or validated stops
-//! the start, naming the file, line and field: a gateway never runs under a rule it could not
-//! read.
+//! The policy in force: the sharing agreements loaded at start-up (from `[policy]
+//! agreements_dir`, or the region's examples shipped with the gateway) plus every published
+//! version that all its data controllers have approved, with the code sets, for the registered
+//! sources' data controllers. Any file or stored version that cannot be read or validated stops
+//! the start, naming the file (or `id@version`), line and field: a gateway never runs under a
+//! rule it could not read.
+//!
+//! [`PolicyInForce`] holds the current [`Policy`]; it is rebuilt at start, at once in the
+//! process that records a version's last approval, and by every replica on a periodic refresh
+//! (`[policy] refresh_secs`), so other replicas follow within that long. Each request works
+//! under one snapshot from start to end ([`PolicyInForce::pinned`]).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::Duration;
 
 use tideway_adapters::SourceConfig;
-use tideway_policy::{Policy, Terminology};
+use tideway_policy::agreement::{Controllers, parse_agreement};
+use tideway_policy::{Agreement, Policy, PolicyError, Terminology};
+use tideway_profiles::OdsCode;
 
 use crate::app::StartError;
 use crate::config::PolicySettings;
+use crate::store::{AgreementStore, Approval, PublishedVersion, StoreError};
 
-/// The policy for these settings and sources.
-pub fn load(settings: &PolicySettings, sources: &[SourceConfig]) -> Result<Policy, StartError> {
-    let controllers = || sources.iter().map(|s| (s.id.to_string(), s.ods_code.clone()));
+/// Where a version of an agreement comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A file (or a shipped example) read at start: in force by configuration, no approvals.
+    File,
+    /// Published through the API.
+    Published(PublishedVersion),
+}
+
+/// Where a version stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionState {
+    /// The version of its agreement decisions apply (subject to its own start and end dates).
+    InForce,
+    /// Published, waiting for some data controller's approval; never applied until then.
+    AwaitingApproval,
+    /// A higher version of the same agreement is in force.
+    Superseded,
+}
+
+impl VersionState {
+    /// The code the API answers.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InForce => "in-force",
+            Self::AwaitingApproval => "awaiting-approval",
+            Self::Superseded => "superseded",
+        }
+    }
+}
+
+/// One version of an agreement and where it stands.
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    /// The version, validated.
+    pub agreement: Agreement,
+    /// Where it comes from.
+    pub origin: Origin,
+    /// The data controllers (ODS codes) whose approval it needs, sorted.
+    pub controllers: Vec<String>,
+    /// The approvals recorded, by controller.
+    pub approvals: Vec<Approval>,
+    /// Where it stands.
+    pub state: VersionState,
+}
+
+impl LedgerEntry {
+    /// Controllers that have not approved it yet (none for a file).
+    pub fn awaiting(&self) -> Vec<String> {
+        if self.origin == Origin::File {
+            return Vec::new();
+        }
+        self.controllers
+            .iter()
+            .filter(|c| !self.approvals.iter().any(|a| &a.ods_code == *c))
+            .cloned()
+            .collect()
+    }
+
+    fn approved(&self) -> bool {
+        self.origin == Origin::File || (!self.controllers.is_empty() && self.awaiting().is_empty())
+    }
+}
+
+/// The policy in force could not be worked out.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A version no longer validates.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+tokio::task_local! {
+    /// The snapshot the current request works under: `(PolicyInForce::id, policy)`.
+    static PINNED: (usize, Arc<Policy>);
+}
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+struct Snapshot {
+    policy: Arc<Policy>,
+    /// `(id, version)` of the published versions applied in `policy`.
+    applied: Vec<(String, u32)>,
+}
+
+/// The sharing agreements and code sets in force now, and what is needed to rebuild them.
+pub struct PolicyInForce {
+    /// Tells this instance's pinned snapshot from another's (several gateways in one process).
+    id: usize,
+    /// `(file name, text)` of every agreement file read at start.
+    files: Vec<(String, String)>,
+    /// The same, validated.
+    file_agreements: Vec<Agreement>,
+    terminology: Terminology,
+    /// `(source id, controller ODS code)` of every registered source.
+    sources: Vec<(String, OdsCode)>,
+    snapshot: RwLock<Snapshot>,
+}
+
+impl std::fmt::Debug for PolicyInForce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyInForce(..)")
+    }
+}
+
+impl PolicyInForce {
+    /// The policy of these agreement files alone, for these sources.
+    pub fn new(
+        files: Vec<(String, String)>,
+        terminology: Terminology,
+        sources: Vec<(String, OdsCode)>,
+    ) -> Result<Self, PolicyError> {
+        let file_agreements = files
+            .iter()
+            .map(|(name, text)| parse_agreement(name, text, &terminology))
+            .collect::<Result<Vec<_>, _>>()?;
+        let policy = Policy::new(
+            files.iter().map(|(n, t)| (n.as_str(), t.as_str())),
+            terminology.clone(),
+            sources.iter().cloned(),
+        )?;
+        Ok(Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            files,
+            file_agreements,
+            terminology,
+            sources,
+            snapshot: RwLock::new(Snapshot { policy: Arc::new(policy), applied: Vec::new() }),
+        })
+    }
+
+    /// The region's examples, for these sources.
+    pub fn examples(sources: Vec<(String, OdsCode)>) -> Result<Self, PolicyError> {
+        let files = tideway_policy::agreement::EXAMPLES
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .collect();
+        Self::new(files, Terminology::embedded()?, sources)
+    }
+
+    /// The policy this request works under: the snapshot pinned for it, or else the latest.
+    pub fn current(&self) -> Arc<Policy> {
+        PINNED
+            .try_with(|(id, policy)| (*id == self.id).then(|| policy.clone()))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| self.latest())
+    }
+
+    /// The latest policy, whatever a request has pinned.
+    pub fn latest(&self) -> Arc<Policy> {
+        self.snapshot.read().unwrap_or_else(PoisonError::into_inner).policy.clone()
+    }
+
+    /// Runs `request` under the latest snapshot throughout, so an approval landing meanwhile
+    /// cannot give one answer two policies (admitted under one, decided under another).
+    pub async fn pinned<F: Future>(&self, request: F) -> F::Output {
+        PINNED.scope((self.id, self.latest()), request).await
+    }
+
+    /// The code sets agreements are checked against.
+    pub fn terminology(&self) -> &Terminology {
+        &self.terminology
+    }
+
+    /// The ODS codes of the registered sources' data controllers, sorted: whose approval an
+    /// agreement for `controllers = ["*"]` needs.
+    pub fn registered_controllers(&self) -> Vec<String> {
+        let all: BTreeSet<&str> = self.sources.iter().map(|(_, ods)| ods.as_str()).collect();
+        all.into_iter().map(str::to_owned).collect()
+    }
+
+    /// The controllers `agreement` names, sorted.
+    pub fn controllers_of(&self, agreement: &Agreement) -> Vec<String> {
+        match &agreement.controllers {
+            Controllers::Every => self.registered_controllers(),
+            Controllers::Only(set) => set.iter().map(|o| o.as_str().to_owned()).collect(),
+        }
+    }
+
+    /// Every version known, files and published, with where each stands, by id then version.
+    pub fn ledger(
+        &self,
+        published: &[PublishedVersion],
+        approvals: &[Approval],
+    ) -> Result<Vec<LedgerEntry>, PolicyError> {
+        let mut entries: Vec<LedgerEntry> = self
+            .file_agreements
+            .iter()
+            .map(|a| LedgerEntry {
+                controllers: self.controllers_of(a),
+                agreement: a.clone(),
+                origin: Origin::File,
+                approvals: Vec::new(),
+                state: VersionState::Superseded,
+            })
+            .collect();
+        for p in published {
+            let agreement = parse_agreement(&stored_name(p), &p.body, &self.terminology)?;
+            let approvals = approvals
+                .iter()
+                .filter(|a| a.agreement_id == p.agreement_id && a.version == p.version)
+                .cloned()
+                .collect();
+            entries.push(LedgerEntry {
+                controllers: self.controllers_of(&agreement),
+                agreement,
+                origin: Origin::Published(p.clone()),
+                approvals,
+                state: VersionState::Superseded,
+            });
+        }
+        entries.sort_by(|a, b| {
+            (&a.agreement.id, a.agreement.version).cmp(&(&b.agreement.id, b.agreement.version))
+        });
+        let mut in_force: BTreeMap<String, u32> = BTreeMap::new();
+        for e in entries.iter().filter(|e| e.approved()) {
+            let v = in_force.entry(e.agreement.id.clone()).or_insert(e.agreement.version);
+            *v = (*v).max(e.agreement.version);
+        }
+        for e in &mut entries {
+            let current = in_force.get(&e.agreement.id).copied();
+            e.state = if current == Some(e.agreement.version) {
+                VersionState::InForce
+            } else if e.approved() || current.is_some_and(|c| e.agreement.version < c) {
+                VersionState::Superseded
+            } else {
+                VersionState::AwaitingApproval
+            };
+        }
+        Ok(entries)
+    }
+
+    /// Reads the store and, if the approved versions differ from those applied, rebuilds the
+    /// policy. Whether it changed.
+    pub async fn refresh(&self, store: &dyn AgreementStore) -> Result<bool, LedgerError> {
+        let published = store.published_agreements().await?;
+        let approvals = store.agreement_approvals().await?;
+        let ledger = self.ledger(&published, &approvals)?;
+        let applied: Vec<(&LedgerEntry, &PublishedVersion)> = ledger
+            .iter()
+            .filter(|e| e.state == VersionState::InForce)
+            .filter_map(|e| match &e.origin {
+                Origin::Published(p) => Some((e, p)),
+                Origin::File => None,
+            })
+            .collect();
+        let keys: Vec<(String, u32)> =
+            applied.iter().map(|(e, _)| (e.agreement.id.clone(), e.agreement.version)).collect();
+        if self.snapshot.read().unwrap_or_else(PoisonError::into_inner).applied == keys {
+            return Ok(false);
+        }
+        let names: Vec<String> = applied.iter().map(|(_, p)| stored_name(p)).collect();
+        let policy = Policy::new(
+            self.files
+                .iter()
+                .map(|(n, t)| (n.as_str(), t.as_str()))
+                .chain(names.iter().zip(&applied).map(|(n, (_, p))| (n.as_str(), p.body.as_str()))),
+            self.terminology.clone(),
+            self.sources.iter().cloned(),
+        )?;
+        let mut snapshot = self.snapshot.write().unwrap_or_else(PoisonError::into_inner);
+        *snapshot = Snapshot { policy: Arc::new(policy), applied: keys };
+        Ok(true)
+    }
+
+    /// Refreshes every `every` for as long as the policy is in use, keeping the policy in force
+    /// when the store cannot be read (it only ever gains approved versions).
+    pub fn spawn_refresh(self: &Arc<Self>, store: Arc<dyn AgreementStore>, every: Duration) {
+        let policy: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(policy) = policy.upgrade() else { break };
+                match policy.refresh(store.as_ref()).await {
+                    Ok(true) => tracing::info!("sharing agreements in force changed"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sharing agreements could not be refreshed; the policy in force is kept")
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// How a stored version is named in errors.
+fn stored_name(p: &PublishedVersion) -> String {
+    format!("{}@{} (published)", p.agreement_id, p.version)
+}
+
+/// The policy for these settings and sources: the agreement files and every fully approved
+/// published version in `store`.
+pub async fn load(
+    settings: &PolicySettings,
+    sources: &[SourceConfig],
+    store: &dyn AgreementStore,
+) -> Result<PolicyInForce, StartError> {
+    let controllers: Vec<(String, OdsCode)> =
+        sources.iter().map(|s| (s.id.to_string(), s.ods_code.clone())).collect();
+    let fail = |e: PolicyError| StartError::Policy(e.to_string());
     let policy = match &settings.agreements_dir {
-        None => Policy::examples(controllers()),
+        None => PolicyInForce::examples(controllers).map_err(fail)?,
         Some(dir) => {
             let files = read_dir(dir)?;
             let terminology = Terminology::embedded().map_err(|e| StartError::Policy(e.to_string()))?;
-            Policy::new(files.iter().map(|(n, t)| (n.as_str(), t.as_str())), terminology, controllers())
+            PolicyInForce::new(files, terminology, controllers).map_err(fail)?
         }
     };
-    policy.map_err(|e| StartError::Policy(e.to_string()))
+    policy.refresh(store).await.map_err(|e| StartError::Policy(e.to_string()))?;
+    Ok(policy)
 }
 
 /// Every `*.toml` file in `dir`, as `(file name, text)`, in name order.
@@ -56,23 +374,97 @@ mod tests {
         dir
     }
 
-    #[test]
-    fn a_directory_of_agreements_loads_and_a_bad_file_stops_the_start_naming_its_line() {
+    fn settings(dir: &Path) -> PolicySettings {
+        PolicySettings { agreements_dir: Some(dir.to_owned()), ..PolicySettings::default() }
+    }
+
+    #[tokio::test]
+    async fn a_directory_of_agreements_loads_and_a_bad_file_stops_the_start_naming_its_line() {
+        let store = crate::store::memory::MemoryStore::default();
         let good = tideway_policy::agreement::EXAMPLES[2].1;
         let dir = dir_with(&[("podiatry.toml", good), ("README.txt", "not an agreement")]);
-        let policy = load(&PolicySettings { agreements_dir: Some(dir.clone()) }, &[]).unwrap();
-        assert_eq!(policy.agreements().len(), 1);
+        let policy = load(&settings(&dir), &[], &store).await.unwrap();
+        assert_eq!(policy.current().agreements().len(), 1);
         std::fs::write(
             dir.join("zz-bad.toml"),
             good.replace("id = \"podiatry\"", "id = \"other\"").replace("\"R8003\"", "\"nurse\""),
         )
         .unwrap();
-        let err = load(&PolicySettings { agreements_dir: Some(dir.clone()) }, &[]).unwrap_err().to_string();
+        let err = load(&settings(&dir), &[], &store).await.unwrap_err().to_string();
         assert!(err.contains("zz-bad.toml:") && err.contains("recipients.roles"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
-        let err = load(&PolicySettings { agreements_dir: Some(dir_with(&[])) }, &[]).unwrap_err().to_string();
+        let err = load(&settings(&dir_with(&[])), &[], &store).await.unwrap_err().to_string();
         assert!(err.contains("no sharing agreement"), "{err}");
-        let missing = load(&PolicySettings { agreements_dir: Some("/nonexistent/agreements".into()) }, &[]);
+        let missing = load(&settings(Path::new("/nonexistent/agreements")), &[], &store).await;
         assert!(missing.is_err());
+    }
+
+    fn ods(code: &str) -> OdsCode {
+        OdsCode::parse(code).unwrap()
+    }
+
+    fn published(version: i64, body: String) -> PublishedVersion {
+        PublishedVersion {
+            agreement_id: "podiatry".into(),
+            version,
+            body,
+            published_by: "c/u".into(),
+            published_org: "LBX01".into(),
+            published_at_us: 0,
+        }
+    }
+
+    fn approval(version: i64, ods: &str) -> Approval {
+        Approval {
+            agreement_id: "podiatry".into(),
+            version,
+            ods_code: ods.into(),
+            user_id: "u".into(),
+            approved_at_us: 0,
+        }
+    }
+
+    fn podiatry_version(p: &PolicyInForce) -> u32 {
+        p.latest().agreements().iter().find(|a| a.id == "podiatry").unwrap().version
+    }
+
+    #[tokio::test]
+    async fn a_published_version_applies_only_once_every_controller_has_approved_it() {
+        let policy = PolicyInForce::examples(vec![
+            ("a".into(), ods("LBX01")),
+            ("b".into(), ods("LBX02")),
+            ("c".into(), ods("LBX02")),
+        ])
+        .unwrap();
+        let store = crate::store::memory::MemoryStore::default();
+        let v2 = tideway_policy::agreement::EXAMPLES[2].1.replace("version = 1", "version = 2");
+        assert!(store.publish_agreement(&published(2, v2)).await.unwrap());
+        assert!(!policy.refresh(&store).await.unwrap());
+        let ledger = policy.ledger(&store.published_agreements().await.unwrap(), &[]).unwrap();
+        let v2 = ledger.iter().find(|e| e.agreement.label() == "podiatry@2").unwrap();
+        assert_eq!(v2.state, VersionState::AwaitingApproval);
+        assert_eq!(v2.awaiting(), ["LBX01", "LBX02"], "each controller once, for controllers = [\"*\"]");
+        store.approve_agreement(&approval(2, "LBX01")).await.unwrap();
+        assert!(!policy.refresh(&store).await.unwrap());
+        assert_eq!(podiatry_version(&policy), 1, "the previous version stays in force");
+        // A request that started before the last approval keeps its snapshot.
+        let pinned = policy.pinned(async {
+            store.approve_agreement(&approval(2, "LBX02")).await.unwrap();
+            assert!(policy.refresh(&store).await.unwrap());
+            policy.current().agreements().iter().find(|a| a.id == "podiatry").unwrap().version
+        });
+        assert_eq!(pinned.await, 1);
+        assert_eq!(podiatry_version(&policy), 2);
+        let ledger = policy
+            .ledger(&store.published_agreements().await.unwrap(), &store.agreement_approvals().await.unwrap())
+            .unwrap();
+        let states: Vec<_> =
+            ledger.iter().filter(|e| e.agreement.id == "podiatry").map(|e| e.state.code()).collect();
+        assert_eq!(states, ["superseded", "in-force"]);
+        // A stored version that no longer validates is named.
+        store.publish_agreement(&published(3, "id = \"podiatry\"\nversion = 3\n".into())).await.unwrap();
+        let err = policy.refresh(&store).await.unwrap_err().to_string();
+        assert!(err.starts_with("podiatry@3 (published):"), "{err}");
+        assert_eq!(podiatry_version(&policy), 2, "the policy in force is kept");
     }
 }

@@ -137,7 +137,8 @@ impl Application {
         };
         let started = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
         let capability = crate::capability::capability_statement(&base_url, &started).to_string();
-        let policy = Arc::new(crate::agreements::load(&settings.policy, &settings.sources)?);
+        let policy = Arc::new(crate::agreements::load(&settings.policy, &settings.sources, &store).await?);
+        policy.spawn_refresh(Arc::new(store.clone()), Duration::from_secs(settings.policy.refresh_secs));
         let records = RecordService {
             federation,
             store: Arc::new(store.clone()),
@@ -150,12 +151,13 @@ impl Application {
                 Duration::from_secs(settings.federation.locator_max_age_secs),
                 store.backend() == "sqlite",
             ),
-            policy,
+            policy: policy.clone(),
             consents: Arc::new(store.clone()),
         };
         let state = web::Data::new(AppState {
             audit: AuditTrail::new(Arc::new(store.clone())),
             records,
+            agreements: crate::governance::Governance::new(policy, Arc::new(store.clone())),
             base_url: base_url.clone(),
             store,
             tokens,

@@ -194,13 +194,28 @@ fn default_cache_max_bytes() -> u64 {
 }
 
 /// `[policy]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySettings {
     /// A directory of sharing-agreement files (`*.toml`, format in `docs/agreements.md`). Unset
     /// (the default): the region's example agreements shipped with the gateway.
     #[serde(default)]
     pub agreements_dir: Option<std::path::PathBuf>,
+    /// How often, in seconds, this replica reads the store for agreement versions approved on
+    /// another replica (default 5). The replica that records the last approval applies it at
+    /// once; the others within this long.
+    #[serde(default = "default_policy_refresh_secs")]
+    pub refresh_secs: u64,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self { agreements_dir: None, refresh_secs: default_policy_refresh_secs() }
+    }
+}
+
+fn default_policy_refresh_secs() -> u64 {
+    5
 }
 
 /// `[pages]`.
@@ -380,6 +395,9 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "server.request_timeout_ms must be between 100 and 300000".into(),
             ));
+        }
+        if !(1..=3600).contains(&self.policy.refresh_secs) {
+            return Err(ConfigError::Invalid("policy.refresh_secs must be between 1 and 3600".into()));
         }
         if self.server.max_request_bytes < 1024 {
             return Err(ConfigError::Invalid("server.max_request_bytes must be at least 1024".into()));

@@ -1,10 +1,11 @@
-//! What every request shares: settings, the store, tokens, the audit trail and the record
-//! service.
+//! What every request shares: settings, the store, tokens, the audit trail, the record
+//! service and agreement governance.
 
 use tideway_auth::service::TokenService;
 
 use crate::audit::AuditTrail;
 use crate::config::Settings;
+use crate::governance::Governance;
 use crate::record::RecordService;
 use crate::store::Store;
 
@@ -22,6 +23,8 @@ pub struct AppState {
     pub audit: AuditTrail,
     /// The read pipeline.
     pub records: RecordService,
+    /// Publishing and approving sharing-agreement versions.
+    pub agreements: Governance,
     /// The serialised CapabilityStatement.
     pub capability: String,
 }

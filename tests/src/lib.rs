@@ -94,6 +94,8 @@ pub struct Options {
     pub request_timeout_ms: u64,
     /// `pages.max_per_principal`.
     pub pages_per_principal: usize,
+    /// `policy.refresh_secs`.
+    pub policy_refresh_secs: u64,
 }
 
 impl Default for Options {
@@ -112,6 +114,7 @@ impl Default for Options {
             source_prefix: "borough",
             request_timeout_ms: 10_000,
             pages_per_principal: 20,
+            policy_refresh_secs: PolicySettings::default().refresh_secs,
         }
     }
 }
@@ -288,7 +291,7 @@ impl TestApp {
                 max_per_principal: opts.pages_per_principal,
                 ..PageSettings::default()
             },
-            policy: PolicySettings::default(),
+            policy: PolicySettings { refresh_secs: opts.policy_refresh_secs, ..PolicySettings::default() },
             telemetry: TelemetrySettings::default(),
             sources,
         };
@@ -364,6 +367,19 @@ impl TestApp {
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
+        }
+        Answer::from_response(req.send().await.expect("request")).await
+    }
+
+    /// POSTs `body` as plain text to `path` (relative to the base URL, or absolute), with a
+    /// bearer token when given.
+    pub async fn post_text(&self, path: &str, token: Option<&str>, body: &str) -> Answer {
+        let url =
+            if path.starts_with("http") { path.to_owned() } else { format!("{}{}", self.base_url, path) };
+        let mut req =
+            self.http.post(url).header("content-type", "text/plain; charset=utf-8").body(body.to_owned());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
         }
         Answer::from_response(req.send().await.expect("request")).await
     }

@@ -94,7 +94,7 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 9] = [
+pub const ACTIONS: [&str; 12] = [
     "patient-search",
     "patient-read",
     "patient-everything",
@@ -103,6 +103,9 @@ pub const ACTIONS: [&str; 9] = [
     "read",
     "token",
     "consent",
+    "agreement-publish",
+    "agreement-approve",
+    "agreement-read",
     "unsupported",
 ];
 

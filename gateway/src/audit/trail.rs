@@ -102,6 +102,11 @@ impl AuditedCall {
         Arc::make_mut(&mut self.record).patient_id = Some(patient_id.to_owned());
     }
 
+    /// Sets the detail the intent record carries (what is about to be done, in identifiers).
+    pub fn describe(&mut self, detail: String) {
+        Arc::make_mut(&mut self.record).detail = detail;
+    }
+
     /// Writes the intent record. Nothing may be asked of a source before this succeeds.
     pub async fn intent(&mut self, sources: Arc<str>) -> Result<(), AuditError> {
         let record = Arc::make_mut(&mut self.record);

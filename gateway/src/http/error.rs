@@ -1,7 +1,7 @@
 //! The one place errors become HTTP responses.
 //!
 //! Handlers return [`ApiError`]; its `ResponseError` impl renders an OperationOutcome with the
-//! status chosen here. Domain errors ([`RecordError`], [`AuditError`]) become statuses here and
+//! status chosen here. Domain errors ([`RecordError`], [`AuditError`], [`GovernanceError`]) become statuses here and
 //! nowhere else, and their causes are logged here, once. The responder never logs (middleware does) and never includes upstream
 //! bodies or patient data: messages are written by us.
 
@@ -11,6 +11,7 @@ use actix_web::{HttpResponse, ResponseError};
 use tideway_profiles::{IssueSeverity, IssueType, OperationOutcome};
 
 use crate::audit::AuditError;
+use crate::governance::GovernanceError;
 use crate::record::RecordError;
 
 /// FHIR JSON media type.
@@ -234,6 +235,25 @@ impl From<RecordError> for ApiError {
             RecordError::Refused(_) => Self::forbidden(
                 "no sharing agreement in force grants this role and purpose of use at this organisation",
             ),
+        }
+    }
+}
+
+impl From<GovernanceError> for ApiError {
+    fn from(e: GovernanceError) -> Self {
+        let conflict =
+            |e: &GovernanceError| Self::new(StatusCode::CONFLICT, IssueType::Conflict, e.to_string());
+        match e {
+            GovernanceError::Invalid(_) => Self::invalid(e.to_string()),
+            GovernanceError::Stale { .. } => conflict(&e).at("version"),
+            GovernanceError::AlreadyApproved(_) | GovernanceError::NotAwaiting(_) => conflict(&e),
+            GovernanceError::NotController(_) => Self::forbidden(e.to_string()),
+            GovernanceError::NotFound => Self::not_found("no such sharing agreement version"),
+            GovernanceError::Ledger(cause) => {
+                tracing::error!(error = %cause, "sharing agreements could not be read");
+                Self::unavailable("the sharing agreements cannot be read; try again later")
+            }
+            GovernanceError::Audit(e) => e.into(),
         }
     }
 }

@@ -43,7 +43,14 @@ pub async fn request_id_and_log(
     };
     // The span names the request id only; the route is known after routing and is logged below.
     let span = tracing::info_span!("http.request", request_id = %id, method = %method);
-    let mut res = next.call(req).instrument(span).await?;
+    // One policy snapshot for the whole request, whatever approval lands meanwhile.
+    let policy =
+        req.app_data::<actix_web::web::Data<crate::state::AppState>>().map(|s| s.records.policy.clone());
+    let call = next.call(req).instrument(span);
+    let mut res = match policy {
+        Some(policy) => policy.pinned(call).await?,
+        None => call.await?,
+    };
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID, v);

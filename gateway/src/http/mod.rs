@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, request ids and access logging, content negotiation, and the
 //! OperationOutcome responder ([`error::ApiError`]).
 
+mod agreements;
 mod answer;
 pub mod call;
 mod consent;
@@ -16,6 +17,7 @@ mod patient_search;
 mod post;
 mod render;
 pub mod token;
+mod transparency;
 mod type_search;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -69,6 +71,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             readable(fhir("/Consent/{id}", "consent", "GET, HEAD, PUT"), consent::read)
                 .route(web::put().to(consent::update)),
         )
+        .service(readable(public("/transparency"), transparency::json))
+        .service(readable(public("/transparency.html"), transparency::html))
+        .service(
+            readable(fhir("/agreements", "agreement-read", "GET, HEAD, POST"), agreements::list)
+                .route(web::post().to(agreements::publish)),
+        )
+        .service(
+            fhir("/agreements/{id}/{version}/approve", "agreement-approve", "POST")
+                .route(web::post().to(agreements::approve)),
+        )
+        .service(readable(fhir("/agreements/{id}", "agreement-read", GET_HEAD), agreements::read))
         .service(readable(fhir("/{type}", "search", GET_HEAD), type_search::type_search))
         .service(
             readable(fhir("/{type}/_search", "search", GET_HEAD_POST), type_search::type_search)

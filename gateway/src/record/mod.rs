@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use tideway_adapters::{NormalisedResource, SourcePatient};
 use tideway_auth::Principal;
-use tideway_policy::{Ask, Decision, Directive, Policy, read_consent};
+use tideway_policy::{Ask, Decision, Directive, read_consent};
 use tideway_profiles::{NhsNumber, ResourceFacts};
 
 pub use error::RecordError;
@@ -78,7 +78,7 @@ pub struct RecordService {
     /// This replica's memory of the index and locator.
     pub memo: ReplicaMemo,
     /// The sharing agreements and code sets every answer is decided under.
-    pub policy: Arc<Policy>,
+    pub policy: Arc<crate::agreements::PolicyInForce>,
     /// Patients' consent directives.
     pub consents: Arc<dyn ConsentStore>,
 }
@@ -93,7 +93,7 @@ impl RecordService {
     /// anything about the patient is looked up, so the refusal is the same whether or not the
     /// patient exists.
     pub fn admit(&self, principal: &Principal) -> Result<(), RecordError> {
-        self.policy.admit(principal, today()).map_err(RecordError::Refused)
+        self.policy.current().admit(principal, today()).map_err(RecordError::Refused)
     }
 
     /// The one decision over `resources` for `principal`, today, under the patient's
@@ -105,7 +105,7 @@ impl RecordService {
         directives: &[Directive],
         resources: &[&ResourceFacts],
     ) -> Decision {
-        self.policy.decide(principal, ask, today(), directives, resources)
+        self.policy.current().decide(principal, ask, today(), directives, resources)
     }
 
     /// The patient's active consent directives: read from the store (or, when this process is
@@ -274,7 +274,8 @@ impl RecordService {
             includes.retain(|r| r.facts.references.iter().any(|x| named.contains(x)));
         }
         criteria.sort(&mut matches, |r| r.facts.as_ref());
-        matches.extend(includes.into_iter().filter(|r| self.policy.may_include(principal, &r.facts)));
+        matches
+            .extend(includes.into_iter().filter(|r| self.policy.current().may_include(principal, &r.facts)));
         Ok(RecordAnswer { resources: matches, notices, report })
     }
 

@@ -140,7 +140,7 @@ impl RecordService {
             .enumerate()
             .filter(|(j, r)| {
                 if bundle::is_included(r) {
-                    self.policy.may_include(principal, &r.facts)
+                    self.policy.current().may_include(principal, &r.facts)
                         && !r.facts.references.iter().any(|x| withheld.contains(x))
                 } else {
                     released[start + j]

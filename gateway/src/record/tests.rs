@@ -127,7 +127,7 @@ async fn fixture(sources: Vec<Arc<FakeSource>>) -> Fixture {
         base_url: "http://gw".into(),
         locator_max_age_secs: 3600,
         memo: super::ReplicaMemo::new(Duration::from_secs(3600), true),
-        policy: Arc::new(tideway_policy::Policy::examples([]).unwrap()),
+        policy: Arc::new(crate::agreements::PolicyInForce::examples(Vec::new()).unwrap()),
         consents: store.clone(),
     };
     Fixture { service, trail: AuditTrail::new(store.clone()), store, id }

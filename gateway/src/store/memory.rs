@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
-use super::{AuditLog, ConsentStore, ConsentVersion, PatientIndex, SourceLink, StoreError};
+use super::{
+    AgreementStore, Approval, AuditLog, ConsentStore, ConsentVersion, PatientIndex, PublishedVersion,
+    SourceLink, StoreError,
+};
 use crate::audit::{AuditError, AuditRecord, StoredAudit};
 
 /// A patient index, locator and audit log held in memory. `fail_audit` makes every append
@@ -18,6 +21,7 @@ pub struct MemoryStore {
     links: Mutex<HashMap<String, Vec<SourceLink>>>,
     audit: Mutex<Vec<StoredAudit>>,
     consents: Mutex<Vec<ConsentVersion>>,
+    agreements: Mutex<(Vec<PublishedVersion>, Vec<Approval>)>,
     /// When set, audit appends fail.
     pub fail_audit: AtomicBool,
 }
@@ -116,5 +120,37 @@ impl ConsentStore for MemoryStore {
         let mut out: Vec<ConsentVersion> = latest.into_values().cloned().collect();
         out.sort_by(|a, b| a.consent_id.cmp(&b.consent_id));
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl AgreementStore for MemoryStore {
+    async fn publish_agreement(&self, v: &PublishedVersion) -> Result<bool, StoreError> {
+        let mut all = self.agreements.lock().map_err(|_| poisoned("publish agreement"))?;
+        if all.0.iter().any(|p| p.agreement_id == v.agreement_id && p.version >= v.version) {
+            return Ok(false);
+        }
+        all.0.push(v.clone());
+        all.0.sort_by(|a, b| (&a.agreement_id, a.version).cmp(&(&b.agreement_id, b.version)));
+        Ok(true)
+    }
+
+    async fn approve_agreement(&self, a: &Approval) -> Result<bool, StoreError> {
+        let mut all = self.agreements.lock().map_err(|_| poisoned("approve agreement"))?;
+        let key = |x: &Approval| (x.agreement_id.clone(), x.version, x.ods_code.clone());
+        if all.1.iter().any(|x| key(x) == key(a)) {
+            return Ok(false);
+        }
+        all.1.push(a.clone());
+        all.1.sort_by_key(key);
+        Ok(true)
+    }
+
+    async fn published_agreements(&self) -> Result<Vec<PublishedVersion>, StoreError> {
+        Ok(self.agreements.lock().map_err(|_| poisoned("read agreement versions"))?.0.clone())
+    }
+
+    async fn agreement_approvals(&self) -> Result<Vec<Approval>, StoreError> {
+        Ok(self.agreements.lock().map_err(|_| poisoned("read agreement approvals"))?.1.clone())
     }
 }

@@ -1,5 +1,7 @@
 //! State kept by the gateway, one module per table group: the audit trail (`audit_log`), the
-//! patient index and record locator (`patients`), and used client-assertion ids (`replay`).
+//! patient index and record locator (`patients`), used client-assertion ids (`replay`), patients'
+//! consents (`consents`) and published sharing-agreement versions with their approvals
+//! (`agreements`).
 //! [`memory`] holds in-memory fakes of the traits the record service and audit trail use.
 //! SQLite by default (one file, no set-up), PostgreSQL to scale out.
 //!
@@ -31,6 +33,7 @@ macro_rules! on_pool {
     };
 }
 
+mod agreements;
 mod audit_log;
 #[cfg(test)]
 mod audit_tests;
@@ -41,6 +44,7 @@ mod patients;
 mod replay;
 
 pub use crate::audit::AuditLog;
+pub use agreements::{AgreementStore, Approval, PublishedVersion};
 pub use audit_log::PendingAudit;
 pub use audit_writer::SqliteAuditWriter;
 pub use consents::{ConsentStore, ConsentVersion};

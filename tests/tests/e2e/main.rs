@@ -11,6 +11,7 @@ mod cache;
 mod config;
 mod consent;
 mod federation;
+mod governance;
 mod headers;
 mod metrics;
 mod pipeline;

@@ -105,3 +105,76 @@ async fn consent_versions_are_kept_and_enforced_on_postgres() {
     assert_eq!(history.body["total"], 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn agreement_versions_and_approvals_round_trip_on_postgres() {
+    use tideway_gateway::store::{AgreementStore as _, Approval, PublishedVersion};
+    let app = TestApp::spawn(Options { boroughs: 1, store: StoreKind::Postgres, ..Options::default() }).await;
+    let store = &app.state.store;
+    let version = |v: i64| PublishedVersion {
+        agreement_id: "podiatry".into(),
+        version: v,
+        body: format!("version = {v}"),
+        published_by: "test-es/555021935199".into(),
+        published_org: "LBX01".into(),
+        published_at_us: 1_700_000_000_000_000 + v,
+    };
+    assert!(store.publish_agreement(&version(2)).await.unwrap());
+    assert!(!store.publish_agreement(&version(2)).await.unwrap(), "the same version twice");
+    assert!(!store.publish_agreement(&version(1)).await.unwrap(), "a lower version");
+    assert!(store.publish_agreement(&version(3)).await.unwrap());
+    assert_eq!(store.published_agreements().await.unwrap(), [version(2), version(3)]);
+    let approval = |ods: &str| Approval {
+        agreement_id: "podiatry".into(),
+        version: 3,
+        ods_code: ods.into(),
+        user_id: "555021935199".into(),
+        approved_at_us: 1_700_000_000_000_009,
+    };
+    assert!(store.approve_agreement(&approval("LBX02")).await.unwrap());
+    assert!(store.approve_agreement(&approval("LBX01")).await.unwrap());
+    assert!(!store.approve_agreement(&approval("LBX01")).await.unwrap(), "one approval per controller");
+    assert_eq!(store.agreement_approvals().await.unwrap(), [approval("LBX01"), approval("LBX02")]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_agreement_approved_on_one_replica_is_in_force_on_the_other_after_its_refresh() {
+    use tideway_auth::PurposeOfUse;
+    let app = TestApp::spawn(Options {
+        boroughs: 1,
+        store: StoreKind::Postgres,
+        policy_refresh_secs: 1,
+        ..Options::default()
+    })
+    .await;
+    let replica = app.spawn_replica().await;
+    let controller = app.token_for(&tideway_tests::user("LBX01", "R8000", PurposeOfUse::Treat)).await;
+    let text = tideway_policy::agreement::EXAMPLES[2].1.replace("version = 1", "version = 2");
+    let published = app.post_text("/agreements", Some(&controller), &text).await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let version_on = |body: &serde_json::Value| {
+        body["agreements"].as_array().unwrap().iter().find(|a| a["id"] == "podiatry").unwrap()["version"]
+            .as_u64()
+            .unwrap()
+    };
+    // Approved through the other replica: in force there at once...
+    let approve = format!("{}/agreements/podiatry/2/approve", replica.base_url);
+    let approved = app.post_text(&approve, Some(&controller), "").await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    assert_eq!(approved.body["state"], "in-force");
+    let there = app.get(&format!("{}/transparency", replica.base_url), None).await;
+    assert_eq!(version_on(&there.body), 2);
+    // ...and on the first once it has refreshed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let here = app.get("/transparency", None).await;
+        if version_on(&here.body) == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the first replica never applied podiatry@2");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    replica.handle.stop(true).await;
+    app.stop().await;
+}
