@@ -35,6 +35,9 @@ pub struct UserClaims {
     pub purpose: PurposeOfUse,
     /// The user's display name, if the client sends one.
     pub name: Option<String>,
+    /// Why the user is breaking the glass: required with purpose of use `ETREAT`, refused
+    /// otherwise. Sent as `extensions.ihe_iua.break_glass_reason`.
+    pub break_glass_reason: Option<String>,
 }
 
 /// Why a backend client could not be built or could not sign.
@@ -141,8 +144,13 @@ impl BackendClient {
             "subject_role": { "system": ROLE_CODE_SYSTEM, "code": user.role.as_str() },
             "purpose_of_use": { "system": PURPOSE_OF_USE_SYSTEM, "code": user.purpose.code() },
         });
-        if let (Some(name), Some(obj)) = (&user.name, iua.as_object_mut()) {
-            obj.insert("subject_name".to_owned(), Value::String(name.clone()));
+        if let Some(obj) = iua.as_object_mut() {
+            if let Some(name) = &user.name {
+                obj.insert("subject_name".to_owned(), Value::String(name.clone()));
+            }
+            if let Some(reason) = &user.break_glass_reason {
+                obj.insert("break_glass_reason".to_owned(), Value::String(reason.clone()));
+            }
         }
         json!({
             "iss": self.client_id,

@@ -89,6 +89,8 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// The access token's own id (for audit correlation).
     pub token_id: String,
+    /// Why the user broke the glass (purpose of use `ETREAT` only; always present then).
+    pub break_glass_reason: Option<String>,
 }
 
 impl Principal {

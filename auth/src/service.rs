@@ -177,6 +177,8 @@ struct AccessClaims {
     role: String,
     organisation: String,
     purpose_of_use: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    break_glass_reason: Option<String>,
     jti: String,
     iat: i64,
     exp: i64,
@@ -220,6 +222,7 @@ struct AssertedUser {
     role: RoleCode,
     organisation: OdsCode,
     purpose: PurposeOfUse,
+    break_glass_reason: Option<String>,
 }
 
 /// The `POST /token` form parameters we use.
@@ -520,6 +523,7 @@ impl TokenService {
             role: user.role.as_str().to_owned(),
             organisation: user.organisation.as_str().to_owned(),
             purpose_of_use: user.purpose.code().to_owned(),
+            break_glass_reason: user.break_glass_reason.clone(),
             jti: token_id.clone(),
             iat: now,
             // Lifetimes are validated to at most 3600, so this cannot wrap.
@@ -537,6 +541,7 @@ impl TokenService {
             purpose: user.purpose,
             scopes,
             token_id: token_id.clone(),
+            break_glass_reason: user.break_glass_reason.clone(),
         };
         Ok(TokenGrant {
             client_id: client_id.to_owned(),
@@ -568,14 +573,20 @@ impl TokenService {
             return Err(TokenError::Invalid);
         }
         let c = data.claims;
+        let purpose = PurposeOfUse::parse(&c.purpose_of_use).ok_or(TokenError::Invalid)?;
+        // Break-glass is never without its reason, and a reason never rides on another purpose.
+        if (purpose == PurposeOfUse::EmergencyTreat) != c.break_glass_reason.is_some() {
+            return Err(TokenError::Invalid);
+        }
         Ok(Principal {
             role: RoleCode::parse(&c.role).ok_or(TokenError::Invalid)?,
             organisation: OdsCode::parse(&c.organisation).map_err(|_| TokenError::Invalid)?,
-            purpose: PurposeOfUse::parse(&c.purpose_of_use).ok_or(TokenError::Invalid)?,
+            purpose,
             scopes: c.scope.split_ascii_whitespace().map(str::to_owned).collect(),
             client_id: c.client_id,
             user_id: c.sub,
             token_id: c.jti,
+            break_glass_reason: c.break_glass_reason,
         })
     }
 }
@@ -621,7 +632,39 @@ fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError>
     if iua.get("subject_name").is_some_and(|n| !n.is_string()) {
         return Err(OAuthError::invalid_request("extensions.ihe_iua.subject_name must be a string"));
     }
-    Ok(AssertedUser { user_id: user_id.to_owned(), role, organisation, purpose })
+    let break_glass_reason = break_glass_reason(iua, purpose)?;
+    Ok(AssertedUser { user_id: user_id.to_owned(), role, organisation, purpose, break_glass_reason })
+}
+
+/// The most a break-glass reason may say.
+const MAX_REASON_CHARS: usize = 500;
+
+/// `break_glass_reason`: mandatory with `ETREAT`, refused with any other purpose, plain text of
+/// at most [`MAX_REASON_CHARS`] characters without control characters (it goes to the audit
+/// trail and to the privacy officer).
+fn break_glass_reason(iua: &Value, purpose: PurposeOfUse) -> Result<Option<String>, OAuthError> {
+    let given = iua.get("break_glass_reason");
+    if purpose != PurposeOfUse::EmergencyTreat {
+        return match given {
+            None => Ok(None),
+            Some(_) => Err(OAuthError::invalid_request(
+                "extensions.ihe_iua.break_glass_reason is only for purpose of use ETREAT",
+            )),
+        };
+    }
+    given
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|r| {
+            !r.is_empty() && r.chars().count() <= MAX_REASON_CHARS && !r.chars().any(char::is_control)
+        })
+        .map(|r| Some(r.to_owned()))
+        .ok_or_else(|| {
+            OAuthError::invalid_request(
+                "break-glass (purpose of use ETREAT) needs extensions.ihe_iua.break_glass_reason: \
+                 a reason of 1 to 500 characters without control characters",
+            )
+        })
 }
 
 /// The `code` of a `{system, code}` member; both must be non-empty strings.

@@ -39,6 +39,7 @@ fn user() -> UserClaims {
         organisation: OdsCode::parse("F83004").unwrap(),
         purpose: PurposeOfUse::Treat,
         name: Some("Dr Ada Example".to_owned()),
+        break_glass_reason: None,
     }
 }
 

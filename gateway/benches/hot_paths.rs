@@ -259,6 +259,7 @@ fn bench_decide(c: &mut Criterion) {
         purpose: PurposeOfUse::Treat,
         scopes: vec!["system/*.read".into()],
         token_id: "t".into(),
+        break_glass_reason: None,
     };
     let consent = read_consent(&serde_json::json!({
         "resourceType": "Consent", "status": "active",

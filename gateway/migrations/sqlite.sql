@@ -67,3 +67,26 @@ CREATE TABLE IF NOT EXISTS agreement_approval (
     approved_at_us BIGINT NOT NULL,
     PRIMARY KEY (agreement_id, version, ods_code)
 );
+CREATE TABLE IF NOT EXISTS break_glass (
+    token_id     TEXT   NOT NULL PRIMARY KEY,
+    patient_id   TEXT   NOT NULL,
+    opened_at_us BIGINT NOT NULL,
+    ends_at_us   BIGINT NOT NULL,
+    user_name    TEXT   NOT NULL,
+    organisation TEXT   NOT NULL,
+    role         TEXT   NOT NULL,
+    reason       TEXT   NOT NULL,
+    request_id   TEXT   NOT NULL
+);
+CREATE TABLE IF NOT EXISTS privacy_alert (
+    alert_id     TEXT   NOT NULL PRIMARY KEY,
+    kind         TEXT   NOT NULL,
+    raised_at_us BIGINT NOT NULL,
+    patient_id   TEXT   NOT NULL,
+    user_name    TEXT   NOT NULL,
+    organisation TEXT   NOT NULL,
+    role         TEXT   NOT NULL,
+    reason       TEXT   NOT NULL,
+    request_id   TEXT   NOT NULL
+);
+CREATE INDEX IF NOT EXISTS privacy_alert_raised ON privacy_alert (raised_at_us);

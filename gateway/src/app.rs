@@ -153,6 +153,9 @@ impl Application {
             ),
             policy: policy.clone(),
             consents: Arc::new(store.clone()),
+            alerts: Arc::new(store.clone()),
+            break_glass_secs: settings.policy.break_glass_minutes.saturating_mul(60),
+            privacy_officers: settings.policy.privacy_office_codes().map_err(StartError::Policy)?,
         };
         let state = web::Data::new(AppState {
             audit: AuditTrail::new(Arc::new(store.clone())),

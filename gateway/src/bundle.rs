@@ -42,11 +42,28 @@ pub enum Notice {
     /// Information may be withheld under consent or sharing agreements. Every clinical answer
     /// carries it, whether or not anything was, so it reveals nothing.
     MayBeWithheld,
+    /// The requester broke the glass: the access is recorded with their reason, alerted to the
+    /// privacy officer, and valid for this patient until the session ends.
+    BrokeGlass {
+        /// When the break-glass session ends (microseconds since the epoch).
+        ends_at_us: i64,
+    },
 }
 
 /// The words of [`Notice::MayBeWithheld`].
 pub const MAY_BE_WITHHELD: &str = "Some information may be withheld from this answer under the patient's consent or \
      the sharing agreements that apply to this requester.";
+
+/// How a break-glass answer begins its notice (a contract: clients look for it).
+pub const BREAK_GLASS: &str = "Break-glass (emergency) access";
+
+/// An instant in microseconds since the epoch, as RFC 3339 to the second.
+fn instant(us: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(us / 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
 
 /// The OperationOutcome for a set of notices, or `None` when there is nothing to say.
 pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
@@ -83,6 +100,15 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
                 .with(IssueSeverity::Warning, IssueType::NotSupported, format!("search parameter '{name}' is not supported and was ignored"))
                 .at(name.clone()),
             Notice::MayBeWithheld => oo.with(IssueSeverity::Information, IssueType::Suppressed, MAY_BE_WITHHELD),
+            Notice::BrokeGlass { ends_at_us } => oo.with(
+                IssueSeverity::Warning,
+                IssueType::Security,
+                format!(
+                    "{BREAK_GLASS}: this access is recorded with your reason and the privacy officer is alerted; \
+                     it is valid for this patient until {}",
+                    instant(*ends_at_us)
+                ),
+            ),
         };
     }
     Some(oo.to_json())

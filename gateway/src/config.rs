@@ -206,16 +206,46 @@ pub struct PolicySettings {
     /// once; the others within this long.
     #[serde(default = "default_policy_refresh_secs")]
     pub refresh_secs: u64,
+    /// How long one break-glass session lasts, in minutes (default 30): the token is bound to
+    /// the first patient it opens and refused for that patient after this.
+    #[serde(default = "default_break_glass_minutes")]
+    pub break_glass_minutes: u64,
+    /// ODS codes of the organisations whose privacy officers (purpose of use `HOPERAT`) read the
+    /// alerts (`GET /alerts`) and run the policy simulator. Empty (the default): no one.
+    #[serde(default)]
+    pub privacy_officers: Vec<String>,
+}
+
+impl PolicySettings {
+    /// `privacy_officers` as ODS codes; a code that is not one stops the start.
+    pub fn privacy_office_codes(&self) -> Result<Vec<tideway_profiles::OdsCode>, String> {
+        self.privacy_officers
+            .iter()
+            .map(|c| {
+                tideway_profiles::OdsCode::parse(c)
+                    .map_err(|_| "policy.privacy_officers: not an ODS code".to_owned())
+            })
+            .collect()
+    }
 }
 
 impl Default for PolicySettings {
     fn default() -> Self {
-        Self { agreements_dir: None, refresh_secs: default_policy_refresh_secs() }
+        Self {
+            agreements_dir: None,
+            refresh_secs: default_policy_refresh_secs(),
+            break_glass_minutes: default_break_glass_minutes(),
+            privacy_officers: Vec::new(),
+        }
     }
 }
 
 fn default_policy_refresh_secs() -> u64 {
     5
+}
+
+fn default_break_glass_minutes() -> u64 {
+    30
 }
 
 /// `[pages]`.

@@ -520,24 +520,39 @@ fn demo_ready_file_names_personas_scenario_patients_and_from_dir_patients() {
     let (_, all) = http.get(&format!("{base}/Patient/{id}/$everything"), Some(&token("ooh-gp")), &[]);
     assert!(!codes_of(&all).contains("86406008"), "HIV reached the out-of-hours GP");
 
-    // The seeded consents: a dissent shares nothing, an explicit consent opens social care.
-    let record_for = |who: &str, scenario: &str| {
+    // The seeded consents and relationships, persona by persona: (status, entries released,
+    // the whole record's text). A patient withheld from a search is not found, as an absent one.
+    let record_for = |who: &str, scenario: &str| -> (u16, usize, String) {
         let nhs = ready["scenario_patients"][scenario].as_str().unwrap_or_else(|| panic!("{scenario}"));
         let (status, found) = find(who, nhs);
-        if status == 403 {
-            // The Patient itself is withheld from this requester: nothing is shared.
-            return 0;
+        if status != 200 {
+            return (status, 0, found.to_string());
         }
-        assert_eq!(status, 200, "{found}");
-        let id = entries(&found)[0]["resource"]["id"].as_str().unwrap().to_owned();
+        let Some(id) = entries(&found).iter().find_map(|e| e["resource"]["id"].as_str().map(str::to_owned))
+        else {
+            return (status, 0, found.to_string());
+        };
         let (status, all) = http.get(&format!("{base}/Patient/{id}/$everything"), Some(&token(who)), &[]);
-        assert_eq!(status, 200, "{all}");
-        entries(&all).iter().filter(|e| e["search"]["mode"] != "outcome").count()
+        (status, entries(&all).iter().filter(|e| e["search"]["mode"] != "outcome").count(), all.to_string())
     };
-    assert_eq!(record_for("ooh-gp", "dissented"), 0, "a dissent shares nothing");
-    assert!(record_for("ooh-gp", "no-consent") > 0, "implied consent for direct care");
-    assert!(record_for("social-worker", "explicit-consent-given") > 0, "explicit consent opens social care");
-    assert_eq!(record_for("social-worker", "no-consent"), 0, "social care needs explicit consent");
+    assert_eq!(record_for("registered-gp", "dissented").1, 0, "a dissent shares nothing");
+    assert!(record_for("registered-gp", "no-consent").1 > 0, "implied consent for direct care");
+    assert!(
+        record_for("social-worker", "explicit-consent-given").1 > 0,
+        "explicit consent opens social care"
+    );
+    let (status, _, refusal) = record_for("social-worker", "no-consent");
+    assert_eq!(status, 403, "social care needs a relationship, here the person's consent: {refusal}");
+    assert!(refusal.contains("relationship required; break-glass available"), "{refusal}");
+    // The out-of-hours GP has no open case for this patient; breaking the glass opens the
+    // record (marked, and alerted), and the token then serves that patient only.
+    assert_eq!(record_for("ooh-gp", "no-consent").0, 403);
+    let (status, released, text) = record_for("break-glass", "no-consent");
+    assert!(status == 200 && released > 0 && text.contains("Break-glass"), "{text}");
+    assert_eq!(record_for("break-glass", "dissented").0, 403, "one patient per break-glass token");
+    let (status, alerts) = http.get(&format!("{base}/alerts"), Some(&token("privacy-officer")), &[]);
+    assert_eq!(status, 200, "{alerts}");
+    assert!(alerts.to_string().contains("break-glass"), "{alerts}");
 
     // An organisation with no agreement is refused.
     let (status, oo) = find("no-relationship", sensitive);
@@ -551,6 +566,9 @@ fn demo_ready_file_names_personas_scenario_patients_and_from_dir_patients() {
     let (status, found) = find("registered-gp", nhs.as_str().unwrap());
     assert_eq!(status, 200, "{found}");
     assert_eq!(entries(&found)[0]["resource"]["resourceType"], "Patient");
+    // ... registered there: the Patient names the persona's practice by its ODS code.
+    let practice = personas["registered-gp"]["ods_code"].as_str().unwrap();
+    assert_eq!(entries(&found)[0]["resource"]["generalPractitioner"][0]["identifier"]["value"], practice);
 
     let status = demo.terminate(STOP_TIMEOUT);
     assert!(status.success(), "demo exited with {status}\n{}", demo.diagnostics());

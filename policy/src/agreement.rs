@@ -24,6 +24,20 @@ pub enum ConsentModel {
     ImpliedDirectCare,
 }
 
+/// Whether the agreement asks the requester to show a legitimate relationship with the patient.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RelationshipRule {
+    /// The requester must be caring for the patient (registered practice, an open encounter, an
+    /// active referral or episode of care, or the patient's consent naming them), or break the
+    /// glass. The default: an agreement that says nothing requires one.
+    #[default]
+    Required,
+    /// The agreement itself grants the relationship for the service it names (for example a
+    /// hospital whose EPR asserts the patient in front of the clinician).
+    Granted,
+}
+
 /// Whose data an agreement shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Controllers {
@@ -67,6 +81,8 @@ pub struct Agreement {
     pub roles: BTreeSet<String>,
     /// Purposes of use it grants.
     pub purposes: BTreeSet<PurposeOfUse>,
+    /// Whether a legitimate relationship with the patient must be shown.
+    pub relationship: RelationshipRule,
     /// Sections shared.
     pub sections: Sections,
     /// When non-empty, a clinical resource is shared only if it is classified by one of these
@@ -122,6 +138,8 @@ struct Recipients {
     organisations: Vec<Spanned<String>>,
     roles: Vec<Spanned<String>>,
     purposes: Vec<Spanned<String>>,
+    #[serde(default)]
+    relationship: RelationshipRule,
 }
 
 #[derive(Deserialize)]
@@ -272,6 +290,7 @@ pub fn parse_agreement(
         organisations,
         roles,
         purposes,
+        relationship: raw.recipients.relationship,
         sections,
         include: sets(&raw.record.include, "record.include", None)?,
         exclude: sets(&raw.record.exclude, "record.exclude", None)?,

@@ -251,7 +251,21 @@ fn within(period: Option<(Option<Date>, Option<Date>)>, day: Date) -> bool {
     period.is_none_or(|(start, end)| start.is_none_or(|s| s <= day) && end.is_none_or(|e| day <= e))
 }
 
+impl Directive {
+    /// Whether a provision in force today permits sharing with `organisation` by name: the
+    /// patient agreed, at the point of care, that this organisation may see their record.
+    pub fn names_permitted(&self, organisation: &OdsCode, today: Date) -> bool {
+        self.root.names_permitted(organisation, today)
+    }
+}
+
 impl Provision {
+    fn names_permitted(&self, organisation: &OdsCode, today: Date) -> bool {
+        within(self.period, today)
+            && ((self.kind == ProvisionType::Permit && self.actors.contains(organisation))
+                || self.exceptions.iter().any(|p| p.names_permitted(organisation, today)))
+    }
+
     /// Whether every condition this provision names matches.
     fn matches(&self, principal: &Principal, today: Date, facts: &ResourceFacts) -> bool {
         within(self.period, today)

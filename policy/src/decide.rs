@@ -10,6 +10,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::agreement::{self, Agreement, AgreementError, ConsentModel, Controllers, Sections};
 use crate::consent::{ConsentVerdict, Directive, consent_verdict};
+use crate::relationship::{self, Standing};
 use crate::terminology::{SetMask, Terminology, TerminologyError};
 use crate::{Ask, Decision, Reason, Verdict};
 
@@ -117,7 +118,7 @@ impl Policy {
         if self.granting(principal, today).next().is_some() { Ok(()) } else { Err(Refusal::NoAgreement) }
     }
 
-    fn granting<'a>(
+    pub(crate) fn granting<'a>(
         &'a self,
         principal: &'a Principal,
         today: Date,
@@ -148,7 +149,11 @@ impl Policy {
         consents: &[Directive],
         resources: &[&ResourceFacts],
     ) -> Decision {
-        let granting: Vec<(usize, &Agreement)> = self.granting(principal, today).collect();
+        let granting: Vec<(usize, &Agreement)> = self
+            .granting(principal, today)
+            .filter(|(_, a)| ask.standing.is_none_or(|s| relationship::applies(a.relationship, s)))
+            .collect();
+        let break_glass = ask.standing == Some(Standing::BreakGlass);
         let since = match ask.since.as_deref().map(|s| OffsetDateTime::parse(s, &Rfc3339)) {
             None => Ok(None),
             Some(Ok(t)) => Ok(Some(t)),
@@ -166,7 +171,7 @@ impl Policy {
                 let consent = consent_verdict(consents, principal, today, facts);
                 let decided = filtered.and_then(|()| match consent {
                     ConsentVerdict::Denied => Err(Reason::ConsentDenied),
-                    _ => self.shared(&granting, facts, consent, rule),
+                    _ => self.shared(&granting, facts, consent, break_glass, rule),
                 });
                 match decided {
                     Ok(()) => Verdict::Release,
@@ -186,6 +191,7 @@ impl Policy {
         granting: &[(usize, &Agreement)],
         facts: &ResourceFacts,
         consent: ConsentVerdict,
+        break_glass: bool,
         rule: &mut Option<u16>,
     ) -> Result<(), Reason> {
         if granting.is_empty() {
@@ -194,7 +200,7 @@ impl Policy {
         let mask = self.terminology.classify(facts);
         let mut first = None;
         for (position, (_, a)) in granting.iter().enumerate() {
-            match self.under(a, facts, mask, consent) {
+            match self.under(a, facts, mask, consent, break_glass) {
                 Ok(()) => return Ok(()),
                 Err(reason) if first.is_none() => first = Some((position, reason)),
                 Err(_) => {}
@@ -211,6 +217,7 @@ impl Policy {
         facts: &ResourceFacts,
         mask: SetMask,
         consent: ConsentVerdict,
+        break_glass: bool,
     ) -> Result<(), Reason> {
         if let Controllers::Only(parties) = &a.controllers {
             let controller = facts.source.as_ref().and_then(|s| self.controllers.get(s));
@@ -218,7 +225,11 @@ impl Policy {
                 return Err(Reason::Controller);
             }
         }
-        if a.consent_model == ConsentModel::Explicit && consent != ConsentVerdict::Permitted {
+        // Break-glass stands in for a consent not yet given, never for one refused (a refusal is
+        // `Denied`, decided before any agreement).
+        let consented =
+            consent == ConsentVerdict::Permitted || (break_glass && consent == ConsentVerdict::Silent);
+        if a.consent_model == ConsentModel::Explicit && !consented {
             return Err(Reason::ConsentRequired);
         }
         let section = facts.section.unwrap_or(Section::Unclassified);

@@ -15,6 +15,7 @@
 pub mod agreement;
 pub mod consent;
 mod decide;
+mod relationship;
 pub mod terminology;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,7 @@ use time::format_description::well_known::Rfc3339;
 pub use agreement::{Agreement, AgreementError, ConsentModel};
 pub use consent::{ConsentError, ConsentSummary, Directive, read_consent};
 pub use decide::{Policy, PolicyError, Refusal, WithheldCount};
+pub use relationship::Standing;
 pub use terminology::{Terminology, TerminologyError};
 
 /// What the requester asked for, as far as it narrows the answer. Kept with page snapshots so
@@ -34,6 +36,10 @@ pub struct Ask {
     types: Option<Vec<String>>,
     /// Only resources changed after this instant (`_since`), RFC 3339.
     since: Option<String>,
+    /// How the requester stands to the patient the answer is about, once shown; `None` for
+    /// what is about no patient (organisations, practitioners read by id). Agreements that
+    /// require a relationship apply only under a standing of the requester's own.
+    standing: Option<Standing>,
 }
 
 impl Ask {
@@ -52,6 +58,17 @@ impl Ask {
     pub fn changed_since(mut self, since: OffsetDateTime) -> Self {
         self.since = since.format(&Rfc3339).ok();
         self
+    }
+
+    /// Decided for a requester who stands so to the patient.
+    pub fn standing_as(mut self, standing: Standing) -> Self {
+        self.standing = Some(standing);
+        self
+    }
+
+    /// The standing the answer is decided under.
+    pub fn standing(&self) -> Option<Standing> {
+        self.standing
     }
 
     /// The types asked for, if narrowed.

@@ -37,6 +37,7 @@ pub(crate) fn person(org: &str, role: &str, purpose: PurposeOfUse) -> Principal 
         purpose,
         scopes: vec!["system/*.read".into()],
         token_id: "t".into(),
+        break_glass_reason: None,
     }
 }
 
@@ -64,6 +65,7 @@ fn principal(scopes: &[&str]) -> Principal {
         purpose: PurposeOfUse::Treat,
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         token_id: "t".into(),
+        break_glass_reason: None,
     }
 }
 
@@ -109,7 +111,7 @@ fn scopes_type_and_since_each_withhold_with_their_reason() {
 
 #[test]
 fn a_question_that_cannot_be_read_withholds_everything() {
-    let ask = Ask { types: None, since: Some("not an instant".into()) };
+    let ask = Ask { types: None, since: Some("not an instant".into()), standing: None };
     let f = facts("Condition", None);
     let d = decide(&principal(&["system/*.read"]), &ask, &[&f]);
     assert_eq!(d.verdicts(), [Verdict::Withhold(Reason::Undecidable)]);

@@ -121,6 +121,16 @@ pub struct ResourceFacts {
     /// clinically relevant date, value, status), or `None` when there is too little to tell:
     /// such resources are never merged.
     pub merge_key: Option<String>,
+    /// For an Organization: its ODS code (its identifier in the ODS system).
+    #[serde(default)]
+    pub ods_code: Option<String>,
+    /// The organisations this resource shows are caring for the patient now, each as
+    /// `ods:{code}` (a logical reference by ODS identifier) or `Organization/{id}`: a Patient's
+    /// registered practice (`generalPractitioner`), an unfinished Encounter's `serviceProvider`,
+    /// an active referral's `performer`, an active EpisodeOfCare's or CareTeam's
+    /// `managingOrganization`. What a legitimate relationship is established from.
+    #[serde(default)]
+    pub care_providers: Vec<String>,
 }
 
 /// `meta.source` prefix that names a registered source.
@@ -208,6 +218,10 @@ impl ResourceFacts {
             recorded_date: shape.as_ref().and_then(|s| text_at(s.recorded)),
             last_updated: text_at(&["/meta/lastUpdated"]),
             merge_key: merge_key(resource, &resource_type, &codes),
+            ods_code: (resource_type == "Organization")
+                .then(|| ods_identifier(resource.get("identifier")))
+                .flatten(),
+            care_providers: care_providers(resource, &resource_type),
             resource_type,
             codes,
             codings,
@@ -274,6 +288,51 @@ fn subject_of(resource: &Value) -> (Option<String>, bool) {
         Some(r) => (Some(r.to_owned()), false),
         None => (None, true),
     }
+}
+
+/// The ODS code among `identifier` (an Identifier or a list of them).
+fn ods_identifier(identifier: Option<&Value>) -> Option<String> {
+    let is_ods =
+        |i: &&Value| i.get("system").and_then(Value::as_str) == Some(crate::systems::ODS_ORGANIZATION_CODE);
+    let found = match identifier? {
+        Value::Array(items) => items.iter().find(is_ods),
+        one => Some(one).filter(is_ods),
+    };
+    found?.get("value").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Where each type names the organisation caring for the patient, and the statuses under
+/// which that care is current.
+fn care_providers(resource: &Value, resource_type: &str) -> Vec<String> {
+    let (field, current): (&str, &[&str]) = match resource_type {
+        "Patient" => ("generalPractitioner", &[]),
+        "Encounter" => ("serviceProvider", &["planned", "arrived", "triaged", "in-progress", "onleave"]),
+        "ServiceRequest" => ("performer", &["active"]),
+        "EpisodeOfCare" => ("managingOrganization", &["planned", "waitlist", "active"]),
+        "CareTeam" => ("managingOrganization", &["proposed", "active"]),
+        _ => return Vec::new(),
+    };
+    let status = resource.get("status").and_then(Value::as_str);
+    if !current.is_empty() && !status.is_some_and(|s| current.contains(&s)) {
+        return Vec::new();
+    }
+    let named = |r: &Value| -> Option<String> {
+        if let Some(ods) = ods_identifier(r.get("identifier")) {
+            return Some(format!("ods:{ods}"));
+        }
+        r.get("reference")
+            .and_then(Value::as_str)
+            .filter(|x| x.starts_with("Organization/"))
+            .map(str::to_owned)
+    };
+    let mut out: Vec<String> = match resource.get(field) {
+        Some(Value::Array(items)) => items.iter().filter_map(named).collect(),
+        Some(one) => named(one).into_iter().collect(),
+        None => Vec::new(),
+    };
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn codings_of(concept: &Value) -> Vec<Coding> {
@@ -407,6 +466,30 @@ mod tests {
         assert_eq!(f.source.as_deref(), Some("camden"));
         assert_eq!(f.references, ["Encounter/s.e1", "Observation/s.o1", "Patient/pabc"]);
         assert!(f.merge_key.is_some());
+    }
+
+    #[test]
+    fn care_providers_are_the_organisations_caring_now_and_organisations_know_their_ods_code() {
+        let ods = |v: &str| json!({"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": v});
+        let org = json!({"resourceType": "Organization", "id": "o1", "identifier": [ods("F80001")]});
+        assert_eq!(ResourceFacts::of(&org).ods_code.as_deref(), Some("F80001"));
+        let patient = json!({"resourceType": "Patient", "id": "p", "generalPractitioner": [{"reference": "Organization/o1"}]});
+        assert_eq!(ResourceFacts::of(&patient).care_providers, ["Organization/o1"]);
+        let mut referral = json!({"resourceType": "ServiceRequest", "id": "s", "status": "active",
+            "performer": [{"identifier": ods("YPOD1")}, {"reference": "Practitioner/x"}]});
+        assert_eq!(ResourceFacts::of(&referral).care_providers, ["ods:YPOD1"]);
+        referral["status"] = json!("completed");
+        assert!(
+            ResourceFacts::of(&referral).care_providers.is_empty(),
+            "a finished referral is no relationship"
+        );
+        let mut visit = json!({"resourceType": "Encounter", "id": "e", "status": "in-progress",
+            "serviceProvider": {"identifier": ods("YOOH1")}});
+        assert_eq!(ResourceFacts::of(&visit).care_providers, ["ods:YOOH1"]);
+        visit["status"] = json!("finished");
+        assert!(ResourceFacts::of(&visit).care_providers.is_empty());
+        let condition = ResourceFacts::of(&condition());
+        assert!(condition.care_providers.is_empty() && condition.ods_code.is_none());
     }
 
     #[test]

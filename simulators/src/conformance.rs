@@ -179,6 +179,7 @@ fn expected_entries(record: &PatientRecord) -> Vec<(&'static str, String, Option
     add("Observation", record.observations.iter().map(|e| (&e.id, &e.last_updated)).collect());
     add("Immunization", record.immunisations.iter().map(|e| (&e.id, &e.last_updated)).collect());
     add("Procedure", record.procedures.iter().map(|e| (&e.id, &e.last_updated)).collect());
+    add("ServiceRequest", record.referrals.iter().map(|e| (&e.id, &e.last_updated)).collect());
     out
 }
 

@@ -158,9 +158,36 @@ pub struct Encounter {
     pub end: String,
     /// Ids of the problems it was for (its `reasonReference`), when recorded.
     pub reasons: Vec<String>,
+    /// When the encounter is still open with another service: that service's ODS code (its
+    /// `serviceProvider`; the encounter is then `in-progress` and has no end).
+    pub open_with: Option<&'static str>,
     /// When the borough last changed the entry, RFC 3339.
     pub last_updated: String,
 }
+
+/// A referral to another service, still open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referral {
+    /// The borough's id for the entry.
+    pub id: String,
+    /// The service referred to, by ODS code (its `performer`).
+    pub to: &'static str,
+    /// Why (SNOMED CT), with the problem it is for.
+    pub reason: Concept,
+    /// Id of the problem it is for (its `reasonReference`).
+    pub problem: String,
+    /// Made, `YYYY-MM-DD`.
+    pub authored: String,
+    /// When the borough last changed the entry, RFC 3339.
+    pub last_updated: String,
+}
+
+/// ODS code of the region's out-of-hours GP service (the demo's `ooh-gp` persona).
+pub const OUT_OF_HOURS_SERVICE: &str = "YOOH1";
+/// ODS code of the region's podiatry service.
+pub const PODIATRY_SERVICE: &str = "YPOD1";
+/// ODS code of the region's mental-health service.
+pub const MENTAL_HEALTH_SERVICE: &str = "YMH01";
 
 /// An active, confirmed problem-list entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,6 +346,8 @@ pub struct PatientRecord {
     pub immunisations: Vec<Immunisation>,
     /// Procedures.
     pub procedures: Vec<Procedure>,
+    /// Open referrals to other services.
+    pub referrals: Vec<Referral>,
 }
 
 impl PatientRecord {
@@ -332,6 +361,7 @@ impl PatientRecord {
             + self.observations.len()
             + self.immunisations.len()
             + self.procedures.len()
+            + self.referrals.len()
     }
 }
 
@@ -510,6 +540,7 @@ impl Population {
                     start: format!("{day}T09:00:00Z"),
                     end: format!("{day}T09:20:00Z"),
                     reasons: Vec::new(),
+                    open_with: None,
                     last_updated: timestamp(&mut g),
                 }
             })
@@ -622,6 +653,7 @@ impl Population {
             observations,
             immunisations,
             procedures,
+            referrals: Vec::new(),
         };
         // Scenario entries are recorded by the home borough only, from their own stream, so
         // every other draw (and every other patient) stays exactly as it was.
@@ -679,10 +711,12 @@ impl Population {
 pub enum Scenario {
     /// HIV (SNOMED CT, and CTV3 on the older entry), chlamydia and counselling for termination
     /// of pregnancy, recorded in one sexual-health encounter whose reasons are those problems;
-    /// and a referral for substance-misuse intervention.
+    /// and a referral for substance-misuse intervention. The patient's call to the out-of-hours
+    /// service is open (an in-progress encounter with it).
     Sensitive,
     /// Type 2 diabetes with a diabetic foot ulcer and an ingrowing nail, an HbA1c result, and
-    /// depression (which podiatry must not see).
+    /// depression (which podiatry must not see); open referrals to the podiatry service for
+    /// the ulcer and to the mental-health service for the depression.
     PodiatryDiabetic,
 }
 
@@ -734,10 +768,20 @@ impl Scenario {
             start: format!("{day}T14:00:00Z"),
             end: format!("{day}T14:30:00Z"),
             reasons,
+            open_with: None,
             last_updated: timestamp(g),
         });
         match self {
             Self::Sensitive => {
+                record.encounters.push(Encounter {
+                    id: format!("{local}-enc-s-ooh"),
+                    kind: ENCOUNTER_TYPES[0],
+                    start: format!("{day}T22:40:00Z"),
+                    end: String::new(),
+                    reasons: Vec::new(),
+                    open_with: Some(OUT_OF_HOURS_SERVICE),
+                    last_updated: timestamp(g),
+                });
                 for (i, (code, display)) in [
                     ("10383002", "Counseling for termination of pregnancy"),
                     ("1048221000000107", "Referral for specialist substance misuse intervention"),
@@ -754,16 +798,32 @@ impl Scenario {
                     });
                 }
             }
-            Self::PodiatryDiabetic => record.observations.push(Observation {
-                id: format!("{local}-obs-s0"),
-                code: concept(OBSERVATIONS[2].0, OBSERVATIONS[2].1),
-                value: format!("{}.0", 50 + g.below(30)),
-                unit: OBSERVATIONS[2].2,
-                encounter,
-                effective: format!("{day}T14:10:00Z"),
-                sample: None,
-                last_updated: timestamp(g),
-            }),
+            Self::PodiatryDiabetic => {
+                record.observations.push(Observation {
+                    id: format!("{local}-obs-s0"),
+                    code: concept(OBSERVATIONS[2].0, OBSERVATIONS[2].1),
+                    value: format!("{}.0", 50 + g.below(30)),
+                    unit: OBSERVATIONS[2].2,
+                    encounter,
+                    effective: format!("{day}T14:10:00Z"),
+                    sample: None,
+                    last_updated: timestamp(g),
+                });
+                // For the foot ulcer and the depression, the problems drawn above.
+                for (i, (to, problem)) in
+                    [(PODIATRY_SERVICE, 1), (MENTAL_HEALTH_SERVICE, 3)].into_iter().enumerate()
+                {
+                    let p = &record.problems[first + problem];
+                    record.referrals.push(Referral {
+                        id: format!("{local}-ref-s{i}"),
+                        to,
+                        reason: p.snomed,
+                        problem: p.id.clone(),
+                        authored: day.clone(),
+                        last_updated: timestamp(g),
+                    });
+                }
+            }
         }
     }
 }

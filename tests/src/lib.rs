@@ -154,10 +154,18 @@ pub fn clinician() -> UserClaims {
         organisation: OdsCode::parse("RJ122").unwrap(),
         purpose: PurposeOfUse::Treat,
         name: Some("Dr Test".to_owned()),
+        break_glass_reason: None,
     }
 }
 
-/// A user with this national RBAC role, at this organisation, for this purpose of use.
+/// The organisation whose privacy officers (`HOPERAT`) the test gateways trust.
+pub const PRIVACY_OFFICE: &str = "YPRIV";
+
+/// The break-glass reason [`user`] gives with purpose of use `ETREAT`.
+pub const BREAK_GLASS_REASON: &str = "Unconscious patient brought in; no one can consent for them";
+
+/// A user with this national RBAC role, at this organisation, for this purpose of use (with
+/// [`BREAK_GLASS_REASON`] when the purpose is `ETREAT`).
 pub fn user(org: &str, role: &str, purpose: PurposeOfUse) -> UserClaims {
     UserClaims {
         user_id: "555021935199".to_owned(),
@@ -165,6 +173,7 @@ pub fn user(org: &str, role: &str, purpose: PurposeOfUse) -> UserClaims {
         organisation: OdsCode::parse(org).unwrap(),
         purpose,
         name: None,
+        break_glass_reason: (purpose == PurposeOfUse::EmergencyTreat).then(|| BREAK_GLASS_REASON.to_owned()),
     }
 }
 
@@ -291,7 +300,11 @@ impl TestApp {
                 max_per_principal: opts.pages_per_principal,
                 ..PageSettings::default()
             },
-            policy: PolicySettings { refresh_secs: opts.policy_refresh_secs, ..PolicySettings::default() },
+            policy: PolicySettings {
+                refresh_secs: opts.policy_refresh_secs,
+                privacy_officers: vec![PRIVACY_OFFICE.to_owned()],
+                ..PolicySettings::default()
+            },
             telemetry: TelemetrySettings::default(),
             sources,
         };

@@ -94,7 +94,7 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 12] = [
+pub const ACTIONS: [&str; 14] = [
     "patient-search",
     "patient-read",
     "patient-everything",
@@ -106,6 +106,8 @@ pub const ACTIONS: [&str; 12] = [
     "agreement-publish",
     "agreement-approve",
     "agreement-read",
+    "alerts",
+    "policy-simulate",
     "unsupported",
 ];
 

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -14,8 +15,11 @@ use tideway_auth::client::{BackendClient, UserClaims};
 use tideway_auth::config::{AuthConfig, ClientConfig};
 use tideway_auth::{PurposeOfUse, RoleCode};
 use tideway_profiles::OdsCode;
+use tideway_simulators::fhir_r4::from_dir::FromDir;
 use tideway_simulators::fhir_r4::simulator::{self, PopulationSpec, RunningSimulator, SimulatorConfig};
-use tideway_simulators::population::{Population, Scenario};
+use tideway_simulators::population::{
+    MENTAL_HEALTH_SERVICE, OUT_OF_HOURS_SERVICE, PODIATRY_SERVICE, Population, Scenario,
+};
 
 use super::faults::{CliError, FaultArgs};
 use crate::config::{
@@ -67,16 +71,32 @@ fn random_secret() -> SecretString {
 /// The demo's users: `(name, role, ODS code, purpose of use)`. Each gets a token through the
 /// real `/token` flow; the organisations are the example agreements' (`policy/agreements/`).
 const PERSONAS: [(&str, &str, &str, PurposeOfUse); 8] = [
-    ("ooh-gp", "R8000", "YOOH1", PurposeOfUse::Treat),
-    ("registered-gp", "R8000", "F80001", PurposeOfUse::Treat),
-    ("podiatrist", "R8003", "YPOD1", PurposeOfUse::Treat),
-    ("mental-health", "R8001", "YMH01", PurposeOfUse::Treat),
+    ("ooh-gp", "R8000", OUT_OF_HOURS_SERVICE, PurposeOfUse::Treat),
+    ("registered-gp", "R8000", REGISTERED_PRACTICE, PurposeOfUse::Treat),
+    ("podiatrist", "R8003", PODIATRY_SERVICE, PurposeOfUse::Treat),
+    ("mental-health", "R8001", MENTAL_HEALTH_SERVICE, PurposeOfUse::Treat),
     ("social-worker", "R8003", "YLA01", PurposeOfUse::CareCoordination),
     // An organisation no agreement names.
     ("no-relationship", "R8000", "YNONE", PurposeOfUse::Treat),
-    ("break-glass", "R8000", "YOOH1", PurposeOfUse::EmergencyTreat),
-    ("privacy-officer", "R8000", "YPRIV", PurposeOfUse::Operations),
+    ("break-glass", "R8000", OUT_OF_HOURS_SERVICE, PurposeOfUse::EmergencyTreat),
+    ("privacy-officer", "R8000", PRIVACY_OFFICE, PurposeOfUse::Operations),
 ];
+
+/// The `registered-gp` persona's practice, where the `--from-dir` patients are registered.
+const REGISTERED_PRACTICE: &str = "F80001";
+
+/// The region's privacy office (the `privacy-officer` persona's organisation).
+const PRIVACY_OFFICE: &str = "YPRIV";
+
+/// The bundles of `dir`, every patient registered at [`REGISTERED_PRACTICE`].
+async fn registered_at_demo_practice(dir: &std::path::Path) -> Result<FromDir, CliError> {
+    let dir = dir.to_owned();
+    let loaded = tokio::task::spawn_blocking(move || FromDir::load(&dir))
+        .await
+        .map_err(|e| format!("--from-dir: {e}"))?
+        .map_err(|e| format!("--from-dir: {e}"))?;
+    Ok(loaded.register_all_at(REGISTERED_PRACTICE))
+}
 
 /// One demo user with a token.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -148,7 +168,7 @@ impl Demo {
             Some(dir) => {
                 let sim = simulator::start(SimulatorConfig {
                     bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-                    population: PopulationSpec::FromDir(dir.clone()),
+                    population: PopulationSpec::Loaded(Arc::new(registered_at_demo_practice(dir).await?)),
                     faults: args.faults.resolve(args.seed.wrapping_add(args.boroughs as u64))?,
                 })
                 .await?;
@@ -211,7 +231,10 @@ impl Demo {
             federation: FederationSettings::default(),
             cache: CacheSettings::default(),
             pages: PageSettings::default(),
-            policy: PolicySettings::default(),
+            policy: PolicySettings {
+                privacy_officers: vec![PRIVACY_OFFICE.to_owned()],
+                ..PolicySettings::default()
+            },
             telemetry: TelemetrySettings::default(),
             sources,
         };
@@ -323,6 +346,8 @@ impl TokenFlow<'_> {
             organisation: OdsCode::parse(ods)?,
             purpose,
             name: Some("Demo User".to_owned()),
+            break_glass_reason: (purpose == PurposeOfUse::EmergencyTreat)
+                .then(|| "Demo: patient collapsed at home; unable to give consent".to_owned()),
         };
         let res = self
             .http

@@ -43,11 +43,10 @@ pub async fn record_page(
         });
         return call.respond(body, 0, outcome_of(report.is_partial()), report.to_detail()).await;
     }
-    let page =
-        match records.first_page(&call.audit, &call.principal, &ask, answer, &params.ignored, count).await {
-            Ok(p) => p,
-            Err(e) => return Err(call.fail(e).await),
-        };
+    let page = match records.first_page(&call.audit, &call.principal, answer, &params.ignored, count).await {
+        Ok(p) => p,
+        Err(e) => return Err(call.fail(e).await),
+    };
     let body = page_body(&state.base_url, &self_link, &page);
     call.respond(body, page.entries.len(), outcome_of(report.is_partial()), report.to_detail()).await
 }

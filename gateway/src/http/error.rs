@@ -191,6 +191,10 @@ impl From<AuditError> for ApiError {
     }
 }
 
+/// The one refusal for a requester with no legitimate relationship, whether or not the patient
+/// exists (a contract: clients and tests match on it).
+pub const RELATIONSHIP_REQUIRED: &str = "relationship required; break-glass available";
+
 impl From<RecordError> for ApiError {
     fn from(e: RecordError) -> Self {
         match e {
@@ -235,6 +239,20 @@ impl From<RecordError> for ApiError {
             RecordError::Refused(_) => Self::forbidden(
                 "no sharing agreement in force grants this role and purpose of use at this organisation",
             ),
+            RecordError::RelationshipRequired => Self::forbidden(RELATIONSHIP_REQUIRED),
+            RecordError::BreakGlassElsewhere => Self::forbidden(
+                "this break-glass token is bound to another patient; break the glass again for this one",
+            ),
+            RecordError::BreakGlassEnded => {
+                Self::forbidden("this break-glass access has ended; break the glass again if still needed")
+            }
+            RecordError::NotPrivacyOfficer => Self::forbidden(
+                "only a privacy officer (purpose of use HOPERAT) of an organisation trusted as a privacy office may",
+            ),
+            RecordError::Alerts(cause) => {
+                tracing::error!(error = %cause, "break-glass could not be recorded");
+                Self::unavailable("break-glass access could not be recorded; nothing is released")
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! OperationOutcome responder ([`error::ApiError`]).
 
 mod agreements;
+mod alerts;
 mod answer;
 pub mod call;
 mod consent;
@@ -82,6 +83,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(agreements::approve)),
         )
         .service(readable(fhir("/agreements/{id}", "agreement-read", GET_HEAD), agreements::read))
+        .service(readable(fhir("/alerts", "alerts", GET_HEAD), alerts::alerts))
         .service(readable(fhir("/{type}", "search", GET_HEAD), type_search::type_search))
         .service(
             readable(fhir("/{type}/_search", "search", GET_HEAD_POST), type_search::type_search)

@@ -59,6 +59,22 @@ pub enum RecordError {
     /// No sharing agreement lets this requester read records.
     #[error("no sharing agreement grants this requester")]
     Refused(tideway_policy::Refusal),
+    /// The requester shows no legitimate relationship with the patient, and no agreement grants
+    /// one: the same answer whether or not the patient exists.
+    #[error("relationship required")]
+    RelationshipRequired,
+    /// This break-glass token is already bound to another patient.
+    #[error("break-glass is bound to another patient")]
+    BreakGlassElsewhere,
+    /// This token's break-glass session has ended.
+    #[error("break-glass has ended")]
+    BreakGlassEnded,
+    /// The break-glass session or its alert could not be stored: nothing is released.
+    #[error("break-glass could not be recorded: {0}")]
+    Alerts(StoreError),
+    /// Only a trusted privacy office's officers may read alerts or run the policy simulator.
+    #[error("not a privacy officer")]
+    NotPrivacyOfficer,
     /// The page link was made for someone else.
     #[error("page link belongs to another principal")]
     PageOwner,
@@ -83,6 +99,11 @@ impl RecordError {
             Self::BadConsent(_) => "bad-consent",
             Self::ConsentForbidden => "consent-forbidden",
             Self::ConsentConflict => "consent-conflict",
+            Self::RelationshipRequired => "relationship-required",
+            Self::BreakGlassElsewhere => "break-glass-other-patient",
+            Self::BreakGlassEnded => "break-glass-ended",
+            Self::Alerts(_) => "alert-store",
+            Self::NotPrivacyOfficer => "not-privacy-officer",
         }
     }
 }

@@ -13,15 +13,18 @@ mod error;
 mod locate;
 mod memo;
 mod paging;
+mod privacy;
 mod report;
 mod shared;
+mod standing;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use tideway_adapters::SourceRecord;
 use tideway_adapters::{NormalisedResource, SourcePatient};
 use tideway_auth::Principal;
-use tideway_policy::{Ask, Decision, Directive, read_consent};
+use tideway_policy::{Ask, Decision, Directive, Standing, read_consent};
 use tideway_profiles::{NhsNumber, ResourceFacts};
 
 pub use error::RecordError;
@@ -36,7 +39,7 @@ use crate::merge::{SourceResources, merge_with};
 use crate::pages::PageStore;
 use crate::search::Criteria;
 use crate::sources::{Federation, SourceAnswer};
-use crate::store::{ConsentStore, PatientIndex, StoreError};
+use crate::store::{AlertStore, ConsentStore, PatientIndex, StoreError};
 use report::SourceReport;
 
 /// What a Patient look-up found.
@@ -59,6 +62,24 @@ pub struct RecordAnswer {
     pub notices: Vec<Notice>,
     /// The per-source report and decision counts for the audit trail.
     pub report: SourceReport,
+    /// The question as decided, with the requester's standing: page links replay it.
+    pub ask: Ask,
+}
+
+/// Every source's answer for one patient's record, before any decision.
+struct Fetched {
+    /// The sources that answered, with their records.
+    records: Vec<(tideway_adapters::SourceId, Arc<SourceRecord>)>,
+    /// Sources that could not answer, and what sources rejected.
+    notices: Vec<Notice>,
+    report: SourceReport,
+}
+
+impl Fetched {
+    /// The facts of every resource of every source, in order.
+    fn facts(&self) -> Vec<&ResourceFacts> {
+        self.records.iter().flat_map(|(_, r)| r.resources.iter().map(|x| x.facts.as_ref())).collect()
+    }
 }
 
 /// The read pipeline and what it needs.
@@ -81,6 +102,13 @@ pub struct RecordService {
     pub policy: Arc<crate::agreements::PolicyInForce>,
     /// Patients' consent directives.
     pub consents: Arc<dyn ConsentStore>,
+    /// Break-glass sessions and the privacy officer's alerts.
+    pub alerts: Arc<dyn AlertStore>,
+    /// How long one break-glass session lasts.
+    pub break_glass_secs: u64,
+    /// Organisations whose privacy officers (`HOPERAT`) read consents and alerts and run the
+    /// policy simulator.
+    pub privacy_officers: Vec<tideway_profiles::OdsCode>,
 }
 
 impl RecordService {
@@ -130,6 +158,12 @@ impl RecordService {
         Ok(out)
     }
 
+    /// Whether `principal` is a privacy officer of an organisation the gateway trusts as one.
+    pub fn is_privacy_officer(&self, principal: &Principal) -> bool {
+        principal.purpose == tideway_auth::PurposeOfUse::Operations
+            && self.privacy_officers.contains(&principal.organisation)
+    }
+
     /// Registry ids of every source as a JSON array, for the audit trail.
     pub fn source_ids(&self) -> Arc<str> {
         self.federation.source_ids_json()
@@ -149,10 +183,39 @@ impl RecordService {
         call.intent(self.source_ids()).await?;
         let directives = self.directives(&gateway_id).await?;
         let answer = self.find_everywhere(nhs, &gateway_id, call.request_id()).await?;
-        if answer.0.is_some() {
-            self.remember(nhs, &gateway_id, &answer.1).await?;
+        if answer.0.is_none() {
+            // Absent, to a requester who must show a relationship, looks as present would.
+            if self.must_show_relationship(principal) {
+                return Err(RecordError::RelationshipRequired);
+            }
+            return self.patient_answer(principal, &directives, Ask::everything(), answer);
         }
-        self.patient_answer(principal, &directives, answer)
+        self.remember(nhs, &gateway_id, &answer.1).await?;
+        let (ask, notices) = self.stand(call, principal, nhs, &gateway_id, &directives).await?;
+        let mut found = self.patient_answer(principal, &directives, ask, answer)?;
+        found.notices.extend(notices);
+        Ok(found)
+    }
+
+    /// The question for a Patient look-up, with the requester's standing: granted by an
+    /// agreement without fetching, or shown from the patient's record (fetched through the
+    /// cache, so the `$everything` that usually follows costs nothing more).
+    async fn stand(
+        &self,
+        call: &AuditedCall,
+        principal: &Principal,
+        nhs: &NhsNumber,
+        id: &str,
+        directives: &[Directive],
+    ) -> Result<(Ask, Vec<Notice>), RecordError> {
+        let mut notices = Vec::new();
+        if self.policy.current().grants_relationship(principal, today()) {
+            return Ok((Ask::everything().standing_as(Standing::Agreement), notices));
+        }
+        let fetched = self.fetch(nhs, id, call.request_id(), principal).await?;
+        let standing =
+            self.establish(call, principal, id, directives, &fetched.facts(), &mut notices).await?;
+        Ok((Ask::everything().standing_as(standing), notices))
     }
 
     /// Reads the patient behind a published id from every source.
@@ -166,12 +229,28 @@ impl RecordService {
         let directives = self.directives(id).await?;
         let answer = self.find_everywhere(&nhs, id, call.request_id()).await?;
         if answer.0.is_none() {
-            return Err(RecordError::NotHeld);
+            return Err(self.absent(principal));
         }
         if let Err(e) = self.remember(&nhs, id, &answer.1).await {
             tracing::error!(error = %e, "patient index could not be written");
         }
-        self.patient_answer(principal, &directives, answer)
+        let (ask, notices) = self.stand(call, principal, &nhs, id, &directives).await?;
+        let mut found = self.patient_answer(principal, &directives, ask, answer)?;
+        if found.patient.is_none() {
+            return Err(RecordError::Withheld);
+        }
+        found.notices.extend(notices);
+        Ok(found)
+    }
+
+    /// The answer for a patient no source holds: to a requester who must show a relationship,
+    /// the same refusal as for a present patient.
+    fn absent(&self, principal: &Principal) -> RecordError {
+        if self.must_show_relationship(principal) {
+            RecordError::RelationshipRequired
+        } else {
+            RecordError::NotHeld
+        }
     }
 
     /// Everything the sources hold for the patient that `principal` may see in answer to `ask`,
@@ -187,39 +266,15 @@ impl RecordService {
     ) -> Result<RecordAnswer, RecordError> {
         let nhs = self.open(call, principal, id).await?;
         let directives = self.directives(id).await?;
-        let overall = self.federation.deadline();
-        let located = self.locate(&nhs, id, call.request_id(), overall).await?;
-        let answers = self.federation.fetch_records(&located.targets, call.request_id(), overall).await;
-        let errors: Vec<_> = located
-            .failed
-            .iter()
-            .filter_map(|a| a.result.as_ref().err())
-            .chain(answers.iter().filter_map(|a| a.result.as_ref().err()))
-            .collect();
-        let answered = answers.iter().filter(|a| a.result.is_ok()).count();
-        if let Some(e) = locate::all_failed(&errors, answered) {
-            return Err(e);
-        }
-        if answered == 0 {
-            return Err(RecordError::NotHeld);
-        }
-        let mut notices: Vec<Notice> = located.failed.iter().filter_map(Notice::of_failure).collect();
-        notices.extend(answers.iter().filter_map(Notice::of_failure));
-        let mut report = SourceReport::of_records(&answers);
-        let records: Vec<_> = answers
-            .iter()
-            .filter_map(|a| a.result.as_ref().ok().map(|r| (a.source.clone(), r.clone())))
-            .collect();
-        for (source, record) in &records {
-            notices.extend(Notice::of_rejections(source, &record.rejected));
-        }
-        if !notices.is_empty() {
-            report.mark_partial();
-        }
-        // The one decision for this answer, over every source's resources at once.
+        let Fetched { records, mut notices, mut report } =
+            self.fetch(&nhs, id, call.request_id(), principal).await?;
         let facts: Vec<&ResourceFacts> =
             records.iter().flat_map(|(_, r)| r.resources.iter().map(|x| x.facts.as_ref())).collect();
-        let decision = self.decide(principal, ask, &directives, &facts);
+        let standing = self.establish(call, principal, id, &directives, &facts, &mut notices).await?;
+        report.standing(standing);
+        let ask = ask.clone().standing_as(standing);
+        // The one decision for this answer, over every source's resources at once.
+        let decision = self.decide(principal, &ask, &directives, &facts);
         report.withheld(&decision, &facts);
         // Every clinical answer says the same, whether or not anything was withheld.
         notices.push(Notice::MayBeWithheld);
@@ -276,7 +331,48 @@ impl RecordService {
         criteria.sort(&mut matches, |r| r.facts.as_ref());
         matches
             .extend(includes.into_iter().filter(|r| self.policy.current().may_include(principal, &r.facts)));
-        Ok(RecordAnswer { resources: matches, notices, report })
+        Ok(RecordAnswer { resources: matches, notices, report, ask })
+    }
+
+    /// Every source's record for the patient, through the locator and the cache; failures
+    /// become notices, and no source holding the patient is [`Self::absent`].
+    async fn fetch(
+        &self,
+        nhs: &NhsNumber,
+        id: &str,
+        request_id: &str,
+        principal: &Principal,
+    ) -> Result<Fetched, RecordError> {
+        let overall = self.federation.deadline();
+        let located = self.locate(nhs, id, request_id, overall).await?;
+        let answers = self.federation.fetch_records(&located.targets, request_id, overall).await;
+        let errors: Vec<_> = located
+            .failed
+            .iter()
+            .filter_map(|a| a.result.as_ref().err())
+            .chain(answers.iter().filter_map(|a| a.result.as_ref().err()))
+            .collect();
+        let answered = answers.iter().filter(|a| a.result.is_ok()).count();
+        if let Some(e) = locate::all_failed(&errors, answered) {
+            return Err(e);
+        }
+        if answered == 0 {
+            return Err(self.absent(principal));
+        }
+        let mut notices: Vec<Notice> = located.failed.iter().filter_map(Notice::of_failure).collect();
+        notices.extend(answers.iter().filter_map(Notice::of_failure));
+        let mut report = SourceReport::of_records(&answers);
+        let records: Vec<_> = answers
+            .iter()
+            .filter_map(|a| a.result.as_ref().ok().map(|r| (a.source.clone(), r.clone())))
+            .collect();
+        for (source, record) in &records {
+            notices.extend(Notice::of_rejections(source, &record.rejected));
+        }
+        if !notices.is_empty() {
+            report.mark_partial();
+        }
+        Ok(Fetched { records, notices, report })
     }
 
     /// Admits the requester, resolves a published id and writes the audit intent for that
@@ -288,7 +384,14 @@ impl RecordService {
         id: &str,
     ) -> Result<NhsNumber, RecordError> {
         self.admit(principal)?;
-        let nhs = self.resolve(id).await?;
+        let nhs = match self.resolve(id).await {
+            Err(RecordError::UnknownPatient | RecordError::NotHeld)
+                if self.must_show_relationship(principal) =>
+            {
+                return Err(RecordError::RelationshipRequired);
+            }
+            other => other?,
+        };
         call.about_patient(id);
         call.intent(self.source_ids()).await?;
         Ok(nhs)
@@ -318,15 +421,21 @@ impl RecordService {
         &self,
         principal: &Principal,
         directives: &[Directive],
-        (patient, answers): FoundPatient,
+        ask: Ask,
+        (mut patient, answers): FoundPatient,
     ) -> Result<PatientAnswer, RecordError> {
         let mut report = SourceReport::of_patients(&answers);
+        if let Some(standing) = ask.standing() {
+            report.standing(standing);
+        }
         if let Some(p) = &patient {
             let facts = [p.facts.as_ref()];
-            let decision = self.decide(principal, &Ask::everything(), directives, &facts);
+            let decision = self.decide(principal, &ask, directives, &facts);
             report.withheld(&decision, &facts);
             if !decision.releases(0) {
-                return Err(RecordError::Withheld);
+                // A patient withheld from this requester is not found, as an unknown one is not,
+                // so a search does not tell a dissent from an absence.
+                patient = None;
             }
         }
         let mut notices: Vec<Notice> = answers.iter().filter_map(Notice::of_failure).collect();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tideway_adapters::NormalisedResource;
 use tideway_auth::Principal;
-use tideway_policy::{Ask, Directive, Verdict};
+use tideway_policy::{Ask, Directive, Standing, Verdict};
 use tideway_profiles::ResourceFacts;
 
 use super::{RecordAnswer, RecordError, RecordService};
@@ -42,7 +42,6 @@ impl RecordService {
         &self,
         call: &AuditedCall,
         principal: &Principal,
-        ask: &Ask,
         answer: RecordAnswer,
         extra: &[Notice],
         count: usize,
@@ -59,7 +58,7 @@ impl RecordService {
                 outcome: outcome.clone(),
                 page_size: count,
                 patient_id: call.patient_id().map(str::to_owned),
-                ask: ask.clone(),
+                ask: answer.ask.clone(),
             });
             Some(self.pages.insert(snapshot, &self.base_url, count).await?)
         } else {
@@ -93,6 +92,11 @@ impl RecordService {
             Some(p) => self.directives(p).await?,
             None => Arc::new(Vec::new()),
         };
+        // Break-glass pages are still for that patient only, and only while the session lasts.
+        if snapshot.ask.standing() == Some(Standing::BreakGlass) {
+            let patient = snapshot.patient_id.as_deref().ok_or(RecordError::RelationshipRequired)?;
+            self.recheck_break_glass(call, principal, patient).await?;
+        }
         let (entries, withheld) = self.replay(principal, &snapshot.ask, &directives, all, start..end);
         let next_link = (end < all.len()).then(|| self.pages.link(&self.base_url, token, end));
         Ok(Page {

@@ -44,6 +44,10 @@ pub struct SourceReport {
     withheld_by: Vec<WithheldCount>,
     #[serde(skip_serializing_if = "Option::is_none")]
     merged_duplicates: Option<usize>,
+    /// How the requester stood to the patient (`registered-practice`, `care`, `consent`,
+    /// `agreement`, `break-glass`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    standing: Option<&'static str>,
     #[serde(skip)]
     partial: bool,
 }
@@ -74,6 +78,7 @@ impl SourceReport {
             agreements: Vec::new(),
             withheld_by: Vec::new(),
             merged_duplicates: None,
+            standing: None,
             partial: answers.iter().any(|a| a.result.is_err()),
         }
     }
@@ -111,6 +116,11 @@ impl SourceReport {
         self.withheld = Some(decision.withheld_counts().into_iter().map(|(r, n)| (r.code(), n)).collect());
         self.agreements = decision.agreements().to_vec();
         self.withheld_by = decision.withheld_detail(facts);
+    }
+
+    /// Adds how the requester stood to the patient.
+    pub fn standing(&mut self, standing: tideway_policy::Standing) {
+        self.standing = Some(standing.code());
     }
 
     /// Adds how many duplicates were folded into another source's entry.

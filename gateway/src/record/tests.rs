@@ -100,6 +100,7 @@ fn principal(scopes: &[&str]) -> Principal {
         purpose: PurposeOfUse::Treat,
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         token_id: "t".into(),
+        break_glass_reason: None,
     }
 }
 
@@ -129,6 +130,9 @@ async fn fixture(sources: Vec<Arc<FakeSource>>) -> Fixture {
         memo: super::ReplicaMemo::new(Duration::from_secs(3600), true),
         policy: Arc::new(crate::agreements::PolicyInForce::examples(Vec::new()).unwrap()),
         consents: store.clone(),
+        alerts: store.clone(),
+        break_glass_secs: 1800,
+        privacy_officers: Vec::new(),
     };
     Fixture { service, trail: AuditTrail::new(store.clone()), store, id }
 }
@@ -237,7 +241,7 @@ async fn later_pages_are_only_for_their_owner_and_follow_the_question_asked() {
     let mut call = f.trail.begin("r1", "patient-everything", None);
     let answer = f.service.record(&mut call, &p, &f.id, &ask, &Criteria::default()).await.unwrap();
     assert_eq!(answer.resources.len(), 5, "the Patient is not a Condition");
-    let first = f.service.first_page(&call, &p, &ask, answer, &[], 2).await.unwrap();
+    let first = f.service.first_page(&call, &p, answer, &[], 2).await.unwrap();
     assert_eq!(first.entries.len(), 2);
     let link = first.next_link.unwrap();
     let token = link.split("id=").nth(1).unwrap().split('&').next().unwrap().to_owned();

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 
 use super::{
-    AgreementStore, Approval, AuditLog, ConsentStore, ConsentVersion, PatientIndex, PublishedVersion,
-    SourceLink, StoreError,
+    AgreementStore, AlertStore, Approval, AuditLog, BreakGlass, ConsentStore, ConsentVersion, PatientIndex,
+    PrivacyAlert, PublishedVersion, SourceLink, StoreError,
 };
 use crate::audit::{AuditError, AuditRecord, StoredAudit};
 
@@ -22,6 +22,8 @@ pub struct MemoryStore {
     audit: Mutex<Vec<StoredAudit>>,
     consents: Mutex<Vec<ConsentVersion>>,
     agreements: Mutex<(Vec<PublishedVersion>, Vec<Approval>)>,
+    break_glass: Mutex<Vec<BreakGlass>>,
+    alerts: Mutex<Vec<PrivacyAlert>>,
     /// When set, audit appends fail.
     pub fail_audit: AtomicBool,
 }
@@ -152,5 +154,43 @@ impl AgreementStore for MemoryStore {
 
     async fn agreement_approvals(&self) -> Result<Vec<Approval>, StoreError> {
         Ok(self.agreements.lock().map_err(|_| poisoned("read agreement approvals"))?.1.clone())
+    }
+}
+
+#[async_trait]
+impl AlertStore for MemoryStore {
+    async fn open_break_glass(&self, session: &BreakGlass) -> Result<BreakGlass, StoreError> {
+        let mut sessions = self.break_glass.lock().map_err(|_| poisoned("open break-glass"))?;
+        if let Some(open) = sessions.iter().find(|s| s.token_id == session.token_id) {
+            return Ok(open.clone());
+        }
+        self.alerts.lock().map_err(|_| poisoned("raise alert"))?.push(PrivacyAlert {
+            alert_id: format!("a{}", sessions.len()),
+            kind: "break-glass".into(),
+            raised_at_us: session.opened_at_us,
+            patient_id: session.patient_id.clone(),
+            user: session.user.clone(),
+            organisation: session.organisation.clone(),
+            role: session.role.clone(),
+            reason: session.reason.clone(),
+            request_id: session.request_id.clone(),
+        });
+        sessions.push(session.clone());
+        Ok(session.clone())
+    }
+
+    async fn alerts(
+        &self,
+        patient_id: Option<&str>,
+        since_us: i64,
+        limit: i64,
+    ) -> Result<Vec<PrivacyAlert>, StoreError> {
+        let all = self.alerts.lock().map_err(|_| poisoned("read alerts"))?;
+        Ok(all
+            .iter()
+            .filter(|a| a.raised_at_us >= since_us && patient_id.is_none_or(|p| a.patient_id == p))
+            .take(usize::try_from(limit).unwrap_or(0))
+            .cloned()
+            .collect())
     }
 }

@@ -34,6 +34,7 @@ macro_rules! on_pool {
 }
 
 mod agreements;
+mod alerts;
 mod audit_log;
 #[cfg(test)]
 mod audit_tests;
@@ -45,6 +46,7 @@ mod replay;
 
 pub use crate::audit::AuditLog;
 pub use agreements::{AgreementStore, Approval, PublishedVersion};
+pub use alerts::{AlertStore, BreakGlass, PrivacyAlert};
 pub use audit_log::PendingAudit;
 pub use audit_writer::SqliteAuditWriter;
 pub use consents::{ConsentStore, ConsentVersion};

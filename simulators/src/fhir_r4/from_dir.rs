@@ -222,6 +222,22 @@ impl FromDir {
         Ok(out)
     }
 
+    /// Registers every patient at the practice with ODS code `ods`: each Patient's
+    /// `generalPractitioner` becomes that practice, referenced by its ODS identifier (the
+    /// bundles' own practices are usually fictional).
+    pub fn register_all_at(mut self, ods: &str) -> Self {
+        for p in &mut self.patients {
+            let resources = Arc::make_mut(&mut p.resources);
+            if let Some(obj) = resources.first_mut().and_then(Value::as_object_mut) {
+                obj.insert(
+                    "generalPractitioner".into(),
+                    json!([{"type": "Organization", "identifier": {"system": systems::ODS_ORGANIZATION_CODE, "value": ods}}]),
+                );
+            }
+        }
+        self
+    }
+
     /// Every patient, in file-name order.
     pub fn patients(&self) -> &[DirPatient] {
         &self.patients

@@ -26,12 +26,15 @@ pub fn resources(record: &PatientRecord) -> Vec<Value> {
         let mut r = json!({
             "resourceType": "Encounter",
             "id": e.id,
-            "status": "finished",
+            "status": if e.open_with.is_some() { "in-progress" } else { "finished" },
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory"},
             "type": [{"coding": [snomed(e.kind)]}],
             "subject": subject,
-            "period": {"start": e.start, "end": e.end}
+            "period": if e.open_with.is_some() { json!({"start": e.start}) } else { json!({"start": e.start, "end": e.end}) }
         });
+        if let (Some(ods), Some(obj)) = (e.open_with, r.as_object_mut()) {
+            obj.insert("serviceProvider".into(), organisation_by_ods(ods));
+        }
         if let (false, Some(obj)) = (e.reasons.is_empty(), r.as_object_mut()) {
             let reasons: Vec<Value> =
                 e.reasons.iter().map(|c| json!({"reference": format!("Condition/{c}")})).collect();
@@ -144,7 +147,32 @@ pub fn resources(record: &PatientRecord) -> Vec<Value> {
         });
         out.push(with_meta(r, &p.last_updated));
     }
+    for f in &record.referrals {
+        let r = json!({
+            "resourceType": "ServiceRequest",
+            "id": f.id,
+            "status": "active",
+            "intent": "order",
+            "category": [{"coding": [snomed(REFERRAL)]}],
+            "code": {"coding": [snomed(REFERRAL)]},
+            "subject": subject,
+            "authoredOn": f.authored,
+            "performer": [organisation_by_ods(f.to)],
+            "reasonCode": [{"coding": [snomed(f.reason)]}],
+            "reasonReference": [{"reference": format!("Condition/{}", f.problem)}]
+        });
+        out.push(with_meta(r, &f.last_updated));
+    }
     out
+}
+
+/// SNOMED CT 3457005 |Patient referral|: the code and category of every referral.
+const REFERRAL: Concept = Concept { code: "3457005", display: "Patient referral" };
+
+/// A logical reference to an organisation by its ODS code (as UK Core references services the
+/// borough does not hold a resource for).
+fn organisation_by_ods(ods: &str) -> Value {
+    json!({"type": "Organization", "identifier": {"system": systems::ODS_ORGANIZATION_CODE, "value": ods}})
 }
 
 /// The record's Patient resource alone (what a search by NHS number answers).
@@ -231,7 +259,7 @@ mod tests {
     /// The digest of the drawn entries alone (scenario entries taken out again).
     const GOLDEN: (usize, u64) = (2_009_831, 17_127_478_703_908_412_282);
     /// The digest of whole records, scenario entries included.
-    const GOLDEN_WITH_SCENARIOS: (usize, u64) = (2_125_121, 10_940_656_313_032_800_234);
+    const GOLDEN_WITH_SCENARIOS: (usize, u64) = (2_155_406, 4_123_216_395_793_402_878);
 
     fn pop() -> Population {
         Population::new(42, 6, 200)
@@ -273,6 +301,7 @@ mod tests {
                 record.problems.retain(|e| !scenario(&e.id));
                 record.procedures.retain(|e| !scenario(&e.id));
                 record.observations.retain(|e| !scenario(&e.id));
+                record.referrals.retain(|e| !scenario(&e.id));
                 drawn.extend(serde_json::to_vec(&resources(&record)).unwrap());
             }
         }

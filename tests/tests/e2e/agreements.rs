@@ -177,9 +177,12 @@ async fn social_care_gets_nothing_while_its_agreement_waits_for_explicit_consent
     let clinician = app.token().await;
     let nhs = app.population.scenario_patients(Scenario::Sensitive, 1)[0].as_str().to_owned();
     let id = app.patient_id(&clinician, &nhs).await;
+    // No consent names the team and no referral or episode does: no relationship, and the
+    // refusal is the one an absent patient gets.
     let all = app.get(&format!("/Patient/{id}/$everything"), Some(&social_worker)).await;
-    assert_eq!(all.status, 200, "{}", all.body);
-    assert_eq!(all.released(), 0, "nothing flows before consent: {}", all.body);
-    assert!(all.says_may_be_withheld());
+    assert_eq!(all.status, 403, "{}", all.body);
+    assert_eq!(all.body["issue"][0]["diagnostics"], "relationship required; break-glass available");
+    let absent = app.get("/Patient/p0000000000000000000000000000000/$everything", Some(&social_worker)).await;
+    assert_eq!((absent.status, &absent.body), (all.status, &all.body));
     app.stop().await;
 }

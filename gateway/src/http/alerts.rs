@@ -1,0 +1,59 @@
+//! `GET /alerts`: the privacy officer's alerts (break-glass), as a searchset Bundle of FHIR
+//! `Communication`s, oldest first. Parameters: `patient` (a gateway patient id), `_since` (an
+//! instant) and `_count` (1 to 1000, default 100). Audited like any read.
+
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::call::FhirCall;
+use super::error::ApiError;
+use crate::audit::AuditOutcome;
+
+/// The most alerts one answer holds.
+const MAX_ALERTS: i64 = 1000;
+
+/// `GET /alerts`
+pub async fn alerts(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (mut call, params) = call.params(&req, &["patient", "_since", "_count"]).await?;
+    let read = || -> Result<(Option<String>, i64, i64), ApiError> {
+        let patient = params.one("patient")?.map(str::to_owned);
+        let since = match params.one("_since")? {
+            None => 0,
+            Some(s) => OffsetDateTime::parse(s, &Rfc3339)
+                .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX))
+                .map_err(|_| ApiError::invalid("_since must be an instant (RFC 3339)").at("_since"))?,
+        };
+        let count = match params.one("_count")? {
+            None => 100,
+            Some(c) => c.parse::<i64>().ok().filter(|n| (1..=MAX_ALERTS).contains(n)).ok_or_else(|| {
+                ApiError::invalid("_count must be a whole number from 1 to 1000").at("_count")
+            })?,
+        };
+        Ok((patient, since, count))
+    };
+    let (patient, since, count) = match read() {
+        Ok(v) => v,
+        Err(e) => return Err(call.refuse(e, "bad-request").await),
+    };
+    let state = call.state.clone();
+    let found = match state
+        .records
+        .privacy_alerts(&mut call.audit, &call.principal, patient.as_deref(), since, count)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => return Err(call.fail(e).await),
+    };
+    let entry: Vec<_> = found
+        .iter()
+        .map(|c| {
+            let id = c["id"].as_str().unwrap_or_default();
+            json!({"fullUrl": format!("{}/alerts/{id}", state.base_url), "resource": c, "search": {"mode": "match"}})
+        })
+        .collect();
+    let body = json!({"resourceType": "Bundle", "type": "searchset", "total": found.len(), "entry": entry});
+    let detail = json!({"alerts": found.len()}).to_string();
+    call.respond(body.to_string().into_bytes(), found.len(), AuditOutcome::Success, detail).await
+}

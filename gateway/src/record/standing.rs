@@ -1,0 +1,97 @@
+//! Legitimate relationship and break-glass, between fetching a record and deciding on it.
+//!
+//! A requester whom no agreement grants a relationship must show one in the record (registered
+//! practice, an open encounter, an active referral or episode of care) or in the patient's
+//! consent, or break the glass; otherwise the answer is [`RecordError::RelationshipRequired`],
+//! whether or not the patient exists. Breaking the glass opens one session per token, bound to
+//! the first patient and ending after `break_glass_secs`, and raises the privacy officer's alert
+//! in the same transaction; nothing is released until both are stored.
+
+use tideway_auth::{Principal, PurposeOfUse};
+use tideway_policy::{Directive, Standing};
+use tideway_profiles::ResourceFacts;
+use time::OffsetDateTime;
+
+use super::{RecordError, RecordService, today};
+use crate::audit::AuditedCall;
+use crate::bundle::Notice;
+use crate::store::BreakGlass;
+
+impl RecordService {
+    /// Whether `principal` must show a relationship: no agreement granting them grants one, and
+    /// they are not breaking the glass. Such a requester is refused alike for absent patients.
+    pub(super) fn must_show_relationship(&self, principal: &Principal) -> bool {
+        principal.purpose != PurposeOfUse::EmergencyTreat
+            && !self.policy.current().grants_relationship(principal, today())
+    }
+
+    /// How `principal` stands to the patient `patient_id`, whose record is `record`; a
+    /// break-glass standing is opened (or found open) and its notice added to `notices`.
+    pub(super) async fn establish(
+        &self,
+        call: &AuditedCall,
+        principal: &Principal,
+        patient_id: &str,
+        directives: &[Directive],
+        record: &[&ResourceFacts],
+        notices: &mut Vec<Notice>,
+    ) -> Result<Standing, RecordError> {
+        let standing = self
+            .policy
+            .current()
+            .standing(principal, today(), directives, record)
+            .ok_or(RecordError::RelationshipRequired)?;
+        if standing == Standing::BreakGlass {
+            let session = self.break_glass(call, principal, patient_id).await?;
+            notices.push(Notice::BrokeGlass { ends_at_us: session.ends_at_us });
+        }
+        Ok(standing)
+    }
+
+    /// The token's break-glass session for this patient, opened now if it is the first use.
+    async fn break_glass(
+        &self,
+        call: &AuditedCall,
+        principal: &Principal,
+        patient_id: &str,
+    ) -> Result<BreakGlass, RecordError> {
+        // The token service never issues ETREAT without a reason; fail closed if one did.
+        let reason = principal.break_glass_reason.clone().ok_or(RecordError::RelationshipRequired)?;
+        let now_us = micros(OffsetDateTime::now_utc());
+        let length_us = i64::try_from(self.break_glass_secs).unwrap_or(i64::MAX).saturating_mul(1_000_000);
+        let wanted = BreakGlass {
+            token_id: principal.token_id.clone(),
+            patient_id: patient_id.to_owned(),
+            opened_at_us: now_us,
+            ends_at_us: now_us.saturating_add(length_us),
+            user: format!("{}/{}", principal.client_id, principal.user_id),
+            organisation: principal.organisation.as_str().to_owned(),
+            role: principal.role.as_str().to_owned(),
+            reason,
+            request_id: call.request_id().to_owned(),
+        };
+        let session = self.alerts.open_break_glass(&wanted).await.map_err(RecordError::Alerts)?;
+        if session.patient_id != patient_id {
+            return Err(RecordError::BreakGlassElsewhere);
+        }
+        if now_us > session.ends_at_us {
+            return Err(RecordError::BreakGlassEnded);
+        }
+        Ok(session)
+    }
+
+    /// A later page decided under break-glass: still for the session's patient and in its time.
+    pub(super) async fn recheck_break_glass(
+        &self,
+        call: &AuditedCall,
+        principal: &Principal,
+        patient_id: &str,
+    ) -> Result<(), RecordError> {
+        self.break_glass(call, principal, patient_id).await.map(drop)
+    }
+}
+
+/// Microseconds since the epoch.
+pub(crate) fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
