@@ -17,6 +17,7 @@ mod patient_read;
 mod patient_search;
 mod post;
 mod render;
+mod simulate;
 pub mod token;
 mod transparency;
 mod type_search;
@@ -84,6 +85,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(readable(fhir("/agreements/{id}", "agreement-read", GET_HEAD), agreements::read))
         .service(readable(fhir("/alerts", "alerts", GET_HEAD), alerts::alerts))
+        .service(readable(fhir("/policy/simulate", "policy-simulate", GET_HEAD), simulate::simulate))
         .service(readable(fhir("/{type}", "search", GET_HEAD), type_search::type_search))
         .service(
             readable(fhir("/{type}/_search", "search", GET_HEAD_POST), type_search::type_search)

@@ -30,6 +30,7 @@ use tideway_profiles::{NhsNumber, ResourceFacts};
 pub use error::RecordError;
 pub use memo::ReplicaMemo;
 pub use paging::Page;
+pub use privacy::Hypothesis;
 pub use shared::SHARED_TYPES;
 
 use crate::audit::AuditedCall;

@@ -55,3 +55,125 @@ fn communication(a: &PrivacyAlert) -> Value {
         )}]
     })
 }
+
+/// Who the policy simulator asks about: a role at an organisation, for a purpose.
+#[derive(Debug, Clone)]
+pub struct Hypothesis {
+    /// National RBAC role.
+    pub role: tideway_auth::RoleCode,
+    /// ODS code of the organisation.
+    pub organisation: tideway_profiles::OdsCode,
+    /// Purpose of use (`ETREAT` simulates breaking the glass, without opening a session).
+    pub purpose: tideway_auth::PurposeOfUse,
+}
+
+impl Hypothesis {
+    /// The requester it describes, with every read scope (the simulator asks what the
+    /// agreements and consent allow, not what one client's scopes do).
+    fn principal(&self) -> Principal {
+        Principal {
+            client_id: "policy-simulator".into(),
+            user_id: "simulated".into(),
+            role: self.role.clone(),
+            organisation: self.organisation.clone(),
+            purpose: self.purpose,
+            scopes: vec!["system/*.read".into()],
+            token_id: "simulated".into(),
+            break_glass_reason: (self.purpose == tideway_auth::PurposeOfUse::EmergencyTreat)
+                .then(|| "simulated".to_owned()),
+        }
+    }
+}
+
+impl RecordService {
+    /// What `who` would receive of the record of the patient with NHS number `nhs`, and why the
+    /// rest would be withheld, as a FHIR `Parameters` of counts: by section and source for what
+    /// would be released; by reason, agreement, section and source for what would not. Nothing
+    /// of the record itself is in the answer. Asked by a privacy officer, audited as theirs.
+    pub async fn simulate(
+        &self,
+        call: &mut AuditedCall,
+        officer: &Principal,
+        nhs: &tideway_profiles::NhsNumber,
+        who: &Hypothesis,
+    ) -> Result<Value, RecordError> {
+        if !self.is_privacy_officer(officer) {
+            return Err(RecordError::NotPrivacyOfficer);
+        }
+        let hypothetical = who.principal();
+        let today = super::today();
+        let policy = self.policy.current();
+        let mut out = Vec::new();
+        if policy.admit(&hypothetical, today).is_err() {
+            out.push(json!({"name": "admitted", "valueBoolean": false}));
+            out.push(json!({"name": "refusal", "valueString": "no sharing agreement in force grants this role and purpose of use at this organisation"}));
+            call.intent("[]".into()).await?;
+            return Ok(parameters(out));
+        }
+        out.push(json!({"name": "admitted", "valueBoolean": true}));
+        let id = self.ids.id_for(nhs);
+        call.about_patient(&id);
+        call.intent(self.source_ids()).await?;
+        let directives = self.directives(&id).await?;
+        let fetched = match self.fetch(nhs, &id, call.request_id(), officer).await {
+            Ok(f) => f,
+            // Absent (to a requester who must show a relationship, absence reads as a refusal).
+            Err(RecordError::NotHeld | RecordError::RelationshipRequired) => {
+                out.push(json!({"name": "found", "valueBoolean": false}));
+                return Ok(parameters(out));
+            }
+            Err(e) => return Err(e),
+        };
+        out.push(json!({"name": "found", "valueBoolean": true}));
+        let facts = fetched.facts();
+        let Some(standing) = policy.standing(&hypothetical, today, &directives, &facts) else {
+            out.push(
+                json!({"name": "refusal", "valueString": "relationship required; break-glass available"}),
+            );
+            return Ok(parameters(out));
+        };
+        out.push(json!({"name": "standing", "valueCode": standing.code()}));
+        let ask = tideway_policy::Ask::everything().standing_as(standing);
+        let decision = policy.decide(&hypothetical, &ask, today, &directives, &facts);
+        for label in decision.agreements() {
+            out.push(json!({"name": "agreement", "valueString": label}));
+        }
+        let mut released: std::collections::BTreeMap<(String, String), usize> = Default::default();
+        for f in decision.released(&facts) {
+            *released.entry((section_code(f.section), f.source.clone().unwrap_or_default())).or_default() +=
+                1;
+        }
+        for ((section, source), count) in released {
+            out.push(json!({"name": "released", "part": [
+                {"name": "section", "valueCode": section},
+                {"name": "source", "valueString": source},
+                {"name": "count", "valueInteger": count}
+            ]}));
+        }
+        for w in decision.withheld_detail(&facts) {
+            let mut part = vec![json!({"name": "reason", "valueCode": w.reason})];
+            if let Some(a) = &w.agreement {
+                part.push(json!({"name": "agreement", "valueString": a}));
+            }
+            part.push(json!({"name": "section", "valueCode": section_code(Some(w.section))}));
+            if let Some(s) = &w.source {
+                part.push(json!({"name": "source", "valueString": s}));
+            }
+            part.push(json!({"name": "count", "valueInteger": w.count}));
+            out.push(json!({"name": "withheld", "part": part}));
+        }
+        Ok(parameters(out))
+    }
+}
+
+fn parameters(parameter: Vec<Value>) -> Value {
+    json!({"resourceType": "Parameters", "parameter": parameter})
+}
+
+/// A section's agreement-file name (`unclassified` when the resource has none).
+fn section_code(section: Option<tideway_profiles::Section>) -> String {
+    serde_json::to_value(section.unwrap_or(tideway_profiles::Section::Unclassified))
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -19,5 +19,6 @@ mod postgres;
 mod replicas;
 mod schema;
 mod search;
+mod simulator;
 mod surface;
 mod synthea;
