@@ -10,6 +10,15 @@ use crate::bundle::Notice;
 /// Parameters every FHIR interaction accepts and that never change the result's content.
 const ALWAYS_ALLOWED: &[&str] = &["_format", "_pretty"];
 
+/// Parameters that reach other resources than the ones searched: `_include` and `_revinclude`
+/// (resources the decision would have to judge before they are fetched), `_has` (reverse
+/// chaining) and chained parameters (`subject.name=`). Refused with a 400 even under lenient
+/// handling: ignoring them would answer a different question than the one asked.
+fn reaches_other_resources(name: &str) -> bool {
+    let base = name.split(':').next().unwrap_or(name);
+    matches!(base, "_include" | "_revinclude" | "_has") || name.contains('.')
+}
+
 /// Parameters sent in a POST body (`_search` forms, operation invocations), attached to the
 /// request by the POST route so the same handlers read them as if they were in the query.
 #[derive(Debug, Clone)]
@@ -82,6 +91,9 @@ impl Params {
         let strict = !prefers_lenient(req);
         let mut ignored = Vec::new();
         for (name, _) in &pairs {
+            if reaches_other_resources(name) {
+                return Err(ApiError::unsupported_parameter(name));
+            }
             let base = name.split(':').next().unwrap_or(name);
             if !known.contains(&base) && !ALWAYS_ALLOWED.contains(&base) {
                 if strict {

@@ -146,6 +146,22 @@ async fn bad_or_unsupported_values_are_400s_naming_the_parameter() {
         assert_eq!(a.issue_code(), code, "{q:?}");
         assert_eq!(a.body["issue"][0]["expression"][0], param, "{q:?}");
     }
+    // What reaches other resources is refused even under lenient handling, on every path:
+    // ignoring it would answer another question, and what it would include is not decided.
+    for (name, value) in [
+        ("_include", "Observation:performer"),
+        ("_revinclude", "Provenance:target"),
+        ("_has:Observation:patient:code", "1234"),
+        ("subject.name", "Smith"),
+        ("subject:Patient.identifier", "9000000009"),
+    ] {
+        let qs = serde_urlencoded::to_string([("patient", f.id.as_str()), (name, value)]).unwrap();
+        for path in [format!("/Observation?{qs}"), format!("/Patient/{}/$everything?{name}={value}", f.id)] {
+            let a = f.app.get_with(&path, Some(&f.token), &[("prefer", "handling=lenient")]).await;
+            assert_eq!(a.status, 400, "{path}: {}", a.body);
+            assert_eq!(a.body["issue"][0]["expression"][0], name, "{path}: {}", a.body);
+        }
+    }
     // The CapabilityStatement says what each type takes.
     let cs = f.app.get("/metadata", None).await;
     let condition =
