@@ -353,3 +353,24 @@ async fn only_a_privacy_office_reads_alerts_and_its_parameters_are_checked() {
     assert_eq!(anonymous.status, 401, "{}", anonymous.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_token_endpoint_over_http_refuses_break_glass_without_a_reason_and_a_reason_without_it() {
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    let without = tideway_auth::client::UserClaims {
+        break_glass_reason: None,
+        ..user("YOOH1", "R8000", PurposeOfUse::EmergencyTreat)
+    };
+    let stray = tideway_auth::client::UserClaims {
+        break_glass_reason: Some(BREAK_GLASS_REASON.to_owned()),
+        ..user("YOOH1", "R8000", PurposeOfUse::Treat)
+    };
+    for who in [without, stray] {
+        let form = app.es_client.token_form(&app.token_url(), "system/*.read", &who).unwrap();
+        let res = app.post_token(form).await;
+        assert_eq!(res.status(), 400);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{body}");
+    }
+    app.stop().await;
+}
