@@ -634,3 +634,93 @@ fn from_pem_refuses_other_algorithms_and_mismatched_keys() {
     assert!(BackendClient::from_pem("a", "k", Algorithm::RS256, RSA_PEM).is_err());
     assert!(BackendClient::from_pem("a", "k", Algorithm::ES384, RSA_PEM).is_err());
 }
+
+// ---- break-glass ----
+
+fn breaking_glass(reason: Option<&str>) -> UserClaims {
+    UserClaims {
+        purpose: PurposeOfUse::EmergencyTreat,
+        break_glass_reason: reason.map(str::to_owned),
+        ..user()
+    }
+}
+
+async fn exchange_for(h: &Harness, who: &UserClaims) -> Result<tideway_auth::TokenGrant, OAuthError> {
+    let form = h.es.token_form(TOKEN_URL, "system/*.read", who).unwrap();
+    h.service.exchange(form.as_bytes()).await
+}
+
+#[tokio::test]
+async fn break_glass_needs_a_plain_reason_of_1_to_500_characters_and_only_with_etreat() {
+    let h = harness();
+    let too_long = "x".repeat(501);
+    for reason in
+        [None, Some(""), Some("   "), Some("line one\nline two"), Some("bell\u{7}"), Some(&*too_long)]
+    {
+        let err = assert_oauth_error(exchange_for(&h, &breaking_glass(reason)).await, "invalid_request", 400);
+        assert!(err.description.contains("break_glass_reason"), "{reason:?}: {err}");
+        assert!(!err.description.contains("line one") && !err.description.contains("xxxx"), "echoed: {err}");
+    }
+    // Not a string at all.
+    let assertion = h
+        .es
+        .assertion_with(TOKEN_URL, &breaking_glass(Some("Collapsed in clinic")), LIFETIME, |_, claims| {
+            claims["extensions"]["ihe_iua"]["break_glass_reason"] = json!(42);
+        })
+        .unwrap();
+    assert_oauth_error(exchange_assertion(&h, &assertion).await, "invalid_request", 400);
+    // A reason rides on no other purpose of use.
+    for purpose in [PurposeOfUse::Treat, PurposeOfUse::CareCoordination, PurposeOfUse::Operations] {
+        let who =
+            UserClaims { purpose, break_glass_reason: Some("Collapsed in clinic".to_owned()), ..user() };
+        let err = assert_oauth_error(exchange_for(&h, &who).await, "invalid_request", 400);
+        assert!(err.description.contains("only for purpose of use ETREAT"), "{purpose:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn break_glass_with_a_reason_gives_a_token_carrying_it() {
+    let h = harness();
+    let longest = "é".repeat(500);
+    for (given, kept) in [
+        ("Unconscious, no one to consent", "Unconscious, no one to consent"),
+        ("  trimmed reason \t", "trimmed reason"),
+        (longest.as_str(), longest.as_str()),
+    ] {
+        let grant = exchange_for(&h, &breaking_glass(Some(given))).await.unwrap();
+        let principal = h.service.authenticate(Some(&bearer(&grant.response.access_token))).unwrap();
+        assert_eq!(principal.purpose, PurposeOfUse::EmergencyTreat);
+        assert_eq!(principal.break_glass_reason.as_deref(), Some(kept));
+        assert_eq!(principal.token_id, grant.token_id);
+    }
+    // Each token is its own break-glass session: the ids differ.
+    let a = exchange_for(&h, &breaking_glass(Some("first"))).await.unwrap();
+    let b = exchange_for(&h, &breaking_glass(Some("second"))).await.unwrap();
+    assert_ne!(a.token_id, b.token_id);
+    // An ordinary token carries no reason.
+    let plain = h.service.authenticate(Some(&bearer(&access_token(&h).await))).unwrap();
+    assert_eq!(plain.break_glass_reason, None);
+}
+
+#[tokio::test]
+async fn an_access_token_claiming_etreat_without_a_reason_or_a_reason_without_etreat_is_invalid() {
+    let h = harness();
+    let token = access_token(&h).await;
+    let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(&token).unwrap();
+    let mut no_reason = claims.clone();
+    no_reason["purpose_of_use"] = json!("ETREAT");
+    assert_eq!(
+        h.service.authenticate(Some(&bearer(&sign_access_claims(&no_reason, SECRET)))),
+        Err(TokenError::Invalid)
+    );
+    let mut stray = claims.clone();
+    stray["break_glass_reason"] = json!("just looking");
+    assert_eq!(
+        h.service.authenticate(Some(&bearer(&sign_access_claims(&stray, SECRET)))),
+        Err(TokenError::Invalid)
+    );
+    // Both together, signed by us, are accepted: the refusals above are the mismatch alone.
+    no_reason["break_glass_reason"] = json!("Collapsed in clinic");
+    let p = h.service.authenticate(Some(&bearer(&sign_access_claims(&no_reason, SECRET)))).unwrap();
+    assert_eq!(p.break_glass_reason.as_deref(), Some("Collapsed in clinic"));
+}

@@ -209,3 +209,4 @@ proptest! {
 }
 
 mod agreements;
+mod relationship;

@@ -96,6 +96,8 @@ pub struct Options {
     pub pages_per_principal: usize,
     /// `policy.refresh_secs`.
     pub policy_refresh_secs: u64,
+    /// `policy.break_glass_minutes`.
+    pub break_glass_minutes: u64,
 }
 
 impl Default for Options {
@@ -115,6 +117,7 @@ impl Default for Options {
             request_timeout_ms: 10_000,
             pages_per_principal: 20,
             policy_refresh_secs: PolicySettings::default().refresh_secs,
+            break_glass_minutes: PolicySettings::default().break_glass_minutes,
         }
     }
 }
@@ -302,6 +305,7 @@ impl TestApp {
             },
             policy: PolicySettings {
                 refresh_secs: opts.policy_refresh_secs,
+                break_glass_minutes: opts.break_glass_minutes,
                 privacy_officers: vec![PRIVACY_OFFICE.to_owned()],
                 ..PolicySettings::default()
             },

@@ -89,8 +89,19 @@ pub async fn type_search(
     let self_link = format!("{}/{}{}", call.state.base_url, resource_type, echo_query(&params, &known));
     match call.state.records.resolve(&patient_id).await {
         Ok(_) => {}
-        // A search for an unknown patient matches nothing: an empty searchset, as FHIR expects.
+        // A search for an unknown patient matches nothing: an empty searchset, as FHIR expects;
+        // but a requester refused for every patient, or who must show a relationship, is
+        // refused as for a present patient, so the answer does not tell which ids exist.
         Err(crate::record::RecordError::UnknownPatient) => {
+            let records = &call.state.records;
+            let refusal = records.admit(&call.principal).err().or_else(|| {
+                records
+                    .must_show_relationship(&call.principal)
+                    .then_some(crate::record::RecordError::RelationshipRequired)
+            });
+            if let Some(e) = refusal {
+                return Err(call.fail(e).await);
+            }
             let outcome = bundle::notices_outcome(&params.ignored);
             let body = entries_body(&call.state.base_url, &self_link, &[], outcome.as_ref());
             let detail = serde_json::json!({"reason": "unknown-patient"}).to_string();

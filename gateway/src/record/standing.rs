@@ -20,7 +20,7 @@ use crate::store::BreakGlass;
 impl RecordService {
     /// Whether `principal` must show a relationship: no agreement granting them grants one, and
     /// they are not breaking the glass. Such a requester is refused alike for absent patients.
-    pub(super) fn must_show_relationship(&self, principal: &Principal) -> bool {
+    pub fn must_show_relationship(&self, principal: &Principal) -> bool {
         principal.purpose != PurposeOfUse::EmergencyTreat
             && !self.policy.current().grants_relationship(principal, today())
     }

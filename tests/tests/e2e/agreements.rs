@@ -45,6 +45,7 @@ async fn a_role_purpose_or_organisation_no_agreement_grants_gets_the_same_403_fo
             nhs_search(&nhs),
             nhs_search("9990000026"),
             format!("/Condition?patient={id}"),
+            "/Condition?patient=p0123456789abcdef0123456789abcdef".to_owned(),
             format!("/Patient/{id}"),
             "/Organization/borough-00.F80001".to_owned(),
         ] {

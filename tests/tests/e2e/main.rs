@@ -16,6 +16,7 @@ mod headers;
 mod metrics;
 mod pipeline;
 mod postgres;
+mod relationship;
 mod replicas;
 mod schema;
 mod search;

@@ -1,7 +1,7 @@
 //! The scale-out store: the same flows against a real PostgreSQL (never skipped: if PostgreSQL
 //! is absent these tests fail).
 
-use tideway_gateway::store::{AuditLog as _, PatientIndex as _};
+use tideway_gateway::store::{AlertStore as _, AuditLog as _, BreakGlass, PatientIndex as _};
 use tideway_tests::{Options, StoreKind, TestApp, nhs_search};
 
 #[tokio::test]
@@ -176,5 +176,122 @@ async fn an_agreement_approved_on_one_replica_is_in_force_on_the_other_after_its
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     replica.handle.stop(true).await;
+    app.stop().await;
+}
+
+fn session(token: &str, patient: &str, opened_at_us: i64, reason: &str) -> BreakGlass {
+    BreakGlass {
+        token_id: token.to_owned(),
+        patient_id: patient.to_owned(),
+        opened_at_us,
+        ends_at_us: opened_at_us + 1_800_000_000,
+        user: "test-es/555021935199".to_owned(),
+        organisation: "YOOH1".to_owned(),
+        role: "R8000".to_owned(),
+        reason: reason.to_owned(),
+        request_id: format!("req-{token}"),
+    }
+}
+
+#[tokio::test]
+async fn break_glass_sessions_open_once_per_token_with_one_alert_on_both_backends() {
+    for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
+        let app = TestApp::spawn(Options { boroughs: 1, store: kind, ..Options::default() }).await;
+        let store = &app.state.store;
+        let (p1, p2) = (format!("p{}", "a".repeat(32)), format!("p{}", "b".repeat(32)));
+        let first = session("t1", &p1, 1_000, "first reason");
+        assert_eq!(store.open_break_glass(&first).await.unwrap(), first, "{kind:?}");
+        // The same token again, for another patient and later: the first session stands.
+        let again = store.open_break_glass(&session("t1", &p2, 5_000, "second reason")).await.unwrap();
+        assert_eq!(again, first, "{kind:?}");
+        let alerts = store.alerts(None, 0, 100).await.unwrap();
+        assert_eq!(alerts.len(), 1, "one alert per session: {kind:?}");
+        let a = &alerts[0];
+        assert_eq!(
+            (
+                a.kind.as_str(),
+                a.patient_id.as_str(),
+                a.reason.as_str(),
+                a.raised_at_us,
+                a.request_id.as_str()
+            ),
+            ("break-glass", p1.as_str(), "first reason", 1_000, "req-t1"),
+            "{kind:?}"
+        );
+        assert_eq!(
+            (a.organisation.as_str(), a.role.as_str(), a.user.as_str()),
+            ("YOOH1", "R8000", "test-es/555021935199")
+        );
+        // Another token, another patient, later.
+        store.open_break_glass(&session("t2", &p2, 2_000_000, "other reason")).await.unwrap();
+        let ids = |v: Vec<tideway_gateway::store::PrivacyAlert>| {
+            v.into_iter().map(|a| a.patient_id).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(store.alerts(None, 0, 100).await.unwrap()),
+            [p1.as_str(), p2.as_str()],
+            "oldest first: {kind:?}"
+        );
+        assert_eq!(ids(store.alerts(Some(&p2), 0, 100).await.unwrap()), [p2.as_str()], "{kind:?}");
+        assert_eq!(ids(store.alerts(Some(&p1), 0, 100).await.unwrap()), [p1.as_str()], "{kind:?}");
+        assert!(store.alerts(Some("p-nobody"), 0, 100).await.unwrap().is_empty(), "{kind:?}");
+        assert_eq!(ids(store.alerts(None, 1_000_000, 100).await.unwrap()), [p2.as_str()], "since: {kind:?}");
+        assert_eq!(
+            ids(store.alerts(None, 2_000_000, 100).await.unwrap()),
+            [p2.as_str()],
+            "since is inclusive: {kind:?}"
+        );
+        assert!(store.alerts(None, 2_000_001, 100).await.unwrap().is_empty(), "{kind:?}");
+        assert!(store.alerts(Some(&p1), 1_000_000, 100).await.unwrap().is_empty(), "both filters: {kind:?}");
+        assert_eq!(ids(store.alerts(None, 0, 1).await.unwrap()), [p1.as_str()], "limit: {kind:?}");
+        // Racing first uses of one token: one session, one alert.
+        let racing: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                let s = session("t3", &format!("p{i:032x}"), 3_000_000 + i, "race");
+                tokio::spawn(async move { store.open_break_glass(&s).await.unwrap() })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for r in racing {
+            won.push(r.await.unwrap());
+        }
+        assert!(won.windows(2).all(|w| w[0] == w[1]), "every racer got the one session: {kind:?}");
+        assert_eq!(store.alerts(None, 3_000_000, 100).await.unwrap().len(), 1, "{kind:?}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn break_glass_over_http_on_postgres_is_recorded_alerted_once_and_bound_to_its_patient() {
+    use tideway_auth::PurposeOfUse;
+    use tideway_simulators::population::Scenario;
+    use tideway_tests::{BREAK_GLASS_REASON, PRIVACY_OFFICE, user};
+    let app = TestApp::spawn(Options { store: StoreKind::Postgres, ..Options::default() }).await;
+    assert_eq!(app.state.store.backend(), "postgres");
+    let doctor = app.token().await;
+    let pop = &app.population;
+    let plain: Vec<String> = (0..pop.patient_count())
+        .filter(|i| Scenario::of(*i).is_none())
+        .filter_map(|i| pop.nhs_number(i))
+        .map(|n| n.as_str().to_owned())
+        .take(2)
+        .collect();
+    let id = app.patient_id(&doctor, &plain[0]).await;
+    let other = app.patient_id(&doctor, &plain[1]).await;
+    let glass = app.token_for(&user("YOOH1", "R8000", PurposeOfUse::EmergencyTreat)).await;
+    for _ in 0..2 {
+        let all = app.get(&format!("/Patient/{id}/$everything"), Some(&glass)).await;
+        assert_eq!(all.status, 200, "{}", all.body);
+        assert!(all.matches().len() > 1);
+    }
+    assert_eq!(app.get(&format!("/Patient/{other}/$everything"), Some(&glass)).await.status, 403);
+    let officer = app.token_for(&user(PRIVACY_OFFICE, "R8000", PurposeOfUse::Operations)).await;
+    let listed = app.get(&format!("/alerts?patient={id}"), Some(&officer)).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["total"], 1, "{}", listed.body);
+    assert!(listed.body.to_string().contains(BREAK_GLASS_REASON));
+    assert_eq!(app.get(&format!("/alerts?patient={other}"), Some(&officer)).await.body["total"], 0);
+    let _ = nhs_search;
     app.stop().await;
 }
