@@ -192,14 +192,14 @@ write_config() { # port, cache enabled (true/false), db file -> config path on s
   echo "$cfg"
 }
 
-get_token() { # base url -> access token
-  local base=$1 now header claims input sig
+get_token() { # base url, [ODS code, default RJ122] -> access token
+  local base=$1 org=${2:-RJ122} now header claims input sig
   now=$(date +%s)
   header=$(printf '{"alg":"RS384","typ":"JWT","kid":"bench-1"}' | b64url)
-  claims=$(jq -cn --arg aud "$base/token" --argjson now "$now" --arg jti "$(openssl rand -hex 16)" '{
+  claims=$(jq -cn --arg aud "$base/token" --arg org "$org" --argjson now "$now" --arg jti "$(openssl rand -hex 16)" '{
     iss: "bench-client", sub: "bench-client", aud: $aud, iat: $now, exp: ($now + 120), jti: $jti,
     extensions: {ihe_iua: {
-      subject_id: "bench-clinician", subject_organization_id: "RJ122", subject_name: "Dr Bench",
+      subject_id: "bench-clinician", subject_organization_id: $org, subject_name: "Dr Bench",
       subject_role: {system: "https://fhir.nhs.uk/CodeSystem/NHSDigital-SDS-JobRoleCode", code: "R8000"},
       purpose_of_use: {system: "http://terminology.hl7.org/CodeSystem/v3-ActReason", code: "TREAT"}}}}' | b64url)
   input="$header.$claims"
@@ -269,6 +269,23 @@ run_wrk warm "$EVERYTHING" "$TOKEN" "$GW_PID"
 WRK_ARGS=("${WRK_UNLOADED[@]}"); run_wrk warm-c1 "$EVERYTHING" "$TOKEN" "$GW_PID"; WRK_ARGS=("${WRK_LOADED[@]}")
 EXTRA[warm-hwm]=$(vm_hwm_kib "$GW_PID")
 EXTRA[warm-rss_after]=$(vm_rss_kib "$GW_PID")
+# --- 1b. the same, consent-filtered: the registered practice records a directive (a deny to
+# another organisation, so the same entries are released and only the filtering differs) that
+# every resource is then decided against.
+practice=$(curl -fsS -H "Authorization: Bearer $TOKEN" "$GW_BASE/Patient/$PID_GW" \
+  | jq -er '.generalPractitioner[0].reference | split(".")[1]')
+PRACTICE_TOKEN=$(get_token "$GW_BASE" "$practice")
+jq -n --arg p "Patient/$PID_GW" '{resourceType: "Consent", status: "active",
+  scope: {coding: [{system: "http://terminology.hl7.org/CodeSystem/consentscope", code: "patient-privacy"}]},
+  category: [{coding: [{system: "http://loinc.org", code: "59284-0"}]}], patient: {reference: $p},
+  provision: {type: "deny", actor: [{role: {coding: [{system: "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", code: "IRCP"}]},
+    reference: {identifier: {system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "YNONE"}}}]}}' >"$work/consent.json"
+curl -fsS -H "Authorization: Bearer $PRACTICE_TOKEN" -H "content-type: application/fhir+json" \
+  --data-binary @"$work/consent.json" "$GW_BASE/Consent" >/dev/null || die "the consent could not be recorded"
+total_c=$(curl -fsS -H "Authorization: Bearer $TOKEN" "$EVERYTHING" | jq -r .total)
+[ "$total_c" = "$total" ] || die "the consent changed what is released ($total_c vs $total entries)"
+run_wrk warm-consent "$EVERYTHING" "$TOKEN" "$GW_PID"
+WRK_ARGS=("${WRK_UNLOADED[@]}"); run_wrk warm-consent-c1 "$EVERYTHING" "$TOKEN" "$GW_PID"; WRK_ARGS=("${WRK_LOADED[@]}")
 stop_pid "$GW_PID"
 
 # --- 2. cold cache ------------------------------------------------------------------------------
@@ -394,6 +411,7 @@ report=$work/report.md
   echo "| target | req/s | p50 ms | p90 ms | p99 ms | max ms | failed | gateway CPU ms/req | peak RSS MiB |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   row warm "gateway \`\$everything\`, warm cache" "${EXTRA[warm-hwm]}"
+  row warm-consent "gateway \`\$everything\`, warm cache, consent-filtered" ""
   row cold "gateway \`\$everything\`, cold (cache disabled)" "${EXTRA[cold-hwm]}"
   for b in "${holding[@]}"; do
     row "source-$b" "borough-$(printf %02d "$b") simulator \`\$everything\` directly$([ "source-$b" = "$slowest" ] && echo ' (slowest p50)')" ""
@@ -407,6 +425,7 @@ report=$work/report.md
   echo "| target | req/s | p50 ms | p90 ms | p99 ms | max ms | failed | gateway CPU ms/req | peak RSS MiB |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   row warm-c1 "gateway \`\$everything\`, warm cache" ""
+  row warm-consent-c1 "gateway \`\$everything\`, warm cache, consent-filtered" ""
   row cold-c1 "gateway \`\$everything\`, cold (cache disabled)" ""
   for b in "${holding[@]}"; do
     row "source-$b-c1" "borough-$(printf %02d "$b") simulator directly$([ "source-$b-c1" = "$slowest_c1" ] && echo ' (slowest p50)')" ""

@@ -245,7 +245,7 @@ fn config() -> Criterion {
 /// the clinician again under a partial consent restriction.
 fn bench_decide(c: &mut Criterion) {
     use tideway_auth::{Principal, PurposeOfUse, RoleCode};
-    use tideway_policy::{Ask, Policy, read_consent};
+    use tideway_policy::{Ask, Policy, Standing, read_consent};
     use tideway_profiles::{OdsCode, ResourceFacts};
     let resources = normalised_resources(43);
     let facts: Vec<&ResourceFacts> = resources.iter().map(|r| r.facts.as_ref()).collect();
@@ -275,15 +275,27 @@ fn bench_decide(c: &mut Criterion) {
     .expect("active");
     let mut g = c.benchmark_group("decide");
     g.throughput(Throughput::Elements(facts.len() as u64));
-    for (name, principal, directives) in [
-        ("hospital_clinician_43_resources", who("RJ122", "R8000"), vec![]),
-        ("podiatrist_43_resources", who("YPOD1", "R8003"), vec![]),
-        ("hospital_clinician_with_consent_43_resources", who("RJ122", "R8000"), vec![consent]),
+    for (name, principal, directives, standing) in [
+        ("hospital_clinician_43_resources", who("RJ122", "R8000"), vec![], Standing::Agreement),
+        ("podiatrist_43_resources", who("YPOD1", "R8003"), vec![], Standing::Care),
+        (
+            "hospital_clinician_with_consent_43_resources",
+            who("RJ122", "R8000"),
+            vec![consent],
+            Standing::Agreement,
+        ),
     ] {
+        let ask = Ask::everything().standing_as(standing);
         g.bench_function(name, |b| {
-            b.iter(|| policy.decide(&principal, &Ask::everything(), today, &directives, &facts));
+            b.iter(|| policy.decide(&principal, &ask, today, &directives, &facts));
         });
     }
+    // The relationship check before the decision, at its dearest: a podiatrist with no referral
+    // on the record, so every resource is looked at and none shows one.
+    let podiatrist = who("YPOD1", "R8003");
+    g.bench_function("standing_none_shown_43_resources", |b| {
+        b.iter(|| policy.standing(&podiatrist, today, &[], &facts));
+    });
     g.finish();
 }
 
