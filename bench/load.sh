@@ -280,12 +280,18 @@ jq -n --arg p "Patient/$PID_GW" '{resourceType: "Consent", status: "active",
   category: [{coding: [{system: "http://loinc.org", code: "59284-0"}]}], patient: {reference: $p},
   provision: {type: "deny", actor: [{role: {coding: [{system: "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", code: "IRCP"}]},
     reference: {identifier: {system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "YNONE"}}}]}}' >"$work/consent.json"
-curl -fsS -H "Authorization: Bearer $PRACTICE_TOKEN" -H "content-type: application/fhir+json" \
-  --data-binary @"$work/consent.json" "$GW_BASE/Consent" >/dev/null || die "the consent could not be recorded"
+consent_id=$(curl -fsS -H "Authorization: Bearer $PRACTICE_TOKEN" -H "content-type: application/fhir+json" \
+  --data-binary @"$work/consent.json" "$GW_BASE/Consent" | jq -er .id) || die "the consent could not be recorded"
 total_c=$(curl -fsS -H "Authorization: Bearer $TOKEN" "$EVERYTHING" | jq -r .total)
 [ "$total_c" = "$total" ] || die "the consent changed what is released ($total_c vs $total entries)"
 run_wrk warm-consent "$EVERYTHING" "$TOKEN" "$GW_PID"
 WRK_ARGS=("${WRK_UNLOADED[@]}"); run_wrk warm-consent-c1 "$EVERYTHING" "$TOKEN" "$GW_PID"; WRK_ARGS=("${WRK_LOADED[@]}")
+# ... and unfiltered again once the consent is withdrawn (a new version, inactive), so the
+# comparison is not only with a run on a younger audit file.
+jq '.status = "inactive"' "$work/consent.json" >"$work/withdrawn.json"
+curl -fsS -X PUT -H "Authorization: Bearer $PRACTICE_TOKEN" -H "content-type: application/fhir+json" \
+  --data-binary @"$work/withdrawn.json" "$GW_BASE/Consent/$consent_id" >/dev/null || die "the consent could not be withdrawn"
+run_wrk warm-withdrawn "$EVERYTHING" "$TOKEN" "$GW_PID"
 stop_pid "$GW_PID"
 
 # --- 2. cold cache ------------------------------------------------------------------------------
@@ -412,6 +418,7 @@ report=$work/report.md
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   row warm "gateway \`\$everything\`, warm cache" "${EXTRA[warm-hwm]}"
   row warm-consent "gateway \`\$everything\`, warm cache, consent-filtered" ""
+  row warm-withdrawn "gateway \`\$everything\`, warm cache, after the consent is withdrawn" ""
   row cold "gateway \`\$everything\`, cold (cache disabled)" "${EXTRA[cold-hwm]}"
   for b in "${holding[@]}"; do
     row "source-$b" "borough-$(printf %02d "$b") simulator \`\$everything\` directly$([ "source-$b" = "$slowest" ] && echo ' (slowest p50)')" ""

@@ -179,7 +179,26 @@ impl Policy {
                 }
             })
             .collect();
-        withhold_linked(resources, &mut verdicts);
+        // What is withheld for its content hides its links too, whichever rule spoke first: an
+        // HIV result outside the shared sections is still HIV.
+        let hides_content: Vec<bool> = resources
+            .iter()
+            .zip(&verdicts)
+            .map(|(facts, verdict)| match verdict {
+                Verdict::Release => false,
+                Verdict::Withhold(
+                    Reason::Sensitive | Reason::Excluded | Reason::Linked | Reason::ConsentDenied,
+                ) => true,
+                Verdict::Withhold(_) => {
+                    let mask = self.terminology.classify(facts);
+                    !granting.is_empty()
+                        && granting
+                            .iter()
+                            .all(|(_, a)| mask & ((self.sensitive & !a.sensitive) | a.exclude) != 0)
+                }
+            })
+            .collect();
+        withhold_linked(resources, &hides_content, &mut verdicts);
         let agreements = granting.iter().map(|(_, a)| a.label()).collect();
         Decision { verdicts, rules, agreements }
     }
@@ -331,16 +350,15 @@ fn changed_since(facts: &ResourceFacts, since: OffsetDateTime) -> bool {
 }
 
 /// Withholds, until nothing changes, every released resource that refers to one withheld for
-/// its content (sensitive, excluded, or linked to such): a prescription, result or referral
-/// tied to a withheld condition or encounter would tell what it hides. Resources withheld only
-/// because they are out of the agreement's scope do not pull others with them.
-fn withhold_linked(resources: &[&ResourceFacts], verdicts: &mut [Verdict]) {
-    let hides =
-        |v: &Verdict| matches!(v, Verdict::Withhold(Reason::Sensitive | Reason::Excluded | Reason::Linked));
+/// its content (`hides_content`: sensitive or excluded codes under every applying agreement, a
+/// code or class the patient's consent denies, or linked to such): a prescription, result or
+/// referral tied to a withheld condition or encounter would tell what it hides. Resources
+/// withheld only because they are out of the agreement's scope do not pull others with them.
+fn withhold_linked(resources: &[&ResourceFacts], hides_content: &[bool], verdicts: &mut [Verdict]) {
     let mut hidden: HashSet<String> = resources
         .iter()
-        .zip(verdicts.iter())
-        .filter(|(_, v)| hides(v))
+        .zip(hides_content)
+        .filter(|(_, hides)| **hides)
         .map(|(f, _)| format!("{}/{}", f.resource_type, f.id))
         .collect();
     while !hidden.is_empty() {

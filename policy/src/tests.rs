@@ -209,4 +209,5 @@ proptest! {
 }
 
 mod agreements;
+mod generated;
 mod relationship;

@@ -209,7 +209,7 @@ fn serde_json_like(counts: &[crate::WithheldCount]) -> Vec<String> {
 }
 
 /// Codings drawn from sensitive, included, excluded and unrelated sets, in several systems.
-const POOL: [(&str, &str); 10] = [
+pub(super) const POOL: [(&str, &str); 10] = [
     (SNOMED, "86406008"),                 // HIV (sensitive)
     ("http://read.info/ctv3", "43C3."),   // HIV positive, CTV3 (sensitive)
     (SNOMED, "386394001"),                // termination care (sensitive)
