@@ -709,9 +709,10 @@ impl Population {
 /// borough beside the drawn entries. One patient in ten of each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
-    /// HIV (SNOMED CT, and CTV3 on the older entry), chlamydia and counselling for termination
-    /// of pregnancy, recorded in one sexual-health encounter whose reasons are those problems;
-    /// and a referral for substance-misuse intervention. The patient's call to the out-of-hours
+    /// HIV (SNOMED CT, and CTV3 on the older entry), chlamydia, gender reassignment,
+    /// counselling for termination of pregnancy and IVF, recorded in one sexual-health encounter
+    /// whose reasons are those problems (one entry of every sensitive category); and a referral
+    /// for substance-misuse intervention. The patient's call to the out-of-hours
     /// service is open (an in-progress encounter with it).
     Sensitive,
     /// Type 2 diabetes with a diabetic foot ulcer and an ingrowing nail, an HbA1c result, and
@@ -738,6 +739,7 @@ impl Scenario {
             Self::Sensitive => &[
                 ("86406008", "Human immunodeficiency virus infection", Some(LegacyCode::Ctv3("43C3."))),
                 ("105629000", "Chlamydial infection", None),
+                ("407377005", "Female-to-male transsexual", None),
             ],
             Self::PodiatryDiabetic => &[
                 ("44054006", "Type 2 diabetes mellitus", Some(LegacyCode::ReadV2("C10F."))),
@@ -785,6 +787,7 @@ impl Scenario {
                 for (i, (code, display)) in [
                     ("10383002", "Counseling for termination of pregnancy"),
                     ("1048221000000107", "Referral for specialist substance misuse intervention"),
+                    ("52637005", "In vitro fertilization"),
                 ]
                 .into_iter()
                 .enumerate()

@@ -159,7 +159,7 @@ async fn mental_health_reads_through_its_referral_and_out_of_hours_through_the_o
     assert_eq!(audit_detail(&app, &all).await["standing"], "care");
     assert!(all.matches().iter().any(|r| r["resourceType"] == "Condition"), "the record flows");
     let got = snomed_codes(&all);
-    for sensitive in ["86406008", "105629000", "10383002"] {
+    for sensitive in ["86406008", "105629000", "407377005", "10383002", "52637005"] {
         assert!(!got.contains(&sensitive.to_owned()), "{sensitive} reached the out-of-hours GP");
     }
     assert!(!all.body.to_string().contains("43C3."), "nor its CTV3 code");
