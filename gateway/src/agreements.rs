@@ -243,6 +243,19 @@ impl PolicyInForce {
         entries.sort_by(|a, b| {
             (&a.agreement.id, a.agreement.version).cmp(&(&b.agreement.id, b.agreement.version))
         });
+        // A new version needs the approval of the controllers of the version before it too: no
+        // controller can end another's part in an agreement (or change what the other shares)
+        // on its own.
+        let own: Vec<Vec<String>> = entries.iter().map(|e| e.controllers.clone()).collect();
+        for i in 1..entries.len() {
+            if entries[i].agreement.id == entries[i - 1].agreement.id
+                && matches!(entries[i].origin, Origin::Published(_))
+            {
+                let controllers = &mut entries[i].controllers;
+                controllers.extend(own[i - 1].iter().filter(|c| !own[i].contains(c)).cloned());
+                controllers.sort();
+            }
+        }
         let mut in_force: BTreeMap<String, u32> = BTreeMap::new();
         for e in entries.iter().filter(|e| e.approved()) {
             let v = in_force.entry(e.agreement.id.clone()).or_insert(e.agreement.version);
@@ -461,10 +474,28 @@ mod tests {
         let states: Vec<_> =
             ledger.iter().filter(|e| e.agreement.id == "podiatry").map(|e| e.state.code()).collect();
         assert_eq!(states, ["superseded", "in-force"]);
+        // A version naming fewer controllers needs those it drops too: LBX02 cannot be cut out of
+        // podiatry by LBX01 alone.
+        let narrower = tideway_policy::agreement::EXAMPLES[2]
+            .1
+            .replace("version = 1", "version = 3")
+            .replace("controllers = [\"*\"]", "controllers = [\"LBX01\"]");
+        assert!(narrower.contains("controllers = [\"LBX01\"]"), "the example names every controller");
+        store.publish_agreement(&published(3, narrower)).await.unwrap();
+        store.approve_agreement(&approval(3, "LBX01")).await.unwrap();
+        assert!(!policy.refresh(&store).await.unwrap());
+        let ledger = policy
+            .ledger(&store.published_agreements().await.unwrap(), &store.agreement_approvals().await.unwrap())
+            .unwrap();
+        let v3 = ledger.iter().find(|e| e.agreement.label() == "podiatry@3").unwrap();
+        assert_eq!(v3.awaiting(), ["LBX02"]);
+        store.approve_agreement(&approval(3, "LBX02")).await.unwrap();
+        assert!(policy.refresh(&store).await.unwrap());
+        assert_eq!(podiatry_version(&policy), 3);
         // A stored version that no longer validates is named.
-        store.publish_agreement(&published(3, "id = \"podiatry\"\nversion = 3\n".into())).await.unwrap();
+        store.publish_agreement(&published(4, "id = \"podiatry\"\nversion = 4\n".into())).await.unwrap();
         let err = policy.refresh(&store).await.unwrap_err().to_string();
-        assert!(err.starts_with("podiatry@3 (published):"), "{err}");
-        assert_eq!(podiatry_version(&policy), 2, "the policy in force is kept");
+        assert!(err.starts_with("podiatry@4 (published):"), "{err}");
+        assert_eq!(podiatry_version(&policy), 3, "the policy in force is kept");
     }
 }

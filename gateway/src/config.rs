@@ -426,6 +426,12 @@ impl Settings {
                 "server.request_timeout_ms must be between 100 and 300000".into(),
             ));
         }
+        if self.policy.break_glass_minutes > 240 {
+            return Err(ConfigError::Invalid(
+                "policy.break_glass_minutes must be at most 240 (0 ends every session at once)".into(),
+            ));
+        }
+        self.policy.privacy_office_codes().map_err(ConfigError::Invalid)?;
         if !(1..=3600).contains(&self.policy.refresh_secs) {
             return Err(ConfigError::Invalid("policy.refresh_secs must be between 1 and 3600".into()));
         }

@@ -252,18 +252,24 @@ fn within(period: Option<(Option<Date>, Option<Date>)>, day: Date) -> bool {
 }
 
 impl Directive {
-    /// Whether a provision in force today permits sharing with `organisation` by name: the
-    /// patient agreed, at the point of care, that this organisation may see their record.
-    pub fn names_permitted(&self, organisation: &OdsCode, today: Date) -> bool {
-        self.root.names_permitted(organisation, today)
+    /// Whether a provision in force today permits sharing with `organisation`, for `purpose`,
+    /// by name and without narrowing it to some types, codes or dates: the patient agreed, at
+    /// the point of care, that this organisation may see their record. A permit for part of the
+    /// record is not a relationship (it would open the rest under an implied-consent agreement).
+    pub fn names_permitted(&self, organisation: &OdsCode, purpose: PurposeOfUse, today: Date) -> bool {
+        self.root.names_permitted(organisation, purpose, today)
     }
 }
 
 impl Provision {
-    fn names_permitted(&self, organisation: &OdsCode, today: Date) -> bool {
+    fn names_permitted(&self, organisation: &OdsCode, purpose: PurposeOfUse, today: Date) -> bool {
+        let whole = self.classes.is_empty() && self.codes.is_empty() && self.data_period.is_none();
         within(self.period, today)
-            && ((self.kind == ProvisionType::Permit && self.actors.contains(organisation))
-                || self.exceptions.iter().any(|p| p.names_permitted(organisation, today)))
+            && ((self.kind == ProvisionType::Permit
+                && self.actors.contains(organisation)
+                && (self.purposes.is_empty() || self.purposes.contains(&purpose))
+                && whole)
+                || self.exceptions.iter().any(|p| p.names_permitted(organisation, purpose, today)))
     }
 
     /// Whether every condition this provision names matches.

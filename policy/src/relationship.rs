@@ -94,7 +94,7 @@ impl Policy {
         best.or_else(|| {
             directives
                 .iter()
-                .any(|d| d.names_permitted(&principal.organisation, today))
+                .any(|d| d.names_permitted(&principal.organisation, principal.purpose, today))
                 .then_some(Standing::Consent)
         })
         .or_else(|| self.grants_relationship(principal, today).then_some(Standing::Agreement))

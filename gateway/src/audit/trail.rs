@@ -92,6 +92,12 @@ impl AuditedCall {
         &self.record.request_id
     }
 
+    /// When the request's latest record was made (its intent, once written): one instant for
+    /// every check of the request that depends on the time.
+    pub fn recorded_at(&self) -> time::OffsetDateTime {
+        self.record.recorded_at
+    }
+
     /// The patient the request is about, when known.
     pub fn patient_id(&self) -> Option<&str> {
         self.record.patient_id.as_deref()

@@ -182,6 +182,10 @@ impl RecordService {
         let gateway_id = self.ids.id_for(nhs);
         call.about_patient(&gateway_id);
         call.intent(self.source_ids()).await?;
+        if principal.purpose == tideway_auth::PurposeOfUse::EmergencyTreat {
+            // Bound before the look-up: see `open`.
+            self.break_glass(call, principal, &gateway_id).await?;
+        }
         let directives = self.directives(&gateway_id).await?;
         let answer = self.find_everywhere(nhs, &gateway_id, call.request_id()).await?;
         if answer.0.is_none() {
@@ -210,7 +214,8 @@ impl RecordService {
         directives: &[Directive],
     ) -> Result<(Ask, Vec<Notice>), RecordError> {
         let mut notices = Vec::new();
-        if self.policy.current().grants_relationship(principal, today()) {
+        let breaking_glass = principal.purpose == tideway_auth::PurposeOfUse::EmergencyTreat;
+        if !breaking_glass && self.policy.current().grants_relationship(principal, today()) {
             return Ok((Ask::everything().standing_as(Standing::Agreement), notices));
         }
         let fetched = self.fetch(nhs, id, call.request_id(), principal).await?;
@@ -238,7 +243,8 @@ impl RecordService {
         let (ask, notices) = self.stand(call, principal, &nhs, id, &directives).await?;
         let mut found = self.patient_answer(principal, &directives, ask, answer)?;
         if found.patient.is_none() {
-            return Err(RecordError::Withheld);
+            // Withheld reads as absent, as the search does.
+            return Err(self.absent(principal));
         }
         found.notices.extend(notices);
         Ok(found)
@@ -385,6 +391,14 @@ impl RecordService {
         id: &str,
     ) -> Result<NhsNumber, RecordError> {
         self.admit(principal)?;
+        // Break-glass binds its token to the patient asked for before anything is looked up,
+        // so a bound token learns nothing about any other id, present or not.
+        let breaking_glass = principal.purpose == tideway_auth::PurposeOfUse::EmergencyTreat;
+        if breaking_glass {
+            call.about_patient(id);
+            call.intent(self.source_ids()).await?;
+            self.break_glass(call, principal, id).await?;
+        }
         let nhs = match self.resolve(id).await {
             Err(RecordError::UnknownPatient | RecordError::NotHeld)
                 if self.must_show_relationship(principal) =>
@@ -393,8 +407,10 @@ impl RecordService {
             }
             other => other?,
         };
-        call.about_patient(id);
-        call.intent(self.source_ids()).await?;
+        if !breaking_glass {
+            call.about_patient(id);
+            call.intent(self.source_ids()).await?;
+        }
         Ok(nhs)
     }
 

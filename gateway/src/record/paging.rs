@@ -92,8 +92,18 @@ impl RecordService {
             Some(p) => self.directives(p).await?,
             None => Arc::new(Vec::new()),
         };
+        // A relationship the patient's consent gave ends with that consent, mid-paging too.
+        if snapshot.ask.standing() == Some(Standing::Consent)
+            && !directives
+                .iter()
+                .any(|d| d.names_permitted(&principal.organisation, principal.purpose, super::today()))
+        {
+            return Err(RecordError::RelationshipRequired);
+        }
         // Break-glass pages are still for that patient only, and only while the session lasts.
-        if snapshot.ask.standing() == Some(Standing::BreakGlass) {
+        if snapshot.ask.standing() == Some(Standing::BreakGlass)
+            || principal.purpose == tideway_auth::PurposeOfUse::EmergencyTreat
+        {
             let patient = snapshot.patient_id.as_deref().ok_or(RecordError::RelationshipRequired)?;
             self.recheck_break_glass(call, principal, patient).await?;
         }

@@ -41,7 +41,9 @@ impl RecordService {
             .current()
             .standing(principal, today(), directives, record)
             .ok_or(RecordError::RelationshipRequired)?;
-        if standing == Standing::BreakGlass {
+        // A break-glass token is always break-glass (its session opened before the look-up),
+        // marked and alerted, even where the requester also has a relationship.
+        if principal.purpose == PurposeOfUse::EmergencyTreat {
             let session = self.break_glass(call, principal, patient_id).await?;
             notices.push(Notice::BrokeGlass { ends_at_us: session.ends_at_us });
         }
@@ -49,7 +51,7 @@ impl RecordService {
     }
 
     /// The token's break-glass session for this patient, opened now if it is the first use.
-    async fn break_glass(
+    pub(super) async fn break_glass(
         &self,
         call: &AuditedCall,
         principal: &Principal,
@@ -57,7 +59,8 @@ impl RecordService {
     ) -> Result<BreakGlass, RecordError> {
         // The token service never issues ETREAT without a reason; fail closed if one did.
         let reason = principal.break_glass_reason.clone().ok_or(RecordError::RelationshipRequired)?;
-        let now_us = micros(OffsetDateTime::now_utc());
+        // The request's own instant, so its checks agree with each other.
+        let now_us = micros(call.recorded_at());
         let length_us = i64::try_from(self.break_glass_secs).unwrap_or(i64::MAX).saturating_mul(1_000_000);
         let wanted = BreakGlass {
             token_id: principal.token_id.clone(),

@@ -210,3 +210,24 @@ fn break_glass_stands_in_for_a_missing_explicit_consent_but_a_deny_stays_a_deny(
     // A permit is a permit, with or without the glass.
     assert_eq!(decide(&glass, Standing::BreakGlass, &[permitting("YOOH1")]), [Verdict::Release; 2]);
 }
+
+/// A permit for part of the record, or for another purpose, is not a relationship: it would
+/// open the rest of the record under an implied-consent agreement.
+#[test]
+fn only_a_whole_record_permit_for_the_requesters_purpose_names_a_relationship() {
+    let policy = Policy::examples([]).unwrap();
+    let who = ooh(PurposeOfUse::Treat);
+    let actor = json!([{
+        "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+        "reference": {"identifier": {"system": ODS, "value": "YOOH1"}}}]);
+    assert_eq!(standing(&policy, &who, &[permitting("YOOH1")], &[]), Some(Standing::Consent));
+    for narrowed in [
+        json!({"type": "permit", "actor": actor, "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Immunization"}]}),
+        json!({"type": "permit", "actor": actor, "code": [{"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]}]}),
+        json!({"type": "permit", "actor": actor, "dataPeriod": {"start": "2020-01-01"}}),
+        json!({"type": "permit", "actor": actor, "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "COC"}]}),
+    ] {
+        let d = directive(narrowed.clone());
+        assert_ne!(standing(&policy, &who, &[d], &[]), Some(Standing::Consent), "{narrowed}");
+    }
+}

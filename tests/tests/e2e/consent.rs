@@ -43,8 +43,9 @@ async fn a_dissent_holds_at_once_for_cached_answers_and_page_links_and_withdrawi
     assert!(after.says_may_be_withheld());
     let paged = app.get(&next, Some(&doctor)).await;
     assert_eq!(paged.released(), 0, "a page link handed out before the dissent releases nothing");
+    // The Patient itself is withheld: not found, as an absent one is not.
     let read = app.get(&format!("/Patient/{id}"), Some(&doctor)).await;
-    assert_eq!(read.status, 403, "{}", read.body);
+    assert_eq!(read.status, 404, "{}", read.body);
 
     // Withdrawal: a new version, the old one kept.
     let mut withdrawn = dissent.clone();

@@ -78,12 +78,13 @@ fn consent(patient: &str, provision: Value) -> Value {
     })
 }
 
-/// The registered practice of `nhs` records `provision` as the patient's consent.
-async fn record_consent(app: &TestApp, nhs: &str, id: &str, provision: Value) {
+/// The registered practice of `nhs` records `provision` as the patient's consent; its id.
+async fn record_consent(app: &TestApp, nhs: &str, id: &str, provision: Value) -> String {
     let nhs = NhsNumber::parse(nhs).unwrap();
     let practice = app.token_for(&user(&app.practice_of(&nhs), "R8000", PurposeOfUse::Treat)).await;
     let created = app.send_json(Method::POST, "/Consent", &practice, &consent(id, provision)).await;
     assert_eq!(created.status, 201, "{}", created.body);
+    created.body["id"].as_str().unwrap().to_owned()
 }
 
 /// The four reads of one patient a service may try, by NHS number and by gateway id.
@@ -182,13 +183,9 @@ async fn social_care_is_refused_until_the_patients_consent_names_it_then_its_sec
     }
     let ods = json!({"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "YLA01"});
     let recipient = json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]});
-    record_consent(
-        &app,
-        &nhs,
-        &id,
-        json!({"type": "permit", "actor": [{"role": recipient, "reference": {"identifier": ods}}]}),
-    )
-    .await;
+    let provision =
+        json!({"type": "permit", "actor": [{"role": recipient, "reference": {"identifier": ods}}]});
+    let consent_id = record_consent(&app, &nhs, &id, provision.clone()).await;
     let found = app.get(&nhs_search(&nhs), Some(&social)).await;
     assert_eq!(found.status, 200, "{}", found.body);
     assert_eq!(found.matches().len(), 1);
@@ -203,6 +200,17 @@ async fn social_care_is_refused_until_the_patients_consent_names_it_then_its_sec
         "still only its sections: {types:?}"
     );
     assert_eq!(app.get(&format!("/Patient/{id}"), Some(&social)).await.status, 200);
+    // Withdrawn mid-paging, the consent takes the relationship with it: the page link handed
+    // out under it is refused.
+    let first = app.get(&format!("/Patient/{id}/$everything?_count=1"), Some(&social)).await;
+    let next = first.next_link().expect("several pages");
+    let nhs = NhsNumber::parse(&nhs).unwrap();
+    let practice = app.token_for(&user(&app.practice_of(&nhs), "R8000", PurposeOfUse::Treat)).await;
+    let mut withdrawn = consent(&id, provision);
+    withdrawn["status"] = json!("inactive");
+    let put = app.send_json(Method::PUT, &format!("/Consent/{consent_id}"), &practice, &withdrawn).await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_relationship_required(&next, &app.get(&next, Some(&social)).await);
     app.stop().await;
 }
 
@@ -255,8 +263,10 @@ async fn break_glass_releases_one_patient_alerted_once_and_never_past_a_dissent(
     assert_eq!(app.get(&format!("/Patient/{}", ids[0]), Some(&glass)).await.status, 200);
     assert_eq!(alerts(&app, &officer, "").await.body["total"], 1, "one alert per session");
 
-    // The same token on another patient: refused, nothing opened for that one.
-    for path in reads(&plain[1], &ids[1]) {
+    // The same token on another patient, present or absent: the same refusal, before any
+    // look-up, so a bound token cannot tell which patients exist; nothing opened for them.
+    let mut bodies = std::collections::HashSet::new();
+    for path in reads(&plain[1], &ids[1]).into_iter().chain(reads(&absent_nhs(), UNKNOWN_ID)) {
         let a = app.get(&path, Some(&glass)).await;
         assert_eq!(a.status, 403, "{path}: {}", a.body);
         assert!(
@@ -264,7 +274,9 @@ async fn break_glass_releases_one_patient_alerted_once_and_never_past_a_dissent(
             "{path}: {}",
             a.body
         );
+        bodies.insert(a.body.to_string());
     }
+    assert_eq!(bodies.len(), 1, "one refusal for present and absent alike: {bodies:?}");
     assert_eq!(alerts(&app, &officer, &format!("?patient={}", ids[1])).await.body["total"], 0);
 
     // A dissent holds against break-glass: nothing of the record leaves.
@@ -277,7 +289,7 @@ async fn break_glass_releases_one_patient_alerted_once_and_never_past_a_dissent(
     assert_eq!(all.status, 200, "{}", all.body);
     assert_eq!(all.released(), 0, "nothing past a dissent: {}", all.body);
     let read = app.get(&format!("/Patient/{}", ids[2]), Some(&glass)).await;
-    assert_eq!(read.status, 403, "{}", read.body);
+    assert_eq!(read.status, 404, "withheld reads as absent: {}", read.body);
     let conditions = app.get(&format!("/Condition?patient={}", ids[2]), Some(&glass)).await;
     assert_eq!(conditions.released(), 0, "{}", conditions.body);
     app.stop().await;
