@@ -125,6 +125,9 @@ pub struct PolicyInForce {
     /// `(source id, controller ODS code)` of every registered source.
     sources: Vec<(String, OdsCode)>,
     snapshot: RwLock<Snapshot>,
+    /// When the store last answered a refresh, and how long the policy in force may go
+    /// unconfirmed (set by [`Self::spawn_refresh`]; `None`: no other replica can change it).
+    confirmed: std::sync::Mutex<(std::time::Instant, Option<Duration>)>,
 }
 
 impl std::fmt::Debug for PolicyInForce {
@@ -156,7 +159,25 @@ impl PolicyInForce {
             terminology,
             sources,
             snapshot: RwLock::new(Snapshot { policy: Arc::new(policy), applied: Vec::new() }),
+            confirmed: std::sync::Mutex::new((std::time::Instant::now(), None)),
         })
+    }
+
+    /// Whether the policy in force is known to be current: the last refresh that read the
+    /// store is no older than three refresh periods (at least 15 s). A replica that cannot read what other
+    /// replicas approved cannot decide, and releases nothing (503).
+    pub fn is_confirmed(&self) -> bool {
+        let (at, limit) = *self.confirmed.lock().unwrap_or_else(PoisonError::into_inner);
+        limit.is_none_or(|limit| at.elapsed() <= limit)
+    }
+
+    /// Records that the store answered now, and (when given) how long an answer holds.
+    pub(crate) fn confirm(&self, limit: Option<Duration>) {
+        let mut confirmed = self.confirmed.lock().unwrap_or_else(PoisonError::into_inner);
+        confirmed.0 = std::time::Instant::now();
+        if limit.is_some() {
+            confirmed.1 = limit;
+        }
     }
 
     /// The region's examples, for these sources.
@@ -310,6 +331,8 @@ impl PolicyInForce {
     /// Refreshes every `every` for as long as the policy is in use, keeping the policy in force
     /// when the store cannot be read (it only ever gains approved versions).
     pub fn spawn_refresh(self: &Arc<Self>, store: Arc<dyn AgreementStore>, every: Duration) {
+        // Three periods, and never under 15 s, so a busy moment is not an outage.
+        self.confirm(Some(every.saturating_mul(3).max(Duration::from_secs(15))));
         let policy: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -319,11 +342,16 @@ impl PolicyInForce {
                 tick.tick().await;
                 let Some(policy) = policy.upgrade() else { break };
                 match policy.refresh(store.as_ref()).await {
-                    Ok(true) => tracing::info!("sharing agreements in force changed"),
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "sharing agreements could not be refreshed; the policy in force is kept")
+                    Ok(changed) => {
+                        policy.confirm(None);
+                        if changed {
+                            tracing::info!("sharing agreements in force changed");
+                        }
                     }
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "sharing agreements could not be refreshed; after three refresh periods nothing is released"
+                    ),
                 }
             }
         });

@@ -246,6 +246,9 @@ impl From<RecordError> for ApiError {
             RecordError::BreakGlassEnded => {
                 Self::forbidden("this break-glass access has ended; break the glass again if still needed")
             }
+            RecordError::PolicyUnconfirmed => {
+                Self::unavailable("the sharing agreements in force cannot be confirmed; nothing is released")
+            }
             RecordError::NotPrivacyOfficer => Self::forbidden(
                 "only a privacy officer (purpose of use HOPERAT) of an organisation trusted as a privacy office may",
             ),

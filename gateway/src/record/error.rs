@@ -75,6 +75,10 @@ pub enum RecordError {
     /// Only a trusted privacy office's officers may read alerts or run the policy simulator.
     #[error("not a privacy officer")]
     NotPrivacyOfficer,
+    /// The sharing agreements in force could not be confirmed against the store for three
+    /// refresh periods: nothing is released.
+    #[error("the sharing agreements in force could not be confirmed")]
+    PolicyUnconfirmed,
     /// The page link was made for someone else.
     #[error("page link belongs to another principal")]
     PageOwner,
@@ -104,6 +108,7 @@ impl RecordError {
             Self::BreakGlassEnded => "break-glass-ended",
             Self::Alerts(_) => "alert-store",
             Self::NotPrivacyOfficer => "not-privacy-officer",
+            Self::PolicyUnconfirmed => "policy-unconfirmed",
         }
     }
 }

@@ -122,6 +122,9 @@ impl RecordService {
     /// anything about the patient is looked up, so the refusal is the same whether or not the
     /// patient exists.
     pub fn admit(&self, principal: &Principal) -> Result<(), RecordError> {
+        if !self.policy.is_confirmed() {
+            return Err(RecordError::PolicyUnconfirmed);
+        }
         self.policy.current().admit(principal, today()).map_err(RecordError::Refused)
     }
 

@@ -176,6 +176,24 @@ async fn nothing_is_asked_of_a_source_when_the_intent_cannot_be_written() {
     assert_eq!(a.fetches.load(Ordering::SeqCst), 0);
 }
 
+/// A replica that could not confirm the agreements in force against the store for too long
+/// releases nothing, and asks no source; once the store answers again, it reads as before.
+#[tokio::test]
+async fn nothing_leaves_while_the_agreements_in_force_cannot_be_confirmed() {
+    let a = FakeSource::new("a", Ok(vec![condition("a.c1")]));
+    let f = fixture(vec![a.clone()]).await;
+    let p = principal(&["system/*.read"]);
+    f.service.policy.confirm(Some(Duration::ZERO));
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let mut call = f.trail.begin("r1", "patient-everything", None);
+    let got = f.service.record(&mut call, &p, &f.id, &Ask::everything(), &Criteria::default()).await;
+    assert!(matches!(got, Err(RecordError::PolicyUnconfirmed)), "{got:?}");
+    assert_eq!(a.fetches.load(Ordering::SeqCst), 0);
+    f.service.policy.confirm(Some(Duration::from_secs(3600)));
+    let mut call = f.trail.begin("r2", "patient-everything", None);
+    assert!(f.service.record(&mut call, &p, &f.id, &Ask::everything(), &Criteria::default()).await.is_ok());
+}
+
 #[tokio::test]
 async fn an_unknown_id_is_refused_before_any_audit_intent_or_source_call() {
     let a = FakeSource::new("a", Ok(vec![]));
