@@ -94,6 +94,12 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Whether the user is breaking the glass (purpose of use `ETREAT`, which the token service
+    /// issues only with a reason).
+    pub fn breaks_glass(&self) -> bool {
+        self.purpose == PurposeOfUse::EmergencyTreat
+    }
+
     /// Whether the granted scopes allow reading resources of `resource_type`. Accepts SMART v1
     /// (`system/X.read`, `system/*.read`) and v2 (`system/X.rs`, `system/*.rs`, any permission
     /// string containing `r`) forms.

@@ -57,14 +57,6 @@ pub const MAY_BE_WITHHELD: &str = "Some information may be withheld from this an
 /// How a break-glass answer begins its notice (a contract: clients look for it).
 pub const BREAK_GLASS: &str = "Break-glass (emergency) access";
 
-/// An instant in microseconds since the epoch, as RFC 3339 to the second.
-fn instant(us: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(us / 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
-}
-
 /// The OperationOutcome for a set of notices, or `None` when there is nothing to say.
 pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
     if notices.is_empty() {
@@ -106,7 +98,7 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
                 format!(
                     "{BREAK_GLASS}: this access is recorded with your reason and the privacy officer is alerted; \
                      it is valid for this patient until {}",
-                    instant(*ends_at_us)
+                    crate::epoch_us::rfc3339_seconds(*ends_at_us)
                 ),
             ),
         };

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use serde_json::json;
 use tideway_auth::Principal;
 use tideway_policy::agreement::parse_agreement;
-use time::OffsetDateTime;
 
 use crate::agreements::{LedgerEntry, LedgerError, Origin, PolicyInForce, VersionState};
 use crate::audit::{AuditError, AuditedCall};
@@ -123,7 +122,7 @@ impl Governance {
             body: text.to_owned(),
             published_by: format!("{}/{}", principal.client_id, principal.user_id),
             published_org: principal.organisation.as_str().to_owned(),
-            published_at_us: now_us(),
+            published_at_us: crate::epoch_us::now(),
         };
         // Another publisher may have added this version (or a higher one) meanwhile.
         if !self.store.publish_agreement(&version).await.map_err(LedgerError::from)? {
@@ -160,7 +159,7 @@ impl Governance {
             version: i64::from(version),
             ods_code: ods.to_owned(),
             user_id: principal.user_id.clone(),
-            approved_at_us: now_us(),
+            approved_at_us: crate::epoch_us::now(),
         };
         if !self.store.approve_agreement(&approval).await.map_err(LedgerError::from)? {
             return Err(GovernanceError::AlreadyApproved(label));
@@ -178,8 +177,4 @@ impl Governance {
             .find(|e| e.agreement.id == id && e.agreement.version == version)
             .ok_or(GovernanceError::NotFound)
     }
-}
-
-fn now_us() -> i64 {
-    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
 }

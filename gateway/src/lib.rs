@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod capability;
 pub mod cli;
 pub mod config;
+pub mod epoch_us;
 pub mod governance;
 pub mod http;
 pub mod identity;

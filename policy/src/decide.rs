@@ -160,10 +160,18 @@ impl Policy {
             Some(Err(_)) => Err(()),
         };
         let mut rules = vec![None; resources.len()];
+        // Each resource is classified once, for the agreements' rules and for its links; with no
+        // agreement granting the requester nothing is shared and no code set is consulted.
+        let masks: Vec<SetMask> = if granting.is_empty() {
+            vec![0; resources.len()]
+        } else {
+            resources.iter().map(|f| self.terminology.classify(f)).collect()
+        };
         let mut verdicts: Vec<Verdict> = resources
             .iter()
+            .zip(&masks)
             .zip(rules.iter_mut())
-            .map(|(facts, rule)| {
+            .map(|((facts, mask), rule)| {
                 let filtered = match since {
                     Err(()) => Err(Reason::Undecidable),
                     Ok(since) => query_verdict(principal, ask, since, facts),
@@ -171,7 +179,7 @@ impl Policy {
                 let consent = consent_verdict(consents, principal, today, facts);
                 let decided = filtered.and_then(|()| match consent {
                     ConsentVerdict::Denied => Err(Reason::ConsentDenied),
-                    _ => self.shared(&granting, facts, consent, break_glass, rule),
+                    _ => self.shared(&granting, facts, *mask, consent, break_glass, rule),
                 });
                 match decided {
                     Ok(()) => Verdict::Release,
@@ -181,16 +189,15 @@ impl Policy {
             .collect();
         // What is withheld for its content hides its links too, whichever rule spoke first: an
         // HIV result outside the shared sections is still HIV.
-        let hides_content: Vec<bool> = resources
+        let hides_content: Vec<bool> = masks
             .iter()
             .zip(&verdicts)
-            .map(|(facts, verdict)| match verdict {
+            .map(|(mask, verdict)| match verdict {
                 Verdict::Release => false,
                 Verdict::Withhold(
                     Reason::Sensitive | Reason::Excluded | Reason::Linked | Reason::ConsentDenied,
                 ) => true,
                 Verdict::Withhold(_) => {
-                    let mask = self.terminology.classify(facts);
                     !granting.is_empty()
                         && granting
                             .iter()
@@ -209,6 +216,7 @@ impl Policy {
         &self,
         granting: &[(usize, &Agreement)],
         facts: &ResourceFacts,
+        mask: SetMask,
         consent: ConsentVerdict,
         break_glass: bool,
         rule: &mut Option<u16>,
@@ -216,7 +224,6 @@ impl Policy {
         if granting.is_empty() {
             return Err(Reason::NoAgreement);
         }
-        let mask = self.terminology.classify(facts);
         let mut first = None;
         for (position, (_, a)) in granting.iter().enumerate() {
             match self.under(a, facts, mask, consent, break_glass) {

@@ -22,7 +22,7 @@ pub async fn alerts(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, Ap
         let since = match params.one("_since")? {
             None => 0,
             Some(s) => OffsetDateTime::parse(s, &Rfc3339)
-                .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX))
+                .map(crate::epoch_us::of)
                 .map_err(|_| ApiError::invalid("_since must be an instant (RFC 3339)").at("_since"))?,
         };
         let count = match params.one("_count")? {

@@ -73,7 +73,7 @@ impl RecordService {
             version,
             patient_id: summary.patient_id,
             status: summary.status,
-            recorded_at_us: i64::try_from(now.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX),
+            recorded_at_us: crate::epoch_us::of(now),
             recorded_by: format!(
                 "{}/{}@{}",
                 principal.client_id,

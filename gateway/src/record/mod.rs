@@ -79,8 +79,20 @@ struct Fetched {
 impl Fetched {
     /// The facts of every resource of every source, in order.
     fn facts(&self) -> Vec<&ResourceFacts> {
-        self.records.iter().flat_map(|(_, r)| r.resources.iter().map(|x| x.facts.as_ref())).collect()
+        facts_of(&self.records)
     }
+}
+
+/// The facts of every resource of these sources' records, in order: what one decision is over.
+fn facts_of(records: &[(tideway_adapters::SourceId, Arc<SourceRecord>)]) -> Vec<&ResourceFacts> {
+    records.iter().flat_map(|(_, r)| r.resources.iter().map(|x| x.facts.as_ref())).collect()
+}
+
+/// A published id resolved, with the audit intent written, and (for a break-glass token) its
+/// session bound to the patient.
+struct Opened {
+    nhs: NhsNumber,
+    glass: Option<crate::store::BreakGlass>,
 }
 
 /// The read pipeline and what it needs.
@@ -185,10 +197,7 @@ impl RecordService {
         let gateway_id = self.ids.id_for(nhs);
         call.about_patient(&gateway_id);
         call.intent(self.source_ids()).await?;
-        if principal.purpose == tideway_auth::PurposeOfUse::EmergencyTreat {
-            // Bound before the look-up: see `open`.
-            self.break_glass(call, principal, &gateway_id).await?;
-        }
+        let glass = self.bind_glass(call, principal, &gateway_id).await?;
         let directives = self.directives(&gateway_id).await?;
         let answer = self.find_everywhere(nhs, &gateway_id, call.request_id()).await?;
         if answer.0.is_none() {
@@ -199,7 +208,8 @@ impl RecordService {
             return self.patient_answer(principal, &directives, Ask::everything(), answer);
         }
         self.remember(nhs, &gateway_id, &answer.1).await?;
-        let (ask, notices) = self.stand(call, principal, nhs, &gateway_id, &directives).await?;
+        let (ask, notices) =
+            self.stand(call, principal, glass.as_ref(), nhs, &gateway_id, &directives).await?;
         let mut found = self.patient_answer(principal, &directives, ask, answer)?;
         found.notices.extend(notices);
         Ok(found)
@@ -212,18 +222,17 @@ impl RecordService {
         &self,
         call: &AuditedCall,
         principal: &Principal,
+        glass: Option<&crate::store::BreakGlass>,
         nhs: &NhsNumber,
         id: &str,
         directives: &[Directive],
     ) -> Result<(Ask, Vec<Notice>), RecordError> {
         let mut notices = Vec::new();
-        let breaking_glass = principal.purpose == tideway_auth::PurposeOfUse::EmergencyTreat;
-        if !breaking_glass && self.policy.current().grants_relationship(principal, today()) {
+        if !principal.breaks_glass() && self.policy.current().grants_relationship(principal, today()) {
             return Ok((Ask::everything().standing_as(Standing::Agreement), notices));
         }
         let fetched = self.fetch(nhs, id, call.request_id(), principal).await?;
-        let standing =
-            self.establish(call, principal, id, directives, &fetched.facts(), &mut notices).await?;
+        let standing = self.establish(principal, glass, directives, &fetched.facts(), &mut notices)?;
         Ok((Ask::everything().standing_as(standing), notices))
     }
 
@@ -234,7 +243,7 @@ impl RecordService {
         principal: &Principal,
         id: &str,
     ) -> Result<PatientAnswer, RecordError> {
-        let nhs = self.open(call, principal, id).await?;
+        let Opened { nhs, glass } = self.open(call, principal, id).await?;
         let directives = self.directives(id).await?;
         let answer = self.find_everywhere(&nhs, id, call.request_id()).await?;
         if answer.0.is_none() {
@@ -243,7 +252,7 @@ impl RecordService {
         if let Err(e) = self.remember(&nhs, id, &answer.1).await {
             tracing::error!(error = %e, "patient index could not be written");
         }
-        let (ask, notices) = self.stand(call, principal, &nhs, id, &directives).await?;
+        let (ask, notices) = self.stand(call, principal, glass.as_ref(), &nhs, id, &directives).await?;
         let mut found = self.patient_answer(principal, &directives, ask, answer)?;
         if found.patient.is_none() {
             // Withheld reads as absent, as the search does.
@@ -274,13 +283,12 @@ impl RecordService {
         ask: &Ask,
         criteria: &Criteria,
     ) -> Result<RecordAnswer, RecordError> {
-        let nhs = self.open(call, principal, id).await?;
+        let Opened { nhs, glass } = self.open(call, principal, id).await?;
         let directives = self.directives(id).await?;
         let Fetched { records, mut notices, mut report } =
             self.fetch(&nhs, id, call.request_id(), principal).await?;
-        let facts: Vec<&ResourceFacts> =
-            records.iter().flat_map(|(_, r)| r.resources.iter().map(|x| x.facts.as_ref())).collect();
-        let standing = self.establish(call, principal, id, &directives, &facts, &mut notices).await?;
+        let facts = facts_of(&records);
+        let standing = self.establish(principal, glass.as_ref(), &directives, &facts, &mut notices)?;
         report.standing(standing);
         let ask = ask.clone().standing_as(standing);
         // The one decision for this answer, over every source's resources at once.
@@ -392,16 +400,18 @@ impl RecordService {
         call: &mut AuditedCall,
         principal: &Principal,
         id: &str,
-    ) -> Result<NhsNumber, RecordError> {
+    ) -> Result<Opened, RecordError> {
         self.admit(principal)?;
         // Break-glass binds its token to the patient asked for before anything is looked up,
         // so a bound token learns nothing about any other id, present or not.
-        let breaking_glass = principal.purpose == tideway_auth::PurposeOfUse::EmergencyTreat;
-        if breaking_glass {
+        let breaking_glass = principal.breaks_glass();
+        let glass = if breaking_glass {
             call.about_patient(id);
             call.intent(self.source_ids()).await?;
-            self.break_glass(call, principal, id).await?;
-        }
+            self.bind_glass(call, principal, id).await?
+        } else {
+            None
+        };
         let nhs = match self.resolve(id).await {
             Err(RecordError::UnknownPatient | RecordError::NotHeld)
                 if self.must_show_relationship(principal) =>
@@ -414,7 +424,7 @@ impl RecordService {
             call.about_patient(id);
             call.intent(self.source_ids()).await?;
         }
-        Ok(nhs)
+        Ok(Opened { nhs, glass })
     }
 
     async fn find_everywhere(

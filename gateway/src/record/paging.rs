@@ -101,11 +101,12 @@ impl RecordService {
             return Err(RecordError::RelationshipRequired);
         }
         // Break-glass pages are still for that patient only, and only while the session lasts.
-        if snapshot.ask.standing() == Some(Standing::BreakGlass)
-            || principal.purpose == tideway_auth::PurposeOfUse::EmergencyTreat
-        {
+        if snapshot.ask.standing() == Some(Standing::BreakGlass) || principal.breaks_glass() {
             let patient = snapshot.patient_id.as_deref().ok_or(RecordError::RelationshipRequired)?;
-            self.recheck_break_glass(call, principal, patient).await?;
+            if self.bind_glass(call, principal, patient).await?.is_none() {
+                // A break-glass answer followed without breaking the glass.
+                return Err(RecordError::RelationshipRequired);
+            }
         }
         let (entries, withheld) = self.replay(principal, &snapshot.ask, &directives, all, start..end);
         let next_link = (end < all.len()).then(|| self.pages.link(&self.base_url, token, end));

@@ -36,10 +36,7 @@ impl RecordService {
 
 /// One alert as a FHIR R4 `Communication` to the privacy officer.
 fn communication(a: &PrivacyAlert) -> Value {
-    let sent = time::OffsetDateTime::from_unix_timestamp(a.raised_at_us / 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default();
+    let sent = crate::epoch_us::rfc3339_seconds(a.raised_at_us);
     json!({
         "resourceType": "Communication",
         "id": a.alert_id,

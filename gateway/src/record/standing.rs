@@ -7,10 +7,9 @@
 //! the first patient and ending after `break_glass_secs`, and raises the privacy officer's alert
 //! in the same transaction; nothing is released until both are stored.
 
-use tideway_auth::{Principal, PurposeOfUse};
+use tideway_auth::Principal;
 use tideway_policy::{Directive, Standing};
 use tideway_profiles::ResourceFacts;
-use time::OffsetDateTime;
 
 use super::{RecordError, RecordService, today};
 use crate::audit::AuditedCall;
@@ -21,17 +20,17 @@ impl RecordService {
     /// Whether `principal` must show a relationship: no agreement granting them grants one, and
     /// they are not breaking the glass. Such a requester is refused alike for absent patients.
     pub fn must_show_relationship(&self, principal: &Principal) -> bool {
-        principal.purpose != PurposeOfUse::EmergencyTreat
-            && !self.policy.current().grants_relationship(principal, today())
+        !principal.breaks_glass() && !self.policy.current().grants_relationship(principal, today())
     }
 
-    /// How `principal` stands to the patient `patient_id`, whose record is `record`; a
-    /// break-glass standing is opened (or found open) and its notice added to `notices`.
-    pub(super) async fn establish(
+    /// How `principal` stands to the patient whose record is `record`. A break-glass token is
+    /// always break-glass (`glass`, its session, bound before the look-up by
+    /// [`Self::bind_glass`]), marked and alerted, even where the requester also has a
+    /// relationship: its notice is added to `notices`.
+    pub(super) fn establish(
         &self,
-        call: &AuditedCall,
         principal: &Principal,
-        patient_id: &str,
+        glass: Option<&BreakGlass>,
         directives: &[Directive],
         record: &[&ResourceFacts],
         notices: &mut Vec<Notice>,
@@ -41,17 +40,31 @@ impl RecordService {
             .current()
             .standing(principal, today(), directives, record)
             .ok_or(RecordError::RelationshipRequired)?;
-        // A break-glass token is always break-glass (its session opened before the look-up),
-        // marked and alerted, even where the requester also has a relationship.
-        if principal.purpose == PurposeOfUse::EmergencyTreat {
-            let session = self.break_glass(call, principal, patient_id).await?;
+        if principal.breaks_glass() {
+            // Bound at the start of every path that reaches here; fail closed if one did not.
+            let session = glass.ok_or(RecordError::RelationshipRequired)?;
             notices.push(Notice::BrokeGlass { ends_at_us: session.ends_at_us });
         }
         Ok(standing)
     }
 
+    /// For a break-glass token, its session bound to `patient_id` (opened now if this is the
+    /// first use); for anyone else, none. Called before anything about the patient is looked
+    /// up, so a bound token learns nothing about any other id.
+    pub(super) async fn bind_glass(
+        &self,
+        call: &AuditedCall,
+        principal: &Principal,
+        patient_id: &str,
+    ) -> Result<Option<BreakGlass>, RecordError> {
+        if !principal.breaks_glass() {
+            return Ok(None);
+        }
+        self.break_glass(call, principal, patient_id).await.map(Some)
+    }
+
     /// The token's break-glass session for this patient, opened now if it is the first use.
-    pub(super) async fn break_glass(
+    async fn break_glass(
         &self,
         call: &AuditedCall,
         principal: &Principal,
@@ -60,7 +73,7 @@ impl RecordService {
         // The token service never issues ETREAT without a reason; fail closed if one did.
         let reason = principal.break_glass_reason.clone().ok_or(RecordError::RelationshipRequired)?;
         // The request's own instant, so its checks agree with each other.
-        let now_us = micros(call.recorded_at());
+        let now_us = crate::epoch_us::of(call.recorded_at());
         let length_us = i64::try_from(self.break_glass_secs).unwrap_or(i64::MAX).saturating_mul(1_000_000);
         let wanted = BreakGlass {
             token_id: principal.token_id.clone(),
@@ -82,19 +95,4 @@ impl RecordService {
         }
         Ok(session)
     }
-
-    /// A later page decided under break-glass: still for the session's patient and in its time.
-    pub(super) async fn recheck_break_glass(
-        &self,
-        call: &AuditedCall,
-        principal: &Principal,
-        patient_id: &str,
-    ) -> Result<(), RecordError> {
-        self.break_glass(call, principal, patient_id).await.map(drop)
-    }
-}
-
-/// Microseconds since the epoch.
-pub(crate) fn micros(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
 }

@@ -123,28 +123,7 @@ impl AlertStore for Store {
             .await
             .map_err(err("read break-glass"))?;
             tx.commit().await.map_err(err("commit break-glass"))?;
-            let (
-                token_id,
-                patient_id,
-                opened_at_us,
-                ends_at_us,
-                user,
-                organisation,
-                role,
-                reason,
-                request_id,
-            ) = row;
-            Ok(BreakGlass {
-                token_id,
-                patient_id,
-                opened_at_us,
-                ends_at_us,
-                user,
-                organisation,
-                role,
-                reason,
-                request_id,
-            })
+            Ok(session_of(row))
         })
     }
 
@@ -165,23 +144,28 @@ impl AlertStore for Store {
         .fetch_all(p)
         .await)
         .map_err(err("read alerts"))?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(alert_id, kind, raised_at_us, patient_id, user, organisation, role, reason, request_id)| {
-                    PrivacyAlert {
-                        alert_id,
-                        kind,
-                        raised_at_us,
-                        patient_id,
-                        user,
-                        organisation,
-                        role,
-                        reason,
-                        request_id,
-                    }
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(alert_of).collect())
     }
+}
+
+fn session_of(
+    (token_id, patient_id, opened_at_us, ends_at_us, user, organisation, role, reason, request_id): SessionRow,
+) -> BreakGlass {
+    BreakGlass {
+        token_id,
+        patient_id,
+        opened_at_us,
+        ends_at_us,
+        user,
+        organisation,
+        role,
+        reason,
+        request_id,
+    }
+}
+
+fn alert_of(
+    (alert_id, kind, raised_at_us, patient_id, user, organisation, role, reason, request_id): AlertRow,
+) -> PrivacyAlert {
+    PrivacyAlert { alert_id, kind, raised_at_us, patient_id, user, organisation, role, reason, request_id }
 }

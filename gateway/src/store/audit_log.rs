@@ -44,7 +44,7 @@ pub struct PendingAudit {
 macro_rules! each_audit_value {
     ($record:expr, |$value:ident| $body:expr) => {{
         let r: &$crate::audit::AuditRecord = $record;
-        let micros = i64::try_from(r.recorded_at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
+        let micros = $crate::epoch_us::of(r.recorded_at);
         let released = i64::try_from(r.released).unwrap_or(i64::MAX);
         let status = i32::from(r.http_status);
         {
