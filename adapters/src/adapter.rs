@@ -45,6 +45,9 @@ pub struct PatientLink {
     pub gateway_id: String,
     /// The source's own id for the patient.
     pub local_id: String,
+    /// The patient's NHS number, for dialects whose record request names the patient by it
+    /// (GP Connect's `$gpc.getstructuredrecord`). Adapters must never put it in a URL.
+    pub nhs_number: NhsNumber,
 }
 
 /// A source's Patient resource for an NHS number.

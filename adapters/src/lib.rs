@@ -8,6 +8,7 @@
 
 pub mod adapter;
 pub mod fhir_r4;
+pub mod gp_record;
 pub mod registry;
 pub mod source;
 

@@ -18,3 +18,11 @@ pub const LOINC: &str = "http://loinc.org";
 pub const PURPOSE_OF_USE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 /// NHS national RBAC role codes (job role codes).
 pub const NATIONAL_RBAC_ROLE: &str = "https://fhir.nhs.uk/CodeSystem/NHSDigital-SDS-JobRoleCode";
+/// EMIS Web's own code ids (the CPRD Aurum `MedCodeId`). EMIS publishes no FHIR URI for them
+/// that could be cited here, so Tideway names the system under its own base.
+pub const EMIS_CODE_ID: &str = "https://fhir.tideway.london/CodeSystem/emis-code-id";
+/// EMIS Web's product code ids (the CPRD Aurum `ProdCodeId`); named under Tideway's base, as above.
+pub const EMIS_PRODUCT_CODE_ID: &str = "https://fhir.tideway.london/CodeSystem/emis-product-code-id";
+/// Gemscript (formerly Multilex) product codes, as Vision records medicines; named under
+/// Tideway's base for the same reason.
+pub const GEMSCRIPT: &str = "https://fhir.tideway.london/CodeSystem/gemscript";

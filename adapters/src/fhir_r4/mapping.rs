@@ -193,15 +193,21 @@ pub fn normalise_entries(n: &Normaliser<'_>, entries: Vec<Value>, out: &mut crat
             out.rejected.push(RejectedResource::invalid(None, "entry has no resource"));
             continue;
         };
-        match n.normalise(resource).and_then(|r| finish(&r)) {
-            Ok(r) if !r.facts.is_about(n.gateway_patient_id) => out.rejected.push(RejectedResource {
-                resource_type: Some(r.resource_type),
-                kind: RejectionKind::OtherPatient,
-                reason: "entry is about another patient".into(),
-            }),
-            Ok(r) => out.resources.push(r),
-            Err(r) => out.rejected.push(r),
-        }
+        accept(n, resource, out);
+    }
+}
+
+/// Normalises one resource and passes it on, or lists it as rejected: when it is not valid R4
+/// after normalisation, or when it is about a patient other than the record's.
+pub fn accept(n: &Normaliser<'_>, resource: Value, out: &mut crate::adapter::SourceRecord) {
+    match n.normalise(resource).and_then(|r| finish(&r)) {
+        Ok(r) if !r.facts.is_about(n.gateway_patient_id) => out.rejected.push(RejectedResource {
+            resource_type: Some(r.resource_type),
+            kind: RejectionKind::OtherPatient,
+            reason: "entry is about another patient".into(),
+        }),
+        Ok(r) => out.resources.push(r),
+        Err(r) => out.rejected.push(r),
     }
 }
 
