@@ -9,8 +9,10 @@
 pub mod adapter;
 pub mod fhir_r4;
 pub mod gp_record;
+pub mod http;
 pub mod registry;
 pub mod source;
+pub mod xml;
 
 pub use adapter::{
     AdapterError, CallContext, NormalisedResource, PatientLink, RejectedResource, RejectionKind,
