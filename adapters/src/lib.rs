@@ -8,12 +8,14 @@
 
 pub mod adapter;
 pub mod fhir_r4;
+pub mod gp_connect;
+pub mod http;
 pub mod registry;
 pub mod source;
 
 pub use adapter::{
-    AdapterError, CallContext, NormalisedResource, PatientLink, RejectedResource, RejectionKind,
-    SourceAdapter, SourcePatient, SourceRecord,
+    AdapterError, CallContext, ListWarning, ListWarningCode, NormalisedResource, PatientLink,
+    RejectedResource, RejectionKind, SourceAdapter, SourcePatient, SourceRecord,
 };
 pub use registry::AdapterBuildError;
 pub use source::{SourceConfig, SourceId, SystemKind};

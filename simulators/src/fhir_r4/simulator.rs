@@ -276,22 +276,9 @@ async fn fault_response(fault: Fault, path: &str) -> HttpResponse {
         Fault::Malformed => HttpResponse::Ok()
             .content_type(FHIR_JSON)
             .body(r#"{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceTy"#),
-        Fault::Oversized => {
-            const TOTAL: usize = 64 * 1024 * 1024;
-            let filler = Bytes::from(format!(
-                r#"{{"resource":{{"resourceType":"Basic","code":{{"text":"{}"}}}}}},"#,
-                "x".repeat(64 * 1024 - 60)
-            ));
-            let chunks = TOTAL / filler.len();
-            let head = Bytes::from_static(br#"{"resourceType":"Bundle","type":"searchset","entry":["#);
-            let tail =
-                Bytes::from_static(br#"{"resource":{"resourceType":"Basic","code":{"text":"end"}}}]}"#);
-            let body = std::iter::once(head)
-                .chain(std::iter::repeat_n(filler, chunks))
-                .chain(std::iter::once(tail))
-                .map(Ok::<_, std::convert::Infallible>);
-            HttpResponse::Ok().content_type(FHIR_JSON).streaming(futures::stream::iter(body))
-        }
+        Fault::Oversized => HttpResponse::Ok().content_type(FHIR_JSON).streaming(
+            crate::faults::oversized_bundle(br#"{"resourceType":"Bundle","type":"searchset","entry":["#),
+        ),
         Fault::Redirect => {
             HttpResponse::Found().insert_header(("Location", format!("{ELSEWHERE}{path}"))).finish()
         }
