@@ -20,7 +20,9 @@
 //! - **MedicationStatement**: `taken` (gone in R4): `n` makes the status `not-taken`, and the
 //!   code is kept in an extension; `reasonNotTaken` -> `statusReason`; `basedOn` (an array in
 //!   both versions, sometimes sent as one object) becomes a list; dosages converted.
-//! - **MedicationRequest**: `context` -> `encounter`; `requester.agent` -> `requester` (the
+//! - **MedicationRequest**: `context` -> `encounter`; a dispense quantity or supply duration
+//!   whose `value` is a decimal written as a string, or whose `code` is a one-item list (as the
+//!   GP Connect examples send them), is read as the decimal and the code; `requester.agent` -> `requester` (the
 //!   `onBehalfOf` kept in an extension); `category` becomes a list; `substitution.allowed` ->
 //!   `allowedBoolean`; `definition` kept in an extension; dosages converted.
 //! - **Medication**: `isBrand`, `isOverTheCounter` kept in extensions; `ingredient.amount` ->
@@ -47,7 +49,9 @@
 //! - **List**: contained resources converted; the warning extensions kept, and for each one a
 //!   note a clinician can read (see [`warning_text`]).
 //! - **Organization**, **Practitioner**, **PractitionerRole**, **Location**: the same in both
-//!   versions for every element GP Connect populates; passed through.
+//!   versions for every element GP Connect populates; passed through, except that a single
+//!   `address`/`telecom` where both versions have a list becomes a list, and a Location's
+//!   one-item `address` list (one address in both versions) its one address.
 //!
 //! Every other type (Appointment, Slot, CapabilityStatement, ...) is not part of a structured
 //! record and is refused by name.
@@ -177,6 +181,14 @@ pub fn convert(resource: Value) -> Result<Value, Unconvertible> {
         "Encounter" => encounter(&mut obj),
         "ReferralRequest" => referral_request(&mut obj),
         "ProcedureRequest" => procedure_request(&mut obj),
+        "Organization" => {
+            listify(&mut obj, "address");
+            listify(&mut obj, "telecom");
+        }
+        "Location" => {
+            listify(&mut obj, "telecom");
+            unlistify(&mut obj, "address");
+        }
         _ => {}
     }
     obj.insert("resourceType".into(), Value::String(r4.to_owned()));
@@ -224,6 +236,42 @@ fn listify(obj: &mut Obj, key: &str) {
         let one = v.take();
         *v = Value::Array(vec![one]);
     }
+}
+
+/// A one-item list where both versions have a single value becomes that value (a longer list
+/// is left for the R4 check to refuse: which item to keep is not ours to choose).
+fn unlistify(obj: &mut Obj, key: &str) {
+    if let Some(v) = obj.get_mut(key)
+        && let Value::Array(items) = v
+        && items.len() == 1
+    {
+        let one = items.remove(0);
+        *v = one;
+    }
+}
+
+/// A Quantity as some GP systems write it: `value` as a string holding a decimal (read as that
+/// decimal, exactly as written) and `code` as a one-item list.
+fn quantity(q: Option<&mut Value>) {
+    let Some(Value::Object(q)) = q else { return };
+    if let Some(Value::String(text)) = q.get("value")
+        && is_decimal(text)
+        && let Ok(number) = serde_json::from_str::<Value>(text)
+    {
+        q.insert("value".into(), number);
+    }
+    unlistify(q, "code");
+}
+
+/// FHIR's decimal: an optional minus, digits without a leading zero, an optional fraction.
+fn is_decimal(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && (whole == "0" || !whole.starts_with('0'))
+        && !fraction.is_empty()
+        && fraction.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Appends an extension to `obj`.
@@ -427,6 +475,10 @@ fn medication_request(obj: &mut Obj) {
     definitions(obj, "MedicationRequest");
     if let Some(Value::Object(sub)) = obj.get_mut("substitution") {
         rename(sub, "allowed", "allowedBoolean");
+    }
+    if let Some(Value::Object(dispense)) = obj.get_mut("dispenseRequest") {
+        quantity(dispense.get_mut("quantity"));
+        quantity(dispense.get_mut("expectedSupplyDuration"));
     }
     dosages(obj, "dosageInstruction");
 }
@@ -754,6 +806,23 @@ mod tests {
         assert_eq!(list_warning_codes(&out), ["data-awaiting-filing"]);
         assert!(out["note"][0]["text"].as_str().unwrap().contains("awaiting review"));
         assert_eq!(out["contained"][0]["clinicalStatus"]["coding"][0]["code"], "resolved");
+    }
+
+    #[test]
+    fn a_dispense_quantity_written_as_text_is_read_as_the_decimal_only_when_it_is_one() {
+        let request = |value: Value| {
+            json!({"resourceType": "MedicationRequest", "id": "r", "status": "active", "intent": "order",
+                "medicationReference": {"reference": "Medication/m"}, "subject": {"reference": "Patient/p1"},
+                "dispenseRequest": {"quantity": {"value": value, "unit": "tablet"},
+                    "expectedSupplyDuration": {"value": "28", "code": ["d"], "system": "http://unitsofmeasure.org"}}})
+        };
+        let out = converted(request(json!("28.50")));
+        assert_eq!(out["dispenseRequest"]["quantity"]["value"].to_string(), "28.50");
+        assert_eq!(out["dispenseRequest"]["expectedSupplyDuration"]["code"], "d");
+        for not_a_decimal in ["28 tablets", "1e3", "028", ""] {
+            let out = convert(request(json!(not_a_decimal))).unwrap();
+            assert!(check_r4_value(&out).is_err(), "{not_a_decimal}");
+        }
     }
 
     #[test]
