@@ -5,6 +5,12 @@
 //!
 //! Snapshots are regenerated with `UPDATE_GOLDEN=1`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failure is a failing test with its message"
+)]
+
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
