@@ -78,6 +78,14 @@ pub async fn send(request: reqwest::RequestBuilder, ctx: &CallContext) -> Result
     Ok(body)
 }
 
+/// Runs one adapter call to the context's deadline: past it, [`AdapterError::Timeout`].
+pub async fn within<T>(
+    ctx: &CallContext,
+    call: impl Future<Output = Result<T, AdapterError>>,
+) -> Result<T, AdapterError> {
+    tokio::time::timeout_at(ctx.deadline, call).await.map_err(|_| AdapterError::Timeout)?
+}
+
 /// A reqwest failure in kind: a timeout, a redirect (never followed), an undecodable body, or
 /// a source that could not be reached.
 pub fn transport_error(e: reqwest::Error) -> AdapterError {

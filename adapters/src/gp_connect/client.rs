@@ -344,9 +344,7 @@ impl SourceAdapter for GpConnectAdapter {
         gateway_id: &str,
         ctx: &CallContext,
     ) -> Result<Option<SourcePatient>, AdapterError> {
-        tokio::time::timeout_at(ctx.deadline, self.find(nhs_number, gateway_id, ctx))
-            .await
-            .map_err(|_| AdapterError::Timeout)?
+        http::within(ctx, self.find(nhs_number, gateway_id, ctx)).await
     }
 
     #[tracing::instrument(skip_all, fields(source = %self.config.id))]
@@ -356,9 +354,7 @@ impl SourceAdapter for GpConnectAdapter {
         local_id: &str,
         ctx: &CallContext,
     ) -> Result<Option<NormalisedResource>, AdapterError> {
-        tokio::time::timeout_at(ctx.deadline, self.read_one(resource_type, local_id, ctx))
-            .await
-            .map_err(|_| AdapterError::Timeout)?
+        http::within(ctx, self.read_one(resource_type, local_id, ctx)).await
     }
 
     #[tracing::instrument(skip_all, fields(source = %self.config.id))]
@@ -367,8 +363,6 @@ impl SourceAdapter for GpConnectAdapter {
         patient: &PatientLink,
         ctx: &CallContext,
     ) -> Result<SourceRecord, AdapterError> {
-        tokio::time::timeout_at(ctx.deadline, self.fetch(patient, ctx))
-            .await
-            .map_err(|_| AdapterError::Timeout)?
+        http::within(ctx, self.fetch(patient, ctx)).await
     }
 }
