@@ -147,7 +147,8 @@ for i in $(seq 0 $((BOROUGHS - 1))); do
     sleep 0.1
   done
   sim_url[i]=$(grep -o 'http://[^ ]*' "$work/sim-$i.out" | head -1)
-  sim_kind[i]=$(grep -o '(kind [a-z0-9-]*)' "$work/sim-$i.out" | head -1 | sed 's/(kind \(.*\))/\1/')
+  until grep -q '^kind ' "$work/sim-$i.out" 2>/dev/null; do sleep 0.1; done
+  sim_kind[i]=$(sed -n 's/^kind //p' "$work/sim-$i.out" | head -1)
 done
 
 # --- client key and gateway config -------------------------------------------------------------

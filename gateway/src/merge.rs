@@ -242,6 +242,35 @@ mod tests {
         assert_eq!(tideway_profiles::validate::check_r4_value(&prov), Ok(()));
     }
 
+    /// Real resources, facts read from them as adapters do: the same medicine on the same day
+    /// with a different dose is two facts, shown twice; the same dose is one fact, shown once.
+    #[test]
+    fn a_change_of_dose_reported_by_another_source_is_never_merged_away() {
+        let statement = |source: &str, dose: &str| {
+            let v = json!({"resourceType": "MedicationStatement", "id": format!("{source}.ms1"), "status": "active",
+                "medicationCodeableConcept": {"coding": [{"system": "https://dmd.nhs.uk", "code": "318858000"}]},
+                "subject": {"reference": format!("Patient/{PID}")}, "effectivePeriod": {"start": "2024-01-01"},
+                "dosage": [{"text": dose}]});
+            NormalisedResource::from_value(&v).unwrap()
+        };
+        let of = |source: &str, dose: &str| SourceResources {
+            source: sid(source),
+            resources: vec![res(source, "Patient", 0, None), statement(source, dose)],
+        };
+        let changed = merge(
+            &[of("a", "One capsule daily"), of("b", "Two capsules daily")],
+            PID,
+            "2026-01-01T00:00:00Z",
+        );
+        let statements =
+            changed.resources.iter().filter(|r| r.resource_type == "MedicationStatement").count();
+        assert_eq!((statements, changed.folded), (2, 0), "both doses reach the clinician");
+        let same =
+            merge(&[of("a", "One capsule daily"), of("b", "One capsule daily")], PID, "2026-01-01T00:00:00Z");
+        let statements = same.resources.iter().filter(|r| r.resource_type == "MedicationStatement").count();
+        assert_eq!((statements, same.folded), (1, 1));
+    }
+
     #[test]
     fn the_requested_patient_represents_the_record_even_after_another_patient() {
         // A source lists a linked person (a mother, say) before the patient asked about.

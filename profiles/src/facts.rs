@@ -422,7 +422,18 @@ fn merge_key(r: &Value, resource_type: &str, codes: &[Coding]) -> Option<String>
         .find_map(|p| r.pointer(p))
         .map(Value::to_string)
         .unwrap_or_default();
-    Some(format!("{resource_type}\u{1f}{}\u{1f}{date}\u{1f}{value}\u{1f}{status}", keyed.join(",")))
+    // Two reports of one medicine on one day that differ in dose are two facts: merging them
+    // would hide a change of dose from the clinician.
+    let dose = ["/dosage", "/dosageInstruction", "/dispenseRequest", "/doseQuantity"]
+        .iter()
+        .filter_map(|p| r.pointer(p))
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\u{1e}");
+    Some(format!(
+        "{resource_type}\u{1f}{}\u{1f}{date}\u{1f}{value}\u{1f}{status}\u{1f}{dose}",
+        keyed.join(",")
+    ))
 }
 
 #[cfg(test)]
@@ -512,6 +523,20 @@ mod tests {
         let cov =
             json!({"resourceType": "Coverage", "id": "c", "beneficiary": {"reference": "Patient/pother"}});
         assert!(!ResourceFacts::of(&cov).is_about("pabc"));
+    }
+
+    #[test]
+    fn a_change_of_dose_is_a_different_fact_to_the_merge() {
+        let statement = |dose: &str| {
+            json!({"resourceType": "MedicationStatement", "id": "m", "status": "active",
+                "medicationCodeableConcept": {"coding": [{"system": "https://dmd.nhs.uk", "code": "318858000"}]},
+                "subject": {"reference": "Patient/p"}, "effectivePeriod": {"start": "2024-01-01"},
+                "dosage": [{"text": dose}]})
+        };
+        let once = ResourceFacts::of(&statement("One capsule daily")).merge_key;
+        assert!(once.is_some());
+        assert_eq!(once, ResourceFacts::of(&statement("One capsule daily")).merge_key);
+        assert_ne!(once, ResourceFacts::of(&statement("Two capsules daily")).merge_key);
     }
 
     #[test]

@@ -143,7 +143,8 @@ async fn simulate(args: SimulateArgs) -> Result<(), CliError> {
             kinds::start(kind, bind, population, args.borough_index, faults).await?
         }
     };
-    println!("simulated borough exchange at {} (kind {})", sim.base_url(), kind.as_str());
+    println!("simulated borough exchange at {}", sim.base_url());
+    println!("kind {}", kind.as_str());
     shutdown_signal().await;
     sim.stop().await;
     Ok(())
