@@ -3,15 +3,17 @@
 //!
 //! Owns the neutral synthetic [`population`] (plain clinical facts, generated from a seed), one
 //! module per simulated system that renders those facts in the system's own dialect and serves
-//! them over real HTTP with injectable faults ([`fhir_r4`] today), and the [`conformance`] suite
-//! every adapter must pass against its simulator. Depends on `tideway-profiles` and
-//! `tideway-adapters` (whose registry the suite builds adapters through); the production adapter
-//! crate must never depend on this one, and nothing here knows about the gateway.
+//! them over real HTTP with injectable faults ([`fhir_r4`], and [`social_care`] on the same
+//! server), and the [`conformance`] suite every adapter must pass against its simulator. Depends
+//! on `tideway-profiles` and `tideway-adapters` (whose registry the suite builds adapters
+//! through); the production adapter crate must never depend on this one, and nothing here knows
+//! about the gateway.
 
 pub mod conformance;
 pub mod faults;
 pub mod fhir_r4;
 pub mod population;
+pub mod social_care;
 
 /// Request counts of a running simulator since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
