@@ -9,6 +9,7 @@
 pub mod adapter;
 pub mod fhir_r4;
 pub mod registry;
+pub mod social_care;
 pub mod source;
 
 pub use adapter::{

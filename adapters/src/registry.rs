@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use crate::adapter::SourceAdapter;
 use crate::fhir_r4::FhirR4Adapter;
+use crate::social_care;
 use crate::source::{SourceConfig, SystemKind};
 
 /// The kinds an adapter is built for today, in the order they were added.
-pub const SUPPORTED: &[SystemKind] = &[SystemKind::FhirR4];
+pub const SUPPORTED: &[SystemKind] = &[SystemKind::FhirR4, SystemKind::SocialCare];
 
 /// Why no adapter could be built for a source. Names the kind, never the source's data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,11 +41,12 @@ pub fn build(config: SourceConfig) -> Result<Arc<dyn SourceAdapter>, AdapterBuil
         SystemKind::FhirR4 => {
             Ok(Arc::new(FhirR4Adapter::new(config).map_err(|_| AdapterBuildError::Client)?))
         }
-        kind @ (SystemKind::GpConnect
-        | SystemKind::Systmone
-        | SystemKind::Emis
-        | SystemKind::Vision
-        | SystemKind::SocialCare) => Err(AdapterBuildError::Unsupported(kind)),
+        SystemKind::SocialCare => {
+            Ok(Arc::new(social_care::client::adapter(config).map_err(|_| AdapterBuildError::Client)?))
+        }
+        kind @ (SystemKind::GpConnect | SystemKind::Systmone | SystemKind::Emis | SystemKind::Vision) => {
+            Err(AdapterBuildError::Unsupported(kind))
+        }
     }
 }
 
@@ -76,14 +78,18 @@ mod tests {
     }
 
     #[test]
+    fn a_social_care_source_gets_the_social_care_adapter() {
+        let adapter = build(config(SystemKind::SocialCare)).unwrap();
+        assert_eq!(adapter.config().kind, SystemKind::SocialCare);
+        assert!(is_supported(SystemKind::SocialCare));
+        assert_eq!(supported_list(), "fhir-r4, social-care");
+        // That it is the social-care one (it refuses and tags what the FHIR R4 one passes
+        // plain) is shown in `social_care::tests`, which build it through here.
+    }
+
+    #[test]
     fn kinds_without_an_adapter_are_refused_by_name() {
-        for kind in [
-            SystemKind::GpConnect,
-            SystemKind::Systmone,
-            SystemKind::Emis,
-            SystemKind::Vision,
-            SystemKind::SocialCare,
-        ] {
+        for kind in [SystemKind::GpConnect, SystemKind::Systmone, SystemKind::Emis, SystemKind::Vision] {
             let err = build(config(kind)).err().unwrap();
             assert_eq!(err, AdapterBuildError::Unsupported(kind));
             assert!(err.to_string().contains(&format!("'{}'", kind.as_str())), "{err}");

@@ -28,3 +28,5 @@
 pub mod render;
 pub mod simulator;
 
+#[cfg(test)]
+mod tests;
