@@ -29,4 +29,6 @@ pub mod render;
 pub mod simulator;
 
 #[cfg(test)]
+mod golden;
+#[cfg(test)]
 mod tests;
