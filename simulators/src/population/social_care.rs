@@ -29,6 +29,13 @@ const WORKER_STREAM: u64 = 0x50C1_A1CA_0003;
 /// Social workers per council; each person is allocated one of them.
 const WORKERS_PER_COUNCIL: u64 = 4;
 
+// The SNOMED CT concepts below were checked against published uses, not guessed: 734163000
+// (Synthea's CarePlans in ../shared/data), 410606002 (the R4 `procedure-category` value set in
+// ../shared/data/hl7-fhir-r4-examples), 1048221000000107 (the NHS primary care domain refset
+// ILLSUBINT_COD in ../shared/data/codelists), and 106328005, 308440001, 713109004, 710925007 and
+// 60689008 (each in several FHIR implementation guides and HAPI's generated value sets, with
+// these terms). Equipment carries no code: none could be confirmed.
+
 /// SNOMED CT 106328005 |Social worker (occupation)|.
 pub const SOCIAL_WORKER: Concept = concept("106328005", "Social worker");
 /// SNOMED CT 734163000 |Care plan (record artifact)|: the category of every care plan.
