@@ -8,11 +8,14 @@ use std::sync::Arc;
 
 use crate::adapter::SourceAdapter;
 use crate::fhir_r4::FhirR4Adapter;
+use crate::gp_connect::GpConnectAdapter;
 use crate::social_care;
 use crate::source::{SourceConfig, SystemKind};
+use crate::systmone::{SystmOne, SystmOneAdapter};
 
 /// The kinds an adapter is built for today, in the order they were added.
-pub const SUPPORTED: &[SystemKind] = &[SystemKind::FhirR4, SystemKind::SocialCare];
+pub const SUPPORTED: &[SystemKind] =
+    &[SystemKind::FhirR4, SystemKind::GpConnect, SystemKind::Systmone, SystemKind::SocialCare];
 
 /// Why no adapter could be built for a source. Names the kind, never the source's data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,12 +44,16 @@ pub fn build(config: SourceConfig) -> Result<Arc<dyn SourceAdapter>, AdapterBuil
         SystemKind::FhirR4 => {
             Ok(Arc::new(FhirR4Adapter::new(config).map_err(|_| AdapterBuildError::Client)?))
         }
+        SystemKind::GpConnect => {
+            Ok(Arc::new(GpConnectAdapter::new(config).map_err(|_| AdapterBuildError::Client)?))
+        }
+        SystemKind::Systmone => {
+            Ok(Arc::new(SystmOneAdapter::new(config, SystmOne).map_err(|_| AdapterBuildError::Client)?))
+        }
         SystemKind::SocialCare => {
             Ok(Arc::new(social_care::client::adapter(config).map_err(|_| AdapterBuildError::Client)?))
         }
-        kind @ (SystemKind::GpConnect | SystemKind::Systmone | SystemKind::Emis | SystemKind::Vision) => {
-            Err(AdapterBuildError::Unsupported(kind))
-        }
+        kind @ (SystemKind::Emis | SystemKind::Vision) => Err(AdapterBuildError::Unsupported(kind)),
     }
 }
 
@@ -78,18 +85,18 @@ mod tests {
     }
 
     #[test]
-    fn a_social_care_source_gets_the_social_care_adapter() {
-        let adapter = build(config(SystemKind::SocialCare)).unwrap();
-        assert_eq!(adapter.config().kind, SystemKind::SocialCare);
-        assert!(is_supported(SystemKind::SocialCare));
-        assert_eq!(supported_list(), "fhir-r4, social-care");
-        // That it is the social-care one (it refuses and tags what the FHIR R4 one passes
-        // plain) is shown in `social_care::tests`, which build it through here.
+    fn every_supported_kind_gets_an_adapter_of_its_kind() {
+        for kind in SUPPORTED {
+            let adapter = build(config(*kind)).unwrap();
+            assert_eq!(adapter.config().kind, *kind);
+            assert!(is_supported(*kind));
+            assert!(supported_list().contains(kind.as_str()));
+        }
     }
 
     #[test]
     fn kinds_without_an_adapter_are_refused_by_name() {
-        for kind in [SystemKind::GpConnect, SystemKind::Systmone, SystemKind::Emis, SystemKind::Vision] {
+        for kind in [SystemKind::Emis, SystemKind::Vision] {
             let err = build(config(kind)).err().unwrap();
             assert_eq!(err, AdapterBuildError::Unsupported(kind));
             assert!(err.to_string().contains(&format!("'{}'", kind.as_str())), "{err}");

@@ -59,9 +59,9 @@ impl<'de> Deserialize<'de> for SourceId {
 pub enum SystemKind {
     /// Plain FHIR R4 REST (JSON).
     FhirR4,
-    /// GP Connect Access Record Structured (STU3). Adapter not built yet.
+    /// GP Connect Access Record Structured (STU3).
     GpConnect,
-    /// SystmOne-style export (CTV3). Adapter not built yet.
+    /// SystmOne-style XML record extracts (SNOMED CT, CTV3 on older entries).
     Systmone,
     /// EMIS-style export (Read v2). Adapter not built yet.
     Emis,

@@ -7,6 +7,7 @@
 //! and knows nothing of HTTP.
 
 pub mod facts;
+pub mod maps;
 pub mod nhs;
 pub mod ods;
 pub mod outcome;

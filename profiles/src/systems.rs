@@ -24,3 +24,11 @@ pub const NATIONAL_RBAC_ROLE: &str = "https://fhir.nhs.uk/CodeSystem/NHSDigital-
 pub const RECORD_ORIGIN: &str = "https://fhir.tideway.london/CodeSystem/record-origin";
 /// The [`RECORD_ORIGIN`] code of a local authority's social care record.
 pub const RECORD_ORIGIN_SOCIAL_CARE: &str = "social-care";
+/// EMIS Web's own code ids (the CPRD Aurum `MedCodeId`). EMIS publishes no FHIR URI for them
+/// that could be cited here, so Tideway names the system under its own base.
+pub const EMIS_CODE_ID: &str = "https://fhir.tideway.london/CodeSystem/emis-code-id";
+/// EMIS Web's product code ids (the CPRD Aurum `ProdCodeId`); named under Tideway's base, as above.
+pub const EMIS_PRODUCT_CODE_ID: &str = "https://fhir.tideway.london/CodeSystem/emis-product-code-id";
+/// Gemscript (formerly Multilex) product codes, as Vision records medicines; named under
+/// Tideway's base for the same reason.
+pub const GEMSCRIPT: &str = "https://fhir.tideway.london/CodeSystem/gemscript";

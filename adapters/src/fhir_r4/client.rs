@@ -8,8 +8,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::StreamExt;
-use reqwest::header::{ACCEPT, HeaderValue};
 use serde_json::Value;
 use tideway_profiles::{NhsNumber, schema, systems};
 
@@ -17,17 +15,12 @@ use super::mapping::{self, Normaliser, PlainR4, Profile};
 use crate::adapter::{
     AdapterError, CallContext, NormalisedResource, PatientLink, SourceAdapter, SourcePatient, SourceRecord,
 };
+pub use crate::http::ClientBuildError;
+use crate::http::{self, is_dot_segment};
 use crate::source::SourceConfig;
-
-const FHIR_JSON: &str = "application/fhir+json";
 
 /// Default most pages followed for one `$everything`.
 pub const DEFAULT_MAX_PAGES: usize = 100;
-
-/// The reqwest client could not be built (TLS set-up).
-#[derive(Debug, thiserror::Error)]
-#[error("the HTTP client could not be built")]
-pub struct ClientBuildError;
 
 /// An adapter for a source speaking plain FHIR R4 REST.
 #[derive(Debug, Clone)]
@@ -42,21 +35,8 @@ pub struct FhirR4Adapter {
 impl FhirR4Adapter {
     /// An adapter for `config`. Its `base_url` should end in `/` (one is added if not).
     pub fn new(mut config: SourceConfig) -> Result<Self, ClientBuildError> {
-        // reqwest is built without a bundled crypto provider; binaries install ring at start,
-        // but tests and tools that only build an adapter must work too.
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            // Losing a race with another installer is fine: a provider is then installed.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        if !config.base_url.path().ends_with('/') {
-            let path = format!("{}/", config.base_url.path());
-            config.base_url.set_path(&path);
-        }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|_| ClientBuildError)?;
+        config.base_url = http::with_trailing_slash(config.base_url);
+        let client = http::client()?;
         Ok(Self { config, client, max_pages: DEFAULT_MAX_PAGES, page_size: None, profile: Arc::new(PlainR4) })
     }
 
@@ -89,16 +69,8 @@ impl FhirR4Adapter {
 
     fn url(&self, segments: &[&str]) -> Result<url::Url, AdapterError> {
         // The url crate drops `.` and `..` segments: `Patient/../$everything` would quietly
-        // become a different request.
-        if segments.iter().any(|s| is_dot_segment(s)) {
-            return Err(AdapterError::Malformed("an id is a path step (. or ..)".into()));
-        }
-        let mut url = self.config.base_url.clone();
-        url.path_segments_mut()
-            .map_err(|_| AdapterError::Malformed("source base URL cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        // become a different request; `url_with` refuses them.
+        http::url_with(&self.config.base_url, segments)
     }
 
     fn same_origin(&self, url: &url::Url) -> bool {
@@ -121,32 +93,7 @@ impl FhirR4Adapter {
     /// Sends one request and reads its body as JSON, within the body cap; redirects and error
     /// statuses are errors.
     async fn json(&self, request: reqwest::RequestBuilder, ctx: &CallContext) -> Result<Value, AdapterError> {
-        let request = request.header(ACCEPT, FHIR_JSON).header(
-            "X-Request-ID",
-            HeaderValue::from_str(&ctx.request_id).unwrap_or_else(|_| HeaderValue::from_static("invalid")),
-        );
-        let response = request.send().await.map_err(transport_error)?;
-        let status = response.status();
-        if status.is_redirection() {
-            return Err(AdapterError::ForeignLink);
-        }
-        if !status.is_success() {
-            return Err(AdapterError::Status(status.as_u16()));
-        }
-        let cap = ctx.max_body_bytes;
-        if response.content_length().is_some_and(|n| n > cap as u64) {
-            return Err(AdapterError::TooLarge(cap));
-        }
-        let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(transport_error)?;
-            if body.len() + chunk.len() > cap {
-                return Err(AdapterError::TooLarge(cap));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&body).map_err(|_| AdapterError::Malformed("response body is not JSON".into()))
+        http::send_json(request, ctx).await
     }
 
     async fn read_one(
@@ -284,24 +231,6 @@ impl FhirR4Adapter {
     }
 }
 
-fn transport_error(e: reqwest::Error) -> AdapterError {
-    if e.is_timeout() {
-        AdapterError::Timeout
-    } else if e.is_redirect() {
-        AdapterError::ForeignLink
-    } else if e.is_decode() {
-        AdapterError::Malformed("response body could not be decoded".into())
-    } else {
-        AdapterError::Unreachable
-    }
-}
-
-/// An id made only of dots: FHIR allows it, but in a URL path `.` and `..` are steps, not names
-/// (and the longer ones are refused with them rather than told apart).
-fn is_dot_segment(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b == b'.')
-}
-
 fn entries(bundle: Value) -> Result<Vec<Value>, AdapterError> {
     let Value::Object(mut bundle) = bundle else {
         return Err(AdapterError::Malformed("response is not a Bundle".into()));
@@ -341,9 +270,7 @@ impl SourceAdapter for FhirR4Adapter {
         gateway_id: &str,
         ctx: &CallContext,
     ) -> Result<Option<SourcePatient>, AdapterError> {
-        tokio::time::timeout_at(ctx.deadline, self.find(nhs_number, gateway_id, ctx))
-            .await
-            .map_err(|_| AdapterError::Timeout)?
+        http::within(ctx, self.find(nhs_number, gateway_id, ctx)).await
     }
 
     #[tracing::instrument(skip_all, fields(source = %self.config.id))]
@@ -353,9 +280,7 @@ impl SourceAdapter for FhirR4Adapter {
         local_id: &str,
         ctx: &CallContext,
     ) -> Result<Option<NormalisedResource>, AdapterError> {
-        tokio::time::timeout_at(ctx.deadline, self.read_one(resource_type, local_id, ctx))
-            .await
-            .map_err(|_| AdapterError::Timeout)?
+        http::within(ctx, self.read_one(resource_type, local_id, ctx)).await
     }
 
     #[tracing::instrument(skip_all, fields(source = %self.config.id))]
@@ -364,8 +289,6 @@ impl SourceAdapter for FhirR4Adapter {
         patient: &PatientLink,
         ctx: &CallContext,
     ) -> Result<SourceRecord, AdapterError> {
-        tokio::time::timeout_at(ctx.deadline, self.fetch(patient, ctx))
-            .await
-            .map_err(|_| AdapterError::Timeout)?
+        http::within(ctx, self.fetch(patient, ctx)).await
     }
 }

@@ -231,16 +231,46 @@ pub fn normalise_entries_with(
             out.rejected.push(RejectedResource::invalid(None, "entry has no resource"));
             continue;
         };
-        match n.normalise(resource).and_then(|r| profile.apply(r)).and_then(|r| finish(&r)) {
-            Ok(r) if !r.facts.is_about(n.gateway_patient_id) => out.rejected.push(RejectedResource {
-                resource_type: Some(r.resource_type),
-                kind: RejectionKind::OtherPatient,
-                reason: "entry is about another patient".into(),
-            }),
+        match normalise_resource_with(n, profile, resource) {
             Ok(r) => out.resources.push(r),
             Err(r) => out.rejected.push(r),
         }
     }
+}
+
+/// Normalises one resource and passes it on, or lists it as rejected ([`normalise_resource`]).
+pub fn accept(n: &Normaliser<'_>, resource: Value, out: &mut crate::adapter::SourceRecord) {
+    match normalise_resource_with(n, &PlainR4, resource) {
+        Ok(r) => out.resources.push(r),
+        Err(r) => out.rejected.push(r),
+    }
+}
+
+/// Normalises one resource of the patient's record and checks it: valid R4, and about this
+/// patient (or no patient); otherwise the rejection, without content.
+pub fn normalise_resource(
+    n: &Normaliser<'_>,
+    resource: Value,
+) -> Result<NormalisedResource, RejectedResource> {
+    normalise_resource_with(n, &PlainR4, resource)
+}
+
+/// [`normalise_resource`] for a dialect: `profile` applies between the common steps and
+/// validation.
+pub fn normalise_resource_with(
+    n: &Normaliser<'_>,
+    profile: &dyn Profile,
+    resource: Value,
+) -> Result<NormalisedResource, RejectedResource> {
+    let r = n.normalise(resource).and_then(|r| profile.apply(r)).and_then(|r| finish(&r))?;
+    if !r.facts.is_about(n.gateway_patient_id) {
+        return Err(RejectedResource {
+            resource_type: Some(r.resource_type),
+            kind: RejectionKind::OtherPatient,
+            reason: "entry is about another patient".into(),
+        });
+    }
+    Ok(r)
 }
 
 #[cfg(test)]

@@ -66,7 +66,8 @@ pub(crate) fn fhir_json(body: &Value) -> HttpResponse {
 }
 
 pub(crate) fn link(local: &str) -> PatientLink {
-    PatientLink { gateway_id: "gw-0001".into(), local_id: local.into() }
+    let nhs_number = NhsNumber::parse("9434765919").unwrap();
+    PatientLink { gateway_id: "gw-0001".into(), local_id: local.into(), nhs_number }
 }
 
 #[tokio::test]

@@ -123,7 +123,14 @@ impl RecordService {
             .iter()
             .filter_map(|a| {
                 held.iter().find(|(s, _)| s == a.id().as_str()).map(|(_, local)| {
-                    (a.clone(), PatientLink { gateway_id: gateway_id.to_owned(), local_id: local.clone() })
+                    (
+                        a.clone(),
+                        PatientLink {
+                            gateway_id: gateway_id.to_owned(),
+                            local_id: local.clone(),
+                            nhs_number: nhs.clone(),
+                        },
+                    )
                 })
             })
             .collect();

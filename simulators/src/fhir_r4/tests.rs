@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tideway_adapters::fhir_r4::FhirR4Adapter;
 use tideway_adapters::{AdapterError, PatientLink, SourceAdapter, SystemKind};
+use tideway_profiles::NhsNumber;
 
 use super::from_dir::{FromDir, assign_nhs_numbers};
 use super::render;
@@ -75,20 +76,26 @@ async fn pages_are_followed_to_the_end() {
     let index = pop.patients_in_borough(0)[3];
     let a = adapter(sim.base_url()).with_page_size(3);
     let local = pop.local_id(0, index);
-    let record = a.fetch_record(&link(&local), &ctx()).await.unwrap();
+    let record = a.fetch_record(&link(&conformance::stranger(), &local), &ctx()).await.unwrap();
     let expected = render::resources(&pop.record(0, index).unwrap()).len();
     assert_eq!(record.resources.len(), expected);
     assert_eq!(sim.hits().record_fetches as usize, expected.div_ceil(3));
     assert!(expected > 3);
 
     let limited = adapter(sim.base_url()).with_page_size(3).with_max_pages(1);
-    assert!(matches!(limited.fetch_record(&link(&local), &ctx()).await, Err(AdapterError::Malformed(_))));
+    assert!(matches!(
+        limited.fetch_record(&link(&conformance::stranger(), &local), &ctx()).await,
+        Err(AdapterError::Malformed(_))
+    ));
 
     // The byte cap holds for the whole record, however small each page is.
     let whole: usize = record.resources.iter().map(|r| r.json.len()).sum();
     let mut small = ctx();
     small.max_body_bytes = whole / 2;
-    let capped = adapter(sim.base_url()).with_page_size(3).fetch_record(&link(&local), &small).await;
+    let capped = adapter(sim.base_url())
+        .with_page_size(3)
+        .fetch_record(&link(&conformance::stranger(), &local), &small)
+        .await;
     assert_eq!(capped.unwrap_err(), AdapterError::TooLarge(whole / 2));
     sim.stop().await;
 }
@@ -97,7 +104,10 @@ async fn pages_are_followed_to_the_end() {
 async fn latency_is_added_and_faults_replay_by_seed() {
     let sim = simulator(FaultConfig { latency_ms: 200, ..FaultConfig::default() }).await;
     let started = Instant::now();
-    adapter(sim.base_url()).fetch_record(&link("b00-p000000"), &ctx()).await.unwrap();
+    adapter(sim.base_url())
+        .fetch_record(&link(&conformance::stranger(), "b00-p000000"), &ctx())
+        .await
+        .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(200));
     sim.stop().await;
 
@@ -125,7 +135,10 @@ async fn decimals_and_extensions_survive_byte_for_byte() {
     let pop = population();
     let index = pop.patients_in_borough(0)[0];
     let original = pop.record(0, index).unwrap();
-    let record = adapter(sim.base_url()).fetch_record(&link(&original.local_id), &ctx()).await.unwrap();
+    let record = adapter(sim.base_url())
+        .fetch_record(&link(&conformance::stranger(), &original.local_id), &ctx())
+        .await
+        .unwrap();
     let original = render::resources(&original);
     let mut checked = 0;
     for want in original.iter().filter(|r| r["resourceType"] == "Observation") {
@@ -253,7 +266,7 @@ async fn every_synthea_patient_comes_back_whole_with_resolving_references() {
         let gateway_id = format!("gw-{k}");
         let found = a.find_patient(nhs, &gateway_id, &ctx()).await.unwrap().unwrap();
         assert_eq!(&found.local_id, local, "{file}");
-        let record = a.fetch_record(&link_for(&gateway_id, local), &ctx()).await.unwrap();
+        let record = a.fetch_record(&link_for(&gateway_id, nhs, local), &ctx()).await.unwrap();
         for r in &record.rejected {
             *rejected.entry(format!("{:?}: {}", r.resource_type, r.reason)).or_default() += 1;
         }
@@ -277,8 +290,8 @@ async fn every_synthea_patient_comes_back_whole_with_resolving_references() {
     sim.stop().await;
 }
 
-fn link_for(gateway_id: &str, local: &str) -> PatientLink {
-    PatientLink { gateway_id: gateway_id.into(), local_id: local.into() }
+fn link_for(gateway_id: &str, nhs: &NhsNumber, local: &str) -> PatientLink {
+    PatientLink { gateway_id: gateway_id.into(), local_id: local.into(), nhs_number: nhs.clone() }
 }
 
 #[test]

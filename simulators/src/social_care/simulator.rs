@@ -1,36 +1,20 @@
 //! A simulated council social care system over real HTTP: the plain FHIR R4 exchange's server
 //! serving one council's social-care records, with the same injectable faults.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tideway_profiles::NhsNumber;
 
 use super::render;
-use crate::faults::FaultConfig;
 use crate::fhir_r4::simulator::{Records, RunningSimulator, serve};
 use crate::population::Population;
 
 /// The types a social care record is searched by (`GET /{type}?patient=`).
 pub const SEARCHABLE: &[&str] = &["EpisodeOfCare", "CarePlan", "ServiceRequest", "Task"];
 
-/// The simulator's settings.
-#[derive(Debug, Clone)]
-pub struct SocialCareConfig {
-    /// Address to bind; port 0 picks a free port.
-    pub bind: SocketAddr,
-    /// Population seed.
-    pub seed: u64,
-    /// Which borough's council this simulator plays.
-    pub borough_index: usize,
-    /// Boroughs in the population.
-    pub borough_count: usize,
-    /// Home patients per borough.
-    pub patients_per_borough: usize,
-    /// Faults to inject.
-    pub faults: FaultConfig,
-}
+/// The simulator's settings: which borough's council it plays, of which population.
+pub use crate::server::BoroughConfig as SocialCareConfig;
 
 /// One council's records.
 struct Council {
