@@ -12,6 +12,7 @@ pub mod gp_connect;
 pub mod gp_record;
 pub mod http;
 pub mod registry;
+pub mod social_care;
 pub mod source;
 pub mod systmone;
 pub mod xml;

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use crate::adapter::SourceAdapter;
 use crate::fhir_r4::FhirR4Adapter;
 use crate::gp_connect::GpConnectAdapter;
+use crate::social_care;
 use crate::source::{SourceConfig, SystemKind};
 use crate::systmone::{SystmOne, SystmOneAdapter};
 
 /// The kinds an adapter is built for today, in the order they were added.
-pub const SUPPORTED: &[SystemKind] = &[SystemKind::FhirR4, SystemKind::GpConnect, SystemKind::Systmone];
+pub const SUPPORTED: &[SystemKind] =
+    &[SystemKind::FhirR4, SystemKind::GpConnect, SystemKind::Systmone, SystemKind::SocialCare];
 
 /// Why no adapter could be built for a source. Names the kind, never the source's data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,9 +50,10 @@ pub fn build(config: SourceConfig) -> Result<Arc<dyn SourceAdapter>, AdapterBuil
         SystemKind::Systmone => {
             Ok(Arc::new(SystmOneAdapter::new(config, SystmOne).map_err(|_| AdapterBuildError::Client)?))
         }
-        kind @ (SystemKind::Emis | SystemKind::Vision | SystemKind::SocialCare) => {
-            Err(AdapterBuildError::Unsupported(kind))
+        SystemKind::SocialCare => {
+            Ok(Arc::new(social_care::client::adapter(config).map_err(|_| AdapterBuildError::Client)?))
         }
+        kind @ (SystemKind::Emis | SystemKind::Vision) => Err(AdapterBuildError::Unsupported(kind)),
     }
 }
 
@@ -93,7 +96,7 @@ mod tests {
 
     #[test]
     fn kinds_without_an_adapter_are_refused_by_name() {
-        for kind in [SystemKind::Emis, SystemKind::Vision, SystemKind::SocialCare] {
+        for kind in [SystemKind::Emis, SystemKind::Vision] {
             let err = build(config(kind)).err().unwrap();
             assert_eq!(err, AdapterBuildError::Unsupported(kind));
             assert!(err.to_string().contains(&format!("'{}'", kind.as_str())), "{err}");

@@ -67,7 +67,7 @@ pub enum SystemKind {
     Emis,
     /// Vision-style export (Read v2). Adapter not built yet.
     Vision,
-    /// Local-authority social care. Adapter not built yet.
+    /// Local-authority social care over FHIR R4 (care plans, episodes, referrals and tasks).
     SocialCare,
 }
 

@@ -298,7 +298,7 @@ pub fn parse_agreement(
     })
 }
 
-const SECTION_NAMES: [&str; 11] = [
+const SECTION_NAMES: [&str; 12] = [
     "problems",
     "medications",
     "allergies",
@@ -309,6 +309,7 @@ const SECTION_NAMES: [&str; 11] = [
     "referrals",
     "care-plans",
     "documents",
+    "social-care",
     "unclassified",
 ];
 
@@ -324,6 +325,7 @@ fn section_named(name: &str) -> Option<Section> {
         "referrals" => Section::Referrals,
         "care-plans" => Section::CarePlans,
         "documents" => Section::Documents,
+        "social-care" => Section::SocialCare,
         "unclassified" => Section::Unclassified,
         _ => return None,
     })

@@ -46,6 +46,13 @@ pub enum Section {
     Documents,
     /// Who and where: organisations, practitioners, locations, provenance.
     Administrative,
+    /// A local authority's social care record (care plans, episodes, referrals and their
+    /// tasks, assessments), whatever the resource type: the council is a data controller of its
+    /// own, so agreements name its record apart from the NHS's. Assigned from the
+    /// record-origin `meta.tag` its adapter sets ([`crate::systems::RECORD_ORIGIN`]); the
+    /// person and the directory entries (organisations, practitioners) keep their own
+    /// sections, so they still go with whatever is shared.
+    SocialCare,
     /// Anything the gateway does not classify. Policies that restrict by section withhold it.
     Unclassified,
 }
@@ -107,8 +114,8 @@ pub struct ResourceFacts {
     pub last_updated: Option<String>,
     /// The resource's own id (as normalised).
     pub id: String,
-    /// The reference to the patient the resource is about (`subject`, `patient` or
-    /// `beneficiary`), as written.
+    /// The reference to the patient the resource is about (`subject`, `patient`,
+    /// `beneficiary` or a Task's `for`), as written.
     pub patient: Option<String>,
     /// The resource names whom it is about in a way that cannot be tied to one patient here: a
     /// `subject`/`patient` given only as an identifier or display, or several of them.
@@ -209,7 +216,7 @@ impl ResourceFacts {
             .and_then(|s| s.strip_prefix(SOURCE_URN_PREFIX))
             .map(str::to_owned);
         Self {
-            section: Some(Section::of_type(&resource_type)),
+            section: Some(section_of(resource, &resource_type)),
             clinical_date: shape.as_ref().and_then(|s| text_at(s.clinical)),
             clinical_end: shape.as_ref().and_then(|s| period_end(resource, s.clinical)),
             status: text_at(&["/status"]),
@@ -259,6 +266,20 @@ impl ResourceFacts {
     }
 }
 
+/// The type's section, or [`Section::SocialCare`] for the clinical and care content of a
+/// resource tagged as coming from a social care record.
+fn section_of(resource: &Value, resource_type: &str) -> Section {
+    let by_type = Section::of_type(resource_type);
+    let context = matches!(by_type, Section::Demographics | Section::Administrative);
+    let social_care = resource.pointer("/meta/tag").and_then(Value::as_array).is_some_and(|tags| {
+        tags.iter().any(|t| {
+            t.get("system").and_then(Value::as_str) == Some(crate::systems::RECORD_ORIGIN)
+                && t.get("code").and_then(Value::as_str) == Some(crate::systems::RECORD_ORIGIN_SOCIAL_CARE)
+        })
+    });
+    if social_care && !context { Section::SocialCare } else { by_type }
+}
+
 /// The end of the first of `paths` that is a period's start and is present.
 fn period_end(resource: &Value, paths: &[&str]) -> Option<String> {
     let start = paths.iter().find(|p| resource.pointer(p).is_some())?;
@@ -272,10 +293,11 @@ fn period_is_open(resource: &Value, paths: &[&str]) -> bool {
     start.strip_suffix("/start").is_some_and(|period| resource.pointer(&format!("{period}/end")).is_none())
 }
 
-/// The patient reference of `subject`, `patient` or `beneficiary`, and whether whom the
-/// resource is about could not be tied to one reference.
+/// The patient reference of `subject`, `patient`, `beneficiary` or (a Task's) `for`, and
+/// whether whom the resource is about could not be tied to one reference.
 fn subject_of(resource: &Value) -> (Option<String>, bool) {
-    let Some(subject) = ["subject", "patient", "beneficiary"].iter().find_map(|k| resource.get(*k)) else {
+    let Some(subject) = ["subject", "patient", "beneficiary", "for"].iter().find_map(|k| resource.get(*k))
+    else {
         return (None, false);
     };
     let one = match subject {
@@ -537,6 +559,36 @@ mod tests {
         assert!(once.is_some());
         assert_eq!(once, ResourceFacts::of(&statement("One capsule daily")).merge_key);
         assert_ne!(once, ResourceFacts::of(&statement("Two capsules daily")).merge_key);
+    }
+
+    #[test]
+    fn social_care_content_is_its_own_section_and_its_directory_entries_are_not() {
+        let tag = json!([{"system": crate::systems::RECORD_ORIGIN, "code": "social-care"}]);
+        let mut plan = json!({"resourceType": "CarePlan", "id": "c", "meta": {"tag": tag}});
+        assert_eq!(ResourceFacts::of(&plan).section, Some(Section::SocialCare));
+        plan["meta"]["tag"][0]["code"] = json!("something-else");
+        assert_eq!(ResourceFacts::of(&plan).section, Some(Section::CarePlans));
+        plan["meta"]["tag"] = json!([{"system": "http://other.example/origin", "code": "social-care"}]);
+        assert_eq!(ResourceFacts::of(&plan).section, Some(Section::CarePlans), "only Tideway's system");
+        for (ty, section) in [
+            ("Task", Section::SocialCare),
+            ("ServiceRequest", Section::SocialCare),
+            ("Patient", Section::Demographics),
+            ("Organization", Section::Administrative),
+            ("PractitionerRole", Section::Administrative),
+        ] {
+            let r = json!({"resourceType": ty, "id": "x", "meta": {"tag": tag}});
+            assert_eq!(ResourceFacts::of(&r).section, Some(section), "{ty}");
+        }
+        assert_eq!(serde_json::to_value(Section::SocialCare).unwrap(), "social-care");
+    }
+
+    #[test]
+    fn a_task_is_about_the_patient_it_is_for() {
+        let task = json!({"resourceType": "Task", "id": "t", "for": {"reference": "Patient/pabc"}});
+        assert_eq!(ResourceFacts::of(&task).patient.as_deref(), Some("Patient/pabc"));
+        assert!(ResourceFacts::of(&task).is_about("pabc"));
+        assert!(!ResourceFacts::of(&task).is_about("pother"));
     }
 
     #[test]

@@ -18,6 +18,12 @@ pub const LOINC: &str = "http://loinc.org";
 pub const PURPOSE_OF_USE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 /// NHS national RBAC role codes (job role codes).
 pub const NATIONAL_RBAC_ROLE: &str = "https://fhir.nhs.uk/CodeSystem/NHSDigital-SDS-JobRoleCode";
+/// Tideway's record-origin code system: a `meta.tag` in it says what kind of record a resource
+/// came from. Only Tideway's adapters set it (a source's own tags in it are dropped on
+/// normalisation), so a source cannot move its data into another section.
+pub const RECORD_ORIGIN: &str = "https://fhir.tideway.london/CodeSystem/record-origin";
+/// The [`RECORD_ORIGIN`] code of a local authority's social care record.
+pub const RECORD_ORIGIN_SOCIAL_CARE: &str = "social-care";
 /// EMIS Web's own code ids (the CPRD Aurum `MedCodeId`). EMIS publishes no FHIR URI for them
 /// that could be cited here, so Tideway names the system under its own base.
 pub const EMIS_CODE_ID: &str = "https://fhir.tideway.london/CodeSystem/emis-code-id";

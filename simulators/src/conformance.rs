@@ -99,6 +99,22 @@ pub trait Target: Send + Sync {
     fn pages(&self) -> bool {
         true
     }
+
+    /// The population indices of the patients the simulator holds, in a stable order (the
+    /// cases pick the first few). By default those borough [`BOROUGH`]'s GP exchange holds.
+    fn held_patients(&self) -> Vec<usize> {
+        population().patients_in_borough(BOROUGH)
+    }
+
+    /// The source's id for patient `index` and every entry of the record it serves for them but
+    /// the Patient; `None` when it holds no record of them. By default borough [`BOROUGH`]'s GP
+    /// record, its entries as [`Target::expected_entries`] says. A source that holds another
+    /// kind of record (a council's social care) says what it holds here.
+    fn expected(&self, index: usize) -> Option<(String, Vec<Entry>)> {
+        let record = population().record(BOROUGH, index)?;
+        let entries = self.expected_entries(&record);
+        Some((record.local_id, entries))
+    }
 }
 
 /// Generates one `#[tokio::test]` per conformance case for a [`Target`] expression.
@@ -172,12 +188,26 @@ pub fn stranger() -> NhsNumber {
     NhsNumber::parse("9434765919").expect("a valid NHS number")
 }
 
-/// A patient borough [`BOROUGH`] holds, its NHS number and its record's facts.
-fn held_patient(nth: usize) -> (NhsNumber, PatientRecord) {
-    let pop = population();
-    let index = pop.patients_in_borough(BOROUGH)[nth];
-    let record = pop.record(BOROUGH, index).expect("the borough holds its own patients");
-    (record.demographics.nhs_number.clone(), record)
+/// One entry of a record as the suite expects it: `(R4 type, local id, lastUpdated)`.
+pub type Entry = (&'static str, String, Option<String>);
+
+/// A patient the simulator holds: the NHS number, the source's id for them, and every entry of
+/// their record but the Patient.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// NHS number.
+    pub nhs: NhsNumber,
+    /// The source's own id for the patient.
+    pub local_id: String,
+    /// The record's entries besides the Patient.
+    pub entries: Vec<Entry>,
+}
+
+/// The `nth` patient `target`'s simulator holds.
+fn held_patient(target: &dyn Target, nth: usize) -> Held {
+    let index = target.held_patients()[nth];
+    let (local_id, entries) = target.expected(index).expect("the simulator holds its own patients");
+    Held { nhs: population().nhs_number(index).expect("in range"), local_id, entries }
 }
 
 /// Errors say what went wrong in kind, never whose record it was.
@@ -254,7 +284,8 @@ pub fn assert_references_resolve(record: &SourceRecord, gateway_id: &str) {
 /// rejected, one search and one fetch.
 pub async fn normal_record(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig::default()).await;
-    let (nhs, facts) = held_patient(7);
+    let facts = held_patient(target, 7);
+    let nhs = facts.nhs.clone();
     let found = a.find_patient(&nhs, GATEWAY_ID, &ctx()).await.expect("found").expect("held");
     assert_eq!(found.local_id, facts.local_id);
     assert_eq!(found.resource.id, GATEWAY_ID);
@@ -267,7 +298,7 @@ pub async fn normal_record(target: &dyn Target) {
     assert!(record.rejected.is_empty(), "{:?}", record.rejected);
     assert_eq!(record.resources[0].resource_type, "Patient");
     assert_eq!(record.resources[0].id, GATEWAY_ID);
-    let expected = target.expected_entries(&facts);
+    let expected = facts.entries.clone();
     assert_eq!(record.resources.len(), 1 + expected.len());
     for (ty, local, last_updated) in expected {
         let id = format!("{SOURCE_ID}.{local}");
@@ -289,7 +320,7 @@ pub async fn normal_record(target: &dyn Target) {
 /// does not have is `None`; an id that is not a FHIR id is never sent; a failing source fails.
 pub async fn shared_resources_are_read_by_their_own_id(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig::default()).await;
-    let (nhs, _) = held_patient(7);
+    let nhs = held_patient(target, 7).nhs;
     let found = a.find_patient(&nhs, GATEWAY_ID, &ctx()).await.expect("found").expect("held");
     let record = a.fetch_record(&link(&nhs, &found.local_id), &ctx()).await.expect("fetched");
     let org = record.resources.iter().find(|r| r.resource_type == "Organization").expect("a practice");
@@ -314,7 +345,8 @@ pub async fn shared_resources_are_read_by_their_own_id(target: &dyn Target) {
 /// A patient the source knows but holds nothing else for: the Patient alone, nothing rejected.
 pub async fn empty_record(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig { empty_record_rate: 1.0, ..FaultConfig::default() }).await;
-    let (nhs, facts) = held_patient(1);
+    let facts = held_patient(target, 1);
+    let nhs = facts.nhs.clone();
     let found = a.find_patient(&nhs, GATEWAY_ID, &ctx()).await.expect("found").expect("held");
     let record = a.fetch_record(&link(&nhs, &found.local_id), &ctx()).await.expect("fetched");
     // Who and where (the practice a GP extract always names) may come with the patient;
@@ -338,7 +370,8 @@ pub async fn unknown_patient(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig::default()).await;
     assert!(a.find_patient(&stranger(), "gw-x", &ctx()).await.expect("answered").is_none());
     let pop = population();
-    let elsewhere = (0..pop.patient_count()).find(|&i| !pop.holds(BOROUGH, i)).expect("a visitor");
+    let held = target.held_patients();
+    let elsewhere = (0..pop.patient_count()).find(|i| !held.contains(i)).expect("a visitor");
     let nhs = pop.nhs_number(elsewhere).expect("in range");
     assert!(a.find_patient(&nhs, "gw-x", &ctx()).await.expect("answered").is_none());
     assert_eq!(sim.hits().patient_searches, 2);
@@ -362,14 +395,13 @@ pub async fn unreachable_source(target: &dyn Target) {
 /// simulator still stops promptly.
 pub async fn hang_times_out_at_the_deadline(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig { hang_rate: 1.0, ..FaultConfig::default() }).await;
-    let (nhs, facts) = held_patient(0);
+    let facts = held_patient(target, 0);
+    let nhs = facts.nhs.clone();
     let short = || CallContext::with_timeout(Duration::from_millis(300), 1024 * 1024, "req-hang");
     for fetch in [true, false] {
         let started = Instant::now();
         let err = if fetch {
-            a.fetch_record(&link(&facts.demographics.nhs_number, &facts.local_id), &short())
-                .await
-                .expect_err("hangs")
+            a.fetch_record(&link(&facts.nhs, &facts.local_id), &short()).await.expect_err("hangs")
         } else {
             a.find_patient(&nhs, GATEWAY_ID, &short()).await.expect_err("hangs")
         };
@@ -385,11 +417,9 @@ pub async fn hang_times_out_at_the_deadline(target: &dyn Target) {
 /// A 5xx is reported with its status and counts as transient; its body is not echoed.
 pub async fn server_error_gives_its_status(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig { fail_rate: 1.0, ..FaultConfig::default() }).await;
-    let (nhs, facts) = held_patient(0);
-    let err = a
-        .fetch_record(&link(&facts.demographics.nhs_number, &facts.local_id), &ctx())
-        .await
-        .expect_err("fails");
+    let facts = held_patient(target, 0);
+    let nhs = facts.nhs.clone();
+    let err = a.fetch_record(&link(&facts.nhs, &facts.local_id), &ctx()).await.expect_err("fails");
     assert_eq!(err, AdapterError::Status(500));
     assert!(err.is_transient());
     let err = a.find_patient(&nhs, GATEWAY_ID, &ctx()).await.expect_err("fails");
@@ -401,11 +431,9 @@ pub async fn server_error_gives_its_status(target: &dyn Target) {
 /// A truncated body is malformed, for a search and a fetch alike.
 pub async fn malformed_body_is_refused(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig { malformed_rate: 1.0, ..FaultConfig::default() }).await;
-    let (nhs, facts) = held_patient(0);
-    let err = a
-        .fetch_record(&link(&facts.demographics.nhs_number, &facts.local_id), &ctx())
-        .await
-        .expect_err("malformed");
+    let facts = held_patient(target, 0);
+    let nhs = facts.nhs.clone();
+    let err = a.fetch_record(&link(&facts.nhs, &facts.local_id), &ctx()).await.expect_err("malformed");
     assert!(matches!(err, AdapterError::Malformed(_)), "{err:?}");
     assert!(!err.is_transient());
     let err = a.find_patient(&nhs, GATEWAY_ID, &ctx()).await.expect_err("malformed");
@@ -418,13 +446,10 @@ pub async fn malformed_body_is_refused(target: &dyn Target) {
 /// instead of buffering the body.
 pub async fn oversized_body_is_cut_off_at_the_cap(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig { oversized_rate: 1.0, ..FaultConfig::default() }).await;
-    let (_, facts) = held_patient(0);
+    let facts = held_patient(target, 0);
     let small = CallContext::with_timeout(Duration::from_secs(10), 1024 * 1024, "req-big");
     let started = Instant::now();
-    let err = a
-        .fetch_record(&link(&facts.demographics.nhs_number, &facts.local_id), &small)
-        .await
-        .expect_err("too large");
+    let err = a.fetch_record(&link(&facts.nhs, &facts.local_id), &small).await.expect_err("too large");
     assert_eq!(err, AdapterError::TooLarge(1024 * 1024));
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     sim.stop().await;
@@ -434,18 +459,16 @@ pub async fn oversized_body_is_cut_off_at_the_cap(target: &dyn Target) {
 /// their content in the reason; everything else still comes through.
 pub async fn wrong_patient_entries_are_withheld(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig { wrong_patient_rate: 1.0, ..FaultConfig::default() }).await;
-    let (nhs, facts) = held_patient(2);
-    let record = a
-        .fetch_record(&link(&facts.demographics.nhs_number, &facts.local_id), &ctx())
-        .await
-        .expect("fetched");
+    let facts = held_patient(target, 2);
+    let nhs = facts.nhs.clone();
+    let record = a.fetch_record(&link(&facts.nhs, &facts.local_id), &ctx()).await.expect("fetched");
     assert!(!record.rejected.is_empty(), "the stray entries are reported");
     for r in &record.rejected {
         assert_eq!(r.kind, RejectionKind::OtherPatient, "{r:?}");
         assert!(!r.reason.contains(&facts.local_id) && !r.reason.contains(nhs.as_str()), "{r:?}");
     }
     assert!(record.resources.iter().all(|r| r.facts.is_about(GATEWAY_ID)));
-    assert_eq!(record.resources.len(), 1 + target.expected_entries(&facts).len());
+    assert_eq!(record.resources.len(), 1 + facts.entries.len());
     assert_references_resolve(&record, GATEWAY_ID);
     sim.stop().await;
 }
@@ -454,8 +477,8 @@ pub async fn wrong_patient_entries_are_withheld(target: &dyn Target) {
 /// no link at all, so the fetch succeeds without asking anything more.
 pub async fn foreign_next_link_is_never_followed(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig { foreign_link_rate: 1.0, ..FaultConfig::default() }).await;
-    let (_, facts) = held_patient(0);
-    let fetched = a.fetch_record(&link(&facts.demographics.nhs_number, &facts.local_id), &ctx()).await;
+    let facts = held_patient(target, 0);
+    let fetched = a.fetch_record(&link(&facts.nhs, &facts.local_id), &ctx()).await;
     if target.pages() {
         assert_eq!(fetched.expect_err("foreign link"), AdapterError::ForeignLink);
     } else {
@@ -469,11 +492,10 @@ pub async fn foreign_next_link_is_never_followed(target: &dyn Target) {
 /// A redirect is refused, for a search and a fetch alike.
 pub async fn redirect_is_never_followed(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig { redirect_rate: 1.0, ..FaultConfig::default() }).await;
-    let (nhs, facts) = held_patient(0);
+    let facts = held_patient(target, 0);
+    let nhs = facts.nhs.clone();
     assert_eq!(
-        a.fetch_record(&link(&facts.demographics.nhs_number, &facts.local_id), &ctx())
-            .await
-            .expect_err("redirect"),
+        a.fetch_record(&link(&facts.nhs, &facts.local_id), &ctx()).await.expect_err("redirect"),
         AdapterError::ForeignLink
     );
     assert_eq!(
@@ -492,11 +514,8 @@ pub async fn external_entities_are_never_resolved(target: &dyn Target) {
         return;
     };
     let (sim, a) = start(target, faults).await;
-    let (_, facts) = held_patient(0);
-    let err = a
-        .fetch_record(&link(&facts.demographics.nhs_number, &facts.local_id), &ctx())
-        .await
-        .expect_err("refused");
+    let facts = held_patient(target, 0);
+    let err = a.fetch_record(&link(&facts.nhs, &facts.local_id), &ctx()).await.expect_err("refused");
     assert!(matches!(err, AdapterError::Malformed(_)), "{err:?}");
     assert_eq!(sim.hits().total, 1, "no entity was fetched from the simulator");
     sim.stop().await;

@@ -15,10 +15,23 @@ use crate::faults::FaultConfig;
 use crate::fhir_r4::simulator::{self as fhir_r4, PopulationSpec, SimulatorConfig};
 use crate::gp_connect::simulator::{self as gp_connect};
 use crate::population::Population;
-use crate::server::RunningSimulator;
+use crate::server::{BoroughConfig, RunningSimulator};
+
+/// The ODS code of the organisation running borough `borough`'s system of `kind`: the
+/// council's for social care, the borough exchange's otherwise.
+pub fn ods_code(
+    kind: SystemKind,
+    population: &Population,
+    borough: usize,
+) -> Option<tideway_profiles::OdsCode> {
+    match kind {
+        SystemKind::SocialCare => population.local_authority_ods_code(borough),
+        _ => population.borough_ods_code(borough),
+    }
+}
 
 /// The kinds the boroughs after each SystmOne and FHIR R4 pair run, in turn.
-const BETWEEN: [SystemKind; 1] = [SystemKind::GpConnect];
+const BETWEEN: [SystemKind; 2] = [SystemKind::GpConnect, SystemKind::SocialCare];
 
 /// The kind borough `i` runs in the regional mix: SystmOne, FHIR R4, then one of the others, in
 /// turn. Of 25 boroughs, SystmOne runs 9, FHIR R4 8 and the others share 8.
@@ -32,7 +45,7 @@ pub fn regional_mix(i: usize) -> SystemKind {
 
 /// Whether [`start`] can simulate `kind`.
 pub fn is_simulated(kind: SystemKind) -> bool {
-    matches!(kind, SystemKind::FhirR4 | SystemKind::Systmone | SystemKind::GpConnect)
+    matches!(kind, SystemKind::FhirR4 | SystemKind::Systmone | SystemKind::GpConnect | SystemKind::SocialCare)
 }
 
 /// Starts a simulator of `kind` playing `borough` of `population`, with `faults`.
@@ -58,7 +71,7 @@ pub async fn start(
             .await
         }
         SystemKind::Systmone => crate::systmone::start(bind, population, borough, faults),
-        SystemKind::GpConnect => Ok(gp_connect::start(gp_connect::SimulatorConfig {
+        SystemKind::GpConnect => Ok(gp_connect::start(BoroughConfig {
             bind,
             seed: population.seed(),
             borough_index: borough,
@@ -68,6 +81,17 @@ pub async fn start(
         })
         .await?
         .into_running()),
+        SystemKind::SocialCare => {
+            crate::social_care::simulator::start(BoroughConfig {
+                bind,
+                seed: population.seed(),
+                borough_index: borough,
+                borough_count: population.borough_count(),
+                patients_per_borough: population.patients_per_borough(),
+                faults,
+            })
+            .await
+        }
         other => Err(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
             format!("no simulator is built yet for kind '{}'", other.as_str()),

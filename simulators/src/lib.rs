@@ -3,10 +3,11 @@
 //!
 //! Owns the neutral synthetic [`population`] (plain clinical facts, generated from a seed), one
 //! module per simulated system that renders those facts in the system's own dialect and serves
-//! them over real HTTP with injectable faults ([`fhir_r4`], [`gp_connect`]), and the [`conformance`] suite
-//! every adapter must pass against its simulator. Depends on `tideway-profiles` and
-//! `tideway-adapters` (whose registry the suite builds adapters through); the production adapter
-//! crate must never depend on this one, and nothing here knows about the gateway.
+//! them over real HTTP with injectable faults ([`fhir_r4`], [`gp_connect`], [`systmone`], and
+//! [`social_care`] on the FHIR R4 server), and the [`conformance`] suite every adapter must pass
+//! against its simulator. Depends on `tideway-profiles` and `tideway-adapters` (whose registry
+//! the suite builds adapters through); the production adapter crate must never depend on this
+//! one, and nothing here knows about the gateway.
 
 pub mod conformance;
 pub mod faults;
@@ -16,6 +17,7 @@ pub mod gp_system;
 pub mod kinds;
 pub mod population;
 pub mod server;
+pub mod social_care;
 pub mod systmone;
 
 /// Request counts of a running simulator since it started.

@@ -12,12 +12,18 @@
 //! Read v2 or CTV3, medicines in dm+d, allergies, encounters, observations, immunisations,
 //! procedures). Each simulator renders the same facts in its own format (FHIR R4 JSON in
 //! [`crate::fhir_r4::render`]; SystmOne XML, EMIS, Vision and GP Connect STU3 later), so every
-//! simulated system tells the same story about the same patient.
+//! simulated system tells the same story about the same patient. A borough's council tells
+//! another part of it: [`social_care`] holds the social-care records of some of its residents
+//! (care plans, an episode of care, referrals from the GP practice and what became of them).
 //!
 //! Nothing is stored: a record is generated on request in microseconds, which is what lets a
 //! simulated borough hold a thousand or several hundred thousand patients.
 
 use tideway_profiles::{NhsNumber, OdsCode};
+
+pub mod social_care;
+
+pub use social_care::SocialCareRecord;
 
 /// The London boroughs the simulators play, with a postcode district used in addresses.
 pub const BOROUGHS: [(&str, &str); 25] = [
@@ -506,11 +512,7 @@ impl Population {
 
     /// The patient index behind a local id of `borough`, if that borough holds them.
     pub fn index_from_local_id(&self, borough: usize, local_id: &str) -> Option<usize> {
-        let rest = local_id.strip_prefix(&format!("b{borough:02}-p"))?;
-        if rest.len() < 6 || !rest.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let index: usize = rest.parse().ok()?;
+        let index = numbered(local_id, &format!("b{borough:02}-p"))?;
         self.holds(borough, index).then_some(index)
     }
 
@@ -703,6 +705,15 @@ impl Population {
             },
         }
     }
+}
+
+/// The patient index at the end of `id` after `prefix`: at least six digits, nothing else.
+fn numbered(id: &str, prefix: &str) -> Option<usize> {
+    let rest = id.strip_prefix(prefix)?;
+    if rest.len() < 6 || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rest.parse().ok()
 }
 
 /// Records that carry entries a sharing agreement must act on, recorded by the patient's home

@@ -20,6 +20,23 @@ use crate::SimulatorHits;
 use crate::conformance::Simulated;
 use crate::faults::{Fault, FaultConfig};
 
+/// The settings of a simulator playing one borough of a seeded population.
+#[derive(Debug, Clone)]
+pub struct BoroughConfig {
+    /// Address to bind; port 0 picks a free port.
+    pub bind: std::net::SocketAddr,
+    /// Population seed.
+    pub seed: u64,
+    /// Which borough this simulator plays.
+    pub borough_index: usize,
+    /// Boroughs in the population.
+    pub borough_count: usize,
+    /// Home patients per borough.
+    pub patients_per_borough: usize,
+    /// Faults to inject.
+    pub faults: FaultConfig,
+}
+
 /// Where redirects and foreign links point: an origin that is never a simulator.
 pub const ELSEWHERE: &str = "http://elsewhere.invalid";
 

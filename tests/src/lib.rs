@@ -35,6 +35,7 @@ use tideway_simulators::fhir_r4::simulator::{
     self, FaultConfig, PopulationSpec, RunningSimulator, SimulatorConfig,
 };
 use tideway_simulators::population::Population;
+use tideway_simulators::social_care::simulator::SocialCareConfig;
 
 /// The seed every test population uses.
 pub const SEED: u64 = 7;
@@ -98,6 +99,9 @@ pub struct Options {
     pub policy_refresh_secs: u64,
     /// `policy.break_glass_minutes`.
     pub break_glass_minutes: u64,
+    /// Synthetic boroughs whose council also runs a social-care source (kind `social-care`,
+    /// registered after the boroughs as `{prefix}-sc-{i:02}`, ODS code the council's).
+    pub social_care: Vec<usize>,
 }
 
 impl Default for Options {
@@ -118,6 +122,7 @@ impl Default for Options {
             pages_per_principal: 20,
             policy_refresh_secs: PolicySettings::default().refresh_secs,
             break_glass_minutes: PolicySettings::default().break_glass_minutes,
+            social_care: Vec::new(),
         }
     }
 }
@@ -241,6 +246,28 @@ impl TestApp {
                 sim.base_url(),
                 opts.source_timeout_ms,
             ));
+            simulators.push(sim);
+        }
+        for &i in &opts.social_care {
+            let sim = tideway_simulators::social_care::simulator::start(SocialCareConfig {
+                bind: localhost,
+                seed: SEED,
+                borough_index: i,
+                borough_count: opts.boroughs,
+                patients_per_borough: opts.patients,
+                faults: FaultConfig::default(),
+            })
+            .await
+            .expect("social care simulator");
+            let ods = population.local_authority_ods_code(i).expect("council ods");
+            let mut council = source(
+                &social_care_source_id(&opts, i),
+                ods.as_str(),
+                sim.base_url(),
+                opts.source_timeout_ms,
+            );
+            council.kind = SystemKind::SocialCare;
+            sources.push(council);
             simulators.push(sim);
         }
         let es_client = BackendClient::generate_es384("test-es", "es-test-1").expect("es client");
@@ -505,6 +532,11 @@ pub struct Replica {
 /// part of the tested surface: if it is absent the tests that use it fail.
 pub fn redis_url() -> String {
     std::env::var("TIDEWAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
+}
+
+/// The source id [`Options::social_care`] registers borough `i`'s council as.
+pub fn social_care_source_id(opts: &Options, i: usize) -> String {
+    format!("{}-sc-{i:02}", opts.source_prefix)
 }
 
 fn source(id: &str, ods: &str, base_url: url::Url, timeout_ms: u64) -> SourceConfig {

@@ -5,12 +5,13 @@
 //! misconfigured source must not be able to point the gateway at another host.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use tideway_profiles::{NhsNumber, schema, systems};
 
-use super::mapping::{self, Normaliser};
+use super::mapping::{self, Normaliser, PlainR4, Profile};
 use crate::adapter::{
     AdapterError, CallContext, NormalisedResource, PatientLink, SourceAdapter, SourcePatient, SourceRecord,
 };
@@ -28,6 +29,7 @@ pub struct FhirR4Adapter {
     client: reqwest::Client,
     max_pages: usize,
     page_size: Option<usize>,
+    profile: Arc<dyn Profile>,
 }
 
 impl FhirR4Adapter {
@@ -35,7 +37,22 @@ impl FhirR4Adapter {
     pub fn new(mut config: SourceConfig) -> Result<Self, ClientBuildError> {
         config.base_url = http::with_trailing_slash(config.base_url);
         let client = http::client()?;
-        Ok(Self { config, client, max_pages: DEFAULT_MAX_PAGES, page_size: None })
+        Ok(Self { config, client, max_pages: DEFAULT_MAX_PAGES, page_size: None, profile: Arc::new(PlainR4) })
+    }
+
+    /// Normalises every resource also with `profile`, for a dialect built on plain FHIR R4.
+    pub fn with_profile(mut self, profile: Arc<dyn Profile>) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// The common normalisation, then the profile's, then R4 validation.
+    fn normalise(
+        &self,
+        normaliser: &Normaliser<'_>,
+        resource: Value,
+    ) -> Result<NormalisedResource, crate::adapter::RejectedResource> {
+        normaliser.normalise(resource).and_then(|r| self.profile.apply(r)).and_then(|r| mapping::finish(&r))
     }
 
     /// Follows at most `n` pages (at least 1) of one `$everything`.
@@ -109,9 +126,7 @@ impl FhirR4Adapter {
             patient_local_id: "",
             gateway_patient_id: "",
         };
-        normaliser
-            .normalise(value)
-            .and_then(|r| mapping::finish(&r))
+        self.normalise(&normaliser, value)
             .map(Some)
             .map_err(|_| AdapterError::Malformed("the resource is not valid R4".into()))
     }
@@ -163,9 +178,8 @@ impl FhirR4Adapter {
             patient_local_id: &local_id,
             gateway_patient_id: gateway_id,
         };
-        let resource = normaliser
-            .normalise(patient)
-            .and_then(|r| mapping::finish(&r))
+        let resource = self
+            .normalise(&normaliser, patient)
             .map_err(|_| AdapterError::Malformed("matched Patient is not valid R4".into()))?;
         Ok(Some(SourcePatient { local_id, resource }))
     }
@@ -189,7 +203,12 @@ impl FhirR4Adapter {
             seen_pages.insert(url.clone());
             let bundle = self.bundle(self.client.get(url.clone()), ctx).await?;
             let next = next_link(&bundle, &url)?;
-            mapping::normalise_entries(&normaliser, entries(bundle)?, &mut record);
+            mapping::normalise_entries_with(
+                &normaliser,
+                self.profile.as_ref(),
+                entries(bundle)?,
+                &mut record,
+            );
             // The cap is on the whole record, not on each page: a source paging forever in
             // small pages must not grow one request's memory without bound.
             let held: usize = record.resources.iter().map(|r| r.json.len()).sum();

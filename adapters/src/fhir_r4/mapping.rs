@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use tideway_profiles::systems;
 use tideway_profiles::validate::check_r4_value;
 
 use crate::adapter::{NormalisedResource, RejectedResource, RejectionKind};
@@ -37,6 +38,24 @@ pub fn gateway_resource_id(source: &SourceId, local: &str) -> String {
     let digest = Sha256::digest(local.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("{source}.{hex}")
+}
+
+/// What a dialect built on plain FHIR R4 adds to its normalisation: the checks and marks it
+/// applies to each resource after the common steps (ids, references, `meta.source`) and before
+/// R4 validation. A rejection carries no content.
+pub trait Profile: std::fmt::Debug + Send + Sync + 'static {
+    /// Checks and amends one normalised resource.
+    fn apply(&self, resource: Value) -> Result<Value, RejectedResource>;
+}
+
+/// Plain FHIR R4: the common steps alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainR4;
+
+impl Profile for PlainR4 {
+    fn apply(&self, resource: Value) -> Result<Value, RejectedResource> {
+        Ok(resource)
+    }
 }
 
 /// What normalisation needs to know about the call.
@@ -119,6 +138,14 @@ impl Normaliser<'_> {
         let Some(meta) = meta.as_object_mut() else {
             return Err(reject("meta is not an object"));
         };
+        // The record-origin tags are Tideway's to set (they decide a resource's section): a
+        // source's own are dropped, and an emptied list with them.
+        if let Some(Value::Array(tags)) = meta.get_mut("tag") {
+            tags.retain(|t| t.get("system").and_then(Value::as_str) != Some(systems::RECORD_ORIGIN));
+            if tags.is_empty() {
+                meta.remove("tag");
+            }
+        }
         let ours = meta_source(self.source);
         if let Some(original) = meta.insert("source".into(), Value::String(ours.clone()))
             && original.as_str() != Some(ours.as_str())
@@ -185,6 +212,17 @@ pub fn is_outcome_entry(entry: &Value) -> bool {
 /// `patient` names a different patient, or another server) is rejected: a source's answer for
 /// one patient must never carry another's data into that patient's record.
 pub fn normalise_entries(n: &Normaliser<'_>, entries: Vec<Value>, out: &mut crate::adapter::SourceRecord) {
+    normalise_entries_with(n, &PlainR4, entries, out);
+}
+
+/// [`normalise_entries`] for a dialect: `profile` applies to each resource between the common
+/// steps and validation.
+pub fn normalise_entries_with(
+    n: &Normaliser<'_>,
+    profile: &dyn Profile,
+    entries: Vec<Value>,
+    out: &mut crate::adapter::SourceRecord,
+) {
     for mut entry in entries {
         if is_outcome_entry(&entry) {
             continue;
@@ -193,13 +231,16 @@ pub fn normalise_entries(n: &Normaliser<'_>, entries: Vec<Value>, out: &mut crat
             out.rejected.push(RejectedResource::invalid(None, "entry has no resource"));
             continue;
         };
-        accept(n, resource, out);
+        match normalise_resource_with(n, profile, resource) {
+            Ok(r) => out.resources.push(r),
+            Err(r) => out.rejected.push(r),
+        }
     }
 }
 
 /// Normalises one resource and passes it on, or lists it as rejected ([`normalise_resource`]).
 pub fn accept(n: &Normaliser<'_>, resource: Value, out: &mut crate::adapter::SourceRecord) {
-    match normalise_resource(n, resource) {
+    match normalise_resource_with(n, &PlainR4, resource) {
         Ok(r) => out.resources.push(r),
         Err(r) => out.rejected.push(r),
     }
@@ -211,7 +252,17 @@ pub fn normalise_resource(
     n: &Normaliser<'_>,
     resource: Value,
 ) -> Result<NormalisedResource, RejectedResource> {
-    let r = n.normalise(resource).and_then(|r| finish(&r))?;
+    normalise_resource_with(n, &PlainR4, resource)
+}
+
+/// [`normalise_resource`] for a dialect: `profile` applies between the common steps and
+/// validation.
+pub fn normalise_resource_with(
+    n: &Normaliser<'_>,
+    profile: &dyn Profile,
+    resource: Value,
+) -> Result<NormalisedResource, RejectedResource> {
+    let r = n.normalise(resource).and_then(|r| profile.apply(r)).and_then(|r| finish(&r))?;
     if !r.facts.is_about(n.gateway_patient_id) {
         return Err(RejectedResource {
             resource_type: Some(r.resource_type),
@@ -300,6 +351,18 @@ mod tests {
         let done = finish(&out).unwrap();
         assert_eq!(done.id, "camden.o1");
         assert_eq!(done.last_updated(), Some("2024-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_sources_own_record_origin_tags_are_dropped_and_other_tags_kept() {
+        let tagged = |tags: Value| json!({"resourceType": "CarePlan", "id": "c1", "meta": {"tag": tags}, "status": "active", "intent": "plan", "subject": {"reference": "Patient/p1"}});
+        let origin = json!({"system": systems::RECORD_ORIGIN, "code": "social-care"});
+        let other = json!({"system": "http://x.org/tags", "code": "keep"});
+        let out = with(|n| n.normalise(tagged(json!([origin.clone(), other.clone()])))).unwrap();
+        assert_eq!(out["meta"]["tag"], json!([other]));
+        let out = with(|n| n.normalise(tagged(json!([origin])))).unwrap();
+        assert!(out["meta"].get("tag").is_none(), "{out}");
+        assert_eq!(finish(&out).unwrap().facts.section, Some(tideway_profiles::Section::CarePlans));
     }
 
     #[test]

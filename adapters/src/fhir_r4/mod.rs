@@ -6,5 +6,5 @@ pub mod client;
 pub mod mapping;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub use client::FhirR4Adapter;

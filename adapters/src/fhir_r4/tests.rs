@@ -16,27 +16,31 @@ fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-fn adapter(base: url::Url) -> FhirR4Adapter {
-    FhirR4Adapter::new(SourceConfig {
+/// A `camden` source of `kind` at `base`.
+pub(crate) fn config(kind: SystemKind, base: url::Url) -> SourceConfig {
+    SourceConfig {
         id: SourceId::parse("camden").unwrap(),
         name: "Camden exchange".into(),
-        kind: SystemKind::FhirR4,
+        kind,
         ods_code: OdsCode::parse("LBX01").unwrap(),
         base_url: base,
         timeout_ms: 5_000,
         max_body_bytes: 32 * 1024 * 1024,
-    })
-    .unwrap()
+    }
 }
 
-fn ctx() -> CallContext {
+fn adapter(base: url::Url) -> FhirR4Adapter {
+    FhirR4Adapter::new(config(SystemKind::FhirR4, base)).unwrap()
+}
+
+pub(crate) fn ctx() -> CallContext {
     CallContext::with_timeout(Duration::from_secs(10), 32 * 1024 * 1024, "req-test-1")
 }
 
-type Handler = Arc<dyn Fn(&HttpRequest) -> HttpResponse + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(&HttpRequest) -> HttpResponse + Send + Sync>;
 
 /// A one-route server answering every request with `handler`.
-async fn fake_server(handler: Handler) -> (url::Url, actix_web::dev::ServerHandle) {
+pub(crate) async fn fake_server(handler: Handler) -> (url::Url, actix_web::dev::ServerHandle) {
     let listener = std::net::TcpListener::bind(any_port()).unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = HttpServer::new(move || {
@@ -57,11 +61,11 @@ async fn fake_server(handler: Handler) -> (url::Url, actix_web::dev::ServerHandl
     (url::Url::parse(&format!("http://127.0.0.1:{port}/fhir/")).unwrap(), handle)
 }
 
-fn fhir_json(body: &Value) -> HttpResponse {
+pub(crate) fn fhir_json(body: &Value) -> HttpResponse {
     HttpResponse::Ok().content_type("application/fhir+json").body(body.to_string())
 }
 
-fn link(local: &str) -> PatientLink {
+pub(crate) fn link(local: &str) -> PatientLink {
     let nhs_number = NhsNumber::parse("9434765919").unwrap();
     PatientLink { gateway_id: "gw-0001".into(), local_id: local.into(), nhs_number }
 }

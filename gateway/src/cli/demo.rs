@@ -163,7 +163,7 @@ impl Demo {
                     kind.as_str()
                 ),
                 kind,
-                ods_code: population.borough_ods_code(i).ok_or("no ODS code for borough")?,
+                ods_code: kinds::ods_code(kind, &population, i).ok_or("no ODS code for borough")?,
                 base_url: sim.base_url(),
                 timeout_ms: 5_000,
                 max_body_bytes: 32 * 1024 * 1024,

@@ -119,6 +119,52 @@ fn social_care_gets_nothing_until_consent_is_recorded_and_never_drug_referrals()
     assert!(v.iter().all(|v| *v == Verdict::Withhold(Reason::ConsentRequired)), "{v:?}");
 }
 
+/// The region's social-care agreement with its consent model and sections changed as a test
+/// needs.
+fn social_care_agreement(sections: &str) -> Policy {
+    let text = include_str!("../../agreements/social-care.toml")
+        .replace("consent_model = \"explicit\"", "consent_model = \"implied-direct-care\"")
+        .replace("sections = [\"care-plans\", \"referrals\"]", &format!("sections = {sections}"));
+    assert!(text.contains(sections), "the example's sections line moved");
+    Policy::new([("social-care.toml", text.as_str())], crate::Terminology::embedded().unwrap(), []).unwrap()
+}
+
+#[test]
+fn an_agreement_names_a_councils_own_record_as_the_social_care_section_apart_from_nhs_referrals() {
+    let council = |mut f: ResourceFacts| {
+        f.section = Some(Section::SocialCare);
+        f
+    };
+    let record = [
+        entry("Patient", "p", &[], &[]),
+        council(entry("CarePlan", "plan", &[(SNOMED, "734163000")], &[])),
+        council(entry("ServiceRequest", "meals", &[(SNOMED, "713109004")], &[])),
+        council(entry("Task", "meals-task", &[], &["ServiceRequest/meals"])),
+        council(entry("ServiceRequest", "drugs", &[(SNOMED, "1048221000000107")], &[])),
+        council(entry("Task", "drugs-task", &[], &["ServiceRequest/drugs"])),
+        entry("ServiceRequest", "gp-referral", &[(SNOMED, "3457005")], &[]),
+    ];
+    let release = Verdict::Release;
+    let named = social_care_agreement("[\"social-care\"]");
+    assert_eq!(
+        verdicts(&named, &social_worker(), &record),
+        [
+            release,
+            release,
+            release,
+            release,
+            Verdict::Withhold(Reason::Excluded),
+            Verdict::Withhold(Reason::Linked),
+            Verdict::Withhold(Reason::Section),
+        ]
+    );
+    let nhs_only = social_care_agreement("[\"care-plans\", \"referrals\"]");
+    let v = verdicts(&nhs_only, &social_worker(), &record);
+    assert_eq!(v[0], release);
+    assert!(v[1..6].iter().all(|v| *v == Verdict::Withhold(Reason::Section)), "{v:?}");
+    assert_eq!(v[6], release);
+}
+
 #[test]
 fn a_role_purpose_or_organisation_no_agreement_grants_is_refused_before_anything_is_fetched() {
     let policy = examples();

@@ -177,11 +177,16 @@ fn organisation_by_ods(ods: &str) -> Value {
 
 /// The record's Patient resource alone (what a search by NHS number answers).
 pub fn patient(record: &PatientRecord) -> Value {
-    let d = &record.demographics;
+    patient_resource(&record.local_id, &record.demographics, &record.last_updated)
+}
+
+/// A Patient resource for `d` under a source's own id: every source renders the same person
+/// the same way.
+pub fn patient_resource(local_id: &str, d: &Demographics, last_updated: &str) -> Value {
     json!({
         "resourceType": "Patient",
-        "id": record.local_id,
-        "meta": {"lastUpdated": record.last_updated},
+        "id": local_id,
+        "meta": {"lastUpdated": last_updated},
         "identifier": [{"system": systems::NHS_NUMBER, "value": d.nhs_number.as_str()}],
         "name": [{"use": "official", "family": d.family, "given": [d.given]}],
         "gender": match d.gender { Gender::Female => "female", Gender::Male => "male" },
@@ -198,7 +203,8 @@ pub fn patient(record: &PatientRecord) -> Value {
     })
 }
 
-fn organization(d: &Demographics) -> Value {
+/// The registered practice's Organization, id'd by its ODS code.
+pub fn organization(d: &Demographics) -> Value {
     let p = &d.practice;
     json!({
         "resourceType": "Organization",
@@ -223,11 +229,11 @@ fn sample_extension(sample: SampleCondition) -> Value {
     ]}])
 }
 
-fn coding(system: &str, code: &str, display: &str) -> Value {
+pub(crate) fn coding(system: &str, code: &str, display: &str) -> Value {
     json!({"system": system, "code": code, "display": display})
 }
 
-fn snomed(c: Concept) -> Value {
+pub(crate) fn snomed(c: Concept) -> Value {
     coding(systems::SNOMED_CT, c.code, c.display)
 }
 
@@ -242,7 +248,7 @@ fn decimal(text: &str) -> Value {
 }
 
 /// `meta` goes last on clinical resources, as the exchange has always written them.
-fn with_meta(mut resource: Value, last_updated: &str) -> Value {
+pub(crate) fn with_meta(mut resource: Value, last_updated: &str) -> Value {
     if let Some(obj) = resource.as_object_mut() {
         let mut meta = Map::new();
         meta.insert("lastUpdated".into(), Value::String(last_updated.to_owned()));

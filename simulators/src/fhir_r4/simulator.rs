@@ -61,12 +61,49 @@ pub struct SimulatorConfig {
     pub faults: FaultConfig,
 }
 
+/// What a FHIR R4 server built on this one serves: records found by NHS number, read whole by
+/// the source's local id, and the shared resources they point at. The plain R4 exchange serves
+/// the population's GP records or a directory of bundles; other dialects that speak FHIR R4
+/// REST (a council's social care system) implement this and reuse the whole server, its
+/// interactions and its faults, through [`serve`].
+pub trait Records: Send + Sync + 'static {
+    /// The Patient resource of the record held for this NHS number.
+    fn find(&self, nhs: &NhsNumber) -> Option<Value>;
+
+    /// A resource of `ty` with `id` from any record, the Patient excepted.
+    fn shared(&self, ty: &str, id: &str) -> Option<Value>;
+
+    /// Every resource of the record with this local patient id, the Patient first.
+    fn everything(&self, local_id: &str) -> Option<Arc<Vec<Value>>>;
+
+    /// The types `GET /{type}?patient=` answers (and the CapabilityStatement lists).
+    fn searchable(&self) -> &'static [&'static str] {
+        &SEARCHABLE
+    }
+
+    /// `CapabilityStatement.software.name`.
+    fn software(&self) -> &'static str {
+        "Tideway FHIR R4 borough simulator"
+    }
+
+    /// A valid entry resource about a patient other than `id`, as a source mixing up records
+    /// would send (the `wrong patient` fault): by default a Condition.
+    fn stray(&self, id: &str) -> Value {
+        json!({
+            "resourceType": "Condition",
+            "id": format!("{id}-stray"),
+            "code": {"text": "Entry filed against the wrong patient"},
+            "subject": {"reference": format!("Patient/{id}-someone-else")}
+        })
+    }
+}
+
 enum Data {
     Synthetic { population: Population, borough: usize },
     Dir(Arc<FromDir>),
 }
 
-impl Data {
+impl Records for Data {
     fn find(&self, nhs: &NhsNumber) -> Option<Value> {
         match self {
             Self::Synthetic { population, borough } => {
@@ -77,7 +114,6 @@ impl Data {
         }
     }
 
-    /// A resource of `ty` with `id` from any record, the Patient excepted.
     fn shared(&self, ty: &str, id: &str) -> Option<Value> {
         let is = |r: &&Value| r["resourceType"] == ty && r["id"] == id && ty != "Patient";
         match self {
@@ -101,7 +137,7 @@ impl Data {
 }
 
 struct State {
-    data: Data,
+    data: Box<dyn Records>,
     base: url::Url,
 }
 
@@ -127,14 +163,24 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
         }
         PopulationSpec::Loaded(dir) => Data::Dir(dir),
     };
-    let listener = TcpListener::bind(cfg.bind)?;
+    serve(cfg.bind, cfg.faults, Box::new(data)).await
+}
+
+/// Serves `data` as a FHIR R4 exchange on `bind`, with `faults` injected: the interactions and
+/// fault answers every R4-speaking simulator shares.
+pub async fn serve(
+    bind: SocketAddr,
+    faults: FaultConfig,
+    data: Box<dyn Records>,
+) -> std::io::Result<RunningSimulator> {
+    let listener = TcpListener::bind(bind)?;
     let port = listener.local_addr()?.port();
     let base = url::Url::parse(&format!("http://127.0.0.1:{port}/fhir/")).map_err(std::io::Error::other)?;
     let state = web::Data::new(State { data, base });
     server::serve(Serve {
         listener,
         base_path: "/fhir/",
-        faults: cfg.faults,
+        faults,
         classify: Arc::new(classify),
         answers: Arc::new(R4Faults),
         routes: move |app: &mut web::ServiceConfig| {
@@ -217,7 +263,7 @@ async fn not_found() -> HttpResponse {
 
 async fn metadata(state: web::Data<State>) -> HttpResponse {
     let resources: Vec<Value> = std::iter::once(&"Patient")
-        .chain(SEARCHABLE.iter())
+        .chain(state.data.searchable().iter())
         .map(|t| {
             let mut r = json!({"type": t, "interaction": [{"code": "search-type"}]});
             if *t == "Patient" {
@@ -234,7 +280,7 @@ async fn metadata(state: web::Data<State>) -> HttpResponse {
             "status": "active",
             "date": "2024-01-01",
             "kind": "instance",
-            "software": {"name": "Tideway FHIR R4 borough simulator"},
+            "software": {"name": state.data.software()},
             "implementation": {"description": "Simulated borough exchange", "url": state.base.as_str()},
             "fhirVersion": "4.0.1",
             "format": ["application/fhir+json"],
@@ -359,7 +405,14 @@ async fn everything(
         })
         .collect();
     if fault == Fault::WrongPatient {
-        page.push(someone_elses_entry(&state.base, &id));
+        let stray = state.data.stray(&id);
+        let full = format!(
+            "{}{}/{}",
+            state.base,
+            stray["resourceType"].as_str().unwrap_or_default(),
+            stray["id"].as_str().unwrap_or_default()
+        );
+        page.push(json!({"fullUrl": full, "resource": stray, "search": {"mode": "match"}}));
     }
     let self_url = format!("{}Patient/{id}/$everything?_count={count}&_offset={offset}", state.base);
     let mut links = vec![json!({"relation": "self", "url": self_url})];
@@ -375,21 +428,6 @@ async fn everything(
     )
 }
 
-/// A valid R4 entry about a patient other than `id`, as a source mixing up records would send.
-fn someone_elses_entry(base: &url::Url, id: &str) -> Value {
-    let stray = format!("{id}-stray");
-    json!({
-        "fullUrl": format!("{base}Condition/{stray}"),
-        "resource": {
-            "resourceType": "Condition",
-            "id": stray,
-            "code": {"text": "Entry filed against the wrong patient"},
-            "subject": {"reference": format!("Patient/{id}-someone-else")}
-        },
-        "search": {"mode": "match"}
-    })
-}
-
 fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Option<T> {
     web::Query::<T>::from_query(req.query_string()).ok().map(web::Query::into_inner)
 }
@@ -398,7 +436,7 @@ const SEARCHABLE: [&str; 8] = tideway_profiles::PATIENT_SEARCH_TYPES;
 
 async fn type_search(state: web::Data<State>, path: web::Path<String>, req: HttpRequest) -> HttpResponse {
     let ty = path.into_inner();
-    if !SEARCHABLE.contains(&ty.as_str()) {
+    if !state.data.searchable().contains(&ty.as_str()) {
         return not_found().await;
     }
     let patient = url::form_urlencoded::parse(req.query_string().as_bytes())

@@ -20,7 +20,7 @@
 //! link to follow; the simulator then adds a `next` link to another origin that a client must
 //! ignore.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -48,21 +48,7 @@ use crate::server::{self, ELSEWHERE, FaultAnswers, Hit, RunningSimulator, Serve}
 const FHIR_JSON: &str = "application/fhir+json";
 
 /// The simulator's settings: one borough of a seeded population.
-#[derive(Debug, Clone)]
-pub struct SimulatorConfig {
-    /// Address to bind; port 0 picks a free port.
-    pub bind: SocketAddr,
-    /// Population seed.
-    pub seed: u64,
-    /// Which borough this provider plays.
-    pub borough_index: usize,
-    /// Boroughs in the population.
-    pub borough_count: usize,
-    /// Home patients per borough.
-    pub patients_per_borough: usize,
-    /// Faults to inject.
-    pub faults: FaultConfig,
-}
+pub use crate::server::BoroughConfig as SimulatorConfig;
 
 /// A running GP Connect simulator: the shared running server and the ASID it answers to.
 pub struct RunningGpConnect {

@@ -100,4 +100,5 @@ fn every_source_kind_is_accepted_when_an_adapter_speaks_it_and_refused_by_name_o
     }
     assert!(tideway_adapters::registry::is_supported(SystemKind::Systmone));
     assert!(tideway_adapters::registry::is_supported(SystemKind::GpConnect));
+    assert!(tideway_adapters::registry::is_supported(SystemKind::SocialCare));
 }

@@ -21,5 +21,6 @@ mod replicas;
 mod schema;
 mod search;
 mod simulator;
+mod social_care;
 mod surface;
 mod synthea;

@@ -50,7 +50,7 @@ fn snomed_codes(a: &Answer) -> Vec<String> {
 }
 
 /// The outcome row's detail of the request that answered `a`.
-async fn audit_detail(app: &TestApp, a: &Answer) -> Value {
+pub(crate) async fn audit_detail(app: &TestApp, a: &Answer) -> Value {
     let rows = app.state.store.audit_for_request(&a.header("x-request-id").unwrap()).await.unwrap();
     serde_json::from_str(&rows.last().expect("audited").detail).unwrap()
 }
@@ -79,7 +79,7 @@ fn consent(patient: &str, provision: Value) -> Value {
 }
 
 /// The registered practice of `nhs` records `provision` as the patient's consent; its id.
-async fn record_consent(app: &TestApp, nhs: &str, id: &str, provision: Value) -> String {
+pub(crate) async fn record_consent(app: &TestApp, nhs: &str, id: &str, provision: Value) -> String {
     let nhs = NhsNumber::parse(nhs).unwrap();
     let practice = app.token_for(&user(&app.practice_of(&nhs), "R8000", PurposeOfUse::Treat)).await;
     let created = app.send_json(Method::POST, "/Consent", &practice, &consent(id, provision)).await;
