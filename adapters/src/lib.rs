@@ -7,6 +7,7 @@
 //! `tideway-simulators`, which also runs the conformance suite every adapter must pass.
 
 pub mod adapter;
+pub mod emis;
 pub mod fhir_r4;
 pub mod gp_record;
 pub mod http;
