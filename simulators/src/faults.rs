@@ -43,6 +43,11 @@ pub struct FaultConfig {
     /// Share of record fetches answered with the patient alone, as if nothing else were held.
     #[serde(default = "zero")]
     pub empty_record_rate: f64,
+    /// Share of requests answered with a document declaring a DOCTYPE whose external entity
+    /// points back at the simulator (markup dialects; a JSON dialect sends it as a body it cannot
+    /// read). Drawn last, so adding it left every earlier draw as it was.
+    #[serde(default = "zero")]
+    pub external_entity_rate: f64,
     /// Seed of the per-request draw, so a fault pattern can be replayed.
     #[serde(default)]
     pub seed: u64,
@@ -69,19 +74,29 @@ pub enum Fault {
     WrongPatient,
     /// A record holding the patient and nothing else.
     EmptyRecord,
+    /// A document with a DOCTYPE declaring an external entity.
+    ExternalEntity,
 }
 
 impl Fault {
     /// Whether the fault replaces the whole answer; the others change only a record fetch's
     /// content, and the request is served normally otherwise.
     pub fn replaces_answer(self) -> bool {
-        matches!(self, Self::Fail | Self::Hang | Self::Malformed | Self::Oversized | Self::Redirect)
+        matches!(
+            self,
+            Self::Fail
+                | Self::Hang
+                | Self::Malformed
+                | Self::Oversized
+                | Self::Redirect
+                | Self::ExternalEntity
+        )
     }
 }
 
 impl FaultConfig {
     /// Each rate with its config name and the fault it draws, in draw order.
-    pub fn rates(&self) -> [(&'static str, f64, Fault); 8] {
+    pub fn rates(&self) -> [(&'static str, f64, Fault); 9] {
         [
             ("fail_rate", self.fail_rate, Fault::Fail),
             ("hang_rate", self.hang_rate, Fault::Hang),
@@ -91,6 +106,7 @@ impl FaultConfig {
             ("foreign_link_rate", self.foreign_link_rate, Fault::ForeignLink),
             ("wrong_patient_rate", self.wrong_patient_rate, Fault::WrongPatient),
             ("empty_record_rate", self.empty_record_rate, Fault::EmptyRecord),
+            ("external_entity_rate", self.external_entity_rate, Fault::ExternalEntity),
         ]
     }
 

@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod faults;
 pub mod fhir_r4;
 pub mod population;
+pub mod server;
 
 /// Request counts of a running simulator since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

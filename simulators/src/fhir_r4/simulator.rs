@@ -9,12 +9,10 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use actix_web::dev::{Service, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::http::StatusCode;
-use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -24,10 +22,11 @@ use tideway_profiles::{IssueSeverity, IssueType, NhsNumber, OperationOutcome, sy
 use super::from_dir::FromDir;
 use super::render;
 pub use crate::SimulatorHits;
-use crate::conformance::Simulated;
 use crate::faults::Fault;
 pub use crate::faults::FaultConfig;
 use crate::population::Population;
+pub use crate::server::RunningSimulator;
+use crate::server::{self, ELSEWHERE, FaultAnswers, Hit, Serve};
 
 const FHIR_JSON: &str = "application/fhir+json";
 
@@ -60,73 +59,6 @@ pub struct SimulatorConfig {
     pub population: PopulationSpec,
     /// Faults to inject.
     pub faults: FaultConfig,
-}
-
-#[derive(Default)]
-struct Counters {
-    total: AtomicU64,
-    searches: AtomicU64,
-    fetches: AtomicU64,
-}
-
-/// A running simulator. Dropping it leaves the server running until the runtime ends; call
-/// [`RunningSimulator::stop`] to stop it.
-pub struct RunningSimulator {
-    base_url: url::Url,
-    port: u16,
-    counters: Arc<Counters>,
-    handle: actix_web::dev::ServerHandle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl std::fmt::Debug for RunningSimulator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunningSimulator").field("base_url", &self.base_url.as_str()).finish()
-    }
-}
-
-impl RunningSimulator {
-    /// The FHIR base, `http://127.0.0.1:PORT/fhir/` (ends in `/`).
-    pub fn base_url(&self) -> url::Url {
-        self.base_url.clone()
-    }
-
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Request counts so far.
-    pub fn hits(&self) -> SimulatorHits {
-        SimulatorHits {
-            total: self.counters.total.load(Ordering::Relaxed),
-            patient_searches: self.counters.searches.load(Ordering::Relaxed),
-            record_fetches: self.counters.fetches.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Stops the server at once (hanging requests are dropped) and waits for it to finish.
-    pub async fn stop(self) {
-        self.handle.stop(false).await;
-        // The server's own result no longer matters once it has been told to stop.
-        let _ = self.task.await;
-    }
-}
-
-/// What the conformance suite sees of a running R4 simulator.
-#[async_trait]
-impl Simulated for RunningSimulator {
-    fn base_url(&self) -> url::Url {
-        RunningSimulator::base_url(self)
-    }
-
-    fn hits(&self) -> SimulatorHits {
-        RunningSimulator::hits(self)
-    }
-
-    async fn stop(self: Box<Self>) {
-        RunningSimulator::stop(*self).await;
-    }
 }
 
 enum Data {
@@ -171,8 +103,6 @@ impl Data {
 struct State {
     data: Data,
     base: url::Url,
-    faults: FaultConfig,
-    counters: Arc<Counters>,
 }
 
 /// Starts a simulator. The port is bound before this returns, so port 0 works.
@@ -200,101 +130,73 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
     let listener = TcpListener::bind(cfg.bind)?;
     let port = listener.local_addr()?.port();
     let base = url::Url::parse(&format!("http://127.0.0.1:{port}/fhir/")).map_err(std::io::Error::other)?;
-    let counters = Arc::new(Counters::default());
-    let state =
-        web::Data::new(State { data, base: base.clone(), faults: cfg.faults, counters: counters.clone() });
-
-    let server = HttpServer::new(move || {
-        let state = state.clone();
-        let mw_state = state.clone();
-        App::new()
-            .app_data(state)
-            .wrap_fn(move |req, srv| {
-                let st = mw_state.clone();
-                let n = st.counters.total.fetch_add(1, Ordering::Relaxed);
-                let path = req.path();
-                if path.ends_with("/$everything") {
-                    st.counters.fetches.fetch_add(1, Ordering::Relaxed);
-                } else if path.ends_with("/Patient/_search")
-                    || (path.ends_with("/Patient") && req.query_string().contains("identifier"))
-                {
-                    st.counters.searches.fetch_add(1, Ordering::Relaxed);
-                }
-                let fault = st.faults.draw(n);
-                let latency = Duration::from_millis(st.faults.latency_ms);
-                let (call, held) = if fault.replaces_answer() {
-                    (None, Some(req))
-                } else {
-                    // Content faults are applied by the record handler.
-                    req.extensions_mut().insert(fault);
-                    (Some(srv.call(req)), None)
-                };
-                async move {
-                    if !latency.is_zero() {
-                        tokio::time::sleep(latency).await;
-                    }
-                    match (call, held) {
-                        (Some(call), _) => call.await.map(ServiceResponse::map_into_left_body),
-                        (None, Some(req)) => {
-                            let resp = fault_response(fault, req.path()).await;
-                            Ok(req.into_response(resp).map_into_right_body())
-                        }
-                        (None, None) => Err(actix_web::error::ErrorInternalServerError("unreachable")),
-                    }
-                }
-            })
-            .route("/fhir/metadata", web::get().to(metadata))
-            .route("/fhir/Patient/_search", web::post().to(search_post))
-            .route("/fhir/Patient", web::get().to(search_get))
-            .route("/fhir/Patient/{id}", web::get().to(read_patient))
-            .route("/fhir/Patient/{id}/{op}", web::get().to(everything))
-            .route("/fhir/{type}/{id}", web::get().to(read_shared))
-            .route("/fhir/{type}", web::get().to(type_search))
-            .default_service(web::to(not_found))
+    let state = web::Data::new(State { data, base });
+    server::serve(Serve {
+        listener,
+        base_path: "/fhir/",
+        faults: cfg.faults,
+        classify,
+        answers: Arc::new(R4Faults),
+        routes: move |app: &mut web::ServiceConfig| {
+            app.app_data(state.clone())
+                .route("/fhir/metadata", web::get().to(metadata))
+                .route("/fhir/Patient/_search", web::post().to(search_post))
+                .route("/fhir/Patient", web::get().to(search_get))
+                .route("/fhir/Patient/{id}", web::get().to(read_patient))
+                .route("/fhir/Patient/{id}/{op}", web::get().to(everything))
+                .route("/fhir/{type}/{id}", web::get().to(read_shared))
+                .route("/fhir/{type}", web::get().to(type_search))
+                .default_service(web::to(not_found));
+        },
     })
-    .workers(1)
-    .shutdown_timeout(1)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    let handle = server.handle();
-    let task = tokio::spawn(server);
-    Ok(RunningSimulator { base_url: base, port, counters, handle, task })
 }
 
-/// Where redirects and foreign links point: an origin that is never this simulator.
-const ELSEWHERE: &str = "http://elsewhere.invalid";
+fn classify(req: &ServiceRequest) -> Hit {
+    let path = req.path();
+    if path.ends_with("/$everything") {
+        Hit::Fetch
+    } else if path.ends_with("/Patient/_search")
+        || (path.ends_with("/Patient") && req.query_string().contains("identifier"))
+    {
+        Hit::Search
+    } else {
+        Hit::Other
+    }
+}
+
+/// The R4 dialect's answers for whole-answer faults.
+struct R4Faults;
+
+#[async_trait]
+impl FaultAnswers for R4Faults {
+    async fn answer(&self, fault: Fault, path: &str) -> HttpResponse {
+        fault_response(fault, path).await
+    }
+}
 
 async fn fault_response(fault: Fault, path: &str) -> HttpResponse {
     match fault {
         Fault::Fail => outcome(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, "simulated failure"),
         Fault::Hang => {
-            // Awaiting keeps the worker free for other requests; the client's deadline ends it.
-            tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+            server::hang().await;
             outcome(StatusCode::GATEWAY_TIMEOUT, IssueType::Timeout, "simulated hang")
         }
         Fault::Malformed => HttpResponse::Ok()
             .content_type(FHIR_JSON)
             .body(r#"{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceTy"#),
-        Fault::Oversized => {
-            const TOTAL: usize = 64 * 1024 * 1024;
-            let filler = Bytes::from(format!(
+        Fault::Oversized => server::oversized(
+            FHIR_JSON,
+            Bytes::from_static(br#"{"resourceType":"Bundle","type":"searchset","entry":["#),
+            Bytes::from(format!(
                 r#"{{"resource":{{"resourceType":"Basic","code":{{"text":"{}"}}}}}},"#,
                 "x".repeat(64 * 1024 - 60)
-            ));
-            let chunks = TOTAL / filler.len();
-            let head = Bytes::from_static(br#"{"resourceType":"Bundle","type":"searchset","entry":["#);
-            let tail =
-                Bytes::from_static(br#"{"resource":{"resourceType":"Basic","code":{"text":"end"}}}]}"#);
-            let body = std::iter::once(head)
-                .chain(std::iter::repeat_n(filler, chunks))
-                .chain(std::iter::once(tail))
-                .map(Ok::<_, std::convert::Infallible>);
-            HttpResponse::Ok().content_type(FHIR_JSON).streaming(futures::stream::iter(body))
-        }
-        Fault::Redirect => {
-            HttpResponse::Found().insert_header(("Location", format!("{ELSEWHERE}{path}"))).finish()
-        }
+            )),
+            Bytes::from_static(br#"{"resource":{"resourceType":"Basic","code":{"text":"end"}}}]}"#),
+        ),
+        Fault::Redirect => server::redirect(path),
+        Fault::ExternalEntity => HttpResponse::Ok()
+            .content_type("application/fhir+xml")
+            .body(server::xxe_document(&format!("{ELSEWHERE}/secret"))),
         Fault::None | Fault::ForeignLink | Fault::WrongPatient | Fault::EmptyRecord => {
             outcome(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, "no fault")
         }
@@ -440,7 +342,7 @@ async fn everything(
     let Some(mut all) = state.data.everything(&id) else {
         return outcome(StatusCode::NOT_FOUND, IssueType::NotFound, "no such patient");
     };
-    let fault = req.extensions().get::<Fault>().copied().unwrap_or(Fault::None);
+    let fault = server::fault_of(&req);
     if fault == Fault::EmptyRecord {
         all = Arc::new(all.iter().take(1).cloned().collect());
     }
