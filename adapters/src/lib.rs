@@ -13,6 +13,7 @@ pub mod gp_record;
 pub mod http;
 pub mod registry;
 pub mod source;
+pub mod systmone;
 pub mod xml;
 
 pub use adapter::{

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use crate::adapter::SourceAdapter;
 use crate::fhir_r4::FhirR4Adapter;
 use crate::source::{SourceConfig, SystemKind};
+use crate::systmone::{SystmOne, SystmOneAdapter};
 
 /// The kinds an adapter is built for today, in the order they were added.
-pub const SUPPORTED: &[SystemKind] = &[SystemKind::FhirR4];
+pub const SUPPORTED: &[SystemKind] = &[SystemKind::FhirR4, SystemKind::Systmone];
 
 /// Why no adapter could be built for a source. Names the kind, never the source's data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,11 +41,12 @@ pub fn build(config: SourceConfig) -> Result<Arc<dyn SourceAdapter>, AdapterBuil
         SystemKind::FhirR4 => {
             Ok(Arc::new(FhirR4Adapter::new(config).map_err(|_| AdapterBuildError::Client)?))
         }
-        kind @ (SystemKind::GpConnect
-        | SystemKind::Systmone
-        | SystemKind::Emis
-        | SystemKind::Vision
-        | SystemKind::SocialCare) => Err(AdapterBuildError::Unsupported(kind)),
+        SystemKind::Systmone => {
+            Ok(Arc::new(SystmOneAdapter::new(config, SystmOne).map_err(|_| AdapterBuildError::Client)?))
+        }
+        kind @ (SystemKind::GpConnect | SystemKind::Emis | SystemKind::Vision | SystemKind::SocialCare) => {
+            Err(AdapterBuildError::Unsupported(kind))
+        }
     }
 }
 
@@ -76,14 +78,15 @@ mod tests {
     }
 
     #[test]
+    fn a_systmone_source_gets_the_systmone_adapter() {
+        let adapter = build(config(SystemKind::Systmone)).unwrap();
+        assert_eq!(adapter.config().kind, SystemKind::Systmone);
+        assert!(is_supported(SystemKind::Systmone));
+    }
+
+    #[test]
     fn kinds_without_an_adapter_are_refused_by_name() {
-        for kind in [
-            SystemKind::GpConnect,
-            SystemKind::Systmone,
-            SystemKind::Emis,
-            SystemKind::Vision,
-            SystemKind::SocialCare,
-        ] {
+        for kind in [SystemKind::GpConnect, SystemKind::Emis, SystemKind::Vision, SystemKind::SocialCare] {
             let err = build(config(kind)).err().unwrap();
             assert_eq!(err, AdapterBuildError::Unsupported(kind));
             assert!(err.to_string().contains(&format!("'{}'", kind.as_str())), "{err}");

@@ -61,7 +61,7 @@ pub enum SystemKind {
     FhirR4,
     /// GP Connect Access Record Structured (STU3). Adapter not built yet.
     GpConnect,
-    /// SystmOne-style export (CTV3). Adapter not built yet.
+    /// SystmOne-style XML record extracts (SNOMED CT, CTV3 on older entries).
     Systmone,
     /// EMIS-style export (Read v2). Adapter not built yet.
     Emis,

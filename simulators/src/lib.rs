@@ -11,8 +11,10 @@
 pub mod conformance;
 pub mod faults;
 pub mod fhir_r4;
+pub mod gp_system;
 pub mod population;
 pub mod server;
+pub mod systmone;
 
 /// Request counts of a running simulator since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -153,7 +153,7 @@ pub struct Serve<R, A> {
     /// Faults to inject.
     pub faults: FaultConfig,
     /// Which requests are searches and fetches.
-    pub classify: fn(&ServiceRequest) -> Hit,
+    pub classify: Arc<dyn Fn(&ServiceRequest) -> Hit + Send + Sync>,
     /// The dialect's fault answers.
     pub answers: Arc<A>,
     /// The dialect's routes (under the full path, base path included).
@@ -174,7 +174,8 @@ where
     let faults = Arc::new(s.faults);
     let (classify, answers, routes) = (s.classify, s.answers, s.routes);
     let server = HttpServer::new(move || {
-        let (counters, faults, answers) = (shared.clone(), faults.clone(), answers.clone());
+        let (counters, faults, answers, classify) =
+            (shared.clone(), faults.clone(), answers.clone(), classify.clone());
         App::new()
             .wrap_fn(move |req, srv| {
                 let n = counters.total.fetch_add(1, Ordering::Relaxed);

@@ -135,7 +135,8 @@ impl<D: Dialect> GpSystemAdapter<D> {
     ) -> Result<Option<NormalisedResource>, AdapterError> {
         // GP extracts name one shared resource: the practice. An id the gateway could not have
         // handed out names nothing and is never sent.
-        if resource_type != "Organization" || http::is_dot_segment(local_id) || !mapping::is_fhir_id(local_id) {
+        if resource_type != "Organization" || http::is_dot_segment(local_id) || !mapping::is_fhir_id(local_id)
+        {
             return Ok(None);
         }
         let body = match self.send(self.dialect.practice(local_id), ctx).await {

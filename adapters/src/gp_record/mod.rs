@@ -3,6 +3,7 @@
 //! (`systmone`, `emis`, `vision`) only reads its own format into the model and talks its own
 //! HTTP interface.
 
+pub mod client;
 pub mod model;
 pub mod r4;
 

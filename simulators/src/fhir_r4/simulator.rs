@@ -135,7 +135,7 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
         listener,
         base_path: "/fhir/",
         faults: cfg.faults,
-        classify,
+        classify: Arc::new(classify),
         answers: Arc::new(R4Faults),
         routes: move |app: &mut web::ServiceConfig| {
             app.app_data(state.clone())

@@ -1,0 +1,63 @@
+use super::mapping;
+use crate::adapter::AdapterError;
+use crate::gp_record::model::{CodeScheme, EntryKind, Sex};
+
+const EXTRACT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<SystmOneExtract xmlns="urn:tideway:dialect:systmone:1">
+  <Patient ID="p1"><NHSNumber Traced="true">9990000018</NHSNumber><FirstName>Ada</FirstName>
+    <Surname>Lovelace</Surname><Sex>F</Sex><DateOfBirth>1950-01-02</DateOfBirth>
+    <RegisteredUnit ID="F80001" ODS="F80001">Camden Medical Centre</RegisteredUnit></Patient>
+  <Events><Event ID="e1" PatientID="p1" Date="2019-03-04T09:00:00Z" End="2019-03-04T09:20:00Z" LastUpdated="2024-01-01T00:00:00Z">
+    <Code Scheme="SNOMED" Value="185317003" Term="Telephone encounter"/><Reason ProblemID="c1"/></Event></Events>
+  <CodedEntries>
+    <Entry ID="c1" Type="Problem" PatientID="p1" EventID="e1" Onset="2010-01-01" Status="Active"><Code Scheme="CTV3" Value="X40J5" Term="Type 2 diabetes"/></Entry>
+    <Entry ID="o1" Type="Observation" PatientID="p1"><Code Scheme="SNOMED" Value="1107481000000106"/><NumericValue Units="mmol/mol">48.50</NumericValue></Entry>
+    <Entry ID="z1" Type="Letter" PatientID="p1"/>
+    <Entry ID="q1" Type="Problem" PatientID="p1"><Code Scheme="ICD10" Value="E11"/></Entry>
+  </CodedEntries>
+  <Medication><Issue ID="m1" PatientID="p2"><Code Scheme="DMD" Value="325278000"/><Quantity Units="tablet">28</Quantity></Issue></Medication>
+</SystmOneExtract>"#;
+
+#[test]
+fn an_extract_reads_every_row_with_its_scheme_and_patient() {
+    let x = mapping::extract(EXTRACT.as_bytes()).unwrap();
+    assert_eq!(x.patient.local_id, "p1");
+    assert!(x.patient.nhs_number_verified);
+    assert_eq!(x.patient.sex, Sex::Female);
+    assert_eq!(x.practice.as_ref().unwrap().ods_code, "F80001");
+    let ids: Vec<&str> = x.entries.iter().map(|e| e.local_id.as_str()).collect();
+    assert_eq!(ids, ["e1", "c1", "o1", "m1"]);
+    assert_eq!(x.entries[1].codes[0].scheme, CodeScheme::Ctv3);
+    assert!(matches!(&x.entries[0].kind, EntryKind::Consultation { reasons, .. } if reasons == &["c1"]));
+    assert!(matches!(&x.entries[2].kind, EntryKind::Observation { value: Some(v), .. } if v == "48.50"));
+    assert_eq!(x.entries[3].patient, "p2", "the row says whose it is");
+    // The letter (a type not read) and the ICD-10 problem (a scheme not read) are reported.
+    assert_eq!(x.unreadable.len(), 2);
+    assert_eq!(x.unreadable[1].resource_type.as_deref(), Some("Condition"));
+}
+
+#[test]
+fn documents_that_are_not_extracts_or_declare_a_doctype_are_refused() {
+    let doctype = EXTRACT.replace(
+        "<SystmOneExtract",
+        "<!DOCTYPE x [<!ENTITY e SYSTEM \"http://127.0.0.1:9/\">]><SystmOneExtract",
+    );
+    assert!(matches!(mapping::extract(doctype.as_bytes()), Err(AdapterError::Malformed(_))));
+    assert!(matches!(mapping::extract(b"<Unit ID='a' ODS='b'/>"), Err(AdapterError::Malformed(_))));
+    assert!(matches!(mapping::extract(b"{\"resourceType\":\"Bundle\"}"), Err(AdapterError::Malformed(_))));
+    assert!(matches!(
+        mapping::extract(b"<SystmOneExtract><Patient/></SystmOneExtract>"),
+        Err(AdapterError::Malformed(_))
+    ));
+}
+
+#[test]
+fn a_search_answer_names_each_patient_and_a_unit_reads_as_the_practice() {
+    let answer = br#"<PatientSearchResult><Patient ID="p1"><NHSNumber>9990000018</NHSNumber></Patient></PatientSearchResult>"#;
+    let found = mapping::search(answer).unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(!found[0].patient.nhs_number_verified);
+    assert!(mapping::search(b"<PatientSearchResult/>").unwrap().is_empty());
+    let unit = mapping::unit(br#"<Unit ID="F80001" ODS="F80001">Camden MC</Unit>"#).unwrap();
+    assert_eq!(unit.name, "Camden MC");
+}

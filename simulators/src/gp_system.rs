@@ -1,0 +1,225 @@
+//! One simulated server for every GP system that serves record extracts (SystmOne-, EMIS- and
+//! Vision-style): a patient search by NHS number in the body, a record extract by the system's
+//! own id, and the practice by its id. A [`Render`] says only how its system's paths and
+//! documents look; the population, the faults and the counting are the same for all.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::ServiceRequest;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use async_trait::async_trait;
+use bytes::Bytes;
+use tideway_profiles::NhsNumber;
+
+use crate::faults::{Fault, FaultConfig};
+use crate::population::{PatientRecord, Population};
+use crate::server::{self, FaultAnswers, Hit, RunningSimulator, Serve};
+
+/// Where a GP system's three interactions live, under its base path.
+#[derive(Debug, Clone, Copy)]
+pub struct Paths {
+    /// The base path, starting and ending in `/` (e.g. `/systmone/`).
+    pub base: &'static str,
+    /// The patient search (POST), relative to the base.
+    pub search: &'static str,
+    /// The record extract: `{base}{prefix}/{id}/{suffix}`.
+    pub record: (&'static str, &'static str),
+    /// The practice: `{base}{prefix}/{id}`.
+    pub practice: &'static str,
+}
+
+/// One GP system's documents, rendered from the population's facts.
+pub trait Render: Send + Sync + 'static {
+    /// Its paths.
+    fn paths(&self) -> Paths;
+    /// The media type of its documents.
+    fn media_type(&self) -> &'static str;
+    /// The NHS number a search request asks for; `None` when the request is not one.
+    fn search_request(&self, body: &[u8]) -> Option<NhsNumber>;
+    /// The answer to a search: the record's patient, or nobody.
+    fn search_answer(&self, found: Option<&PatientRecord>) -> Vec<u8>;
+    /// The record extract; `stray` entries (another patient's) are mixed in when given.
+    fn record(&self, record: &PatientRecord, stray: Option<&PatientRecord>) -> Vec<u8>;
+    /// The practice of `record`'s patient.
+    fn practice(&self, record: &PatientRecord) -> Vec<u8>;
+    /// The system's error document.
+    fn error(&self, status: StatusCode, text: &str) -> Vec<u8>;
+    /// The start of a record, cut off mid-element.
+    fn truncated(&self) -> Vec<u8>;
+    /// Head, repeated filler and tail of a 64 MiB answer.
+    fn oversized(&self) -> (Bytes, Bytes, Bytes);
+}
+
+struct State<R> {
+    render: Arc<R>,
+    population: Population,
+    borough: usize,
+}
+
+impl<R: Render> State<R> {
+    fn by_local_id(&self, id: &str) -> Option<PatientRecord> {
+        let index = self.population.index_from_local_id(self.borough, id)?;
+        self.population.record(self.borough, index)
+    }
+
+    /// Another patient of the borough, for the wrong-patient fault.
+    fn someone_else(&self, than: &PatientRecord) -> Option<PatientRecord> {
+        self.population
+            .patients_in_borough(self.borough)
+            .into_iter()
+            .filter_map(|i| self.population.record(self.borough, i))
+            .find(|r| r.local_id != than.local_id && !r.problems.is_empty())
+    }
+
+    fn answer(&self, status: StatusCode, body: Vec<u8>) -> HttpResponse {
+        HttpResponse::build(status).content_type(self.render.media_type()).body(body)
+    }
+
+    fn error(&self, status: StatusCode, text: &str) -> HttpResponse {
+        self.answer(status, self.render.error(status, text))
+    }
+}
+
+/// The record with nothing but the patient: the empty-record fault.
+fn emptied(record: &PatientRecord) -> PatientRecord {
+    PatientRecord {
+        encounters: Vec::new(),
+        problems: Vec::new(),
+        medications: Vec::new(),
+        prescriptions: Vec::new(),
+        allergies: Vec::new(),
+        observations: Vec::new(),
+        immunisations: Vec::new(),
+        procedures: Vec::new(),
+        referrals: Vec::new(),
+        ..record.clone()
+    }
+}
+
+async fn search<R: Render>(state: web::Data<State<R>>, body: Bytes) -> HttpResponse {
+    let Some(nhs) = state.render.search_request(&body) else {
+        return state.error(StatusCode::BAD_REQUEST, "the search names no valid NHS number");
+    };
+    let found = state.population.patient_index(&nhs).and_then(|i| state.population.record(state.borough, i));
+    state.answer(StatusCode::OK, state.render.search_answer(found.as_ref()))
+}
+
+async fn record<R: Render>(
+    state: web::Data<State<R>>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let Some(record) = state.by_local_id(&path) else {
+        return state.error(StatusCode::NOT_FOUND, "no such patient");
+    };
+    let body = match server::fault_of(&req) {
+        Fault::EmptyRecord => state.render.record(&emptied(&record), None),
+        Fault::WrongPatient => state.render.record(&record, state.someone_else(&record).as_ref()),
+        _ => state.render.record(&record, None),
+    };
+    state.answer(StatusCode::OK, body)
+}
+
+async fn practice<R: Render>(state: web::Data<State<R>>, path: web::Path<String>) -> HttpResponse {
+    let held = state
+        .population
+        .patients_in_borough(state.borough)
+        .into_iter()
+        .filter_map(|i| state.population.record(state.borough, i))
+        .find(|r| r.demographics.practice.ods_code == *path);
+    match held {
+        Some(r) => state.answer(StatusCode::OK, state.render.practice(&r)),
+        None => state.error(StatusCode::NOT_FOUND, "no such unit"),
+    }
+}
+
+struct Answers<R> {
+    render: Arc<R>,
+    /// Where the external entity points: this simulator, so a reader resolving it would show up
+    /// in the request count.
+    entity_url: String,
+}
+
+#[async_trait]
+impl<R: Render> FaultAnswers for Answers<R> {
+    async fn answer(&self, fault: Fault, path: &str) -> HttpResponse {
+        let media = self.render.media_type();
+        let body =
+            |status: StatusCode, bytes: Vec<u8>| HttpResponse::build(status).content_type(media).body(bytes);
+        match fault {
+            Fault::Hang => {
+                server::hang().await;
+                body(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    self.render.error(StatusCode::GATEWAY_TIMEOUT, "simulated hang"),
+                )
+            }
+            Fault::Malformed => body(StatusCode::OK, self.render.truncated()),
+            Fault::Oversized => {
+                let (head, filler, tail) = self.render.oversized();
+                server::oversized(media, head, filler, tail)
+            }
+            Fault::Redirect => server::redirect(path),
+            Fault::ExternalEntity => {
+                body(StatusCode::OK, server::xxe_document(&self.entity_url).into_bytes())
+            }
+            Fault::Fail | Fault::None | Fault::ForeignLink | Fault::WrongPatient | Fault::EmptyRecord => {
+                body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    self.render.error(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure"),
+                )
+            }
+        }
+    }
+}
+
+/// Starts a simulated GP system playing `borough` of `population`. The port is bound before
+/// this returns, so port 0 works.
+pub fn start<R: Render>(
+    bind: SocketAddr,
+    render: R,
+    population: Population,
+    borough: usize,
+    faults: FaultConfig,
+) -> std::io::Result<RunningSimulator> {
+    if borough >= population.borough_count() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "borough out of range"));
+    }
+    let listener = TcpListener::bind(bind)?;
+    let port = listener.local_addr()?.port();
+    let paths = render.paths();
+    let render = Arc::new(render);
+    let state = web::Data::new(State { render: render.clone(), population, borough });
+    let entity_url = format!("http://127.0.0.1:{port}{}entity", paths.base);
+    let base = paths.base;
+    let record_suffix = format!("/{}", paths.record.1);
+    let (search_path, record_path, practice_path) = (
+        format!("{base}{}", paths.search),
+        format!("{base}{}/{{id}}/{}", paths.record.0, paths.record.1),
+        format!("{base}{}/{{id}}", paths.practice),
+    );
+    server::serve(Serve {
+        listener,
+        base_path: base,
+        faults,
+        classify: Arc::new(move |req: &ServiceRequest| match req.method().as_str() {
+            "POST" => Hit::Search,
+            "GET" if req.path().ends_with(&record_suffix) => Hit::Fetch,
+            _ => Hit::Other,
+        }),
+        answers: Arc::new(Answers { render, entity_url }),
+        routes: move |app: &mut web::ServiceConfig| {
+            let missing = state.clone();
+            app.app_data(state.clone())
+                .route(&search_path, web::post().to(search::<R>))
+                .route(&record_path, web::get().to(record::<R>))
+                .route(&practice_path, web::get().to(practice::<R>))
+                .default_service(web::to(move || {
+                    let s = missing.clone();
+                    async move { s.error(StatusCode::NOT_FOUND, "unknown interaction") }
+                }));
+        },
+    })
+}
