@@ -7,12 +7,13 @@
 use std::sync::Arc;
 
 use crate::adapter::SourceAdapter;
+use crate::emis::{Emis, EmisAdapter};
 use crate::fhir_r4::FhirR4Adapter;
 use crate::source::{SourceConfig, SystemKind};
 use crate::systmone::{SystmOne, SystmOneAdapter};
 
 /// The kinds an adapter is built for today, in the order they were added.
-pub const SUPPORTED: &[SystemKind] = &[SystemKind::FhirR4, SystemKind::Systmone];
+pub const SUPPORTED: &[SystemKind] = &[SystemKind::FhirR4, SystemKind::Systmone, SystemKind::Emis];
 
 /// Why no adapter could be built for a source. Names the kind, never the source's data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,7 +45,10 @@ pub fn build(config: SourceConfig) -> Result<Arc<dyn SourceAdapter>, AdapterBuil
         SystemKind::Systmone => {
             Ok(Arc::new(SystmOneAdapter::new(config, SystmOne).map_err(|_| AdapterBuildError::Client)?))
         }
-        kind @ (SystemKind::GpConnect | SystemKind::Emis | SystemKind::Vision | SystemKind::SocialCare) => {
+        SystemKind::Emis => {
+            Ok(Arc::new(EmisAdapter::new(config, Emis).map_err(|_| AdapterBuildError::Client)?))
+        }
+        kind @ (SystemKind::GpConnect | SystemKind::Vision | SystemKind::SocialCare) => {
             Err(AdapterBuildError::Unsupported(kind))
         }
     }
@@ -85,8 +89,15 @@ mod tests {
     }
 
     #[test]
+    fn an_emis_source_gets_the_emis_adapter() {
+        let adapter = build(config(SystemKind::Emis)).unwrap();
+        assert_eq!(adapter.config().kind, SystemKind::Emis);
+        assert!(is_supported(SystemKind::Emis));
+    }
+
+    #[test]
     fn kinds_without_an_adapter_are_refused_by_name() {
-        for kind in [SystemKind::GpConnect, SystemKind::Emis, SystemKind::Vision, SystemKind::SocialCare] {
+        for kind in [SystemKind::GpConnect, SystemKind::Vision, SystemKind::SocialCare] {
             let err = build(config(kind)).err().unwrap();
             assert_eq!(err, AdapterBuildError::Unsupported(kind));
             assert!(err.to_string().contains(&format!("'{}'", kind.as_str())), "{err}");

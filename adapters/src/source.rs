@@ -63,7 +63,7 @@ pub enum SystemKind {
     GpConnect,
     /// SystmOne-style XML record extracts (SNOMED CT, CTV3 on older entries).
     Systmone,
-    /// EMIS-style export (Read v2). Adapter not built yet.
+    /// EMIS-style JSON record exports (EMIS code ids, SNOMED CT, Read v2 on older entries).
     Emis,
     /// Vision-style export (Read v2). Adapter not built yet.
     Vision,

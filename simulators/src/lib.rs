@@ -9,8 +9,10 @@
 //! crate must never depend on this one, and nothing here knows about the gateway.
 
 pub mod conformance;
+pub mod emis;
 pub mod faults;
 pub mod fhir_r4;
+pub mod gp_codes;
 pub mod gp_system;
 pub mod population;
 pub mod server;

@@ -62,6 +62,9 @@ fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
+/// Reads one entry of a section.
+type ReadEntry = fn(&Value) -> Result<Entry, Unreadable>;
+
 /// Reads one page of a record export.
 pub fn read_record(body: &[u8]) -> Result<Page, AdapterError> {
     let doc: Value = serde_json::from_slice(body).map_err(|_| malformed("the EMIS export is not JSON"))?;
@@ -77,7 +80,7 @@ pub fn read_record(body: &[u8]) -> Result<Page, AdapterError> {
         Some(_) => return Err(malformed("links.next is not a string")),
     };
     let mut extract = Extract { patient, practice, entries: Vec::new(), unreadable: Vec::new() };
-    let sections: [(&str, fn(&Value) -> Result<Entry, Unreadable>); 4] = [
+    let sections: [(&str, ReadEntry); 4] = [
         ("consultations", consultation),
         ("events", event),
         ("medicationCourses", course),

@@ -30,7 +30,13 @@
 //! - **Entries are filed by patient guid**, so an entry filed under another patient is refused
 //!   by [`crate::gp_record::r4::normalise`] before anything of it is read.
 
+pub mod client;
 pub mod mapping;
 
 #[cfg(test)]
 mod tests;
+
+pub use client::{Emis, EmisAdapter};
+
+/// The media type of its documents.
+pub const MEDIA_TYPE: &str = "application/json";

@@ -232,3 +232,20 @@ fn a_search_answer_lists_patients_with_their_practice_and_no_entries() {
     );
     assert!(read_organisation(br#"{"guid": "F1"}"#).is_err());
 }
+
+#[test]
+fn the_scenario_patients_fixtures_normalise_to_their_snapshots_with_nothing_rejected() {
+    // Rendered by the EMIS-style simulator from the population (its tests keep them current).
+    for name in ["sensitive", "podiatry-diabetic"] {
+        let record = golden::check("emis", name, "emis.json", read);
+        assert!(record.rejected.is_empty(), "{name}: {:?}", record.rejected);
+    }
+    // The podiatry-diabetic patient's co-codamol carries its EMIS product code id beside dm+d.
+    let record = golden::check("emis", "podiatry-diabetic", "emis.json", read);
+    let course = record.resources.iter().find(|r| r.id.ends_with("-ms-s0")).expect("the co-codamol");
+    let v: Value = serde_json::from_slice(&course.json).unwrap();
+    assert_eq!(
+        codings(&v["medicationCodeableConcept"]),
+        [pair(systems::EMIS_PRODUCT_CODE_ID, "370641000033114"), pair(systems::DM_D, "322341003")]
+    );
+}

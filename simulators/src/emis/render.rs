@@ -104,8 +104,9 @@ pub fn search(record: Option<&PatientRecord>) -> Value {
     json!({"patients": patients})
 }
 
-/// The whole record as one export page (the practice and every entry).
-pub fn record(record: &PatientRecord) -> Value {
+/// The whole record as one export (the practice and every entry); with `stray`, that patient's
+/// first problem is mixed in, filed under them, as a system mixing up records would export it.
+pub fn record(record: &PatientRecord, stray: Option<&PatientRecord>) -> Value {
     let pid = &record.local_id;
     let consultations: Vec<Value> = record
         .encounters
@@ -130,10 +131,12 @@ pub fn record(record: &PatientRecord) -> Value {
         })
         .collect();
     let mut events = Vec::with_capacity(record.clinical_entry_count());
-    for p in &record.problems {
+    let strays = stray.iter().flat_map(|s| s.problems.iter().take(1).map(move |p| (p, &s.local_id)));
+    for (p, owner) in record.problems.iter().map(|p| (p, pid)).chain(strays) {
         let older = matches!(p.legacy, Some(LegacyCode::ReadV2(_)));
+        let guid = if owner == pid { p.id.clone() } else { format!("{}-stray", p.id) };
         events.push(json!({
-            "guid": p.id, "patientGuid": pid, "eventType": "Problem", "code": code(p.snomed, older),
+            "guid": guid, "patientGuid": owner, "eventType": "Problem", "code": code(p.snomed, older),
             "effectiveDate": at(&p.onset, "YMD"), "enteredDate": p.recorded,
             "consultationGuid": p.encounter, "problem": {"status": "Active"}, "lastUpdated": p.last_updated
         }));
@@ -206,20 +209,7 @@ pub fn record(record: &PatientRecord) -> Value {
     })
 }
 
-/// The record as EMIS exports a patient it holds nothing else for: the patient alone.
-pub fn empty_record(record: &PatientRecord) -> Value {
-    json!({"exportVersion": EXPORT_VERSION, "patient": patient(record)})
-}
-
-/// An event filed under a patient other than the record's, as a system mixing up records would
-/// export it.
-pub fn stray_event(record: &PatientRecord) -> Value {
-    json!({
-        "guid": format!("{}-stray", record.local_id),
-        "patientGuid": format!("{}-someone-else", record.local_id),
-        "eventType": "Problem",
-        "code": {"snomedConceptId": "195967001", "term": "Asthma"},
-        "effectiveDate": at("2020-01-01", "YMD"),
-        "problem": {"status": "Active"}
-    })
+/// An error answer, as the interface reports one.
+pub fn error(status: u16, text: &str) -> Value {
+    json!({"error": {"status": status, "message": text}})
 }

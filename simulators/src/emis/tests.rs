@@ -1,0 +1,91 @@
+//! The EMIS-style simulator and adapter together: the shared conformance suite, the golden
+//! fixtures the adapter's snapshot tests read, and that every record tells the population's
+//! story once normalised.
+
+use serde_json::Value;
+use tideway_adapters::emis::mapping;
+use tideway_profiles::systems;
+
+use super::render;
+use crate::conformance::{self, BOROUGH};
+use crate::gp_system::testing::{assert_tells_the_population_story, fixture, normalise};
+use crate::population::{PatientRecord, Scenario};
+
+mod suite {
+    use tideway_adapters::SystemKind;
+
+    crate::conformance_suite!(crate::gp_system::Target {
+        kind: SystemKind::Emis,
+        render: crate::emis::EmisRender,
+        markup: false
+    });
+}
+
+fn held(index: usize) -> PatientRecord {
+    conformance::population().record(BOROUGH, index).expect("held")
+}
+
+fn pretty(v: &Value) -> String {
+    format!("{}\n", serde_json::to_string_pretty(v).expect("JSON"))
+}
+
+/// Patients 7 and 3 of the conformance population are at home in borough 0 with the Sensitive
+/// and the PodiatryDiabetic scenarios.
+#[test]
+fn the_golden_fixtures_are_the_simulators_rendering_of_the_scenario_patients() {
+    for (index, scenario, name) in
+        [(7, Scenario::Sensitive, "sensitive"), (3, Scenario::PodiatryDiabetic, "podiatry-diabetic")]
+    {
+        assert_eq!(Scenario::of(index), Some(scenario));
+        fixture("emis", &format!("{name}.emis.json"), &pretty(&render::record(&held(index), None)));
+    }
+}
+
+#[test]
+fn every_record_of_the_borough_tells_the_population_story() {
+    let pop = conformance::population();
+    for index in pop.patients_in_borough(BOROUGH) {
+        let record = held(index);
+        let body = render::record(&record, None).to_string();
+        let page = mapping::read_record(body.as_bytes()).expect("reads");
+        assert_eq!(page.next, None);
+        let out = normalise(&record, page.extract);
+        assert_tells_the_population_story(&record, &out);
+    }
+}
+
+#[test]
+fn older_problems_carry_the_emis_code_id_and_read_code_alone_and_gain_snomed_from_the_maps() {
+    let pop = conformance::population();
+    let mut older = 0;
+    for index in pop.patients_in_borough(BOROUGH) {
+        let record = held(index);
+        let export = render::record(&record, None);
+        for p in record
+            .problems
+            .iter()
+            .filter(|p| matches!(p.legacy, Some(crate::population::LegacyCode::ReadV2(_))))
+        {
+            let event =
+                export["events"].as_array().unwrap().iter().find(|e| e["guid"] == p.id.as_str()).unwrap();
+            assert!(event["code"].get("snomedConceptId").is_none(), "{event}");
+            assert!(event["code"]["codeId"].is_string() && event["code"]["readCode"].is_string(), "{event}");
+            older += 1;
+        }
+        let out = normalise(&record, mapping::read_record(export.to_string().as_bytes()).unwrap().extract);
+        for r in out.resources.iter().filter(|r| r.resource_type == "Condition") {
+            assert!(r.facts.codings.iter().any(|c| c.system == systems::SNOMED_CT), "{}", r.id);
+        }
+    }
+    assert!(older > 0, "the borough has older entries");
+}
+
+#[test]
+fn the_spaced_nhs_number_and_the_practice_come_through_a_search() {
+    let record = held(7);
+    let answer = render::search(Some(&record)).to_string();
+    let found = mapping::read_search(answer.as_bytes()).unwrap();
+    assert_eq!(found[0].patient.nhs_number.as_deref(), Some(record.demographics.nhs_number.as_str()));
+    assert_eq!(found[0].practice.as_ref().unwrap().ods_code, record.demographics.practice.ods_code);
+    assert!(mapping::read_search(render::search(None).to_string().as_bytes()).unwrap().is_empty());
+}
