@@ -133,6 +133,63 @@ pub struct SourceRecord {
     pub resources: Vec<NormalisedResource>,
     /// Resources that were dropped, for the per-source report.
     pub rejected: Vec<RejectedResource>,
+    /// Warnings the source attached to parts of the record (GP Connect's List warning codes:
+    /// items withheld as confidential, a record still in transit, data awaiting filing), for
+    /// the gateway to surface beside the record. Empty for dialects without such warnings.
+    pub warnings: Vec<ListWarning>,
+}
+
+/// A source's warning that one section of the record may be incomplete. Carries the section's
+/// code and the warning's code only, never clinical content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListWarning {
+    /// The section's code as the source's List names it (for GP Connect a SNOMED CT code such
+    /// as `886921000000105`, allergies), when it is a plain code.
+    pub section: Option<String>,
+    /// What the warning says.
+    pub code: ListWarningCode,
+}
+
+/// The warnings a source can attach to a section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListWarningCode {
+    /// Items were withheld for confidentiality or the patient's preferences
+    /// (`confidential-items`).
+    ConfidentialItems,
+    /// The record is still being transferred from the previous practice; older entries may be
+    /// missing (`data-in-transit`).
+    DataInTransit,
+    /// Data received by the practice has not yet been filed into the record (`data-awaiting-filing`).
+    DataAwaitingFiling,
+    /// The section listed an entry that could not be shown (missing from the answer, or not
+    /// convertible to R4): the section as shown is incomplete.
+    EntryNotShown,
+    /// A warning code the adapter does not know.
+    Unrecognised,
+}
+
+impl ListWarningCode {
+    /// The code as GP Connect spells it (`entry-not-shown` and `unrecognised` are Tideway's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConfidentialItems => "confidential-items",
+            Self::DataInTransit => "data-in-transit",
+            Self::DataAwaitingFiling => "data-awaiting-filing",
+            Self::EntryNotShown => "entry-not-shown",
+            Self::Unrecognised => "unrecognised",
+        }
+    }
+
+    /// The code for GP Connect's spelling; anything else is [`Self::Unrecognised`].
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "confidential-items" => Self::ConfidentialItems,
+            "data-in-transit" => Self::DataInTransit,
+            "data-awaiting-filing" => Self::DataAwaitingFiling,
+            "entry-not-shown" => Self::EntryNotShown,
+            _ => Self::Unrecognised,
+        }
+    }
 }
 
 /// Why a call to a source failed. Messages never contain the source's body or patient data.

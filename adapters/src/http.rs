@@ -8,8 +8,12 @@
 
 use futures::StreamExt;
 use reqwest::header::{ACCEPT, HeaderValue};
+use serde_json::Value;
 
 use crate::adapter::{AdapterError, CallContext};
+
+/// The FHIR JSON media type.
+pub const FHIR_JSON: &str = "application/fhir+json";
 
 /// The reqwest client could not be built (TLS set-up).
 #[derive(Debug, thiserror::Error)]
@@ -31,10 +35,19 @@ pub fn client() -> Result<reqwest::Client, ClientBuildError> {
         .map_err(|_| ClientBuildError)
 }
 
+/// `base` with a `/` at the end of its path, so relative steps land under it.
+pub fn with_trailing_slash(mut base: url::Url) -> url::Url {
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    base
+}
+
 /// `base` with `segments` appended as path steps (each percent-encoded as one step). An id made
 /// only of dots is refused: the url crate would treat it as a step up, quietly sending a
 /// different request.
-pub fn url(base: &url::Url, segments: &[&str]) -> Result<url::Url, AdapterError> {
+pub fn url_with(base: &url::Url, segments: &[&str]) -> Result<url::Url, AdapterError> {
     if segments.iter().any(|s| is_dot_segment(s)) {
         return Err(AdapterError::Malformed("an id is a path step (. or ..)".into()));
     }
@@ -85,6 +98,12 @@ pub async fn body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// [`body`] asking for FHIR JSON, parsed as JSON.
+pub async fn send_json(request: reqwest::RequestBuilder, ctx: &CallContext) -> Result<Value, AdapterError> {
+    let body = body(request, FHIR_JSON, ctx).await?;
+    serde_json::from_slice(&body).map_err(|_| AdapterError::Malformed("response body is not JSON".into()))
 }
 
 /// What a transport failure means to the gateway.

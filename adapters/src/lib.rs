@@ -9,6 +9,7 @@
 pub mod adapter;
 pub mod emis;
 pub mod fhir_r4;
+pub mod gp_connect;
 pub mod gp_record;
 pub mod http;
 pub mod registry;
@@ -17,8 +18,8 @@ pub mod systmone;
 pub mod xml;
 
 pub use adapter::{
-    AdapterError, CallContext, NormalisedResource, PatientLink, RejectedResource, RejectionKind,
-    SourceAdapter, SourcePatient, SourceRecord,
+    AdapterError, CallContext, ListWarning, ListWarningCode, NormalisedResource, PatientLink,
+    RejectedResource, RejectionKind, SourceAdapter, SourcePatient, SourceRecord,
 };
 pub use registry::AdapterBuildError;
 pub use source::{SourceConfig, SourceId, SystemKind};

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use crate::adapter::SourceAdapter;
 use crate::emis::{Emis, EmisAdapter};
 use crate::fhir_r4::FhirR4Adapter;
+use crate::gp_connect::GpConnectAdapter;
 use crate::source::{SourceConfig, SystemKind};
 use crate::systmone::{SystmOne, SystmOneAdapter};
 
 /// The kinds an adapter is built for today, in the order they were added.
-pub const SUPPORTED: &[SystemKind] = &[SystemKind::FhirR4, SystemKind::Systmone, SystemKind::Emis];
+pub const SUPPORTED: &[SystemKind] =
+    &[SystemKind::FhirR4, SystemKind::GpConnect, SystemKind::Systmone, SystemKind::Emis];
 
 /// Why no adapter could be built for a source. Names the kind, never the source's data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,15 +44,16 @@ pub fn build(config: SourceConfig) -> Result<Arc<dyn SourceAdapter>, AdapterBuil
         SystemKind::FhirR4 => {
             Ok(Arc::new(FhirR4Adapter::new(config).map_err(|_| AdapterBuildError::Client)?))
         }
+        SystemKind::GpConnect => {
+            Ok(Arc::new(GpConnectAdapter::new(config).map_err(|_| AdapterBuildError::Client)?))
+        }
         SystemKind::Systmone => {
             Ok(Arc::new(SystmOneAdapter::new(config, SystmOne).map_err(|_| AdapterBuildError::Client)?))
         }
         SystemKind::Emis => {
             Ok(Arc::new(EmisAdapter::new(config, Emis).map_err(|_| AdapterBuildError::Client)?))
         }
-        kind @ (SystemKind::GpConnect | SystemKind::Vision | SystemKind::SocialCare) => {
-            Err(AdapterBuildError::Unsupported(kind))
-        }
+        kind @ (SystemKind::Vision | SystemKind::SocialCare) => Err(AdapterBuildError::Unsupported(kind)),
     }
 }
 
@@ -82,22 +85,18 @@ mod tests {
     }
 
     #[test]
-    fn a_systmone_source_gets_the_systmone_adapter() {
-        let adapter = build(config(SystemKind::Systmone)).unwrap();
-        assert_eq!(adapter.config().kind, SystemKind::Systmone);
-        assert!(is_supported(SystemKind::Systmone));
-    }
-
-    #[test]
-    fn an_emis_source_gets_the_emis_adapter() {
-        let adapter = build(config(SystemKind::Emis)).unwrap();
-        assert_eq!(adapter.config().kind, SystemKind::Emis);
-        assert!(is_supported(SystemKind::Emis));
+    fn every_supported_kind_gets_an_adapter_of_its_kind() {
+        for kind in SUPPORTED {
+            let adapter = build(config(*kind)).unwrap();
+            assert_eq!(adapter.config().kind, *kind);
+            assert!(is_supported(*kind));
+            assert!(supported_list().contains(kind.as_str()));
+        }
     }
 
     #[test]
     fn kinds_without_an_adapter_are_refused_by_name() {
-        for kind in [SystemKind::GpConnect, SystemKind::Vision, SystemKind::SocialCare] {
+        for kind in [SystemKind::Vision, SystemKind::SocialCare] {
             let err = build(config(kind)).err().unwrap();
             assert_eq!(err, AdapterBuildError::Unsupported(kind));
             assert!(err.to_string().contains(&format!("'{}'", kind.as_str())), "{err}");

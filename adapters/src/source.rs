@@ -59,7 +59,7 @@ impl<'de> Deserialize<'de> for SourceId {
 pub enum SystemKind {
     /// Plain FHIR R4 REST (JSON).
     FhirR4,
-    /// GP Connect Access Record Structured (STU3). Adapter not built yet.
+    /// GP Connect Access Record Structured (STU3).
     GpConnect,
     /// SystmOne-style XML record extracts (SNOMED CT, CTV3 on older entries).
     Systmone,

@@ -4,6 +4,7 @@
 //! faults replays exactly. Each simulator decides how a fault looks in its own dialect (an R4
 //! OperationOutcome, a SystmOne XML error, ...); the kinds and rates are shared.
 
+use bytes::Bytes;
 use serde::Deserialize;
 
 fn zero() -> f64 {
@@ -139,6 +140,26 @@ impl FaultConfig {
         }
         Fault::None
     }
+}
+
+/// The body of an [`Fault::Oversized`] answer: `head` (a Bundle opened up to its `entry` array),
+/// then 64 MiB of valid-looking JSON entries, streamed in 64 KiB chunks without a length, so a
+/// client can only refuse it by counting what it reads.
+pub fn oversized_bundle(
+    head: &'static [u8],
+) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + 'static {
+    const TOTAL: usize = 64 * 1024 * 1024;
+    let filler = Bytes::from(format!(
+        r#"{{"resource":{{"resourceType":"Basic","code":{{"text":"{}"}}}}}},"#,
+        "x".repeat(64 * 1024 - 60)
+    ));
+    let chunks = TOTAL / filler.len();
+    let tail = Bytes::from_static(br#"{"resource":{"resourceType":"Basic","code":{"text":"end"}}}]}"#);
+    let body = std::iter::once(Bytes::from_static(head))
+        .chain(std::iter::repeat_n(filler, chunks))
+        .chain(std::iter::once(tail))
+        .map(Ok::<_, std::convert::Infallible>);
+    futures::stream::iter(body)
 }
 
 #[cfg(test)]

@@ -252,6 +252,11 @@ impl<R: Render + Clone> crate::conformance::Target for Target<R> {
     fn external_entity_faults(&self) -> Option<FaultConfig> {
         self.markup.then(|| FaultConfig { external_entity_rate: 1.0, ..FaultConfig::default() })
     }
+
+    /// A GP extract answers whole: there is no next page to follow.
+    fn pages(&self) -> bool {
+        false
+    }
 }
 
 /// What the GP dialects' tests share: their golden fixtures (the adapters' input files, written

@@ -3,7 +3,7 @@
 //!
 //! Owns the neutral synthetic [`population`] (plain clinical facts, generated from a seed), one
 //! module per simulated system that renders those facts in the system's own dialect and serves
-//! them over real HTTP with injectable faults ([`fhir_r4`] today), and the [`conformance`] suite
+//! them over real HTTP with injectable faults ([`fhir_r4`], [`gp_connect`]), and the [`conformance`] suite
 //! every adapter must pass against its simulator. Depends on `tideway-profiles` and
 //! `tideway-adapters` (whose registry the suite builds adapters through); the production adapter
 //! crate must never depend on this one, and nothing here knows about the gateway.
@@ -13,6 +13,7 @@ pub mod emis;
 pub mod faults;
 pub mod fhir_r4;
 pub mod gp_codes;
+pub mod gp_connect;
 pub mod gp_system;
 pub mod population;
 pub mod server;

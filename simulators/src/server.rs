@@ -30,6 +30,16 @@ struct Counters {
     fetches: AtomicU64,
 }
 
+impl Counters {
+    fn add(&self, hit: Hit) {
+        match hit {
+            Hit::Search => self.searches.fetch_add(1, Ordering::Relaxed),
+            Hit::Fetch => self.fetches.fetch_add(1, Ordering::Relaxed),
+            Hit::Other => 0,
+        };
+    }
+}
+
 /// What kind of request the counters see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hit {
@@ -46,6 +56,14 @@ pub enum Hit {
 pub trait FaultAnswers: Send + Sync + 'static {
     /// The answer standing in for a normal one under `fault`, for a request to `path`.
     async fn answer(&self, fault: Fault, path: &str) -> HttpResponse;
+}
+
+/// Counts `hit` for a request the classifier left to its handler ([`Hit::Other`]), when only the
+/// body tells a search from a fetch.
+pub fn count(req: &HttpRequest, hit: Hit) {
+    if let Some(counters) = req.extensions().get::<Arc<Counters>>() {
+        counters.add(hit);
+    }
 }
 
 /// The fault drawn for this request, for handlers that apply content faults.
@@ -179,11 +197,8 @@ where
         App::new()
             .wrap_fn(move |req, srv| {
                 let n = counters.total.fetch_add(1, Ordering::Relaxed);
-                match classify(&req) {
-                    Hit::Search => counters.searches.fetch_add(1, Ordering::Relaxed),
-                    Hit::Fetch => counters.fetches.fetch_add(1, Ordering::Relaxed),
-                    Hit::Other => 0,
-                };
+                counters.add(classify(&req));
+                req.extensions_mut().insert(counters.clone());
                 let fault = faults.draw(n);
                 let latency = Duration::from_millis(faults.latency_ms);
                 let answers = answers.clone();

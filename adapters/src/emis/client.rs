@@ -35,7 +35,7 @@ impl Dialect for Emis {
     }
 
     fn read_record(&self, body: &[u8]) -> Result<Extract, AdapterError> {
-        mapping::read_record(body).map(|page| page.extract)
+        mapping::read_record(body)
     }
 
     fn practice(&self, local_id: &str) -> Call {

@@ -21,14 +21,15 @@
 //!                            "startDate", "enteredDate", "lastUpdated" } ],
 //!   "medicationIssues": [ { "guid", "patientGuid", "drug": DRUG, "consultationGuid",
 //!                           "issueDate", "dosage", "quantity", "quantityUnit", "lastUpdated" } ],
-//!   "links": { "next": URL } }
+//!   "links": { "next": URL } (refused: see below) }
 //! CODE = { "codeId", "snomedConceptId", "readCode" ("C10F", "C10F-1", "EMISNQHA14"), "term" }
 //! DRUG = { "prodCodeId", "dmdId", "term" }
 //! DATE = { "value": RFC 3339 or a date, "datePart": "Y" | "YM" | "YMD" | "YMDT" }
 //! ```
 //!
-//! What is refused: a body that is not JSON, not this export version, or without a patient, is
-//! malformed (nothing of it is passed on). One entry that cannot be read (no guid, an event type
+//! What is refused: a body that is not JSON, not this export version, without a patient, or
+//! saying it continues on another page (`links.next`: the record interface answers whole, and
+//! a record cut short must not pass for complete) is malformed (nothing of it is passed on). One entry that cannot be read (no guid, an event type
 //! this reader does not know, an entry that is not an object) is listed in
 //! [`Extract::unreadable`] with a reason naming only its kind, and the rest of the record still
 //! comes through.
@@ -43,17 +44,6 @@ use crate::gp_record::model::{
 /// The export version this reader understands; any other is refused as malformed.
 pub const EXPORT_VERSION: &str = "tideway-emis-1";
 
-/// One answer of the record interface: the extract, and the next page's address if the source
-/// split the record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    /// What this page holds.
-    pub extract: Extract,
-    /// `links.next`, as the source wrote it (relative or absolute; the client resolves it and
-    /// checks its origin).
-    pub next: Option<String>,
-}
-
 fn malformed(why: &str) -> AdapterError {
     AdapterError::Malformed(why.to_owned())
 }
@@ -65,8 +55,8 @@ fn text(v: &Value, key: &str) -> Option<String> {
 /// Reads one entry of a section.
 type ReadEntry = fn(&Value) -> Result<Entry, Unreadable>;
 
-/// Reads one page of a record export.
-pub fn read_record(body: &[u8]) -> Result<Page, AdapterError> {
+/// Reads a record export.
+pub fn read_record(body: &[u8]) -> Result<Extract, AdapterError> {
     let doc: Value = serde_json::from_slice(body).map_err(|_| malformed("the EMIS export is not JSON"))?;
     if doc.get("exportVersion").and_then(Value::as_str) != Some(EXPORT_VERSION) {
         return Err(malformed("the EMIS export is not of a version this adapter reads"));
@@ -74,11 +64,11 @@ pub fn read_record(body: &[u8]) -> Result<Page, AdapterError> {
     let patient =
         doc.get("patient").and_then(patient).ok_or_else(|| malformed("the EMIS export names no patient"))?;
     let practice = doc.get("organisation").and_then(practice);
-    let next = match doc.pointer("/links/next") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(malformed("links.next is not a string")),
-    };
+    // The record interface answers with the whole record; an export that says it continues
+    // elsewhere would be passed on incomplete, so it is refused rather than cut short.
+    if doc.pointer("/links/next").is_some_and(|n| !n.is_null()) {
+        return Err(malformed("the EMIS export continues on another page, which is never fetched"));
+    }
     let mut extract = Extract { patient, practice, entries: Vec::new(), unreadable: Vec::new() };
     let sections: [(&str, ReadEntry); 4] = [
         ("consultations", consultation),
@@ -99,7 +89,7 @@ pub fn read_record(body: &[u8]) -> Result<Page, AdapterError> {
             }
         }
     }
-    Ok(Page { extract, next })
+    Ok(extract)
 }
 
 /// Reads a patient search answer (`{"patients": [PATIENT, ...]}`): every patient it lists, each

@@ -10,7 +10,7 @@ use crate::gp_record::golden;
 use crate::gp_record::model::{CodeScheme, EntryKind, Extract, Sex};
 
 fn read(body: &[u8]) -> Extract {
-    read_record(body).expect("the fixture reads").extract
+    read_record(body).expect("the fixture reads")
 }
 
 fn edge_cases() -> SourceRecord {
@@ -59,9 +59,7 @@ fn read_codes_in_emis_notation_become_the_five_byte_code_and_its_term_id() {
 #[test]
 fn the_export_is_read_with_every_code_in_emis_order_and_dates_at_their_precision() {
     let body = std::fs::read(golden::dir("emis").join("edge-cases.emis.json")).unwrap();
-    let page = read_record(&body).unwrap();
-    assert_eq!(page.next, None);
-    let x = page.extract;
+    let x = read_record(&body).unwrap();
     assert_eq!(x.patient.nhs_number.as_deref(), Some("9990000018"), "the spaced number is read");
     assert!(!x.patient.nhs_number_verified, "only Verified counts as verified");
     assert_eq!(x.patient.sex, Sex::Other);
@@ -195,9 +193,9 @@ fn what_is_not_this_export_is_refused_as_malformed_naming_nothing_of_it() {
     assert_eq!(why, "a section of the EMIS export is not a list");
     assert!(!why.contains("Secret"));
     let why = malformed(&format!(
-        r#"{{"exportVersion": "{v}", "patient": {{"patientGuid": "p"}}, "links": {{"next": 1}}}}"#
+        r#"{{"exportVersion": "{v}", "patient": {{"patientGuid": "p"}}, "links": {{"next": "http://elsewhere.invalid/2"}}}}"#
     ));
-    assert_eq!(why, "links.next is not a string");
+    assert_eq!(why, "the EMIS export continues on another page, which is never fetched");
 }
 
 #[test]

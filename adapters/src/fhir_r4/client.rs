@@ -14,15 +14,12 @@ use super::mapping::{self, Normaliser};
 use crate::adapter::{
     AdapterError, CallContext, NormalisedResource, PatientLink, SourceAdapter, SourcePatient, SourceRecord,
 };
-use crate::http;
+pub use crate::http::ClientBuildError;
+use crate::http::{self, is_dot_segment};
 use crate::source::SourceConfig;
-
-const FHIR_JSON: &str = "application/fhir+json";
 
 /// Default most pages followed for one `$everything`.
 pub const DEFAULT_MAX_PAGES: usize = 100;
-
-pub use crate::http::ClientBuildError;
 
 /// An adapter for a source speaking plain FHIR R4 REST.
 #[derive(Debug, Clone)]
@@ -36,10 +33,7 @@ pub struct FhirR4Adapter {
 impl FhirR4Adapter {
     /// An adapter for `config`. Its `base_url` should end in `/` (one is added if not).
     pub fn new(mut config: SourceConfig) -> Result<Self, ClientBuildError> {
-        if !config.base_url.path().ends_with('/') {
-            let path = format!("{}/", config.base_url.path());
-            config.base_url.set_path(&path);
-        }
+        config.base_url = http::with_trailing_slash(config.base_url);
         let client = http::client()?;
         Ok(Self { config, client, max_pages: DEFAULT_MAX_PAGES, page_size: None })
     }
@@ -57,7 +51,9 @@ impl FhirR4Adapter {
     }
 
     fn url(&self, segments: &[&str]) -> Result<url::Url, AdapterError> {
-        http::url(&self.config.base_url, segments)
+        // The url crate drops `.` and `..` segments: `Patient/../$everything` would quietly
+        // become a different request; `url_with` refuses them.
+        http::url_with(&self.config.base_url, segments)
     }
 
     fn same_origin(&self, url: &url::Url) -> bool {
@@ -80,8 +76,7 @@ impl FhirR4Adapter {
     /// Sends one request and reads its body as JSON, within the body cap; redirects and error
     /// statuses are errors.
     async fn json(&self, request: reqwest::RequestBuilder, ctx: &CallContext) -> Result<Value, AdapterError> {
-        let body = http::body(request, FHIR_JSON, ctx).await?;
-        serde_json::from_slice(&body).map_err(|_| AdapterError::Malformed("response body is not JSON".into()))
+        http::send_json(request, ctx).await
     }
 
     async fn read_one(
@@ -91,7 +86,7 @@ impl FhirR4Adapter {
         ctx: &CallContext,
     ) -> Result<Option<NormalisedResource>, AdapterError> {
         // An id the gateway could not have handed out names nothing: never sent to the source.
-        if http::is_dot_segment(local_id)
+        if is_dot_segment(local_id)
             || !mapping::is_fhir_id(local_id)
             || !schema::is_resource_type(resource_type)
         {

@@ -197,18 +197,29 @@ pub fn normalise_entries(n: &Normaliser<'_>, entries: Vec<Value>, out: &mut crat
     }
 }
 
-/// Normalises one resource and passes it on, or lists it as rejected: when it is not valid R4
-/// after normalisation, or when it is about a patient other than the record's.
+/// Normalises one resource and passes it on, or lists it as rejected ([`normalise_resource`]).
 pub fn accept(n: &Normaliser<'_>, resource: Value, out: &mut crate::adapter::SourceRecord) {
-    match n.normalise(resource).and_then(|r| finish(&r)) {
-        Ok(r) if !r.facts.is_about(n.gateway_patient_id) => out.rejected.push(RejectedResource {
-            resource_type: Some(r.resource_type),
-            kind: RejectionKind::OtherPatient,
-            reason: "entry is about another patient".into(),
-        }),
+    match normalise_resource(n, resource) {
         Ok(r) => out.resources.push(r),
         Err(r) => out.rejected.push(r),
     }
+}
+
+/// Normalises one resource of the patient's record and checks it: valid R4, and about this
+/// patient (or no patient); otherwise the rejection, without content.
+pub fn normalise_resource(
+    n: &Normaliser<'_>,
+    resource: Value,
+) -> Result<NormalisedResource, RejectedResource> {
+    let r = n.normalise(resource).and_then(|r| finish(&r))?;
+    if !r.facts.is_about(n.gateway_patient_id) {
+        return Err(RejectedResource {
+            resource_type: Some(r.resource_type),
+            kind: RejectionKind::OtherPatient,
+            reason: "entry is about another patient".into(),
+        });
+    }
+    Ok(r)
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ impl<D: Dialect> GpSystemAdapter<D> {
 
     async fn send(&self, call: Call, ctx: &CallContext) -> Result<Vec<u8>, AdapterError> {
         let path: Vec<&str> = call.path.iter().map(String::as_str).collect();
-        let url = http::url(&self.config.base_url, &path)?;
+        let url = http::url_with(&self.config.base_url, &path)?;
         let request = match call.body {
             Some((body, content_type)) => {
                 self.client.post(url).header(reqwest::header::CONTENT_TYPE, content_type).body(body)

@@ -83,7 +83,7 @@ impl SourceAdapter for FakeSource {
         let values = self.answer.clone()?;
         let mut resources = vec![resource(&json!({"resourceType": "Patient", "id": link.gateway_id}))];
         resources.extend(values.iter().map(resource));
-        Ok(SourceRecord { resources, rejected: Vec::new() })
+        Ok(SourceRecord { resources, rejected: Vec::new(), warnings: Vec::new() })
     }
 }
 

@@ -32,6 +32,11 @@ impl Target for SystmOneTarget {
     fn external_entity_faults(&self) -> Option<FaultConfig> {
         Some(FaultConfig { external_entity_rate: 1.0, ..FaultConfig::default() })
     }
+
+    /// One extract per patient: nothing to page.
+    fn pages(&self) -> bool {
+        false
+    }
 }
 
 mod suite {
