@@ -15,6 +15,7 @@ pub mod http;
 pub mod registry;
 pub mod source;
 pub mod systmone;
+pub mod vision;
 pub mod xml;
 
 pub use adapter::{

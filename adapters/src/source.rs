@@ -65,7 +65,7 @@ pub enum SystemKind {
     Systmone,
     /// EMIS-style JSON record exports (EMIS code ids, SNOMED CT, Read v2 on older entries).
     Emis,
-    /// Vision-style export (Read v2). Adapter not built yet.
+    /// Vision-style XML journals (Read v2 with term ids on older entries, SNOMED CT; Gemscript or dm+d).
     Vision,
     /// Local-authority social care. Adapter not built yet.
     SocialCare,

@@ -271,12 +271,37 @@ pub(crate) mod testing {
     use tideway_adapters::gp_record::{model::Extract, r4};
     use tideway_adapters::{SourceId, SourceRecord};
 
-    use crate::population::PatientRecord;
+    use crate::conformance::{self, BOROUGH};
+    use crate::population::{PatientRecord, Scenario};
+
+    /// The golden fixtures of a dialect: its rendering of the conformance population's first
+    /// Sensitive and PodiatryDiabetic patients (7 and 3, at home in borough 0), as
+    /// `{dialect}/sensitive.{ext}` and `{dialect}/podiatry-diabetic.{ext}`.
+    pub(crate) fn scenario_fixtures(dialect: &str, ext: &str, render: impl Fn(&PatientRecord) -> String) {
+        for (index, scenario, name) in
+            [(7, Scenario::Sensitive, "sensitive"), (3, Scenario::PodiatryDiabetic, "podiatry-diabetic")]
+        {
+            assert_eq!(Scenario::of(index), Some(scenario));
+            let record = conformance::population().record(BOROUGH, index).expect("held");
+            fixture(dialect, &format!("{name}.{ext}"), &render(&record));
+        }
+    }
+
+    /// Every record of the conformance borough, read by the dialect (`read`: render and parse)
+    /// and normalised, tells the population's story.
+    pub(crate) fn borough_tells_the_population_story(read: impl Fn(&PatientRecord) -> Extract) {
+        let pop = conformance::population();
+        for index in pop.patients_in_borough(BOROUGH) {
+            let record = pop.record(BOROUGH, index).expect("held");
+            let out = normalise(&record, read(&record));
+            assert_tells_the_population_story(&record, &out);
+        }
+    }
 
     /// Compares `rendered` with the adapters' committed fixture `{dialect}/{name}`, or writes it
     /// under `UPDATE_GOLDEN=1`: the fixture the adapter's golden test reads is what the simulator
     /// serves.
-    pub(crate) fn fixture(dialect: &str, name: &str, rendered: &str) {
+    fn fixture(dialect: &str, name: &str, rendered: &str) {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../adapters/tests/golden").join(dialect);
         let path = dir.join(name);
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -312,7 +337,7 @@ pub(crate) mod testing {
 
     /// Every clinical fact of `record` came through under its id, carrying the population's own
     /// SNOMED CT or dm+d code (given by the source or added by a map), and nothing was rejected.
-    pub(crate) fn assert_tells_the_population_story(record: &PatientRecord, out: &SourceRecord) {
+    fn assert_tells_the_population_story(record: &PatientRecord, out: &SourceRecord) {
         assert!(out.rejected.is_empty(), "{}: {:?}", record.local_id, out.rejected);
         let mut facts: Vec<(&str, &str)> = Vec::new();
         facts.extend(record.encounters.iter().map(|e| (e.id.as_str(), e.kind.code)));

@@ -18,6 +18,7 @@ pub mod gp_system;
 pub mod population;
 pub mod server;
 pub mod systmone;
+pub mod vision;
 
 /// Request counts of a running simulator since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use tideway_profiles::{maps, systems};
 
 use super::mapping::{EXPORT_VERSION, emis_read_code, read_organisation, read_record, read_search};
 use crate::adapter::{AdapterError, RejectionKind, SourceRecord};
-use crate::gp_record::golden;
+use crate::gp_record::golden::{self, codings, mapped_by, pair, resource};
 use crate::gp_record::model::{CodeScheme, EntryKind, Extract, Sex};
 
 fn read(body: &[u8]) -> Extract {
@@ -15,31 +15,6 @@ fn read(body: &[u8]) -> Extract {
 
 fn edge_cases() -> SourceRecord {
     golden::check("emis", "edge-cases", "emis.json", read)
-}
-
-fn resource(record: &SourceRecord, local: &str) -> Value {
-    let id = format!("{}.{local}", golden::SOURCE);
-    let r = record.resources.iter().find(|r| r.id == id).unwrap_or_else(|| panic!("{id} missing"));
-    serde_json::from_slice(&r.json).expect("JSON")
-}
-
-fn codings(concept: &Value) -> Vec<(String, String)> {
-    concept["coding"]
-        .as_array()
-        .expect("codings")
-        .iter()
-        .map(|c| (c["system"].as_str().unwrap().to_owned(), c["code"].as_str().unwrap().to_owned()))
-        .collect()
-}
-
-fn pair(system: &str, code: &str) -> (String, String) {
-    (system.to_owned(), code.to_owned())
-}
-
-fn mapped_by(concept: &Value, system: &str) -> Option<String> {
-    concept["coding"].as_array()?.iter().find(|c| c["system"] == system)?["extension"][0]["valueString"]
-        .as_str()
-        .map(str::to_owned)
 }
 
 #[test]

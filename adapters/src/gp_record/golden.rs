@@ -89,3 +89,32 @@ pub fn check(dialect: &str, name: &str, ext: &str, read: impl Fn(&[u8]) -> Extra
     );
     record
 }
+
+/// The normalised resource of the fixture's local id `local`, as JSON.
+pub fn resource(record: &SourceRecord, local: &str) -> Value {
+    let id = format!("{}.{local}", SOURCE);
+    let r = record.resources.iter().find(|r| r.id == id).unwrap_or_else(|| panic!("{id} missing"));
+    serde_json::from_slice(&r.json).expect("JSON")
+}
+
+/// `(system, code)` of every coding of a CodeableConcept.
+pub fn codings(concept: &Value) -> Vec<(String, String)> {
+    concept["coding"]
+        .as_array()
+        .expect("codings")
+        .iter()
+        .map(|c| (c["system"].as_str().unwrap().to_owned(), c["code"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// A `(system, code)` pair.
+pub fn pair(system: &str, code: &str) -> (String, String) {
+    (system.to_owned(), code.to_owned())
+}
+
+/// The `{map} {version}` a map stamped on the concept's coding in `system`.
+pub fn mapped_by(concept: &Value, system: &str) -> Option<String> {
+    concept["coding"].as_array()?.iter().find(|c| c["system"] == system)?["extension"][0]["valueString"]
+        .as_str()
+        .map(str::to_owned)
+}

@@ -2,14 +2,13 @@
 //! fixtures the adapter's snapshot tests read, and that every record tells the population's
 //! story once normalised.
 
-use serde_json::Value;
 use tideway_adapters::emis::mapping;
 use tideway_profiles::systems;
 
 use super::render;
 use crate::conformance::{self, BOROUGH};
-use crate::gp_system::testing::{assert_tells_the_population_story, fixture, normalise};
-use crate::population::{PatientRecord, Scenario};
+use crate::gp_system::testing::{borough_tells_the_population_story, normalise, scenario_fixtures};
+use crate::population::{LegacyCode, PatientRecord};
 
 mod suite {
     use tideway_adapters::SystemKind;
@@ -25,31 +24,18 @@ fn held(index: usize) -> PatientRecord {
     conformance::population().record(BOROUGH, index).expect("held")
 }
 
-fn pretty(v: &Value) -> String {
-    format!("{}\n", serde_json::to_string_pretty(v).expect("JSON"))
-}
-
-/// Patients 7 and 3 of the conformance population are at home in borough 0 with the Sensitive
-/// and the PodiatryDiabetic scenarios.
 #[test]
 fn the_golden_fixtures_are_the_simulators_rendering_of_the_scenario_patients() {
-    for (index, scenario, name) in
-        [(7, Scenario::Sensitive, "sensitive"), (3, Scenario::PodiatryDiabetic, "podiatry-diabetic")]
-    {
-        assert_eq!(Scenario::of(index), Some(scenario));
-        fixture("emis", &format!("{name}.emis.json"), &pretty(&render::record(&held(index), None)));
-    }
+    scenario_fixtures("emis", "emis.json", |r| {
+        format!("{}\n", serde_json::to_string_pretty(&render::record(r, None)).expect("JSON"))
+    });
 }
 
 #[test]
 fn every_record_of_the_borough_tells_the_population_story() {
-    let pop = conformance::population();
-    for index in pop.patients_in_borough(BOROUGH) {
-        let record = held(index);
-        let body = render::record(&record, None).to_string();
-        let out = normalise(&record, mapping::read_record(body.as_bytes()).expect("reads"));
-        assert_tells_the_population_story(&record, &out);
-    }
+    borough_tells_the_population_story(|r| {
+        mapping::read_record(render::record(r, None).to_string().as_bytes()).expect("reads")
+    });
 }
 
 #[test]
@@ -59,11 +45,7 @@ fn older_problems_carry_the_emis_code_id_and_read_code_alone_and_gain_snomed_fro
     for index in pop.patients_in_borough(BOROUGH) {
         let record = held(index);
         let export = render::record(&record, None);
-        for p in record
-            .problems
-            .iter()
-            .filter(|p| matches!(p.legacy, Some(crate::population::LegacyCode::ReadV2(_))))
-        {
+        for p in record.problems.iter().filter(|p| matches!(p.legacy, Some(LegacyCode::ReadV2(_)))) {
             let event =
                 export["events"].as_array().unwrap().iter().find(|e| e["guid"] == p.id.as_str()).unwrap();
             assert!(event["code"].get("snomedConceptId").is_none(), "{event}");
