@@ -6,6 +6,8 @@
 //! `policy/terminology/README.md`), so this is what keeps an EMIS-coded HIV entry from reaching
 //! someone the SNOMED CT one would not.
 
+#![allow(clippy::unwrap_used, clippy::panic, reason = "a test fails by panicking")]
+
 use tideway_adapters::fhir_r4::mapping::Normaliser;
 use tideway_adapters::gp_record::{model::Extract, r4};
 use tideway_adapters::{SourceId, SourceRecord, emis, vision};
