@@ -6,29 +6,14 @@
 //! `policy/terminology/README.md`), so this is what keeps an EMIS-coded HIV entry from reaching
 //! someone the SNOMED CT one would not.
 
-#![allow(clippy::unwrap_used, clippy::panic, reason = "a test fails by panicking")]
-
 use tideway_adapters::fhir_r4::mapping::Normaliser;
 use tideway_adapters::gp_record::{model::Extract, r4};
 use tideway_adapters::{SourceId, SourceRecord, emis, vision};
-use tideway_auth::{Principal, PurposeOfUse, RoleCode};
-use tideway_policy::{Ask, Policy, Reason, Verdict};
+use tideway_auth::{Principal, PurposeOfUse};
 use tideway_profiles::{OdsCode, ResourceFacts};
 
-const TODAY: time::Date = time::macros::date!(2026 - 06 - 01);
-
-fn person(org: &str, role: &str, purpose: PurposeOfUse) -> Principal {
-    Principal {
-        client_id: "c".into(),
-        user_id: "u".into(),
-        role: RoleCode::parse(role).unwrap(),
-        organisation: OdsCode::parse(org).unwrap(),
-        purpose,
-        scopes: vec!["system/*.read".into()],
-        token_id: "t".into(),
-        break_glass_reason: None,
-    }
-}
+use super::{TODAY, person};
+use crate::{Ask, Policy, Reason, Verdict};
 
 fn normalise(extract: Extract) -> SourceRecord {
     let source = SourceId::parse("borough-00").unwrap();
