@@ -8,7 +8,9 @@
 # CONNECTIONS (wrk -c, 16), LATENCY_MS (20), BOROUGHS (25), PATIENTS (200), SEED (42),
 # PATIENT_INDEX (population index of the measured patient, default 0: held by boroughs 0, 1, 2),
 # UNLOADED_DURATION (the -t1 -c1 runs, default 10s), STORE_DIR (where the gateway's SQLite file
-# goes; default a fresh directory under $TMPDIR or /tmp), SKIP_DEMO=1 (leave out the
+# goes; default a fresh directory under $TMPDIR or /tmp), KINDS (`fhir-r4`, the default: every
+# borough a FHIR R4 exchange; or `regional`: the demo's mix of SystmOne, GP Connect, FHIR R4 ...
+# by borough index, as `tideway simulate --kind regional` gives it), SKIP_DEMO=1 (leave out the
 # `tideway demo` cross-check), NO_INSTALL=1 (never apt-get).
 #
 # Topology (all on 127.0.0.1): 25 `tideway simulate` processes (one per borough, the same
@@ -33,6 +35,7 @@ BOROUGHS=${BOROUGHS:-25}
 PATIENTS=${PATIENTS:-200}
 SEED=${SEED:-42}
 PATIENT_INDEX=${PATIENT_INDEX:-0}
+KINDS=${KINDS:-fhir-r4}
 UNLOADED_DURATION=${UNLOADED_DURATION:-10s}
 STORE_DIR=${STORE_DIR:-}
 WRK_LOADED=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$root/bench/wrk-report.lua")
@@ -132,10 +135,11 @@ log "starting $BOROUGHS simulators (--latency-ms $LATENCY_MS)"
 sim_pids=()
 for i in $(seq 0 $((BOROUGHS - 1))); do
   "$BIN" simulate --port 0 --seed "$SEED" --borough-index "$i" --boroughs "$BOROUGHS" \
-    --patients "$PATIENTS" --latency-ms "$LATENCY_MS" >"$work/sim-$i.out" 2>"$work/sim-$i.err" &
+    --patients "$PATIENTS" --latency-ms "$LATENCY_MS" --kind "$KINDS" >"$work/sim-$i.out" 2>"$work/sim-$i.err" &
   pids+=($!); sim_pids+=($!)
 done
 sim_url=()
+sim_kind=()
 for i in $(seq 0 $((BOROUGHS - 1))); do
   deadline=$((SECONDS + 30))
   until grep -q 'simulated borough exchange at' "$work/sim-$i.out" 2>/dev/null; do
@@ -143,6 +147,7 @@ for i in $(seq 0 $((BOROUGHS - 1))); do
     sleep 0.1
   done
   sim_url[i]=$(grep -o 'http://[^ ]*' "$work/sim-$i.out" | head -1)
+  sim_kind[i]=$(grep -o '(kind [a-z0-9-]*)' "$work/sim-$i.out" | head -1 | sed 's/(kind \(.*\))/\1/')
 done
 
 # --- client key and gateway config -------------------------------------------------------------
@@ -182,7 +187,7 @@ write_config() { # port, cache enabled (true/false), db file -> config path on s
       echo "[[sources]]"
       printf 'id = "borough-%02d"\n' "$i"
       echo "name = \"Simulated borough $i\""
-      echo "kind = \"fhir-r4\""
+      echo "kind = \"${sim_kind[i]}\""
       printf 'ods_code = "LBX%02d"\n' $((i + 1))
       echo "base_url = \"${sim_url[i]}\""
       echo "timeout_ms = 5000"
@@ -312,17 +317,30 @@ EXTRA[search-hwm]=$(vm_hwm_kib "$GW_PID")
 stop_pid "$GW_PID"
 
 # --- 3. the sources on their own -----------------------------------------------------------------
-slowest=""; slowest_p50=0
-for b in "${holding[@]}"; do
+# The record read each kind serves with a GET; GP Connect's is a POST with Spine headers and a
+# JWT, which wrk's plain GET cannot send, so a GP Connect borough is not measured on its own.
+source_url() { # borough -> URL of the patient's record on that simulator, or nothing
+  local b=$1 local_id
   local_id=$(printf 'b%02d-p%06d' "$b" "$PATIENT_INDEX")
-  run_wrk "source-$b" "${sim_url[b]}Patient/$local_id/\$everything" ""
-  WRK_ARGS=("${WRK_UNLOADED[@]}"); run_wrk "source-$b-c1" "${sim_url[b]}Patient/$local_id/\$everything" ""
+  case "${sim_kind[b]}" in
+    fhir-r4) echo "${sim_url[b]}Patient/$local_id/\$everything" ;;
+    systmone) echo "${sim_url[b]}patients/$local_id/extract" ;;
+    emis|vision) echo "${sim_url[b]}patients/$local_id/record" ;;
+    *) ;;
+  esac
+}
+measured=()
+for b in "${holding[@]}"; do [ -n "$(source_url "$b")" ] && measured+=("$b"); done
+slowest=""; slowest_p50=0
+for b in "${measured[@]}"; do
+  run_wrk "source-$b" "$(source_url "$b")" ""
+  WRK_ARGS=("${WRK_UNLOADED[@]}"); run_wrk "source-$b-c1" "$(source_url "$b")" ""
   WRK_ARGS=("${WRK_LOADED[@]}")
   p=$(field "source-$b" p50_us)
   if [ "$p" -gt "$slowest_p50" ]; then slowest_p50=$p; slowest="source-$b"; fi
 done
 slowest_c1=""; slowest_c1_p50=0
-for b in "${holding[@]}"; do
+for b in "${measured[@]}"; do
   p=$(field "source-$b-c1" p50_us)
   if [ "$p" -gt "$slowest_c1_p50" ]; then slowest_c1_p50=$p; slowest_c1="source-$b-c1"; fi
 done
@@ -409,6 +427,7 @@ report=$work/report.md
   echo "- wrk, loaded: \`wrk ${WRK_LOADED[*]/$root\//} URL\`; unloaded: \`wrk ${WRK_UNLOADED[*]/$root\//} URL\`"
   echo "- gateway store: SQLite (WAL, synchronous=FULL) in $(df -T "${STORE_DIR:-$work}" | awk 'NR==2 {print $2}') (${STORE_DIR:-${TMPDIR:-/tmp}})"
   echo "- population: seed $SEED, $BOROUGHS boroughs x $PATIENTS patients, ${LATENCY_MS} ms injected latency per simulator answer"
+  echo "- kinds: $KINDS (the measured patient's boroughs: $(for b in "${holding[@]}"; do printf '%s ' "$b=${sim_kind[b]}"; done))"
   echo "- patient: population index $PATIENT_INDEX, held by boroughs ${holding[*]}; \`\$everything\` = $total entries, $body_bytes bytes (sources: $sources)"
   echo "- gateway: \`tideway serve\`, 2 workers, SQLite store, info-level JSON access log to a file"
   echo
@@ -420,8 +439,8 @@ report=$work/report.md
   row warm-consent "gateway \`\$everything\`, warm cache, consent-filtered" ""
   row warm-withdrawn "gateway \`\$everything\`, warm cache, after the consent is withdrawn" ""
   row cold "gateway \`\$everything\`, cold (cache disabled)" "${EXTRA[cold-hwm]}"
-  for b in "${holding[@]}"; do
-    row "source-$b" "borough-$(printf %02d "$b") simulator \`\$everything\` directly$([ "source-$b" = "$slowest" ] && echo ' (slowest p50)')" ""
+  for b in "${measured[@]}"; do
+    row "source-$b" "borough-$(printf %02d "$b") ${sim_kind[b]} simulator record read directly$([ "source-$b" = "$slowest" ] && echo ' (slowest p50)')" ""
   done
   row nginx "nginx, same warm body from a file" ""
   row search-cold "gateway NHS-number search, cache disabled (asks all $BOROUGHS)" "${EXTRA[search-hwm]}"
@@ -434,8 +453,8 @@ report=$work/report.md
   row warm-c1 "gateway \`\$everything\`, warm cache" ""
   row warm-consent-c1 "gateway \`\$everything\`, warm cache, consent-filtered" ""
   row cold-c1 "gateway \`\$everything\`, cold (cache disabled)" ""
-  for b in "${holding[@]}"; do
-    row "source-$b-c1" "borough-$(printf %02d "$b") simulator directly$([ "source-$b-c1" = "$slowest_c1" ] && echo ' (slowest p50)')" ""
+  for b in "${measured[@]}"; do
+    row "source-$b-c1" "borough-$(printf %02d "$b") ${sim_kind[b]} simulator directly$([ "source-$b-c1" = "$slowest_c1" ] && echo ' (slowest p50)')" ""
   done
   row nginx-c1 "nginx, same body from a file" ""
   echo

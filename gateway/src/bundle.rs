@@ -4,7 +4,9 @@
 //! splicing those bytes in, so a response never parses a resource again. Pure functions only.
 
 use serde_json::{Value, json};
-use tideway_adapters::{AdapterError, NormalisedResource, RejectedResource, RejectionKind, SourceId};
+use tideway_adapters::{
+    AdapterError, ListWarning, ListWarningCode, NormalisedResource, RejectedResource, RejectionKind, SourceId,
+};
 use tideway_profiles::{IssueSeverity, IssueType, OperationOutcome};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -36,6 +38,16 @@ pub enum Notice {
         source: SourceId,
         /// How many.
         count: usize,
+    },
+    /// A source warned that a section of its record is incomplete or withholds items (GP
+    /// Connect's List warnings).
+    SourceWarning {
+        /// Which source.
+        source: SourceId,
+        /// The section's code as the source named it, when it gave one.
+        section: Option<String>,
+        /// What it warned of.
+        code: ListWarningCode,
     },
     /// A search parameter was not understood and was ignored (lenient handling).
     IgnoredParameter(String),
@@ -88,6 +100,16 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
                 IssueType::Incomplete,
                 format!("source '{source}' sent {count} entries about another patient; they were withheld"),
             ),
+            Notice::SourceWarning { source, section, code } => oo.with(
+                IssueSeverity::Warning,
+                if *code == ListWarningCode::ConfidentialItems { IssueType::Suppressed } else { IssueType::Incomplete },
+                format!(
+                    "source '{source}' warns{}: {} ({})",
+                    section.as_deref().map(|s| format!(" of its section {s}")).unwrap_or_default(),
+                    warning_meaning(*code),
+                    code.as_str()
+                ),
+            ),
             Notice::IgnoredParameter(name) => oo
                 .with(IssueSeverity::Warning, IssueType::NotSupported, format!("search parameter '{name}' is not supported and was ignored"))
                 .at(name.clone()),
@@ -104,6 +126,23 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
         };
     }
     Some(oo.to_json())
+}
+
+/// What a source's warning means, in words a clinician reads.
+fn warning_meaning(code: ListWarningCode) -> &'static str {
+    match code {
+        ListWarningCode::ConfidentialItems => {
+            "items are withheld at the source for confidentiality or at the patient's request"
+        }
+        ListWarningCode::DataInTransit => {
+            "the record is still being transferred from a previous practice, so older entries may be missing"
+        }
+        ListWarningCode::DataAwaitingFiling => {
+            "the practice has received data it has not yet filed into the record"
+        }
+        ListWarningCode::EntryNotShown => "some entries it lists could not be shown",
+        ListWarningCode::Unrecognised => "a warning the gateway does not recognise",
+    }
 }
 
 /// The parts of a searchset Bundle.
@@ -242,6 +281,16 @@ impl Notice {
         }
         out
     }
+
+    /// The notices for a source's warnings about its own record, once each.
+    pub fn of_warnings(source: &SourceId, warnings: &[ListWarning]) -> Vec<Self> {
+        let mut seen = std::collections::HashSet::new();
+        warnings
+            .iter()
+            .filter(|w| seen.insert((w.section.clone(), w.code)))
+            .map(|w| Self::SourceWarning { source: source.clone(), section: w.section.clone(), code: w.code })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +319,24 @@ mod tests {
         assert_eq!(v["entry"][1]["resource"]["id"], "s.c1");
         assert_eq!(v["entry"][2]["search"]["mode"], "outcome");
         assert_eq!(v["link"][1]["relation"], "next");
+    }
+
+    #[test]
+    fn a_sources_list_warnings_reach_the_clinician_once_each_in_words() {
+        let source = SourceId::parse("camden").unwrap();
+        let w = |code| ListWarning { section: Some("886921000000105".into()), code };
+        let warnings = [
+            w(ListWarningCode::DataInTransit),
+            w(ListWarningCode::DataInTransit),
+            w(ListWarningCode::ConfidentialItems),
+        ];
+        let notices = Notice::of_warnings(&source, &warnings);
+        assert_eq!(notices.len(), 2, "repeats are said once");
+        let oo = notices_outcome(&notices).unwrap();
+        let text = oo.to_string();
+        assert!(text.contains("source 'camden' warns of its section 886921000000105"), "{text}");
+        assert!(text.contains("still being transferred") && text.contains("(data-in-transit)"), "{text}");
+        assert_eq!(oo["issue"][1]["code"], "suppressed", "withheld at source: {text}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The CapabilityStatement: what this gateway really serves, built once at start-up.
 
 use serde_json::{Value, json};
+use tideway_profiles::maps;
 
 /// The CapabilityStatement: what this gateway really serves.
 pub fn capability_statement(base_url: &str, date: &str) -> Value {
@@ -48,6 +49,7 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
     }));
     json!({
         "resourceType": "CapabilityStatement",
+        "extension": [terminology_maps()],
         "status": "active",
         "date": date,
         "publisher": "Tideway",
@@ -76,6 +78,19 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
             "resource": resources
         }]
     })
+}
+
+/// Extension on the CapabilityStatement naming the terminology maps (and their one version)
+/// the adapters add SNOMED CT and dm+d codings from, so an answer can be tied to the maps that
+/// made it. Every coding a map added carries the same version.
+pub const TERMINOLOGY_MAPS_URL: &str = "https://fhir.tideway.london/StructureDefinition/terminology-maps";
+
+fn terminology_maps() -> Value {
+    let mut parts = vec![json!({"url": "version", "valueString": maps::version()})];
+    parts.extend(maps::info().iter().map(|m| {
+        json!({"url": "map", "valueString": format!("{} ({} to {}, {} pairs)", m.name, m.from, m.to, m.pairs)})
+    }));
+    json!({"url": TERMINOLOGY_MAPS_URL, "extension": parts})
 }
 
 #[cfg(test)]

@@ -210,9 +210,19 @@ fn jwt_claims(token: &str) -> Value {
 /// Starts `tideway demo` over 3 boroughs of 30 patients (plus `extra` arguments) with its
 /// SQLite file inside the scratch dir, and waits for its ready file.
 fn start_demo(scratch: &Scratch, extra: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> (Running, Value) {
+    start_demo_of(scratch, "3", extra, env)
+}
+
+/// [`start_demo`] over `boroughs` boroughs.
+fn start_demo_of(
+    scratch: &Scratch,
+    boroughs: &str,
+    extra: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (Running, Value) {
     let ready_path = scratch.path("ready.json");
     let mut cmd = Command::new(BIN);
-    cmd.args(["demo", "--port", "0", "--boroughs", "3", "--patients", "30", "--ready-file"])
+    cmd.args(["demo", "--port", "0", "--boroughs", boroughs, "--patients", "30", "--ready-file"])
         .arg(&ready_path)
         .arg("--data-dir")
         .arg(scratch.path("data"))
@@ -570,6 +580,73 @@ fn demo_ready_file_names_personas_scenario_patients_and_from_dir_patients() {
     let practice = personas["registered-gp"]["ods_code"].as_str().unwrap();
     assert_eq!(entries(&found)[0]["resource"]["generalPractitioner"][0]["identifier"]["value"], practice);
 
+    let status = demo.terminate(STOP_TIMEOUT);
+    assert!(status.success(), "demo exited with {status}\n{}", demo.diagnostics());
+}
+
+/// The demo runs the region's mix of systems across 25 boroughs: the ready file lists every
+/// exchange with its kind (spelled as config spells it) and ODS code, and the patients it lists
+/// get records assembled from systems of several kinds. `/metadata` names the terminology maps.
+#[test]
+fn demo_runs_the_regional_mix_of_systems_and_lists_every_source_in_the_ready_file() {
+    let scratch = Scratch::new("demo-mix");
+    let (mut demo, ready) = start_demo_of(&scratch, "25", &[], &[]);
+    let base = ready["base_url"].as_str().unwrap().trim_end_matches('/').to_owned();
+    let token = ready["token"].as_str().unwrap().to_owned();
+    let sources = ready["sources"].as_array().expect("ready file has sources");
+    assert_eq!(sources.len(), 25, "{sources:?}");
+    let spelled = ["fhir-r4", "systmone", "emis", "vision", "gp-connect", "social-care"];
+    let mut kind_of = std::collections::BTreeMap::new();
+    for s in sources {
+        let (id, kind, ods) =
+            (s["id"].as_str().unwrap(), s["kind"].as_str().unwrap(), s["ods_code"].as_str().unwrap());
+        assert!(spelled.contains(&kind), "{kind}");
+        assert!(!ods.is_empty() && ods.bytes().all(|b| b.is_ascii_alphanumeric()), "{ods}");
+        kind_of.insert(format!("urn:tideway:source:{id}"), kind.to_owned());
+    }
+    let kinds: std::collections::BTreeSet<&String> = kind_of.values().collect();
+    assert!(kinds.len() >= 3, "{kinds:?}");
+
+    let http = Http::new();
+    let (status, cap) = http.get(&format!("{base}/metadata"), None, &[]);
+    assert_eq!(status, 200);
+    let maps = cap["extension"]
+        .as_array()
+        .and_then(|e| {
+            e.iter().find(|x| x["url"] == "https://fhir.tideway.london/StructureDefinition/terminology-maps")
+        })
+        .expect("the terminology maps at /metadata");
+    let version = maps["extension"][0]["valueString"].as_str().expect("a version");
+    assert_eq!(version.len(), 12, "{version}");
+
+    // The listed patients' records come from boroughs of three or more kinds.
+    let mut spread = 0;
+    for n in ready["nhs_numbers"].as_array().unwrap() {
+        let identifier = format!("{NHS_SYSTEM}|{}", n.as_str().unwrap());
+        let (status, found) =
+            http.get(&format!("{base}/Patient"), Some(&token), &[("identifier", identifier.as_str())]);
+        assert_eq!(status, 200, "{found}");
+        let id = entries(&found)[0]["resource"]["id"].as_str().unwrap().to_owned();
+        let mut url = format!("{base}/Patient/{id}/$everything");
+        let mut seen = std::collections::BTreeSet::new();
+        for _page in 0..100 {
+            let (status, bundle) = http.get(&url, Some(&token), &[]);
+            assert_eq!(status, 200, "{bundle}");
+            for e in entries(&bundle) {
+                if let Some(kind) = e["resource"]["meta"]["source"].as_str().and_then(|s| kind_of.get(s)) {
+                    seen.insert(kind.clone());
+                }
+            }
+            match next_link(&bundle) {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        if seen.len() >= 3 {
+            spread += 1;
+        }
+    }
+    assert!(spread >= 2, "at least two listed patients are held by boroughs of three kinds ({spread})");
     let status = demo.terminate(STOP_TIMEOUT);
     assert!(status.success(), "demo exited with {status}\n{}", demo.diagnostics());
 }

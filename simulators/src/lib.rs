@@ -15,6 +15,7 @@ pub mod fhir_r4;
 pub mod gp_codes;
 pub mod gp_connect;
 pub mod gp_system;
+pub mod kinds;
 pub mod population;
 pub mod server;
 pub mod systmone;

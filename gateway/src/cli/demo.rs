@@ -17,6 +17,7 @@ use tideway_auth::{PurposeOfUse, RoleCode};
 use tideway_profiles::OdsCode;
 use tideway_simulators::fhir_r4::from_dir::FromDir;
 use tideway_simulators::fhir_r4::simulator::{self, PopulationSpec, RunningSimulator, SimulatorConfig};
+use tideway_simulators::kinds;
 use tideway_simulators::population::{
     MENTAL_HEALTH_SERVICE, OUT_OF_HOURS_SERVICE, PODIATRY_SERVICE, Population, Scenario,
 };
@@ -44,8 +45,8 @@ pub struct DemoArgs {
     /// Seed of the synthetic population.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// When ready, write `{"base_url", "token", "nhs_numbers", "personas", "scenario_patients"}`
-    /// (and `"from_dir_patients"` with `--from-dir`) here as JSON.
+    /// When ready, write `{"base_url", "token", "nhs_numbers", "personas", "scenario_patients",
+    /// "sources"}` (and `"from_dir_patients"` with `--from-dir`) here as JSON.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
     /// Also run one more borough exchange serving the FHIR R4 patient bundles in this
@@ -126,6 +127,9 @@ pub struct Demo {
     pub scenario_patients: serde_json::Value,
     /// With `--from-dir`: file name -> NHS number of each patient the extra exchange serves.
     pub from_dir_patients: Option<std::collections::BTreeMap<String, String>>,
+    /// Every borough exchange the demo runs: `{"id", "kind", "ods_code"}`, `kind` as config
+    /// spells it.
+    pub sources: Vec<serde_json::Value>,
     gateway: crate::app::AppHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     simulators: Vec<RunningSimulator>,
@@ -140,23 +144,25 @@ impl Demo {
         }
         let mut simulators = Vec::with_capacity(args.boroughs);
         let mut sources = Vec::with_capacity(args.boroughs);
+        let population = Population::new(args.seed, args.boroughs, args.patients);
         for i in 0..args.boroughs {
-            let sim = simulator::start(SimulatorConfig {
-                bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-                population: PopulationSpec::Synthetic {
-                    seed: args.seed,
-                    borough_index: i,
-                    borough_count: args.boroughs,
-                    patients_per_borough: args.patients,
-                },
-                faults: args.faults.resolve(args.seed.wrapping_add(i as u64))?,
-            })
+            let kind = kinds::regional_mix(i);
+            let sim = kinds::start(
+                kind,
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+                population,
+                i,
+                args.faults.resolve(args.seed.wrapping_add(i as u64))?,
+            )
             .await?;
-            let population = Population::new(args.seed, args.boroughs, args.patients);
             sources.push(SourceConfig {
                 id: SourceId::parse(&format!("borough-{i:02}"))?,
-                name: format!("{} exchange (simulated)", population.borough_name(i).unwrap_or("London")),
-                kind: SystemKind::FhirR4,
+                name: format!(
+                    "{} exchange ({}, simulated)",
+                    population.borough_name(i).unwrap_or("London"),
+                    kind.as_str()
+                ),
+                kind,
                 ods_code: population.borough_ods_code(i).ok_or("no ODS code for borough")?,
                 base_url: sim.base_url(),
                 timeout_ms: 5_000,
@@ -239,6 +245,11 @@ impl Demo {
             sources,
         };
         settings.validate()?;
+        let listed = settings
+            .sources
+            .iter()
+            .map(|s| json!({"id": s.id.as_str(), "kind": s.kind.as_str(), "ods_code": s.ods_code.as_str()}))
+            .collect();
         let app = Application::build(settings).await?;
         let base_url = app.base_url().to_owned();
         let gateway = app.handle();
@@ -289,6 +300,7 @@ impl Demo {
             personas,
             scenario_patients,
             from_dir_patients,
+            sources: listed,
             gateway,
             server,
             simulators,
@@ -304,6 +316,7 @@ impl Demo {
             "nhs_numbers": self.nhs_numbers,
             "personas": self.personas,
             "scenario_patients": self.scenario_patients,
+            "sources": self.sources,
         });
         if let (Some(files), Some(obj)) = (&self.from_dir_patients, ready.as_object_mut()) {
             obj.insert("from_dir_patients".into(), json!(files));

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use tideway_adapters::SystemKind;
 use tideway_simulators::fhir_r4::simulator::{self, PopulationSpec, SimulatorConfig};
+use tideway_simulators::kinds;
+use tideway_simulators::population::Population;
 
 mod demo;
 mod faults;
@@ -65,6 +68,11 @@ pub struct SimulateArgs {
     /// Patients registered in each borough.
     #[arg(long, default_value_t = 200)]
     pub patients: usize,
+    /// The system this exchange speaks, as config spells kinds (`fhir-r4`, `systmone`,
+    /// `gp-connect`, ...), or `regional` for the kind the demo's regional mix gives this
+    /// borough. `--from-dir` serves FHIR R4 only.
+    #[arg(long, default_value = "fhir-r4")]
+    pub kind: String,
     /// Fault injection.
     #[command(flatten)]
     pub faults: FaultArgs,
@@ -114,22 +122,28 @@ async fn serve(config: PathBuf) -> Result<(), CliError> {
 
 async fn simulate(args: SimulateArgs) -> Result<(), CliError> {
     let _guard = telemetry::init(&TelemetrySettings::default())?;
-    let population = match args.from_dir {
-        Some(dir) => PopulationSpec::FromDir(dir),
-        None => PopulationSpec::Synthetic {
-            seed: args.seed,
-            borough_index: args.borough_index,
-            borough_count: args.boroughs,
-            patients_per_borough: args.patients,
-        },
+    let kind = match args.kind.as_str() {
+        "regional" => kinds::regional_mix(args.borough_index),
+        spelled => serde_json::from_value::<SystemKind>(serde_json::Value::String(spelled.to_owned()))
+            .map_err(|_| format!("--kind: '{spelled}' is not a source kind"))?,
     };
-    let sim = simulator::start(SimulatorConfig {
-        bind: SocketAddr::new(args.host, args.port),
-        population,
-        faults: args.faults.resolve(args.seed)?,
-    })
-    .await?;
-    println!("simulated borough exchange at {}", sim.base_url());
+    if !kinds::is_simulated(kind) {
+        return Err(format!("--kind: no simulator is built for '{}'", kind.as_str()).into());
+    }
+    let bind = SocketAddr::new(args.host, args.port);
+    let faults = args.faults.resolve(args.seed)?;
+    let sim = match args.from_dir {
+        Some(dir) if kind == SystemKind::FhirR4 => {
+            simulator::start(SimulatorConfig { bind, population: PopulationSpec::FromDir(dir), faults })
+                .await?
+        }
+        Some(_) => return Err("--from-dir serves FHIR R4 bundles: use it with --kind fhir-r4".into()),
+        None => {
+            let population = Population::new(args.seed, args.boroughs, args.patients);
+            kinds::start(kind, bind, population, args.borough_index, faults).await?
+        }
+    };
+    println!("simulated borough exchange at {} (kind {})", sim.base_url(), kind.as_str());
     shutdown_signal().await;
     sim.stop().await;
     Ok(())

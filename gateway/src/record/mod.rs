@@ -386,6 +386,7 @@ impl RecordService {
             .collect();
         for (source, record) in &records {
             notices.extend(Notice::of_rejections(source, &record.rejected));
+            notices.extend(Notice::of_warnings(source, &record.warnings));
         }
         if !notices.is_empty() {
             report.mark_partial();
