@@ -32,7 +32,14 @@ pub fn regional_mix(i: usize) -> SystemKind {
 
 /// Whether [`start`] can simulate `kind`.
 pub fn is_simulated(kind: SystemKind) -> bool {
-    matches!(kind, SystemKind::FhirR4 | SystemKind::Systmone | SystemKind::GpConnect)
+    matches!(
+        kind,
+        SystemKind::FhirR4
+            | SystemKind::Systmone
+            | SystemKind::GpConnect
+            | SystemKind::Emis
+            | SystemKind::Vision
+    )
 }
 
 /// Starts a simulator of `kind` playing `borough` of `population`, with `faults`.
@@ -58,6 +65,12 @@ pub async fn start(
             .await
         }
         SystemKind::Systmone => crate::systmone::start(bind, population, borough, faults),
+        SystemKind::Emis => {
+            crate::gp_system::start(bind, crate::emis::EmisRender, population, borough, faults)
+        }
+        SystemKind::Vision => {
+            crate::gp_system::start(bind, crate::vision::VisionRender, population, borough, faults)
+        }
         SystemKind::GpConnect => Ok(gp_connect::start(gp_connect::SimulatorConfig {
             bind,
             seed: population.seed(),
