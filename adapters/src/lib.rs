@@ -7,6 +7,7 @@
 //! `tideway-simulators`, which also runs the conformance suite every adapter must pass.
 
 pub mod adapter;
+pub mod emis;
 pub mod fhir_r4;
 pub mod gp_connect;
 pub mod gp_record;
@@ -15,6 +16,7 @@ pub mod registry;
 pub mod social_care;
 pub mod source;
 pub mod systmone;
+pub mod vision;
 pub mod xml;
 
 pub use adapter::{

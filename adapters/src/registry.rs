@@ -7,15 +7,23 @@
 use std::sync::Arc;
 
 use crate::adapter::SourceAdapter;
+use crate::emis::{Emis, EmisAdapter};
 use crate::fhir_r4::FhirR4Adapter;
 use crate::gp_connect::GpConnectAdapter;
 use crate::social_care;
 use crate::source::{SourceConfig, SystemKind};
 use crate::systmone::{SystmOne, SystmOneAdapter};
+use crate::vision::{Vision, VisionAdapter};
 
 /// The kinds an adapter is built for today, in the order they were added.
-pub const SUPPORTED: &[SystemKind] =
-    &[SystemKind::FhirR4, SystemKind::GpConnect, SystemKind::Systmone, SystemKind::SocialCare];
+pub const SUPPORTED: &[SystemKind] = &[
+    SystemKind::FhirR4,
+    SystemKind::GpConnect,
+    SystemKind::Systmone,
+    SystemKind::SocialCare,
+    SystemKind::Emis,
+    SystemKind::Vision,
+];
 
 /// Why no adapter could be built for a source. Names the kind, never the source's data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,7 +61,12 @@ pub fn build(config: SourceConfig) -> Result<Arc<dyn SourceAdapter>, AdapterBuil
         SystemKind::SocialCare => {
             Ok(Arc::new(social_care::client::adapter(config).map_err(|_| AdapterBuildError::Client)?))
         }
-        kind @ (SystemKind::Emis | SystemKind::Vision) => Err(AdapterBuildError::Unsupported(kind)),
+        SystemKind::Emis => {
+            Ok(Arc::new(EmisAdapter::new(config, Emis).map_err(|_| AdapterBuildError::Client)?))
+        }
+        SystemKind::Vision => {
+            Ok(Arc::new(VisionAdapter::new(config, Vision).map_err(|_| AdapterBuildError::Client)?))
+        }
     }
 }
 
@@ -95,13 +108,19 @@ mod tests {
     }
 
     #[test]
-    fn kinds_without_an_adapter_are_refused_by_name() {
-        for kind in [SystemKind::Emis, SystemKind::Vision] {
-            let err = build(config(kind)).err().unwrap();
-            assert_eq!(err, AdapterBuildError::Unsupported(kind));
-            assert!(err.to_string().contains(&format!("'{}'", kind.as_str())), "{err}");
-            assert!(!is_supported(kind));
+    fn every_kind_the_config_knows_has_an_adapter() {
+        let all = [
+            SystemKind::FhirR4,
+            SystemKind::Systmone,
+            SystemKind::Emis,
+            SystemKind::Vision,
+            SystemKind::GpConnect,
+            SystemKind::SocialCare,
+        ];
+        for kind in all {
+            assert!(is_supported(kind), "{}", kind.as_str());
         }
+        assert_eq!(SUPPORTED.len(), all.len());
     }
 
     #[test]

@@ -63,9 +63,9 @@ pub enum SystemKind {
     GpConnect,
     /// SystmOne-style XML record extracts (SNOMED CT, CTV3 on older entries).
     Systmone,
-    /// EMIS-style export (Read v2). Adapter not built yet.
+    /// EMIS-style JSON record exports (EMIS code ids, SNOMED CT, Read v2 on older entries).
     Emis,
-    /// Vision-style export (Read v2). Adapter not built yet.
+    /// Vision-style XML journals (Read v2 with term ids on older entries, SNOMED CT; Gemscript or dm+d).
     Vision,
     /// Local-authority social care over FHIR R4 (care plans, episodes, referrals and tasks).
     SocialCare,

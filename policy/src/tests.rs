@@ -210,4 +210,5 @@ proptest! {
 
 mod agreements;
 mod generated;
+mod gp_dialects;
 mod relationship;

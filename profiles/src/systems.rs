@@ -27,6 +27,10 @@ pub const RECORD_ORIGIN_SOCIAL_CARE: &str = "social-care";
 /// EMIS Web's own code ids (the CPRD Aurum `MedCodeId`). EMIS publishes no FHIR URI for them
 /// that could be cited here, so Tideway names the system under its own base.
 pub const EMIS_CODE_ID: &str = "https://fhir.tideway.london/CodeSystem/emis-code-id";
+/// EMIS Web's local codes, which EMIS keeps in the Read code slot of entries no Read v2 code
+/// fits (`EMISNQ..`, `ESCT..`); named under Tideway's base, as above. No map translates them:
+/// the EMIS code id beside them is what maps.
+pub const EMIS_LOCAL_CODE: &str = "https://fhir.tideway.london/CodeSystem/emis-local-code";
 /// EMIS Web's product code ids (the CPRD Aurum `ProdCodeId`); named under Tideway's base, as above.
 pub const EMIS_PRODUCT_CODE_ID: &str = "https://fhir.tideway.london/CodeSystem/emis-product-code-id";
 /// Gemscript (formerly Multilex) product codes, as Vision records medicines; named under

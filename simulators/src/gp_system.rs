@@ -223,3 +223,141 @@ pub fn start<R: Render>(
         },
     })
 }
+
+/// A GP system under the conformance suite: the kind its adapter is registered as, and the
+/// renderer its simulator serves, playing borough [`crate::conformance::BOROUGH`] of
+/// [`crate::conformance::population()`].
+#[derive(Debug, Clone, Copy)]
+pub struct Target<R> {
+    /// The kind.
+    pub kind: tideway_adapters::SystemKind,
+    /// The renderer.
+    pub render: R,
+    /// Whether its documents are markup, so the external-entity case is sent.
+    pub markup: bool,
+}
+
+#[async_trait]
+impl<R: Render + Clone> crate::conformance::Target for Target<R> {
+    fn kind(&self) -> tideway_adapters::SystemKind {
+        self.kind
+    }
+
+    async fn start(&self, faults: FaultConfig) -> std::io::Result<Box<dyn crate::conformance::Simulated>> {
+        let bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        let population = crate::conformance::population();
+        Ok(Box::new(start(bind, self.render.clone(), population, crate::conformance::BOROUGH, faults)?))
+    }
+
+    fn external_entity_faults(&self) -> Option<FaultConfig> {
+        self.markup.then(|| FaultConfig { external_entity_rate: 1.0, ..FaultConfig::default() })
+    }
+
+    /// A GP extract answers whole: there is no next page to follow.
+    fn pages(&self) -> bool {
+        false
+    }
+}
+
+/// What the GP dialects' tests share: their golden fixtures (the adapters' input files, written
+/// from the simulator's rendering) and the check that a dialect tells the population's story.
+#[cfg(test)]
+#[allow(clippy::expect_used, reason = "test helpers fail by panicking")]
+pub(crate) mod testing {
+    use std::path::PathBuf;
+
+    use serde_json::Value;
+    use tideway_adapters::fhir_r4::mapping::Normaliser;
+    use tideway_adapters::gp_record::{model::Extract, r4};
+    use tideway_adapters::{SourceId, SourceRecord};
+
+    use crate::conformance::{self, BOROUGH};
+    use crate::population::{PatientRecord, Scenario};
+
+    /// The golden fixtures of a dialect: its rendering of the conformance population's first
+    /// Sensitive and PodiatryDiabetic patients (7 and 3, at home in borough 0), as
+    /// `{dialect}/sensitive.{ext}` and `{dialect}/podiatry-diabetic.{ext}`.
+    pub(crate) fn scenario_fixtures(dialect: &str, ext: &str, render: impl Fn(&PatientRecord) -> String) {
+        for (index, scenario, name) in
+            [(7, Scenario::Sensitive, "sensitive"), (3, Scenario::PodiatryDiabetic, "podiatry-diabetic")]
+        {
+            assert_eq!(Scenario::of(index), Some(scenario));
+            let record = conformance::population().record(BOROUGH, index).expect("held");
+            fixture(dialect, &format!("{name}.{ext}"), &render(&record));
+        }
+    }
+
+    /// Every record of the conformance borough, read by the dialect (`read`: render and parse)
+    /// and normalised, tells the population's story.
+    pub(crate) fn borough_tells_the_population_story(read: impl Fn(&PatientRecord) -> Extract) {
+        let pop = conformance::population();
+        for index in pop.patients_in_borough(BOROUGH) {
+            let record = pop.record(BOROUGH, index).expect("held");
+            let out = normalise(&record, read(&record));
+            assert_tells_the_population_story(&record, &out);
+        }
+    }
+
+    /// Compares `rendered` with the adapters' committed fixture `{dialect}/{name}`, or writes it
+    /// under `UPDATE_GOLDEN=1`: the fixture the adapter's golden test reads is what the simulator
+    /// serves.
+    fn fixture(dialect: &str, name: &str, rendered: &str) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../adapters/tests/golden").join(dialect);
+        let path = dir.join(name);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(&dir).expect("the golden folder");
+            std::fs::write(&path, rendered).expect("the fixture is written");
+        }
+        let committed = std::fs::read_to_string(&path).expect("the fixture is committed");
+        assert!(
+            committed == rendered,
+            "{} differs from the rendering (UPDATE_GOLDEN=1 rewrites it)",
+            path.display()
+        );
+    }
+
+    /// Normalises `extract` as the adapter would for `record`'s patient, checking that every
+    /// entry is accounted for.
+    pub(crate) fn normalise(record: &PatientRecord, extract: Extract) -> SourceRecord {
+        let source = SourceId::parse("camden").expect("id");
+        let base = url::Url::parse("http://camden.example/gp/").expect("url");
+        let n = Normaliser {
+            source: &source,
+            base_url: &base,
+            patient_local_id: &record.local_id,
+            gateway_patient_id: "gw-0001",
+        };
+        let entries =
+            1 + usize::from(extract.practice.is_some()) + extract.entries.len() + extract.unreadable.len();
+        let mut out = SourceRecord::default();
+        r4::normalise(&n, extract, &mut out);
+        assert_eq!(out.resources.len() + out.rejected.len(), entries, "{}", record.local_id);
+        out
+    }
+
+    /// Every clinical fact of `record` came through under its id, carrying the population's own
+    /// SNOMED CT or dm+d code (given by the source or added by a map), and nothing was rejected.
+    fn assert_tells_the_population_story(record: &PatientRecord, out: &SourceRecord) {
+        assert!(out.rejected.is_empty(), "{}: {:?}", record.local_id, out.rejected);
+        let mut facts: Vec<(&str, &str)> = Vec::new();
+        facts.extend(record.encounters.iter().map(|e| (e.id.as_str(), e.kind.code)));
+        facts.extend(record.problems.iter().map(|e| (e.id.as_str(), e.snomed.code)));
+        facts.extend(record.medications.iter().map(|e| (e.id.as_str(), e.medicine.code)));
+        facts.extend(record.prescriptions.iter().map(|e| (e.id.as_str(), e.medicine.code)));
+        facts.extend(record.allergies.iter().map(|e| (e.id.as_str(), e.code.code)));
+        facts.extend(record.observations.iter().map(|e| (e.id.as_str(), e.code.code)));
+        facts.extend(record.immunisations.iter().map(|e| (e.id.as_str(), e.vaccine.code)));
+        facts.extend(record.procedures.iter().map(|e| (e.id.as_str(), e.code.code)));
+        facts.extend(record.referrals.iter().map(|e| (e.id.as_str(), e.reason.code)));
+        for (id, code) in facts {
+            let gateway_id = format!("camden.{id}");
+            let r =
+                out.resources.iter().find(|r| r.id == gateway_id).unwrap_or_else(|| panic!("{id} missing"));
+            assert!(
+                r.facts.codings.iter().any(|c| c.code == code),
+                "{id} lost its concept {code}: {:?}",
+                serde_json::from_slice::<Value>(&r.json).ok()
+            );
+        }
+    }
+}

@@ -10,8 +10,10 @@
 //! one, and nothing here knows about the gateway.
 
 pub mod conformance;
+pub mod emis;
 pub mod faults;
 pub mod fhir_r4;
+pub mod gp_codes;
 pub mod gp_connect;
 pub mod gp_system;
 pub mod kinds;
@@ -19,6 +21,7 @@ pub mod population;
 pub mod server;
 pub mod social_care;
 pub mod systmone;
+pub mod vision;
 
 /// Request counts of a running simulator since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

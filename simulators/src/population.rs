@@ -726,9 +726,10 @@ pub enum Scenario {
     /// for substance-misuse intervention. The patient's call to the out-of-hours
     /// service is open (an in-progress encounter with it).
     Sensitive,
-    /// Type 2 diabetes with a diabetic foot ulcer and an ingrowing nail, an HbA1c result, and
-    /// depression (which podiatry must not see); open referrals to the podiatry service for
-    /// the ulcer and to the mental-health service for the depression.
+    /// Type 2 diabetes with a diabetic foot ulcer and an ingrowing nail, an HbA1c result,
+    /// co-codamol for the pain, and depression (which podiatry must not see); open referrals
+    /// to the podiatry service for the ulcer and to the mental-health service for the
+    /// depression.
     PodiatryDiabetic,
 }
 
@@ -837,6 +838,18 @@ impl Scenario {
                         last_updated: timestamp(g),
                     });
                 }
+                // Pain relief for the ulcer, drawn last so every draw before it stays as it was:
+                // a medicine the CPRD product lists give a Gemscript code and an EMIS product
+                // code id for, so the Vision- and EMIS-style records carry those and their maps
+                // to dm+d are exercised.
+                record.medications.push(Medication {
+                    id: format!("{local}-ms-s0"),
+                    medicine: CO_CODAMOL,
+                    started: day.clone(),
+                    asserted: day.clone(),
+                    dosage: "Two tablets up to four times a day when required",
+                    last_updated: timestamp(g),
+                });
             }
         }
     }
@@ -912,6 +925,9 @@ const MEDICINES: [Concept; 6] = [
     concept("319740004", "Atorvastatin 20mg tablets"),
     concept("317896006", "Amlodipine 5mg tablets"),
 ];
+
+/// dm+d: the podiatry-diabetic scenario's pain relief.
+pub const CO_CODAMOL: Concept = concept("322341003", "Co-codamol 30mg/500mg tablets");
 
 /// SNOMED CT
 const ALLERGIES: [Concept; 4] = [

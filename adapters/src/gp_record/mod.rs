@@ -8,4 +8,6 @@ pub mod model;
 pub mod r4;
 
 #[cfg(test)]
+pub(crate) mod golden;
+#[cfg(test)]
 mod tests;

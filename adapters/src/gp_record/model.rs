@@ -22,6 +22,9 @@ pub enum CodeScheme {
     Ctv3,
     /// EMIS Web's own code id.
     EmisCode,
+    /// An EMIS local code in the Read code slot (`EMISNQ..`, `ESCT..`): EMIS's own extension of
+    /// Read v2, no Read v2 code.
+    EmisLocal,
     /// NHS dm+d (VMP, AMP, VTM ids).
     Dmd,
     /// EMIS Web's own product code id.
@@ -39,6 +42,7 @@ impl CodeScheme {
             Self::ReadV2 => systems::READ_V2,
             Self::Ctv3 => systems::CTV3,
             Self::EmisCode => systems::EMIS_CODE_ID,
+            Self::EmisLocal => systems::EMIS_LOCAL_CODE,
             Self::Dmd => systems::DM_D,
             Self::EmisProduct => systems::EMIS_PRODUCT_CODE_ID,
             Self::Gemscript => systems::GEMSCRIPT,

@@ -127,9 +127,6 @@ async fn simulate(args: SimulateArgs) -> Result<(), CliError> {
         spelled => serde_json::from_value::<SystemKind>(serde_json::Value::String(spelled.to_owned()))
             .map_err(|_| format!("--kind: '{spelled}' is not a source kind"))?,
     };
-    if !kinds::is_simulated(kind) {
-        return Err(format!("--kind: no simulator is built for '{}'", kind.as_str()).into());
-    }
     let bind = SocketAddr::new(args.host, args.port);
     let faults = args.faults.resolve(args.seed)?;
     let sim = match args.from_dir {

@@ -11,7 +11,7 @@ pub const LOCAL_CONSULTATION_CODE: Concept =
     Concept { code: "Y1a2b", display: "Surgery consultation (local)" };
 
 /// Escapes text for XML content and attribute values.
-fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -27,7 +27,7 @@ fn esc(text: &str) -> String {
 }
 
 /// ` Name="value"` for each present attribute.
-fn attrs(pairs: &[(&str, Option<&str>)]) -> String {
+pub(crate) fn attrs(pairs: &[(&str, Option<&str>)]) -> String {
     pairs.iter().filter_map(|(k, v)| v.map(|v| format!(" {k}=\"{}\"", esc(v)))).collect()
 }
 
