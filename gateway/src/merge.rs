@@ -186,6 +186,64 @@ pub fn provenance_for(fact: &MergedFact<'_>, recorded: &str) -> NormalisedResour
     }
 }
 
+/// Where the terminology maps of one version are named, as a Provenance `policy`.
+pub const TERMINOLOGY_MAPS_POLICY: &str = "https://fhir.tideway.london/terminology-maps/";
+
+/// The gateway's Provenance for the codings its terminology maps added to `targets` (one
+/// source's resources, as released and kept), recorded at `recorded`: its `policy` names the
+/// maps' version, so a reader can tie each added coding to the maps that made it.
+pub fn mapping_provenance(
+    source: &SourceId,
+    targets: &[&NormalisedResource],
+    recorded: &str,
+) -> NormalisedResource {
+    let version = tideway_profiles::maps::version();
+    let mut hasher = Sha256::new();
+    hasher.update(b"terminology-maps\x1f");
+    hasher.update(version.as_bytes());
+    hasher.update(source.as_str().as_bytes());
+    for t in targets {
+        hasher.update(b"\x1f");
+        hasher.update(t.id.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let id = format!(
+        "{PROVENANCE_ID_PREFIX}{}",
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let target: Vec<Value> =
+        targets.iter().map(|t| json!({"reference": format!("{}/{}", t.resource_type, t.id)})).collect();
+    let body = json!({
+        "resourceType": "Provenance",
+        "id": id,
+        "meta": {"source": "urn:tideway:gateway"},
+        "target": target,
+        "recorded": recorded,
+        "policy": [format!("{TERMINOLOGY_MAPS_POLICY}{version}")],
+        "activity": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+            "code": "UPDATE",
+            "display": "revise"
+        }], "text": format!("SNOMED CT or dm+d codings added from Tideway's terminology maps (version {version}) beside the codes {source} sent")},
+        "agent": [{
+            "type": {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                "code": "assembler",
+                "display": "Assembler"
+            }]},
+            "who": {"display": "Tideway gateway"}
+        }],
+        "entity": [{"role": "source", "what": {"display": format!("the entries as {source} sent them")}}]
+    });
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    NormalisedResource {
+        resource_type: "Provenance".to_owned(),
+        id,
+        facts: Arc::new(ResourceFacts::of(&body)),
+        json: Arc::from(json),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

@@ -619,8 +619,10 @@ fn demo_runs_the_regional_mix_of_systems_and_lists_every_source_in_the_ready_fil
     let version = maps["extension"][0]["valueString"].as_str().expect("a version");
     assert_eq!(version.len(), 12, "{version}");
 
-    // The listed patients' records come from boroughs of three or more kinds.
+    // The listed patients' records come from boroughs of three or more kinds, and every coding
+    // a map added is named, with the maps' version, by a Provenance of the gateway's.
     let mut spread = 0;
+    let mut mapped_provenances = 0;
     for n in ready["nhs_numbers"].as_array().unwrap() {
         let identifier = format!("{NHS_SYSTEM}|{}", n.as_str().unwrap());
         let (status, found) =
@@ -632,9 +634,34 @@ fn demo_runs_the_regional_mix_of_systems_and_lists_every_source_in_the_ready_fil
         for _page in 0..100 {
             let (status, bundle) = http.get(&url, Some(&token), &[]);
             assert_eq!(status, 200, "{bundle}");
+            let in_bundle: std::collections::BTreeSet<String> = entries(&bundle)
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}/{}",
+                        e["resource"]["resourceType"].as_str().unwrap_or_default(),
+                        e["resource"]["id"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect();
             for e in entries(&bundle) {
-                if let Some(kind) = e["resource"]["meta"]["source"].as_str().and_then(|s| kind_of.get(s)) {
+                let r = &e["resource"];
+                if let Some(kind) = r["meta"]["source"].as_str().and_then(|s| kind_of.get(s)) {
                     seen.insert(kind.clone());
+                }
+                let policy = r["policy"][0].as_str().unwrap_or_default();
+                if r["resourceType"] == "Provenance"
+                    && policy.starts_with("https://fhir.tideway.london/terminology-maps/")
+                {
+                    assert_eq!(policy.rsplit('/').next(), Some(version), "{r}");
+                    assert_eq!(e["search"]["mode"], "include");
+                    for t in r["target"].as_array().unwrap() {
+                        assert!(
+                            in_bundle.contains(t["reference"].as_str().unwrap()),
+                            "{t} is in the page it names"
+                        );
+                    }
+                    mapped_provenances += 1;
                 }
             }
             match next_link(&bundle) {
@@ -647,6 +674,7 @@ fn demo_runs_the_regional_mix_of_systems_and_lists_every_source_in_the_ready_fil
         }
     }
     assert!(spread >= 2, "at least two listed patients are held by boroughs of three kinds ({spread})");
+    assert!(mapped_provenances > 0, "EMIS and Vision records gain mapped codings, named by Provenance");
     let status = demo.terminate(STOP_TIMEOUT);
     assert!(status.success(), "demo exited with {status}\n{}", demo.diagnostics());
 }

@@ -138,6 +138,10 @@ pub struct ResourceFacts {
     /// `managingOrganization`. What a legitimate relationship is established from.
     #[serde(default)]
     pub care_providers: Vec<String>,
+    /// Whether a terminology map added a coding to this resource (its `meta.tag` carries
+    /// [`crate::maps::MAPPED_TAG_CODE`]): the gateway's Provenance then names the maps' version.
+    #[serde(default)]
+    pub mapped: bool,
 }
 
 /// `meta.source` prefix that names a registered source.
@@ -229,6 +233,7 @@ impl ResourceFacts {
                 .then(|| ods_identifier(resource.get("identifier")))
                 .flatten(),
             care_providers: care_providers(resource, &resource_type),
+            mapped: has_tag(resource, crate::maps::NORMALISATION_TAGS, crate::maps::MAPPED_TAG_CODE),
             resource_type,
             codes,
             codings,
@@ -390,6 +395,16 @@ fn collect_codings(v: &Value, out: &mut Vec<Coding>) {
         Value::Array(items) => items.iter().for_each(|i| collect_codings(i, out)),
         _ => {}
     }
+}
+
+/// Whether `meta.tag` holds `system|code`.
+fn has_tag(resource: &Value, system: &str, code: &str) -> bool {
+    resource.pointer("/meta/tag").and_then(Value::as_array).is_some_and(|tags| {
+        tags.iter().any(|t| {
+            t.get("system").and_then(Value::as_str) == Some(system)
+                && t.get("code").and_then(Value::as_str) == Some(code)
+        })
+    })
 }
 
 fn collect_references(v: &Value, out: &mut Vec<String>) {

@@ -27,6 +27,8 @@ pub const MAPPED_BY_URL: &str = "https://fhir.tideway.london/StructureDefinition
 pub const NORMALISATION_TAGS: &str = "https://fhir.tideway.london/CodeSystem/normalisation";
 /// Tag code on a resource carrying a legacy or local code that no map could translate.
 pub const UNMAPPED_TAG_CODE: &str = "unmapped-code";
+/// Tag code on a resource a map added a coding to.
+pub const MAPPED_TAG_CODE: &str = "terminology-mapped";
 /// Extension on a Read v2 coding keeping the 2-digit term id the source recorded beside the
 /// 5-byte code (the code itself is the 5-byte form, as code sets and maps key on it).
 pub const READ_V2_TERM_ID_URL: &str = "https://fhir.tideway.london/StructureDefinition/read-v2-term-id";
@@ -207,21 +209,25 @@ pub struct Enrichment {
 pub fn enrich(resource: &mut Value) -> Enrichment {
     let mut done = Enrichment::default();
     walk(resource, &mut done);
-    if done.unmapped > 0
-        && let Some(obj) = resource.as_object_mut()
-    {
+    if done.added > 0 {
+        tag(resource, MAPPED_TAG_CODE, "A Tideway terminology map added a coding");
+    }
+    if done.unmapped > 0 {
+        tag(resource, UNMAPPED_TAG_CODE, "Carries a legacy or local code no terminology map translates");
+    }
+    done
+}
+
+fn tag(resource: &mut Value, code: &str, display: &str) {
+    if let Some(obj) = resource.as_object_mut() {
         let meta = obj.entry("meta").or_insert_with(|| Value::Object(Map::new()));
         if let Some(meta) = meta.as_object_mut()
             && let Value::Array(tags) = meta.entry("tag").or_insert_with(|| Value::Array(Vec::new()))
+            && !tags.iter().any(|t| t["system"] == NORMALISATION_TAGS && t["code"] == code)
         {
-            let tag = json!({"system": NORMALISATION_TAGS, "code": UNMAPPED_TAG_CODE,
-                "display": "Carries a legacy or local code no terminology map translates"});
-            if !tags.contains(&tag) {
-                tags.push(tag);
-            }
+            tags.push(json!({"system": NORMALISATION_TAGS, "code": code, "display": display}));
         }
     }
-    done
 }
 
 fn walk(value: &mut Value, done: &mut Enrichment) {
@@ -331,10 +337,16 @@ mod tests {
         assert_eq!(codings[1]["system"], systems::SNOMED_CT);
         assert_eq!(codings[1]["code"], "35489007");
         assert_eq!(codings[1]["extension"][0]["valueString"], format!("readv2-snomed {}", version()));
-        assert_eq!(condition["meta"]["tag"][0]["code"], UNMAPPED_TAG_CODE);
+        let tags: Vec<&str> = condition["meta"]["tag"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(tags, [MAPPED_TAG_CODE, UNMAPPED_TAG_CODE]);
         // Idempotent: a second pass adds nothing and tags once.
         assert_eq!(enrich(&mut condition), Enrichment { added: 0, unmapped: 1 });
-        assert_eq!(condition["meta"]["tag"].as_array().unwrap().len(), 1);
+        assert_eq!(condition["meta"]["tag"].as_array().unwrap().len(), 2);
     }
 
     #[test]

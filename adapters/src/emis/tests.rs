@@ -96,7 +96,9 @@ fn an_emis_code_id_gains_its_snomed_coding_from_the_emis_snomed_map() {
             pair(systems::SNOMED_CT, "1008691000006106")
         ]
     );
-    assert!(local["meta"].get("tag").is_none(), "mapped, so not flagged");
+    let tags: Vec<&str> =
+        local["meta"]["tag"].as_array().into_iter().flatten().filter_map(|t| t["code"].as_str()).collect();
+    assert_eq!(tags, [maps::MAPPED_TAG_CODE], "mapped, so not flagged unmapped");
 }
 
 #[test]

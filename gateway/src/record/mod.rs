@@ -329,8 +329,10 @@ impl RecordService {
             self.memo.provenance(fact, recorded_now)
         });
         report.merged(merged.folded);
+        let mut resources = merged.resources;
+        resources.extend(mapping_provenances(&per_source, &resources, &recorded_now()));
         let (mut matches, mut includes): (Vec<NormalisedResource>, Vec<NormalisedResource>) =
-            merged.resources.into_iter().partition(|r| !crate::bundle::is_included(r));
+            resources.into_iter().partition(|r| !crate::bundle::is_included(r));
         if filtering {
             let matching: HashSet<&str> = per_source
                 .iter()
@@ -480,6 +482,30 @@ type FoundPatient = (Option<NormalisedResource>, Vec<SourceAnswer<Option<SourceP
 /// Today, in UTC: the day agreements are judged in force on.
 fn today() -> time::Date {
     time::OffsetDateTime::now_utc().date()
+}
+
+/// One Provenance per source naming the kept resources a terminology map added codings to.
+fn mapping_provenances(
+    per_source: &[SourceResources],
+    kept: &[NormalisedResource],
+    recorded: &str,
+) -> Vec<NormalisedResource> {
+    let kept: HashSet<(&str, &str)> =
+        kept.iter().filter(|r| r.facts.mapped).map(|r| (r.resource_type.as_str(), r.id.as_str())).collect();
+    if kept.is_empty() {
+        return Vec::new();
+    }
+    per_source
+        .iter()
+        .filter_map(|s| {
+            let targets: Vec<&NormalisedResource> = s
+                .resources
+                .iter()
+                .filter(|r| kept.contains(&(r.resource_type.as_str(), r.id.as_str())))
+                .collect();
+            (!targets.is_empty()).then(|| crate::merge::mapping_provenance(&s.source, &targets, recorded))
+        })
+        .collect()
 }
 
 /// The Provenance `recorded` instant for a merge made now, to the second.
