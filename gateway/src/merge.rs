@@ -167,14 +167,7 @@ pub fn provenance_for(fact: &MergedFact<'_>, recorded: &str) -> NormalisedResour
             "code": "UPDATE",
             "display": "revise"
         }], "text": "merged duplicate entries from several sources"},
-        "agent": [{
-            "type": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                "code": "assembler",
-                "display": "Assembler"
-            }]},
-            "who": {"display": "Tideway gateway"}
-        }],
+        "agent": [gateway_agent()],
         "entity": entities
     });
     let json = serde_json::to_vec(&body).unwrap_or_default();
@@ -184,6 +177,18 @@ pub fn provenance_for(fact: &MergedFact<'_>, recorded: &str) -> NormalisedResour
         facts: Arc::new(ResourceFacts::of(&body)),
         json: Arc::from(json),
     }
+}
+
+/// The gateway as the assembler of what its Provenance describes.
+fn gateway_agent() -> Value {
+    json!({
+        "type": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+            "code": "assembler",
+            "display": "Assembler"
+        }]},
+        "who": {"display": "Tideway gateway"}
+    })
 }
 
 /// Where the terminology maps of one version are named, as a Provenance `policy`.
@@ -225,14 +230,7 @@ pub fn mapping_provenance(
             "code": "UPDATE",
             "display": "revise"
         }], "text": format!("SNOMED CT or dm+d codings added from Tideway's terminology maps (version {version}) beside the codes {source} sent")},
-        "agent": [{
-            "type": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                "code": "assembler",
-                "display": "Assembler"
-            }]},
-            "who": {"display": "Tideway gateway"}
-        }],
+        "agent": [gateway_agent()],
         "entity": [{"role": "source", "what": {"display": format!("the entries as {source} sent them")}}]
     });
     let json = serde_json::to_vec(&body).unwrap_or_default();
