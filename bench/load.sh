@@ -326,7 +326,8 @@ source_url() { # borough -> URL of the patient's record on that simulator, or no
   case "${sim_kind[b]}" in
     fhir-r4) echo "${sim_url[b]}Patient/$local_id/\$everything" ;;
     systmone) echo "${sim_url[b]}patients/$local_id/extract" ;;
-    emis|vision) echo "${sim_url[b]}patients/$local_id/record" ;;
+    emis) echo "${sim_url[b]}patients/$local_id/record" ;;
+    vision) echo "${sim_url[b]}patients/$local_id/journal" ;;
     *) ;;
   esac
 }

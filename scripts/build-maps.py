@@ -44,6 +44,10 @@ GOLD_PRODUCTS = [
     "medications/anxiolytics/anxiG.txt",
 ]
 CPRD = "cprd-gold-read2_aurum-snomed_dmd"
+LICENCE = ("derived from the Pharmacoepi Data Collaborative CPRD code lists "
+           "(github.com/Pharmacoepi-Data-Collaborative/home @ 166fef4, MIT code and CC BY 4.0 "
+           "documentation; changes: pairs extracted and de-duplicated); SNOMED CT and dm+d content "
+           "under their own licences (UK SNOMED CT affiliate licence, NHSBSA dm+d terms)")
 # A Read v2 code is five characters from [A-Za-z0-9.], dots only as trailing padding.
 READ_V2 = re.compile(r"^[A-Za-z0-9][A-Za-z0-9]{0,4}\.*$")
 TERM_ID = re.compile(r"^[0-9]{2}$")
@@ -95,6 +99,21 @@ def main():
             gem, dmd = row.get("gemscriptcode", ""), row.get("dmdcode", "")
             if re.match(r"^[0-9]{8}$", gem) and DIGITS.match(dmd):
                 gemscript_dmd.add((gem, dmd))
+    # A key that published lists pair with two different targets is ambiguous: it is left out,
+    # never resolved by picking one.
+    def unambiguous(pairs, key_len):
+        targets = {}
+        for pair in pairs:
+            targets.setdefault(pair[:key_len], set()).add(pair[key_len:])
+        dropped = sorted(k for k, t in targets.items() if len(t) > 1)
+        if dropped:
+            print(f"left out {len(dropped)} ambiguous key(s): {', '.join(','.join(k) for k in dropped[:5])}")
+        return {p for p in pairs if len(targets[p[:key_len]]) == 1}
+
+    read_pairs = unambiguous(read_pairs, 2)
+    emis_pairs = unambiguous(emis_pairs, 1)
+    emis_dmd = unambiguous(emis_dmd, 1)
+    gemscript_dmd = unambiguous(gemscript_dmd, 1)
     maps = [
         ("readv2-snomed", "Read v2 (code, term id)", "SNOMED CT", "code,term_id,snomed",
          sorted(read_pairs), AURUM_MEDICAL),
@@ -116,6 +135,7 @@ def main():
             f.write(f"# map: {name}\n# from: {source}\n# to: {target}\n# version: {version}\n")
             for rel in inputs:
                 f.write(f"# built from: codelists/{CPRD}/{rel}\n")
+            f.write(f"# licence: {LICENCE}\n")
             f.write(columns + "\n")
             for pair in pairs:
                 f.write(",".join(pair) + "\n")

@@ -14,6 +14,10 @@ use quick_xml::events::{BytesStart, Event};
 
 /// Deepest element nesting accepted.
 pub const MAX_DEPTH: usize = 32;
+/// Most elements one document may hold. A tree costs far more memory than its text (an empty
+/// `<a/>` is four bytes of input and a hundred or so of tree), so the count is capped as well
+/// as the body: a record of ten thousand entries fits with room to spare.
+pub const MAX_ELEMENTS: usize = 200_000;
 
 /// Why a document was refused. Carries no content of the document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +31,9 @@ pub enum XmlError {
     /// Elements nested deeper than [`MAX_DEPTH`].
     #[error("the document nests elements deeper than {MAX_DEPTH}")]
     TooDeep,
+    /// More than [`MAX_ELEMENTS`] elements.
+    #[error("the document holds more than {MAX_ELEMENTS} elements")]
+    TooMany,
     /// Not well-formed XML (or not UTF-8).
     #[error("the document is not well-formed XML")]
     Malformed,
@@ -95,8 +102,15 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let mut reader = quick_xml::Reader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root = None;
+    let mut elements = 0usize;
     loop {
         let event = reader.read_event().map_err(|_| XmlError::Malformed)?;
+        if matches!(event, Event::Start(_) | Event::Empty(_)) {
+            elements += 1;
+            if elements > MAX_ELEMENTS {
+                return Err(XmlError::TooMany);
+            }
+        }
         match event {
             Event::DocType(_) => return Err(XmlError::DocType),
             Event::Start(start) => {
@@ -183,6 +197,8 @@ mod tests {
         assert_eq!(parse(b"<r a='&x;'/>"), Err(XmlError::Entity));
         let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
         assert_eq!(parse(deep.as_bytes()), Err(XmlError::TooDeep));
+        let wide = format!("<r>{}</r>", "<a/>".repeat(MAX_ELEMENTS));
+        assert_eq!(parse(wide.as_bytes()), Err(XmlError::TooMany));
         assert_eq!(parse(b"<r><a></r>"), Err(XmlError::Malformed));
         assert_eq!(parse(b"<r>"), Err(XmlError::Malformed));
         assert_eq!(parse(b"<r/><s/>"), Err(XmlError::Malformed));

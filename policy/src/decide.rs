@@ -269,6 +269,17 @@ impl Policy {
         if mask & self.sensitive & !a.sensitive != 0 {
             return Err(Reason::Sensitive);
         }
+        // A clinical entry coded only in a legacy or local code no map translates cannot be
+        // checked against the sensitive sets: under an agreement that withholds any of them it
+        // is withheld, not guessed harmless. (An Encounter's type is not its content; what it
+        // was about is linked, and decided on its own.)
+        if facts.unmapped
+            && !context
+            && facts.resource_type != "Encounter"
+            && self.sensitive & !a.sensitive != 0
+        {
+            return Err(Reason::Unclassified);
+        }
         if mask & a.exclude != 0 {
             return Err(Reason::Excluded);
         }

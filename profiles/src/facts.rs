@@ -142,6 +142,11 @@ pub struct ResourceFacts {
     /// [`crate::maps::MAPPED_TAG_CODE`]): the gateway's Provenance then names the maps' version.
     #[serde(default)]
     pub mapped: bool,
+    /// Whether the resource carries a legacy or local code no terminology map translates and
+    /// no SNOMED CT or dm+d coding beside it (`meta.tag` [`crate::maps::UNMAPPED_TAG_CODE`]): a
+    /// code no code set can be checked against.
+    #[serde(default)]
+    pub unmapped: bool,
 }
 
 /// `meta.source` prefix that names a registered source.
@@ -234,6 +239,7 @@ impl ResourceFacts {
                 .flatten(),
             care_providers: care_providers(resource, &resource_type),
             mapped: has_tag(resource, crate::maps::NORMALISATION_TAGS, crate::maps::MAPPED_TAG_CODE),
+            unmapped: has_tag(resource, crate::maps::NORMALISATION_TAGS, crate::maps::UNMAPPED_TAG_CODE),
             resource_type,
             codes,
             codings,
@@ -459,6 +465,14 @@ fn merge_key(r: &Value, resource_type: &str, codes: &[Coding]) -> Option<String>
         .find_map(|p| r.pointer(p))
         .map(Value::to_string)
         .unwrap_or_default();
+    // What one source knows of a fact that another's copy may not say (a reaction, its
+    // severity, a refuted diagnosis) keeps the copies apart: folding would lose it.
+    let detail = ["/verificationStatus", "/criticality", "/reaction", "/severity"]
+        .iter()
+        .filter_map(|p| r.pointer(p))
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\u{1e}");
     // Two reports of one medicine on one day that differ in dose are two facts: merging them
     // would hide a change of dose from the clinician.
     let dose = ["/dosage", "/dosageInstruction", "/dispenseRequest", "/doseQuantity"]
@@ -468,7 +482,7 @@ fn merge_key(r: &Value, resource_type: &str, codes: &[Coding]) -> Option<String>
         .collect::<Vec<_>>()
         .join("\u{1e}");
     Some(format!(
-        "{resource_type}\u{1f}{}\u{1f}{date}\u{1f}{value}\u{1f}{status}\u{1f}{dose}",
+        "{resource_type}\u{1f}{}\u{1f}{date}\u{1f}{value}\u{1f}{status}\u{1f}{dose}\u{1f}{detail}",
         keyed.join(",")
     ))
 }

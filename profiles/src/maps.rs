@@ -177,9 +177,14 @@ pub fn info() -> &'static [MapInfo] {
 pub fn lookup(system: &str, code: &str, term_id: Option<&str>) -> Lookup {
     let m = maps();
     let (found, target, map) = match system {
+        // A term id names one description of the code, which may be another concept than the
+        // code's preferred term: with a term id only its own pair maps.
         systems::READ_V2 => {
-            let exact = term_id.and_then(|t| m.read_v2.get(&(code, t)));
-            (exact.or_else(|| m.read_v2_code.get(code)).copied(), systems::SNOMED_CT, "readv2-snomed")
+            let found = match term_id {
+                Some(t) => m.read_v2.get(&(code, t)),
+                None => m.read_v2_code.get(code),
+            };
+            (found.copied(), systems::SNOMED_CT, "readv2-snomed")
         }
         systems::EMIS_CODE_ID => (m.emis.get(code).copied(), systems::SNOMED_CT, "emis-snomed"),
         systems::EMIS_PRODUCT_CODE_ID => (m.emis_product.get(code).copied(), systems::DM_D, "emis-dmd"),
@@ -319,6 +324,8 @@ mod tests {
             Lookup::Mapped { system: systems::SNOMED_CT, code: "609311000000100", map: "readv2-snomed" }
         );
         assert!(matches!(lookup(systems::READ_V2, "E2B..", None), Lookup::Mapped { code: "35489007", .. }));
+        // A term id no published pair holds is not mapped through the preferred term.
+        assert_eq!(lookup(systems::READ_V2, "E2B..", Some("14")), Lookup::Unmapped);
         assert_eq!(lookup(systems::READ_V2, "zzzz.", None), Lookup::Unmapped);
         assert_eq!(lookup(systems::CTV3, "X00SO", None), Lookup::Unmapped);
         assert_eq!(lookup(systems::SNOMED_CT, "35489007", None), Lookup::NotMapped);

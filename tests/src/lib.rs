@@ -34,6 +34,7 @@ use tideway_profiles::OdsCode;
 use tideway_simulators::fhir_r4::simulator::{
     self, FaultConfig, PopulationSpec, RunningSimulator, SimulatorConfig,
 };
+use tideway_simulators::kinds;
 use tideway_simulators::population::Population;
 use tideway_simulators::social_care::simulator::SocialCareConfig;
 
@@ -102,6 +103,9 @@ pub struct Options {
     /// Synthetic boroughs whose council also runs a social-care source (kind `social-care`,
     /// registered after the boroughs as `{prefix}-sc-{i:02}`, ODS code the council's).
     pub social_care: Vec<usize>,
+    /// Run the synthetic boroughs as the demo's regional mix of systems
+    /// (`tideway_simulators::kinds::regional_mix`) instead of all FHIR R4.
+    pub regional: bool,
 }
 
 impl Default for Options {
@@ -123,6 +127,7 @@ impl Default for Options {
             policy_refresh_secs: PolicySettings::default().refresh_secs,
             break_glass_minutes: PolicySettings::default().break_glass_minutes,
             social_care: Vec::new(),
+            regional: false,
         }
     }
 }
@@ -227,25 +232,17 @@ impl TestApp {
         for i in 0..opts.boroughs {
             let faults =
                 opts.faults.iter().find(|(b, _)| *b == i).map(|(_, f)| f.clone()).unwrap_or_default();
-            let sim = simulator::start(SimulatorConfig {
-                bind: localhost,
-                population: PopulationSpec::Synthetic {
-                    seed: SEED,
-                    borough_index: i,
-                    borough_count: opts.boroughs,
-                    patients_per_borough: opts.patients,
-                },
-                faults,
-            })
-            .await
-            .expect("simulator");
-            let ods = population.borough_ods_code(i).expect("borough ods");
-            sources.push(source(
+            let kind = if opts.regional { kinds::regional_mix(i) } else { SystemKind::FhirR4 };
+            let sim = kinds::start(kind, localhost, population, i, faults).await.expect("simulator");
+            let ods = kinds::ods_code(kind, &population, i).expect("borough ods");
+            let mut borough = source(
                 &format!("{}-{i:02}", opts.source_prefix),
                 ods.as_str(),
                 sim.base_url(),
                 opts.source_timeout_ms,
-            ));
+            );
+            borough.kind = kind;
+            sources.push(borough);
             simulators.push(sim);
         }
         for &i in &opts.social_care {

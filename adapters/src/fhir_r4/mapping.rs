@@ -138,10 +138,15 @@ impl Normaliser<'_> {
         let Some(meta) = meta.as_object_mut() else {
             return Err(reject("meta is not an object"));
         };
-        // The record-origin tags are Tideway's to set (they decide a resource's section): a
-        // source's own are dropped, and an emptied list with them.
+        // The record-origin and normalisation tags are Tideway's to set (they decide a
+        // resource's section, and whether the gateway's Provenance names its maps): a source's
+        // own are dropped, and an emptied list with them.
         if let Some(Value::Array(tags)) = meta.get_mut("tag") {
-            tags.retain(|t| t.get("system").and_then(Value::as_str) != Some(systems::RECORD_ORIGIN));
+            tags.retain(|t| {
+                let system = t.get("system").and_then(Value::as_str);
+                system != Some(systems::RECORD_ORIGIN)
+                    && system != Some(tideway_profiles::maps::NORMALISATION_TAGS)
+            });
             if tags.is_empty() {
                 meta.remove("tag");
             }
@@ -262,7 +267,24 @@ pub fn normalise_resource_with(
     profile: &dyn Profile,
     resource: Value,
 ) -> Result<NormalisedResource, RejectedResource> {
-    let r = n.normalise(resource).and_then(|r| profile.apply(r)).and_then(|r| finish(&r))?;
+    let mut resource = n.normalise(resource).and_then(|r| profile.apply(r))?;
+    // Every source's legacy and local codes gain the SNOMED CT or dm+d coding a map gives.
+    tideway_profiles::maps::enrich(&mut resource);
+    checked(n, &resource)
+}
+
+/// Passes on a resource already normalised by `n` (ids, references, `meta.source`), or lists
+/// it as rejected, as [`accept`] does.
+pub fn accept_normalised(n: &Normaliser<'_>, resource: &Value, out: &mut crate::adapter::SourceRecord) {
+    match checked(n, resource) {
+        Ok(r) => out.resources.push(r),
+        Err(r) => out.rejected.push(r),
+    }
+}
+
+/// A normalised resource checked: valid R4, and about the record's patient (or no patient).
+fn checked(n: &Normaliser<'_>, resource: &Value) -> Result<NormalisedResource, RejectedResource> {
+    let r = finish(resource)?;
     if !r.facts.is_about(n.gateway_patient_id) {
         return Err(RejectedResource {
             resource_type: Some(r.resource_type),

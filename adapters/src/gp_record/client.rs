@@ -118,7 +118,15 @@ impl<D: Dialect> GpSystemAdapter<D> {
     async fn fetch(&self, link: &PatientLink, ctx: &CallContext) -> Result<SourceRecord, AdapterError> {
         let body = self.send(self.dialect.record(&link.local_id), ctx).await?;
         let extract = self.dialect.read_record(&body)?;
-        if extract.patient.local_id != link.local_id {
+        // The record must be the patient's by the system's id and, when it names one, by NHS
+        // number too: a local id reused or merged at the source must not bring another
+        // person's record.
+        let same_number = extract
+            .patient
+            .nhs_number
+            .as_deref()
+            .is_none_or(|n| NhsNumber::parse(&n.replace(' ', "")).is_ok_and(|n| n == link.nhs_number));
+        if extract.patient.local_id != link.local_id || !same_number {
             return Err(AdapterError::Malformed("the source answered with another patient's record".into()));
         }
         let mut record = SourceRecord::default();

@@ -46,11 +46,15 @@ pub struct Normalised {
 pub fn normalise(n: &Normaliser<'_>, extract: Extract, out: &mut SourceRecord) -> Normalised {
     let mut done = Normalised::default();
     let mut push = |resource: Value, out: &mut SourceRecord| {
-        let mut resource = resource;
+        // Normalised first, so the tags the maps set are not taken for a source's own.
+        let mut resource = match n.normalise(resource) {
+            Ok(r) => r,
+            Err(rejected) => return out.rejected.push(rejected),
+        };
         let enriched = maps::enrich(&mut resource);
         done.mapped += enriched.added;
         done.unmapped += usize::from(enriched.unmapped > 0);
-        mapping::accept(n, resource, out);
+        mapping::accept_normalised(n, &resource, out);
     };
     let practice_id = extract.practice.as_ref().map(|p| p.local_id.clone());
     push(patient(&extract.patient, extract.practice.as_ref()), out);
@@ -85,7 +89,8 @@ pub fn patient(p: &Patient, practice: Option<&Practice>) -> Value {
     r.insert("resourceType".into(), json!("Patient"));
     r.insert("id".into(), json!(p.local_id));
     r.insert("meta".into(), json!({"profile": [format!("{UK_CORE}Patient")]}));
-    if let Some(nhs) = &p.nhs_number {
+    // The number as the NHS writes it: ten digits, whatever spacing the system displays.
+    if let Some(nhs) = p.nhs_number.as_ref().map(|n| n.replace(' ', "")) {
         let (code, display) = if p.nhs_number_verified {
             ("01", "Number present and verified")
         } else {
@@ -246,14 +251,12 @@ fn clinical(entry: &Entry, patient: &str, practice: Option<&str>) -> Result<Valu
             };
         }
         EntryKind::Problem { active, onset } => {
-            let clinical = if *active { "active" } else { "resolved" };
+            // An ended problem is inactive: the systems do not say whether it resolved. No
+            // verification status is claimed that the source did not give.
+            let clinical = if *active { "active" } else { "inactive" };
             r.insert(
                 "clinicalStatus".into(),
                 status_coding("http://terminology.hl7.org/CodeSystem/condition-clinical", clinical),
-            );
-            r.insert(
-                "verificationStatus".into(),
-                status_coding("http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed"),
             );
             r.insert(
                 "category".into(),
@@ -289,7 +292,8 @@ fn clinical(entry: &Entry, patient: &str, practice: Option<&str>) -> Result<Valu
             }
         }
         EntryKind::Prescription { dosage, quantity, quantity_unit } => {
-            r.insert("status".into(), json!("active"));
+            // One issue of a prescription, already issued: a past order, never a current one.
+            r.insert("status".into(), json!("completed"));
             r.insert("intent".into(), json!("order"));
             r.insert("medicationCodeableConcept".into(), concept(entry));
             r.insert("subject".into(), subject);
@@ -316,13 +320,6 @@ fn clinical(entry: &Entry, patient: &str, practice: Option<&str>) -> Result<Valu
             r.insert(
                 "clinicalStatus".into(),
                 status_coding("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", clinical),
-            );
-            r.insert(
-                "verificationStatus".into(),
-                status_coding(
-                    "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-                    "confirmed",
-                ),
             );
             r.insert("code".into(), concept(entry));
             r.insert("patient".into(), subject);
@@ -377,7 +374,9 @@ fn clinical(entry: &Entry, patient: &str, practice: Option<&str>) -> Result<Valu
         }
         EntryKind::Referral { to, problem, open } => {
             let referral = json!({"coding": [{"system": systems::SNOMED_CT, "code": REFERRAL.0, "display": REFERRAL.1}]});
-            r.insert("status".into(), json!(if *open { "active" } else { "completed" }));
+            // A closed referral may have been seen, declined or withdrawn: the systems do not
+            // say which, so it is not claimed to be completed.
+            r.insert("status".into(), json!(if *open { "active" } else { "unknown" }));
             r.insert("intent".into(), json!("order"));
             r.insert("category".into(), json!([referral]));
             r.insert("code".into(), referral);

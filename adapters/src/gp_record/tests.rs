@@ -233,3 +233,46 @@ fn a_referral_is_a_service_request_to_the_service_by_ods_code() {
     assert_eq!(v["reasonReference"][0]["reference"], "Condition/camden.d1");
     assert_eq!(v["status"], "active");
 }
+
+/// A UK Core 2.0.0 example from the shared data (HL7 UK, Apache-2.0).
+fn uk_core_example(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/uk-core-r4-examples/json-converted-by-fhirjs")
+        .join(format!("UKCore-{name}-Example.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!("test data missing: {} (shared/ must sit beside the repository)", path.display())
+    });
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The rules UK Core's own examples show, checked on what the GP adapters build: the NHS number
+/// identifier with the England verification-status extension, the practice by ODS code, and
+/// condition statuses and categories in the R4 code systems.
+#[test]
+fn patients_practices_and_problems_take_the_shapes_of_the_uk_core_examples() {
+    let (out, _) = run(extract());
+    let ours = json(&out.resources[0]);
+    let theirs = uk_core_example("Patient-RichardSmith");
+    let (a, b) = (&ours["identifier"][0], &theirs["identifier"][0]);
+    assert_eq!(a["system"], b["system"]);
+    assert_eq!(a["extension"][0]["url"], b["extension"][0]["url"]);
+    let (ca, cb) = (
+        &a["extension"][0]["valueCodeableConcept"]["coding"][0],
+        &b["extension"][0]["valueCodeableConcept"]["coding"][0],
+    );
+    assert_eq!((&ca["system"], &ca["code"], &ca["display"]), (&cb["system"], &cb["code"], &cb["display"]));
+
+    let org = json(&out.resources[1]);
+    let theirs = uk_core_example("Organization-WhiteRoseMedicalCentre");
+    assert_eq!(org["identifier"][0]["system"], theirs["identifier"][0]["system"]);
+
+    let condition = json(out.resources.iter().find(|r| r.resource_type == "Condition").unwrap());
+    let theirs = uk_core_example("Condition-BleedingFromEar");
+    for field in ["clinicalStatus", "category"] {
+        let system = |v: &Value| {
+            let c = if v.is_array() { &v[0] } else { v };
+            c["coding"][0]["system"].clone()
+        };
+        assert_eq!(system(&condition[field]), system(&theirs[field]), "{field}");
+    }
+}

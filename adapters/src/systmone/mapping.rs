@@ -108,29 +108,49 @@ fn row(e: &Element, kind: EntryKind) -> Result<Entry, String> {
     })
 }
 
+/// A two-valued attribute read strictly: a value the adapter does not know makes the row
+/// unreadable rather than defaulting to one reading (an unknown status is never "active").
+fn either(e: &Element, name: &str, yes: &str, no: &str, absent: Option<bool>) -> Result<bool, String> {
+    match e.attr(name) {
+        Some(v) if v == yes => Ok(true),
+        Some(v) if v == no => Ok(false),
+        None => absent.ok_or_else(|| format!("a row without its {name}")),
+        Some(_) => Err(format!("a row whose {name} the adapter does not read")),
+    }
+}
+
 fn kind_of(e: &Element) -> Result<EntryKind, (Option<&'static str>, String)> {
     let quantity = e.child("Quantity");
+    let ty = |t: &'static str| move |reason: String| (Some(t), reason);
     Ok(match e.name.as_str() {
         "Event" => EntryKind::Consultation {
-            open: flag(e, "Open"),
+            open: either(e, "Open", "true", "false", Some(false)).map_err(ty("Encounter"))?,
             end: attr(e, "End"),
             with_service: attr(e, "ServiceODS"),
             reasons: e.children_named("Reason").filter_map(|r| attr(r, "ProblemID")).collect(),
         },
-        "RepeatTemplate" => EntryKind::Medication { current: flag(e, "Current"), dosage: text(e, "Dosage") },
+        "RepeatTemplate" => EntryKind::Medication {
+            current: either(e, "Current", "true", "false", None).map_err(ty("MedicationStatement"))?,
+            dosage: text(e, "Dosage"),
+        },
         "Issue" => EntryKind::Prescription {
             dosage: text(e, "Dosage"),
             quantity: quantity.map(|q| q.text.trim().to_owned()),
             quantity_unit: quantity.and_then(|q| attr(q, "Units")),
         },
-        "Referral" => {
-            EntryKind::Referral { to: attr(e, "To"), problem: attr(e, "ProblemID"), open: flag(e, "Open") }
-        }
+        "Referral" => EntryKind::Referral {
+            to: attr(e, "To"),
+            problem: attr(e, "ProblemID"),
+            open: either(e, "Open", "true", "false", None).map_err(ty("ServiceRequest"))?,
+        },
         "Entry" => match e.attr("Type") {
-            Some("Problem") => {
-                EntryKind::Problem { active: e.attr("Status") != Some("Ended"), onset: attr(e, "Onset") }
-            }
-            Some("Allergy") => EntryKind::Allergy { active: e.attr("Status") != Some("Ended") },
+            Some("Problem") => EntryKind::Problem {
+                active: either(e, "Status", "Active", "Ended", None).map_err(ty("Condition"))?,
+                onset: attr(e, "Onset"),
+            },
+            Some("Allergy") => EntryKind::Allergy {
+                active: either(e, "Status", "Active", "Ended", None).map_err(ty("AllergyIntolerance"))?,
+            },
             Some("Observation") => {
                 let value = e.child("NumericValue");
                 EntryKind::Observation {
@@ -153,6 +173,17 @@ pub fn extract(body: &[u8]) -> Result<Extract, AdapterError> {
         doc.child("Patient").ok_or_else(|| AdapterError::Malformed("an extract without a patient".into()))?;
     let (patient, practice) = patient(p)?;
     let mut out = Extract { patient, practice, entries: Vec::new(), unreadable: Vec::new() };
+    const READ: [&str; 5] = ["Patient", "Events", "CodedEntries", "Medication", "Referrals"];
+    // A part of the extract the adapter does not read is reported, never skipped unseen.
+    for other in doc.children.iter().filter(|c| !READ.contains(&c.name.as_str())) {
+        out.unreadable.push(Unreadable {
+            resource_type: None,
+            reason: format!(
+                "a part of the extract the adapter does not read ({} rows)",
+                other.children.len().max(1)
+            ),
+        });
+    }
     for section in ["Events", "CodedEntries", "Medication", "Referrals"] {
         for e in doc.child(section).map(|s| s.children.as_slice()).unwrap_or_default() {
             let entry = kind_of(e).and_then(|kind| {

@@ -47,10 +47,6 @@ pub async fn fetch_record(
             let n = record.rejected.iter().filter(|r| r.kind == kind).count();
             if n > 0 {
                 metrics::rejected_entries(adapter.id(), kind, n);
-                if kind == RejectionKind::OtherPatient {
-                    // Counts and the source only: never whose entries they were.
-                    tracing::warn!(source = %adapter.id(), count = n, "source sent entries about another patient; withheld");
-                }
             }
         }
     }

@@ -118,3 +118,36 @@ fn entries_in_emis_code_ids_and_read_v2_are_classified_and_decided_as_their_snom
         assert_eq!(verdict_of(&podiatry, "dep-snomed"), Verdict::Withhold(Reason::NotIncluded));
     }
 }
+
+/// A termination of pregnancy recorded in Read v2 (`7E070`, no map holds it, and the
+/// termination set holds SNOMED CT only) cannot be checked against the sensitive sets: it is
+/// withheld from everyone whose agreements withhold any sensitive set, never guessed harmless;
+/// an entry whose code a map translated is decided on its SNOMED CT coding.
+#[test]
+fn an_entry_no_map_translates_is_withheld_wherever_sensitive_codes_are_withheld() {
+    let policy = Policy::examples([("borough-00".to_owned(), OdsCode::parse("LBX01").unwrap())]).unwrap();
+    let body = format!(
+        r#"<VisionRecord xmlns="{}"><Patient id="p1"><NhsNumber status="01">9990000018</NhsNumber></Patient><Journal>
+           <Clinical id="top-read" patient="p1" date="2010-01-01" category="problem"><Read code="7E07000">Termination of pregnancy</Read></Clinical>
+           <Clinical id="dep-read" patient="p1" date="2010-01-01" category="problem"><Read code="E11..12">Depressive psychoses</Read></Clinical>
+        </Journal></VisionRecord>"#,
+        vision::NAMESPACE
+    );
+    let record = normalise(vision::mapping::record(body.as_bytes()).unwrap());
+    assert!(facts(&record, "top-read").unmapped, "no map translates 7E070");
+    assert!(!facts(&record, "dep-read").unmapped);
+    for who in [
+        person("YOOH1", "R8000", PurposeOfUse::Treat),
+        person("RJ122", "R8000", PurposeOfUse::Treat),
+        person("YPOD1", "R8003", PurposeOfUse::Treat),
+    ] {
+        let v = verdicts(&policy, &who, &record);
+        assert!(
+            matches!(verdict_of(&v, "top-read"), Verdict::Withhold(_)),
+            "{:?} must not see an entry it cannot be checked for",
+            who.organisation
+        );
+    }
+    let ooh = verdicts(&policy, &person("YOOH1", "R8000", PurposeOfUse::Treat), &record);
+    assert_eq!(verdict_of(&ooh, "top-read"), Verdict::Withhold(Reason::Unclassified));
+}

@@ -10,6 +10,7 @@ mod auth;
 mod cache;
 mod config;
 mod consent;
+mod dialects;
 mod federation;
 mod governance;
 mod headers;

@@ -1,0 +1,91 @@
+//! Every source system through the real gateway: boroughs running the regional mix (SystmOne,
+//! EMIS, Vision, GP Connect, FHIR R4, social care), their records assembled into one answer,
+//! every body collected for the independent validator.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use tideway_simulators::kinds::regional_mix;
+use tideway_tests::{Options, TestApp};
+
+/// Twelve boroughs of ten patients: every kind of the mix runs at least once.
+fn mix() -> Options {
+    Options { boroughs: 12, patients: 10, regional: true, ..Options::default() }
+}
+
+/// `$everything`, every page, as one list of entries (the outcome entries included).
+async fn everything(app: &TestApp, token: &str, id: &str) -> Vec<Value> {
+    let mut url = format!("/Patient/{id}/$everything");
+    let mut out = Vec::new();
+    for _ in 0..50 {
+        let page = app.get(&url, Some(token)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        out.extend(page.body["entry"].as_array().cloned().unwrap_or_default());
+        let next = page.body["link"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["relation"] == "next"))
+            .and_then(|l| l["url"].as_str())
+            .map(str::to_owned);
+        match next {
+            Some(n) => url = n,
+            None => break,
+        }
+    }
+    out
+}
+
+fn kind_of_source(source: &str) -> Option<&'static str> {
+    let borough: usize = source.strip_prefix("urn:tideway:source:borough-")?.parse().ok()?;
+    Some(regional_mix(borough).as_str())
+}
+
+#[tokio::test]
+async fn a_record_held_by_three_systems_comes_back_as_one_answer_from_all_three() {
+    let app = TestApp::spawn(mix()).await;
+    let token = app.token().await;
+    let kinds: BTreeSet<&str> = (0..12).map(|i| regional_mix(i).as_str()).collect();
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
+    // Patients 0, 10, 20... are held by their home borough and the two after it.
+    for index in [0, 10, 30, 40] {
+        let nhs = app.population.nhs_number(index).unwrap();
+        let id = app.patient_id(&token, nhs.as_str()).await;
+        let entries = everything(&app, &token, &id).await;
+        let seen: BTreeSet<&str> = entries
+            .iter()
+            .filter_map(|e| e["resource"]["meta"]["source"].as_str())
+            .filter_map(kind_of_source)
+            .collect();
+        let held: BTreeSet<&str> =
+            app.population.boroughs_of(index).into_iter().map(|b| regional_mix(b).as_str()).collect();
+        assert!(held.len() >= 3, "patient {index}: {held:?}");
+        // Social care holds only some of a borough's residents; every GP system holds them all.
+        for kind in held.iter().filter(|k| **k != "social-care") {
+            assert!(seen.contains(kind), "patient {index}: {kind} missing from {seen:?}");
+        }
+        let outcome: Vec<&Value> = entries.iter().filter(|e| e["search"]["mode"] == "outcome").collect();
+        let text = outcome.iter().map(|e| e.to_string()).collect::<String>();
+        assert!(!text.contains("is missing from this answer"), "every source answered: {text}");
+        assert!(!text.contains("not valid FHIR R4"), "nothing rejected: {text}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_gp_connect_warning_reaches_the_clinician_with_the_record() {
+    let app = TestApp::spawn(mix()).await;
+    let token = app.token().await;
+    let gpc = (0..12).find(|i| regional_mix(*i).as_str() == "gp-connect").unwrap();
+    // The GP Connect simulator marks every List of patients whose index ends in 2 as still in
+    // transit from a previous practice.
+    let index = (gpc * 10..gpc * 10 + 10).find(|i| i % 10 == 2).unwrap();
+    let nhs = app.population.nhs_number(index).unwrap();
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    let entries = everything(&app, &token, &id).await;
+    let outcome = entries.iter().find(|e| e["search"]["mode"] == "outcome").expect("an outcome");
+    let text = outcome.to_string();
+    assert!(text.contains(&format!("source 'borough-{gpc:02}' warns")), "{text}");
+    assert!(text.contains("data-in-transit") && text.contains("still being transferred"), "{text}");
+    let lists = entries.iter().filter(|e| e["resource"]["resourceType"] == "List").count();
+    assert!(lists > 0, "the section Lists come with the record");
+    app.stop().await;
+}
