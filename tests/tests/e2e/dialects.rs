@@ -89,3 +89,52 @@ async fn a_gp_connect_warning_reaches_the_clinician_with_the_record() {
     assert!(lists > 0, "the section Lists come with the record");
     app.stop().await;
 }
+
+/// Sensitive entries recorded in a system's own codes are withheld through the gateway as their
+/// SNOMED CT twins are: the out-of-hours GP caring for a patient whose home practice runs EMIS
+/// (or Vision) gets the record without the HIV, chlamydia, gender reassignment, termination or
+/// IVF entries, however each system coded them.
+#[tokio::test]
+async fn sensitive_entries_in_every_dialect_are_withheld_from_the_out_of_hours_gp() {
+    use tideway_auth::PurposeOfUse;
+    use tideway_simulators::population::Scenario;
+    let app = TestApp::spawn(mix()).await;
+    let ooh = app.token_for(&tideway_tests::user("YOOH1", "R8000", PurposeOfUse::Treat)).await;
+    let sensitive = ["86406008", "105629000", "407377005", "10383002", "52637005", "43C3."];
+    let mut checked = BTreeSet::new();
+    for home in 0..12 {
+        let kind = regional_mix(home).as_str();
+        if kind == "social-care" || checked.contains(kind) {
+            continue;
+        }
+        let Some(index) = (home * 10..home * 10 + 10).find(|i| Scenario::of(*i) == Some(Scenario::Sensitive))
+        else {
+            continue;
+        };
+        let nhs = app.population.nhs_number(index).unwrap();
+        let found = app.get(&tideway_tests::nhs_search(nhs.as_str()), Some(&ooh)).await;
+        assert_eq!(found.status, 200, "{kind}: {}", found.body);
+        let id = found.matches()[0]["id"].as_str().unwrap().to_owned();
+        let entries = everything(&app, &ooh, &id).await;
+        let from_home: Vec<&Value> = entries
+            .iter()
+            .filter(|e| e["resource"]["meta"]["source"] == format!("urn:tideway:source:borough-{home:02}"))
+            .collect();
+        assert!(from_home.len() > 1, "{kind}: the home practice's record is shared");
+        for e in &entries {
+            let text = e["resource"].to_string();
+            for code in sensitive {
+                assert!(
+                    !text.contains(&format!("\"code\":\"{code}\"")),
+                    "{kind}: {code} reached the out-of-hours GP"
+                );
+            }
+        }
+        checked.insert(kind);
+    }
+    assert!(
+        checked.is_superset(&["systmone", "emis", "vision", "gp-connect"].into_iter().collect()),
+        "{checked:?}"
+    );
+    app.stop().await;
+}
