@@ -87,8 +87,8 @@ pub struct Practice {
     pub name: String,
 }
 
-/// The patient the extract is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The patient the extract is about. Its `Debug` shows nothing of the person.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Patient {
     /// The system's id for the patient.
     pub local_id: String,
@@ -196,8 +196,8 @@ impl EntryKind {
     }
 }
 
-/// One clinical entry of the extract.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One clinical entry of the extract. Its `Debug` shows its kind only, never its content.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The system's id for the entry.
     pub local_id: String,
@@ -219,8 +219,8 @@ pub struct Entry {
     pub last_updated: Option<String>,
 }
 
-/// A record extract, read from one system's format.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A record extract, read from one system's format. Its `Debug` shows counts only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Extract {
     /// The patient.
     pub patient: Patient,
@@ -239,4 +239,31 @@ pub struct Unreadable {
     pub resource_type: Option<String>,
     /// Why, without any of its content (e.g. "a problem without a code").
     pub reason: String,
+}
+
+// Patient data must not reach logs or panics through `{:?}`: the model's `Debug` says what a
+// value is, never what it holds.
+impl std::fmt::Debug for Patient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Patient").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("resource_type", &self.kind.resource_type())
+            .field("codes", &self.codes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Extract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extract")
+            .field("practice", &self.practice.is_some())
+            .field("entries", &self.entries.len())
+            .field("unreadable", &self.unreadable.len())
+            .finish()
+    }
 }

@@ -276,3 +276,13 @@ fn patients_practices_and_problems_take_the_shapes_of_the_uk_core_examples() {
         assert_eq!(system(&condition[field]), system(&theirs[field]), "{field}");
     }
 }
+
+#[test]
+fn debug_output_of_an_extract_names_no_patient_data() {
+    let x = extract();
+    let text = format!("{x:?} {:?} {:?}", x.patient, x.entries[0]);
+    for secret in ["Ada", "Lovelace", "9990000018", "1950-01-02", "High Street", "NW1"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert!(text.contains("entries: 10") && text.contains("Encounter"), "{text}");
+}
