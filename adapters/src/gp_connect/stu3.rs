@@ -192,9 +192,37 @@ pub fn convert(resource: Value) -> Result<Value, Unconvertible> {
         _ => {}
     }
     obj.insert("resourceType".into(), Value::String(r4.to_owned()));
+    uk_core_profile(&mut obj, r4);
     let mut value = Value::Object(obj);
     rewrite_type_references(&mut value);
     Ok(value)
+}
+
+/// Extension on `meta` keeping each STU3 profile the provider claimed (CareConnect, GPC).
+pub const ORIGINAL_PROFILE_URL: &str = "https://fhir.tideway.london/StructureDefinition/original-profile";
+
+/// The R4 resource claims its UK Core profile; the STU3 profiles it was sent under are kept
+/// beside it (they name a different FHIR version, so they cannot stay in `meta.profile`).
+fn uk_core_profile(obj: &mut Map<String, Value>, r4: &str) {
+    let Some(meta) = obj.entry("meta").or_insert_with(|| Value::Object(Map::new())).as_object_mut() else {
+        return;
+    };
+    let original = meta.insert(
+        "profile".into(),
+        json!([format!("https://fhir.hl7.org.uk/StructureDefinition/UKCore-{r4}")]),
+    );
+    let kept: Vec<Value> = match original {
+        Some(Value::Array(list)) => list.into_iter().filter(Value::is_string).collect(),
+        _ => Vec::new(),
+    };
+    if kept.is_empty() {
+        return;
+    }
+    let extensions = kept.into_iter().map(|p| json!({"url": ORIGINAL_PROFILE_URL, "valueUri": p}));
+    match meta.entry("extension").or_insert_with(|| Value::Array(Vec::new())) {
+        Value::Array(list) => list.extend(extensions),
+        other => *other = Value::Array(extensions.collect()),
+    }
 }
 
 /// References to STU3 types that R4 renamed, rewritten in place.
