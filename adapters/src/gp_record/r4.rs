@@ -128,7 +128,7 @@ pub fn patient(p: &Patient, practice: Option<&Practice>) -> Value {
     if let Some(b) = &p.birth_date {
         r.insert("birthDate".into(), json!(b));
     }
-    if p.address_line.is_some() || p.postcode.is_some() {
+    if p.address_line.is_some() || p.address_district.is_some() || p.postcode.is_some() {
         let mut address = Map::new();
         address.insert("use".into(), json!("home"));
         if let Some(l) = &p.address_line {
@@ -340,10 +340,11 @@ fn clinical(entry: &Entry, patient: &str, practice: Option<&str>) -> Result<Valu
             if let Some(v) = value {
                 let mut q = Map::new();
                 q.insert("value".into(), decimal(v)?);
+                // The unit as the system wrote it. It is not claimed to be a UCUM code: GP
+                // systems write `mmHg` where UCUM says `mm[Hg]`, and a wrong code is worse than
+                // none to a client converting units.
                 if let Some(u) = unit {
                     q.insert("unit".into(), json!(u));
-                    q.insert("system".into(), json!("http://unitsofmeasure.org"));
-                    q.insert("code".into(), json!(u));
                 }
                 r.insert("valueQuantity".into(), Value::Object(q));
             }
