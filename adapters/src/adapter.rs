@@ -213,6 +213,10 @@ pub enum AdapterError {
     /// The source tried to send us elsewhere (a redirect or a link to another origin).
     #[error("the source pointed to another origin, which is never followed")]
     ForeignLink,
+    /// The source answered with a record that is another patient's (another local id or NHS
+    /// number than the one asked for). Nothing of it is passed on.
+    #[error("the source answered with another patient's record, which was withheld")]
+    OtherPatient,
 }
 
 impl AdapterError {

@@ -127,7 +127,7 @@ impl<D: Dialect> GpSystemAdapter<D> {
             .as_deref()
             .is_none_or(|n| NhsNumber::parse(&n.replace(' ', "")).is_ok_and(|n| n == link.nhs_number));
         if extract.patient.local_id != link.local_id || !same_number {
-            return Err(AdapterError::Malformed("the source answered with another patient's record".into()));
+            return Err(AdapterError::OtherPatient);
         }
         let mut record = SourceRecord::default();
         let done = r4::normalise(&self.normaliser(&link.local_id, &link.gateway_id), extract, &mut record);

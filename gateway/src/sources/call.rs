@@ -42,6 +42,10 @@ pub async fn fetch_record(
     ctx: &CallContext,
 ) -> Result<SourceRecord, AdapterError> {
     let result = metered(adapter.id(), "fetch-record", ctx, adapter.fetch_record(link, ctx)).await;
+    if result.as_ref().err() == Some(&AdapterError::OtherPatient) {
+        // A whole record for someone else: counted and logged as another patient's entries are.
+        metrics::rejected_entries(adapter.id(), RejectionKind::OtherPatient, 1);
+    }
     if let Ok(record) = &result {
         for kind in [RejectionKind::Invalid, RejectionKind::OtherPatient] {
             let n = record.rejected.iter().filter(|r| r.kind == kind).count();

@@ -110,6 +110,7 @@ pub fn outcome_code(e: Option<&AdapterError>) -> &'static str {
         Some(AdapterError::TooLarge(_)) => "too-large",
         Some(AdapterError::Malformed(_)) => "malformed",
         Some(AdapterError::ForeignLink) => "foreign-link",
+        Some(AdapterError::OtherPatient) => "other-patient",
     }
 }
 

@@ -143,3 +143,31 @@ fn older_consultations_carry_the_local_code_newer_ones_snomed() {
     }
     assert!(local > 0 && snomed > 0, "both kinds are exercised: {local} local, {snomed} SNOMED");
 }
+
+/// A record that names another NHS number than the patient asked about (a local id reused or
+/// merged at the practice) is refused whole, as another patient's, and nothing of it passed on.
+#[tokio::test]
+async fn a_record_under_another_nhs_number_is_refused_as_another_patients() {
+    let bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    let sim = super::start(bind, conformance::population(), BOROUGH, FaultConfig::default()).expect("starts");
+    let adapter =
+        tideway_adapters::registry::build(conformance::source_config(SystemKind::Systmone, sim.base_url()))
+            .expect("adapter");
+    let pop = conformance::population();
+    let index = pop.patients_in_borough(BOROUGH)[3];
+    let record = pop.record(BOROUGH, index).expect("held");
+    let ok = adapter
+        .fetch_record(
+            &conformance::link(&record.demographics.nhs_number, &record.local_id),
+            &conformance::ctx(),
+        )
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let err = adapter
+        .fetch_record(&conformance::link(&conformance::stranger(), &record.local_id), &conformance::ctx())
+        .await
+        .expect_err("refused");
+    assert_eq!(err, tideway_adapters::AdapterError::OtherPatient);
+    assert!(!err.is_transient());
+    sim.stop().await;
+}
