@@ -145,6 +145,8 @@ pub fn r4_type(stu3_type: &str) -> Option<&'static str> {
         "Medication" => "Medication",
         "Immunization" => "Immunization",
         "Observation" => "Observation",
+        "DiagnosticReport" => "DiagnosticReport",
+        "Specimen" => "Specimen",
         "Encounter" => "Encounter",
         "ReferralRequest" | "ProcedureRequest" => "ServiceRequest",
         _ => return None,
@@ -178,6 +180,10 @@ pub fn convert(resource: Value) -> Result<Value, Unconvertible> {
         "Medication" => medication(&mut obj),
         "Immunization" => immunization(&mut obj),
         "Observation" => observation(&mut obj),
+        "DiagnosticReport" => diagnostic_report(&mut obj),
+        // STU3 and R4 Specimen agree on every element a structured record's investigations
+        // send (type, subject, receivedTime, collection, note): nothing moves.
+        "Specimen" => {}
         "Encounter" => encounter(&mut obj),
         "ReferralRequest" => referral_request(&mut obj),
         "ProcedureRequest" => procedure_request(&mut obj),
@@ -617,6 +623,31 @@ fn observation(obj: &mut Obj) {
     }
 }
 
+/// An investigation report: STU3's `context`, `codedDiagnosis` and `image` are R4's `encounter`,
+/// `conclusionCode` and `media`; its single `category` becomes a list; a performer's `actor`
+/// is R4's performer, and the `role` (no R4 place) is kept in an extension.
+fn diagnostic_report(obj: &mut Obj) {
+    rename(obj, "context", "encounter");
+    rename(obj, "codedDiagnosis", "conclusionCode");
+    rename(obj, "image", "media");
+    listify(obj, "category");
+    if let Some(Value::Array(performers)) = obj.remove("performer") {
+        let mut actors = Vec::new();
+        for p in performers {
+            if let Some(role) = p.get("role") {
+                let url = format!("{STU3_ELEMENT_URL_PREFIX}DiagnosticReport.performer.role");
+                push_extension(obj, json!({"url": url, "valueCodeableConcept": role}));
+            }
+            if let Some(actor) = p.get("actor") {
+                actors.push(actor.clone());
+            }
+        }
+        if !actors.is_empty() {
+            obj.insert("performer".into(), Value::Array(actors));
+        }
+    }
+}
+
 fn encounter(obj: &mut Obj) {
     rename(obj, "reason", "reasonCode");
     rename(obj, "incomingReferral", "basedOn");
@@ -689,6 +720,37 @@ mod tests {
             panic!("not R4 after conversion: {e}\n{out:#}");
         }
         out
+    }
+
+    #[test]
+    fn an_investigation_report_and_its_specimen_become_r4_keeping_every_result_and_code() {
+        let report = converted(json!({
+            "resourceType": "DiagnosticReport", "id": "dr1", "status": "final",
+            "category": {"coding": [{"system": "http://hl7.org/fhir/v2/0074", "code": "HM"}]},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "721981007", "display": "Diagnostic studies report"}]},
+            "subject": {"reference": "Patient/p1"}, "context": {"reference": "Encounter/e1"},
+            "issued": "2019-03-04T10:00:00+00:00",
+            "performer": [{"role": {"text": "Laboratory"}, "actor": {"reference": "Organization/lab"}}],
+            "specimen": [{"reference": "Specimen/s1"}], "result": [{"reference": "Observation/o1"}, {"reference": "Observation/o2"}],
+            "conclusion": "Normal", "codedDiagnosis": [{"coding": [{"system": "http://snomed.info/sct", "code": "17621005"}]}],
+            "image": [{"comment": "film", "link": {"reference": "Media/m1"}}]
+        }));
+        assert_eq!(report["resourceType"], "DiagnosticReport");
+        assert_eq!(report["encounter"]["reference"], "Encounter/e1");
+        assert_eq!(report["category"][0]["coding"][0]["code"], "HM");
+        assert_eq!(report["performer"], json!([{"reference": "Organization/lab"}]));
+        assert_eq!(report["extension"][0]["valueCodeableConcept"]["text"], "Laboratory");
+        assert_eq!(report["result"].as_array().unwrap().len(), 2);
+        assert_eq!(report["conclusionCode"][0]["coding"][0]["code"], "17621005");
+        assert_eq!(report["media"][0]["link"]["reference"], "Media/m1");
+        let specimen = converted(json!({
+            "resourceType": "Specimen", "id": "s1", "status": "available",
+            "type": {"coding": [{"system": "http://snomed.info/sct", "code": "119297000", "display": "Blood specimen"}]},
+            "subject": {"reference": "Patient/p1"}, "receivedTime": "2019-03-04T09:00:00+00:00",
+            "collection": {"collectedDateTime": "2019-03-04T08:30:00+00:00"}
+        }));
+        assert_eq!(specimen["type"]["coding"][0]["code"], "119297000");
+        assert_eq!(specimen["collection"]["collectedDateTime"], "2019-03-04T08:30:00+00:00");
     }
 
     #[test]
