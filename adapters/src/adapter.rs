@@ -239,8 +239,9 @@ pub trait SourceAdapter: Send + Sync + 'static {
 
     /// Finds the source's record of the patient with this NHS number. `gateway_id` is the id the
     /// gateway publishes for the patient; the returned Patient already carries it. The NHS
-    /// number must never be put in a URL (use POST `_search` or a body).
-    async fn find_patient(
+    /// number must never be put in a URL (use POST `_search` or a body). Callers use
+    /// [`Self::find_patient`], which holds this to the context's deadline.
+    async fn find(
         &self,
         nhs_number: &NhsNumber,
         gateway_id: &str,
@@ -249,18 +250,50 @@ pub trait SourceAdapter: Send + Sync + 'static {
 
     /// Reads one resource that belongs to no patient's record (an Organization, Practitioner,
     /// PractitionerRole or Location the record points at) by the source's own id, normalised.
-    /// `None` when the source does not have it.
-    async fn read_shared(
+    /// `None` when the source does not have it. Callers use [`Self::read_shared`].
+    async fn read_one(
         &self,
         resource_type: &str,
         local_id: &str,
         ctx: &CallContext,
     ) -> Result<Option<NormalisedResource>, AdapterError>;
 
-    /// Fetches everything the source holds for the linked patient, normalised.
+    /// Fetches everything the source holds for the linked patient, normalised. Callers use
+    /// [`Self::fetch_record`].
+    async fn fetch(&self, patient: &PatientLink, ctx: &CallContext) -> Result<SourceRecord, AdapterError>;
+
+    // Every adapter's calls end at the context's deadline, here and nowhere else: an adapter
+    // implements the call, the trait bounds it.
+
+    /// [`Self::find`], ended with [`AdapterError::Timeout`] at the context's deadline.
+    #[tracing::instrument(skip_all, fields(source = %self.id()))]
+    async fn find_patient(
+        &self,
+        nhs_number: &NhsNumber,
+        gateway_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Option<SourcePatient>, AdapterError> {
+        crate::http::within(ctx, self.find(nhs_number, gateway_id, ctx)).await
+    }
+
+    /// [`Self::read_one`], ended with [`AdapterError::Timeout`] at the context's deadline.
+    #[tracing::instrument(skip_all, fields(source = %self.id()))]
+    async fn read_shared(
+        &self,
+        resource_type: &str,
+        local_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Option<NormalisedResource>, AdapterError> {
+        crate::http::within(ctx, self.read_one(resource_type, local_id, ctx)).await
+    }
+
+    /// [`Self::fetch`], ended with [`AdapterError::Timeout`] at the context's deadline.
+    #[tracing::instrument(skip_all, fields(source = %self.id()))]
     async fn fetch_record(
         &self,
         patient: &PatientLink,
         ctx: &CallContext,
-    ) -> Result<SourceRecord, AdapterError>;
+    ) -> Result<SourceRecord, AdapterError> {
+        crate::http::within(ctx, self.fetch(patient, ctx)).await
+    }
 }

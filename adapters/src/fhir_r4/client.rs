@@ -95,40 +95,38 @@ impl FhirR4Adapter {
     async fn json(&self, request: reqwest::RequestBuilder, ctx: &CallContext) -> Result<Value, AdapterError> {
         http::send_json(request, ctx).await
     }
+}
 
-    async fn read_one(
-        &self,
-        resource_type: &str,
-        local_id: &str,
-        ctx: &CallContext,
-    ) -> Result<Option<NormalisedResource>, AdapterError> {
-        // An id the gateway could not have handed out names nothing: never sent to the source.
-        if is_dot_segment(local_id)
-            || !mapping::is_fhir_id(local_id)
-            || !schema::is_resource_type(resource_type)
-        {
-            return Ok(None);
-        }
-        let url = self.url(&[resource_type, local_id])?;
-        let value = match self.json(self.client.get(url), ctx).await {
-            Err(AdapterError::Status(404 | 410)) => return Ok(None),
-            other => other?,
-        };
-        let same = mapping::resource_type_of(&value).as_deref() == Some(resource_type)
-            && value.get("id").and_then(Value::as_str) == Some(local_id);
-        if !same {
-            return Err(AdapterError::Malformed("the source answered with another resource".into()));
-        }
-        // A shared resource belongs to no patient: no patient id to map.
-        let normaliser = Normaliser {
-            source: &self.config.id,
-            base_url: &self.config.base_url,
-            patient_local_id: "",
-            gateway_patient_id: "",
-        };
-        self.normalise(&normaliser, value)
-            .map(Some)
-            .map_err(|_| AdapterError::Malformed("the resource is not valid R4".into()))
+fn entries(bundle: Value) -> Result<Vec<Value>, AdapterError> {
+    let Value::Object(mut bundle) = bundle else {
+        return Err(AdapterError::Malformed("response is not a Bundle".into()));
+    };
+    match bundle.remove("entry") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(entries)) => Ok(entries),
+        Some(_) => Err(AdapterError::Malformed("Bundle.entry is not an array".into())),
+    }
+}
+
+fn next_link(bundle: &Value, current: &url::Url) -> Result<Option<url::Url>, AdapterError> {
+    let Some(links) = bundle.get("link").and_then(Value::as_array) else {
+        return Ok(None);
+    };
+    let Some(next) = links
+        .iter()
+        .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
+        .and_then(|l| l.get("url"))
+    else {
+        return Ok(None);
+    };
+    let text = next.as_str().ok_or_else(|| AdapterError::Malformed("next link is not a string".into()))?;
+    current.join(text).map(Some).map_err(|_| AdapterError::Malformed("next link is not a URL".into()))
+}
+
+#[async_trait]
+impl SourceAdapter for FhirR4Adapter {
+    fn config(&self) -> &SourceConfig {
+        &self.config
     }
 
     async fn find(
@@ -184,6 +182,41 @@ impl FhirR4Adapter {
         Ok(Some(SourcePatient { local_id, resource }))
     }
 
+    async fn read_one(
+        &self,
+        resource_type: &str,
+        local_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Option<NormalisedResource>, AdapterError> {
+        // An id the gateway could not have handed out names nothing: never sent to the source.
+        if is_dot_segment(local_id)
+            || !mapping::is_fhir_id(local_id)
+            || !schema::is_resource_type(resource_type)
+        {
+            return Ok(None);
+        }
+        let url = self.url(&[resource_type, local_id])?;
+        let value = match self.json(self.client.get(url), ctx).await {
+            Err(AdapterError::Status(404 | 410)) => return Ok(None),
+            other => other?,
+        };
+        let same = mapping::resource_type_of(&value).as_deref() == Some(resource_type)
+            && value.get("id").and_then(Value::as_str) == Some(local_id);
+        if !same {
+            return Err(AdapterError::Malformed("the source answered with another resource".into()));
+        }
+        // A shared resource belongs to no patient: no patient id to map.
+        let normaliser = Normaliser {
+            source: &self.config.id,
+            base_url: &self.config.base_url,
+            patient_local_id: "",
+            gateway_patient_id: "",
+        };
+        self.normalise(&normaliser, value)
+            .map(Some)
+            .map_err(|_| AdapterError::Malformed("the resource is not valid R4".into()))
+    }
+
     async fn fetch(&self, patient: &PatientLink, ctx: &CallContext) -> Result<SourceRecord, AdapterError> {
         let mut url = self.url(&["Patient", &patient.local_id, "$everything"])?;
         if let Some(n) = self.page_size {
@@ -228,67 +261,5 @@ impl FhirR4Adapter {
         let mut seen = HashSet::new();
         record.resources.retain(|r| seen.insert((r.resource_type.clone(), r.id.clone())));
         Ok(record)
-    }
-}
-
-fn entries(bundle: Value) -> Result<Vec<Value>, AdapterError> {
-    let Value::Object(mut bundle) = bundle else {
-        return Err(AdapterError::Malformed("response is not a Bundle".into()));
-    };
-    match bundle.remove("entry") {
-        None => Ok(Vec::new()),
-        Some(Value::Array(entries)) => Ok(entries),
-        Some(_) => Err(AdapterError::Malformed("Bundle.entry is not an array".into())),
-    }
-}
-
-fn next_link(bundle: &Value, current: &url::Url) -> Result<Option<url::Url>, AdapterError> {
-    let Some(links) = bundle.get("link").and_then(Value::as_array) else {
-        return Ok(None);
-    };
-    let Some(next) = links
-        .iter()
-        .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
-        .and_then(|l| l.get("url"))
-    else {
-        return Ok(None);
-    };
-    let text = next.as_str().ok_or_else(|| AdapterError::Malformed("next link is not a string".into()))?;
-    current.join(text).map(Some).map_err(|_| AdapterError::Malformed("next link is not a URL".into()))
-}
-
-#[async_trait]
-impl SourceAdapter for FhirR4Adapter {
-    fn config(&self) -> &SourceConfig {
-        &self.config
-    }
-
-    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
-    async fn find_patient(
-        &self,
-        nhs_number: &NhsNumber,
-        gateway_id: &str,
-        ctx: &CallContext,
-    ) -> Result<Option<SourcePatient>, AdapterError> {
-        http::within(ctx, self.find(nhs_number, gateway_id, ctx)).await
-    }
-
-    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
-    async fn read_shared(
-        &self,
-        resource_type: &str,
-        local_id: &str,
-        ctx: &CallContext,
-    ) -> Result<Option<NormalisedResource>, AdapterError> {
-        http::within(ctx, self.read_one(resource_type, local_id, ctx)).await
-    }
-
-    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
-    async fn fetch_record(
-        &self,
-        patient: &PatientLink,
-        ctx: &CallContext,
-    ) -> Result<SourceRecord, AdapterError> {
-        http::within(ctx, self.fetch(patient, ctx)).await
     }
 }

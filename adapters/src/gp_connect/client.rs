@@ -199,6 +199,46 @@ impl GpConnectAdapter {
         }
     }
 
+    fn normaliser<'a>(&'a self, patient_local_id: &'a str, gateway_patient_id: &'a str) -> Normaliser<'a> {
+        Normaliser {
+            source: &self.config.id,
+            base_url: &self.config.base_url,
+            patient_local_id,
+            gateway_patient_id,
+        }
+    }
+}
+
+/// The operation's `Parameters`: the NHS number, and with `clinical` every section GP Connect
+/// offers that the gateway shows (resolved allergies and prescription issues included).
+pub fn parameters(nhs: &NhsNumber, clinical: bool) -> Value {
+    let mut parameter = vec![json!({
+        "name": "patientNHSNumber",
+        "valueIdentifier": {"system": systems::NHS_NUMBER, "value": nhs.as_str()}
+    })];
+    if clinical {
+        parameter.push(json!({"name": "includeAllergies", "part": [{"name": "includeResolvedAllergies", "valueBoolean": true}]}));
+        parameter.push(json!({"name": "includeMedication", "part": [{"name": "includePrescriptionIssues", "valueBoolean": true}]}));
+        for name in [
+            "includeProblems",
+            "includeImmunisations",
+            "includeConsultations",
+            "includeInvestigations",
+            "includeReferrals",
+            "includeUncategorisedData",
+        ] {
+            parameter.push(json!({"name": name}));
+        }
+    }
+    json!({"resourceType": "Parameters", "parameter": parameter})
+}
+
+#[async_trait]
+impl SourceAdapter for GpConnectAdapter {
+    fn config(&self) -> &SourceConfig {
+        &self.config
+    }
+
     async fn find(
         &self,
         nhs: &NhsNumber,
@@ -243,23 +283,6 @@ impl GpConnectAdapter {
         Ok(Some(SourcePatient { local_id, resource }))
     }
 
-    async fn fetch(&self, patient: &PatientLink, ctx: &CallContext) -> Result<SourceRecord, AdapterError> {
-        let entries = self.structured_record(&patient.nhs_number, true, ctx).await?;
-        let normaliser = self.normaliser(&patient.local_id, &patient.gateway_id);
-        let conversion = mapping::convert_record(&normaliser, Some(&patient.nhs_number), entries);
-        let record = conversion.record;
-        if !record
-            .resources
-            .first()
-            .is_some_and(|r| r.resource_type == "Patient" && r.id == patient.gateway_id)
-        {
-            return Err(AdapterError::Malformed(
-                "the structured record has no Patient for the patient asked for".into(),
-            ));
-        }
-        Ok(record)
-    }
-
     async fn read_one(
         &self,
         resource_type: &str,
@@ -297,72 +320,20 @@ impl GpConnectAdapter {
             .ok_or_else(|| AdapterError::Malformed("the resource is not valid R4 once converted".into()))
     }
 
-    fn normaliser<'a>(&'a self, patient_local_id: &'a str, gateway_patient_id: &'a str) -> Normaliser<'a> {
-        Normaliser {
-            source: &self.config.id,
-            base_url: &self.config.base_url,
-            patient_local_id,
-            gateway_patient_id,
+    async fn fetch(&self, patient: &PatientLink, ctx: &CallContext) -> Result<SourceRecord, AdapterError> {
+        let entries = self.structured_record(&patient.nhs_number, true, ctx).await?;
+        let normaliser = self.normaliser(&patient.local_id, &patient.gateway_id);
+        let conversion = mapping::convert_record(&normaliser, Some(&patient.nhs_number), entries);
+        let record = conversion.record;
+        if !record
+            .resources
+            .first()
+            .is_some_and(|r| r.resource_type == "Patient" && r.id == patient.gateway_id)
+        {
+            return Err(AdapterError::Malformed(
+                "the structured record has no Patient for the patient asked for".into(),
+            ));
         }
-    }
-}
-
-/// The operation's `Parameters`: the NHS number, and with `clinical` every section GP Connect
-/// offers that the gateway shows (resolved allergies and prescription issues included).
-pub fn parameters(nhs: &NhsNumber, clinical: bool) -> Value {
-    let mut parameter = vec![json!({
-        "name": "patientNHSNumber",
-        "valueIdentifier": {"system": systems::NHS_NUMBER, "value": nhs.as_str()}
-    })];
-    if clinical {
-        parameter.push(json!({"name": "includeAllergies", "part": [{"name": "includeResolvedAllergies", "valueBoolean": true}]}));
-        parameter.push(json!({"name": "includeMedication", "part": [{"name": "includePrescriptionIssues", "valueBoolean": true}]}));
-        for name in [
-            "includeProblems",
-            "includeImmunisations",
-            "includeConsultations",
-            "includeInvestigations",
-            "includeReferrals",
-            "includeUncategorisedData",
-        ] {
-            parameter.push(json!({"name": name}));
-        }
-    }
-    json!({"resourceType": "Parameters", "parameter": parameter})
-}
-
-#[async_trait]
-impl SourceAdapter for GpConnectAdapter {
-    fn config(&self) -> &SourceConfig {
-        &self.config
-    }
-
-    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
-    async fn find_patient(
-        &self,
-        nhs_number: &NhsNumber,
-        gateway_id: &str,
-        ctx: &CallContext,
-    ) -> Result<Option<SourcePatient>, AdapterError> {
-        http::within(ctx, self.find(nhs_number, gateway_id, ctx)).await
-    }
-
-    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
-    async fn read_shared(
-        &self,
-        resource_type: &str,
-        local_id: &str,
-        ctx: &CallContext,
-    ) -> Result<Option<NormalisedResource>, AdapterError> {
-        http::within(ctx, self.read_one(resource_type, local_id, ctx)).await
-    }
-
-    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
-    async fn fetch_record(
-        &self,
-        patient: &PatientLink,
-        ctx: &CallContext,
-    ) -> Result<SourceRecord, AdapterError> {
-        http::within(ctx, self.fetch(patient, ctx)).await
+        Ok(record)
     }
 }

@@ -81,6 +81,13 @@ impl<D: Dialect> GpSystemAdapter<D> {
             gateway_patient_id: gateway_id,
         }
     }
+}
+
+#[async_trait]
+impl<D: Dialect> SourceAdapter for GpSystemAdapter<D> {
+    fn config(&self) -> &SourceConfig {
+        &self.config
+    }
 
     async fn find(
         &self,
@@ -115,27 +122,7 @@ impl<D: Dialect> GpSystemAdapter<D> {
         Ok(Some(SourcePatient { local_id, resource }))
     }
 
-    async fn fetch(&self, link: &PatientLink, ctx: &CallContext) -> Result<SourceRecord, AdapterError> {
-        let body = self.send(self.dialect.record(&link.local_id), ctx).await?;
-        let extract = self.dialect.read_record(&body)?;
-        // The record must be the patient's by the system's id and, when it names one, by NHS
-        // number too: a local id reused or merged at the source must not bring another
-        // person's record.
-        let same_number = extract
-            .patient
-            .nhs_number
-            .as_deref()
-            .is_none_or(|n| NhsNumber::parse(&n.replace(' ', "")).is_ok_and(|n| n == link.nhs_number));
-        if extract.patient.local_id != link.local_id || !same_number {
-            return Err(AdapterError::OtherPatient);
-        }
-        let mut record = SourceRecord::default();
-        let done = r4::normalise(&self.normaliser(&link.local_id, &link.gateway_id), extract, &mut record);
-        tracing::debug!(mapped = done.mapped, unmapped = done.unmapped, "record normalised");
-        Ok(record)
-    }
-
-    async fn read_practice(
+    async fn read_one(
         &self,
         resource_type: &str,
         local_id: &str,
@@ -161,40 +148,24 @@ impl<D: Dialect> GpSystemAdapter<D> {
             .map(Some)
             .map_err(|_| AdapterError::Malformed("the practice is not valid R4".into()))
     }
-}
 
-#[async_trait]
-impl<D: Dialect> SourceAdapter for GpSystemAdapter<D> {
-    fn config(&self) -> &SourceConfig {
-        &self.config
-    }
-
-    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
-    async fn find_patient(
-        &self,
-        nhs_number: &NhsNumber,
-        gateway_id: &str,
-        ctx: &CallContext,
-    ) -> Result<Option<SourcePatient>, AdapterError> {
-        http::within(ctx, self.find(nhs_number, gateway_id, ctx)).await
-    }
-
-    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
-    async fn read_shared(
-        &self,
-        resource_type: &str,
-        local_id: &str,
-        ctx: &CallContext,
-    ) -> Result<Option<NormalisedResource>, AdapterError> {
-        http::within(ctx, self.read_practice(resource_type, local_id, ctx)).await
-    }
-
-    #[tracing::instrument(skip_all, fields(source = %self.config.id))]
-    async fn fetch_record(
-        &self,
-        patient: &PatientLink,
-        ctx: &CallContext,
-    ) -> Result<SourceRecord, AdapterError> {
-        http::within(ctx, self.fetch(patient, ctx)).await
+    async fn fetch(&self, link: &PatientLink, ctx: &CallContext) -> Result<SourceRecord, AdapterError> {
+        let body = self.send(self.dialect.record(&link.local_id), ctx).await?;
+        let extract = self.dialect.read_record(&body)?;
+        // The record must be the patient's by the system's id and, when it names one, by NHS
+        // number too: a local id reused or merged at the source must not bring another
+        // person's record.
+        let same_number = extract
+            .patient
+            .nhs_number
+            .as_deref()
+            .is_none_or(|n| NhsNumber::parse(&n.replace(' ', "")).is_ok_and(|n| n == link.nhs_number));
+        if extract.patient.local_id != link.local_id || !same_number {
+            return Err(AdapterError::OtherPatient);
+        }
+        let mut record = SourceRecord::default();
+        let done = r4::normalise(&self.normaliser(&link.local_id, &link.gateway_id), extract, &mut record);
+        tracing::debug!(mapped = done.mapped, unmapped = done.unmapped, "record normalised");
+        Ok(record)
     }
 }

@@ -54,7 +54,7 @@ impl SourceAdapter for FakeSource {
         &self.config
     }
 
-    async fn find_patient(
+    async fn find(
         &self,
         _nhs: &NhsNumber,
         gateway_id: &str,
@@ -65,7 +65,7 @@ impl SourceAdapter for FakeSource {
         Ok(Some(SourcePatient { local_id: "local-1".into(), resource: resource(&patient) }))
     }
 
-    async fn read_shared(
+    async fn read_one(
         &self,
         _resource_type: &str,
         _local_id: &str,
@@ -74,11 +74,7 @@ impl SourceAdapter for FakeSource {
         Ok(None)
     }
 
-    async fn fetch_record(
-        &self,
-        link: &PatientLink,
-        _ctx: &CallContext,
-    ) -> Result<SourceRecord, AdapterError> {
+    async fn fetch(&self, link: &PatientLink, _ctx: &CallContext) -> Result<SourceRecord, AdapterError> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
         let values = self.answer.clone()?;
         let mut resources = vec![resource(&json!({"resourceType": "Patient", "id": link.gateway_id}))];
