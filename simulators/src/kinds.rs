@@ -74,27 +74,29 @@ pub async fn start(
         SystemKind::Vision => {
             crate::gp_system::start(bind, crate::vision::VisionRender, population, borough, faults)
         }
-        SystemKind::GpConnect => Ok(gp_connect::start(BoroughConfig {
-            bind,
-            seed: population.seed(),
-            borough_index: borough,
-            borough_count: population.borough_count(),
-            patients_per_borough: population.patients_per_borough(),
-            faults,
-        })
-        .await?
-        .into_running()),
-        SystemKind::SocialCare => {
-            crate::social_care::simulator::start(BoroughConfig {
-                bind,
-                seed: population.seed(),
-                borough_index: borough,
-                borough_count: population.borough_count(),
-                patients_per_borough: population.patients_per_borough(),
-                faults,
-            })
-            .await
+        SystemKind::GpConnect => {
+            Ok(gp_connect::start(borough_config(bind, population, borough, faults)).await?.into_running())
         }
+        SystemKind::SocialCare => {
+            crate::social_care::simulator::start(borough_config(bind, population, borough, faults)).await
+        }
+    }
+}
+
+/// The settings of a simulator playing `borough` of `population`.
+fn borough_config(
+    bind: SocketAddr,
+    population: Population,
+    borough: usize,
+    faults: FaultConfig,
+) -> BoroughConfig {
+    BoroughConfig {
+        bind,
+        seed: population.seed(),
+        borough_index: borough,
+        borough_count: population.borough_count(),
+        patients_per_borough: population.patients_per_borough(),
+        faults,
     }
 }
 

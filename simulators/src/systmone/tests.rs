@@ -6,9 +6,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tideway_adapters::fhir_r4::mapping::Normaliser;
-use tideway_adapters::gp_record::r4;
-use tideway_adapters::{SourceId, SourceRecord, SystemKind, systmone};
+use tideway_adapters::{SourceRecord, SystemKind, systmone};
 use tideway_profiles::{maps, systems};
 
 use super::render;
@@ -43,22 +41,14 @@ mod suite {
     crate::conformance_suite!(super::SystmOneTarget);
 }
 
-/// Renders and normalises one record as the adapter does, without HTTP.
+/// Renders and normalises one record as the adapter does, without HTTP (the GP dialects'
+/// shared helper, which also checks every entry is accounted for).
 fn normalised(index: usize) -> (String, SourceRecord) {
     let pop = conformance::population();
     let record = pop.record(BOROUGH, index).expect("held");
     let xml = render::extract(&record, None);
     let extract = systmone::mapping::extract(xml.as_bytes()).expect("reads");
-    let source = SourceId::parse("camden").expect("id");
-    let base = url::Url::parse("http://camden.example/systmone/").expect("url");
-    let n = Normaliser {
-        source: &source,
-        base_url: &base,
-        patient_local_id: &record.local_id,
-        gateway_patient_id: "gw-0001",
-    };
-    let mut out = SourceRecord::default();
-    r4::normalise(&n, extract, &mut out);
+    let out = crate::gp_system::testing::normalise(&record, extract);
     (xml, out)
 }
 
