@@ -21,6 +21,14 @@ CREATE TABLE IF NOT EXISTS audit_event (
 );
 CREATE INDEX IF NOT EXISTS audit_event_request ON audit_event (request_id);
 CREATE INDEX IF NOT EXISTS audit_event_patient ON audit_event (patient_id);
+-- The trail is append-only: the gateway never changes or removes a record, and the hash chain
+-- shows it if anyone does (`tideway audit verify`).
+CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'audit_event is append-only'; END $$;
+CREATE OR REPLACE TRIGGER audit_event_no_change BEFORE UPDATE OR DELETE ON audit_event
+FOR EACH ROW EXECUTE FUNCTION audit_event_append_only();
+CREATE OR REPLACE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
+FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only();
 CREATE TABLE IF NOT EXISTS patient_index (
     patient_id TEXT   PRIMARY KEY,
     nhs_number TEXT   NOT NULL UNIQUE,

@@ -21,6 +21,12 @@ CREATE TABLE IF NOT EXISTS audit_event (
 );
 CREATE INDEX IF NOT EXISTS audit_event_request ON audit_event (request_id);
 CREATE INDEX IF NOT EXISTS audit_event_patient ON audit_event (patient_id);
+-- The trail is append-only: the gateway never changes or removes a record, and the hash chain
+-- shows it if anyone does (`tideway audit verify`).
+CREATE TRIGGER IF NOT EXISTS audit_event_no_update BEFORE UPDATE ON audit_event
+BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_event_no_delete BEFORE DELETE ON audit_event
+BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END;
 CREATE TABLE IF NOT EXISTS patient_index (
     patient_id TEXT   PRIMARY KEY,
     nhs_number TEXT   NOT NULL UNIQUE,

@@ -18,6 +18,7 @@ use time::format_description::well_known::Rfc3339;
 pub use crate::state::AppState;
 
 use crate::audit::AuditTrail;
+use crate::audit::checkpoint::Checkpointer;
 use crate::config::Settings;
 use crate::http::{self, middleware};
 use crate::identity::PatientIds;
@@ -49,6 +50,9 @@ pub enum StartError {
     /// The sharing agreements or code sets could not be loaded: nothing may be decided.
     #[error("policy: {0}")]
     Policy(String),
+    /// The audit checkpoint key or file could not be read.
+    #[error("audit checkpoints: {0}")]
+    Checkpoints(#[from] crate::audit::checkpoint::CheckpointError),
     /// A source adapter could not be built.
     #[error("source {id}: {reason}")]
     Source {
@@ -67,6 +71,7 @@ pub struct Application {
     server: Server,
     admin: Option<Server>,
     state: web::Data<AppState>,
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
 /// Stops a running [`Application`] (both listeners).
@@ -74,6 +79,7 @@ pub struct Application {
 pub struct AppHandle {
     main: ServerHandle,
     admin: Option<ServerHandle>,
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl AppHandle {
@@ -83,6 +89,12 @@ impl AppHandle {
             a.stop(graceful).await;
         }
         self.main.stop(graceful).await;
+        // What was served is signed before the process ends.
+        if let Some(checkpointer) = &self.checkpointer
+            && let Err(e) = checkpointer.checkpoint().await
+        {
+            tracing::error!(error = %e, "the closing audit checkpoint could not be written");
+        }
     }
 }
 
@@ -137,6 +149,21 @@ impl Application {
         };
         let started = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
         let capability = crate::capability::capability_statement(&base_url, &started).to_string();
+        let checkpointer = match (&settings.audit.checkpoint_key, &settings.audit.checkpoint_file) {
+            (Some(key), Some(file)) => {
+                let checkpointer = Arc::new(Checkpointer::new(key, file.clone(), Arc::new(store.clone()))?);
+                checkpointer
+                    .clone()
+                    .spawn_every(Duration::from_secs(settings.audit.checkpoint_interval_secs));
+                Some(checkpointer)
+            }
+            _ => {
+                tracing::warn!(
+                    "no audit checkpoints configured: a cut-off or rewritten audit trail cannot be detected"
+                );
+                None
+            }
+        };
         let policy = Arc::new(crate::agreements::load(&settings.policy, &settings.sources, &store).await?);
         policy.spawn_refresh(Arc::new(store.clone()), Duration::from_secs(settings.policy.refresh_secs));
         let records = RecordService {
@@ -194,7 +221,12 @@ impl Application {
                 admin_port = admin_listener.local_addr().ok().map(|a| a.port());
                 let data = state.clone();
                 Some(
-                    HttpServer::new(move || App::new().app_data(data.clone()).configure(http::admin_routes))
+                    HttpServer::new(move || {
+                        App::new()
+                            .app_data(data.clone())
+                            .wrap(from_fn(middleware::request_id_and_log))
+                            .configure(http::admin_routes)
+                    })
                         .workers(1)
                         .shutdown_timeout(1)
                         .disable_signals()
@@ -205,7 +237,7 @@ impl Application {
             }
             None => None,
         };
-        Ok(Self { port: local.port(), admin_port, base_url, server, admin, state })
+        Ok(Self { port: local.port(), admin_port, base_url, server, admin, state, checkpointer })
     }
 
     /// The bound port.
@@ -230,7 +262,11 @@ impl Application {
 
     /// A handle to stop the server gracefully.
     pub fn handle(&self) -> AppHandle {
-        AppHandle { main: self.server.handle(), admin: self.admin.as_ref().map(Server::handle) }
+        AppHandle {
+            main: self.server.handle(),
+            admin: self.admin.as_ref().map(Server::handle),
+            checkpointer: self.checkpointer.clone(),
+        }
     }
 
     /// Serves until stopped.

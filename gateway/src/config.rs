@@ -24,6 +24,9 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Where state (audit trail, patient index, used assertion ids) is kept.
     pub store: StoreSettings,
+    /// The audit trail's signed checkpoints.
+    #[serde(default)]
+    pub audit: AuditSettings,
     /// Patient identity: how opaque patient ids are derived.
     pub identity: IdentitySettings,
     /// SMART Backend Services: token signing and registered clients.
@@ -97,6 +100,39 @@ pub struct StoreSettings {
     /// milliseconds (default 5000).
     #[serde(default = "default_acquire_timeout_ms")]
     pub acquire_timeout_ms: u64,
+}
+
+/// `[audit]`: signed checkpoints of the audit trail's hash chain. Without them the chain still
+/// shows edits, deletions and reordering, but not a cut-off tail or a chain rewritten whole.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// The Ed25519 key checkpoints are signed with (`tideway audit keygen --out FILE` makes
+    /// one). Keep it off the database's host, readable by the gateway only.
+    #[serde(default)]
+    pub checkpoint_key: Option<std::path::PathBuf>,
+    /// The file signed checkpoints are appended to, apart from the store (another disk or
+    /// host), one JSON line each.
+    #[serde(default)]
+    pub checkpoint_file: Option<std::path::PathBuf>,
+    /// Seconds between checkpoints (default 60; one is also signed at shutdown). A checkpoint
+    /// is signed only when records were added since the last.
+    #[serde(default = "default_checkpoint_interval_secs")]
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            checkpoint_key: None,
+            checkpoint_file: None,
+            checkpoint_interval_secs: default_checkpoint_interval_secs(),
+        }
+    }
+}
+
+fn default_checkpoint_interval_secs() -> u64 {
+    60
 }
 
 fn default_acquire_timeout_ms() -> u64 {
@@ -434,6 +470,16 @@ impl Settings {
         self.policy.privacy_office_codes().map_err(ConfigError::Invalid)?;
         if !(1..=3600).contains(&self.policy.refresh_secs) {
             return Err(ConfigError::Invalid("policy.refresh_secs must be between 1 and 3600".into()));
+        }
+        if self.audit.checkpoint_key.is_some() != self.audit.checkpoint_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "audit: checkpoint_key and checkpoint_file are set together or not at all".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.audit.checkpoint_interval_secs) {
+            return Err(ConfigError::Invalid(
+                "audit.checkpoint_interval_secs must be between 1 and 86400".into(),
+            ));
         }
         if self.server.max_request_bytes < 1024 {
             return Err(ConfigError::Invalid("server.max_request_bytes must be at least 1024".into()));

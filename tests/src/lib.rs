@@ -27,8 +27,8 @@ use tideway_auth::{PurposeOfUse, RoleCode};
 use tideway_gateway::Application;
 use tideway_gateway::app::AppState;
 use tideway_gateway::config::{
-    CacheSettings, FederationSettings, IdentitySettings, PageSettings, PolicySettings, ServerSettings,
-    Settings, StoreSettings, TelemetrySettings,
+    AuditSettings, CacheSettings, FederationSettings, IdentitySettings, PageSettings, PolicySettings,
+    ServerSettings, Settings, StoreSettings, TelemetrySettings,
 };
 use tideway_profiles::OdsCode;
 use tideway_simulators::fhir_r4::simulator::{
@@ -154,6 +154,8 @@ pub struct TestApp {
     pub state: actix_web::web::Data<AppState>,
     /// SQLite file, when that backend is used.
     pub sqlite_path: Option<PathBuf>,
+    /// The test's own directory (SQLite file, checkpoint key and file), removed on stop.
+    pub dir: PathBuf,
     handle: tideway_gateway::app::AppHandle,
 }
 
@@ -269,15 +271,23 @@ impl TestApp {
         }
         let es_client = BackendClient::generate_es384("test-es", "es-test-1").expect("es client");
         let rs_client = rs_client();
+        let dir = std::env::temp_dir().join(format!("tideway-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(dir.join("checkpoints")).expect("temp dir");
         let (store_url, sqlite_path) = match opts.store {
             StoreKind::Sqlite => {
-                let dir =
-                    std::env::temp_dir().join(format!("tideway-test-{}", uuid::Uuid::new_v4().simple()));
-                std::fs::create_dir_all(&dir).expect("temp dir");
                 let path = dir.join("tideway.db");
                 (format!("sqlite://{}", path.display()), Some(path))
             }
             StoreKind::Postgres => (fresh_postgres_schema().await, None),
+        };
+        // Checkpoints are signed as a deployment signs them, but only when a test asks (at
+        // shutdown, or through the state's checkpointer), not on a timer.
+        let checkpoint_key = dir.join("audit-checkpoint.key");
+        tideway_gateway::audit::checkpoint::CheckpointKey::generate(&checkpoint_key).expect("checkpoint key");
+        let audit = AuditSettings {
+            checkpoint_key: Some(checkpoint_key),
+            checkpoint_file: Some(dir.join("checkpoints").join("checkpoints.jsonl")),
+            checkpoint_interval_secs: 86_400,
         };
         let client = |id: &str, jwks: String, lifetime: u64| ClientConfig {
             client_id: id.to_owned(),
@@ -305,6 +315,7 @@ impl TestApp {
                 max_connections: 4,
                 acquire_timeout_ms: 60_000,
             },
+            audit,
             identity: IdentitySettings { pseudonym_key: secret("pseudonym") },
             auth: AuthConfig {
                 token_signing_secret: secret("signing"),
@@ -359,6 +370,7 @@ impl TestApp {
             simulators,
             state,
             sqlite_path,
+            dir,
             handle,
         }
     }
@@ -478,15 +490,20 @@ impl TestApp {
         self.simulators.iter().map(|s| s.hits().total).sum()
     }
 
-    /// Stops everything and removes the test's SQLite directory.
+    /// Stops everything and removes the test's directory.
     pub async fn stop(self) {
+        let dir = self.stop_keeping_files().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Stops everything (the gateway signs its closing audit checkpoint) and leaves the test's
+    /// directory for the caller to inspect and remove.
+    pub async fn stop_keeping_files(self) -> PathBuf {
         self.handle.stop(true).await;
         for s in self.simulators {
             s.stop().await;
         }
-        if let Some(dir) = self.sqlite_path.as_ref().and_then(|p| p.parent()) {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        self.dir
     }
 }
 

@@ -20,6 +20,10 @@ pub trait AuditLog: Send + Sync {
         self.append_audit(&record).await
     }
 
+    /// The chain's head: the last record's sequence number and stored hash, if any record
+    /// (what a checkpoint signs).
+    async fn chain_head(&self) -> Result<Option<(i64, Option<String>)>, AuditError>;
+
     /// The records of one request, oldest first (for tests and the privacy officer's tools).
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError>;
 }

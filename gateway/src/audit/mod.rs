@@ -11,8 +11,12 @@
 //! admin and export) appends through it, with the intent/outcome protocol, the timeout and the
 //! fail-closed rule in one place. The hash chain belongs there too.
 
+pub mod balp;
+pub mod chain;
+pub mod checkpoint;
 pub mod log;
 pub mod trail;
+pub mod verify;
 
 pub use log::AuditLog;
 pub use trail::{AuditError, AuditTrail, AuditedCall};

@@ -23,9 +23,10 @@ use tideway_simulators::population::{
 };
 
 use super::faults::{CliError, FaultArgs};
+use crate::audit::checkpoint::CheckpointKey;
 use crate::config::{
-    CacheSettings, FederationSettings, IdentitySettings, PageSettings, PolicySettings, ServerSettings,
-    Settings, StoreSettings, TelemetrySettings,
+    AuditSettings, CacheSettings, FederationSettings, IdentitySettings, PageSettings, PolicySettings,
+    ServerSettings, Settings, StoreSettings, TelemetrySettings,
 };
 use crate::signals::shutdown_signal;
 use crate::{Application, telemetry};
@@ -62,6 +63,22 @@ pub struct DemoArgs {
 }
 
 const DEMO_CLIENT: &str = "tideway-demo";
+
+/// The demo signs audit checkpoints as a deployment should: a key (made on the first run in
+/// the data directory) and a checkpoint file in a directory of its own.
+fn demo_checkpoints(data_dir: &std::path::Path) -> Result<AuditSettings, CliError> {
+    let key = data_dir.join("audit-checkpoint.key");
+    if !key.exists() {
+        CheckpointKey::generate(&key)?;
+    }
+    let dir = data_dir.join("checkpoints");
+    std::fs::create_dir_all(&dir)?;
+    Ok(AuditSettings {
+        checkpoint_key: Some(key),
+        checkpoint_file: Some(dir.join("checkpoints.jsonl")),
+        checkpoint_interval_secs: 10,
+    })
+}
 
 fn random_secret() -> SecretString {
     let mut bytes = [0u8; 32];
@@ -206,6 +223,7 @@ impl Demo {
         };
         std::fs::create_dir_all(&data_dir)?;
         let db = data_dir.join("tideway.db");
+        let audit = demo_checkpoints(&data_dir)?;
         let settings = Settings {
             server: ServerSettings {
                 bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port),
@@ -220,6 +238,7 @@ impl Demo {
                 max_connections: 8,
                 acquire_timeout_ms: 5_000,
             },
+            audit,
             identity: IdentitySettings { pseudonym_key: random_secret() },
             auth: AuthConfig {
                 token_signing_secret: random_secret(),

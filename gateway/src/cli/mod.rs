@@ -1,4 +1,4 @@
-//! The command line: `tideway serve`, `tideway demo`, `tideway simulate`.
+//! The command line: `tideway serve`, `tideway demo`, `tideway simulate`, `tideway audit`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use tideway_simulators::fhir_r4::simulator::{self, PopulationSpec, SimulatorConf
 use tideway_simulators::kinds;
 use tideway_simulators::population::Population;
 
+pub mod audit;
 mod demo;
 mod faults;
 
@@ -41,6 +42,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run one simulated borough exchange on its own.
     Simulate(SimulateArgs),
+    /// Check or export the audit trail, or make a checkpoint signing key.
+    Audit(audit::AuditArgs),
 }
 
 /// `tideway simulate`.
@@ -90,13 +93,14 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config } => serve(config).await,
-            Command::Demo(args) => demo::run(args).await,
-            Command::Simulate(args) => simulate(args).await,
+            Command::Serve { config } => serve(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Demo(args) => demo::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Simulate(args) => simulate(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Audit(args) => audit::run(args).await,
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("tideway: {e}");
             ExitCode::FAILURE

@@ -5,37 +5,86 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::{PgPool, Row};
+use sqlx::Row;
 use tokio::sync::oneshot;
 
 use super::{Store, StoreError, err};
+use crate::audit::chain::ChainHash;
 use crate::audit::{AuditError, AuditLog, AuditOutcome, AuditPhase, AuditRecord, StoredAudit, action_named};
 
-/// The insert of one record, `$n` placeholders in column order (SQLite numbers `$n` parameters
-/// in order of appearance, so the same text binds by position there too).
-macro_rules! insert_audit {
-    () => {
-        "INSERT INTO audit_event (recorded_at_us, request_id, phase, action, client_id, user_id, role, \
-         organisation, purpose, patient_id, sources, outcome, http_status, released, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+/// The insert of one record with its place in the hash chain: the sequence number (`$1`), the
+/// fifteen columns of the record in order, then `prev_hash` and `hash`. `$n` placeholders
+/// in order of appearance, so SQLite (which numbers them so) binds the same text by position.
+pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_event (seq, recorded_at_us, request_id, phase, action, client_id, user_id, role, \
+     organisation, purpose, patient_id, sources, outcome, http_status, released, detail, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+
+/// The chain's head: the last record's sequence number and hash. Read inside the writing
+/// transaction, after its lock is taken, so no other writer can move it meanwhile.
+pub(super) const SELECT_HEAD: &str = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1";
+
+/// The first link of a batch: the head's sequence number (0 when the trail is empty) and the
+/// hash a new record follows. A head row without a hash (written before the chain existed, or
+/// damaged) is followed from the genesis hash; `audit verify` reports it.
+pub(super) fn chain_start(head: Option<(i64, Option<String>)>) -> (i64, ChainHash) {
+    match head {
+        None => (0, ChainHash::GENESIS),
+        Some((seq, hash)) => {
+            (seq, hash.as_deref().and_then(ChainHash::from_hex).unwrap_or(ChainHash::GENESIS))
+        }
+    }
+}
+
+/// Every column, for reading records back.
+macro_rules! select_audit {
+    ($rest:literal) => {
+        concat!(
+            "SELECT seq, recorded_at_us, request_id, phase, action, client_id, user_id, role, organisation, \
+             purpose, patient_id, sources, outcome, http_status, released, detail, prev_hash, hash \
+             FROM audit_event ",
+            $rest
+        )
     };
 }
 
-/// SQLite's insert: the sequence number is the row id the insert reports.
-pub(super) const INSERT_AUDIT: &str = insert_audit!();
+const SELECT_AUDIT: &str = select_audit!("WHERE request_id = $1 ORDER BY seq");
 
-/// PostgreSQL's insert, answering the sequence number.
-const INSERT_AUDIT_RETURNING_SEQ: &str = concat!(insert_audit!(), " RETURNING seq");
+/// A page of the trail in sequence order: after a sequence number, recorded at or after an
+/// instant, at most so many.
+const SELECT_AUDIT_PAGE: &str =
+    select_audit!("WHERE seq > $1 AND recorded_at_us >= $2 ORDER BY seq LIMIT $3");
 
-const SELECT_AUDIT: &str = "SELECT seq, recorded_at_us, request_id, phase, action, client_id, user_id, role, \
-     organisation, purpose, patient_id, sources, outcome, http_status, released, detail FROM audit_event \
-     WHERE request_id = $1 ORDER BY seq";
+/// The sequence numbers of the records whose hash is this (a scan: only `audit verify` asks,
+/// and only once it has found a broken link).
+const SELECT_SEQ_BY_HASH: &str = "SELECT seq FROM audit_event WHERE hash = $1 ORDER BY seq";
+
+/// A stored record with its place in the hash chain, as stored (not checked).
+#[derive(Debug, Clone)]
+pub struct ChainedAudit {
+    /// The record and its sequence number.
+    pub stored: StoredAudit,
+    /// `prev_hash` as stored.
+    pub prev_hash: Option<String>,
+    /// `hash` as stored.
+    pub hash: Option<String>,
+}
 
 /// An audit record waiting for the SQLite writer thread, and who to tell.
 #[derive(Debug)]
 pub struct PendingAudit {
     pub(super) record: Arc<AuditRecord>,
     pub(super) done: oneshot::Sender<Result<i64, StoreError>>,
+}
+
+impl PendingAudit {
+    /// Tells the caller, after letting go of the record: a caller that hands its record over
+    /// (`AuditLog::append_shared`) holds the only reference again when it wakes.
+    pub(super) fn answer(self, result: Result<i64, StoreError>) {
+        let Self { record, done } = self;
+        drop(record);
+        // A caller that went away still has its record written; nobody to tell.
+        let _ = done.send(result);
+    }
 }
 
 /// Runs `$body` once per column of an audit record, in `audit_event` (and placeholder) order,
@@ -82,19 +131,22 @@ impl AuditLog for Store {
     async fn append_audit(&self, r: &AuditRecord) -> Result<i64, AuditError> {
         match self {
             Self::Sqlite { audit, .. } => audit.append(Arc::new(r.clone())).await,
-            Self::Postgres(p) => append_postgres(p, r).await,
+            Self::Postgres { audit, .. } => audit.append(Arc::new(r.clone())).await,
         }
         .map_err(Into::into)
     }
 
-    /// SQLite's writer thread holds the record until it is committed: handed over, it is not
-    /// copied.
+    /// The writer holds the record until it is committed: handed over, it is not copied.
     async fn append_shared(&self, r: Arc<AuditRecord>) -> Result<i64, AuditError> {
         match self {
             Self::Sqlite { audit, .. } => audit.append(r).await,
-            Self::Postgres(p) => append_postgres(p, &r).await,
+            Self::Postgres { audit, .. } => audit.append(r).await,
         }
         .map_err(Into::into)
+    }
+
+    async fn chain_head(&self) -> Result<Option<(i64, Option<String>)>, AuditError> {
+        self.audit_head().await.map_err(Into::into)
     }
 
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError> {
@@ -102,14 +154,40 @@ impl AuditLog for Store {
     }
 }
 
-/// PostgreSQL's append: one insert, committed before it returns.
-async fn append_postgres(p: &PgPool, r: &AuditRecord) -> Result<i64, StoreError> {
-    let mut query = sqlx::query_scalar::<_, i64>(INSERT_AUDIT_RETURNING_SEQ);
-    each_audit_value!(r, |value| query = query.bind(value));
-    query.fetch_one(p).await.map_err(err("append audit"))
-}
-
 impl Store {
+    /// Up to `limit` records of the trail with sequence numbers above `after_seq`, recorded at
+    /// or after `since_us` (microseconds since the epoch), in sequence order.
+    pub async fn audit_page(
+        &self,
+        after_seq: i64,
+        since_us: i64,
+        limit: i64,
+    ) -> Result<Vec<ChainedAudit>, StoreError> {
+        on_pool!(self, read, |p| sqlx::query(SELECT_AUDIT_PAGE)
+            .bind(after_seq)
+            .bind(since_us)
+            .bind(limit)
+            .fetch_all(p)
+            .await
+            .map_err(err("read audit"))?
+            .iter()
+            .map(DecodeAuditRow::decode_chained)
+            .collect::<Result<Vec<_>, _>>())
+        .map_err(err("decode audit"))
+    }
+
+    /// The chain's head: the last record's sequence number and stored hash, if any record.
+    pub async fn audit_head(&self) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        on_pool!(self, read, |p| sqlx::query_as(SELECT_HEAD).fetch_optional(p).await)
+            .map_err(err("read audit head"))
+    }
+
+    /// The sequence numbers of the records stored with `hash`.
+    pub async fn audit_seqs_with_hash(&self, hash: &str) -> Result<Vec<i64>, StoreError> {
+        on_pool!(self, read, |p| sqlx::query_scalar(SELECT_SEQ_BY_HASH).bind(hash).fetch_all(p).await)
+            .map_err(err("read audit"))
+    }
+
     async fn read_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, StoreError> {
         on_pool!(self, read, |p| sqlx::query(SELECT_AUDIT)
             .bind(request_id)
@@ -127,6 +205,8 @@ impl Store {
 /// its typed field, and a value the gateway could not have written is a decode error.
 trait DecodeAuditRow {
     fn decode_audit(&self) -> Result<StoredAudit, sqlx::Error>;
+
+    fn decode_chained(&self) -> Result<ChainedAudit, sqlx::Error>;
 }
 
 fn bad(column: &str) -> sqlx::Error {
@@ -164,6 +244,14 @@ macro_rules! audit_row_from {
                     detail: r.try_get("detail")?,
                 };
                 Ok(StoredAudit { seq: r.try_get("seq")?, record })
+            }
+
+            fn decode_chained(&self) -> Result<ChainedAudit, sqlx::Error> {
+                Ok(ChainedAudit {
+                    stored: self.decode_audit()?,
+                    prev_hash: self.try_get("prev_hash")?,
+                    hash: self.try_get("hash")?,
+                })
             }
         }
     };

@@ -21,22 +21,22 @@
 //! store has committed every record it accepted. If the thread dies, its queue closes with it
 //! and every caller is answered "the audit writer has stopped".
 //!
-//! Room for the hash chain (`prev_hash`/`hash`, issue 10): this thread is SQLite's only writer
-//! of `audit_event` and inserts in sequence order, so the chain can be computed here, in append
-//! order, without a lock: read the last row's hash once at start, compute each record's hash in
-//! [`write_batch`] just before binding it (two more columns of the same insert), and keep the
-//! new head only once `COMMIT` returned, so a rolled-back batch leaves the head as it was.
+//! The hash chain ([`crate::audit::chain`]) is made here, in append order: each batch reads the
+//! head (last sequence number and hash) once inside its transaction, numbers and links its
+//! records from it, and writes each record's `seq`, `prev_hash` and `hash` in the same insert.
+//! A rolled-back batch leaves the head as it was, so the chain never holds a link to a record
+//! that was not committed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
-use super::audit_log::{INSERT_AUDIT, PendingAudit, each_audit_value};
+use super::audit_log::{INSERT_AUDIT, PendingAudit, SELECT_HEAD, chain_start, each_audit_value};
 use crate::audit::AuditRecord;
 
 /// Most records committed in one transaction.
@@ -159,39 +159,43 @@ fn run(mut conn: Connection, mut inbox: mpsc::Receiver<PendingAudit>) {
     }
 }
 
-/// Writes `batch` in one transaction, in order; the sequence numbers, once committed.
+/// Writes `batch` in one transaction, in order, each record linked to the one before it; the
+/// sequence numbers, once committed. The head is read after `BEGIN IMMEDIATE` took the write
+/// lock, so another process writing the same file cannot fork the chain.
 fn write_batch(conn: &mut Connection, batch: &[PendingAudit]) -> Result<Vec<i64>, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(failed("begin audit batch"))?;
+    let head = tx
+        .query_row(SELECT_HEAD, [], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?)))
+        .optional()
+        .map_err(failed("read audit chain head"))?;
+    let (mut seq, mut prev) = chain_start(head);
     let mut seqs = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(INSERT_AUDIT).map_err(failed("append audit"))?;
         for pending in batch {
-            let mut column = 0;
+            seq += 1;
+            let hash = prev.then(&pending.record);
+            let mut column = 1;
+            insert.raw_bind_parameter(column, seq).map_err(failed("append audit"))?;
             each_audit_value!(&pending.record, |value| {
                 column += 1;
                 insert.raw_bind_parameter(column, value).map_err(failed("append audit"))?
             });
-            // One row or a failure: a trigger that skipped the row must not be answered with
-            // the previous row's sequence number.
+            for link in [prev, hash] {
+                column += 1;
+                insert.raw_bind_parameter(column, link.to_hex()).map_err(failed("append audit"))?;
+            }
+            // One row or a failure: a trigger that skipped the row must not be answered as
+            // written.
             if insert.raw_execute().map_err(failed("append audit"))? != 1 {
                 return Err(StoreError::other("append audit", "the store did not insert the record"));
             }
-            seqs.push(tx.last_insert_rowid());
+            seqs.push(seq);
+            prev = hash;
         }
     }
     tx.commit().map_err(failed("commit audit batch"))?;
     Ok(seqs)
-}
-
-impl PendingAudit {
-    /// Tells the caller, after letting go of the record: a caller that hands its record over
-    /// (`AuditLog::append_shared`) holds the only reference again when it wakes.
-    fn answer(self, result: Result<i64, StoreError>) {
-        let Self { record, done } = self;
-        drop(record);
-        // A caller that went away still has its record written; nobody to tell.
-        let _ = done.send(result);
-    }
 }

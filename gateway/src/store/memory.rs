@@ -86,6 +86,12 @@ impl AuditLog for MemoryStore {
         Ok(seq)
     }
 
+    /// The fake keeps no chain: its head has no hash.
+    async fn chain_head(&self) -> Result<Option<(i64, Option<String>)>, AuditError> {
+        let rows = self.audit.lock().map_err(|_| poisoned("read audit"))?;
+        Ok(rows.last().map(|r| (r.seq, None)))
+    }
+
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError> {
         let rows = self.audit.lock().map_err(|_| poisoned("read audit"))?;
         Ok(rows.iter().filter(|r| r.request_id == request_id).cloned().collect())

@@ -28,13 +28,16 @@ macro_rules! on_pool {
     ($store:expr, $kind:ident, |$p:ident| $body:expr) => {
         match $store {
             $crate::store::Store::Sqlite { $kind: $p, .. } => $body,
-            $crate::store::Store::Postgres($p) => $body,
+            $crate::store::Store::Postgres { pool: $p, .. } => $body,
         }
     };
 }
 
 mod agreements;
 mod alerts;
+mod audit_chain;
+#[cfg(test)]
+mod audit_chain_tests;
 mod audit_log;
 #[cfg(test)]
 mod audit_tests;
@@ -42,12 +45,13 @@ mod audit_writer;
 mod consents;
 pub mod memory;
 mod patients;
+mod postgres_audit_writer;
 mod replay;
 
 pub use crate::audit::AuditLog;
 pub use agreements::{AgreementStore, Approval, PublishedVersion};
 pub use alerts::{AlertStore, BreakGlass, PrivacyAlert};
-pub use audit_log::PendingAudit;
+pub use audit_log::{ChainedAudit, PendingAudit};
 pub use audit_writer::SqliteAuditWriter;
 pub use consents::{ConsentStore, ConsentVersion};
 pub use patients::{PatientIndex, SourceLink};
@@ -98,8 +102,13 @@ pub enum Store {
         /// The group-commit audit writer: appends to `audit_event`.
         audit: audit_writer::SqliteAuditWriter,
     },
-    /// PostgreSQL.
-    Postgres(PgPool),
+    /// PostgreSQL: a pool, and the group-commit audit writer task.
+    Postgres {
+        /// The pool (everything but audit appends).
+        pool: PgPool,
+        /// The group-commit audit writer: appends to `audit_event`.
+        audit: postgres_audit_writer::PostgresAuditWriter,
+    },
 }
 
 const SCHEMA_SQLITE: &str = include_str!("../../migrations/sqlite.sql");
@@ -157,7 +166,8 @@ impl Store {
                 .await
                 .map_err(err("connect postgres"))?;
             sqlx::raw_sql(SCHEMA_POSTGRES).execute(&pool).await.map_err(err("apply schema"))?;
-            Ok(Self::Postgres(pool))
+            let audit = postgres_audit_writer::PostgresAuditWriter::start(pool.clone());
+            Ok(Self::Postgres { pool, audit })
         }
     }
 
@@ -165,7 +175,7 @@ impl Store {
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Sqlite { .. } => "sqlite",
-            Self::Postgres(_) => "postgres",
+            Self::Postgres { .. } => "postgres",
         }
     }
 

@@ -49,7 +49,9 @@ async fn sqlite_and_postgres_schemas_match() {
     app.stop().await;
     // PostgreSQL columns in a fresh schema.
     let app = TestApp::spawn(Options { boroughs: 1, store: StoreKind::Postgres, ..Options::default() }).await;
-    let tideway_gateway::store::Store::Postgres(pool) = &app.state.store else { panic!("postgres store") };
+    let tideway_gateway::store::Store::Postgres { pool, .. } = &app.state.store else {
+        panic!("postgres store")
+    };
     let mut pg_cols: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = current_schema()",
     )

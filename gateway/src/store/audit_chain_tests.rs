@@ -1,0 +1,296 @@
+//! The hash chain against real databases: appends from concurrent callers (and, on
+//! PostgreSQL, from two replicas) form one intact chain, the table refuses changes, and every
+//! kind of damage done behind the gateway's back is named by `verify_audit`, at the right
+//! place, on both backends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::AssertSqlSafe;
+
+use super::{AuditLog, ChainedAudit, Store};
+use crate::audit::AuditRecord;
+use crate::audit::chain::ChainHash;
+use crate::audit::checkpoint::{CheckpointFile, CheckpointKey, Checkpointer};
+use crate::audit::verify::{ChainVerifier, Report};
+
+/// A temporary directory for a key, a checkpoint file and (for SQLite) the store.
+struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("tideway-chain-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+async fn store_url(backend: Backend, dir: &Dir) -> secrecy::SecretString {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.0.join("store.db").display()).into(),
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let base = std::env::var("TIDEWAY_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let mut conn =
+                sqlx::PgConnection::connect(&base).await.expect("PostgreSQL is required for this test");
+            sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}options=-c%20search_path%3D{schema}").into()
+        }
+    }
+}
+
+fn record(n: usize) -> AuditRecord {
+    let mut r = AuditRecord::new(&format!("req-{n}"), "patient-read", None);
+    r.patient_id = Some(format!("p{n:032}"));
+    r.client_id = Some("epr".into());
+    r.released = n as u64;
+    r.detail = format!(r#"{{"n":{n},"note":"Zoë ☃"}}"#);
+    r
+}
+
+/// Runs `sql` on the store as someone with direct access would: the append-only triggers
+/// dropped first, as they would have to be.
+async fn behind_the_gateways_back(store: &Store, sql: &str) {
+    let drop_guards = match store {
+        Store::Sqlite { .. } => {
+            "DROP TRIGGER IF EXISTS audit_event_no_update; DROP TRIGGER IF EXISTS audit_event_no_delete;"
+        }
+        Store::Postgres { .. } => {
+            "DROP TRIGGER IF EXISTS audit_event_no_change ON audit_event; \
+             DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_event;"
+        }
+    };
+    let script = AssertSqlSafe(format!("{drop_guards} {sql}"));
+    match store {
+        Store::Sqlite { write, .. } => sqlx::raw_sql(script).execute(write).await.map(drop),
+        Store::Postgres { pool, .. } => sqlx::raw_sql(script).execute(pool).await.map(drop),
+    }
+    .unwrap();
+}
+
+/// Every record of the trail, as stored.
+async fn all_rows(store: &Store) -> Vec<ChainedAudit> {
+    store.audit_page(i64::MIN, i64::MIN, 1_000_000).await.unwrap()
+}
+
+/// Recomputes every hash from the first record on and writes them back, as someone hiding an
+/// edit would.
+async fn rewrite_chain(store: &Store) {
+    let mut prev = ChainHash::GENESIS;
+    let mut sql = String::new();
+    for row in all_rows(store).await {
+        let hash = prev.then(&row.stored.record);
+        sql.push_str(&format!(
+            "UPDATE audit_event SET prev_hash = '{prev}', hash = '{hash}' WHERE seq = {};",
+            row.stored.seq
+        ));
+        prev = hash;
+    }
+    behind_the_gateways_back(store, &sql).await;
+}
+
+struct Trail {
+    store: Store,
+    dir: Dir,
+    key: std::path::PathBuf,
+    file: std::path::PathBuf,
+}
+
+impl Trail {
+    /// A store holding `records` records, checkpointed after the `checkpoint_at`th.
+    async fn new(backend: Backend, records: usize, checkpoint_at: usize) -> Self {
+        let dir = Dir::new();
+        let store =
+            Store::connect(&store_url(backend, &dir).await, 2, Duration::from_secs(10)).await.unwrap();
+        let key = dir.0.join("key");
+        let file = dir.0.join("checkpoints.jsonl");
+        CheckpointKey::generate(&key).unwrap();
+        let checkpointer = Checkpointer::new(&key, file.clone(), Arc::new(store.clone())).unwrap();
+        for n in 1..=records {
+            store.append_audit(&record(n)).await.unwrap();
+            if n == checkpoint_at {
+                assert!(checkpointer.checkpoint().await.unwrap().is_some());
+                assert!(checkpointer.checkpoint().await.unwrap().is_none(), "nothing new, nothing signed");
+            }
+        }
+        Self { store, dir, key, file }
+    }
+
+    async fn verify(&self) -> Report {
+        let key = CheckpointKey::load(&self.key).unwrap();
+        let (checkpoints, unreadable) = CheckpointFile::new(self.file.clone()).read().unwrap();
+        self.store
+            .verify_audit(ChainVerifier::new(checkpoints, &unreadable, Some(&key.verifying_key())))
+            .await
+            .unwrap()
+    }
+
+    async fn first_damage(&self) -> (Option<i64>, &'static str) {
+        let report = self.verify().await;
+        let first = report.first().unwrap_or_else(|| panic!("damage went unnoticed: {report:?}"));
+        (first.seq, first.damage.kind())
+    }
+}
+
+async fn concurrent_appends_form_one_intact_chain(backend: Backend) {
+    let trail = Trail::new(backend, 3, 3).await;
+    let tasks: Vec<_> = (0..150)
+        .map(|n| {
+            let store = trail.store.clone();
+            tokio::spawn(async move { store.append_audit(&record(100 + n)).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let report = trail.verify().await;
+    assert!(report.intact(), "{backend:?}: {:?}", report.findings);
+    assert_eq!(report.records, 153);
+    assert_eq!(report.checkpoints, 1);
+    let _ = &trail.dir;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_appends_form_one_intact_chain() {
+    concurrent_appends_form_one_intact_chain(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_appends_form_one_intact_chain() {
+    concurrent_appends_form_one_intact_chain(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_postgres_replicas_appending_at_once_keep_one_chain() {
+    let dir = Dir::new();
+    let url = store_url(Backend::Postgres, &dir).await;
+    let a = Store::connect(&url, 2, Duration::from_secs(10)).await.unwrap();
+    let b = Store::connect(&url, 2, Duration::from_secs(10)).await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|n| {
+            let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { store.append_audit(&record(n)).await.unwrap() })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=200).collect::<Vec<i64>>(), "one gap-free numbering across replicas");
+    let report = a.verify_audit(ChainVerifier::new(Vec::new(), &[], None)).await.unwrap();
+    assert!(report.intact(), "{:?}", report.findings);
+    assert_eq!(report.records, 200);
+}
+
+async fn the_table_refuses_changes(backend: Backend) {
+    let trail = Trail::new(backend, 2, 2).await;
+    let attempts =
+        ["UPDATE audit_event SET released = 9 WHERE seq = 1", "DELETE FROM audit_event WHERE seq = 2"];
+    for sql in attempts {
+        let refused = match &trail.store {
+            Store::Sqlite { write, .. } => sqlx::raw_sql(sql).execute(write).await.map(drop),
+            Store::Postgres { pool, .. } => sqlx::raw_sql(sql).execute(pool).await.map(drop),
+        };
+        let e = refused.expect_err(sql);
+        assert!(e.to_string().contains("append-only"), "{backend:?}: {e}");
+    }
+    if let Store::Postgres { pool, .. } = &trail.store {
+        let e = sqlx::raw_sql("TRUNCATE audit_event").execute(pool).await.expect_err("truncate");
+        assert!(e.to_string().contains("append-only"), "{e}");
+    }
+    assert!(trail.verify().await.intact());
+}
+
+#[tokio::test]
+async fn sqlite_refuses_changes_to_the_trail() {
+    the_table_refuses_changes(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_refuses_changes_to_the_trail() {
+    the_table_refuses_changes(Backend::Postgres).await;
+}
+
+async fn every_kind_of_damage_is_named(backend: Backend) {
+    // An edit.
+    let t = Trail::new(backend, 20, 20).await;
+    behind_the_gateways_back(&t.store, "UPDATE audit_event SET released = 999 WHERE seq = 5;").await;
+    assert_eq!(t.first_damage().await, (Some(5), "edited"), "{backend:?}");
+
+    // A deletion.
+    let t = Trail::new(backend, 20, 20).await;
+    behind_the_gateways_back(&t.store, "DELETE FROM audit_event WHERE seq = 7;").await;
+    assert_eq!(t.first_damage().await, (Some(7), "gap"), "{backend:?}");
+
+    // A deletion hidden by renumbering the rest.
+    let t = Trail::new(backend, 20, 20).await;
+    behind_the_gateways_back(
+        &t.store,
+        "DELETE FROM audit_event WHERE seq = 4; \
+         UPDATE audit_event SET seq = -(seq - 1) WHERE seq > 4; \
+         UPDATE audit_event SET seq = -seq WHERE seq < 0;",
+    )
+    .await;
+    assert_eq!(t.first_damage().await, (Some(4), "deleted"), "{backend:?}");
+
+    // Two records swapped.
+    let t = Trail::new(backend, 20, 20).await;
+    behind_the_gateways_back(
+        &t.store,
+        "UPDATE audit_event SET seq = -8 WHERE seq = 8; \
+         UPDATE audit_event SET seq = 8 WHERE seq = 9; \
+         UPDATE audit_event SET seq = 9 WHERE seq = -8;",
+    )
+    .await;
+    let report = t.verify().await;
+    assert_eq!(t.first_damage().await, (Some(8), "reordered"), "{backend:?}");
+    assert!(report.findings[0].to_string().contains("follows seq 9"), "{}", report.findings[0]);
+
+    // The tail cut off after a checkpoint.
+    let t = Trail::new(backend, 20, 18).await;
+    behind_the_gateways_back(&t.store, "DELETE FROM audit_event WHERE seq > 15;").await;
+    assert_eq!(t.first_damage().await, (Some(16), "truncated"), "{backend:?}");
+
+    // An edit hidden by rewriting every hash after a checkpoint.
+    let t = Trail::new(backend, 20, 12).await;
+    behind_the_gateways_back(&t.store, "UPDATE audit_event SET patient_id = 'someone-else' WHERE seq = 3;")
+        .await;
+    rewrite_chain(&t.store).await;
+    assert!(
+        t.store.verify_audit(ChainVerifier::new(Vec::new(), &[], None)).await.unwrap().intact(),
+        "without its checkpoints a rewritten chain checks"
+    );
+    assert_eq!(t.first_damage().await, (Some(12), "rehashed"), "{backend:?}");
+
+    // A forged checkpoint line.
+    let t = Trail::new(backend, 5, 5).await;
+    let text = std::fs::read_to_string(&t.file).unwrap().replace("\"seq\":5", "\"seq\":4");
+    std::fs::write(&t.file, text).unwrap();
+    assert_eq!(t.first_damage().await, (Some(4), "forged-checkpoint"), "{backend:?}");
+}
+
+#[tokio::test]
+async fn sqlite_names_every_kind_of_damage() {
+    every_kind_of_damage_is_named(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_names_every_kind_of_damage() {
+    every_kind_of_damage_is_named(Backend::Postgres).await;
+}
