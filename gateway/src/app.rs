@@ -227,12 +227,12 @@ impl Application {
                             .wrap(from_fn(middleware::request_id_and_log))
                             .configure(http::admin_routes)
                     })
-                        .workers(1)
-                        .shutdown_timeout(1)
-                        .disable_signals()
-                        .listen(admin_listener)
-                        .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?
-                        .run(),
+                    .workers(1)
+                    .shutdown_timeout(1)
+                    .disable_signals()
+                    .listen(admin_listener)
+                    .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?
+                    .run(),
                 )
             }
             None => None,

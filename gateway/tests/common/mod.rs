@@ -114,6 +114,12 @@ impl Running {
         }
     }
 
+    /// Kills the child with SIGKILL (no chance to finish anything) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit; SIGKILL and fail if it takes longer than `within`.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
         let pid = self.child.id().to_string();
@@ -165,14 +171,26 @@ impl Http {
 
     /// GET `url` with a bearer token: the status and the `X-Request-ID` answered.
     pub fn get_request_id(&self, url: &str, token: Option<&str>) -> (u16, String) {
+        self.try_get_request_id(url, token).unwrap_or_else(|| panic!("GET {url} got no whole answer"))
+    }
+
+    /// [`Self::get_request_id`], or `None` when no whole answer (head and body) arrived.
+    pub fn try_get_request_id(&self, url: &str, token: Option<&str>) -> Option<(u16, String)> {
         self.rt.block_on(async {
             let mut req = self.client.get(url).header("accept", "application/fhir+json");
             if let Some(t) = token {
                 req = req.bearer_auth(t);
             }
-            let res = req.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
-            let id = res.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            (res.status().as_u16(), id.to_owned())
+            let res = req.send().await.ok()?;
+            let status = res.status().as_u16();
+            let id = res
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            res.bytes().await.ok()?;
+            Some((status, id))
         })
     }
 
