@@ -16,6 +16,7 @@ use tideway_adapters::NormalisedResource;
 use tideway_adapters::SourceId;
 use tideway_adapters::fhir_r4::mapping::{Normaliser, finish};
 use tideway_gateway::audit::AuditRecord;
+use tideway_gateway::audit::chain::ChainHash;
 use tideway_gateway::bundle::{Searchset, searchset};
 use tideway_gateway::store::{AuditLog, Store};
 use tideway_profiles::NhsNumber;
@@ -200,37 +201,64 @@ fn bench_nhs(c: &mut Criterion) {
     g.finish();
 }
 
-/// Durable audit appends to a fresh SQLite store in the temp directory: one at a time (each
-/// pays its own commit and fsync) and 64 at once (group-committed). Wall time, so the disk's
-/// fsync is in the figure; `gateway/examples/audit_appends.rs` is the fixed-count workload for
-/// counting CPU (`perf stat`, callgrind).
+/// Durable audit appends, hash-chained, to a fresh SQLite store in the temp directory and to a
+/// fresh schema of the PostgreSQL at `$TIDEWAY_TEST_POSTGRES_URL`: one at a time (each pays its
+/// own commit and fsync) and 64 at once (group-committed). Wall time, so the disk's fsync is in
+/// the figure; `gateway/examples/audit_appends.rs` is the fixed-count workload for counting CPU
+/// (`perf stat`, callgrind). `audit/chain_link` is the hash the chain adds to each record.
 fn bench_audit(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = std::env::temp_dir().join(format!("tideway-bench-audit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("audit.db").display()).into();
-    let store: Arc<Store> = Arc::new(rt.block_on(Store::connect(&url, 2, Duration::from_secs(5))).unwrap());
+    let sqlite = format!("sqlite://{}", dir.join("audit.db").display()).into();
+    let postgres = rt.block_on(fresh_postgres_schema()).into();
     let mut record = AuditRecord::new("bench-0123456789abcdef", "patient-everything", None);
     record.patient_id = Some("p0123456789abcdef0123456789abcdef".into());
     record.sources = Arc::from(r#"["borough-00","borough-01","borough-02"]"#);
     let mut g = c.benchmark_group("audit");
-    g.bench_function("sqlite_append_1", |b| {
-        b.iter(|| rt.block_on(store.append_audit(black_box(&record))).unwrap());
+    g.bench_function("chain_link", |b| {
+        let prev = ChainHash::GENESIS;
+        b.iter(|| black_box(prev.then(black_box(&record))));
     });
-    g.throughput(Throughput::Elements(64));
-    g.bench_function("sqlite_append_64_concurrent", |b| {
-        b.iter(|| {
-            rt.block_on(futures::future::join_all((0..64).map(|_| store.append_audit(&record))))
-                .into_iter()
-                .for_each(|r| {
-                    black_box(r.unwrap());
-                });
+    for (backend, url) in [("sqlite", sqlite), ("postgres", postgres)] {
+        let store: Arc<Store> =
+            Arc::new(rt.block_on(Store::connect(&url, 4, Duration::from_secs(5))).unwrap());
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(format!("{backend}_append_1"), |b| {
+            b.iter(|| rt.block_on(store.append_audit(black_box(&record))).unwrap());
         });
-    });
+        g.throughput(Throughput::Elements(64));
+        g.bench_function(format!("{backend}_append_64_concurrent"), |b| {
+            b.iter(|| {
+                rt.block_on(futures::future::join_all((0..64).map(|_| store.append_audit(&record))))
+                    .into_iter()
+                    .for_each(|r| {
+                        black_box(r.unwrap());
+                    });
+            });
+        });
+        drop(store);
+    }
     g.finish();
-    drop(store);
     rt.shutdown_timeout(Duration::from_secs(5));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh schema in the benchmark PostgreSQL, as a store URL.
+async fn fresh_postgres_schema() -> String {
+    use sqlx::Connection;
+    let base = std::env::var("TIDEWAY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = format!("bench_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(&base).await.expect("PostgreSQL for the audit benchmark");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
 
 fn config() -> Criterion {

@@ -47,6 +47,16 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
         "searchParam": [{"name": "patient", "type": "reference", "documentation": "The gateway's patient id; exactly one"}],
         "documentation": "A patient's consent directives, every version kept; recorded by the registered practice or the patient's own app. provision supports type, period, actor (ODS identifier), purpose, class, code, dataPeriod and nested provision; anything else is refused"
     }));
+    resources.push(json!({
+        "type": "AuditEvent",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [
+            {"name": "patient", "type": "reference", "documentation": "The gateway's patient id; required"},
+            {"name": "date", "type": "date", "documentation": "When recorded; eq, ge, gt, le, lt, sa, eb; repeatable (all must hold)"},
+            {"name": "_count", "type": "number", "documentation": "1 to 1000, default 100; newest first"}
+        ],
+        "documentation": "Who accessed a patient's record (BALP-style, one event per request), for privacy officers only"
+    }));
     json!({
         "resourceType": "CapabilityStatement",
         "extension": [terminology_maps()],

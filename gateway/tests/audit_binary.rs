@@ -79,6 +79,24 @@ fn audit_verify_and_export_check_the_demos_trail_and_name_the_damage() {
         assert!(!id.is_empty(), "every answer carries X-Request-ID");
         request_ids.push(id);
     }
+    // The ready file's privacy officer sees the search in the patient's access history.
+    let officer =
+        ready["privacy-officer"]["token"].as_str().expect("the ready file has a privacy-officer token");
+    let (_, found) =
+        http.get(&format!("{base}/Patient"), Some(&token), &[("identifier", &format!("{NHS_SYSTEM}|{nhs}"))]);
+    let patient = found["entry"][0]["resource"]["id"].as_str().unwrap().to_owned();
+    let (status, history) = http.get(&format!("{base}/AuditEvent"), Some(officer), &[("patient", &patient)]);
+    assert_eq!(status, 200, "{history}");
+    let listed: Vec<&str> = history["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["resource"]["entity"][0]["what"]["identifier"]["value"].as_str())
+        .collect();
+    assert!(
+        listed.contains(&request_ids[0].as_str()),
+        "the clinician's search is in the history: {listed:?}"
+    );
     assert!(demo.terminate(STOP_TIMEOUT).success(), "{}", demo.diagnostics());
 
     let verified = audit(&scratch, &["verify"]);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{AuditError, AuditRecord, StoredAudit};
+use super::{AuditError, AuditRecord, ChainedAudit, PatientWindow, StoredAudit};
 
 /// Appends audit records durably and reads a request's records back.
 #[async_trait]
@@ -26,4 +26,10 @@ pub trait AuditLog: Send + Sync {
 
     /// The records of one request, oldest first (for tests and the privacy officer's tools).
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError>;
+
+    /// One patient's outcome records in `window` (the privacy officer's access history).
+    async fn audit_for_patient(&self, window: &PatientWindow) -> Result<Vec<ChainedAudit>, AuditError>;
+
+    /// The record with sequence number `seq`, if any.
+    async fn audit_record(&self, seq: i64) -> Result<Option<ChainedAudit>, AuditError>;
 }

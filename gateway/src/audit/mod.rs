@@ -98,7 +98,7 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 14] = [
+pub const ACTIONS: [&str; 15] = [
     "patient-search",
     "patient-read",
     "patient-everything",
@@ -112,6 +112,7 @@ pub const ACTIONS: [&str; 14] = [
     "agreement-read",
     "alerts",
     "policy-simulate",
+    "audit-read",
     "unsupported",
 ];
 
@@ -135,6 +136,31 @@ impl std::ops::Deref for StoredAudit {
     fn deref(&self) -> &AuditRecord {
         &self.record
     }
+}
+
+/// A stored record with its place in the hash chain, as stored (not checked).
+#[derive(Debug, Clone)]
+pub struct ChainedAudit {
+    /// The record and its sequence number.
+    pub stored: StoredAudit,
+    /// `prev_hash` as stored.
+    pub prev_hash: Option<String>,
+    /// `hash` as stored.
+    pub hash: Option<String>,
+}
+
+/// Which of one patient's audit records are asked for: outcome records made in
+/// `[from_us, to_us)` (microseconds since the epoch), newest first, at most `limit`.
+#[derive(Debug, Clone)]
+pub struct PatientWindow {
+    /// The gateway's patient id.
+    pub patient_id: String,
+    /// Made at or after.
+    pub from_us: i64,
+    /// Made before.
+    pub to_us: i64,
+    /// At most so many.
+    pub limit: i64,
 }
 
 /// One audit record.

@@ -7,7 +7,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::AuditLog;
-use super::{AuditOutcome, AuditPhase, AuditRecord};
+use super::{AuditOutcome, AuditPhase, AuditRecord, ChainedAudit, PatientWindow};
 use crate::Principal;
 
 /// Longest wait for an audit append before the request is answered 503.
@@ -54,6 +54,16 @@ impl AuditTrail {
         within_timeout(self.log.append_shared(record)).await
     }
 
+    /// One patient's outcome records in `window`, newest first.
+    pub async fn for_patient(&self, window: &PatientWindow) -> Result<Vec<ChainedAudit>, AuditError> {
+        within_timeout(self.log.audit_for_patient(window)).await
+    }
+
+    /// The record with sequence number `seq`, if any.
+    pub async fn record(&self, seq: i64) -> Result<Option<ChainedAudit>, AuditError> {
+        within_timeout(self.log.audit_record(seq)).await
+    }
+
     /// Starts the audit of one request for `action`, on behalf of `principal` when known.
     pub fn begin(
         &self,
@@ -65,9 +75,9 @@ impl AuditTrail {
     }
 }
 
-/// An append's answer, or a failure if the log does not answer within the audit timeout.
-async fn within_timeout(append: impl Future<Output = Result<i64, AuditError>>) -> Result<i64, AuditError> {
-    match tokio::time::timeout(AUDIT_TIMEOUT, append).await {
+/// The log's answer, or a failure if it does not answer within the audit timeout.
+async fn within_timeout<T>(call: impl Future<Output = Result<T, AuditError>>) -> Result<T, AuditError> {
+    match tokio::time::timeout(AUDIT_TIMEOUT, call).await {
         Ok(answer) => answer,
         Err(_) => Err(AuditError("timed out".into())),
     }

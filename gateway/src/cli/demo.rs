@@ -47,7 +47,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// When ready, write `{"base_url", "token", "nhs_numbers", "personas", "scenario_patients",
-    /// "sources"}` (and `"from_dir_patients"` with `--from-dir`) here as JSON.
+    /// "sources", "privacy-officer"}` (and `"from_dir_patients"` with `--from-dir`) here as JSON.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
     /// Also run one more borough exchange serving the FHIR R4 patient bundles in this
@@ -339,6 +339,9 @@ impl Demo {
         });
         if let (Some(files), Some(obj)) = (&self.from_dir_patients, ready.as_object_mut()) {
             obj.insert("from_dir_patients".into(), json!(files));
+        }
+        if let (Some(officer), Some(obj)) = (self.personas.get("privacy-officer"), ready.as_object_mut()) {
+            obj.insert("privacy-officer".into(), json!(officer));
         }
         ready
     }

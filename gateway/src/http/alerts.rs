@@ -46,14 +46,7 @@ pub async fn alerts(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, Ap
         Ok(v) => v,
         Err(e) => return Err(call.fail(e).await),
     };
-    let entry: Vec<_> = found
-        .iter()
-        .map(|c| {
-            let id = c["id"].as_str().unwrap_or_default();
-            json!({"fullUrl": format!("{}/alerts/{id}", state.base_url), "resource": c, "search": {"mode": "match"}})
-        })
-        .collect();
-    let body = json!({"resourceType": "Bundle", "type": "searchset", "total": found.len(), "entry": entry});
+    let body = super::render::made_searchset(&state.base_url, "alerts", &found);
     let detail = json!({"alerts": found.len()}).to_string();
-    call.respond(body.to_string().into_bytes(), found.len(), AuditOutcome::Success, detail).await
+    call.respond(body, found.len(), AuditOutcome::Success, detail).await
 }

@@ -4,6 +4,7 @@
 mod agreements;
 mod alerts;
 mod answer;
+mod audit_events;
 pub mod call;
 mod consent;
 pub mod error;
@@ -85,6 +86,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(readable(fhir("/agreements/{id}", "agreement-read", GET_HEAD), agreements::read))
         .service(readable(fhir("/alerts", "alerts", GET_HEAD), alerts::alerts))
+        .service(readable(fhir("/AuditEvent", "audit-read", GET_HEAD), audit_events::search))
+        .service(readable(fhir("/AuditEvent/{id}", "audit-read", GET_HEAD), audit_events::read))
         .service(readable(fhir("/policy/simulate", "policy-simulate", GET_HEAD), simulate::simulate))
         .service(readable(fhir("/{type}", "search", GET_HEAD), type_search::type_search))
         .service(

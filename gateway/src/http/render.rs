@@ -20,6 +20,21 @@ pub fn page_body(base_url: &str, self_link: &str, page: &Page) -> Vec<u8> {
     })
 }
 
+/// A single-page searchset Bundle of resources the gateway made itself (alerts, audit events),
+/// each at `{base_url}/{path}/{id}`.
+pub fn made_searchset(base_url: &str, path: &str, resources: &[serde_json::Value]) -> Vec<u8> {
+    let entry: Vec<_> = resources
+        .iter()
+        .map(|r| {
+            let id = r["id"].as_str().unwrap_or_default();
+            serde_json::json!({"fullUrl": format!("{base_url}/{path}/{id}"), "resource": r, "search": {"mode": "match"}})
+        })
+        .collect();
+    serde_json::json!({"resourceType": "Bundle", "type": "searchset", "total": resources.len(), "entry": entry})
+        .to_string()
+        .into_bytes()
+}
+
 /// A single-page Bundle of `entries` (all of them matches).
 pub fn entries_body(
     base_url: &str,

@@ -404,6 +404,11 @@ impl RecordService {
         principal: &Principal,
         id: &str,
     ) -> Result<Opened, RecordError> {
+        // A refusal names the record it was asked for, so the privacy officer sees attempts too
+        // (the id is the gateway's opaque one; one that is not well formed names nothing).
+        if crate::identity::PatientIds::is_well_formed(id) {
+            call.about_patient(id);
+        }
         self.admit(principal)?;
         // Break-glass binds its token to the patient asked for before anything is looked up,
         // so a bound token learns nothing about any other id, present or not.

@@ -1,12 +1,13 @@
 //! What the privacy officer reads: the alerts raised for them (break-glass today), as FHIR
-//! `Communication`s, newest last. Only an organisation configured as a privacy office
+//! `Communication`s, newest last, and who accessed a patient's record, as the audit trail's
+//! `AuditEvent`s, newest first. Only an organisation configured as a privacy office
 //! (`[policy] privacy_officers`) with purpose of use `HOPERAT` may; every read is audited.
 
 use serde_json::{Value, json};
 use tideway_auth::Principal;
 
 use super::{RecordError, RecordService};
-use crate::audit::AuditedCall;
+use crate::audit::{AuditTrail, AuditedCall, PatientWindow, balp};
 use crate::store::PrivacyAlert;
 
 /// The code system of alert kinds.
@@ -31,6 +32,45 @@ impl RecordService {
         call.intent("[]".into()).await?;
         let alerts = self.alerts.alerts(patient_id, since_us, limit).await.map_err(RecordError::Alerts)?;
         Ok(alerts.iter().map(communication).collect())
+    }
+}
+
+impl RecordService {
+    /// Who accessed the patient's record: the outcome records of requests about them, as
+    /// BALP-style `AuditEvent`s, newest first.
+    pub async fn access_history(
+        &self,
+        call: &mut AuditedCall,
+        principal: &Principal,
+        trail: &AuditTrail,
+        query: &PatientWindow,
+    ) -> Result<Vec<Value>, RecordError> {
+        if !self.is_privacy_officer(principal) {
+            return Err(RecordError::NotPrivacyOfficer);
+        }
+        call.about_patient(&query.patient_id);
+        call.intent("[]".into()).await?;
+        let rows = trail.for_patient(query).await?;
+        Ok(rows.iter().map(balp::audit_event).collect())
+    }
+
+    /// One record of the audit trail by its sequence number, as an `AuditEvent`.
+    pub async fn audit_event(
+        &self,
+        call: &mut AuditedCall,
+        principal: &Principal,
+        trail: &AuditTrail,
+        seq: i64,
+    ) -> Result<Option<Value>, RecordError> {
+        if !self.is_privacy_officer(principal) {
+            return Err(RecordError::NotPrivacyOfficer);
+        }
+        call.intent("[]".into()).await?;
+        let row = trail.record(seq).await?;
+        if let Some(patient) = row.as_ref().and_then(|r| r.stored.patient_id.as_deref()) {
+            call.about_patient(patient);
+        }
+        Ok(row.as_ref().map(balp::audit_event))
     }
 }
 

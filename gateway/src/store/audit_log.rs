@@ -10,7 +10,10 @@ use tokio::sync::oneshot;
 
 use super::{Store, StoreError, err};
 use crate::audit::chain::ChainHash;
-use crate::audit::{AuditError, AuditLog, AuditOutcome, AuditPhase, AuditRecord, StoredAudit, action_named};
+use crate::audit::{
+    AuditError, AuditLog, AuditOutcome, AuditPhase, AuditRecord, ChainedAudit, PatientWindow, StoredAudit,
+    action_named,
+};
 
 /// The insert of one record with its place in the hash chain: the sequence number (`$1`), the
 /// fifteen columns of the record in order, then `prev_hash` and `hash`. `$n` placeholders
@@ -54,20 +57,18 @@ const SELECT_AUDIT: &str = select_audit!("WHERE request_id = $1 ORDER BY seq");
 const SELECT_AUDIT_PAGE: &str =
     select_audit!("WHERE seq > $1 AND recorded_at_us >= $2 ORDER BY seq LIMIT $3");
 
+/// One patient's outcome records within `[from, to)` microseconds, newest first, at most so many.
+const SELECT_AUDIT_FOR_PATIENT: &str = select_audit!(
+    "WHERE patient_id = $1 AND phase = 'outcome' AND recorded_at_us >= $2 AND recorded_at_us < $3 \
+     ORDER BY seq DESC LIMIT $4"
+);
+
+/// One record by its sequence number.
+const SELECT_AUDIT_BY_SEQ: &str = select_audit!("WHERE seq = $1");
+
 /// The sequence numbers of the records whose hash is this (a scan: only `audit verify` asks,
 /// and only once it has found a broken link).
 const SELECT_SEQ_BY_HASH: &str = "SELECT seq FROM audit_event WHERE hash = $1 ORDER BY seq";
-
-/// A stored record with its place in the hash chain, as stored (not checked).
-#[derive(Debug, Clone)]
-pub struct ChainedAudit {
-    /// The record and its sequence number.
-    pub stored: StoredAudit,
-    /// `prev_hash` as stored.
-    pub prev_hash: Option<String>,
-    /// `hash` as stored.
-    pub hash: Option<String>,
-}
 
 /// An audit record waiting for the SQLite writer thread, and who to tell.
 #[derive(Debug)]
@@ -126,6 +127,21 @@ macro_rules! each_audit_value {
 }
 pub(super) use each_audit_value;
 
+/// Runs `$query` (its values bound) on `$store`'s readers and decodes every row it answers as
+/// a [`ChainedAudit`]: a `Result<Vec<ChainedAudit>, StoreError>`.
+macro_rules! fetch_chained {
+    ($store:expr, $query:expr) => {
+        on_pool!($store, read, |p| $query
+            .fetch_all(p)
+            .await
+            .map_err(err("read audit"))?
+            .iter()
+            .map(DecodeAuditRow::decode_chained)
+            .collect::<Result<Vec<_>, _>>())
+        .map_err(err("decode audit"))
+    };
+}
+
 #[async_trait]
 impl AuditLog for Store {
     async fn append_audit(&self, r: &AuditRecord) -> Result<i64, AuditError> {
@@ -152,6 +168,21 @@ impl AuditLog for Store {
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError> {
         self.read_request(request_id).await.map_err(Into::into)
     }
+
+    async fn audit_for_patient(&self, w: &PatientWindow) -> Result<Vec<ChainedAudit>, AuditError> {
+        Ok(fetch_chained!(
+            self,
+            sqlx::query(SELECT_AUDIT_FOR_PATIENT)
+                .bind(&w.patient_id)
+                .bind(w.from_us)
+                .bind(w.to_us)
+                .bind(w.limit)
+        )?)
+    }
+
+    async fn audit_record(&self, seq: i64) -> Result<Option<ChainedAudit>, AuditError> {
+        Ok(fetch_chained!(self, sqlx::query(SELECT_AUDIT_BY_SEQ).bind(seq))?.pop())
+    }
 }
 
 impl Store {
@@ -163,17 +194,7 @@ impl Store {
         since_us: i64,
         limit: i64,
     ) -> Result<Vec<ChainedAudit>, StoreError> {
-        on_pool!(self, read, |p| sqlx::query(SELECT_AUDIT_PAGE)
-            .bind(after_seq)
-            .bind(since_us)
-            .bind(limit)
-            .fetch_all(p)
-            .await
-            .map_err(err("read audit"))?
-            .iter()
-            .map(DecodeAuditRow::decode_chained)
-            .collect::<Result<Vec<_>, _>>())
-        .map_err(err("decode audit"))
+        fetch_chained!(self, sqlx::query(SELECT_AUDIT_PAGE).bind(after_seq).bind(since_us).bind(limit))
     }
 
     /// The chain's head: the last record's sequence number and stored hash, if any record.

@@ -11,7 +11,7 @@ use super::{
     AgreementStore, AlertStore, Approval, AuditLog, BreakGlass, ConsentStore, ConsentVersion, PatientIndex,
     PrivacyAlert, PublishedVersion, SourceLink, StoreError,
 };
-use crate::audit::{AuditError, AuditRecord, StoredAudit};
+use crate::audit::{AuditError, AuditPhase, AuditRecord, ChainedAudit, PatientWindow, StoredAudit};
 
 /// A patient index, locator and audit log held in memory. `fail_audit` makes every append
 /// fail, to test the fail-closed paths.
@@ -95,6 +95,29 @@ impl AuditLog for MemoryStore {
     async fn audit_for_request(&self, request_id: &str) -> Result<Vec<StoredAudit>, AuditError> {
         let rows = self.audit.lock().map_err(|_| poisoned("read audit"))?;
         Ok(rows.iter().filter(|r| r.request_id == request_id).cloned().collect())
+    }
+
+    async fn audit_for_patient(&self, w: &PatientWindow) -> Result<Vec<ChainedAudit>, AuditError> {
+        let rows = self.audit.lock().map_err(|_| poisoned("read audit"))?;
+        Ok(rows
+            .iter()
+            .rev()
+            .filter(|r| {
+                r.patient_id.as_deref() == Some(w.patient_id.as_str()) && r.phase == AuditPhase::Outcome
+            })
+            .filter(|r| (w.from_us..w.to_us).contains(&crate::epoch_us::of(r.recorded_at)))
+            .take(usize::try_from(w.limit).unwrap_or(0))
+            .map(|r| ChainedAudit { stored: r.clone(), prev_hash: None, hash: None })
+            .collect())
+    }
+
+    async fn audit_record(&self, seq: i64) -> Result<Option<ChainedAudit>, AuditError> {
+        let rows = self.audit.lock().map_err(|_| poisoned("read audit"))?;
+        Ok(rows.iter().find(|r| r.seq == seq).map(|r| ChainedAudit {
+            stored: r.clone(),
+            prev_hash: None,
+            hash: None,
+        }))
     }
 }
 

@@ -49,9 +49,10 @@ mod postgres_audit_writer;
 mod replay;
 
 pub use crate::audit::AuditLog;
+pub use crate::audit::ChainedAudit;
 pub use agreements::{AgreementStore, Approval, PublishedVersion};
 pub use alerts::{AlertStore, BreakGlass, PrivacyAlert};
-pub use audit_log::{ChainedAudit, PendingAudit};
+pub use audit_log::PendingAudit;
 pub use audit_writer::SqliteAuditWriter;
 pub use consents::{ConsentStore, ConsentVersion};
 pub use patients::{PatientIndex, SourceLink};

@@ -1,0 +1,141 @@
+//! The privacy officer's view of who accessed a record (`GET /AuditEvent?patient=`), and the
+//! audit trail of real HTTP traffic checking as one intact chain on both backends, with the
+//! closing checkpoint signed at shutdown.
+
+use serde_json::Value;
+use tideway_auth::PurposeOfUse;
+use tideway_tests::{Options, PRIVACY_OFFICE, StoreKind, TestApp, nhs_search, user};
+
+fn events(a: &tideway_tests::Answer) -> Vec<&Value> {
+    a.resources().into_iter().filter(|r| r["resourceType"] == "AuditEvent").collect()
+}
+
+fn request_id_of(event: &Value) -> &str {
+    event["entity"][0]["what"]["identifier"]["value"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_privacy_officer_sees_who_accessed_a_record_and_no_one_else_may() {
+    let app = TestApp::spawn(Options { boroughs: 2, ..Options::default() }).await;
+    let clinician = app.token().await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
+    let id = app.patient_id(&clinician, &nhs).await;
+    let read = app.get(&format!("/Patient/{id}/$everything"), Some(&clinician)).await;
+    assert_eq!(read.status, 200);
+    let everything_rid = read.header("x-request-id").unwrap();
+    let other = app.token_for(&user("RX1", "R8000", PurposeOfUse::Treat)).await;
+    let refused = app.get(&format!("/Patient/{id}/$everything"), Some(&other)).await;
+    let refused_rid = refused.header("x-request-id").unwrap();
+
+    let officer = app.token_for(&user(PRIVACY_OFFICE, "R8000", PurposeOfUse::Operations)).await;
+    let history = app.get(&format!("/AuditEvent?patient={id}"), Some(&officer)).await;
+    assert_eq!(history.status, 200, "{}", history.body);
+    assert_eq!(history.body["type"], "searchset");
+    let found = events(&history);
+    let everything =
+        found.iter().find(|e| request_id_of(e) == everything_rid).expect("the $everything is listed");
+    assert_eq!(everything["agent"][1]["who"]["identifier"]["value"], "555021935107", "who");
+    assert_eq!(everything["agent"][2]["who"]["identifier"]["value"], "RJ122", "from where");
+    assert_eq!(everything["purposeOfEvent"][0]["coding"][0]["code"], "TREAT", "why");
+    assert_eq!(everything["outcome"], "0");
+    assert_eq!(everything["entity"][0]["detail"][1]["valueString"], read.released().to_string(), "how much");
+    assert!(!everything.to_string().contains(&nhs), "no NHS number in an AuditEvent");
+    assert!(found.iter().any(|e| request_id_of(e) == refused_rid), "a refused access is listed too");
+    let recorded: Vec<&str> = found.iter().map(|e| e["recorded"].as_str().unwrap()).collect();
+    assert!(recorded.windows(2).all(|w| w[0] >= w[1]), "newest first: {recorded:?}");
+
+    // Each fullUrl reads back.
+    let full_url = history.body["entry"][0]["fullUrl"].as_str().unwrap().to_owned();
+    let one = app.get(&full_url, Some(&officer)).await;
+    assert_eq!(one.status, 200);
+    assert_eq!(one.body, history.body["entry"][0]["resource"]);
+    assert_eq!(app.get("/AuditEvent/audit-999999", Some(&officer)).await.status, 404);
+
+    // The forms a patient reference takes, dates and counts.
+    let by_ref = app.get(&format!("/AuditEvent?patient=Patient/{id}&_count=1"), Some(&officer)).await;
+    assert_eq!(events(&by_ref).len(), 1);
+    assert_eq!(
+        events(&app.get(&format!("/AuditEvent?patient={id}&date=gt2999-01-01"), Some(&officer)).await).len(),
+        0
+    );
+    assert!(
+        !events(&app.get(&format!("/AuditEvent?patient={id}&date=ge2020-01-01"), Some(&officer)).await)
+            .is_empty()
+    );
+    for bad in [
+        "",
+        "?patient=9434765919",
+        "?patient={id}&date=ne2026-01-01",
+        "?patient={id}&date=soon",
+        "?patient={id}&color=red",
+    ] {
+        let a = app.get(&format!("/AuditEvent{}", bad.replace("{id}", &id)), Some(&officer)).await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+        assert_eq!(a.body["resourceType"], "OperationOutcome");
+    }
+
+    // Only a privacy office's officer may: not the clinician, not an operations purpose elsewhere.
+    assert_eq!(app.get(&format!("/AuditEvent?patient={id}"), Some(&clinician)).await.status, 403);
+    let ops = app.token_for(&user("RJ122", "R8000", PurposeOfUse::Operations)).await;
+    assert_eq!(app.get(&format!("/AuditEvent?patient={id}"), Some(&ops)).await.status, 403);
+    assert_eq!(app.get(&full_url, Some(&clinician)).await.status, 403);
+    assert_eq!(app.get(&format!("/AuditEvent?patient={id}"), None).await.status, 401);
+
+    // The officer's own look is audited, about the patient.
+    let again = app.get(&format!("/AuditEvent?patient={id}"), Some(&officer)).await;
+    let looked =
+        events(&again).into_iter().find(|e| request_id_of(e) == history.header("x-request-id").unwrap());
+    let looked = looked.expect("the privacy officer's own query is in the history");
+    assert_eq!(looked["agent"][2]["who"]["identifier"]["value"], PRIVACY_OFFICE);
+    app.stop().await;
+}
+
+async fn traffic_leaves_an_intact_chain(store: StoreKind) {
+    let app = TestApp::spawn(Options { boroughs: 2, store, ..Options::default() }).await;
+    let token = app.token().await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
+    let id = app.patient_id(&token, &nhs).await;
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let (url, token) = match n % 4 {
+            0 => (format!("/Patient/{id}/$everything"), Some(token.clone())),
+            1 => (nhs_search(&nhs), Some(token.clone())),
+            2 => (nhs_search(&nhs), None),
+            _ => (format!("/Condition?patient={id}"), Some(token.clone())),
+        };
+        let client = app.http.clone();
+        let base = app.base_url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut req = client.get(format!("{base}{url}"));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            req.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap() > 0);
+    }
+    let settings = app.settings.clone();
+    let dir = app.stop_keeping_files().await;
+    let checkpoints = std::fs::read_to_string(dir.join("checkpoints").join("checkpoints.jsonl"));
+    let report = tideway_gateway::cli::audit::check(&settings).await.unwrap();
+    assert!(report.intact(), "{store:?}: {:?}", report.findings);
+    assert!(report.records >= 70, "{store:?}: {} records", report.records);
+    assert_eq!(
+        report.latest_checkpoint,
+        report.head.map(|h| h.0),
+        "{store:?}: the closing checkpoint covers the head; checkpoint file: {checkpoints:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn concurrent_traffic_leaves_an_intact_checkpointed_chain_on_sqlite() {
+    traffic_leaves_an_intact_chain(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn concurrent_traffic_leaves_an_intact_checkpointed_chain_on_postgres() {
+    traffic_leaves_an_intact_chain(StoreKind::Postgres).await;
+}
