@@ -12,6 +12,8 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::scope::{self, Scope};
+
 /// The shortest accepted `token_signing_secret`, in bytes (HS256 wants a key at least as long
 /// as its 256-bit output).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -77,7 +79,9 @@ pub struct ClientConfig {
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
     /// The scopes this client may be granted. A request naming no scope is granted all of
-    /// them. Each must be a SMART `system/` scope, e.g. `system/*.read`, `system/*.rs`.
+    /// them; a request may also name narrower scopes these cover (`system/Patient.r` under
+    /// `system/*.read`) and is granted exactly those. Each must be a SMART `system/` resource
+    /// scope, v1 (`system/*.read`) or v2 (`system/*.rs`, `system/Patient.r`).
     #[serde(default = "default_allowed_scopes")]
     pub allowed_scopes: Vec<String>,
     /// Lifetime of the access tokens issued to this client, in seconds (1 to 3600).
@@ -186,8 +190,10 @@ pub enum AuthConfigError {
         /// The configured value.
         secs: u64,
     },
-    /// `allowed_scopes` is empty or holds something that is not a `system/` scope.
-    #[error("client {client_id:?}: allowed_scopes must be non-empty `system/...` scopes without spaces")]
+    /// `allowed_scopes` is empty or holds something that is not a SMART `system/` resource scope.
+    #[error(
+        "client {client_id:?}: allowed_scopes must be non-empty SMART `system/` resource scopes, e.g. system/*.read or system/Patient.rs"
+    )]
     AllowedScopes {
         /// The client at fault.
         client_id: String,
@@ -248,14 +254,12 @@ impl ClientConfig {
                 secs: self.token_lifetime_secs,
             });
         }
+        // Constrained SMART v2 scopes do not parse: they would grant nothing.
         let scopes_ok = !self.allowed_scopes.is_empty()
-            && self.allowed_scopes.iter().all(|s| {
-                s.len() > "system/".len()
-                    && s.starts_with("system/")
-                    && !s.chars().any(char::is_whitespace)
-                    // Constrained SMART v2 scopes are not supported (they would grant nothing).
-                    && !s.contains('?')
-            });
+            && self
+                .allowed_scopes
+                .iter()
+                .all(|s| Scope::parse(s).is_some_and(|s| s.context == scope::Context::System));
         if !scopes_ok {
             return Err(AuthConfigError::AllowedScopes { client_id: client_id() });
         }
@@ -529,8 +533,13 @@ mod tests {
     #[test]
     fn allowed_scopes_must_be_system_scopes() {
         let mut c = client("a", RSA_JWKS);
-        c.allowed_scopes = vec!["patient/*.read".to_owned()];
-        assert!(matches!(config(vec![c]).validate(), Err(AuthConfigError::AllowedScopes { .. })));
+        for bad in ["patient/*.read", "system/*.sr", "system/Observation.rs?category=laboratory", "openid"] {
+            c.allowed_scopes = vec![bad.to_owned()];
+            assert!(
+                matches!(config(vec![c.clone()]).validate(), Err(AuthConfigError::AllowedScopes { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

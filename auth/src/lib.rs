@@ -15,12 +15,14 @@ pub mod client;
 pub mod config;
 pub mod principal;
 pub mod replay;
+pub mod scope;
 pub mod service;
 
 pub use client::{BackendClient, ClientError, UserClaims};
 pub use config::{AuthConfig, AuthConfigError, ClientConfig};
 pub use principal::{Principal, PurposeOfUse, RoleCode};
 pub use replay::{InMemoryReplayGuard, ReplayGuard, ReplayStoreError};
+pub use scope::{Interaction, Scope};
 pub use service::{OAuthError, TokenError, TokenGrant, TokenResponse, TokenService};
 
 /// The `client_assertion_type` a SMART Backend Services client sends (RFC 7523).

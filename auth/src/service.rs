@@ -24,6 +24,7 @@ use crate::JWT_BEARER_ASSERTION_TYPE;
 use crate::config::{AuthConfig, AuthConfigError, VerificationKey};
 use crate::principal::{Principal, PurposeOfUse, RoleCode};
 use crate::replay::ReplayGuard;
+use crate::scope::Scope;
 
 /// `iss` of the gateway's access tokens.
 pub const ACCESS_TOKEN_ISSUER: &str = "tideway";
@@ -680,11 +681,14 @@ fn coded<'v>(iua: &'v Value, member: &'static str) -> Result<&'v str, OAuthError
     }
 }
 
-/// Grants exactly the requested scopes, or every allowed scope if none are requested.
+/// Grants exactly the requested scopes (each once), or every allowed scope if none are
+/// requested. A requested scope is granted when the allowed scopes cover it (see
+/// [`Scope::is_covered_by`]), so a client may ask for less than it is allowed.
 fn grant_scopes(requested: Option<&str>, allowed: &[String]) -> Result<Vec<String>, OAuthError> {
+    let allowed_scopes: Vec<Scope> = allowed.iter().filter_map(|a| Scope::parse(a)).collect();
     let mut granted: Vec<String> = Vec::new();
     for scope in requested.unwrap_or_default().split_ascii_whitespace() {
-        if !allowed.iter().any(|a| a == scope) {
+        if !Scope::parse(scope).is_some_and(|s| s.is_covered_by(&allowed_scopes)) {
             return Err(OAuthError::new(
                 400,
                 "invalid_scope",
@@ -734,6 +738,21 @@ mod tests {
             grant_scopes(Some("system/*.read system/*.write"), &allowed).unwrap_err().error,
             "invalid_scope"
         );
+    }
+
+    #[test]
+    fn a_subset_of_the_allowed_scopes_is_granted_as_asked() {
+        let allowed = vec!["system/*.read".to_owned()];
+        assert_eq!(grant_scopes(Some("system/Patient.read"), &allowed).unwrap(), ["system/Patient.read"]);
+        assert_eq!(
+            grant_scopes(Some("system/Patient.r system/Condition.s system/Patient.r"), &allowed).unwrap(),
+            ["system/Patient.r", "system/Condition.s"]
+        );
+        let narrow = vec!["system/Patient.rs".to_owned()];
+        for refused in ["system/*.read", "system/Condition.r", "system/Patient.cruds", "user/Patient.r", "x"]
+        {
+            assert_eq!(grant_scopes(Some(refused), &narrow).unwrap_err().error, "invalid_scope", "{refused}");
+        }
     }
 
     #[test]

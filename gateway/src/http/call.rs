@@ -10,6 +10,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use tideway_auth::Interaction;
 use tideway_auth::service::TokenError;
 
 use super::FHIR_JSON;
@@ -106,13 +107,15 @@ impl FhirCall {
         self.refuse(ApiError::from(e), reason).await
     }
 
-    /// 403 (audited) unless the granted scopes allow reading `resource_type`.
-    pub async fn require_read(self, resource_type: &str) -> Result<Self, ApiError> {
-        if self.principal.may_read(resource_type) {
+    /// 403 (audited) unless the granted scopes permit `interaction` (a read or a search) on
+    /// `resource_type`.
+    pub async fn require(self, interaction: Interaction, resource_type: &str) -> Result<Self, ApiError> {
+        if self.principal.may(interaction, resource_type) {
             return Ok(self);
         }
+        let verb = if interaction == Interaction::Search { "searching" } else { "reading" };
         let e =
-            ApiError::insufficient_scope(format!("the granted scopes do not allow reading {resource_type}"));
+            ApiError::insufficient_scope(format!("the granted scopes do not allow {verb} {resource_type}"));
         Err(self.refuse(e, "scope").await)
     }
 
