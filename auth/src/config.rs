@@ -88,6 +88,10 @@ pub struct ClientConfig {
     /// Production clients keep the default 300; only the demo's own client uses 3600.
     #[serde(default = "default_token_lifetime_secs")]
     pub token_lifetime_secs: u64,
+    /// A suspended client is registered but gets no token, and every token it holds is
+    /// refused from the next request on (default `false`).
+    #[serde(default)]
+    pub suspended: bool,
 }
 
 fn default_assertion_max_lifetime_secs() -> u64 {
@@ -393,6 +397,7 @@ mod tests {
             jwks_file: None,
             allowed_scopes: default_allowed_scopes(),
             token_lifetime_secs: 300,
+            suspended: false,
         }
     }
 

@@ -6,7 +6,6 @@
 //! HS256 JWT that only the gateway verifies). [`TokenService::authenticate`] turns that token
 //! back into a [`Principal`].
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -23,6 +22,7 @@ use time::OffsetDateTime;
 use crate::JWT_BEARER_ASSERTION_TYPE;
 use crate::config::{AuthConfig, AuthConfigError, VerificationKey};
 use crate::principal::{Principal, PurposeOfUse, RoleCode};
+use crate::registry::{ClientRegistry, RegisteredClient};
 use crate::replay::ReplayGuard;
 use crate::scope::Scope;
 
@@ -40,7 +40,7 @@ const MAX_ID_CHARS: usize = 256;
 
 /// Issues access tokens for client assertions and authenticates bearer tokens.
 pub struct TokenService {
-    clients: HashMap<String, RegisteredClient>,
+    clients: ClientRegistry,
     token_endpoint_url: String,
     assertion_max_lifetime_secs: i64,
     clock_skew_secs: i64,
@@ -50,17 +50,11 @@ pub struct TokenService {
     replay: Arc<dyn ReplayGuard>,
 }
 
-struct RegisteredClient {
-    keys: Vec<VerificationKey>,
-    allowed_scopes: Vec<String>,
-    token_lifetime_secs: u64,
-}
-
 impl fmt::Debug for TokenService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenService")
             .field("token_endpoint_url", &self.token_endpoint_url)
-            .field("clients", &self.clients.len())
+            .field("clients", &self.clients)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +151,9 @@ pub enum TokenError {
     /// The token has expired.
     #[error("the bearer token has expired")]
     Expired,
+    /// The token's client has been removed from the registry or suspended.
+    #[error("the bearer token's client is no longer registered or is suspended")]
+    ClientInactive,
 }
 
 impl TokenError {
@@ -182,6 +179,9 @@ struct AccessClaims {
     break_glass_reason: Option<String>,
     jti: String,
     iat: i64,
+    /// Never written by this gateway; honoured if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
     exp: i64,
 }
 
@@ -293,17 +293,7 @@ impl TokenService {
         if !url_ok {
             return Err(AuthConfigError::TokenEndpointUrl);
         }
-        let mut clients = HashMap::with_capacity(config.clients.len());
-        for client in &config.clients {
-            let registered = RegisteredClient {
-                keys: client.load_keys()?,
-                allowed_scopes: client.allowed_scopes.clone(),
-                token_lifetime_secs: client.token_lifetime_secs,
-            };
-            if clients.insert(client.client_id.clone(), registered).is_some() {
-                return Err(AuthConfigError::DuplicateClientId(client.client_id.clone()));
-            }
-        }
+        let clients = ClientRegistry::of(&config.clients)?;
         let secret = config.token_signing_secret.expose_secret().as_bytes();
         let clock_skew_secs = i64::try_from(config.clock_skew_secs)
             .map_err(|_| AuthConfigError::ClockSkew(config.clock_skew_secs))?;
@@ -358,6 +348,7 @@ impl TokenService {
 
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (client_id, client, claims) = self.verify_assertion(assertion)?;
+        let client_id = client_id.as_str();
         if form.client_id.as_deref().is_some_and(|id| id != client_id) {
             return Err(OAuthError::invalid_client("client_id does not match the assertion's iss"));
         }
@@ -383,14 +374,14 @@ impl TokenService {
             }
         }
 
-        self.issue(client_id, client, &user, scopes, now)
+        self.issue(client_id, &client, &user, scopes, now)
     }
 
     /// Finds the client and verifies the assertion's signature with one of its keys.
-    fn verify_assertion<'s>(
-        &'s self,
+    fn verify_assertion(
+        &self,
         assertion: &str,
-    ) -> Result<(&'s str, &'s RegisteredClient, AssertionClaims), OAuthError> {
+    ) -> Result<(String, Arc<RegisteredClient>, AssertionClaims), OAuthError> {
         if assertion.len() > MAX_ASSERTION_BYTES {
             return Err(OAuthError::invalid_client("client assertion is too large"));
         }
@@ -420,7 +411,8 @@ impl TokenService {
         }
         let claims: AssertionClaims = decode_part(payload_b64)
             .ok_or_else(|| OAuthError::invalid_client("client assertion claims are malformed"))?;
-        let Some((client_id, client)) = claims.iss.as_deref().and_then(|iss| self.clients.get_key_value(iss))
+        let Some((client_id, client)) =
+            claims.iss.as_deref().and_then(|iss| Some((iss.to_owned(), self.clients.get(iss)?)))
         else {
             return Err(OAuthError::invalid_client("client assertion iss is not a registered client"));
         };
@@ -452,7 +444,11 @@ impl TokenService {
         if !verified {
             return Err(OAuthError::invalid_client("client assertion signature is invalid"));
         }
-        Ok((client_id.as_str(), client, claims))
+        // Said only to the client itself, once its signature proves who it is.
+        if client.suspended {
+            return Err(OAuthError::invalid_client("this client is suspended"));
+        }
+        Ok((client_id, client, claims))
     }
 
     /// Checks sub, aud and the times; returns `exp` and `jti`.
@@ -527,6 +523,7 @@ impl TokenService {
             break_glass_reason: user.break_glass_reason.clone(),
             jti: token_id.clone(),
             iat: now,
+            nbf: None,
             // Lifetimes are validated to at most 3600, so this cannot wrap.
             exp: now.saturating_add_unsigned(lifetime),
         };
@@ -574,6 +571,7 @@ impl TokenService {
             return Err(TokenError::Invalid);
         }
         let c = data.claims;
+        self.check_access_times(&c)?;
         let purpose = PurposeOfUse::parse(&c.purpose_of_use).ok_or(TokenError::Invalid)?;
         // Break-glass is never without its reason, and a reason never rides on another purpose.
         if (purpose == PurposeOfUse::EmergencyTreat) != c.break_glass_reason.is_some() {
@@ -589,6 +587,31 @@ impl TokenService {
             token_id: c.jti,
             break_glass_reason: c.break_glass_reason,
         })
+    }
+
+    /// What the signature alone does not settle: the token is in its validity window (`nbf`,
+    /// `iat` not in the future beyond the clock skew), no longer-lived than its client may
+    /// be given now, and its client is still registered and not suspended.
+    fn check_access_times(&self, c: &AccessClaims) -> Result<(), TokenError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let latest = now.saturating_add(self.clock_skew_secs);
+        if c.nbf.is_some_and(|nbf| nbf > latest) || c.iat > latest {
+            return Err(TokenError::Invalid);
+        }
+        let client = self.clients.get(&c.client_id).filter(|client| !client.suspended);
+        let Some(client) = client else {
+            return Err(TokenError::ClientInactive);
+        };
+        let lifetime = c.exp.saturating_sub(c.iat);
+        if u64::try_from(lifetime).map_or(true, |l| l > client.token_lifetime_secs) {
+            return Err(TokenError::Invalid);
+        }
+        Ok(())
+    }
+
+    /// The live client registry, to replace, suspend or remove clients while the gateway runs.
+    pub fn clients(&self) -> &ClientRegistry {
+        &self.clients
     }
 }
 

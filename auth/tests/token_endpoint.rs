@@ -51,6 +51,7 @@ fn client_config(client: &BackendClient) -> ClientConfig {
         jwks_file: None,
         allowed_scopes: vec!["system/*.read".to_owned(), "system/*.rs".to_owned()],
         token_lifetime_secs: 300,
+        suspended: false,
     }
 }
 
@@ -566,13 +567,101 @@ async fn expired_access_token_is_refused_as_expired() {
     let h = harness();
     let token = access_token(&h).await;
     let mut claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(&token).unwrap();
-    claims["iat"] = json!(now() - 1000);
+    claims["iat"] = json!(now() - 400);
     claims["exp"] = json!(now() - 120);
     let expired = sign_access_claims(&claims, SECRET);
     assert_eq!(h.service.authenticate(Some(&bearer(&expired))), Err(TokenError::Expired));
-    // The same claims, not yet expired, are accepted: the failure above is the expiry alone.
-    claims["exp"] = json!(now() + 120);
+    // The same lifetime, not yet expired, is accepted: the failure above is the expiry alone.
+    claims["iat"] = json!(now() - 200);
+    claims["exp"] = json!(now() + 80);
     assert!(h.service.authenticate(Some(&bearer(&sign_access_claims(&claims, SECRET)))).is_ok());
+}
+
+/// `token` with its claims changed by `edit`, signed again with the gateway's secret.
+fn resigned(token: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let mut claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(token).unwrap();
+    edit(&mut claims);
+    bearer(&sign_access_claims(&claims, SECRET))
+}
+
+#[tokio::test]
+async fn access_token_not_yet_valid_issued_in_the_future_or_too_long_lived_is_invalid() {
+    let h = harness();
+    let token = access_token(&h).await;
+    let auth = |edit: &dyn Fn(&mut Value)| h.service.authenticate(Some(&resigned(&token, edit)));
+    // The clock skew (60 s) is tolerated, and not more.
+    assert!(auth(&|c| c["nbf"] = json!(now() + 30)).is_ok());
+    assert_eq!(auth(&|c| c["nbf"] = json!(now() + 600)), Err(TokenError::Invalid));
+    let shifted = |secs: i64| {
+        move |c: &mut Value| {
+            c["iat"] = json!(now() + secs);
+            c["exp"] = json!(now() + secs + 300);
+        }
+    };
+    assert!(auth(&shifted(30)).is_ok());
+    assert_eq!(auth(&shifted(600)), Err(TokenError::Invalid));
+    // The client is registered for 300-second tokens: a longer one was not issued here.
+    assert!(auth(&|c| c["exp"] = json!(c["iat"].as_i64().unwrap() + 300)).is_ok());
+    assert_eq!(auth(&|c| c["exp"] = json!(c["iat"].as_i64().unwrap() + 301)), Err(TokenError::Invalid));
+    assert_eq!(auth(&|c| c["exp"] = json!(c["iat"].as_i64().unwrap() - 1)), Err(TokenError::Invalid));
+    assert!(
+        matches!(auth(&|c| drop(c.as_object_mut().unwrap().remove("iat"))), Err(TokenError::Invalid)),
+        "iat is required"
+    );
+}
+
+#[tokio::test]
+async fn a_suspended_or_removed_client_gets_no_token_and_loses_its_live_ones() {
+    let h = harness();
+    let token = access_token(&h).await;
+    let header = bearer(&token);
+    assert!(h.service.authenticate(Some(&header)).is_ok());
+
+    assert!(h.service.clients().set_suspended("borough-ehr", true));
+    assert_eq!(h.service.authenticate(Some(&header)), Err(TokenError::ClientInactive));
+    let form = h.es.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    let err = assert_oauth_error(h.service.exchange(form.as_bytes()).await, "invalid_client", 401);
+    assert_eq!(err.description, "this client is suspended");
+
+    assert!(h.service.clients().set_suspended("borough-ehr", false));
+    assert!(h.service.authenticate(Some(&header)).is_ok(), "reinstated, the token is good again");
+
+    assert!(h.service.clients().remove("borough-ehr"));
+    assert_eq!(h.service.authenticate(Some(&header)), Err(TokenError::ClientInactive));
+    let form = h.es.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    assert_oauth_error(h.service.exchange(form.as_bytes()).await, "invalid_client", 401);
+    assert!(!h.service.clients().remove("borough-ehr"));
+    assert!(!h.service.clients().set_suspended("borough-ehr", true));
+    // Another client's tokens are untouched.
+    let rs = h.rs.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    let rs_token = h.service.exchange(rs.as_bytes()).await.unwrap().response.access_token;
+    assert!(h.service.authenticate(Some(&bearer(&rs_token))).is_ok());
+}
+
+#[tokio::test]
+async fn a_client_registered_again_is_held_to_its_new_registration() {
+    let h = harness();
+    let token = access_token(&h).await;
+    let mut shorter = client_config(&h.es);
+    shorter.token_lifetime_secs = 60;
+    h.service.clients().register(&shorter).unwrap();
+    assert_eq!(h.service.authenticate(Some(&bearer(&token))), Err(TokenError::Invalid));
+    let form = h.es.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    let fresh = h.service.exchange(form.as_bytes()).await.unwrap().response;
+    assert_eq!(fresh.expires_in, 60);
+    assert!(h.service.authenticate(Some(&bearer(&fresh.access_token))).is_ok());
+
+    // A registration that would not load leaves the one in force as it was.
+    let mut broken = client_config(&h.es);
+    broken.jwks = Some("not json".to_owned());
+    assert!(h.service.clients().register(&broken).is_err());
+    assert!(h.service.authenticate(Some(&bearer(&fresh.access_token))).is_ok());
+
+    // A new client can be registered while the service runs.
+    let newcomer = BackendClient::generate_es384("newcomer", "n-1").unwrap();
+    h.service.clients().register(&client_config(&newcomer)).unwrap();
+    let form = newcomer.token_form(TOKEN_URL, "system/Patient.r", &user()).unwrap();
+    assert_eq!(h.service.exchange(form.as_bytes()).await.unwrap().response.scope, "system/Patient.r");
 }
 
 #[tokio::test]

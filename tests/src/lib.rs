@@ -290,6 +290,7 @@ impl TestApp {
                 "system/Patient.rs".to_owned(),
             ],
             token_lifetime_secs: lifetime,
+            suspended: false,
         };
         let settings = Settings {
             server: ServerSettings {
@@ -455,7 +456,13 @@ impl TestApp {
     /// Starts another replica of the gateway with the same settings (same store, secrets and
     /// sources) on its own port, as a second pod behind a load balancer would be.
     pub async fn spawn_replica(&self) -> Replica {
-        let app = Application::build(self.settings.clone()).await.expect("replica starts");
+        self.spawn_replica_with(self.settings.clone()).await
+    }
+
+    /// Starts a gateway from `settings` (usually this one's, changed) on its own port: a
+    /// replica configured otherwise, or this gateway as it would be restarted with them.
+    pub async fn spawn_replica_with(&self, settings: Settings) -> Replica {
+        let app = Application::build(settings).await.expect("replica starts");
         let replica = Replica { base_url: app.base_url().to_owned(), handle: app.handle() };
         tokio::spawn(app.run());
         replica

@@ -230,6 +230,7 @@ impl Demo {
                     jwks_file: None,
                     allowed_scopes: vec!["system/*.read".to_owned(), "system/*.rs".to_owned()],
                     token_lifetime_secs: 3600,
+                    suspended: false,
                 }],
                 assertion_max_lifetime_secs: 300,
                 clock_skew_secs: 60,

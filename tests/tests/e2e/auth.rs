@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tideway_auth::client::{forge, token_form_for};
-use tideway_tests::{Options, TestApp, clinician, nhs_search};
+use tideway_tests::{Options, StoreKind, TestApp, clinician, nhs_search};
 
 async fn oauth_error(app: &TestApp, assertion: &str) -> (u16, Value) {
     let res = app.post_token(token_form_for(assertion, "system/*.read").unwrap()).await;
@@ -140,5 +140,50 @@ async fn requests_without_a_valid_token_get_401_with_www_authenticate() {
     let a = app.get("/Condition?patient=p00000000000000000000000000000000", None).await;
     assert_eq!(a.status, 401);
     assert_eq!(app.simulator_hits(), hits, "no source may be asked for an unauthenticated request");
+    app.stop().await;
+}
+
+/// A refusal of a bearer token: 401, an OperationOutcome of IssueType `login`, and nothing of
+/// the token in the answer.
+#[track_caller]
+fn assert_token_refused(a: &tideway_tests::Answer, token: &str) {
+    assert_eq!((a.status, a.issue_code()), (401, "login"), "{}", a.body);
+    assert_eq!(a.body["resourceType"], "OperationOutcome");
+    assert!(a.header("www-authenticate").is_some_and(|c| c.contains(r#"error="invalid_token""#)));
+    let raw = String::from_utf8_lossy(&a.raw);
+    assert!(token.split('.').all(|part| !raw.contains(part)), "the answer echoes the token");
+}
+
+#[tokio::test]
+async fn a_suspended_or_removed_client_loses_its_live_tokens_at_once() {
+    let app = TestApp::spawn(Options { boroughs: 1, store: StoreKind::Postgres, ..Options::default() }).await;
+    let token = app.token().await;
+    let search = nhs_search(app.population.nhs_number(0).unwrap().as_str());
+    assert_eq!(app.get(&search, Some(&token)).await.status, 200);
+
+    let registry = app.state.tokens.clients();
+    assert!(registry.set_suspended("test-es", true));
+    assert_token_refused(&app.get(&search, Some(&token)).await, &token);
+    let form = app.es_client.token_form(&app.token_url(), "", &clinician()).unwrap();
+    let res = app.post_token(form).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_client");
+    assert!(registry.set_suspended("test-es", false));
+    assert_eq!(app.get(&search, Some(&token)).await.status, 200, "reinstated");
+
+    // Restarted without the client (same signing secret and store), the gateway refuses it.
+    let mut settings = app.settings.clone();
+    settings.auth.clients.retain(|c| c.client_id != "test-es");
+    let restarted = app.spawn_replica_with(settings).await;
+    let elsewhere = format!("{}{search}", restarted.base_url);
+    assert_token_refused(&app.get(&elsewhere, Some(&token)).await, &token);
+    let rs_form = app.rs_client.token_form(&app.token_url(), "", &clinician()).unwrap();
+    let rs_token: Value = app.post_token(rs_form).await.json().await.unwrap();
+    let rs_token = rs_token["access_token"].as_str().unwrap();
+    assert_eq!(app.get(&elsewhere, Some(rs_token)).await.status, 200, "other clients are untouched");
+    restarted.handle.stop(true).await;
+
+    assert!(registry.remove("test-es"));
+    assert_token_refused(&app.get(&search, Some(&token)).await, &token);
     app.stop().await;
 }
