@@ -627,6 +627,15 @@ fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError>
             "the client assertion must carry the requesting user in extensions.ihe_iua",
         ));
     };
+    // The break-glass reason is trimmed before its own check (`break_glass_reason`), so
+    // surrounding white space such as a tab is dropped rather than refused.
+    let mut checked = iua.clone();
+    if let Some(members) = checked.as_object_mut() {
+        members.remove("break_glass_reason");
+    }
+    if let Some(claim) = claim_with_control_characters(&checked, "extensions.ihe_iua") {
+        return Err(OAuthError::invalid_request(format!("{claim} must not contain control characters")));
+    }
     let user_id = iua
         .get("subject_id")
         .and_then(Value::as_str)
@@ -660,6 +669,37 @@ fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError>
     Ok(AssertedUser { user_id: user_id.to_owned(), role, organisation, purpose, break_glass_reason })
 }
 
+/// Characters no IUA claim may hold: C0 and C1 controls, and the line separators and
+/// bidirectional overrides that make a log line, an audit record or an export read other than
+/// it is. The claims end up in all three.
+fn is_control_character(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The path (`extensions.ihe_iua.subject_role.code`) of the first string under `value` that
+/// holds a control character, or of the member whose name does. A member name goes into the
+/// path only when it is a short plain name; another is called `(unrecognised member)`.
+fn claim_with_control_characters(value: &Value, path: &str) -> Option<String> {
+    let named = |name: &str| {
+        let plain = name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        format!("{path}.{}", if plain { name } else { "(unrecognised member)" })
+    };
+    match value {
+        Value::String(text) => text.chars().any(is_control_character).then(|| path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| claim_with_control_characters(item, &format!("{path}[{i}]"))),
+        Value::Object(members) => members.iter().find_map(|(name, member)| {
+            if name.chars().any(is_control_character) {
+                return Some(named(name));
+            }
+            claim_with_control_characters(member, &named(name))
+        }),
+        _ => None,
+    }
+}
+
 /// The most a break-glass reason may say.
 const MAX_REASON_CHARS: usize = 500;
 
@@ -680,7 +720,7 @@ fn break_glass_reason(iua: &Value, purpose: PurposeOfUse) -> Result<Option<Strin
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|r| {
-            !r.is_empty() && r.chars().count() <= MAX_REASON_CHARS && !r.chars().any(char::is_control)
+            !r.is_empty() && r.chars().count() <= MAX_REASON_CHARS && !r.chars().any(is_control_character)
         })
         .map(|r| Some(r.to_owned()))
         .ok_or_else(|| {

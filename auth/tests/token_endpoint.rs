@@ -768,6 +768,44 @@ async fn break_glass_needs_a_plain_reason_of_1_to_500_characters_and_only_with_e
 }
 
 #[tokio::test]
+async fn control_characters_in_iua_claims_are_refused_naming_the_claim_not_its_value() {
+    let h = harness();
+    let cases: [(&str, Value, &str); 7] = [
+        ("subject_id", json!("5550219\u{0}35107"), "extensions.ihe_iua.subject_id"),
+        ("subject_name", json!("Dr Ada\nExample"), "extensions.ihe_iua.subject_name"),
+        ("subject_name", json!("Dr Ada \u{202E}elpmaxE"), "extensions.ihe_iua.subject_name"),
+        (
+            "subject_role",
+            json!({"system": "https://x\r.example", "code": "R8000"}),
+            "extensions.ihe_iua.subject_role.system",
+        ),
+        (
+            "purpose_of_use",
+            json!({"system": "s", "code": "TREAT\u{1b}[2J"}),
+            "extensions.ihe_iua.purpose_of_use.code",
+        ),
+        (
+            "subject_organization",
+            json!(["Guy's", "St\u{85}Thomas'"]),
+            "extensions.ihe_iua.subject_organization[1]",
+        ),
+        ("bad\u{7}name", json!("x"), "extensions.ihe_iua.(unrecognised member)"),
+    ];
+    for (member, value, claim) in cases {
+        let result =
+            exchange_tampered(&h, |_, claims| claims["extensions"]["ihe_iua"][member] = value.clone()).await;
+        let err = assert_oauth_error(result, "invalid_request", 400);
+        assert_eq!(err.description, format!("{claim} must not contain control characters"));
+        for user_data in ["5550219", "Ada", "Thomas", "TREAT", "x.example"] {
+            assert!(!err.description.contains(user_data), "echoed user data: {err}");
+        }
+    }
+    // A plain name with ordinary Unicode is fine.
+    let who = UserClaims { name: Some("Dr Zoë O'Brien-Ng".to_owned()), ..user() };
+    assert!(exchange_for(&h, &who).await.is_ok());
+}
+
+#[tokio::test]
 async fn break_glass_with_a_reason_gives_a_token_carrying_it() {
     let h = harness();
     let longest = "é".repeat(500);

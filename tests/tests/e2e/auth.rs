@@ -187,3 +187,22 @@ async fn a_suspended_or_removed_client_loses_its_live_tokens_at_once() {
     assert_token_refused(&app.get(&search, Some(&token)).await, &token);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn control_characters_in_the_users_claims_are_refused_at_token() {
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    for (user, claim) in [
+        (tideway_auth::UserClaims { name: Some("Dr Test\nAdmin".to_owned()), ..clinician() }, "subject_name"),
+        (tideway_auth::UserClaims { user_id: "5550\u{1b}21935107".to_owned(), ..clinician() }, "subject_id"),
+    ] {
+        let res = app.post_token(app.es_client.token_form(&app.token_url(), "", &user).unwrap()).await;
+        assert_eq!(res.status(), 400);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request");
+        assert_eq!(
+            body["error_description"],
+            format!("extensions.ihe_iua.{claim} must not contain control characters")
+        );
+    }
+    app.stop().await;
+}
