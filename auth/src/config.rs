@@ -12,6 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::limit::RateLimit;
 use crate::scope::{self, Scope};
 
 /// The shortest accepted `token_signing_secret`, in bytes (HS256 wants a key at least as long
@@ -57,6 +58,13 @@ pub struct AuthConfig {
     /// assertion's `exp`, `nbf` and `iat` and to access-token expiry. At most 300.
     #[serde(default = "default_clock_skew_secs")]
     pub clock_skew_secs: u64,
+    /// How often one client may call `POST /token` (counted once its assertion's signature
+    /// is verified, so no one else can use up its allowance); beyond it the answer is 429
+    /// `slow_down` with `Retry-After`. Each replica counts its own. Default 600 a minute with a
+    /// burst of 120: size it to the client's users, each of whom needs a token per
+    /// `token_lifetime_secs`.
+    #[serde(default = "default_token_rate_limit")]
+    pub token_rate_limit: RateLimit,
 }
 
 /// One registered backend client (a system allowed to call the gateway for its users).
@@ -100,6 +108,13 @@ fn default_assertion_max_lifetime_secs() -> u64 {
 
 fn default_clock_skew_secs() -> u64 {
     60
+}
+
+/// The default [`AuthConfig::token_rate_limit`].
+pub const DEFAULT_TOKEN_RATE_LIMIT: RateLimit = RateLimit::constant(600, 120);
+
+fn default_token_rate_limit() -> RateLimit {
+    DEFAULT_TOKEN_RATE_LIMIT
 }
 
 fn default_allowed_scopes() -> Vec<String> {
@@ -386,6 +401,7 @@ mod tests {
             clients,
             assertion_max_lifetime_secs: 300,
             clock_skew_secs: 60,
+            token_rate_limit: DEFAULT_TOKEN_RATE_LIMIT,
         }
     }
 
@@ -410,6 +426,7 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.assertion_max_lifetime_secs, 300);
         assert_eq!(parsed.clock_skew_secs, 60);
+        assert_eq!(parsed.token_rate_limit, RateLimit::new(600, 120).unwrap());
         assert_eq!(parsed.clients[0].token_lifetime_secs, 300);
         assert_eq!(parsed.clients[0].allowed_scopes, ["system/*.read", "system/*.rs"]);
         parsed.validate().unwrap();

@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod config;
+pub mod limit;
 pub mod principal;
 pub mod registry;
 pub mod replay;
@@ -23,6 +24,7 @@ pub mod service;
 
 pub use client::{BackendClient, ClientError, UserClaims};
 pub use config::{AuthConfig, AuthConfigError, ClientConfig};
+pub use limit::{KeyedLimiter, RateLimit, RetryAfter};
 pub use principal::{Principal, PurposeOfUse, RoleCode};
 pub use registry::ClientRegistry;
 pub use replay::{InMemoryReplayGuard, ReplayGuard, ReplayStoreError};

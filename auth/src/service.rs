@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 
 use crate::JWT_BEARER_ASSERTION_TYPE;
 use crate::config::{AuthConfig, AuthConfigError, VerificationKey};
+use crate::limit::{KeyedLimiter, RetryAfter};
 use crate::principal::{Principal, PurposeOfUse, RoleCode};
 use crate::registry::{ClientRegistry, RegisteredClient};
 use crate::replay::ReplayGuard;
@@ -48,6 +49,8 @@ pub struct TokenService {
     verifying_key: DecodingKey,
     access_validation: Validation,
     replay: Arc<dyn ReplayGuard>,
+    /// `/token` calls per client.
+    token_calls: KeyedLimiter<String>,
 }
 
 impl fmt::Debug for TokenService {
@@ -103,20 +106,36 @@ pub struct TokenGrant {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{error}: {description}")]
 pub struct OAuthError {
-    /// HTTP status: 401 for `invalid_client`, 503 for `temporarily_unavailable`, 500 for
-    /// `server_error`, 400 otherwise.
+    /// HTTP status: 401 for `invalid_client`, 429 for `slow_down`, 503 for
+    /// `temporarily_unavailable`, 500 for `server_error`, 400 otherwise.
     pub status: u16,
     /// The RFC 6749 error code: `invalid_request`, `invalid_client`, `invalid_grant`,
-    /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`,
+    /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `slow_down`,
     /// `temporarily_unavailable` or `server_error`.
     pub error: &'static str,
     /// Human-readable detail for the client developer.
     pub description: String,
+    /// For a 429: whole seconds to wait before asking again (the `Retry-After` header).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl OAuthError {
     fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into() }
+        Self { status, error, description: description.into(), retry_after_secs: None }
+    }
+
+    /// A 429 `slow_down` (the error code RFC 8628 registers for a token endpoint asked too
+    /// often; RFC 6749 has none of its own) with the wait in `Retry-After`.
+    pub fn slow_down(retry_after: RetryAfter) -> Self {
+        let secs = retry_after.secs();
+        Self {
+            retry_after_secs: Some(secs),
+            ..Self::new(
+                429,
+                "slow_down",
+                format!("this client is asking for tokens too often; retry after {secs} seconds"),
+            )
+        }
     }
 
     /// A 400 `invalid_request`.
@@ -315,6 +334,7 @@ impl TokenService {
             verifying_key: DecodingKey::from_secret(secret),
             access_validation,
             replay,
+            token_calls: KeyedLimiter::new(config.token_rate_limit),
         })
     }
 
@@ -348,6 +368,9 @@ impl TokenService {
 
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (client_id, client, claims) = self.verify_assertion(assertion)?;
+        // Counted once the signature proves which client asks, so that no one else can use up
+        // a client's allowance; and before the replay store is written.
+        self.token_calls.check(&client_id).map_err(OAuthError::slow_down)?;
         let client_id = client_id.as_str();
         if form.client_id.as_deref().is_some_and(|id| id != client_id) {
             return Err(OAuthError::invalid_client("client_id does not match the assertion's iss"));

@@ -11,8 +11,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tideway_auth::client::{forge, token_form_for};
 use tideway_auth::{
-    AuthConfig, BackendClient, ClientConfig, InMemoryReplayGuard, OAuthError, PurposeOfUse, ReplayGuard,
-    ReplayStoreError, RoleCode, TokenError, TokenService, UserClaims,
+    AuthConfig, BackendClient, ClientConfig, InMemoryReplayGuard, OAuthError, PurposeOfUse, RateLimit,
+    ReplayGuard, ReplayStoreError, RoleCode, TokenError, TokenService, UserClaims,
 };
 use tideway_profiles::OdsCode;
 use time::OffsetDateTime;
@@ -61,10 +61,15 @@ fn config(clients: Vec<ClientConfig>) -> AuthConfig {
         clients,
         assertion_max_lifetime_secs: 300,
         clock_skew_secs: 60,
+        token_rate_limit: tideway_auth::config::DEFAULT_TOKEN_RATE_LIMIT,
     }
 }
 
 fn harness_with_guard(replay: Arc<dyn ReplayGuard>) -> Harness {
+    harness_with(replay, tideway_auth::config::DEFAULT_TOKEN_RATE_LIMIT)
+}
+
+fn harness_with(replay: Arc<dyn ReplayGuard>, token_rate_limit: RateLimit) -> Harness {
     let es = BackendClient::generate_es384("borough-ehr", "es-2025").unwrap();
     let rs = BackendClient::from_pem("hospital-pas", RSA_KID, Algorithm::RS384, RSA_PEM).unwrap();
     let demo = BackendClient::generate_es384("tideway-demo", "demo-1").unwrap();
@@ -74,12 +79,9 @@ fn harness_with_guard(replay: Arc<dyn ReplayGuard>) -> Harness {
     let mut demo_config = client_config(&demo);
     demo_config.token_lifetime_secs = 3600;
     demo_config.allowed_scopes = vec!["system/Patient.rs".to_owned()];
-    let service = TokenService::new(
-        &config(vec![client_config(&es), rs_config, demo_config]),
-        TOKEN_URL.to_owned(),
-        replay,
-    )
-    .unwrap();
+    let mut config = config(vec![client_config(&es), rs_config, demo_config]);
+    config.token_rate_limit = token_rate_limit;
+    let service = TokenService::new(&config, TOKEN_URL.to_owned(), replay).unwrap();
     Harness { service, es, rs, demo }
 }
 
@@ -464,6 +466,30 @@ async fn scope_not_allowed_is_invalid_scope() {
     let h = harness();
     let form = h.demo.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
     assert_oauth_error(h.service.exchange(form.as_bytes()).await, "invalid_scope", 400);
+}
+
+#[tokio::test]
+async fn a_client_asking_too_often_is_told_to_slow_down_and_when_to_retry() {
+    let h = harness_with(Arc::new(InMemoryReplayGuard::new()), RateLimit::new(1, 2).unwrap());
+    // Assertions nobody signed do not use up the client's allowance.
+    for _ in 0..5 {
+        let forged = forge::unsigned(&json!({"alg": "ES384"}), &h.es.claims(TOKEN_URL, &user(), LIFETIME));
+        assert_oauth_error(exchange_assertion(&h, &forged).await, "invalid_client", 401);
+    }
+    for _ in 0..2 {
+        assert!(exchange_for(&h, &user()).await.is_ok());
+    }
+    let err = assert_oauth_error(exchange_for(&h, &user()).await, "slow_down", 429);
+    let wait = err.retry_after_secs.expect("Retry-After");
+    // One a minute: the next is due within the minute.
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(
+        err.description,
+        format!("this client is asking for tokens too often; retry after {wait} seconds")
+    );
+    // Another client has its own allowance.
+    let form = h.rs.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    assert!(h.service.exchange(form.as_bytes()).await.is_ok());
 }
 
 #[tokio::test]

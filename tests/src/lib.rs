@@ -22,8 +22,8 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tideway_adapters::{SourceConfig, SourceId, SystemKind};
 use tideway_auth::client::{BackendClient, UserClaims};
-use tideway_auth::config::{AuthConfig, ClientConfig};
-use tideway_auth::{PurposeOfUse, RoleCode};
+use tideway_auth::config::{AuthConfig, ClientConfig, DEFAULT_TOKEN_RATE_LIMIT};
+use tideway_auth::{PurposeOfUse, RateLimit, RoleCode};
 use tideway_gateway::Application;
 use tideway_gateway::app::AppState;
 use tideway_gateway::config::{
@@ -106,6 +106,8 @@ pub struct Options {
     /// Run the synthetic boroughs as the demo's regional mix of systems
     /// (`tideway_simulators::kinds::regional_mix`) instead of all FHIR R4.
     pub regional: bool,
+    /// `auth.token_rate_limit`.
+    pub token_rate_limit: RateLimit,
 }
 
 impl Default for Options {
@@ -128,6 +130,7 @@ impl Default for Options {
             break_glass_minutes: PolicySettings::default().break_glass_minutes,
             social_care: Vec::new(),
             regional: false,
+            token_rate_limit: DEFAULT_TOKEN_RATE_LIMIT,
         }
     }
 }
@@ -315,6 +318,7 @@ impl TestApp {
                 ],
                 assertion_max_lifetime_secs: 300,
                 clock_skew_secs: 60,
+                token_rate_limit: opts.token_rate_limit,
             },
             federation: FederationSettings {
                 request_deadline_ms: opts.request_deadline_ms,

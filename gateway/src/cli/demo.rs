@@ -234,6 +234,7 @@ impl Demo {
                 }],
                 assertion_max_lifetime_secs: 300,
                 clock_skew_secs: 60,
+                token_rate_limit: tideway_auth::config::DEFAULT_TOKEN_RATE_LIMIT,
             },
             federation: FederationSettings::default(),
             cache: CacheSettings::default(),

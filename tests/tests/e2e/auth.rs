@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tideway_auth::client::{forge, token_form_for};
+use tideway_gateway::store::AuditLog as _;
 use tideway_tests::{Options, StoreKind, TestApp, clinician, nhs_search};
 
 async fn oauth_error(app: &TestApp, assertion: &str) -> (u16, Value) {
@@ -204,5 +205,32 @@ async fn control_characters_in_the_users_claims_are_refused_at_token() {
             format!("extensions.ihe_iua.{claim} must not contain control characters")
         );
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_asking_for_tokens_too_often_gets_429_with_retry_after_and_is_audited() {
+    let limit = tideway_auth::RateLimit::new(1, 2).unwrap();
+    let app = TestApp::spawn(Options { boroughs: 1, token_rate_limit: limit, ..Options::default() }).await;
+    let form = || app.es_client.token_form(&app.token_url(), "", &clinician()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(app.post_token(form()).await.status(), 200);
+    }
+    let res = app.post_token(form()).await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let rid = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let rows = app.state.store.audit_for_request(&rid).await.unwrap();
+    assert_eq!(rows.len(), 1, "the refusal is audited as a token request");
+    assert_eq!(rows[0].action, "token");
+    assert_ne!(rows[0].outcome, "success");
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "slow_down");
+    assert!(body["error_description"].as_str().unwrap().contains("too often"), "{body}");
+    // The other client is not held back.
+    let rs = app.rs_client.token_form(&app.token_url(), "", &clinician()).unwrap();
+    assert_eq!(app.post_token(rs).await.status(), 200);
     app.stop().await;
 }
