@@ -108,6 +108,8 @@ pub struct Options {
     pub regional: bool,
     /// `auth.token_rate_limit`.
     pub token_rate_limit: RateLimit,
+    /// `server.unauthenticated_rate_limit`.
+    pub unauthenticated_rate_limit: RateLimit,
 }
 
 impl Default for Options {
@@ -131,6 +133,7 @@ impl Default for Options {
             social_care: Vec::new(),
             regional: false,
             token_rate_limit: DEFAULT_TOKEN_RATE_LIMIT,
+            unauthenticated_rate_limit: tideway_gateway::config::DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
         }
     }
 }
@@ -303,6 +306,7 @@ impl TestApp {
                 request_timeout_ms: opts.request_timeout_ms,
                 workers: Some(2),
                 admin_bind: opts.admin.then_some(localhost),
+                unauthenticated_rate_limit: opts.unauthenticated_rate_limit,
             },
             store: StoreSettings {
                 url: SecretString::from(store_url),

@@ -214,6 +214,7 @@ impl Demo {
                 request_timeout_ms: 10_000,
                 workers: Some(2),
                 admin_bind: None,
+                unauthenticated_rate_limit: crate::config::DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
             },
             store: StoreSettings {
                 url: SecretString::from(format!("sqlite://{}", db.display())),

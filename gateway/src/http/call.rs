@@ -1,5 +1,6 @@
 //! The authenticated FHIR request: an actix extractor that authenticates the bearer token,
-//! negotiates the content type and starts the request's audit, auditing a refusal of either.
+//! negotiates the content type and starts the request's audit, auditing a refusal of either
+//! (unless the peer has sent too many requests without a valid token: see [`super::throttle`]).
 //!
 //! Handlers take a [`FhirCall`], hand it to the record service, and finish with
 //! [`FhirCall::respond`] (outcome audited before the body leaves) or [`FhirCall::refuse`].
@@ -17,6 +18,7 @@ use super::FHIR_JSON;
 use super::error::ApiError;
 use super::middleware::request_id;
 use super::params::{Params, negotiate};
+use super::throttle;
 use crate::Principal;
 use crate::audit::{AuditOutcome, AuditedCall};
 use crate::record::RecordError;
@@ -67,6 +69,7 @@ impl FhirCall {
         let header = headers.next().map(|v| v.to_str().unwrap_or_default());
         if headers.next().is_some() {
             // Two credentials: which one would a proxy in front have checked? Refuse both.
+            throttle::count_refusal(&state, req)?;
             state.audit.begin(&rid, action, None).refused(400, false, "duplicate-authorization").await;
             return Err(ApiError::invalid("give one Authorization header, not several"));
         }
@@ -76,6 +79,7 @@ impl FhirCall {
                 Ok(Self { state, principal, audit })
             }
             Err(e) => {
+                throttle::count_refusal(&state, req)?;
                 // Credentials of another scheme (Basic, say) are no bearer token at all: RFC 6750
                 // 3.1 asks for a challenge without an error code then, as for none.
                 let bearer = header.is_some_and(|h| {

@@ -234,3 +234,30 @@ async fn a_client_asking_for_tokens_too_often_gets_429_with_retry_after_and_is_a
     assert_eq!(app.post_token(rs).await.status(), 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_peer_flooding_without_a_valid_token_is_throttled_unaudited_and_tokens_still_work() {
+    let limit = tideway_auth::RateLimit::new(1, 3).unwrap();
+    let app =
+        TestApp::spawn(Options { boroughs: 1, unauthenticated_rate_limit: limit, ..Options::default() })
+            .await;
+    let token = app.token().await;
+    let search = nhs_search(app.population.nhs_number(0).unwrap().as_str());
+    for bad in [None, Some("garbage"), None] {
+        assert_eq!(app.get(&search, bad).await.status, 401);
+    }
+    for bad in [None, Some("garbage"), Some(token.as_str()).map(|t| &t[..t.len() - 2])] {
+        let a = app.get(&search, bad).await;
+        assert_eq!((a.status, a.issue_code()), (429, "throttled"), "{}", a.body);
+        assert_eq!(a.body["resourceType"], "OperationOutcome");
+        let wait: u64 = a.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        let rid = a.header("x-request-id").unwrap();
+        assert!(app.state.store.audit_for_request(&rid).await.unwrap().is_empty(), "a flood is not audited");
+    }
+    // Requests with a valid token from the same peer are neither counted nor held back.
+    for _ in 0..5 {
+        assert_eq!(app.get(&search, Some(&token)).await.status, 200);
+    }
+    app.stop().await;
+}
