@@ -12,6 +12,9 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::limit::RateLimit;
+use crate::scope::{self, Scope};
+
 /// The shortest accepted `token_signing_secret`, in bytes (HS256 wants a key at least as long
 /// as its 256-bit output).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -55,6 +58,13 @@ pub struct AuthConfig {
     /// assertion's `exp`, `nbf` and `iat` and to access-token expiry. At most 300.
     #[serde(default = "default_clock_skew_secs")]
     pub clock_skew_secs: u64,
+    /// How often one client may call `POST /token` (counted once its assertion's signature
+    /// is verified, so no one else can use up its allowance); beyond it the answer is 429
+    /// `slow_down` with `Retry-After`. Each replica counts its own. Default 600 a minute with a
+    /// burst of 120: size it to the client's users, each of whom needs a token per
+    /// `token_lifetime_secs`.
+    #[serde(default = "default_token_rate_limit")]
+    pub token_rate_limit: RateLimit,
 }
 
 /// One registered backend client (a system allowed to call the gateway for its users).
@@ -77,13 +87,19 @@ pub struct ClientConfig {
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
     /// The scopes this client may be granted. A request naming no scope is granted all of
-    /// them. Each must be a SMART `system/` scope, e.g. `system/*.read`, `system/*.rs`.
+    /// them; a request may also name narrower scopes these cover (`system/Patient.r` under
+    /// `system/*.read`) and is granted exactly those. Each must be a SMART `system/` resource
+    /// scope, v1 (`system/*.read`) or v2 (`system/*.rs`, `system/Patient.r`).
     #[serde(default = "default_allowed_scopes")]
     pub allowed_scopes: Vec<String>,
     /// Lifetime of the access tokens issued to this client, in seconds (1 to 3600).
     /// Production clients keep the default 300; only the demo's own client uses 3600.
     #[serde(default = "default_token_lifetime_secs")]
     pub token_lifetime_secs: u64,
+    /// A suspended client is registered but gets no token, and every token it holds is
+    /// refused from the next request on (default `false`).
+    #[serde(default)]
+    pub suspended: bool,
 }
 
 fn default_assertion_max_lifetime_secs() -> u64 {
@@ -92,6 +108,13 @@ fn default_assertion_max_lifetime_secs() -> u64 {
 
 fn default_clock_skew_secs() -> u64 {
     60
+}
+
+/// The default [`AuthConfig::token_rate_limit`].
+pub const DEFAULT_TOKEN_RATE_LIMIT: RateLimit = RateLimit::constant(600, 120);
+
+fn default_token_rate_limit() -> RateLimit {
+    DEFAULT_TOKEN_RATE_LIMIT
 }
 
 fn default_allowed_scopes() -> Vec<String> {
@@ -186,8 +209,10 @@ pub enum AuthConfigError {
         /// The configured value.
         secs: u64,
     },
-    /// `allowed_scopes` is empty or holds something that is not a `system/` scope.
-    #[error("client {client_id:?}: allowed_scopes must be non-empty `system/...` scopes without spaces")]
+    /// `allowed_scopes` is empty or holds something that is not a SMART `system/` resource scope.
+    #[error(
+        "client {client_id:?}: allowed_scopes must be non-empty SMART `system/` resource scopes, e.g. system/*.read or system/Patient.rs"
+    )]
     AllowedScopes {
         /// The client at fault.
         client_id: String,
@@ -248,14 +273,12 @@ impl ClientConfig {
                 secs: self.token_lifetime_secs,
             });
         }
+        // Constrained SMART v2 scopes do not parse: they would grant nothing.
         let scopes_ok = !self.allowed_scopes.is_empty()
-            && self.allowed_scopes.iter().all(|s| {
-                s.len() > "system/".len()
-                    && s.starts_with("system/")
-                    && !s.chars().any(char::is_whitespace)
-                    // Constrained SMART v2 scopes are not supported (they would grant nothing).
-                    && !s.contains('?')
-            });
+            && self
+                .allowed_scopes
+                .iter()
+                .all(|s| Scope::parse(s).is_some_and(|s| s.context == scope::Context::System));
         if !scopes_ok {
             return Err(AuthConfigError::AllowedScopes { client_id: client_id() });
         }
@@ -378,6 +401,7 @@ mod tests {
             clients,
             assertion_max_lifetime_secs: 300,
             clock_skew_secs: 60,
+            token_rate_limit: DEFAULT_TOKEN_RATE_LIMIT,
         }
     }
 
@@ -389,6 +413,7 @@ mod tests {
             jwks_file: None,
             allowed_scopes: default_allowed_scopes(),
             token_lifetime_secs: 300,
+            suspended: false,
         }
     }
 
@@ -401,6 +426,7 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.assertion_max_lifetime_secs, 300);
         assert_eq!(parsed.clock_skew_secs, 60);
+        assert_eq!(parsed.token_rate_limit, RateLimit::new(600, 120).unwrap());
         assert_eq!(parsed.clients[0].token_lifetime_secs, 300);
         assert_eq!(parsed.clients[0].allowed_scopes, ["system/*.read", "system/*.rs"]);
         parsed.validate().unwrap();
@@ -529,8 +555,13 @@ mod tests {
     #[test]
     fn allowed_scopes_must_be_system_scopes() {
         let mut c = client("a", RSA_JWKS);
-        c.allowed_scopes = vec!["patient/*.read".to_owned()];
-        assert!(matches!(config(vec![c]).validate(), Err(AuthConfigError::AllowedScopes { .. })));
+        for bad in ["patient/*.read", "system/*.sr", "system/Observation.rs?category=laboratory", "openid"] {
+            c.allowed_scopes = vec![bad.to_owned()];
+            assert!(
+                matches!(config(vec![c.clone()]).validate(), Err(AuthConfigError::AllowedScopes { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! It verifies the signed client assertions registered backend clients present at `POST /token`
 //! (RS384/ES384 JWTs checked against each client's JWK Set, with replay protection through the
 //! [`ReplayGuard`] trait), issues the gateway's own short-lived access tokens, and turns a bearer
-//! token back into a [`Principal`] (client, user, role, organisation, purpose of use). It also
+//! token back into a [`Principal`] (client, user, role, organisation, purpose of use), checking
+//! every token against the live [`ClientRegistry`] (clients can be replaced, suspended or
+//! removed while the gateway runs) and reading SMART scopes ([`scope`]). It also
 //! holds the client side ([`client::BackendClient`]) used by the demo and end-to-end tests.
 //!
 //! It has no HTTP framework, database or network inside: the gateway wires actix-web to
@@ -13,14 +15,20 @@
 
 pub mod client;
 pub mod config;
+pub mod limit;
 pub mod principal;
+pub mod registry;
 pub mod replay;
+pub mod scope;
 pub mod service;
 
 pub use client::{BackendClient, ClientError, UserClaims};
 pub use config::{AuthConfig, AuthConfigError, ClientConfig};
+pub use limit::{KeyedLimiter, RateLimit, RetryAfter};
 pub use principal::{Principal, PurposeOfUse, RoleCode};
+pub use registry::ClientRegistry;
 pub use replay::{InMemoryReplayGuard, ReplayGuard, ReplayStoreError};
+pub use scope::{Interaction, Scope};
 pub use service::{OAuthError, TokenError, TokenGrant, TokenResponse, TokenService};
 
 /// The `client_assertion_type` a SMART Backend Services client sends (RFC 7523).

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use tideway_profiles::OdsCode;
 
+use crate::scope::{Context, Interaction, Scope};
+
 /// An HL7 v3 PurposeOfUse code (e.g. `TREAT`, `ETREAT`). Only the codes the region accepts
 /// parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -100,47 +102,32 @@ impl Principal {
         self.purpose == PurposeOfUse::EmergencyTreat
     }
 
-    /// Whether the granted scopes allow reading resources of `resource_type`. Accepts SMART v1
-    /// (`system/X.read`, `system/*.read`) and v2 (`system/X.rs`, `system/*.rs`, any permission
-    /// string containing `r`) forms.
-    pub fn may_read(&self, resource_type: &str) -> bool {
-        self.scopes.iter().any(|s| scope_allows_read(s, resource_type))
+    /// Whether the granted scopes permit `interaction` on resources of `resource_type`.
+    /// Only `system/` scopes count: the gateway serves backend services, and the scopes it
+    /// issues are never of another context.
+    pub fn may(&self, interaction: Interaction, resource_type: &str) -> bool {
+        self.scopes
+            .iter()
+            .filter_map(|s| Scope::parse(s))
+            .any(|s| s.permits(Context::System, interaction, resource_type))
     }
-}
 
-fn scope_allows_read(scope: &str, resource_type: &str) -> bool {
-    let Some(rest) = scope.strip_prefix("system/") else {
-        return false;
-    };
-    let Some((ty, perm)) = rest.split_once('.') else {
-        return false;
-    };
-    // SMART v2 constraints (`?category=…`) narrow a scope; they are not implemented, so a
-    // constrained scope grants nothing rather than everything.
-    if perm.contains('?') {
-        return false;
+    /// Whether the granted scopes allow reading resources of `resource_type` by id or through
+    /// an operation such as `$everything` (SMART v1 `read`, v2 `r`).
+    pub fn may_read(&self, resource_type: &str) -> bool {
+        self.may(Interaction::Read, resource_type)
     }
-    (ty == "*" || ty == resource_type)
-        && (perm == "read"
-            || perm == "*"
-            || (perm.chars().all(|c| "cruds".contains(c)) && perm.contains('r')))
+
+    /// Whether the granted scopes allow searching resources of `resource_type` (SMART v1
+    /// `read`, v2 `s`).
+    pub fn may_search(&self, resource_type: &str) -> bool {
+        self.may(Interaction::Search, resource_type)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn smart_v1_and_v2_read_scopes() {
-        assert!(scope_allows_read("system/*.read", "Condition"));
-        assert!(scope_allows_read("system/*.rs", "Condition"));
-        assert!(scope_allows_read("system/Condition.rs", "Condition"));
-        assert!(!scope_allows_read("system/Condition.rs", "Patient"));
-        assert!(!scope_allows_read("system/*.write", "Patient"));
-        assert!(!scope_allows_read("system/*.cud", "Patient"));
-        assert!(!scope_allows_read("patient/*.read", "Patient"));
-        assert!(!scope_allows_read("system/Observation.rs?category=laboratory", "Observation"));
-    }
 
     #[test]
     fn role_codes() {

@@ -6,7 +6,6 @@
 //! HS256 JWT that only the gateway verifies). [`TokenService::authenticate`] turns that token
 //! back into a [`Principal`].
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -22,8 +21,11 @@ use time::OffsetDateTime;
 
 use crate::JWT_BEARER_ASSERTION_TYPE;
 use crate::config::{AuthConfig, AuthConfigError, VerificationKey};
+use crate::limit::{KeyedLimiter, RetryAfter};
 use crate::principal::{Principal, PurposeOfUse, RoleCode};
+use crate::registry::{ClientRegistry, RegisteredClient};
 use crate::replay::ReplayGuard;
+use crate::scope::Scope;
 
 /// `iss` of the gateway's access tokens.
 pub const ACCESS_TOKEN_ISSUER: &str = "tideway";
@@ -39,7 +41,7 @@ const MAX_ID_CHARS: usize = 256;
 
 /// Issues access tokens for client assertions and authenticates bearer tokens.
 pub struct TokenService {
-    clients: HashMap<String, RegisteredClient>,
+    clients: ClientRegistry,
     token_endpoint_url: String,
     assertion_max_lifetime_secs: i64,
     clock_skew_secs: i64,
@@ -47,19 +49,15 @@ pub struct TokenService {
     verifying_key: DecodingKey,
     access_validation: Validation,
     replay: Arc<dyn ReplayGuard>,
-}
-
-struct RegisteredClient {
-    keys: Vec<VerificationKey>,
-    allowed_scopes: Vec<String>,
-    token_lifetime_secs: u64,
+    /// `/token` calls per client.
+    token_calls: KeyedLimiter<String>,
 }
 
 impl fmt::Debug for TokenService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenService")
             .field("token_endpoint_url", &self.token_endpoint_url)
-            .field("clients", &self.clients.len())
+            .field("clients", &self.clients)
             .finish_non_exhaustive()
     }
 }
@@ -108,20 +106,36 @@ pub struct TokenGrant {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{error}: {description}")]
 pub struct OAuthError {
-    /// HTTP status: 401 for `invalid_client`, 503 for `temporarily_unavailable`, 500 for
-    /// `server_error`, 400 otherwise.
+    /// HTTP status: 401 for `invalid_client`, 429 for `slow_down`, 503 for
+    /// `temporarily_unavailable`, 500 for `server_error`, 400 otherwise.
     pub status: u16,
     /// The RFC 6749 error code: `invalid_request`, `invalid_client`, `invalid_grant`,
-    /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`,
+    /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `slow_down`,
     /// `temporarily_unavailable` or `server_error`.
     pub error: &'static str,
     /// Human-readable detail for the client developer.
     pub description: String,
+    /// For a 429: whole seconds to wait before asking again (the `Retry-After` header).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl OAuthError {
     fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into() }
+        Self { status, error, description: description.into(), retry_after_secs: None }
+    }
+
+    /// A 429 `slow_down` (the error code RFC 8628 registers for a token endpoint asked too
+    /// often; RFC 6749 has none of its own) with the wait in `Retry-After`.
+    pub fn slow_down(retry_after: RetryAfter) -> Self {
+        let secs = retry_after.secs();
+        Self {
+            retry_after_secs: Some(secs),
+            ..Self::new(
+                429,
+                "slow_down",
+                format!("this client is asking for tokens too often; retry after {secs} seconds"),
+            )
+        }
     }
 
     /// A 400 `invalid_request`.
@@ -156,6 +170,9 @@ pub enum TokenError {
     /// The token has expired.
     #[error("the bearer token has expired")]
     Expired,
+    /// The token's client has been removed from the registry or suspended.
+    #[error("the bearer token's client is no longer registered or is suspended")]
+    ClientInactive,
 }
 
 impl TokenError {
@@ -181,6 +198,9 @@ struct AccessClaims {
     break_glass_reason: Option<String>,
     jti: String,
     iat: i64,
+    /// Never written by this gateway; honoured if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
     exp: i64,
 }
 
@@ -292,17 +312,7 @@ impl TokenService {
         if !url_ok {
             return Err(AuthConfigError::TokenEndpointUrl);
         }
-        let mut clients = HashMap::with_capacity(config.clients.len());
-        for client in &config.clients {
-            let registered = RegisteredClient {
-                keys: client.load_keys()?,
-                allowed_scopes: client.allowed_scopes.clone(),
-                token_lifetime_secs: client.token_lifetime_secs,
-            };
-            if clients.insert(client.client_id.clone(), registered).is_some() {
-                return Err(AuthConfigError::DuplicateClientId(client.client_id.clone()));
-            }
-        }
+        let clients = ClientRegistry::of(&config.clients)?;
         let secret = config.token_signing_secret.expose_secret().as_bytes();
         let clock_skew_secs = i64::try_from(config.clock_skew_secs)
             .map_err(|_| AuthConfigError::ClockSkew(config.clock_skew_secs))?;
@@ -324,6 +334,7 @@ impl TokenService {
             verifying_key: DecodingKey::from_secret(secret),
             access_validation,
             replay,
+            token_calls: KeyedLimiter::new(config.token_rate_limit),
         })
     }
 
@@ -357,6 +368,10 @@ impl TokenService {
 
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (client_id, client, claims) = self.verify_assertion(assertion)?;
+        // Counted once the signature proves which client asks, so that no one else can use up
+        // a client's allowance; and before the replay store is written.
+        self.token_calls.check(&client_id).map_err(OAuthError::slow_down)?;
+        let client_id = client_id.as_str();
         if form.client_id.as_deref().is_some_and(|id| id != client_id) {
             return Err(OAuthError::invalid_client("client_id does not match the assertion's iss"));
         }
@@ -382,14 +397,14 @@ impl TokenService {
             }
         }
 
-        self.issue(client_id, client, &user, scopes, now)
+        self.issue(client_id, &client, &user, scopes, now)
     }
 
     /// Finds the client and verifies the assertion's signature with one of its keys.
-    fn verify_assertion<'s>(
-        &'s self,
+    fn verify_assertion(
+        &self,
         assertion: &str,
-    ) -> Result<(&'s str, &'s RegisteredClient, AssertionClaims), OAuthError> {
+    ) -> Result<(String, Arc<RegisteredClient>, AssertionClaims), OAuthError> {
         if assertion.len() > MAX_ASSERTION_BYTES {
             return Err(OAuthError::invalid_client("client assertion is too large"));
         }
@@ -419,7 +434,8 @@ impl TokenService {
         }
         let claims: AssertionClaims = decode_part(payload_b64)
             .ok_or_else(|| OAuthError::invalid_client("client assertion claims are malformed"))?;
-        let Some((client_id, client)) = claims.iss.as_deref().and_then(|iss| self.clients.get_key_value(iss))
+        let Some((client_id, client)) =
+            claims.iss.as_deref().and_then(|iss| Some((iss.to_owned(), self.clients.get(iss)?)))
         else {
             return Err(OAuthError::invalid_client("client assertion iss is not a registered client"));
         };
@@ -451,7 +467,11 @@ impl TokenService {
         if !verified {
             return Err(OAuthError::invalid_client("client assertion signature is invalid"));
         }
-        Ok((client_id.as_str(), client, claims))
+        // Said only to the client itself, once its signature proves who it is.
+        if client.suspended {
+            return Err(OAuthError::invalid_client("this client is suspended"));
+        }
+        Ok((client_id, client, claims))
     }
 
     /// Checks sub, aud and the times; returns `exp` and `jti`.
@@ -526,6 +546,7 @@ impl TokenService {
             break_glass_reason: user.break_glass_reason.clone(),
             jti: token_id.clone(),
             iat: now,
+            nbf: None,
             // Lifetimes are validated to at most 3600, so this cannot wrap.
             exp: now.saturating_add_unsigned(lifetime),
         };
@@ -573,6 +594,7 @@ impl TokenService {
             return Err(TokenError::Invalid);
         }
         let c = data.claims;
+        self.check_access_times(&c)?;
         let purpose = PurposeOfUse::parse(&c.purpose_of_use).ok_or(TokenError::Invalid)?;
         // Break-glass is never without its reason, and a reason never rides on another purpose.
         if (purpose == PurposeOfUse::EmergencyTreat) != c.break_glass_reason.is_some() {
@@ -589,6 +611,31 @@ impl TokenService {
             break_glass_reason: c.break_glass_reason,
         })
     }
+
+    /// What the signature alone does not settle: the token is in its validity window (`nbf`,
+    /// `iat` not in the future beyond the clock skew), no longer-lived than its client may
+    /// be given now, and its client is still registered and not suspended.
+    fn check_access_times(&self, c: &AccessClaims) -> Result<(), TokenError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let latest = now.saturating_add(self.clock_skew_secs);
+        if c.nbf.is_some_and(|nbf| nbf > latest) || c.iat > latest {
+            return Err(TokenError::Invalid);
+        }
+        let client = self.clients.get(&c.client_id).filter(|client| !client.suspended);
+        let Some(client) = client else {
+            return Err(TokenError::ClientInactive);
+        };
+        let lifetime = c.exp.saturating_sub(c.iat);
+        if u64::try_from(lifetime).map_or(true, |l| l > client.token_lifetime_secs) {
+            return Err(TokenError::Invalid);
+        }
+        Ok(())
+    }
+
+    /// The live client registry, to replace, suspend or remove clients while the gateway runs.
+    pub fn clients(&self) -> &ClientRegistry {
+        &self.clients
+    }
 }
 
 fn decode_part<T: serde::de::DeserializeOwned>(b64: &str) -> Option<T> {
@@ -603,6 +650,15 @@ fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError>
             "the client assertion must carry the requesting user in extensions.ihe_iua",
         ));
     };
+    // The break-glass reason is trimmed before its own check (`break_glass_reason`), so
+    // surrounding white space such as a tab is dropped rather than refused.
+    let mut checked = iua.clone();
+    if let Some(members) = checked.as_object_mut() {
+        members.remove("break_glass_reason");
+    }
+    if let Some(claim) = claim_with_control_characters(&checked, "extensions.ihe_iua") {
+        return Err(OAuthError::invalid_request(format!("{claim} must not contain control characters")));
+    }
     let user_id = iua
         .get("subject_id")
         .and_then(Value::as_str)
@@ -636,6 +692,37 @@ fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError>
     Ok(AssertedUser { user_id: user_id.to_owned(), role, organisation, purpose, break_glass_reason })
 }
 
+/// Characters no IUA claim may hold: C0 and C1 controls, and the line separators and
+/// bidirectional overrides that make a log line, an audit record or an export read other than
+/// it is. The claims end up in all three.
+fn is_control_character(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The path (`extensions.ihe_iua.subject_role.code`) of the first string under `value` that
+/// holds a control character, or of the member whose name does. A member name goes into the
+/// path only when it is a short plain name; another is called `(unrecognised member)`.
+fn claim_with_control_characters(value: &Value, path: &str) -> Option<String> {
+    let named = |name: &str| {
+        let plain = name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        format!("{path}.{}", if plain { name } else { "(unrecognised member)" })
+    };
+    match value {
+        Value::String(text) => text.chars().any(is_control_character).then(|| path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| claim_with_control_characters(item, &format!("{path}[{i}]"))),
+        Value::Object(members) => members.iter().find_map(|(name, member)| {
+            if name.chars().any(is_control_character) {
+                return Some(named(name));
+            }
+            claim_with_control_characters(member, &named(name))
+        }),
+        _ => None,
+    }
+}
+
 /// The most a break-glass reason may say.
 const MAX_REASON_CHARS: usize = 500;
 
@@ -656,7 +743,7 @@ fn break_glass_reason(iua: &Value, purpose: PurposeOfUse) -> Result<Option<Strin
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|r| {
-            !r.is_empty() && r.chars().count() <= MAX_REASON_CHARS && !r.chars().any(char::is_control)
+            !r.is_empty() && r.chars().count() <= MAX_REASON_CHARS && !r.chars().any(is_control_character)
         })
         .map(|r| Some(r.to_owned()))
         .ok_or_else(|| {
@@ -680,11 +767,14 @@ fn coded<'v>(iua: &'v Value, member: &'static str) -> Result<&'v str, OAuthError
     }
 }
 
-/// Grants exactly the requested scopes, or every allowed scope if none are requested.
+/// Grants exactly the requested scopes (each once), or every allowed scope if none are
+/// requested. A requested scope is granted when the allowed scopes cover it (see
+/// [`Scope::is_covered_by`]), so a client may ask for less than it is allowed.
 fn grant_scopes(requested: Option<&str>, allowed: &[String]) -> Result<Vec<String>, OAuthError> {
+    let allowed_scopes: Vec<Scope> = allowed.iter().filter_map(|a| Scope::parse(a)).collect();
     let mut granted: Vec<String> = Vec::new();
     for scope in requested.unwrap_or_default().split_ascii_whitespace() {
-        if !allowed.iter().any(|a| a == scope) {
+        if !Scope::parse(scope).is_some_and(|s| s.is_covered_by(&allowed_scopes)) {
             return Err(OAuthError::new(
                 400,
                 "invalid_scope",
@@ -734,6 +824,21 @@ mod tests {
             grant_scopes(Some("system/*.read system/*.write"), &allowed).unwrap_err().error,
             "invalid_scope"
         );
+    }
+
+    #[test]
+    fn a_subset_of_the_allowed_scopes_is_granted_as_asked() {
+        let allowed = vec!["system/*.read".to_owned()];
+        assert_eq!(grant_scopes(Some("system/Patient.read"), &allowed).unwrap(), ["system/Patient.read"]);
+        assert_eq!(
+            grant_scopes(Some("system/Patient.r system/Condition.s system/Patient.r"), &allowed).unwrap(),
+            ["system/Patient.r", "system/Condition.s"]
+        );
+        let narrow = vec!["system/Patient.rs".to_owned()];
+        for refused in ["system/*.read", "system/Condition.r", "system/Patient.cruds", "user/Patient.r", "x"]
+        {
+            assert_eq!(grant_scopes(Some(refused), &narrow).unwrap_err().error, "invalid_scope", "{refused}");
+        }
     }
 
     #[test]

@@ -11,8 +11,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tideway_auth::client::{forge, token_form_for};
 use tideway_auth::{
-    AuthConfig, BackendClient, ClientConfig, InMemoryReplayGuard, OAuthError, PurposeOfUse, ReplayGuard,
-    ReplayStoreError, RoleCode, TokenError, TokenService, UserClaims,
+    AuthConfig, BackendClient, ClientConfig, InMemoryReplayGuard, OAuthError, PurposeOfUse, RateLimit,
+    ReplayGuard, ReplayStoreError, RoleCode, TokenError, TokenService, UserClaims,
 };
 use tideway_profiles::OdsCode;
 use time::OffsetDateTime;
@@ -51,6 +51,7 @@ fn client_config(client: &BackendClient) -> ClientConfig {
         jwks_file: None,
         allowed_scopes: vec!["system/*.read".to_owned(), "system/*.rs".to_owned()],
         token_lifetime_secs: 300,
+        suspended: false,
     }
 }
 
@@ -60,10 +61,15 @@ fn config(clients: Vec<ClientConfig>) -> AuthConfig {
         clients,
         assertion_max_lifetime_secs: 300,
         clock_skew_secs: 60,
+        token_rate_limit: tideway_auth::config::DEFAULT_TOKEN_RATE_LIMIT,
     }
 }
 
 fn harness_with_guard(replay: Arc<dyn ReplayGuard>) -> Harness {
+    harness_with(replay, tideway_auth::config::DEFAULT_TOKEN_RATE_LIMIT)
+}
+
+fn harness_with(replay: Arc<dyn ReplayGuard>, token_rate_limit: RateLimit) -> Harness {
     let es = BackendClient::generate_es384("borough-ehr", "es-2025").unwrap();
     let rs = BackendClient::from_pem("hospital-pas", RSA_KID, Algorithm::RS384, RSA_PEM).unwrap();
     let demo = BackendClient::generate_es384("tideway-demo", "demo-1").unwrap();
@@ -73,12 +79,9 @@ fn harness_with_guard(replay: Arc<dyn ReplayGuard>) -> Harness {
     let mut demo_config = client_config(&demo);
     demo_config.token_lifetime_secs = 3600;
     demo_config.allowed_scopes = vec!["system/Patient.rs".to_owned()];
-    let service = TokenService::new(
-        &config(vec![client_config(&es), rs_config, demo_config]),
-        TOKEN_URL.to_owned(),
-        replay,
-    )
-    .unwrap();
+    let mut config = config(vec![client_config(&es), rs_config, demo_config]);
+    config.token_rate_limit = token_rate_limit;
+    let service = TokenService::new(&config, TOKEN_URL.to_owned(), replay).unwrap();
     Harness { service, es, rs, demo }
 }
 
@@ -466,6 +469,30 @@ async fn scope_not_allowed_is_invalid_scope() {
 }
 
 #[tokio::test]
+async fn a_client_asking_too_often_is_told_to_slow_down_and_when_to_retry() {
+    let h = harness_with(Arc::new(InMemoryReplayGuard::new()), RateLimit::new(1, 2).unwrap());
+    // Assertions nobody signed do not use up the client's allowance.
+    for _ in 0..5 {
+        let forged = forge::unsigned(&json!({"alg": "ES384"}), &h.es.claims(TOKEN_URL, &user(), LIFETIME));
+        assert_oauth_error(exchange_assertion(&h, &forged).await, "invalid_client", 401);
+    }
+    for _ in 0..2 {
+        assert!(exchange_for(&h, &user()).await.is_ok());
+    }
+    let err = assert_oauth_error(exchange_for(&h, &user()).await, "slow_down", 429);
+    let wait = err.retry_after_secs.expect("Retry-After");
+    // One a minute: the next is due within the minute.
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(
+        err.description,
+        format!("this client is asking for tokens too often; retry after {wait} seconds")
+    );
+    // Another client has its own allowance.
+    let form = h.rs.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    assert!(h.service.exchange(form.as_bytes()).await.is_ok());
+}
+
+#[tokio::test]
 async fn unsupported_grant_type_is_refused() {
     let h = harness();
     let form = h.es.token_form(TOKEN_URL, "", &user()).unwrap();
@@ -566,13 +593,101 @@ async fn expired_access_token_is_refused_as_expired() {
     let h = harness();
     let token = access_token(&h).await;
     let mut claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(&token).unwrap();
-    claims["iat"] = json!(now() - 1000);
+    claims["iat"] = json!(now() - 400);
     claims["exp"] = json!(now() - 120);
     let expired = sign_access_claims(&claims, SECRET);
     assert_eq!(h.service.authenticate(Some(&bearer(&expired))), Err(TokenError::Expired));
-    // The same claims, not yet expired, are accepted: the failure above is the expiry alone.
-    claims["exp"] = json!(now() + 120);
+    // The same lifetime, not yet expired, is accepted: the failure above is the expiry alone.
+    claims["iat"] = json!(now() - 200);
+    claims["exp"] = json!(now() + 80);
     assert!(h.service.authenticate(Some(&bearer(&sign_access_claims(&claims, SECRET)))).is_ok());
+}
+
+/// `token` with its claims changed by `edit`, signed again with the gateway's secret.
+fn resigned(token: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let mut claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(token).unwrap();
+    edit(&mut claims);
+    bearer(&sign_access_claims(&claims, SECRET))
+}
+
+#[tokio::test]
+async fn access_token_not_yet_valid_issued_in_the_future_or_too_long_lived_is_invalid() {
+    let h = harness();
+    let token = access_token(&h).await;
+    let auth = |edit: &dyn Fn(&mut Value)| h.service.authenticate(Some(&resigned(&token, edit)));
+    // The clock skew (60 s) is tolerated, and not more.
+    assert!(auth(&|c| c["nbf"] = json!(now() + 30)).is_ok());
+    assert_eq!(auth(&|c| c["nbf"] = json!(now() + 600)), Err(TokenError::Invalid));
+    let shifted = |secs: i64| {
+        move |c: &mut Value| {
+            c["iat"] = json!(now() + secs);
+            c["exp"] = json!(now() + secs + 300);
+        }
+    };
+    assert!(auth(&shifted(30)).is_ok());
+    assert_eq!(auth(&shifted(600)), Err(TokenError::Invalid));
+    // The client is registered for 300-second tokens: a longer one was not issued here.
+    assert!(auth(&|c| c["exp"] = json!(c["iat"].as_i64().unwrap() + 300)).is_ok());
+    assert_eq!(auth(&|c| c["exp"] = json!(c["iat"].as_i64().unwrap() + 301)), Err(TokenError::Invalid));
+    assert_eq!(auth(&|c| c["exp"] = json!(c["iat"].as_i64().unwrap() - 1)), Err(TokenError::Invalid));
+    assert!(
+        matches!(auth(&|c| drop(c.as_object_mut().unwrap().remove("iat"))), Err(TokenError::Invalid)),
+        "iat is required"
+    );
+}
+
+#[tokio::test]
+async fn a_suspended_or_removed_client_gets_no_token_and_loses_its_live_ones() {
+    let h = harness();
+    let token = access_token(&h).await;
+    let header = bearer(&token);
+    assert!(h.service.authenticate(Some(&header)).is_ok());
+
+    assert!(h.service.clients().set_suspended("borough-ehr", true));
+    assert_eq!(h.service.authenticate(Some(&header)), Err(TokenError::ClientInactive));
+    let form = h.es.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    let err = assert_oauth_error(h.service.exchange(form.as_bytes()).await, "invalid_client", 401);
+    assert_eq!(err.description, "this client is suspended");
+
+    assert!(h.service.clients().set_suspended("borough-ehr", false));
+    assert!(h.service.authenticate(Some(&header)).is_ok(), "reinstated, the token is good again");
+
+    assert!(h.service.clients().remove("borough-ehr"));
+    assert_eq!(h.service.authenticate(Some(&header)), Err(TokenError::ClientInactive));
+    let form = h.es.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    assert_oauth_error(h.service.exchange(form.as_bytes()).await, "invalid_client", 401);
+    assert!(!h.service.clients().remove("borough-ehr"));
+    assert!(!h.service.clients().set_suspended("borough-ehr", true));
+    // Another client's tokens are untouched.
+    let rs = h.rs.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    let rs_token = h.service.exchange(rs.as_bytes()).await.unwrap().response.access_token;
+    assert!(h.service.authenticate(Some(&bearer(&rs_token))).is_ok());
+}
+
+#[tokio::test]
+async fn a_client_registered_again_is_held_to_its_new_registration() {
+    let h = harness();
+    let token = access_token(&h).await;
+    let mut shorter = client_config(&h.es);
+    shorter.token_lifetime_secs = 60;
+    h.service.clients().register(&shorter).unwrap();
+    assert_eq!(h.service.authenticate(Some(&bearer(&token))), Err(TokenError::Invalid));
+    let form = h.es.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    let fresh = h.service.exchange(form.as_bytes()).await.unwrap().response;
+    assert_eq!(fresh.expires_in, 60);
+    assert!(h.service.authenticate(Some(&bearer(&fresh.access_token))).is_ok());
+
+    // A registration that would not load leaves the one in force as it was.
+    let mut broken = client_config(&h.es);
+    broken.jwks = Some("not json".to_owned());
+    assert!(h.service.clients().register(&broken).is_err());
+    assert!(h.service.authenticate(Some(&bearer(&fresh.access_token))).is_ok());
+
+    // A new client can be registered while the service runs.
+    let newcomer = BackendClient::generate_es384("newcomer", "n-1").unwrap();
+    h.service.clients().register(&client_config(&newcomer)).unwrap();
+    let form = newcomer.token_form(TOKEN_URL, "system/Patient.r", &user()).unwrap();
+    assert_eq!(h.service.exchange(form.as_bytes()).await.unwrap().response.scope, "system/Patient.r");
 }
 
 #[tokio::test]
@@ -676,6 +791,44 @@ async fn break_glass_needs_a_plain_reason_of_1_to_500_characters_and_only_with_e
         let err = assert_oauth_error(exchange_for(&h, &who).await, "invalid_request", 400);
         assert!(err.description.contains("only for purpose of use ETREAT"), "{purpose:?}: {err}");
     }
+}
+
+#[tokio::test]
+async fn control_characters_in_iua_claims_are_refused_naming_the_claim_not_its_value() {
+    let h = harness();
+    let cases: [(&str, Value, &str); 7] = [
+        ("subject_id", json!("5550219\u{0}35107"), "extensions.ihe_iua.subject_id"),
+        ("subject_name", json!("Dr Ada\nExample"), "extensions.ihe_iua.subject_name"),
+        ("subject_name", json!("Dr Ada \u{202E}elpmaxE"), "extensions.ihe_iua.subject_name"),
+        (
+            "subject_role",
+            json!({"system": "https://x\r.example", "code": "R8000"}),
+            "extensions.ihe_iua.subject_role.system",
+        ),
+        (
+            "purpose_of_use",
+            json!({"system": "s", "code": "TREAT\u{1b}[2J"}),
+            "extensions.ihe_iua.purpose_of_use.code",
+        ),
+        (
+            "subject_organization",
+            json!(["Guy's", "St\u{85}Thomas'"]),
+            "extensions.ihe_iua.subject_organization[1]",
+        ),
+        ("bad\u{7}name", json!("x"), "extensions.ihe_iua.(unrecognised member)"),
+    ];
+    for (member, value, claim) in cases {
+        let result =
+            exchange_tampered(&h, |_, claims| claims["extensions"]["ihe_iua"][member] = value.clone()).await;
+        let err = assert_oauth_error(result, "invalid_request", 400);
+        assert_eq!(err.description, format!("{claim} must not contain control characters"));
+        for user_data in ["5550219", "Ada", "Thomas", "TREAT", "x.example"] {
+            assert!(!err.description.contains(user_data), "echoed user data: {err}");
+        }
+    }
+    // A plain name with ordinary Unicode is fine.
+    let who = UserClaims { name: Some("Dr Zoë O'Brien-Ng".to_owned()), ..user() };
+    assert!(exchange_for(&h, &who).await.is_ok());
 }
 
 #[tokio::test]

@@ -191,6 +191,7 @@ impl Application {
             base_url: base_url.clone(),
             store,
             tokens,
+            unauthenticated: tideway_auth::KeyedLimiter::new(settings.server.unauthenticated_rate_limit),
             capability,
             settings,
         });

@@ -11,6 +11,7 @@ use std::path::Path;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tideway_adapters::SourceConfig;
+use tideway_auth::RateLimit;
 use tideway_auth::config::AuthConfig;
 
 /// Prefix of environment overrides: `TIDEWAY__SERVER__BIND=0.0.0.0:8080`.
@@ -77,6 +78,21 @@ pub struct ServerSettings {
     /// listener and needs an access token.
     #[serde(default)]
     pub admin_bind: Option<SocketAddr>,
+    /// How many requests without a valid access token (none, malformed, expired, revoked) one
+    /// peer address (an IPv6 peer by its /64) may send to the FHIR API: beyond it they are
+    /// answered 429 with `Retry-After` before the token is looked at further and before
+    /// anything is audited, so a flood cannot grow the audit trail. Requests with a valid token
+    /// are never counted nor held back. Behind a load balancer every client shares its
+    /// address. Default 600 a minute with a burst of 300.
+    #[serde(default = "default_unauthenticated_rate_limit")]
+    pub unauthenticated_rate_limit: RateLimit,
+}
+
+/// The default [`ServerSettings::unauthenticated_rate_limit`].
+pub const DEFAULT_UNAUTHENTICATED_RATE_LIMIT: RateLimit = RateLimit::constant(600, 300);
+
+fn default_unauthenticated_rate_limit() -> RateLimit {
+    DEFAULT_UNAUTHENTICATED_RATE_LIMIT
 }
 
 fn default_max_request_bytes() -> usize {

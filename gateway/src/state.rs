@@ -1,6 +1,9 @@
 //! What every request shares: settings, the store, tokens, the audit trail, the record
 //! service and agreement governance.
 
+use std::net::IpAddr;
+
+use tideway_auth::KeyedLimiter;
 use tideway_auth::service::TokenService;
 
 use crate::audit::AuditTrail;
@@ -19,6 +22,8 @@ pub struct AppState {
     pub store: Store,
     /// Token issuing and checking.
     pub tokens: TokenService,
+    /// Requests without a valid token, per peer (`server.unauthenticated_rate_limit`).
+    pub unauthenticated: KeyedLimiter<IpAddr>,
     /// The one audit writer.
     pub audit: AuditTrail,
     /// The read pipeline.

@@ -297,8 +297,8 @@ impl Policy {
     /// Whether a resource the gateway makes itself to support what was released (a Provenance
     /// naming the origins of a merged fact) may go to `principal`. It is included beside the
     /// matches whatever `_type` asked for, as FHIR's `search.mode = include` entries are.
-    pub fn may_include(&self, principal: &Principal, facts: &ResourceFacts) -> bool {
-        principal.may_read(&facts.resource_type)
+    pub fn may_include(&self, principal: &Principal, ask: &Ask, facts: &ResourceFacts) -> bool {
+        principal.may(ask.interaction(), &facts.resource_type)
     }
 }
 
@@ -342,7 +342,7 @@ fn query_verdict(
     since: Option<OffsetDateTime>,
     facts: &ResourceFacts,
 ) -> Result<(), Reason> {
-    if !principal.may_read(&facts.resource_type) {
+    if !principal.may(ask.interaction(), &facts.resource_type) {
         return Err(Reason::Scope);
     }
     if let Some(types) = &ask.types

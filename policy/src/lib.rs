@@ -19,6 +19,7 @@ mod relationship;
 pub mod terminology;
 
 use serde::{Deserialize, Serialize};
+use tideway_auth::Interaction;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -40,6 +41,11 @@ pub struct Ask {
     /// what is about no patient (organisations, practitioners read by id). Agreements that
     /// require a relationship apply only under a standing of the requester's own.
     standing: Option<Standing>,
+    /// What the scopes must permit on each released resource's type: a read for `$everything`
+    /// and reads by id, a search for searches. Snapshots written before it was kept read as
+    /// reads.
+    #[serde(default)]
+    interaction: Interaction,
 }
 
 impl Ask {
@@ -52,6 +58,17 @@ impl Ask {
     pub fn of_types(mut self, types: Vec<String>) -> Self {
         self.types = Some(types);
         self
+    }
+
+    /// Answered as a search: the scopes must permit searching each released type.
+    pub fn by_search(mut self) -> Self {
+        self.interaction = Interaction::Search;
+        self
+    }
+
+    /// What the scopes must permit on each released type.
+    pub fn interaction(&self) -> Interaction {
+        self.interaction
     }
 
     /// Only resources changed after `since`.

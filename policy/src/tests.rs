@@ -50,7 +50,33 @@ fn decide(p: &Principal, ask: &Ask, resources: &[&ResourceFacts]) -> Decision {
 }
 
 fn may_include(p: &Principal, facts: &ResourceFacts) -> bool {
-    open_policy().may_include(p, facts)
+    open_policy().may_include(p, &Ask::everything(), facts)
+}
+
+#[test]
+fn a_search_needs_search_scopes_and_a_read_needs_read_scopes() {
+    let condition = facts("Condition", None);
+    let provenance = facts("Provenance", None);
+    let verdict = |scopes: &[&str], ask: &Ask| decide(&principal(scopes), ask, &[&condition]).verdicts()[0];
+    let read = Ask::everything();
+    let search = Ask::everything().of_types(vec!["Condition".into()]).by_search();
+    assert_eq!(verdict(&["system/Condition.r"], &read), Verdict::Release);
+    assert_eq!(verdict(&["system/Condition.r"], &search), Verdict::Withhold(Reason::Scope));
+    assert_eq!(verdict(&["system/Condition.s"], &search), Verdict::Release);
+    assert_eq!(verdict(&["system/Condition.s"], &read), Verdict::Withhold(Reason::Scope));
+    assert_eq!(verdict(&["system/*.read"], &search), Verdict::Release);
+    let include =
+        |scopes: &[&str], ask: &Ask| open_policy().may_include(&principal(scopes), ask, &provenance);
+    assert!(include(&["system/*.s"], &search) && !include(&["system/*.s"], &read));
+    assert!(include(&["system/*.r"], &read) && !include(&["system/*.r"], &search));
+}
+
+#[test]
+fn a_question_kept_before_searches_were_told_apart_reads_as_a_read() {
+    let old: Ask = serde_json::from_str(r#"{"types":["Condition"],"since":null,"standing":null}"#).unwrap();
+    assert_eq!(old.interaction(), Interaction::Read);
+    let kept = serde_json::to_string(&Ask::everything().by_search()).unwrap();
+    assert_eq!(serde_json::from_str::<Ask>(&kept).unwrap().interaction(), Interaction::Search);
 }
 
 const TYPES: [&str; 6] =
@@ -111,7 +137,12 @@ fn scopes_type_and_since_each_withhold_with_their_reason() {
 
 #[test]
 fn a_question_that_cannot_be_read_withholds_everything() {
-    let ask = Ask { types: None, since: Some("not an instant".into()), standing: None };
+    let ask = Ask {
+        types: None,
+        since: Some("not an instant".into()),
+        standing: None,
+        interaction: Interaction::Read,
+    };
     let f = facts("Condition", None);
     let d = decide(&principal(&["system/*.read"]), &ask, &[&f]);
     assert_eq!(d.verdicts(), [Verdict::Withhold(Reason::Undecidable)]);

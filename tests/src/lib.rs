@@ -22,8 +22,8 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tideway_adapters::{SourceConfig, SourceId, SystemKind};
 use tideway_auth::client::{BackendClient, UserClaims};
-use tideway_auth::config::{AuthConfig, ClientConfig};
-use tideway_auth::{PurposeOfUse, RoleCode};
+use tideway_auth::config::{AuthConfig, ClientConfig, DEFAULT_TOKEN_RATE_LIMIT};
+use tideway_auth::{PurposeOfUse, RateLimit, RoleCode};
 use tideway_gateway::Application;
 use tideway_gateway::app::AppState;
 use tideway_gateway::config::{
@@ -106,6 +106,10 @@ pub struct Options {
     /// Run the synthetic boroughs as the demo's regional mix of systems
     /// (`tideway_simulators::kinds::regional_mix`) instead of all FHIR R4.
     pub regional: bool,
+    /// `auth.token_rate_limit`.
+    pub token_rate_limit: RateLimit,
+    /// `server.unauthenticated_rate_limit`.
+    pub unauthenticated_rate_limit: RateLimit,
 }
 
 impl Default for Options {
@@ -128,6 +132,8 @@ impl Default for Options {
             break_glass_minutes: PolicySettings::default().break_glass_minutes,
             social_care: Vec::new(),
             regional: false,
+            token_rate_limit: DEFAULT_TOKEN_RATE_LIMIT,
+            unauthenticated_rate_limit: tideway_gateway::config::DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
         }
     }
 }
@@ -300,6 +306,7 @@ impl TestApp {
                 "system/Patient.rs".to_owned(),
             ],
             token_lifetime_secs: lifetime,
+            suspended: false,
         };
         let settings = Settings {
             server: ServerSettings {
@@ -309,6 +316,7 @@ impl TestApp {
                 request_timeout_ms: opts.request_timeout_ms,
                 workers: Some(2),
                 admin_bind: opts.admin.then_some(localhost),
+                unauthenticated_rate_limit: opts.unauthenticated_rate_limit,
             },
             store: StoreSettings {
                 url: SecretString::from(store_url),
@@ -325,6 +333,7 @@ impl TestApp {
                 ],
                 assertion_max_lifetime_secs: 300,
                 clock_skew_secs: 60,
+                token_rate_limit: opts.token_rate_limit,
             },
             federation: FederationSettings {
                 request_deadline_ms: opts.request_deadline_ms,
@@ -467,7 +476,13 @@ impl TestApp {
     /// Starts another replica of the gateway with the same settings (same store, secrets and
     /// sources) on its own port, as a second pod behind a load balancer would be.
     pub async fn spawn_replica(&self) -> Replica {
-        let app = Application::build(self.settings.clone()).await.expect("replica starts");
+        self.spawn_replica_with(self.settings.clone()).await
+    }
+
+    /// Starts a gateway from `settings` (usually this one's, changed) on its own port: a
+    /// replica configured otherwise, or this gateway as it would be restarted with them.
+    pub async fn spawn_replica_with(&self, settings: Settings) -> Replica {
+        let app = Application::build(settings).await.expect("replica starts");
         let replica = Replica { base_url: app.base_url().to_owned(), handle: app.handle() };
         tokio::spawn(app.run());
         replica

@@ -1,5 +1,6 @@
 //! The authenticated FHIR request: an actix extractor that authenticates the bearer token,
-//! negotiates the content type and starts the request's audit, auditing a refusal of either.
+//! negotiates the content type and starts the request's audit, auditing a refusal of either
+//! (unless the peer has sent too many requests without a valid token: see [`super::throttle`]).
 //!
 //! Handlers take a [`FhirCall`], hand it to the record service, and finish with
 //! [`FhirCall::respond`] (outcome audited before the body leaves) or [`FhirCall::refuse`].
@@ -10,12 +11,14 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use tideway_auth::Interaction;
 use tideway_auth::service::TokenError;
 
 use super::FHIR_JSON;
 use super::error::ApiError;
 use super::middleware::request_id;
 use super::params::{Params, negotiate};
+use super::throttle;
 use crate::Principal;
 use crate::audit::{AuditOutcome, AuditedCall};
 use crate::record::RecordError;
@@ -66,6 +69,7 @@ impl FhirCall {
         let header = headers.next().map(|v| v.to_str().unwrap_or_default());
         if headers.next().is_some() {
             // Two credentials: which one would a proxy in front have checked? Refuse both.
+            throttle::count_refusal(&state, req)?;
             state.audit.begin(&rid, action, None).refused(400, false, "duplicate-authorization").await;
             return Err(ApiError::invalid("give one Authorization header, not several"));
         }
@@ -75,6 +79,7 @@ impl FhirCall {
                 Ok(Self { state, principal, audit })
             }
             Err(e) => {
+                throttle::count_refusal(&state, req)?;
                 // Credentials of another scheme (Basic, say) are no bearer token at all: RFC 6750
                 // 3.1 asks for a challenge without an error code then, as for none.
                 let bearer = header.is_some_and(|h| {
@@ -106,13 +111,15 @@ impl FhirCall {
         self.refuse(ApiError::from(e), reason).await
     }
 
-    /// 403 (audited) unless the granted scopes allow reading `resource_type`.
-    pub async fn require_read(self, resource_type: &str) -> Result<Self, ApiError> {
-        if self.principal.may_read(resource_type) {
+    /// 403 (audited) unless the granted scopes permit `interaction` (a read or a search) on
+    /// `resource_type`.
+    pub async fn require(self, interaction: Interaction, resource_type: &str) -> Result<Self, ApiError> {
+        if self.principal.may(interaction, resource_type) {
             return Ok(self);
         }
+        let verb = if interaction == Interaction::Search { "searching" } else { "reading" };
         let e =
-            ApiError::insufficient_scope(format!("the granted scopes do not allow reading {resource_type}"));
+            ApiError::insufficient_scope(format!("the granted scopes do not allow {verb} {resource_type}"));
         Err(self.refuse(e, "scope").await)
     }
 

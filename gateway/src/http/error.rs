@@ -28,6 +28,8 @@ pub struct ApiError {
     pub www_authenticate: Option<&'static str>,
     /// Value of `Allow`, for 405s.
     pub allow: Option<&'static str>,
+    /// Seconds for `Retry-After`, for 429s.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -38,6 +40,7 @@ impl ApiError {
             outcome: OperationOutcome::new(IssueSeverity::Error, code, message),
             www_authenticate: None,
             allow: None,
+            retry_after_secs: None,
         }
     }
 
@@ -112,6 +115,19 @@ impl ApiError {
             "this interaction is not supported: the gateway is read-only",
         );
         e.allow = Some(allow);
+        e
+    }
+
+    /// 429 `throttled`: this peer sent too many requests without a valid token.
+    pub fn throttled(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            IssueType::Throttled,
+            format!(
+                "too many requests without a valid access token from this address; retry after {retry_after_secs} seconds"
+            ),
+        );
+        e.retry_after_secs = Some(retry_after_secs);
         e
     }
 
@@ -299,6 +315,9 @@ impl ResponseError for ApiError {
         }
         if let Some(v) = self.www_authenticate {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(v)));
+        }
+        if let Some(secs) = self.retry_after_secs {
+            res.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
         }
         res.body(self.outcome.to_json().to_string())
     }

@@ -1,6 +1,7 @@
 //! `GET /Patient/{id}/$everything` (and 501 for any other instance operation).
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use tideway_auth::Interaction;
 use tideway_policy::Ask;
 
 use super::answer::record_page;
@@ -26,7 +27,7 @@ pub async fn patient_operation(
         ));
         return Err(call.refuse(e, "unsupported").await);
     }
-    let call = call.require_read("Patient").await?;
+    let call = call.require(Interaction::Read, "Patient").await?;
     let (call, params) = call.params(&req, KNOWN).await?;
     let federation = &call.state.settings.federation;
     let parsed = ask_of(&params).and_then(|ask| {

@@ -4,6 +4,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
+use tideway_auth::Interaction;
 
 use super::call::FhirCall;
 use super::error::ApiError;
@@ -23,7 +24,7 @@ pub async fn instance_read(
         );
         return Err(call.refuse(e, "unsupported").await);
     }
-    let call = call.require_read(&resource_type).await?;
+    let call = call.require(Interaction::Read, &resource_type).await?;
     let (mut call, _) = call.params(&req, &[]).await?;
     let state = call.state.clone();
     let resource =

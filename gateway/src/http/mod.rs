@@ -19,6 +19,7 @@ mod patient_search;
 mod post;
 mod render;
 mod simulate;
+mod throttle;
 pub mod token;
 mod transparency;
 mod type_search;

@@ -1,6 +1,7 @@
 //! `GET /Patient/{id}`: the patient as the first source in registry order holds them.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use tideway_auth::Interaction;
 
 use super::call::FhirCall;
 use super::error::ApiError;
@@ -20,7 +21,7 @@ pub async fn patient_read(
         );
         return Err(call.refuse(e, "unsupported").await);
     }
-    let call = call.require_read("Patient").await?;
+    let call = call.require(Interaction::Read, "Patient").await?;
     let (mut call, _) = call.params(&req, &[]).await?;
     let state = call.state.clone();
     let found = match state.records.read_patient(&mut call.audit, &call.principal, &id).await {

@@ -3,6 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
+use tideway_auth::Interaction;
 use tideway_profiles::{IssueType, NhsNumber, systems};
 
 use super::call::FhirCall;
@@ -14,7 +15,7 @@ const KNOWN: &[&str] = &["identifier", "_count"];
 
 /// The handler.
 pub async fn patient_search(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let call = call.require_read("Patient").await?;
+    let call = call.require(Interaction::Search, "Patient").await?;
     let (mut call, params) = call.params(&req, KNOWN).await?;
     let federation = &call.state.settings.federation;
     let parsed = params

@@ -93,7 +93,11 @@ pub async fn token(
             let audit = state.audit.begin(&rid, "token", None);
             let _ =
                 audit.outcome(e.status, 0, AuditOutcome::Denied, json!({"error": e.error}).to_string()).await;
-            Ok(oauth_response(e.status, &e.to_json()))
+            let mut res = oauth_response(e.status, &e.to_json());
+            if let Some(secs) = e.retry_after_secs {
+                res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            }
+            Ok(res)
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `GET /{type}?patient={id}` for the searchable clinical types.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use tideway_auth::Interaction;
 use tideway_policy::Ask;
 
 use super::answer::record_page;
@@ -63,7 +64,7 @@ pub async fn type_search(
         ));
         return Err(call.refuse(e, "unsupported").await);
     }
-    let call = call.require_read(&resource_type).await?;
+    let call = call.require(Interaction::Search, &resource_type).await?;
     let known = known(&resource_type);
     let (call, params) = call.params(&req, &known).await?;
     let criteria = match search::Criteria::parse(&resource_type, params.pairs()) {
@@ -111,6 +112,6 @@ pub async fn type_search(
         }
         Err(e) => return Err(call.fail(e).await),
     }
-    let ask = Ask::everything().of_types(vec![resource_type]);
+    let ask = Ask::everything().of_types(vec![resource_type]).by_search();
     record_page(call, &patient_id, ask, &criteria, &params, count, self_link).await
 }

@@ -185,8 +185,8 @@ impl RecordService {
         self.federation.source_ids_json()
     }
 
-    /// Finds the patient with this NHS number in every source (the NHS-number search),
-    /// publishing the gateway's id for them if any source holds them.
+    /// Finds the patient with this NHS number in every source (the NHS-number search, decided
+    /// as a search), publishing the gateway's id for them if any source holds them.
     pub async fn find_by_nhs(
         &self,
         call: &mut AuditedCall,
@@ -210,7 +210,7 @@ impl RecordService {
         self.remember(nhs, &gateway_id, &answer.1).await?;
         let (ask, notices) =
             self.stand(call, principal, glass.as_ref(), nhs, &gateway_id, &directives).await?;
-        let mut found = self.patient_answer(principal, &directives, ask, answer)?;
+        let mut found = self.patient_answer(principal, &directives, ask.by_search(), answer)?;
         found.notices.extend(notices);
         Ok(found)
     }
@@ -349,8 +349,9 @@ impl RecordService {
             includes.retain(|r| r.facts.references.iter().any(|x| named.contains(x)));
         }
         criteria.sort(&mut matches, |r| r.facts.as_ref());
-        matches
-            .extend(includes.into_iter().filter(|r| self.policy.current().may_include(principal, &r.facts)));
+        matches.extend(
+            includes.into_iter().filter(|r| self.policy.current().may_include(principal, &ask, &r.facts)),
+        );
         Ok(RecordAnswer { resources: matches, notices, report, ask })
     }
 

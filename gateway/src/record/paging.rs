@@ -155,7 +155,7 @@ impl RecordService {
             .enumerate()
             .filter(|(j, r)| {
                 if bundle::is_included(r) {
-                    self.policy.current().may_include(principal, &r.facts)
+                    self.policy.current().may_include(principal, ask, &r.facts)
                         && !r.facts.references.iter().any(|x| withheld.contains(x))
                 } else {
                     released[start + j]

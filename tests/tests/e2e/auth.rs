@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tideway_auth::client::{forge, token_form_for};
-use tideway_tests::{Options, TestApp, clinician, nhs_search};
+use tideway_gateway::store::AuditLog as _;
+use tideway_tests::{Options, StoreKind, TestApp, clinician, nhs_search};
 
 async fn oauth_error(app: &TestApp, assertion: &str) -> (u16, Value) {
     let res = app.post_token(token_form_for(assertion, "system/*.read").unwrap()).await;
@@ -140,5 +141,123 @@ async fn requests_without_a_valid_token_get_401_with_www_authenticate() {
     let a = app.get("/Condition?patient=p00000000000000000000000000000000", None).await;
     assert_eq!(a.status, 401);
     assert_eq!(app.simulator_hits(), hits, "no source may be asked for an unauthenticated request");
+    app.stop().await;
+}
+
+/// A refusal of a bearer token: 401, an OperationOutcome of IssueType `login`, and nothing of
+/// the token in the answer.
+#[track_caller]
+fn assert_token_refused(a: &tideway_tests::Answer, token: &str) {
+    assert_eq!((a.status, a.issue_code()), (401, "login"), "{}", a.body);
+    assert_eq!(a.body["resourceType"], "OperationOutcome");
+    assert!(a.header("www-authenticate").is_some_and(|c| c.contains(r#"error="invalid_token""#)));
+    let raw = String::from_utf8_lossy(&a.raw);
+    assert!(token.split('.').all(|part| !raw.contains(part)), "the answer echoes the token");
+}
+
+#[tokio::test]
+async fn a_suspended_or_removed_client_loses_its_live_tokens_at_once() {
+    let app = TestApp::spawn(Options { boroughs: 1, store: StoreKind::Postgres, ..Options::default() }).await;
+    let token = app.token().await;
+    let search = nhs_search(app.population.nhs_number(0).unwrap().as_str());
+    assert_eq!(app.get(&search, Some(&token)).await.status, 200);
+
+    let registry = app.state.tokens.clients();
+    assert!(registry.set_suspended("test-es", true));
+    assert_token_refused(&app.get(&search, Some(&token)).await, &token);
+    let form = app.es_client.token_form(&app.token_url(), "", &clinician()).unwrap();
+    let res = app.post_token(form).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_client");
+    assert!(registry.set_suspended("test-es", false));
+    assert_eq!(app.get(&search, Some(&token)).await.status, 200, "reinstated");
+
+    // Restarted without the client (same signing secret and store), the gateway refuses it.
+    let mut settings = app.settings.clone();
+    settings.auth.clients.retain(|c| c.client_id != "test-es");
+    let restarted = app.spawn_replica_with(settings).await;
+    let elsewhere = format!("{}{search}", restarted.base_url);
+    assert_token_refused(&app.get(&elsewhere, Some(&token)).await, &token);
+    let rs_form = app.rs_client.token_form(&app.token_url(), "", &clinician()).unwrap();
+    let rs_token: Value = app.post_token(rs_form).await.json().await.unwrap();
+    let rs_token = rs_token["access_token"].as_str().unwrap();
+    assert_eq!(app.get(&elsewhere, Some(rs_token)).await.status, 200, "other clients are untouched");
+    restarted.handle.stop(true).await;
+
+    assert!(registry.remove("test-es"));
+    assert_token_refused(&app.get(&search, Some(&token)).await, &token);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn control_characters_in_the_users_claims_are_refused_at_token() {
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    for (user, claim) in [
+        (tideway_auth::UserClaims { name: Some("Dr Test\nAdmin".to_owned()), ..clinician() }, "subject_name"),
+        (tideway_auth::UserClaims { user_id: "5550\u{1b}21935107".to_owned(), ..clinician() }, "subject_id"),
+    ] {
+        let res = app.post_token(app.es_client.token_form(&app.token_url(), "", &user).unwrap()).await;
+        assert_eq!(res.status(), 400);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request");
+        assert_eq!(
+            body["error_description"],
+            format!("extensions.ihe_iua.{claim} must not contain control characters")
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_asking_for_tokens_too_often_gets_429_with_retry_after_and_is_audited() {
+    let limit = tideway_auth::RateLimit::new(1, 2).unwrap();
+    let app = TestApp::spawn(Options { boroughs: 1, token_rate_limit: limit, ..Options::default() }).await;
+    let form = || app.es_client.token_form(&app.token_url(), "", &clinician()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(app.post_token(form()).await.status(), 200);
+    }
+    let res = app.post_token(form()).await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let rid = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let rows = app.state.store.audit_for_request(&rid).await.unwrap();
+    assert_eq!(rows.len(), 1, "the refusal is audited as a token request");
+    assert_eq!(rows[0].action, "token");
+    assert_ne!(rows[0].outcome, "success");
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "slow_down");
+    assert!(body["error_description"].as_str().unwrap().contains("too often"), "{body}");
+    // The other client is not held back.
+    let rs = app.rs_client.token_form(&app.token_url(), "", &clinician()).unwrap();
+    assert_eq!(app.post_token(rs).await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_peer_flooding_without_a_valid_token_is_throttled_unaudited_and_tokens_still_work() {
+    let limit = tideway_auth::RateLimit::new(1, 3).unwrap();
+    let app =
+        TestApp::spawn(Options { boroughs: 1, unauthenticated_rate_limit: limit, ..Options::default() })
+            .await;
+    let token = app.token().await;
+    let search = nhs_search(app.population.nhs_number(0).unwrap().as_str());
+    for bad in [None, Some("garbage"), None] {
+        assert_eq!(app.get(&search, bad).await.status, 401);
+    }
+    for bad in [None, Some("garbage"), Some(token.as_str()).map(|t| &t[..t.len() - 2])] {
+        let a = app.get(&search, bad).await;
+        assert_eq!((a.status, a.issue_code()), (429, "throttled"), "{}", a.body);
+        assert_eq!(a.body["resourceType"], "OperationOutcome");
+        let wait: u64 = a.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        let rid = a.header("x-request-id").unwrap();
+        assert!(app.state.store.audit_for_request(&rid).await.unwrap().is_empty(), "a flood is not audited");
+    }
+    // Requests with a valid token from the same peer are neither counted nor held back.
+    for _ in 0..5 {
+        assert_eq!(app.get(&search, Some(&token)).await.status, 200);
+    }
     app.stop().await;
 }

@@ -21,6 +21,7 @@ mod postgres;
 mod relationship;
 mod replicas;
 mod schema;
+mod scopes;
 mod search;
 mod simulator;
 mod social_care;
