@@ -19,6 +19,7 @@ pub use crate::state::AppState;
 
 use crate::audit::AuditTrail;
 use crate::audit::checkpoint::Checkpointer;
+use crate::audit::tally::RefusalTally;
 use crate::config::Settings;
 use crate::http::{self, middleware};
 use crate::identity::PatientIds;
@@ -80,6 +81,21 @@ pub struct AppHandle {
     main: ServerHandle,
     admin: Option<ServerHandle>,
     checkpointer: Option<Arc<Checkpointer>>,
+    refusals: Arc<RefusalTally>,
+    audit: AuditTrail,
+}
+
+/// Writes the tally of unauthenticated refusals every `secs` seconds until the runtime stops.
+fn spawn_refusal_flush(refusals: Arc<RefusalTally>, audit: AuditTrail, secs: u64) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(secs));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            refusals.flush(&audit).await;
+        }
+    });
 }
 
 impl AppHandle {
@@ -89,6 +105,7 @@ impl AppHandle {
             a.stop(graceful).await;
         }
         self.main.stop(graceful).await;
+        self.refusals.flush(&self.audit).await;
         // What was served is signed before the process ends.
         if let Some(checkpointer) = &self.checkpointer
             && let Err(e) = checkpointer.checkpoint().await
@@ -184,14 +201,18 @@ impl Application {
             break_glass_secs: settings.policy.break_glass_minutes.saturating_mul(60),
             privacy_officers: settings.policy.privacy_office_codes().map_err(StartError::Policy)?,
         };
+        let audit = AuditTrail::new(Arc::new(store.clone()));
+        let refusals = Arc::new(RefusalTally::default());
+        spawn_refusal_flush(refusals.clone(), audit.clone(), settings.audit.refusal_interval_secs);
         let state = web::Data::new(AppState {
-            audit: AuditTrail::new(Arc::new(store.clone())),
+            audit,
             records,
             agreements: crate::governance::Governance::new(policy, Arc::new(store.clone())),
             base_url: base_url.clone(),
             store,
             tokens,
             unauthenticated: tideway_auth::KeyedLimiter::new(settings.server.unauthenticated_rate_limit),
+            refusals: refusals.clone(),
             capability,
             settings,
         });
@@ -267,6 +288,8 @@ impl Application {
             main: self.server.handle(),
             admin: self.admin.as_ref().map(Server::handle),
             checkpointer: self.checkpointer.clone(),
+            refusals: self.state.refusals.clone(),
+            audit: self.state.audit.clone(),
         }
     }
 

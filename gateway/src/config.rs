@@ -135,6 +135,14 @@ pub struct AuditSettings {
     /// is signed only when records were added since the last.
     #[serde(default = "default_checkpoint_interval_secs")]
     pub checkpoint_interval_secs: u64,
+    /// Seconds over which refusals of requests that never authenticated are counted per peer
+    /// before one record of the count is written (default 60; also written at shutdown).
+    #[serde(default = "default_refusal_interval_secs")]
+    pub refusal_interval_secs: u64,
+}
+
+fn default_refusal_interval_secs() -> u64 {
+    60
 }
 
 impl Default for AuditSettings {
@@ -143,6 +151,7 @@ impl Default for AuditSettings {
             checkpoint_key: None,
             checkpoint_file: None,
             checkpoint_interval_secs: default_checkpoint_interval_secs(),
+            refusal_interval_secs: default_refusal_interval_secs(),
         }
     }
 }
@@ -490,6 +499,11 @@ impl Settings {
         if self.audit.checkpoint_key.is_some() != self.audit.checkpoint_file.is_some() {
             return Err(ConfigError::Invalid(
                 "audit: checkpoint_key and checkpoint_file are set together or not at all".into(),
+            ));
+        }
+        if !(1..=3_600).contains(&self.audit.refusal_interval_secs) {
+            return Err(ConfigError::Invalid(
+                "audit.refusal_interval_secs must be between 1 and 3600".into(),
             ));
         }
         if !(1..=86_400).contains(&self.audit.checkpoint_interval_secs) {

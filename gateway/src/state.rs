@@ -7,6 +7,7 @@ use tideway_auth::KeyedLimiter;
 use tideway_auth::service::TokenService;
 
 use crate::audit::AuditTrail;
+use crate::audit::tally::RefusalTally;
 use crate::config::Settings;
 use crate::governance::Governance;
 use crate::record::RecordService;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub unauthenticated: KeyedLimiter<IpAddr>,
     /// The one audit writer.
     pub audit: AuditTrail,
+    /// Refusals of unauthenticated requests, counted and written per peer per interval.
+    pub refusals: std::sync::Arc<RefusalTally>,
     /// The read pipeline.
     pub records: RecordService,
     /// Publishing and approving sharing-agreement versions.

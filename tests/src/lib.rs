@@ -294,6 +294,7 @@ impl TestApp {
             checkpoint_key: Some(checkpoint_key),
             checkpoint_file: Some(dir.join("checkpoints").join("checkpoints.jsonl")),
             checkpoint_interval_secs: 86_400,
+            ..AuditSettings::default()
         };
         let client = |id: &str, jwks: String, lifetime: u64| ClientConfig {
             client_id: id.to_owned(),

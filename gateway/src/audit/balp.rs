@@ -183,6 +183,16 @@ fn entities(row: &ChainedAudit) -> Value {
             "role": coding("http://terminology.hl7.org/CodeSystem/object-role", "1"),
         }));
     }
+    // A count of unauthenticated refusals names the requests it counted (the first of them).
+    if r.action == "unauthenticated" {
+        let detail: Value = serde_json::from_str(&r.detail).unwrap_or_default();
+        for id in detail["request_ids"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            entities.push(json!({
+                "what": identifier(REQUEST_ID_SYSTEM, id),
+                "type": coding("https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType", "XrequestId"),
+            }));
+        }
+    }
     let sources: Vec<String> = serde_json::from_str(&r.sources).unwrap_or_default();
     for source in sources {
         entities.push(json!({

@@ -15,6 +15,7 @@ pub mod balp;
 pub mod chain;
 pub mod checkpoint;
 pub mod log;
+pub mod tally;
 pub mod trail;
 pub mod verify;
 
@@ -98,7 +99,7 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 15] = [
+pub const ACTIONS: [&str; 16] = [
     "patient-search",
     "patient-read",
     "patient-everything",
@@ -113,6 +114,7 @@ pub const ACTIONS: [&str; 15] = [
     "alerts",
     "policy-simulate",
     "audit-read",
+    "unauthenticated",
     "unsupported",
 ];
 

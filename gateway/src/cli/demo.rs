@@ -77,6 +77,7 @@ fn demo_checkpoints(data_dir: &std::path::Path) -> Result<AuditSettings, CliErro
         checkpoint_key: Some(key),
         checkpoint_file: Some(dir.join("checkpoints.jsonl")),
         checkpoint_interval_secs: 10,
+        ..AuditSettings::default()
     })
 }
 

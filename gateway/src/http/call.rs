@@ -57,8 +57,9 @@ impl FromRequest for FhirCall {
 }
 
 impl FhirCall {
-    /// Authenticates the request; a refusal is audited (best effort: nothing is released
-    /// either way).
+    /// Authenticates the request. A refusal names no one and releases nothing: it is counted
+    /// per peer in the audit's tally of unauthenticated refusals (written per interval), not
+    /// written on its own.
     pub async fn authenticate(
         state: web::Data<AppState>,
         req: &HttpRequest,
@@ -69,8 +70,7 @@ impl FhirCall {
         let header = headers.next().map(|v| v.to_str().unwrap_or_default());
         if headers.next().is_some() {
             // Two credentials: which one would a proxy in front have checked? Refuse both.
-            throttle::count_refusal(&state, req)?;
-            state.audit.begin(&rid, action, None).refused(400, false, "duplicate-authorization").await;
+            throttle::count_refusal(&state, req, "duplicate-authorization")?;
             return Err(ApiError::invalid("give one Authorization header, not several"));
         }
         match state.tokens.authenticate(header) {
@@ -79,7 +79,11 @@ impl FhirCall {
                 Ok(Self { state, principal, audit })
             }
             Err(e) => {
-                throttle::count_refusal(&state, req)?;
+                throttle::count_refusal(
+                    &state,
+                    req,
+                    if header.is_some() { "invalid-token" } else { "no-token" },
+                )?;
                 // Credentials of another scheme (Basic, say) are no bearer token at all: RFC 6750
                 // 3.1 asks for a challenge without an error code then, as for none.
                 let bearer = header.is_some_and(|h| {
@@ -91,7 +95,6 @@ impl FhirCall {
                     TokenError::Expired => ApiError::expired_token(),
                     _ => ApiError::invalid_token("the access token is not valid"),
                 };
-                state.audit.begin(&rid, action, None).refused(401, false, "invalid-token").await;
                 Err(err)
             }
         }

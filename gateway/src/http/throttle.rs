@@ -25,10 +25,35 @@ fn peer_key(req: &HttpRequest) -> IpAddr {
     }
 }
 
-/// Counts one request without a valid token against its peer: `Err` (429 `throttled`, with
-/// `Retry-After`) once the peer is over its limit.
-pub(super) fn count_refusal(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
-    state.unauthenticated.check(&peer_key(req)).map_err(|wait| ApiError::throttled(wait.secs()))
+/// Counts one request without a valid token against its peer, refused for `reason`, in the
+/// peer's limit and in the audit's tally of such refusals: `Err` (429 `throttled`, with
+/// `Retry-After`, tallied as `throttled`) once the peer is over its limit.
+pub(super) fn count_refusal(
+    state: &AppState,
+    req: &HttpRequest,
+    reason: &'static str,
+) -> Result<(), ApiError> {
+    count(state, req, reason).map_err(|wait| ApiError::throttled(wait.secs()))
+}
+
+/// [`count_refusal`], answering how long to wait when the peer is over its limit.
+pub(super) fn count(
+    state: &AppState,
+    req: &HttpRequest,
+    reason: &'static str,
+) -> Result<(), tideway_auth::RetryAfter> {
+    let peer = peer_key(req);
+    let rid = super::middleware::request_id(req);
+    match state.unauthenticated.check(&peer) {
+        Ok(()) => {
+            state.refusals.count(peer, reason, &rid);
+            Ok(())
+        }
+        Err(wait) => {
+            state.refusals.count(peer, "throttled", &rid);
+            Err(wait)
+        }
+    }
 }
 
 #[cfg(test)]

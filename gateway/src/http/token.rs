@@ -56,6 +56,10 @@ fn oauth_response(status: u16, body: &str) -> HttpResponse {
         .body(body.to_owned())
 }
 
+/// The OAuth errors of a token request whose client was not verified: a malformed request, or
+/// an assertion that names no registered client or does not verify.
+const UNAUTHENTICATED: [&str; 3] = ["invalid_request", "invalid_client", "unsupported_grant_type"];
+
 /// `POST /token`
 pub async fn token(
     state: web::Data<AppState>,
@@ -89,10 +93,20 @@ pub async fn token(
             Ok(oauth_response(200, &body))
         }
         Err(e) => {
-            // Best effort: nothing is granted either way.
-            let audit = state.audit.begin(&rid, "token", None);
-            let _ =
-                audit.outcome(e.status, 0, AuditOutcome::Denied, json!({"error": e.error}).to_string()).await;
+            let e = if UNAUTHENTICATED.contains(&e.error) {
+                // No verified client: counted per peer (and throttled), not written one by one.
+                match super::throttle::count(&state, &req, e.error) {
+                    Ok(()) => e,
+                    Err(wait) => tideway_auth::service::OAuthError::slow_down(wait),
+                }
+            } else {
+                // Best effort: nothing is granted either way.
+                let audit = state.audit.begin(&rid, "token", None);
+                let _ = audit
+                    .outcome(e.status, 0, AuditOutcome::Denied, json!({"error": e.error}).to_string())
+                    .await;
+                e
+            };
             let mut res = oauth_response(e.status, &e.to_json());
             if let Some(secs) = e.retry_after_secs {
                 res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));

@@ -45,12 +45,33 @@ async fn everything_is_audited_before_release_without_clinical_content() {
 #[tokio::test]
 async fn refused_requests_are_audited_too() {
     let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    // Requests that never authenticate are counted per peer, then written as one record of the
+    // count (at each interval, and at shutdown) naming the requests' ids.
     let a = app.get(&nhs_search("9434765919"), None).await;
     assert_eq!(a.status, 401);
-    let rows = app.state.store.audit_for_request(&a.header("x-request-id").unwrap()).await.unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].outcome, "denied");
-    assert_eq!(rows[0].http_status, 401);
+    let bad_token = app.get(&nhs_search("9434765919"), Some("not.a.token")).await;
+    assert_eq!(bad_token.status, 401);
+    let rid = a.header("x-request-id").unwrap();
+    assert!(app.state.store.audit_for_request(&rid).await.unwrap().is_empty(), "no record of its own");
+    app.state.refusals.flush(&app.state.audit).await;
+    let trail = app.state.store.audit_page(i64::MIN, i64::MIN, 1000).await.unwrap();
+    let counted: Vec<_> = trail.iter().filter(|r| r.stored.action == "unauthenticated").collect();
+    assert_eq!(counted.len(), 1, "one peer, one record");
+    let detail: serde_json::Value = serde_json::from_str(&counted[0].stored.detail).unwrap();
+    assert_eq!(detail["peer"], "127.0.0.1");
+    assert_eq!(detail["refusals"], 2);
+    assert_eq!(detail["reasons"], serde_json::json!({"invalid-token": 1, "no-token": 1}));
+    assert_eq!(detail["request_ids"][0], rid.as_str());
+    assert_eq!(counted[0].stored.outcome, "denied");
+    // A flood adds one record per peer per interval, not one per request.
+    let before = app.state.store.audit_page(i64::MIN, i64::MIN, 10_000).await.unwrap().len();
+    for _ in 0..100 {
+        assert_eq!(app.get(&nhs_search("9434765919"), None).await.status, 401);
+    }
+    app.state.refusals.flush(&app.state.audit).await;
+    let after = app.state.store.audit_page(i64::MIN, i64::MIN, 10_000).await.unwrap();
+    assert_eq!(after.len(), before + 1, "100 refusals, one record");
+    assert!(after.last().unwrap().stored.detail.contains("\"refusals\":100"));
 
     let token = app.token().await;
     let bad = app.get(&nhs_search("9434765918"), Some(&token)).await;
