@@ -45,9 +45,19 @@ pub const MIN_RSA_BITS: usize = 2048;
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// The HMAC key (HS256) the gateway signs and verifies its own access tokens with: at
-    /// least 32 bytes, random, and the same on every replica. Rotating it ends every issued
-    /// token. Supply it through the environment or a secret store, never in a committed file.
+    /// least 32 bytes, random, and the same on every replica. Supply it through the environment
+    /// or a secret store, never in a committed file. To rotate it without ending live tokens,
+    /// see [`Self::accepted_signing_keys`].
     pub token_signing_secret: SecretString,
+    /// The key id (`kid`) the tokens signed with `token_signing_secret` carry (default `k1`).
+    #[serde(default = "default_token_signing_kid")]
+    pub token_signing_kid: String,
+    /// Other keys whose tokens are accepted but which sign nothing: during a rotation, the
+    /// next key (added on every replica before any replica signs with it) and the previous
+    /// one (kept until the longest token lifetime has passed). Each `{kid, secret}`; a token
+    /// naming no `kid` (issued before kids were used) is checked against the signing key only.
+    #[serde(default)]
+    pub accepted_signing_keys: Vec<AcceptedSigningKey>,
     /// The registered backend clients. At least one is required.
     pub clients: Vec<ClientConfig>,
     /// How far in the future (seconds from now) a client assertion's `exp` may be. SMART
@@ -117,6 +127,26 @@ fn default_token_rate_limit() -> RateLimit {
     DEFAULT_TOKEN_RATE_LIMIT
 }
 
+/// A key whose access tokens are accepted but which does not sign (`auth.accepted_signing_keys`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedSigningKey {
+    /// The key id tokens signed with it carry.
+    pub kid: String,
+    /// The HMAC key: at least 32 bytes.
+    pub secret: SecretString,
+}
+
+impl std::fmt::Debug for AcceptedSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AcceptedSigningKey({})", self.kid)
+    }
+}
+
+fn default_token_signing_kid() -> String {
+    "k1".to_owned()
+}
+
 fn default_allowed_scopes() -> Vec<String> {
     vec!["system/*.read".to_owned(), "system/*.rs".to_owned()]
 }
@@ -133,6 +163,9 @@ pub enum AuthConfigError {
     /// The token signing secret is too short.
     #[error("auth.token_signing_secret must be at least {MIN_SECRET_BYTES} bytes")]
     SecretTooShort,
+    /// An accepted signing key is too short, or a key id is empty, too long or used twice.
+    #[error("auth signing keys: {0}")]
+    SigningKey(String),
     /// No client is registered.
     #[error("auth.clients is empty: register at least one backend client")]
     NoClients,
@@ -246,6 +279,30 @@ impl AuthConfig {
     pub(crate) fn validate_globals(&self) -> Result<(), AuthConfigError> {
         if self.token_signing_secret.expose_secret().len() < MIN_SECRET_BYTES {
             return Err(AuthConfigError::SecretTooShort);
+        }
+        let kids: Vec<&str> = std::iter::once(self.token_signing_kid.as_str())
+            .chain(self.accepted_signing_keys.iter().map(|k| k.kid.as_str()))
+            .collect();
+        for (i, kid) in kids.iter().enumerate() {
+            if kid.is_empty()
+                || kid.len() > 64
+                || !kid.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(AuthConfigError::SigningKey(
+                    "a kid is 1 to 64 letters, digits, '-', '_' or '.'".into(),
+                ));
+            }
+            if kids[..i].contains(kid) {
+                return Err(AuthConfigError::SigningKey(format!("kid {kid} is given twice")));
+            }
+        }
+        if let Some(short) =
+            self.accepted_signing_keys.iter().find(|k| k.secret.expose_secret().len() < MIN_SECRET_BYTES)
+        {
+            return Err(AuthConfigError::SigningKey(format!(
+                "the secret of kid {} must be at least {MIN_SECRET_BYTES} bytes",
+                short.kid
+            )));
         }
         if self.clients.is_empty() {
             return Err(AuthConfigError::NoClients);
@@ -398,6 +455,8 @@ mod tests {
     fn config(clients: Vec<ClientConfig>) -> AuthConfig {
         AuthConfig {
             token_signing_secret: SecretString::from("0123456789abcdef0123456789abcdef"),
+            token_signing_kid: "k1".to_owned(),
+            accepted_signing_keys: Vec::new(),
             clients,
             assertion_max_lifetime_secs: 300,
             clock_skew_secs: 60,

@@ -46,7 +46,10 @@ pub struct TokenService {
     assertion_max_lifetime_secs: i64,
     clock_skew_secs: i64,
     signing_key: EncodingKey,
-    verifying_key: DecodingKey,
+    /// The `kid` the signing key's tokens carry.
+    signing_kid: String,
+    /// Every key a token may be signed with, by `kid` (the signing key first).
+    verifying_keys: Vec<(String, DecodingKey)>,
     access_validation: Validation,
     replay: Arc<dyn ReplayGuard>,
     /// `/token` calls per client.
@@ -331,7 +334,18 @@ impl TokenService {
             assertion_max_lifetime_secs,
             clock_skew_secs,
             signing_key: EncodingKey::from_secret(secret),
-            verifying_key: DecodingKey::from_secret(secret),
+            signing_kid: config.token_signing_kid.clone(),
+            verifying_keys: std::iter::once((
+                config.token_signing_kid.clone(),
+                DecodingKey::from_secret(secret),
+            ))
+            .chain(
+                config
+                    .accepted_signing_keys
+                    .iter()
+                    .map(|k| (k.kid.clone(), DecodingKey::from_secret(k.secret.expose_secret().as_bytes()))),
+            )
+            .collect(),
             access_validation,
             replay,
             token_calls: KeyedLimiter::new(config.token_rate_limit),
@@ -552,6 +566,7 @@ impl TokenService {
         };
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(self.signing_kid.clone());
         let access_token = jsonwebtoken::encode(&header, &claims, &self.signing_key)
             .map_err(|_| OAuthError::new(500, "server_error", "the access token could not be issued"))?;
         let principal = Principal {
@@ -584,8 +599,16 @@ impl TokenService {
         if token.is_empty() || token.contains(char::is_whitespace) || token.split('.').count() != 3 {
             return Err(TokenError::Malformed);
         }
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.verifying_key, &self.access_validation)
-            .map_err(|e| match e.kind() {
+        // The key the token names (a token without a kid predates kids: the signing key).
+        let named = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?.kid;
+        let key = match named {
+            None => &self.verifying_keys[0].1,
+            Some(kid) => &self.verifying_keys.iter().find(|(k, _)| *k == kid).ok_or(TokenError::Invalid)?.1,
+        };
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, key, &self.access_validation).map_err(|e| match e
+                .kind()
+            {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => TokenError::Malformed,
                 _ => TokenError::Invalid,

@@ -58,6 +58,8 @@ fn client_config(client: &BackendClient) -> ClientConfig {
 fn config(clients: Vec<ClientConfig>) -> AuthConfig {
     AuthConfig {
         token_signing_secret: SecretString::from(SECRET),
+        token_signing_kid: "k1".to_owned(),
+        accepted_signing_keys: Vec::new(),
         clients,
         assertion_max_lifetime_secs: 300,
         clock_skew_secs: 60,
@@ -876,4 +878,73 @@ async fn an_access_token_claiming_etreat_without_a_reason_or_a_reason_without_et
     no_reason["break_glass_reason"] = json!("Collapsed in clinic");
     let p = h.service.authenticate(Some(&bearer(&sign_access_claims(&no_reason, SECRET)))).unwrap();
     assert_eq!(p.break_glass_reason.as_deref(), Some("Collapsed in clinic"));
+}
+
+/// A service over the same clients as `h`, signing with `(kid, secret)` and accepting `others`.
+fn service_with_keys(h: &Harness, kid: &str, secret: &str, others: &[(&str, &str)]) -> TokenService {
+    let mut config = config(vec![client_config(&h.es)]);
+    config.token_signing_secret = SecretString::from(secret);
+    config.token_signing_kid = kid.to_owned();
+    config.accepted_signing_keys = others
+        .iter()
+        .map(|(kid, secret)| tideway_auth::config::AcceptedSigningKey {
+            kid: (*kid).to_owned(),
+            secret: SecretString::from(*secret),
+        })
+        .collect();
+    TokenService::new(&config, TOKEN_URL.to_owned(), Arc::new(InMemoryReplayGuard::new())).unwrap()
+}
+
+#[tokio::test]
+async fn the_signing_key_rotates_without_ending_live_tokens() {
+    const NEXT: &str = "the-next-token-signing-secret-for-this-test-only";
+    let h = harness();
+    let old = access_token(&h).await;
+    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid;
+    assert_eq!(kid(&old).as_deref(), Some("k1"), "tokens name the key that signed them");
+
+    // Step 1: every replica accepts the next key before any signs with it.
+    let accepting = service_with_keys(&h, "k1", SECRET, &[("k2", NEXT)]);
+    assert!(accepting.authenticate(Some(&bearer(&old))).is_ok());
+    // Step 2: sign with the next key, still accepting the previous one.
+    let rotated = service_with_keys(&h, "k2", NEXT, &[("k1", SECRET)]);
+    assert!(rotated.authenticate(Some(&bearer(&old))).is_ok(), "live tokens survive the rotation");
+    let form = h.es.token_form(TOKEN_URL, "system/*.read", &user()).unwrap();
+    let new = rotated.exchange(form.as_bytes()).await.unwrap().response.access_token;
+    assert_eq!(kid(&new).as_deref(), Some("k2"));
+    assert!(accepting.authenticate(Some(&bearer(&new))).is_ok(), "a replica one step behind accepts it");
+    // Step 3: the previous key retired, its tokens end.
+    let retired = service_with_keys(&h, "k2", NEXT, &[]);
+    assert_eq!(retired.authenticate(Some(&bearer(&old))), Err(TokenError::Invalid));
+    assert!(retired.authenticate(Some(&bearer(&new))).is_ok());
+    // A token naming a kid it does not know, or signed under a known kid with another key.
+    let stranger = service_with_keys(&h, "k9", NEXT, &[]);
+    assert_eq!(stranger.authenticate(Some(&bearer(&old))), Err(TokenError::Invalid));
+    let swapped = service_with_keys(&h, "k1", NEXT, &[]);
+    assert_eq!(swapped.authenticate(Some(&bearer(&old))), Err(TokenError::Invalid));
+}
+
+#[test]
+fn signing_key_ids_and_accepted_keys_are_checked_at_start() {
+    let h = harness();
+    let mut config = config(vec![client_config(&h.es)]);
+    let try_with = |config: &AuthConfig| {
+        TokenService::new(config, TOKEN_URL.to_owned(), Arc::new(InMemoryReplayGuard::new()))
+            .err()
+            .map(|e| e.to_string())
+    };
+    config.accepted_signing_keys = vec![tideway_auth::config::AcceptedSigningKey {
+        kid: "k1".into(),
+        secret: SecretString::from(SECRET),
+    }];
+    assert!(try_with(&config).unwrap().contains("kid k1 is given twice"));
+    config.accepted_signing_keys = vec![tideway_auth::config::AcceptedSigningKey {
+        kid: "k0".into(),
+        secret: SecretString::from("short"),
+    }];
+    let e = try_with(&config).unwrap();
+    assert!(e.contains("kid k0") && !e.contains("short"), "{e}");
+    config.accepted_signing_keys.clear();
+    config.token_signing_kid = "has space".into();
+    assert!(try_with(&config).is_some());
 }

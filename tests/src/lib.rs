@@ -328,6 +328,8 @@ impl TestApp {
             identity: IdentitySettings { pseudonym_key: secret("pseudonym") },
             auth: AuthConfig {
                 token_signing_secret: secret("signing"),
+                token_signing_kid: "k1".to_owned(),
+                accepted_signing_keys: Vec::new(),
                 clients: vec![
                     client("test-es", es_client.jwks_json(), 300),
                     client("test-rs", rs_client.jwks_json(), 300),

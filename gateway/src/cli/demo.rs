@@ -244,6 +244,8 @@ impl Demo {
             identity: IdentitySettings { pseudonym_key: random_secret() },
             auth: AuthConfig {
                 token_signing_secret: random_secret(),
+                token_signing_kid: "k1".to_owned(),
+                accepted_signing_keys: Vec::new(),
                 clients: vec![ClientConfig {
                     client_id: DEMO_CLIENT.to_owned(),
                     name: "Tideway demo clinician".to_owned(),

@@ -79,11 +79,12 @@ impl RecordService {
     ) -> Result<Page, RecordError> {
         self.admit(principal)?;
         let snapshot = self.pages.get(token).await?.ok_or(RecordError::PageExpired)?;
-        if snapshot.owner != principal_key(principal) {
-            return Err(RecordError::PageOwner);
-        }
+        // Named before the owner is checked: a refused link records whose snapshot it was.
         if let Some(p) = &snapshot.patient_id {
             call.about_patient(p);
+        }
+        if snapshot.owner != principal_key(principal) {
+            return Err(RecordError::PageOwner);
         }
         let all = &snapshot.resources;
         let start = offset.min(all.len());

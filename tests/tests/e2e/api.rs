@@ -181,6 +181,10 @@ async fn page_links_belong_to_the_principal_that_made_them() {
     let stolen = app.get(&next, Some(&other)).await;
     assert_eq!(stolen.status, 403);
     assert_eq!(stolen.issue_code(), "forbidden");
+    // The refusal records whose snapshot the link pointed at.
+    use tideway_gateway::store::AuditLog as _;
+    let refused = app.state.store.audit_for_request(&stolen.header("x-request-id").unwrap()).await.unwrap();
+    assert_eq!(refused.last().and_then(|r| r.patient_id.as_deref()), Some(id.as_str()));
     let mine = app.get(&next, Some(&token)).await;
     assert_eq!(mine.status, 200);
     let unknown = app.get("/_page?id=00000000000000000000000000000000&offset=2", Some(&token)).await;
