@@ -266,7 +266,7 @@ impl From<RecordError> for ApiError {
                 Self::unavailable("the sharing agreements in force cannot be confirmed; nothing is released")
             }
             RecordError::NotPrivacyOfficer => Self::forbidden(
-                "only a privacy officer (purpose of use HOPERAT) of an organisation trusted as a privacy office may",
+                "only a privacy officer (purpose of use HOPERAT) of an organisation trusted as a privacy office may (or, for its own access history, the patient's own app)",
             ),
             RecordError::Alerts(cause) => {
                 tracing::error!(error = %cause, "break-glass could not be recorded");

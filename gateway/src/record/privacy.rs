@@ -37,7 +37,9 @@ impl RecordService {
 
 impl RecordService {
     /// Who accessed the patient's record: the outcome records of requests about them, as
-    /// BALP-style `AuditEvent`s, newest first.
+    /// BALP-style `AuditEvent`s, newest first. For a privacy officer, or for the patient's
+    /// own app (purpose of use `PATRQT` with the patient's NHS number as the user, as NHS login
+    /// asserts it) about that patient only.
     pub async fn access_history(
         &self,
         call: &mut AuditedCall,
@@ -45,13 +47,25 @@ impl RecordService {
         trail: &AuditTrail,
         query: &PatientWindow,
     ) -> Result<Vec<Value>, RecordError> {
-        if !self.is_privacy_officer(principal) {
+        call.about_patient(&query.patient_id);
+        if !self.is_privacy_officer(principal) && !self.is_the_patient(principal, &query.patient_id).await? {
             return Err(RecordError::NotPrivacyOfficer);
         }
-        call.about_patient(&query.patient_id);
         call.intent("[]".into()).await?;
         let rows = trail.for_patient(query).await?;
         Ok(rows.iter().map(balp::audit_event).collect())
+    }
+
+    /// Whether `principal` is the patient's own app acting for the patient `patient_id` names.
+    async fn is_the_patient(&self, principal: &Principal, patient_id: &str) -> Result<bool, RecordError> {
+        if principal.purpose != tideway_auth::PurposeOfUse::PatientRequest {
+            return Ok(false);
+        }
+        match self.resolve(patient_id).await {
+            Ok(nhs) => Ok(principal.user_id == nhs.as_str()),
+            Err(RecordError::UnknownPatient | RecordError::NotHeld) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// One record of the audit trail by its sequence number, as an `AuditEvent`.

@@ -81,6 +81,21 @@ async fn a_privacy_officer_sees_who_accessed_a_record_and_no_one_else_may() {
     assert_eq!(app.get(&full_url, Some(&clinician)).await.status, 403);
     assert_eq!(app.get(&format!("/AuditEvent?patient={id}"), None).await.status, 401);
 
+    // The patient's own app (NHS login: purpose PATRQT, the NHS number as the user) sees its own
+    // history, and no one else's.
+    let own_app = app
+        .token_for(&tideway_auth::client::UserClaims {
+            user_id: nhs.clone(),
+            ..user("YAPP1", "R8000", PurposeOfUse::PatientRequest)
+        })
+        .await;
+    let mine = app.get(&format!("/AuditEvent?patient={id}"), Some(&own_app)).await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert!(events(&mine).iter().any(|e| request_id_of(e) == everything_rid), "who looked, when, why");
+    let other_nhs = app.population.patients_in_several_boroughs(2)[1].as_str().to_owned();
+    let other_id = app.patient_id(&clinician, &other_nhs).await;
+    assert_eq!(app.get(&format!("/AuditEvent?patient={other_id}"), Some(&own_app)).await.status, 403);
+
     // The officer's own look is audited, about the patient.
     let again = app.get(&format!("/AuditEvent?patient={id}"), Some(&officer)).await;
     let looked =
