@@ -11,28 +11,50 @@ use reqwest::header::{ACCEPT, HeaderValue};
 use serde_json::Value;
 
 use crate::adapter::{AdapterError, CallContext};
+use crate::source::SourceTls;
 
 /// The FHIR JSON media type.
 pub const FHIR_JSON: &str = "application/fhir+json";
 
-/// The reqwest client could not be built (TLS set-up).
+/// The reqwest client could not be built: TLS set-up, or a certificate or key file that cannot
+/// be read or is not PEM (the message names the file, never its content).
 #[derive(Debug, thiserror::Error)]
-#[error("the HTTP client could not be built")]
-pub struct ClientBuildError;
+#[error("the HTTP client could not be built{0}")]
+pub struct ClientBuildError(String);
 
-/// A client that follows no redirect and uses no proxy.
-pub fn client() -> Result<reqwest::Client, ClientBuildError> {
+/// A client that follows no redirect and uses no proxy, presenting `tls`'s client certificate
+/// and trusting its authority when given.
+pub fn client(tls: Option<&SourceTls>) -> Result<reqwest::Client, ClientBuildError> {
     // reqwest is built without a bundled crypto provider; binaries install ring at start,
     // but tests and tools that only build an adapter must work too.
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race with another installer is fine: a provider is then installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .map_err(|_| ClientBuildError)
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy();
+    if let Some(tls) = tls {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path)
+                .map_err(|e| ClientBuildError(format!(": cannot read {}: {e}", path.display())))
+        };
+        let mut identity = read(&tls.client_certificate)?;
+        identity.push(b'\n');
+        identity.extend(read(&tls.client_key)?);
+        let identity = reqwest::Identity::from_pem(&identity).map_err(|_| {
+            ClientBuildError(format!(
+                ": {} and {} are not a PEM certificate and its private key",
+                tls.client_certificate.display(),
+                tls.client_key.display()
+            ))
+        })?;
+        builder = builder.identity(identity);
+        if let Some(ca) = &tls.ca_certificate {
+            let authority = reqwest::Certificate::from_pem(&read(ca)?)
+                .map_err(|_| ClientBuildError(format!(": {} is not a PEM certificate", ca.display())))?;
+            builder = builder.add_root_certificate(authority);
+        }
+    }
+    builder.build().map_err(|_| ClientBuildError(String::new()))
 }
 
 /// `base` with a `/` at the end of its path, so relative steps land under it.

@@ -113,6 +113,24 @@ pub struct SourceConfig {
     /// Largest response body accepted from this source, in bytes (default 32 MiB).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Mutual TLS towards this source: the client certificate the gateway presents, and the
+    /// authority the source's own certificate must chain to, when not a public one.
+    #[serde(default)]
+    pub tls: Option<SourceTls>,
+}
+
+/// `[sources.tls]`: how the gateway authenticates itself to a source over TLS.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceTls {
+    /// PEM file of the client certificate (and its chain) the gateway presents.
+    pub client_certificate: std::path::PathBuf,
+    /// PEM file of its private key (PKCS#8, PKCS#1 or SEC1), readable by the gateway only.
+    pub client_key: std::path::PathBuf,
+    /// PEM file of a certificate authority the source's certificate may chain to, besides the
+    /// system's (e.g. the exchange's private CA).
+    #[serde(default)]
+    pub ca_certificate: Option<std::path::PathBuf>,
 }
 
 impl SourceConfig {

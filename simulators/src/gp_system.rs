@@ -221,6 +221,7 @@ pub fn start<R: Render>(
                     async move { s.error(StatusCode::NOT_FOUND, "unknown interaction") }
                 }));
         },
+        tls: None,
     })
 }
 

@@ -193,6 +193,9 @@ pub struct Serve<R, A> {
     pub answers: Arc<A>,
     /// The dialect's routes (under the full path, base path included).
     pub routes: R,
+    /// Serve HTTPS with this TLS configuration (e.g. one that demands a client certificate, as
+    /// a borough exchange behind mutual TLS does) instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Starts serving. The port is already bound, so port 0 works.
@@ -202,12 +205,13 @@ where
     A: FaultAnswers,
 {
     let port = s.listener.local_addr()?.port();
-    let base_url =
-        url::Url::parse(&format!("http://127.0.0.1:{port}{}", s.base_path)).map_err(std::io::Error::other)?;
+    let scheme = if s.tls.is_some() { "https" } else { "http" };
+    let base_url = url::Url::parse(&format!("{scheme}://127.0.0.1:{port}{}", s.base_path))
+        .map_err(std::io::Error::other)?;
     let counters = Arc::new(Counters::default());
     let shared = counters.clone();
     let faults = Arc::new(s.faults);
-    let (classify, answers, routes) = (s.classify, s.answers, s.routes);
+    let (classify, answers, routes, tls) = (s.classify, s.answers, s.routes, s.tls);
     let server = HttpServer::new(move || {
         let (counters, faults, answers, classify) =
             (shared.clone(), faults.clone(), answers.clone(), classify.clone());
@@ -244,8 +248,11 @@ where
     })
     .workers(1)
     .shutdown_timeout(1)
-    .disable_signals()
-    .listen(s.listener)?
+    .disable_signals();
+    let server = match tls {
+        Some(tls) => server.listen_rustls_0_23(s.listener, (*tls).clone())?,
+        None => server.listen(s.listener)?,
+    }
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);

@@ -12,6 +12,8 @@
     reason = "a harness panic is a test failure, with its message"
 )]
 
+pub mod pki;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -106,6 +108,9 @@ pub struct Options {
     /// Run the synthetic boroughs as the demo's regional mix of systems
     /// (`tideway_simulators::kinds::regional_mix`) instead of all FHIR R4.
     pub regional: bool,
+    /// Serve the synthetic boroughs (FHIR R4) over mutual TLS, the gateway presenting the
+    /// client certificate this says.
+    pub mtls: Option<pki::ClientCertificate>,
     /// `auth.token_rate_limit`.
     pub token_rate_limit: RateLimit,
     /// `server.unauthenticated_rate_limit`.
@@ -132,6 +137,7 @@ impl Default for Options {
             break_glass_minutes: PolicySettings::default().break_glass_minutes,
             social_care: Vec::new(),
             regional: false,
+            mtls: None,
             token_rate_limit: DEFAULT_TOKEN_RATE_LIMIT,
             unauthenticated_rate_limit: tideway_gateway::config::DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
         }
@@ -222,6 +228,8 @@ impl TestApp {
     /// Starts simulators and the gateway.
     pub async fn spawn(opts: Options) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = std::env::temp_dir().join(format!("tideway-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(dir.join("checkpoints")).expect("temp dir");
         let population = Population::new(SEED, opts.boroughs.max(1), opts.patients);
         let mut simulators = Vec::new();
         let mut sources = Vec::new();
@@ -237,11 +245,24 @@ impl TestApp {
             sources.push(source("synthea", "RYJ", sim.base_url(), opts.source_timeout_ms));
             simulators.push(sim);
         }
+        let pki = opts.mtls.map(|_| pki::TestPki::new(&dir));
         for i in 0..opts.boroughs {
             let faults =
                 opts.faults.iter().find(|(b, _)| *b == i).map(|(_, f)| f.clone()).unwrap_or_default();
             let kind = if opts.regional { kinds::regional_mix(i) } else { SystemKind::FhirR4 };
-            let sim = kinds::start(kind, localhost, population, i, faults).await.expect("simulator");
+            let sim = match &pki {
+                Some(pki) => {
+                    let population = PopulationSpec::Synthetic {
+                        seed: SEED,
+                        borough_index: i,
+                        borough_count: opts.boroughs.max(1),
+                        patients_per_borough: opts.patients,
+                    };
+                    let config = SimulatorConfig { bind: localhost, population, faults };
+                    simulator::start_tls(config, pki.server.clone()).await.expect("TLS simulator")
+                }
+                None => kinds::start(kind, localhost, population, i, faults).await.expect("simulator"),
+            };
             let ods = kinds::ods_code(kind, &population, i).expect("borough ods");
             let mut borough = source(
                 &format!("{}-{i:02}", opts.source_prefix),
@@ -250,6 +271,7 @@ impl TestApp {
                 opts.source_timeout_ms,
             );
             borough.kind = kind;
+            borough.tls = pki.as_ref().zip(opts.mtls).map(|(pki, which)| pki.client(which));
             sources.push(borough);
             simulators.push(sim);
         }
@@ -277,8 +299,6 @@ impl TestApp {
         }
         let es_client = BackendClient::generate_es384("test-es", "es-test-1").expect("es client");
         let rs_client = rs_client();
-        let dir = std::env::temp_dir().join(format!("tideway-test-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(dir.join("checkpoints")).expect("temp dir");
         let (store_url, sqlite_path) = match opts.store {
             StoreKind::Sqlite => {
                 let path = dir.join("tideway.db");
@@ -580,6 +600,7 @@ fn source(id: &str, ods: &str, base_url: url::Url, timeout_ms: u64) -> SourceCon
         base_url,
         timeout_ms,
         max_body_bytes: 8 * 1024 * 1024,
+        tls: None,
     }
 }
 

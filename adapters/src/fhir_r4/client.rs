@@ -36,7 +36,7 @@ impl FhirR4Adapter {
     /// An adapter for `config`. Its `base_url` should end in `/` (one is added if not).
     pub fn new(mut config: SourceConfig) -> Result<Self, ClientBuildError> {
         config.base_url = http::with_trailing_slash(config.base_url);
-        let client = http::client()?;
+        let client = http::client(config.tls.as_ref())?;
         Ok(Self { config, client, max_pages: DEFAULT_MAX_PAGES, page_size: None, profile: Arc::new(PlainR4) })
     }
 

@@ -103,7 +103,7 @@ impl GpConnectAdapter {
     /// default [`GatewayIdentity`].
     pub fn new(mut config: SourceConfig) -> Result<Self, ClientBuildError> {
         config.base_url = http::with_trailing_slash(config.base_url);
-        let client = http::client()?;
+        let client = http::client(config.tls.as_ref())?;
         let source_asid = asid_for(&config.ods_code);
         Ok(Self { config, client, identity: GatewayIdentity::default(), source_asid })
     }

@@ -58,7 +58,7 @@ pub struct GpSystemAdapter<D> {
 impl<D: Dialect> GpSystemAdapter<D> {
     /// An adapter for `config` speaking `dialect`.
     pub fn new(config: SourceConfig, dialect: D) -> Result<Self, ClientBuildError> {
-        Ok(Self { config, client: http::client()?, dialect })
+        Ok(Self { client: http::client(config.tls.as_ref())?, config, dialect })
     }
 
     async fn send(&self, call: Call, ctx: &CallContext) -> Result<Vec<u8>, AdapterError> {

@@ -185,6 +185,7 @@ impl Demo {
                 base_url: sim.base_url(),
                 timeout_ms: 5_000,
                 max_body_bytes: 32 * 1024 * 1024,
+                tls: None,
             });
             simulators.push(sim);
         }
@@ -204,6 +205,7 @@ impl Demo {
                     base_url: sim.base_url(),
                     timeout_ms: 5_000,
                     max_body_bytes: 32 * 1024 * 1024,
+                    tls: None,
                 });
                 simulators.push(sim);
                 let assigned = tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(dir)

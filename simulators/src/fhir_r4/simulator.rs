@@ -143,7 +143,20 @@ struct State {
 
 /// Starts a simulator. The port is bound before this returns, so port 0 works.
 pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
-    let data = match cfg.population {
+    serve(cfg.bind, cfg.faults, data_of(cfg.population).await?).await
+}
+
+/// [`start`] over HTTPS with `tls` (which may demand a client certificate).
+pub async fn start_tls(
+    cfg: SimulatorConfig,
+    tls: Arc<rustls::ServerConfig>,
+) -> std::io::Result<RunningSimulator> {
+    serve_with(cfg.bind, cfg.faults, data_of(cfg.population).await?, Some(tls)).await
+}
+
+/// The records `population` describes.
+async fn data_of(population: PopulationSpec) -> std::io::Result<Box<dyn Records>> {
+    let data = match population {
         PopulationSpec::Synthetic { seed, borough_index, borough_count, patients_per_borough } => {
             let population = Population::new(seed, borough_count, patients_per_borough);
             if borough_index >= population.borough_count() {
@@ -163,7 +176,7 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningSimulator> {
         }
         PopulationSpec::Loaded(dir) => Data::Dir(dir),
     };
-    serve(cfg.bind, cfg.faults, Box::new(data)).await
+    Ok(Box::new(data))
 }
 
 /// Serves `data` as a FHIR R4 exchange on `bind`, with `faults` injected: the interactions and
@@ -172,6 +185,15 @@ pub async fn serve(
     bind: SocketAddr,
     faults: FaultConfig,
     data: Box<dyn Records>,
+) -> std::io::Result<RunningSimulator> {
+    serve_with(bind, faults, data, None).await
+}
+
+async fn serve_with(
+    bind: SocketAddr,
+    faults: FaultConfig,
+    data: Box<dyn Records>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<RunningSimulator> {
     let listener = TcpListener::bind(bind)?;
     let port = listener.local_addr()?.port();
@@ -194,6 +216,7 @@ pub async fn serve(
                 .route("/fhir/{type}", web::get().to(type_search))
                 .default_service(web::to(not_found));
         },
+        tls,
     })
 }
 

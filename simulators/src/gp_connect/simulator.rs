@@ -141,6 +141,7 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningGpConnect> {
                     )
                 }));
         },
+        tls: None,
     })?;
     Ok(RunningGpConnect { running, asid })
 }

@@ -1,0 +1,89 @@
+//! Test certificates for boroughs behind mutual TLS: a certificate authority, a server
+//! certificate for 127.0.0.1 that the simulators present, a TLS configuration that demands a
+//! client certificate issued by that authority, and two client certificates for the gateway:
+//! one the authority issued, and a stranger's (self-signed), which the borough must refuse.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tideway_adapters::SourceTls;
+
+/// Which client certificate the gateway presents to the mutual-TLS boroughs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCertificate {
+    /// One the boroughs' authority issued.
+    Issued,
+    /// A self-signed one the boroughs do not know.
+    Stranger,
+}
+
+/// The authority, the boroughs' TLS configuration, and the gateway's two client identities as
+/// files under the test's directory.
+pub struct TestPki {
+    /// What the simulators serve with (demands a client certificate from the authority).
+    pub server: Arc<rustls::ServerConfig>,
+    issued: SourceTls,
+    stranger: SourceTls,
+}
+
+impl TestPki {
+    /// Makes everything, writing the gateway's PEM files into `dir`.
+    pub fn new(dir: &Path) -> Self {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "Tideway test borough CA");
+        let ca_key = KeyPair::generate().expect("ca key");
+        let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+
+        let server_key = KeyPair::generate().expect("server key");
+        let server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("server params")
+            .signed_by(&server_key, &ca, &ca_key)
+            .expect("server cert");
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(ca.der().to_vec())).expect("ca root");
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build().expect("client verifier");
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
+        let server_config = rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![CertificateDer::from(server.der().to_vec())], key)
+            .expect("server TLS config");
+
+        let write = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).expect("pem file");
+            path
+        };
+        let ca_file = write("borough-ca.pem", ca.pem());
+        let client = |name: &str, issued: bool| {
+            let key = KeyPair::generate().expect("client key");
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+            params.distinguished_name.push(DnType::CommonName, format!("tideway gateway ({name})"));
+            let cert = if issued {
+                params.signed_by(&key, &ca, &ca_key).expect("client cert")
+            } else {
+                params.self_signed(&key).expect("stranger cert")
+            };
+            SourceTls {
+                client_certificate: write(&format!("{name}.pem"), cert.pem()),
+                client_key: write(&format!("{name}.key"), key.serialize_pem()),
+                ca_certificate: Some(ca_file.clone()),
+            }
+        };
+        let issued = client("gateway-client", true);
+        let stranger = client("stranger-client", false);
+        Self { server: Arc::new(server_config), issued, stranger }
+    }
+
+    /// The gateway's TLS settings for `which` client certificate.
+    pub fn client(&self, which: ClientCertificate) -> SourceTls {
+        match which {
+            ClientCertificate::Issued => self.issued.clone(),
+            ClientCertificate::Stranger => self.stranger.clone(),
+        }
+    }
+}
