@@ -81,10 +81,13 @@ pub fn audit_event(row: &ChainedAudit) -> Value {
             );
         }
         if let Some(purpose) = &r.purpose {
-            obj.insert(
-                "purposeOfEvent".into(),
-                json!([{ "coding": [coding(tideway_auth::PURPOSE_OF_USE_SYSTEM, purpose)] }]),
-            );
+            let mut why = json!({ "coding": [coding(tideway_auth::PURPOSE_OF_USE_SYSTEM, purpose)] });
+            // Break-glass: the reason the user gave is the event's why.
+            let detail: Value = serde_json::from_str(&r.detail).unwrap_or_default();
+            if let (Some(reason), Some(why)) = (detail["break_glass_reason"].as_str(), why.as_object_mut()) {
+                why.insert("text".into(), json!(reason));
+            }
+            obj.insert("purposeOfEvent".into(), json!([why]));
         }
     }
     event

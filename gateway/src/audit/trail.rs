@@ -71,7 +71,11 @@ impl AuditTrail {
         action: &'static str,
         principal: Option<&Principal>,
     ) -> AuditedCall {
-        AuditedCall { trail: self.clone(), record: Arc::new(AuditRecord::new(request_id, action, principal)) }
+        AuditedCall {
+            trail: self.clone(),
+            record: Arc::new(AuditRecord::new(request_id, action, principal)),
+            break_glass_reason: principal.and_then(|p| p.break_glass_reason.clone()),
+        }
     }
 }
 
@@ -94,6 +98,8 @@ async fn within_timeout<T>(call: impl Future<Output = Result<T, AuditError>>) ->
 pub struct AuditedCall {
     trail: AuditTrail,
     record: Arc<AuditRecord>,
+    /// Why the glass was broken, for a break-glass token: every record of the request says so.
+    break_glass_reason: Option<String>,
 }
 
 impl AuditedCall {
@@ -123,8 +129,25 @@ impl AuditedCall {
         Arc::make_mut(&mut self.record).detail = detail;
     }
 
+    /// `detail` with the break-glass reason added (`break_glass_reason`), for a break-glass
+    /// request; as it was otherwise.
+    fn with_reason(&self, detail: String) -> String {
+        let Some(reason) = &self.break_glass_reason else { return detail };
+        let mut value = match serde_json::from_str::<serde_json::Value>(&detail) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(serde_json::Value::Null) | Err(_) => serde_json::Map::new(),
+            Ok(other) => serde_json::Map::from_iter([("detail".to_owned(), other)]),
+        };
+        value.insert("break_glass_reason".into(), json!(reason));
+        serde_json::Value::Object(value).to_string()
+    }
+
     /// Writes the intent record. Nothing may be asked of a source before this succeeds.
     pub async fn intent(&mut self, sources: Arc<str>) -> Result<(), AuditError> {
+        if self.break_glass_reason.is_some() {
+            let detail = self.with_reason(self.record.detail.clone());
+            Arc::make_mut(&mut self.record).detail = detail;
+        }
         let record = Arc::make_mut(&mut self.record);
         record.phase = AuditPhase::Intent;
         record.outcome = AuditOutcome::Pending;
@@ -163,6 +186,7 @@ impl AuditedCall {
     }
 
     fn finish(&mut self, status: u16, released: usize, outcome: AuditOutcome, detail: String) {
+        let detail = self.with_reason(detail);
         let record = Arc::make_mut(&mut self.record);
         record.phase = AuditPhase::Outcome;
         record.outcome = outcome;

@@ -244,6 +244,18 @@ async fn break_glass_releases_one_patient_alerted_once_and_never_past_a_dissent(
     assert!(says_break_glass(&all), "{:?}", all.warnings());
     let detail = audit_detail(&app, &all).await;
     assert_eq!(detail["standing"], "break-glass", "{detail}");
+    // Why: the reason the user gave is on the request's records, and is the AuditEvent's why.
+    assert_eq!(detail["break_glass_reason"], tideway_tests::BREAK_GLASS_REASON, "{detail}");
+    let history = app.get(&format!("/AuditEvent?patient={}", ids[0]), Some(&officer)).await;
+    let rid = all.header("x-request-id").unwrap();
+    let event = history
+        .matches()
+        .into_iter()
+        .find(|e| e["entity"][0]["what"]["identifier"]["value"] == rid.as_str())
+        .expect("the break-glass read is in the access history")
+        .clone();
+    assert_eq!(event["purposeOfEvent"][0]["coding"][0]["code"], "ETREAT");
+    assert_eq!(event["purposeOfEvent"][0]["text"], tideway_tests::BREAK_GLASS_REASON);
 
     let listed = alerts(&app, &officer, "").await;
     assert_eq!(listed.body["total"], 1, "{}", listed.body);
