@@ -266,6 +266,7 @@ impl Demo {
             },
             telemetry: TelemetrySettings::default(),
             sources,
+            alerts: crate::config::AlertSettings::default(),
         };
         settings.validate()?;
         let listed = settings

@@ -84,6 +84,7 @@ impl RecordService {
         }
         if let Some(p) = &snapshot.patient_id {
             call.about_patient(p);
+            self.monitor_read(call, principal, p).await?;
         }
         let all = &snapshot.resources;
         let start = offset.min(all.len());
@@ -109,6 +110,11 @@ impl RecordService {
             }
         }
         let (entries, withheld) = self.replay(principal, &snapshot.ask, &directives, all, start..end);
+        if let Some(p) = &snapshot.patient_id {
+            let nhs = self.resolve(p).await?;
+            let seen = super::oversee::Seen::Nothing;
+            self.note_access(call, principal, (p, &nhs), snapshot.ask.standing(), seen).await?;
+        }
         let next_link = (end < all.len()).then(|| self.pages.link(&self.base_url, token, end));
         Ok(Page {
             entries,

@@ -16,6 +16,7 @@ mod federation;
 mod governance;
 mod headers;
 mod metrics;
+mod oversight;
 mod pipeline;
 mod postgres;
 mod relationship;
