@@ -96,3 +96,53 @@ CREATE TABLE IF NOT EXISTS privacy_alert (
     request_id   TEXT   NOT NULL
 );
 CREATE INDEX IF NOT EXISTS privacy_alert_raised ON privacy_alert (raised_at_us);
+-- Which organisations have read each patient's record: the first read by an organisation
+-- stores its row, and the notifications to the patient's registered practices with it.
+CREATE TABLE IF NOT EXISTS organisation_access (
+    patient_id   TEXT   NOT NULL,
+    organisation TEXT   NOT NULL,
+    first_at_us  BIGINT NOT NULL,
+    request_id   TEXT   NOT NULL,
+    PRIMARY KEY (patient_id, organisation)
+);
+-- One per registered practice (NULL: none the record names) per first access.
+CREATE TABLE IF NOT EXISTS access_notification (
+    notification_id TEXT   NOT NULL PRIMARY KEY,
+    patient_id      TEXT   NOT NULL,
+    organisation    TEXT   NOT NULL,
+    practice        TEXT,
+    user_name       TEXT   NOT NULL,
+    role            TEXT   NOT NULL,
+    standing        TEXT   NOT NULL,
+    raised_at_us    BIGINT NOT NULL,
+    request_id      TEXT   NOT NULL
+);
+CREATE INDEX IF NOT EXISTS access_notification_practice ON access_notification (practice, raised_at_us);
+CREATE INDEX IF NOT EXISTS access_notification_raised ON access_notification (raised_at_us);
+-- Webhook delivery of each notification: written with it, marked delivered when accepted.
+CREATE TABLE IF NOT EXISTS notification_outbox (
+    notification_id TEXT   NOT NULL PRIMARY KEY,
+    attempts        BIGINT NOT NULL,
+    next_attempt_us BIGINT NOT NULL,
+    delivered_at_us BIGINT,
+    last_error      TEXT
+);
+CREATE INDEX IF NOT EXISTS notification_outbox_due ON notification_outbox (delivered_at_us, next_attempt_us);
+-- Misuse monitoring: the last time each user read each patient (counted events such as $match
+-- are touches of their own, user '{kind}:{user}'), and the flags raised, one per user and kind
+-- while its window lasts.
+CREATE TABLE IF NOT EXISTS misuse_touch (
+    user_name  TEXT   NOT NULL,
+    patient_id TEXT   NOT NULL,
+    last_at_us BIGINT NOT NULL,
+    PRIMARY KEY (user_name, patient_id)
+);
+CREATE INDEX IF NOT EXISTS misuse_touch_recent ON misuse_touch (user_name, last_at_us);
+CREATE TABLE IF NOT EXISTS misuse_flag (
+    user_name    TEXT   NOT NULL,
+    kind         TEXT   NOT NULL,
+    raised_at_us BIGINT NOT NULL,
+    until_us     BIGINT NOT NULL,
+    PRIMARY KEY (user_name, kind)
+);
+CREATE INDEX IF NOT EXISTS break_glass_user ON break_glass (user_name, opened_at_us);

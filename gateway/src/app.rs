@@ -54,6 +54,9 @@ pub enum StartError {
     /// The audit checkpoint key or file could not be read.
     #[error("audit checkpoints: {0}")]
     Checkpoints(#[from] crate::audit::checkpoint::CheckpointError),
+    /// The webhook client could not be built.
+    #[error("alerts webhook: {0}")]
+    Webhook(String),
     /// A source adapter could not be built.
     #[error("source {id}: {reason}")]
     Source {
@@ -183,6 +186,17 @@ impl Application {
         };
         let policy = Arc::new(crate::agreements::load(&settings.policy, &settings.sources, &store).await?);
         policy.spawn_refresh(Arc::new(store.clone()), Duration::from_secs(settings.policy.refresh_secs));
+        let oversight = Arc::new(crate::oversight::Oversight::new(
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+            settings.alerts.clone(),
+        ));
+        if let Some(deliverer) =
+            crate::oversight::Deliverer::of(&oversight).map_err(|e| StartError::Webhook(e.to_string()))?
+        {
+            deliverer.spawn();
+        }
+        crate::oversight::spawn_housekeeping(store.clone(), settings.alerts.clone());
         let records = RecordService {
             federation,
             store: Arc::new(store.clone()),
@@ -200,6 +214,7 @@ impl Application {
             alerts: Arc::new(store.clone()),
             break_glass_secs: settings.policy.break_glass_minutes.saturating_mul(60),
             privacy_officers: settings.policy.privacy_office_codes().map_err(StartError::Policy)?,
+            oversight,
         };
         let audit = AuditTrail::new(Arc::new(store.clone()));
         let refusals = Arc::new(RefusalTally::default());

@@ -20,6 +20,7 @@ pub mod governance;
 pub mod http;
 pub mod identity;
 pub mod merge;
+pub mod oversight;
 pub mod pages;
 pub mod record;
 pub mod search;

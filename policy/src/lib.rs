@@ -26,7 +26,7 @@ use time::format_description::well_known::Rfc3339;
 pub use agreement::{Agreement, AgreementError, ConsentModel};
 pub use consent::{ConsentError, ConsentSummary, Directive, read_consent};
 pub use decide::{Policy, PolicyError, Refusal, WithheldCount};
-pub use relationship::Standing;
+pub use relationship::{Standing, registered_practices};
 pub use terminology::{Terminology, TerminologyError};
 
 /// What the requester asked for, as far as it narrows the answer. Kept with page snapshots so

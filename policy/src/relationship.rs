@@ -72,14 +72,8 @@ impl Policy {
         record: &[&ResourceFacts],
     ) -> Option<Standing> {
         let own = principal.organisation.as_str();
-        let ods_of: HashMap<String, &str> = record
-            .iter()
-            .filter_map(|f| f.ods_code.as_deref().map(|ods| (format!("Organization/{}", f.id), ods)))
-            .collect();
-        let names_requester = |provider: &String| match provider.strip_prefix("ods:") {
-            Some(ods) => ods == own,
-            None => ods_of.get(provider).is_some_and(|ods| *ods == own),
-        };
+        let ods_of = OdsOf::of(record);
+        let names_requester = |provider: &String| ods_of.code(provider) == Some(own);
         let mut best: Option<Standing> = None;
         for facts in record {
             if facts.care_providers.iter().any(names_requester) {
@@ -99,6 +93,45 @@ impl Policy {
         })
         .or_else(|| self.grants_relationship(principal, today).then_some(Standing::Agreement))
         .or_else(|| (principal.purpose == PurposeOfUse::EmergencyTreat).then_some(Standing::BreakGlass))
+    }
+}
+
+/// The ODS codes of the patient's registered practices, as the Patient resources of `record`
+/// name them (`generalPractitioner`, by ODS identifier or by reference to an Organization of the
+/// record that carries one), sorted and without repeats. Empty when no source names one the
+/// record can resolve.
+pub fn registered_practices(record: &[&ResourceFacts]) -> Vec<String> {
+    let ods_of = OdsOf::of(record);
+    let mut out: Vec<String> = record
+        .iter()
+        .filter(|f| f.resource_type == "Patient")
+        .flat_map(|f| f.care_providers.iter())
+        .filter_map(|p| ods_of.code(p).map(str::to_owned))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The ODS code a care provider names: given directly (`ods:{code}`) or through an
+/// Organization of the record that carries one.
+struct OdsOf<'a>(HashMap<String, &'a str>);
+
+impl<'a> OdsOf<'a> {
+    fn of(record: &[&'a ResourceFacts]) -> Self {
+        Self(
+            record
+                .iter()
+                .filter_map(|f| f.ods_code.as_deref().map(|ods| (format!("Organization/{}", f.id), ods)))
+                .collect(),
+        )
+    }
+
+    fn code<'b>(&'b self, provider: &'b str) -> Option<&'b str> {
+        match provider.strip_prefix("ods:") {
+            Some(ods) => Some(ods),
+            None => self.0.get(provider).copied(),
+        }
     }
 }
 

@@ -115,6 +115,8 @@ pub struct Options {
     pub token_rate_limit: RateLimit,
     /// `server.unauthenticated_rate_limit`.
     pub unauthenticated_rate_limit: RateLimit,
+    /// `[alerts]`.
+    pub alerts: tideway_gateway::config::AlertSettings,
 }
 
 impl Default for Options {
@@ -140,6 +142,7 @@ impl Default for Options {
             mtls: None,
             token_rate_limit: DEFAULT_TOKEN_RATE_LIMIT,
             unauthenticated_rate_limit: tideway_gateway::config::DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
+            alerts: tideway_gateway::config::AlertSettings::default(),
         }
     }
 }
@@ -378,6 +381,7 @@ impl TestApp {
             },
             telemetry: TelemetrySettings::default(),
             sources,
+            alerts: opts.alerts.clone(),
         };
         settings.validate().expect("test settings are valid");
         let app = Application::build(settings.clone()).await.expect("application starts");

@@ -270,6 +270,7 @@ impl Demo {
             },
             telemetry: TelemetrySettings::default(),
             sources,
+            alerts: crate::config::AlertSettings::default(),
         };
         settings.validate()?;
         let listed = settings

@@ -120,12 +120,18 @@ impl ApiError {
 
     /// 429 `throttled`: this peer sent too many requests without a valid token.
     pub fn throttled(retry_after_secs: u64) -> Self {
+        Self::throttled_because(
+            "too many requests without a valid access token from this address",
+            retry_after_secs,
+        )
+    }
+
+    /// 429 `throttled` for `why`, with `Retry-After`.
+    pub fn throttled_because(why: &str, retry_after_secs: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             IssueType::Throttled,
-            format!(
-                "too many requests without a valid access token from this address; retry after {retry_after_secs} seconds"
-            ),
+            format!("{why}; retry after {retry_after_secs} seconds"),
         );
         e.retry_after_secs = Some(retry_after_secs);
         e
@@ -267,6 +273,14 @@ impl From<RecordError> for ApiError {
             }
             RecordError::NotPrivacyOfficer => Self::forbidden(
                 "only a privacy officer (purpose of use HOPERAT) of an organisation trusted as a privacy office may (or, for its own access history, the patient's own app)",
+            ),
+            RecordError::Oversight(cause) => {
+                tracing::error!(error = %cause, "oversight could not be recorded");
+                Self::unavailable("this access could not be recorded for oversight; nothing is released")
+            }
+            RecordError::MisuseLimited { retry_after_secs } => Self::throttled_because(
+                "patient reads by this user are paused after an alert to the privacy officer",
+                retry_after_secs,
             ),
             RecordError::Alerts(cause) => {
                 tracing::error!(error = %cause, "break-glass could not be recorded");

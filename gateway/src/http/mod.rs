@@ -87,6 +87,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(readable(fhir("/agreements/{id}", "agreement-read", GET_HEAD), agreements::read))
         .service(readable(fhir("/alerts", "alerts", GET_HEAD), alerts::alerts))
+        .service(readable(fhir("/notifications", "notifications", GET_HEAD), alerts::notifications))
         .service(readable(fhir("/AuditEvent", "audit-read", GET_HEAD), audit_events::search))
         .service(readable(fhir("/AuditEvent/{id}", "audit-read", GET_HEAD), audit_events::read))
         .service(readable(fhir("/policy/simulate", "policy-simulate", GET_HEAD), simulate::simulate))

@@ -141,40 +141,60 @@ impl RecordService {
         }
         let (patient, _) = self.find_everywhere(&nhs, patient_id, call.request_id()).await?;
         let patient = patient.ok_or(RecordError::NotHeld)?;
-        // The practice named by its ODS identifier (as UK Core references one).
-        let own = format!("ods:{}", principal.organisation.as_str());
-        if patient.resource_type == "Patient" && patient.facts.care_providers.contains(&own) {
+        let own = principal.organisation.as_str();
+        if self
+            .practices_named(&[&patient], call.request_id())
+            .await
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(own))
+        {
             return Ok(());
-        }
-        let value: Value =
-            serde_json::from_slice(&patient.json).map_err(|_| RecordError::ConsentForbidden)?;
-        for reference in value["generalPractitioner"].as_array().into_iter().flatten() {
-            let Some((source, local)) = reference["reference"]
-                .as_str()
-                .and_then(|r| r.strip_prefix("Organization/"))
-                .and_then(|id| id.split_once('.'))
-            else {
-                continue;
-            };
-            let Some(adapter) = self.federation.adapter(source).cloned() else { continue };
-            let answer =
-                self.federation.read_shared(&adapter, "Organization", local, call.request_id()).await;
-            if let Ok(Some(org)) = answer.result
-                && practice_is(&org.json, principal.organisation.as_str())
-            {
-                return Ok(());
-            }
         }
         Err(RecordError::ConsentForbidden)
     }
+
+    /// The ODS codes of the registered practices these Patient resources name
+    /// (`generalPractitioner`, by ODS identifier, or by reference to an Organization read from
+    /// its source), sorted and without repeats.
+    pub(super) async fn practices_named(
+        &self,
+        patients: &[&tideway_adapters::NormalisedResource],
+        request_id: &str,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for patient in patients.iter().filter(|p| p.resource_type == "Patient") {
+            out.extend(
+                patient.facts.care_providers.iter().filter_map(|c| c.strip_prefix("ods:")).map(str::to_owned),
+            );
+            let Ok(value) = serde_json::from_slice::<Value>(&patient.json) else { continue };
+            for reference in value["generalPractitioner"].as_array().into_iter().flatten() {
+                let Some((source, local)) = reference["reference"]
+                    .as_str()
+                    .and_then(|r| r.strip_prefix("Organization/"))
+                    .and_then(|id| id.split_once('.'))
+                else {
+                    continue;
+                };
+                let Some(adapter) = self.federation.adapter(source).cloned() else { continue };
+                let answer = self.federation.read_shared(&adapter, "Organization", local, request_id).await;
+                if let Ok(Some(org)) = answer.result {
+                    out.extend(ods_code_of(&org.json));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
-/// Whether an Organization's ODS identifier is `ods`.
-fn practice_is(organization: &[u8], ods: &str) -> bool {
-    let Ok(v) = serde_json::from_slice::<Value>(organization) else { return false };
-    v["identifier"].as_array().into_iter().flatten().any(|i| {
-        i["system"].as_str() == Some(systems::ODS_ORGANIZATION_CODE)
-            && i["value"].as_str().is_some_and(|code| code.eq_ignore_ascii_case(ods))
+/// An Organization's ODS code (its identifier in the ODS system).
+fn ods_code_of(organization: &[u8]) -> Option<String> {
+    let v = serde_json::from_slice::<Value>(organization).ok()?;
+    v["identifier"].as_array().into_iter().flatten().find_map(|i| {
+        (i["system"].as_str() == Some(systems::ODS_ORGANIZATION_CODE))
+            .then(|| i["value"].as_str().map(str::to_owned))
+            .flatten()
     })
 }
 

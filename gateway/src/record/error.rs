@@ -82,6 +82,15 @@ pub enum RecordError {
     /// The page link was made for someone else.
     #[error("page link belongs to another principal")]
     PageOwner,
+    /// A first access or a misuse count could not be stored: nothing is released.
+    #[error("oversight could not be recorded: {0}")]
+    Oversight(StoreError),
+    /// The user raised a misuse alert and rate limiting is on: no patient reads until it lifts.
+    #[error("patient reads paused after a misuse alert")]
+    MisuseLimited {
+        /// Seconds until the alert's window has passed.
+        retry_after_secs: u64,
+    },
 }
 
 impl RecordError {
@@ -109,6 +118,8 @@ impl RecordError {
             Self::Alerts(_) => "alert-store",
             Self::NotPrivacyOfficer => "not-privacy-officer",
             Self::PolicyUnconfirmed => "policy-unconfirmed",
+            Self::Oversight(_) => "oversight-store",
+            Self::MisuseLimited { .. } => "misuse-limited",
         }
     }
 }

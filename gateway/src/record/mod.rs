@@ -12,6 +12,7 @@ mod consent;
 mod error;
 mod locate;
 mod memo;
+mod oversee;
 mod paging;
 mod privacy;
 mod report;
@@ -122,6 +123,8 @@ pub struct RecordService {
     /// Organisations whose privacy officers (`HOPERAT`) read consents and alerts and run the
     /// policy simulator.
     pub privacy_officers: Vec<tideway_profiles::OdsCode>,
+    /// First-access notifications and misuse monitoring.
+    pub oversight: Arc<crate::oversight::Oversight>,
 }
 
 impl RecordService {
@@ -196,6 +199,7 @@ impl RecordService {
         self.admit(principal)?;
         let gateway_id = self.ids.id_for(nhs);
         call.about_patient(&gateway_id);
+        self.monitor_read(call, principal, &gateway_id).await?;
         call.intent(self.source_ids()).await?;
         let glass = self.bind_glass(call, principal, &gateway_id).await?;
         let directives = self.directives(&gateway_id).await?;
@@ -210,7 +214,13 @@ impl RecordService {
         self.remember(nhs, &gateway_id, &answer.1).await?;
         let (ask, notices) =
             self.stand(call, principal, glass.as_ref(), nhs, &gateway_id, &directives).await?;
+        let standing = ask.standing();
+        let patients = patients_of(&answer);
         let mut found = self.patient_answer(principal, &directives, ask.by_search(), answer)?;
+        if found.patient.is_some() {
+            let seen = oversee::Seen::Patients(patients);
+            self.note_access(call, principal, (&gateway_id, nhs), standing, seen).await?;
+        }
         found.notices.extend(notices);
         Ok(found)
     }
@@ -253,11 +263,14 @@ impl RecordService {
             tracing::error!(error = %e, "patient index could not be written");
         }
         let (ask, notices) = self.stand(call, principal, glass.as_ref(), &nhs, id, &directives).await?;
+        let standing = ask.standing();
+        let patients = patients_of(&answer);
         let mut found = self.patient_answer(principal, &directives, ask, answer)?;
         if found.patient.is_none() {
             // Withheld reads as absent, as the search does.
             return Err(self.absent(principal));
         }
+        self.note_access(call, principal, (id, &nhs), standing, oversee::Seen::Patients(patients)).await?;
         found.notices.extend(notices);
         Ok(found)
     }
@@ -294,6 +307,7 @@ impl RecordService {
         // The one decision for this answer, over every source's resources at once.
         let decision = self.decide(principal, &ask, &directives, &facts);
         report.withheld(&decision, &facts);
+        self.note_access(call, principal, (id, &nhs), Some(standing), oversee::Seen::Record(&facts)).await?;
         // Every clinical answer says the same, whether or not anything was withheld.
         notices.push(Notice::MayBeWithheld);
         let mut first = 0;
@@ -411,6 +425,7 @@ impl RecordService {
             call.about_patient(id);
         }
         self.admit(principal)?;
+        self.monitor_read(call, principal, id).await?;
         // Break-glass binds its token to the patient asked for before anything is looked up,
         // so a bound token learns nothing about any other id, present or not.
         let breaking_glass = principal.breaks_glass();
@@ -484,6 +499,15 @@ impl RecordService {
 }
 
 type FoundPatient = (Option<NormalisedResource>, Vec<SourceAnswer<Option<SourcePatient>>>);
+
+/// Every source's Patient in a look-up's answers.
+fn patients_of((_, answers): &FoundPatient) -> Vec<NormalisedResource> {
+    answers
+        .iter()
+        .filter_map(|a| a.result.as_ref().ok().and_then(Option::as_ref))
+        .map(|p| p.resource.clone())
+        .collect()
+}
 
 /// Today, in UTC: the day agreements are judged in force on.
 fn today() -> time::Date {

@@ -82,6 +82,7 @@ impl RecordService {
         // Named before the owner is checked: a refused link records whose snapshot it was.
         if let Some(p) = &snapshot.patient_id {
             call.about_patient(p);
+            self.monitor_read(call, principal, p).await?;
         }
         if snapshot.owner != principal_key(principal) {
             return Err(RecordError::PageOwner);
@@ -110,6 +111,11 @@ impl RecordService {
             }
         }
         let (entries, withheld) = self.replay(principal, &snapshot.ask, &directives, all, start..end);
+        if let Some(p) = &snapshot.patient_id {
+            let nhs = self.resolve(p).await?;
+            let seen = super::oversee::Seen::Nothing;
+            self.note_access(call, principal, (p, &nhs), snapshot.ask.standing(), seen).await?;
+        }
         let next_link = (end < all.len()).then(|| self.pages.link(&self.base_url, token, end));
         Ok(Page {
             entries,

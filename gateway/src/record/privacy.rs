@@ -1,4 +1,4 @@
-//! What the privacy officer reads: the alerts raised for them (break-glass today), as FHIR
+//! What the privacy officer reads: the alerts raised for them (break-glass and misuse), as FHIR
 //! `Communication`s, newest last, and who accessed a patient's record, as the audit trail's
 //! `AuditEvent`s, newest first. Only an organisation configured as a privacy office
 //! (`[policy] privacy_officers`) with purpose of use `HOPERAT` may; every read is audited.
@@ -88,23 +88,35 @@ impl RecordService {
     }
 }
 
-/// One alert as a FHIR R4 `Communication` to the privacy officer.
+/// One alert as a FHIR R4 `Communication` to the privacy officer. A misuse alert's reason is
+/// the gateway's own description of what was counted; break-glass gives the user's reason.
 fn communication(a: &PrivacyAlert) -> Value {
     let sent = crate::epoch_us::rfc3339_seconds(a.raised_at_us);
-    json!({
+    let who = format!("{} (national RBAC role {}) at organisation {}", a.user, a.role, a.organisation);
+    let (display, text) = match a.kind.as_str() {
+        "break-glass" => {
+            ("Break-glass access", format!("{who} broke the glass, giving the reason: {}", a.reason))
+        }
+        "patient-sweep" => ("Many patients read", format!("{who} {}", a.reason)),
+        "match-trawl" => ("Many patient-matching searches", format!("{who} {}", a.reason)),
+        "break-glass-pattern" => ("Break-glass more often than plausible", format!("{who} {}", a.reason)),
+        _ => ("Alert", format!("{who}: {}", a.reason)),
+    };
+    let mut c = json!({
         "resourceType": "Communication",
         "id": a.alert_id,
         "status": "completed",
-        "category": [{"coding": [{"system": ALERT_KIND_SYSTEM, "code": a.kind, "display": "Break-glass access"}]}],
+        "category": [{"coding": [{"system": ALERT_KIND_SYSTEM, "code": a.kind, "display": display}]}],
         "priority": "urgent",
-        "subject": {"reference": format!("Patient/{}", a.patient_id)},
         "sent": sent,
         "recipient": [{"display": "Privacy officer"}],
-        "payload": [{"contentString": format!(
-            "{} (national RBAC role {}) at organisation {} broke the glass, giving the reason: {} (request {})",
-            a.user, a.role, a.organisation, a.reason, a.request_id
-        )}]
-    })
+        "payload": [{"contentString": format!("{text} (request {})", a.request_id)}]
+    });
+    // A match-trawl alert is about no one patient.
+    if !a.patient_id.is_empty() {
+        c["subject"] = json!({"reference": format!("Patient/{}", a.patient_id)});
+    }
+    c
 }
 
 /// Who the policy simulator asks about: a role at an organisation, for a purpose.

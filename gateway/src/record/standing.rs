@@ -87,6 +87,10 @@ impl RecordService {
             request_id: call.request_id().to_owned(),
         };
         let session = self.alerts.open_break_glass(&wanted).await.map_err(RecordError::Alerts)?;
+        if session == wanted {
+            // Opened now: judged against the user's other sessions of the day.
+            self.monitor_break_glass(call, principal, patient_id).await?;
+        }
         if session.patient_id != patient_id {
             return Err(RecordError::BreakGlassElsewhere);
         }

@@ -130,6 +130,11 @@ async fn fixture(sources: Vec<Arc<FakeSource>>) -> Fixture {
         alerts: store.clone(),
         break_glass_secs: 1800,
         privacy_officers: Vec::new(),
+        oversight: Arc::new(crate::oversight::Oversight::new(
+            store.clone(),
+            store.clone(),
+            crate::config::AlertSettings::default(),
+        )),
     };
     Fixture { service, trail: AuditTrail::new(store.clone()), store, id }
 }

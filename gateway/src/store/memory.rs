@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 
 use super::{
-    AgreementStore, AlertStore, Approval, AuditLog, BreakGlass, ConsentStore, ConsentVersion, PatientIndex,
-    PrivacyAlert, PublishedVersion, SourceLink, StoreError,
+    AccessNotification, AccessStore, AgreementStore, AlertStore, Approval, AuditLog, BreakGlass,
+    ConsentStore, ConsentVersion, DueDelivery, FirstAccess, MisuseStore, PatientIndex, PrivacyAlert,
+    PublishedVersion, SourceLink, StoreError,
 };
 use crate::audit::{AuditError, AuditPhase, AuditRecord, ChainedAudit, PatientWindow, StoredAudit};
 
@@ -24,9 +25,15 @@ pub struct MemoryStore {
     agreements: Mutex<(Vec<PublishedVersion>, Vec<Approval>)>,
     break_glass: Mutex<Vec<BreakGlass>>,
     alerts: Mutex<Vec<PrivacyAlert>>,
+    access: Mutex<Accesses>,
+    touches: Mutex<HashMap<(String, String), i64>>,
+    flags: Mutex<HashMap<(String, String), i64>>,
     /// When set, audit appends fail.
     pub fail_audit: AtomicBool,
 }
+
+/// `(patient, organisation)` pairs that have accessed, and the notifications raised.
+type Accesses = (Vec<(String, String)>, Vec<AccessNotification>);
 
 fn poisoned(op: &'static str) -> StoreError {
     StoreError::other(op, "lock poisoned")
@@ -221,5 +228,115 @@ impl AlertStore for MemoryStore {
             .take(usize::try_from(limit).unwrap_or(0))
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl AccessStore for MemoryStore {
+    async fn has_accessed(&self, patient_id: &str, organisation: &str) -> Result<bool, StoreError> {
+        let known = self.access.lock().map_err(|_| poisoned("read organisation access"))?;
+        Ok(known.0.iter().any(|(p, o)| p == patient_id && o == organisation))
+    }
+
+    async fn record_first_access(&self, a: &FirstAccess) -> Result<bool, StoreError> {
+        let mut known = self.access.lock().map_err(|_| poisoned("record organisation access"))?;
+        if known.0.iter().any(|(p, o)| *p == a.patient_id && *o == a.organisation) {
+            return Ok(false);
+        }
+        known.0.push((a.patient_id.clone(), a.organisation.clone()));
+        for practice in &a.recipients {
+            let notification_id = format!("n{}", known.1.len());
+            known.1.push(AccessNotification {
+                notification_id,
+                patient_id: a.patient_id.clone(),
+                organisation: a.organisation.clone(),
+                practice: practice.clone(),
+                user: a.user.clone(),
+                role: a.role.clone(),
+                standing: a.standing.clone(),
+                raised_at_us: a.at_us,
+                request_id: a.request_id.clone(),
+            });
+        }
+        Ok(true)
+    }
+
+    async fn notifications(
+        &self,
+        practice: Option<&str>,
+        patient_id: Option<&str>,
+        since_us: i64,
+        limit: i64,
+    ) -> Result<Vec<AccessNotification>, StoreError> {
+        let known = self.access.lock().map_err(|_| poisoned("read access notifications"))?;
+        Ok(known
+            .1
+            .iter()
+            .filter(|n| n.raised_at_us >= since_us)
+            .filter(|n| practice.is_none_or(|p| n.practice.as_deref() == Some(p)))
+            .filter(|n| patient_id.is_none_or(|p| n.patient_id == p))
+            .take(usize::try_from(limit).unwrap_or(0))
+            .cloned()
+            .collect())
+    }
+
+    async fn due_deliveries(&self, _now_us: i64, _limit: i64) -> Result<Vec<DueDelivery>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn claim_delivery(&self, _: &str, _: i64, _: i64) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    async fn delivered(&self, _: &str, _: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn delivery_failed(&self, _: &str, _: i64, _: i64, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MisuseStore for MemoryStore {
+    async fn touch_patient(
+        &self,
+        user: &str,
+        patient_id: &str,
+        at_us: i64,
+        since_us: i64,
+    ) -> Result<i64, StoreError> {
+        let mut touches = self.touches.lock().map_err(|_| poisoned("note patient read"))?;
+        touches.insert((user.to_owned(), patient_id.to_owned()), at_us);
+        let n = touches.iter().filter(|((u, _), at)| u == user && **at >= since_us).count();
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    async fn break_glass_since(&self, user: &str, since_us: i64) -> Result<i64, StoreError> {
+        let sessions = self.break_glass.lock().map_err(|_| poisoned("count break-glass sessions"))?;
+        let n = sessions.iter().filter(|s| s.user == user && s.opened_at_us >= since_us).count();
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    async fn raise_flag(&self, alert: &PrivacyAlert, until_us: i64) -> Result<bool, StoreError> {
+        let mut flags = self.flags.lock().map_err(|_| poisoned("raise misuse flag"))?;
+        let key = (alert.user.clone(), alert.kind.clone());
+        if flags.get(&key).is_some_and(|until| *until > alert.raised_at_us) {
+            return Ok(false);
+        }
+        flags.insert(key, until_us);
+        self.alerts.lock().map_err(|_| poisoned("raise alert"))?.push(alert.clone());
+        Ok(true)
+    }
+
+    async fn flagged_until(&self, user: &str, now_us: i64) -> Result<Option<i64>, StoreError> {
+        let flags = self.flags.lock().map_err(|_| poisoned("read misuse flags"))?;
+        Ok(flags.iter().filter(|((u, _), until)| u == user && **until > now_us).map(|(_, u)| *u).max())
+    }
+
+    async fn prune_misuse(&self, before_us: i64) -> Result<(), StoreError> {
+        self.touches.lock().map_err(|_| poisoned("prune"))?.retain(|_, at| *at >= before_us);
+        self.flags.lock().map_err(|_| poisoned("prune"))?.retain(|_, until| *until >= before_us);
+        Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! State kept by the gateway, one module per table group: the audit trail (`audit_log`), the
 //! patient index and record locator (`patients`), used client-assertion ids (`replay`), patients'
 //! consents (`consents`) and published sharing-agreement versions with their approvals
-//! (`agreements`).
+//! (`agreements`), first accesses with their notifications and outbox (`access`), and misuse
+//! monitoring's counts (`misuse`).
 //! [`memory`] holds in-memory fakes of the traits the record service and audit trail use.
 //! SQLite by default (one file, no set-up), PostgreSQL to scale out.
 //!
@@ -33,6 +34,7 @@ macro_rules! on_pool {
     };
 }
 
+mod access;
 mod agreements;
 mod alerts;
 mod audit_chain;
@@ -44,17 +46,21 @@ mod audit_tests;
 mod audit_writer;
 mod consents;
 pub mod memory;
+mod misuse;
 mod patients;
 mod postgres_audit_writer;
 mod replay;
+mod retention;
 
 pub use crate::audit::AuditLog;
 pub use crate::audit::ChainedAudit;
+pub use access::{AccessNotification, AccessStore, DueDelivery, FirstAccess};
 pub use agreements::{AgreementStore, Approval, PublishedVersion};
 pub use alerts::{AlertStore, BreakGlass, PrivacyAlert};
 pub use audit_log::PendingAudit;
 pub use audit_writer::SqliteAuditWriter;
 pub use consents::{ConsentStore, ConsentVersion};
+pub use misuse::MisuseStore;
 pub use patients::{PatientIndex, SourceLink};
 pub use replay::StoreReplayGuard;
 

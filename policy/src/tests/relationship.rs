@@ -231,3 +231,20 @@ fn only_a_whole_record_permit_for_the_requesters_purpose_names_a_relationship() 
         assert_ne!(standing(&policy, &who, &[d], &[]), Some(Standing::Consent), "{narrowed}");
     }
 }
+
+/// The registered practice is read from the Patient only (an encounter's provider is not one),
+/// by ODS identifier or through an Organization of the record, and a reference the record
+/// cannot resolve names none.
+#[test]
+fn registered_practices_are_the_patients_general_practitioners_by_ods_code() {
+    let record = [
+        patient(ods("F80005")),
+        patient(json!({"reference": "Organization/b.org1"})),
+        patient(json!({"reference": "Organization/b.unknown"})),
+        organization("b.org1", "Y00001"),
+        encounter("in-progress", ods("YOOH1")),
+    ];
+    let refs: Vec<&ResourceFacts> = record.iter().collect();
+    assert_eq!(crate::registered_practices(&refs), ["F80005", "Y00001"]);
+    assert!(crate::registered_practices(&[&encounter("in-progress", ods("YOOH1"))]).is_empty());
+}

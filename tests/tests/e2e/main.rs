@@ -17,6 +17,7 @@ mod governance;
 mod headers;
 mod metrics;
 mod mtls;
+mod oversight;
 mod pipeline;
 mod postgres;
 mod relationship;

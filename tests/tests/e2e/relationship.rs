@@ -30,7 +30,7 @@ fn absent_nhs() -> String {
 
 /// Patients of no scenario: no referral, no open encounter, no consent; only their registered
 /// practice cares for them.
-fn plain_patients(app: &TestApp, n: usize) -> Vec<String> {
+pub(crate) fn plain_patients(app: &TestApp, n: usize) -> Vec<String> {
     let pop = &app.population;
     (0..pop.patient_count())
         .filter(|i| Scenario::of(*i).is_none())
