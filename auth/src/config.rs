@@ -110,6 +110,12 @@ pub struct ClientConfig {
     /// refused from the next request on (default `false`).
     #[serde(default)]
     pub suspended: bool,
+    /// The SHA-256 of the client's TLS certificate (DER), in hex: when set, the client gets
+    /// tokens only over a mutual-TLS connection presenting that certificate, and its tokens
+    /// are bound to it (RFC 8705 `cnf.x5t#S256`): every request with them must come over a
+    /// connection presenting the same certificate. Needs `[server.tls]` with `client_ca`.
+    #[serde(default)]
+    pub tls_client_certificate_sha256: Option<String>,
 }
 
 fn default_assertion_max_lifetime_secs() -> u64 {
@@ -166,6 +172,11 @@ pub enum AuthConfigError {
     /// An accepted signing key is too short, or a key id is empty, too long or used twice.
     #[error("auth signing keys: {0}")]
     SigningKey(String),
+    /// A client's certificate thumbprint is not 64 hex digits.
+    #[error(
+        "client \"{0}\": tls_client_certificate_sha256 must be the certificate's SHA-256 in hex (64 digits)"
+    )]
+    CertificateThumbprint(String),
     /// No client is registered.
     #[error("auth.clients is empty: register at least one backend client")]
     NoClients,
@@ -319,6 +330,17 @@ impl AuthConfig {
 
 impl ClientConfig {
     /// Checks this client's settings and loads its verification keys (reading `jwks_file`).
+    /// `tls_client_certificate_sha256` in lower case, refused unless it is 64 hex digits.
+    pub(crate) fn certificate_sha256(&self) -> Result<Option<String>, AuthConfigError> {
+        match &self.tls_client_certificate_sha256 {
+            None => Ok(None),
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(Some(hex.to_ascii_lowercase()))
+            }
+            Some(_) => Err(AuthConfigError::CertificateThumbprint(self.client_id.clone())),
+        }
+    }
+
     pub(crate) fn load_keys(&self) -> Result<Vec<VerificationKey>, AuthConfigError> {
         let client_id = || self.client_id.clone();
         if self.client_id.is_empty() || self.client_id.chars().any(char::is_whitespace) {
@@ -473,6 +495,7 @@ mod tests {
             allowed_scopes: default_allowed_scopes(),
             token_lifetime_secs: 300,
             suspended: false,
+            tls_client_certificate_sha256: None,
         }
     }
 

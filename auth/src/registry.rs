@@ -17,6 +17,8 @@ pub(crate) struct RegisteredClient {
     pub(crate) allowed_scopes: Vec<String>,
     pub(crate) token_lifetime_secs: u64,
     pub(crate) suspended: bool,
+    /// The SHA-256 (lower-case hex) of the TLS certificate the client must present, if any.
+    pub(crate) certificate: Option<String>,
 }
 
 impl RegisteredClient {
@@ -26,6 +28,7 @@ impl RegisteredClient {
             allowed_scopes: config.allowed_scopes.clone(),
             token_lifetime_secs: config.token_lifetime_secs,
             suspended: config.suspended,
+            certificate: config.certificate_sha256()?,
         })
     }
 }
@@ -86,6 +89,7 @@ impl ClientRegistry {
             allowed_scopes: current.allowed_scopes.clone(),
             token_lifetime_secs: current.token_lifetime_secs,
             suspended,
+            certificate: current.certificate.clone(),
         };
         clients.insert(client_id.to_owned(), Arc::new(changed));
         true

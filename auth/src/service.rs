@@ -205,6 +205,25 @@ struct AccessClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nbf: Option<i64>,
     exp: i64,
+    /// The certificate the token is bound to (RFC 8705), for a client registered with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
+}
+
+/// RFC 8705's confirmation: the base64url SHA-256 of the certificate (DER).
+#[derive(Debug, Serialize, Deserialize)]
+struct Confirmation {
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: String,
+}
+
+/// The RFC 8705 thumbprint of a certificate whose SHA-256 is `hex` (lower-case hex).
+fn thumbprint(hex: &str) -> Option<String> {
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<_>>()?;
+    Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The header members of a client assertion we look at. Parsed by hand rather than with
@@ -355,6 +374,17 @@ impl TokenService {
     /// Handles a `POST /token` body (`application/x-www-form-urlencoded`): the SMART Backend
     /// Services `client_credentials` grant with a JWT client assertion.
     pub async fn exchange(&self, form_body: &[u8]) -> Result<TokenGrant, OAuthError> {
+        self.exchange_over(form_body, None).await
+    }
+
+    /// [`Self::exchange`] of a request that came over a TLS connection presenting the client
+    /// certificate whose SHA-256 (lower-case hex) is `certificate`: a client registered with a
+    /// certificate gets a token only over a connection presenting it, bound to it.
+    pub async fn exchange_over(
+        &self,
+        form_body: &[u8],
+        certificate: Option<&str>,
+    ) -> Result<TokenGrant, OAuthError> {
         let form = TokenForm::parse(form_body)?;
         match form.grant_type.as_deref() {
             None => return Err(OAuthError::invalid_request("grant_type is required")),
@@ -386,6 +416,11 @@ impl TokenService {
         // a client's allowance; and before the replay store is written.
         self.token_calls.check(&client_id).map_err(OAuthError::slow_down)?;
         let client_id = client_id.as_str();
+        if client.certificate.as_deref().is_some_and(|registered| certificate != Some(registered)) {
+            return Err(OAuthError::invalid_client(
+                "this client authenticates over mutual TLS with its registered certificate (RFC 8705)",
+            ));
+        }
         if form.client_id.as_deref().is_some_and(|id| id != client_id) {
             return Err(OAuthError::invalid_client("client_id does not match the assertion's iss"));
         }
@@ -561,6 +596,7 @@ impl TokenService {
             jti: token_id.clone(),
             iat: now,
             nbf: None,
+            cnf: client.certificate.as_deref().and_then(thumbprint).map(|x5t_s256| Confirmation { x5t_s256 }),
             // Lifetimes are validated to at most 3600, so this cannot wrap.
             exp: now.saturating_add_unsigned(lifetime),
         };
@@ -590,6 +626,17 @@ impl TokenService {
     /// Authenticates an `Authorization` header value (`Bearer <access token>`, scheme matched
     /// case-insensitively) and returns who is asking.
     pub fn authenticate(&self, authorization_header: Option<&str>) -> Result<Principal, TokenError> {
+        self.authenticate_over(authorization_header, None)
+    }
+
+    /// [`Self::authenticate`] of a request over a connection presenting the client certificate
+    /// whose SHA-256 (lower-case hex) is `certificate`: a token bound to a certificate is good
+    /// only over a connection presenting that very certificate.
+    pub fn authenticate_over(
+        &self,
+        authorization_header: Option<&str>,
+        certificate: Option<&str>,
+    ) -> Result<Principal, TokenError> {
         let header = authorization_header.ok_or(TokenError::Missing)?;
         let (scheme, token) = header.trim().split_once(' ').ok_or(TokenError::Malformed)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
@@ -617,6 +664,11 @@ impl TokenService {
             return Err(TokenError::Invalid);
         }
         let c = data.claims;
+        if let Some(bound) = &c.cnf
+            && certificate.and_then(thumbprint).as_deref() != Some(bound.x5t_s256.as_str())
+        {
+            return Err(TokenError::Invalid);
+        }
         self.check_access_times(&c)?;
         let purpose = PurposeOfUse::parse(&c.purpose_of_use).ok_or(TokenError::Invalid)?;
         // Break-glass is never without its reason, and a reason never rides on another purpose.

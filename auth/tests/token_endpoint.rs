@@ -52,6 +52,7 @@ fn client_config(client: &BackendClient) -> ClientConfig {
         allowed_scopes: vec!["system/*.read".to_owned(), "system/*.rs".to_owned()],
         token_lifetime_secs: 300,
         suspended: false,
+        tls_client_certificate_sha256: None,
     }
 }
 

@@ -51,6 +51,9 @@ pub enum StartError {
     /// The sharing agreements or code sets could not be loaded: nothing may be decided.
     #[error("policy: {0}")]
     Policy(String),
+    /// The listener's TLS certificate, key or client authority could not be used.
+    #[error("server.tls: {0}")]
+    Tls(String),
     /// The audit checkpoint key or file could not be read.
     #[error("audit checkpoints: {0}")]
     Checkpoints(#[from] crate::audit::checkpoint::CheckpointError),
@@ -243,12 +246,18 @@ impl Application {
                 .wrap(from_fn(middleware::request_id_and_log))
                 .configure(http::routes)
         })
+        .on_connect(http::tls::on_connect)
         .workers(workers)
         .client_request_timeout(state.settings.request_timeout())
         .shutdown_timeout(5)
-        .disable_signals()
-        .listen(listener)
-        .map_err(|source| StartError::Bind { addr: local.to_string(), source })?
+        .disable_signals();
+        let bound = |source| StartError::Bind { addr: local.to_string(), source };
+        let server = match &state.settings.server.tls {
+            Some(tls) => server
+                .listen_rustls_0_23(listener, http::tls::server_config(tls).map_err(StartError::Tls)?)
+                .map_err(bound)?,
+            None => server.listen(listener).map_err(bound)?,
+        }
         .run();
         let mut admin_port = None;
         let admin = match state.settings.server.admin_bind {

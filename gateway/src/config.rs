@@ -82,6 +82,9 @@ pub struct ServerSettings {
     /// listener and needs an access token.
     #[serde(default)]
     pub admin_bind: Option<SocketAddr>,
+    /// Serve the main listener over TLS (HTTPS), optionally asking clients for certificates.
+    #[serde(default)]
+    pub tls: Option<ServerTls>,
     /// How many requests without a valid access token (none, malformed, expired, revoked) one
     /// peer address (an IPv6 peer by its /64) may send to the FHIR API: beyond it they are
     /// answered 429 with `Retry-After` before the token is looked at further and before
@@ -105,6 +108,22 @@ fn default_max_request_bytes() -> usize {
 
 fn default_request_timeout_ms() -> u64 {
     10_000
+}
+
+/// `[server.tls]`: the gateway's own certificate, and the authority client certificates are
+/// checked against. With `client_ca`, a client may present a certificate (none is demanded of
+/// all); a client registered with `tls_client_certificate_sha256` must, and its tokens are
+/// bound to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    /// PEM file of the gateway's certificate and its chain.
+    pub certificate: std::path::PathBuf,
+    /// PEM file of its private key.
+    pub key: std::path::PathBuf,
+    /// PEM file of the authority (or authorities) client certificates must chain to.
+    #[serde(default)]
+    pub client_ca: Option<std::path::PathBuf>,
 }
 
 /// `[store]`.
@@ -661,6 +680,7 @@ impl Settings {
     pub fn base_url(&self, bound: SocketAddr) -> String {
         match &self.server.public_base_url {
             Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None if self.server.tls.is_some() => format!("https://{bound}"),
             None => format!("http://{bound}"),
         }
     }

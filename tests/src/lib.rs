@@ -111,6 +111,9 @@ pub struct Options {
     /// Serve the synthetic boroughs (FHIR R4) over mutual TLS, the gateway presenting the
     /// client certificate this says.
     pub mtls: Option<pki::ClientCertificate>,
+    /// Serve the gateway over TLS (`[server.tls]`, checking client certificates against the
+    /// test authority) and register client `test-mtls`, bound to the issued client certificate.
+    pub gateway_tls: bool,
     /// `auth.token_rate_limit`.
     pub token_rate_limit: RateLimit,
     /// `server.unauthenticated_rate_limit`.
@@ -140,6 +143,7 @@ impl Default for Options {
             social_care: Vec::new(),
             regional: false,
             mtls: None,
+            gateway_tls: false,
             token_rate_limit: DEFAULT_TOKEN_RATE_LIMIT,
             unauthenticated_rate_limit: tideway_gateway::config::DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
             alerts: tideway_gateway::config::AlertSettings::default(),
@@ -171,6 +175,10 @@ pub struct TestApp {
     pub sqlite_path: Option<PathBuf>,
     /// The test's own directory (SQLite file, checkpoint key and file), removed on stop.
     pub dir: PathBuf,
+    /// The test certificates, when boroughs or the gateway use TLS.
+    pub pki: Option<pki::TestPki>,
+    /// Client `test-mtls`, bound to the issued client certificate (with `gateway_tls`).
+    pub mtls_client: Option<BackendClient>,
     handle: tideway_gateway::app::AppHandle,
 }
 
@@ -248,12 +256,12 @@ impl TestApp {
             sources.push(source("synthea", "RYJ", sim.base_url(), opts.source_timeout_ms));
             simulators.push(sim);
         }
-        let pki = opts.mtls.map(|_| pki::TestPki::new(&dir));
+        let pki = (opts.mtls.is_some() || opts.gateway_tls).then(|| pki::TestPki::new(&dir));
         for i in 0..opts.boroughs {
             let faults =
                 opts.faults.iter().find(|(b, _)| *b == i).map(|(_, f)| f.clone()).unwrap_or_default();
             let kind = if opts.regional { kinds::regional_mix(i) } else { SystemKind::FhirR4 };
-            let sim = match &pki {
+            let sim = match pki.as_ref().filter(|_| opts.mtls.is_some()) {
                 Some(pki) => {
                     let population = PopulationSpec::Synthetic {
                         seed: SEED,
@@ -302,6 +310,9 @@ impl TestApp {
         }
         let es_client = BackendClient::generate_es384("test-es", "es-test-1").expect("es client");
         let rs_client = rs_client();
+        let mtls_client = opts
+            .gateway_tls
+            .then(|| BackendClient::generate_es384("test-mtls", "mtls-test-1").expect("mtls client"));
         let (store_url, sqlite_path) = match opts.store {
             StoreKind::Sqlite => {
                 let path = dir.join("tideway.db");
@@ -331,6 +342,7 @@ impl TestApp {
             ],
             token_lifetime_secs: lifetime,
             suspended: false,
+            tls_client_certificate_sha256: None,
         };
         let settings = Settings {
             server: ServerSettings {
@@ -340,6 +352,7 @@ impl TestApp {
                 request_timeout_ms: opts.request_timeout_ms,
                 workers: Some(2),
                 admin_bind: opts.admin.then_some(localhost),
+                tls: pki.as_ref().filter(|_| opts.gateway_tls).map(|p| p.gateway_tls.clone()),
                 unauthenticated_rate_limit: opts.unauthenticated_rate_limit,
             },
             store: StoreSettings {
@@ -353,10 +366,18 @@ impl TestApp {
                 token_signing_secret: secret("signing"),
                 token_signing_kid: "k1".to_owned(),
                 accepted_signing_keys: Vec::new(),
-                clients: vec![
-                    client("test-es", es_client.jwks_json(), 300),
-                    client("test-rs", rs_client.jwks_json(), 300),
-                ],
+                clients: {
+                    let mut clients = vec![
+                        client("test-es", es_client.jwks_json(), 300),
+                        client("test-rs", rs_client.jwks_json(), 300),
+                    ];
+                    if let (Some(pki), Some(mtls)) = (&pki, &mtls_client) {
+                        let mut bound = client("test-mtls", mtls.jwks_json(), 300);
+                        bound.tls_client_certificate_sha256 = Some(pki.issued_sha256.clone());
+                        clients.push(bound);
+                    }
+                    clients
+                },
                 assertion_max_lifetime_secs: 300,
                 clock_skew_secs: 60,
                 token_rate_limit: opts.token_rate_limit,
@@ -390,11 +411,15 @@ impl TestApp {
         let state = app.state();
         let handle = app.handle();
         tokio::spawn(app.run());
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
+        let http = match pki.as_ref().filter(|_| opts.gateway_tls) {
+            // Over TLS: trusting the test authority, presenting no certificate of its own.
+            Some(pki) => pki.http_client(None),
+            None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+        };
         Self {
             settings,
             base_url,
@@ -407,6 +432,8 @@ impl TestApp {
             state,
             sqlite_path,
             dir,
+            pki,
+            mtls_client,
             handle,
         }
     }

@@ -24,6 +24,11 @@ pub enum ClientCertificate {
 pub struct TestPki {
     /// What the simulators serve with (demands a client certificate from the authority).
     pub server: Arc<rustls::ServerConfig>,
+    /// The same server certificate and key as PEM files, and the authority's certificate, for
+    /// a gateway listening over TLS and checking client certificates against that authority.
+    pub gateway_tls: tideway_gateway::config::ServerTls,
+    /// The SHA-256 (hex) of the issued client certificate, as a client registers it.
+    pub issued_sha256: String,
     issued: SourceTls,
     stranger: SourceTls,
 }
@@ -59,6 +64,11 @@ impl TestPki {
             path
         };
         let ca_file = write("borough-ca.pem", ca.pem());
+        let gateway_tls = tideway_gateway::config::ServerTls {
+            certificate: write("server.pem", server.pem()),
+            key: write("server.key", server_key.serialize_pem()),
+            client_ca: Some(ca_file.clone()),
+        };
         let client = |name: &str, issued: bool| {
             let key = KeyPair::generate().expect("client key");
             let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
@@ -68,15 +78,34 @@ impl TestPki {
             } else {
                 params.self_signed(&key).expect("stranger cert")
             };
-            SourceTls {
+            let sha256 = hex_sha256(cert.der());
+            let tls = SourceTls {
                 client_certificate: write(&format!("{name}.pem"), cert.pem()),
                 client_key: write(&format!("{name}.key"), key.serialize_pem()),
                 ca_certificate: Some(ca_file.clone()),
-            }
+            };
+            (tls, sha256)
         };
-        let issued = client("gateway-client", true);
-        let stranger = client("stranger-client", false);
-        Self { server: Arc::new(server_config), issued, stranger }
+        let (issued, issued_sha256) = client("gateway-client", true);
+        let (stranger, _) = client("stranger-client", false);
+        Self { server: Arc::new(server_config), gateway_tls, issued_sha256, issued, stranger }
+    }
+
+    /// An HTTP client trusting the authority and presenting `which` client certificate (or
+    /// none).
+    pub fn http_client(&self, which: Option<ClientCertificate>) -> reqwest::Client {
+        let read = |p: &Path| std::fs::read(p).expect("pem");
+        let ca = self.issued.ca_certificate.as_deref().expect("ca");
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(reqwest::Certificate::from_pem(&read(ca)).expect("ca pem"));
+        if let Some(which) = which {
+            let tls = self.client(which);
+            let mut pem = read(&tls.client_certificate);
+            pem.extend(read(&tls.client_key));
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("identity"));
+        }
+        builder.build().expect("http client")
     }
 
     /// The gateway's TLS settings for `which` client certificate.
@@ -86,4 +115,13 @@ impl TestPki {
             ClientCertificate::Stranger => self.stranger.clone(),
         }
     }
+}
+
+fn hex_sha256(der: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(der);
+    digest.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }

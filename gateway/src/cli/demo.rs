@@ -235,6 +235,7 @@ impl Demo {
                 request_timeout_ms: 10_000,
                 workers: Some(2),
                 admin_bind: None,
+                tls: None,
                 unauthenticated_rate_limit: crate::config::DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
             },
             store: StoreSettings {
@@ -256,6 +257,7 @@ impl Demo {
                     allowed_scopes: vec!["system/*.read".to_owned(), "system/*.rs".to_owned()],
                     token_lifetime_secs: 3600,
                     suspended: false,
+                    tls_client_certificate_sha256: None,
                 }],
                 assertion_max_lifetime_secs: 300,
                 clock_skew_secs: 60,

@@ -73,7 +73,7 @@ impl FhirCall {
             throttle::count_refusal(&state, req, "duplicate-authorization")?;
             return Err(ApiError::invalid("give one Authorization header, not several"));
         }
-        match state.tokens.authenticate(header) {
+        match state.tokens.authenticate_over(header, super::tls::certificate_of(req).as_deref()) {
             Ok(principal) => {
                 let audit = state.audit.begin(&rid, action, Some(&principal));
                 Ok(Self { state, principal, audit })

@@ -56,7 +56,7 @@ pub async fn metrics_with_token(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-    match state.tokens.authenticate(header) {
+    match state.tokens.authenticate_over(header, super::tls::certificate_of(&req).as_deref()) {
         Ok(_) => Ok(metrics().await),
         Err(tideway_auth::service::TokenError::Missing) => Err(ApiError::missing_token()),
         Err(_) => Err(ApiError::invalid_token("the access token is not valid")),

@@ -20,6 +20,7 @@ mod post;
 mod render;
 mod simulate;
 mod throttle;
+pub mod tls;
 pub mod token;
 mod transparency;
 mod type_search;

@@ -76,7 +76,7 @@ pub async fn token(
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
     let rid = request_id(&req);
     let result = if form {
-        state.tokens.exchange(&body).await
+        state.tokens.exchange_over(&body, super::tls::certificate_of(&req).as_deref()).await
     } else {
         Err(tideway_auth::service::OAuthError::invalid_request(
             "the token request must be application/x-www-form-urlencoded",

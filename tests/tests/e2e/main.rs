@@ -9,6 +9,7 @@ mod api;
 mod audit;
 mod auth;
 mod cache;
+mod client_tls;
 mod config;
 mod consent;
 mod dialects;
