@@ -75,6 +75,15 @@ pub struct AuthConfig {
     /// `token_lifetime_secs`.
     #[serde(default = "default_token_rate_limit")]
     pub token_rate_limit: RateLimit,
+    /// How often (seconds) each client's `jwks_file` is looked at again: when it changed, the
+    /// client's keys are replaced by the file's, so a client rotates its keys by publishing a
+    /// JWKS holding the old and the new key, then only the new (default 60; 0 never looks).
+    #[serde(default = "default_jwks_reload_secs")]
+    pub jwks_reload_secs: u64,
+}
+
+fn default_jwks_reload_secs() -> u64 {
+    60
 }
 
 /// One registered backend client (a system allowed to call the gateway for its users).
@@ -483,6 +492,7 @@ mod tests {
             assertion_max_lifetime_secs: 300,
             clock_skew_secs: 60,
             token_rate_limit: DEFAULT_TOKEN_RATE_LIMIT,
+            jwks_reload_secs: 60,
         }
     }
 

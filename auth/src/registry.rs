@@ -12,6 +12,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use crate::config::{AuthConfigError, ClientConfig, VerificationKey};
 
 /// One client as the token service uses it.
+#[derive(Clone)]
 pub(crate) struct RegisteredClient {
     pub(crate) keys: Vec<VerificationKey>,
     pub(crate) allowed_scopes: Vec<String>,
@@ -77,6 +78,20 @@ impl ClientRegistry {
         Ok(())
     }
 
+    /// Replaces a registered client's keys with those `client` now gives (its `jwks` or
+    /// `jwks_file` read again), keeping everything else as registered (suspension included).
+    /// `Ok(false)` if no client has its id; on an error the keys in force stay.
+    pub fn reload_keys(&self, client: &ClientConfig) -> Result<bool, AuthConfigError> {
+        let keys = client.load_keys()?;
+        let mut clients = self.clients.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(current) = clients.get(&client.client_id) else {
+            return Ok(false);
+        };
+        let changed = RegisteredClient { keys, ..(**current).clone() };
+        clients.insert(client.client_id.clone(), Arc::new(changed));
+        Ok(true)
+    }
+
     /// Suspends or reinstates a client; `false` if no client has this id. A suspended client
     /// gets no token and its live tokens are refused.
     pub fn set_suspended(&self, client_id: &str, suspended: bool) -> bool {
@@ -84,13 +99,7 @@ impl ClientRegistry {
         let Some(current) = clients.get(client_id) else {
             return false;
         };
-        let changed = RegisteredClient {
-            keys: current.keys.clone(),
-            allowed_scopes: current.allowed_scopes.clone(),
-            token_lifetime_secs: current.token_lifetime_secs,
-            suspended,
-            certificate: current.certificate.clone(),
-        };
+        let changed = RegisteredClient { suspended, ..(**current).clone() };
         clients.insert(client_id.to_owned(), Arc::new(changed));
         true
     }

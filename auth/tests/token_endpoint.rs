@@ -65,6 +65,7 @@ fn config(clients: Vec<ClientConfig>) -> AuthConfig {
         assertion_max_lifetime_secs: 300,
         clock_skew_secs: 60,
         token_rate_limit: tideway_auth::config::DEFAULT_TOKEN_RATE_LIMIT,
+        jwks_reload_secs: 60,
     }
 }
 

@@ -234,6 +234,7 @@ impl Application {
             capability,
             settings,
         });
+        crate::client_keys::spawn_reload(state.clone(), state.settings.auth.jwks_reload_secs);
         let workers = state
             .settings
             .server

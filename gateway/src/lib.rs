@@ -14,6 +14,7 @@ pub mod audit;
 pub mod bundle;
 pub mod capability;
 pub mod cli;
+pub mod client_keys;
 pub mod config;
 pub mod epoch_us;
 pub mod governance;

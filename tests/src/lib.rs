@@ -114,6 +114,9 @@ pub struct Options {
     /// Serve the gateway over TLS (`[server.tls]`, checking client certificates against the
     /// test authority) and register client `test-mtls`, bound to the issued client certificate.
     pub gateway_tls: bool,
+    /// Register client `test-file` with its keys in a JWKS file (`TestApp::jwks_file`), looked
+    /// at again every second.
+    pub jwks_file: bool,
     /// `auth.token_rate_limit`.
     pub token_rate_limit: RateLimit,
     /// `server.unauthenticated_rate_limit`.
@@ -144,6 +147,7 @@ impl Default for Options {
             regional: false,
             mtls: None,
             gateway_tls: false,
+            jwks_file: false,
             token_rate_limit: DEFAULT_TOKEN_RATE_LIMIT,
             unauthenticated_rate_limit: tideway_gateway::config::DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
             alerts: tideway_gateway::config::AlertSettings::default(),
@@ -179,6 +183,10 @@ pub struct TestApp {
     pub pki: Option<pki::TestPki>,
     /// Client `test-mtls`, bound to the issued client certificate (with `gateway_tls`).
     pub mtls_client: Option<BackendClient>,
+    /// Client `test-file`'s JWKS file (with `jwks_file`).
+    pub jwks_file: Option<PathBuf>,
+    /// Client `test-file` with the key its JWKS file first holds (with `jwks_file`).
+    pub file_client: Option<BackendClient>,
     handle: tideway_gateway::app::AppHandle,
 }
 
@@ -310,6 +318,14 @@ impl TestApp {
         }
         let es_client = BackendClient::generate_es384("test-es", "es-test-1").expect("es client");
         let rs_client = rs_client();
+        let file_client = opts
+            .jwks_file
+            .then(|| BackendClient::generate_es384("test-file", "file-1").expect("file client"));
+        let jwks_file = file_client.as_ref().map(|first| {
+            let file = dir.join("test-file.jwks.json");
+            std::fs::write(&file, first.jwks_json()).expect("jwks file");
+            file
+        });
         let mtls_client = opts
             .gateway_tls
             .then(|| BackendClient::generate_es384("test-mtls", "mtls-test-1").expect("mtls client"));
@@ -371,6 +387,12 @@ impl TestApp {
                         client("test-es", es_client.jwks_json(), 300),
                         client("test-rs", rs_client.jwks_json(), 300),
                     ];
+                    if let Some(file) = &jwks_file {
+                        let mut from_file = client("test-file", String::new(), 300);
+                        from_file.jwks = None;
+                        from_file.jwks_file = Some(file.clone());
+                        clients.push(from_file);
+                    }
                     if let (Some(pki), Some(mtls)) = (&pki, &mtls_client) {
                         let mut bound = client("test-mtls", mtls.jwks_json(), 300);
                         bound.tls_client_certificate_sha256 = Some(pki.issued_sha256.clone());
@@ -381,6 +403,7 @@ impl TestApp {
                 assertion_max_lifetime_secs: 300,
                 clock_skew_secs: 60,
                 token_rate_limit: opts.token_rate_limit,
+                jwks_reload_secs: if opts.jwks_file { 1 } else { 60 },
             },
             federation: FederationSettings {
                 request_deadline_ms: opts.request_deadline_ms,
@@ -434,6 +457,8 @@ impl TestApp {
             dir,
             pki,
             mtls_client,
+            jwks_file,
+            file_client,
             handle,
         }
     }

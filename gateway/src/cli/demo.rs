@@ -262,6 +262,7 @@ impl Demo {
                 assertion_max_lifetime_secs: 300,
                 clock_skew_secs: 60,
                 token_rate_limit: tideway_auth::config::DEFAULT_TOKEN_RATE_LIMIT,
+                jwks_reload_secs: 60,
             },
             federation: FederationSettings::default(),
             cache: CacheSettings::default(),

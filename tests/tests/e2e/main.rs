@@ -16,6 +16,7 @@ mod dialects;
 mod federation;
 mod governance;
 mod headers;
+mod key_rotation;
 mod metrics;
 mod mtls;
 mod oversight;
