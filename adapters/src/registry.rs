@@ -86,6 +86,7 @@ mod tests {
             base_url: url::Url::parse("http://127.0.0.1:9/fhir").unwrap(),
             timeout_ms: 1_000,
             max_body_bytes: 1024,
+            attestation: None,
         }
     }
 

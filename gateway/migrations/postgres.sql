@@ -98,3 +98,16 @@ CREATE TABLE IF NOT EXISTS privacy_alert (
     request_id   TEXT   NOT NULL
 );
 CREATE INDEX IF NOT EXISTS privacy_alert_raised ON privacy_alert (raised_at_us);
+CREATE TABLE IF NOT EXISTS registered_source (
+    source_id     TEXT   NOT NULL PRIMARY KEY,
+    position      BIGINT NOT NULL,
+    state         TEXT   NOT NULL,
+    origin        TEXT   NOT NULL,
+    config        TEXT   NOT NULL,
+    updated_at_us BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS organisation_attestation (
+    ods_code      TEXT   NOT NULL PRIMARY KEY,
+    attestation   TEXT   NOT NULL,
+    updated_at_us BIGINT NOT NULL
+);

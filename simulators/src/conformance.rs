@@ -152,6 +152,7 @@ pub fn source_config(kind: SystemKind, base_url: url::Url) -> SourceConfig {
         base_url,
         timeout_ms: 5_000,
         max_body_bytes: 32 * 1024 * 1024,
+        attestation: None,
     }
 }
 

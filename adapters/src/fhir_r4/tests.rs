@@ -26,6 +26,7 @@ pub(crate) fn config(kind: SystemKind, base: url::Url) -> SourceConfig {
         base_url: base,
         timeout_ms: 5_000,
         max_body_bytes: 32 * 1024 * 1024,
+        attestation: None,
     }
 }
 

@@ -31,6 +31,7 @@ fn adapter(base: url::Url) -> GpConnectAdapter {
         base_url: base,
         timeout_ms: 5_000,
         max_body_bytes: 32 * 1024 * 1024,
+        attestation: None,
     })
     .unwrap()
 }

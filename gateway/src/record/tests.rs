@@ -41,6 +41,7 @@ impl FakeSource {
                 base_url: url::Url::parse("http://127.0.0.1:9/fhir/").unwrap(),
                 timeout_ms: 1_000,
                 max_body_bytes: 1 << 20,
+                attestation: None,
             },
             answer,
             fetches: AtomicUsize::new(0),

@@ -1,7 +1,7 @@
 //! State kept by the gateway, one module per table group: the audit trail (`audit_log`), the
 //! patient index and record locator (`patients`), used client-assertion ids (`replay`), patients'
-//! consents (`consents`) and published sharing-agreement versions with their approvals
-//! (`agreements`).
+//! consents (`consents`), published sharing-agreement versions with their approvals
+//! (`agreements`), and the source registry with organisations' attestations (`sources`).
 //! [`memory`] holds in-memory fakes of the traits the record service and audit trail use.
 //! SQLite by default (one file, no set-up), PostgreSQL to scale out.
 //!
@@ -47,6 +47,7 @@ pub mod memory;
 mod patients;
 mod postgres_audit_writer;
 mod replay;
+mod sources;
 
 pub use crate::audit::AuditLog;
 pub use crate::audit::ChainedAudit;
@@ -57,6 +58,7 @@ pub use audit_writer::SqliteAuditWriter;
 pub use consents::{ConsentStore, ConsentVersion};
 pub use patients::{PatientIndex, SourceLink};
 pub use replay::StoreReplayGuard;
+pub use sources::{SourceRegistryStore, StoredSource};
 
 /// A store operation failed. The message names the operation and the database's reason (which
 /// names tables and constraints, never values).

@@ -18,6 +18,7 @@ mod headers;
 mod metrics;
 mod pipeline;
 mod postgres;
+mod registry;
 mod relationship;
 mod replicas;
 mod schema;
