@@ -191,7 +191,10 @@ impl Application {
                 None
             }
         };
-        let policy = Arc::new(crate::agreements::load(&settings.policy, &settings.sources, &store).await?);
+        // The agreements know each registered source's data controller as registered at start
+        // (the config's and the API's alike).
+        let registered = registry.configs().await;
+        let policy = Arc::new(crate::agreements::load(&settings.policy, &registered, &store).await?);
         policy.spawn_refresh(Arc::new(store.clone()), Duration::from_secs(settings.policy.refresh_secs));
         let records = RecordService {
             federation,

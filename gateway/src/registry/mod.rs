@@ -445,6 +445,17 @@ impl Registry {
         (!standing.is_current()).then(|| standing.why_not_current())
     }
 
+    /// The registrations of every source not deregistered, in registry order.
+    pub async fn configs(&self) -> Vec<SourceConfig> {
+        let inner = self.inner.lock().await;
+        inner
+            .entries
+            .iter()
+            .filter(|r| r.state != SourceState::Deregistered)
+            .map(|r| r.config.clone())
+            .collect()
+    }
+
     /// Every registered source (deregistered ones left out), in registry order.
     pub async fn list(&self) -> Vec<SourceView> {
         let today = today();

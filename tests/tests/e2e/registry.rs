@@ -378,6 +378,12 @@ async fn config_wins_after_a_restart(store: StoreKind) {
         (Some("config"), Some("Listed in the config"))
     );
     assert_eq!(listed(&list, "kept-01").unwrap()["origin"], "api");
+    // The agreements know the data controller of a source registered through the API (its
+    // approval is among those an agreement for every controller waits for).
+    let res = app.http.get(format!("{}/agreements", restarted.base_url)).bearer_auth(&admin).send().await;
+    let agreements = Answer::from_response(res.unwrap()).await;
+    assert_eq!(agreements.status, 200, "{}", agreements.body);
+    assert!(agreements.body["agreements"].to_string().contains("LBX77"), "{}", agreements.body);
     restarted.handle.stop(true).await;
     app.stop().await;
 }
