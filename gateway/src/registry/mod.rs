@@ -288,6 +288,8 @@ impl Registry {
     /// Reads the registry and the organisations' attestations from the store and rebuilds the
     /// federation's sources (unchanged sources keep their adapters).
     pub async fn reload(&self) -> Result<(), StoreError> {
+        // Read under the lock, so a change made here meanwhile is not undone by older rows.
+        let mut inner = self.inner.lock().await;
         let rows = self.store.registered_sources().await?;
         let orgs = self.store.organisation_attestations().await?;
         let organisations: HashMap<String, Attestation> = orgs
@@ -300,8 +302,18 @@ impl Registry {
                 }
             })
             .collect();
+        let today = today();
+        for (ods, a) in &organisations {
+            let standing = attestation::judge(Some(a), false, today, self.settings.attestation_warning_days);
+            let key = format!("organisation:{ods}");
+            if (matches!(standing, Standing::Expiring(_)) || !standing.is_current())
+                && inner.warned.get(&key) != Some(&today)
+            {
+                tracing::warn!(organisation = %ods, standing = standing.code(), "consuming organisation's information-governance attestation expires soon or is not current");
+                inner.warned.insert(key, today);
+            }
+        }
         *self.organisations.write().unwrap_or_else(PoisonError::into_inner) = organisations;
-        let mut inner = self.inner.lock().await;
         inner.entries = rows
             .iter()
             .filter_map(|row| {
@@ -582,6 +594,7 @@ impl Registry {
         attestation: Attestation,
     ) -> Result<Standing, RegistryError> {
         let ods = OdsCode::parse(ods).map_err(|_| RegistryError::BadOrganisation)?;
+        let _serialised = self.inner.lock().await;
         let json = serde_json::to_string(&attestation).unwrap_or_default();
         self.store.put_organisation_attestation(ods.as_str(), &json, now_us()).await?;
         let standing =

@@ -468,3 +468,27 @@ async fn consuming_organisations_without_a_current_attestation_are_refused_when_
 async fn consuming_organisations_without_a_current_attestation_are_refused_when_required_on_postgres() {
     consumers_need_an_attestation(StoreKind::Postgres).await;
 }
+
+/// Replicas sharing PostgreSQL: a source registered through one is asked by the other once it
+/// reloads the registry (every `registry.refresh_secs`; here, when the test says).
+#[tokio::test]
+async fn a_replica_follows_a_registration_made_on_another() {
+    let app = TestApp::spawn(Options { store: StoreKind::Postgres, boroughs: 1, ..Options::default() }).await;
+    let replica = app.spawn_replica().await;
+    let admin = admin_token(&app).await;
+    let body = registration("late-05", "http://127.0.0.1:9/fhir", "standards-met", &in_days(365));
+    let req = app.http.post(format!("{}/admin/sources", replica.base_url)).bearer_auth(&admin);
+    let created = Answer::from_response(
+        req.header("content-type", "application/json").body(body.to_string()).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    app.state.registry.reload().await.unwrap();
+    let list = send(&app, Method::GET, "/admin/sources", &admin, None).await;
+    let late = listed(&list, "late-05").expect("the other replica's registration");
+    assert_eq!((late["state"].as_str(), late["asked"].as_bool()), (Some("active"), Some(true)));
+    let rows = app.state.store.audit_for_request(&created.header("x-request-id").unwrap()).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>(), ["intent", "outcome"]);
+    replica.handle.stop(true).await;
+    app.stop().await;
+}
