@@ -54,6 +54,9 @@ pub enum StartError {
     /// The audit checkpoint key or file could not be read.
     #[error("audit checkpoints: {0}")]
     Checkpoints(#[from] crate::audit::checkpoint::CheckpointError),
+    /// The source registry's settings were refused.
+    #[error("registry: {0}")]
+    Registry(String),
     /// A source adapter could not be built.
     #[error("source {id}: {reason}")]
     Source {
@@ -155,6 +158,7 @@ impl Application {
                 federation.clone(),
                 memo.clone(),
                 settings.registry.clone(),
+                settings.registry.admin_codes().map_err(StartError::Registry)?,
                 &settings.sources,
             )
             .await?,

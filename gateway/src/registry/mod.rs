@@ -219,9 +219,9 @@ impl Registry {
         federation: Federation,
         memo: ReplicaMemo,
         settings: RegistrySettings,
+        admins: Vec<OdsCode>,
         listed: &[SourceConfig],
     ) -> Result<Self, StoreError> {
-        let admins = settings.admin_codes().map_err(|e| StoreError::other("registry", &e))?;
         let rows = store.registered_sources().await?;
         let stored: Vec<Registration> = rows.iter().filter_map(Registration::from_stored).collect();
         for (position, config) in listed.iter().enumerate() {
