@@ -217,6 +217,10 @@ pub enum AdapterError {
     /// number than the one asked for). Nothing of it is passed on.
     #[error("the source answered with another patient's record, which was withheld")]
     OtherPatient,
+    /// The gateway did not ask the source at all (a fixed phrase says why: its registration is
+    /// suspended, or its information-governance attestation is not current).
+    #[error("the source was not asked: {0}")]
+    NotAsked(&'static str),
 }
 
 impl AdapterError {

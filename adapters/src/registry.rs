@@ -87,6 +87,7 @@ mod tests {
             timeout_ms: 1_000,
             max_body_bytes: 1024,
             tls: None,
+            attestation: None,
         }
     }
 

@@ -117,6 +117,11 @@ pub struct SourceConfig {
     /// authority the source's own certificate must chain to, when not a public one.
     #[serde(default)]
     pub tls: Option<SourceTls>,
+    /// The source's information-governance attestation (Data Security and Protection Toolkit
+    /// status and expiry). The gateway asks only sources whose attestation is current; what a
+    /// config entry without one means is the gateway's rule (see its README).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<Attestation>,
 }
 
 /// `[sources.tls]`: how the gateway authenticates itself to a source over TLS.
@@ -131,6 +136,73 @@ pub struct SourceTls {
     /// system's (e.g. the exchange's private CA).
     #[serde(default)]
     pub ca_certificate: Option<std::path::PathBuf>,
+}
+
+/// What an organisation's information-governance assessment found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttestationStatus {
+    /// Every mandatory standard met.
+    StandardsMet,
+    /// Not yet, with an agreed improvement plan.
+    ApproachingStandards,
+    /// Mandatory standards not met.
+    StandardsNotMet,
+}
+
+impl AttestationStatus {
+    /// The kebab-case name used in config and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StandardsMet => "standards-met",
+            Self::ApproachingStandards => "approaching-standards",
+            Self::StandardsNotMet => "standards-not-met",
+        }
+    }
+}
+
+/// An information-governance attestation: which scheme (e.g. `dspt`, the Data Security and
+/// Protection Toolkit), what it found and the last day it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attestation {
+    /// The scheme, e.g. `dspt`: 1 to 32 lower-case letters, digits or `-`.
+    #[serde(deserialize_with = "scheme")]
+    pub scheme: String,
+    /// What the assessment found.
+    pub status: AttestationStatus,
+    /// The last day the attestation holds (`YYYY-MM-DD`).
+    #[serde(with = "day")]
+    pub expires: time::Date,
+}
+
+fn scheme<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let ok = (1..=32).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(s)
+    } else {
+        Err(serde::de::Error::custom("a scheme is 1 to 32 lower-case letters, digits or '-', e.g. dspt"))
+    }
+}
+
+/// `YYYY-MM-DD` days.
+mod day {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::macros::format_description;
+
+    const FORMAT: &[time::format_description::FormatItem<'static>] =
+        format_description!("[year]-[month]-[day]");
+
+    pub fn serialize<S: Serializer>(d: &time::Date, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&d.format(FORMAT).map_err(serde::ser::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<time::Date, D::Error> {
+        let s = String::deserialize(d)?;
+        time::Date::parse(&s, FORMAT).map_err(|_| serde::de::Error::custom("a day is YYYY-MM-DD"))
+    }
 }
 
 impl SourceConfig {
@@ -153,5 +225,25 @@ mod tests {
         assert!(SourceId::parse("a.b").is_err());
         assert!(SourceId::parse("").is_err());
         assert!(SourceId::parse("merged").is_err(), "reserved for the gateway's Provenance ids");
+    }
+
+    #[test]
+    fn attestations_read_and_write_as_config_spells_them() {
+        let a: Attestation =
+            serde_json::from_str(r#"{"scheme": "dspt", "status": "standards-met", "expires": "2027-06-30"}"#)
+                .unwrap();
+        assert_eq!(a.status, AttestationStatus::StandardsMet);
+        assert_eq!(a.expires, time::Date::from_calendar_date(2027, time::Month::June, 30).unwrap());
+        let back = serde_json::to_value(&a).unwrap();
+        assert_eq!(back["expires"], "2027-06-30");
+        assert_eq!(back["status"], "standards-met");
+        for bad in [
+            r#"{"scheme": "dspt", "status": "fine", "expires": "2027-06-30"}"#,
+            r#"{"scheme": "dspt", "status": "standards-met", "expires": "30/06/2027"}"#,
+            r#"{"scheme": "DSPT!", "status": "standards-met", "expires": "2027-06-30"}"#,
+            r#"{"scheme": "dspt", "status": "standards-met"}"#,
+        ] {
+            assert!(serde_json::from_str::<Attestation>(bad).is_err(), "{bad}");
+        }
     }
 }

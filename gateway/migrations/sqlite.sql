@@ -146,3 +146,16 @@ CREATE TABLE IF NOT EXISTS misuse_flag (
     PRIMARY KEY (user_name, kind)
 );
 CREATE INDEX IF NOT EXISTS break_glass_user ON break_glass (user_name, opened_at_us);
+CREATE TABLE IF NOT EXISTS registered_source (
+    source_id     TEXT   NOT NULL PRIMARY KEY,
+    position      BIGINT NOT NULL,
+    state         TEXT   NOT NULL,
+    origin        TEXT   NOT NULL,
+    config        TEXT   NOT NULL,
+    updated_at_us BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS organisation_attestation (
+    ods_code      TEXT   NOT NULL PRIMARY KEY,
+    attestation   TEXT   NOT NULL,
+    updated_at_us BIGINT NOT NULL
+);

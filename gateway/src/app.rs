@@ -10,7 +10,6 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
-use tideway_adapters::SourceAdapter;
 use tideway_auth::service::TokenService;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -25,6 +24,7 @@ use crate::http::{self, middleware};
 use crate::identity::PatientIds;
 use crate::pages::PageStore;
 use crate::record::{RecordService, ReplicaMemo};
+use crate::registry::Registry;
 use crate::sources::{Federation, SourceCache};
 use crate::store::{Store, StoreReplayGuard};
 
@@ -60,6 +60,9 @@ pub enum StartError {
     /// The webhook client could not be built.
     #[error("alerts webhook: {0}")]
     Webhook(String),
+    /// The source registry's settings were refused.
+    #[error("registry: {0}")]
+    Registry(String),
     /// A source adapter could not be built.
     #[error("source {id}: {reason}")]
     Source {
@@ -93,14 +96,9 @@ pub struct AppHandle {
 
 /// Writes the tally of unauthenticated refusals every `secs` seconds until the runtime stops.
 fn spawn_refusal_flush(refusals: Arc<RefusalTally>, audit: AuditTrail, secs: u64) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_secs(secs));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            refusals.flush(&audit).await;
-        }
+    crate::periodic::every(secs, move || {
+        let (refusals, audit) = (refusals.clone(), audit.clone());
+        async move { refusals.flush(&audit).await }
     });
 }
 
@@ -143,11 +141,10 @@ impl Application {
             Arc::new(StoreReplayGuard(store.clone())),
         )
         .map_err(|e| StartError::Auth(e.to_string()))?;
-        let mut adapters: Vec<Arc<dyn SourceAdapter>> = Vec::new();
+        // Every config source must build, as before: a config that cannot start fails at once.
         for s in &settings.sources {
-            let adapter = tideway_adapters::registry::build(s.clone())
+            tideway_adapters::registry::build(s.clone())
                 .map_err(|e| StartError::Source { id: s.id.to_string(), reason: e.to_string() })?;
-            adapters.push(adapter);
         }
         let cache = SourceCache::new(
             Duration::from_secs(settings.cache.ttl_secs),
@@ -155,7 +152,24 @@ impl Application {
             settings.cache.enabled,
         );
         let deadline = Duration::from_millis(settings.federation.request_deadline_ms);
-        let federation = Federation::new(adapters, deadline, cache);
+        let federation = Federation::new(Vec::new(), deadline, cache);
+        // With SQLite this process is the store's only writer, so it may remember consents.
+        let memo = ReplicaMemo::new(
+            Duration::from_secs(settings.federation.locator_max_age_secs),
+            store.backend() == "sqlite",
+        );
+        let registry = Arc::new(
+            Registry::start(
+                Arc::new(store.clone()),
+                federation.clone(),
+                memo.clone(),
+                settings.registry.clone(),
+                settings.registry.admin_codes().map_err(StartError::Registry)?,
+                &settings.sources,
+            )
+            .await?,
+        );
+        registry.spawn();
         let page_ttl = Duration::from_secs(settings.pages.ttl_secs);
         let pages = match &settings.pages.redis_url {
             Some(url) => PageStore::redis(
@@ -187,7 +201,10 @@ impl Application {
                 None
             }
         };
-        let policy = Arc::new(crate::agreements::load(&settings.policy, &settings.sources, &store).await?);
+        // The agreements know each registered source's data controller as registered at start
+        // (the config's and the API's alike).
+        let registered = registry.configs().await;
+        let policy = Arc::new(crate::agreements::load(&settings.policy, &registered, &store).await?);
         policy.spawn_refresh(Arc::new(store.clone()), Duration::from_secs(settings.policy.refresh_secs));
         let oversight = Arc::new(crate::oversight::Oversight::new(
             Arc::new(store.clone()),
@@ -207,11 +224,7 @@ impl Application {
             pages,
             base_url: base_url.clone(),
             locator_max_age_secs: settings.federation.locator_max_age_secs,
-            // With SQLite this process is the store's only writer, so it may remember consents.
-            memo: ReplicaMemo::new(
-                Duration::from_secs(settings.federation.locator_max_age_secs),
-                store.backend() == "sqlite",
-            ),
+            memo,
             policy: policy.clone(),
             consents: Arc::new(store.clone()),
             alerts: Arc::new(store.clone()),
@@ -232,6 +245,7 @@ impl Application {
             unauthenticated: tideway_auth::KeyedLimiter::new(settings.server.unauthenticated_rate_limit),
             refusals: refusals.clone(),
             capability,
+            registry,
             settings,
         });
         crate::client_keys::spawn_reload(state.clone(), state.settings.auth.jwks_reload_secs);

@@ -47,13 +47,85 @@ pub struct Settings {
     /// Logs and traces.
     #[serde(default)]
     pub telemetry: TelemetrySettings,
-    /// Registered sources (borough exchanges).
+    /// Registered sources (borough exchanges): registered at start-up when the registry has
+    /// no entry of that id yet (see [`RegistrySettings`]).
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
     /// First-access notifications to registered practices, their webhook, and misuse
     /// monitoring.
     #[serde(default)]
     pub alerts: AlertSettings,
+    /// The source registry: its administrators, health checks and attestations.
+    #[serde(default)]
+    pub registry: RegistrySettings,
+}
+
+/// `[registry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// ODS codes of the organisations whose users, with purpose of use `HOPERAT`, administer
+    /// the source registry (`/admin/sources`, `/admin/organisations`). Default none: the
+    /// registry can then be changed only through `[[sources]]` and a restart.
+    #[serde(default)]
+    pub admin_organisations: Vec<String>,
+    /// Seconds between health probes of each active source (default 30).
+    #[serde(default = "default_health_interval_secs")]
+    pub health_interval_secs: u64,
+    /// Seconds between reloads of the registry from the store, so one replica follows another's
+    /// changes (default 10).
+    #[serde(default = "default_registry_refresh_secs")]
+    pub refresh_secs: u64,
+    /// An attestation expiring within this many days is flagged in `GET /admin/sources` and
+    /// logged as a warning (default 30).
+    #[serde(default = "default_attestation_warning_days")]
+    pub attestation_warning_days: u32,
+    /// Whether a `[[sources]]` entry without an `attestation` is refused (default false: it is
+    /// treated as attested, with a warning at start-up naming it).
+    #[serde(default)]
+    pub require_source_attestation: bool,
+    /// Whether requests from a consuming organisation without a current attestation (kept
+    /// with `PUT /admin/organisations/{ods}`) are refused with 403 (default false).
+    #[serde(default)]
+    pub require_consumer_attestation: bool,
+}
+
+fn default_health_interval_secs() -> u64 {
+    30
+}
+
+fn default_registry_refresh_secs() -> u64 {
+    10
+}
+
+fn default_attestation_warning_days() -> u32 {
+    30
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            admin_organisations: Vec::new(),
+            health_interval_secs: default_health_interval_secs(),
+            refresh_secs: default_registry_refresh_secs(),
+            attestation_warning_days: default_attestation_warning_days(),
+            require_source_attestation: false,
+            require_consumer_attestation: false,
+        }
+    }
+}
+
+impl RegistrySettings {
+    /// `admin_organisations` as ODS codes; a code that is not one stops the start.
+    pub fn admin_codes(&self) -> Result<Vec<tideway_profiles::OdsCode>, String> {
+        self.admin_organisations
+            .iter()
+            .map(|c| {
+                tideway_profiles::OdsCode::parse(c)
+                    .map_err(|_| "registry.admin_organisations: not an ODS code".to_owned())
+            })
+            .collect()
+    }
 }
 
 /// `[server]`.
@@ -627,6 +699,12 @@ impl Settings {
             if s.timeout_ms == 0 {
                 return Err(ConfigError::Invalid(format!("sources: '{}' timeout_ms must be positive", s.id)));
             }
+            if self.registry.require_source_attestation && s.attestation.is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "sources: '{}' has no attestation, which registry.require_source_attestation asks for",
+                    s.id
+                )));
+            }
         }
         let f = &self.federation;
         if f.request_deadline_ms == 0 || f.default_page_size == 0 || f.default_page_size > f.max_page_size {
@@ -665,6 +743,14 @@ impl Settings {
             ));
         }
         self.alerts.validate()?;
+        self.registry.admin_codes().map_err(ConfigError::Invalid)?;
+        if !(1..=86_400).contains(&self.registry.health_interval_secs)
+            || !(1..=3_600).contains(&self.registry.refresh_secs)
+        {
+            return Err(ConfigError::Invalid(
+                "registry: health_interval_secs must be 1 to 86400 and refresh_secs 1 to 3600".into(),
+            ));
+        }
         if self.server.max_request_bytes < 1024 {
             return Err(ConfigError::Invalid("server.max_request_bytes must be at least 1024".into()));
         }

@@ -35,4 +35,6 @@ pub struct AppState {
     pub agreements: Governance,
     /// The serialised CapabilityStatement.
     pub capability: String,
+    /// The source registry (and consuming organisations' attestations).
+    pub registry: std::sync::Arc<crate::registry::Registry>,
 }

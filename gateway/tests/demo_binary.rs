@@ -281,6 +281,7 @@ fn demo_ready_file_names_personas_scenario_patients_and_from_dir_patients() {
         "no-relationship",
         "break-glass",
         "privacy-officer",
+        "admin",
     ] {
         let p = &personas[name];
         for field in ["token", "role", "ods_code", "purpose"] {
@@ -354,6 +355,34 @@ fn demo_ready_file_names_personas_scenario_patients_and_from_dir_patients() {
     // An organisation with no agreement is refused.
     let (status, oo) = find("no-relationship", sensitive);
     assert_eq!(status, 403, "{oo}");
+
+    // The admin persona (also the ready file's top-level `admin`) reads the source registry:
+    // every exchange the demo runs, each attested as its config says, and each user's
+    // organisation attested.
+    assert_eq!(ready["admin"]["token"], personas["admin"]["token"]);
+    let (status, registry) = http.get(&format!("{base}/admin/sources"), Some(&token("admin")), &[]);
+    assert_eq!(status, 200, "{registry}");
+    let listed = registry["sources"].as_array().expect("sources");
+    assert_eq!(listed.len(), ready["sources"].as_array().unwrap().len());
+    assert!(
+        listed.iter().all(|s| s["attestation_standing"] == "current" && s["asked"] == true),
+        "{registry}"
+    );
+    let (status, orgs) = http.get(&format!("{base}/admin/organisations"), Some(&token("admin")), &[]);
+    assert_eq!(status, 200, "{orgs}");
+    for name in ["ooh-gp", "registered-gp", "no-relationship"] {
+        let ods = personas[name]["ods_code"].as_str().unwrap();
+        assert!(
+            orgs["organisations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["ods_code"] == ods && o["served"] == true),
+            "{name}"
+        );
+    }
+    let (status, _) = http.get(&format!("{base}/admin/sources"), Some(&token("registered-gp")), &[]);
+    assert_eq!(status, 403, "only the registry's administrators read it");
 
     // The --from-dir exchange serves its patients to the registered GP.
     let files = ready["from_dir_patients"].as_object().expect("from_dir_patients");

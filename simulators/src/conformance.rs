@@ -153,6 +153,7 @@ pub fn source_config(kind: SystemKind, base_url: url::Url) -> SourceConfig {
         timeout_ms: 5_000,
         max_body_bytes: 32 * 1024 * 1024,
         tls: None,
+        attestation: None,
     }
 }
 

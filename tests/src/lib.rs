@@ -30,7 +30,7 @@ use tideway_gateway::Application;
 use tideway_gateway::app::AppState;
 use tideway_gateway::config::{
     AuditSettings, CacheSettings, FederationSettings, IdentitySettings, PageSettings, PolicySettings,
-    ServerSettings, Settings, StoreSettings, TelemetrySettings,
+    RegistrySettings, ServerSettings, Settings, StoreSettings, TelemetrySettings,
 };
 use tideway_profiles::OdsCode;
 use tideway_simulators::fhir_r4::simulator::{
@@ -206,6 +206,9 @@ pub fn clinician() -> UserClaims {
 
 /// The organisation whose privacy officers (`HOPERAT`) the test gateways trust.
 pub const PRIVACY_OFFICE: &str = "YPRIV";
+
+/// The organisation whose registry administrators (`HOPERAT`) the test gateways trust.
+pub const REGISTRY_ADMIN: &str = "YADM1";
 
 /// The break-glass reason [`user`] gives with purpose of use `ETREAT`.
 pub const BREAK_GLASS_REASON: &str = "Unconscious patient brought in; no one can consent for them";
@@ -426,6 +429,13 @@ impl TestApp {
             telemetry: TelemetrySettings::default(),
             sources,
             alerts: opts.alerts.clone(),
+            // Health probes only when a test asks (`state.registry.probe()`), so they never
+            // count among the simulators' hits.
+            registry: RegistrySettings {
+                admin_organisations: vec![REGISTRY_ADMIN.to_owned()],
+                health_interval_secs: 86_400,
+                ..RegistrySettings::default()
+            },
         };
         settings.validate().expect("test settings are valid");
         let app = Application::build(settings.clone()).await.expect("application starts");
@@ -657,6 +667,7 @@ fn source(id: &str, ods: &str, base_url: url::Url, timeout_ms: u64) -> SourceCon
         timeout_ms,
         max_body_bytes: 8 * 1024 * 1024,
         tls: None,
+        attestation: None,
     }
 }
 

@@ -27,6 +27,7 @@ pub(crate) fn config(kind: SystemKind, base: url::Url) -> SourceConfig {
         timeout_ms: 5_000,
         max_body_bytes: 32 * 1024 * 1024,
         tls: None,
+        attestation: None,
     }
 }
 

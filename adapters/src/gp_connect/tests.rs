@@ -32,6 +32,7 @@ fn adapter(base: url::Url) -> GpConnectAdapter {
         timeout_ms: 5_000,
         max_body_bytes: 32 * 1024 * 1024,
         tls: None,
+        attestation: None,
     })
     .unwrap()
 }

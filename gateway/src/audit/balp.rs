@@ -28,11 +28,15 @@ const ODS: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 /// How an action is written: the FHIR interaction (BALP's subtype) and the CRUDE action code.
 fn interaction(action: &str) -> (Option<&'static str>, &'static str) {
     match action {
-        "patient-read" | "read" | "agreement-read" => (Some("read"), "R"),
+        "patient-read" | "read" | "agreement-read" | "source-read" | "organisation-read" => {
+            (Some("read"), "R")
+        }
         "patient-search" | "search" | "page" | "alerts" => (Some("search-type"), "E"),
         "patient-everything" | "policy-simulate" => (Some("operation"), "E"),
         "consent" | "agreement-publish" => (Some("create"), "C"),
-        "agreement-approve" => (Some("update"), "U"),
+        "agreement-approve" | "source-change" | "organisation-change" => (Some("update"), "U"),
+        "source-register" => (Some("create"), "C"),
+        "source-deregister" => (Some("delete"), "D"),
         _ => (None, "E"),
     }
 }

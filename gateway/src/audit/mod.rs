@@ -99,7 +99,7 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 16] = [
+pub const ACTIONS: [&str; 22] = [
     "patient-search",
     "patient-read",
     "patient-everything",
@@ -116,6 +116,12 @@ pub const ACTIONS: [&str; 16] = [
     "audit-read",
     "unauthenticated",
     "unsupported",
+    "source-read",
+    "source-register",
+    "source-change",
+    "source-deregister",
+    "organisation-read",
+    "organisation-change",
 ];
 
 /// The action a stored code names.

@@ -26,7 +26,7 @@ use super::faults::{CliError, FaultArgs};
 use crate::audit::checkpoint::CheckpointKey;
 use crate::config::{
     AuditSettings, CacheSettings, FederationSettings, IdentitySettings, PageSettings, PolicySettings,
-    ServerSettings, Settings, StoreSettings, TelemetrySettings,
+    RegistrySettings, ServerSettings, Settings, StoreSettings, TelemetrySettings,
 };
 use crate::signals::shutdown_signal;
 use crate::{Application, telemetry};
@@ -47,7 +47,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// When ready, write `{"base_url", "token", "nhs_numbers", "personas", "scenario_patients",
-    /// "sources", "privacy-officer"}` (and `"from_dir_patients"` with `--from-dir`) here as JSON.
+    /// "sources", "privacy-officer", "admin"}` (and `"from_dir_patients"` with `--from-dir`) here as JSON.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
     /// Also run one more borough exchange serving the FHIR R4 patient bundles in this
@@ -89,7 +89,7 @@ fn random_secret() -> SecretString {
 
 /// The demo's users: `(name, role, ODS code, purpose of use)`. Each gets a token through the
 /// real `/token` flow; the organisations are the example agreements' (`policy/agreements/`).
-const PERSONAS: [(&str, &str, &str, PurposeOfUse); 8] = [
+const PERSONAS: [(&str, &str, &str, PurposeOfUse); 9] = [
     ("ooh-gp", "R8000", OUT_OF_HOURS_SERVICE, PurposeOfUse::Treat),
     ("registered-gp", "R8000", REGISTERED_PRACTICE, PurposeOfUse::Treat),
     ("podiatrist", "R8003", PODIATRY_SERVICE, PurposeOfUse::Treat),
@@ -99,7 +99,25 @@ const PERSONAS: [(&str, &str, &str, PurposeOfUse); 8] = [
     ("no-relationship", "R8000", "YNONE", PurposeOfUse::Treat),
     ("break-glass", "R8000", OUT_OF_HOURS_SERVICE, PurposeOfUse::EmergencyTreat),
     ("privacy-officer", "R8000", PRIVACY_OFFICE, PurposeOfUse::Operations),
+    // Administers the source registry (`/admin/sources`, `/admin/organisations`).
+    ("admin", "R8000", REGISTRY_ADMIN, PurposeOfUse::Operations),
 ];
+
+/// The organisation whose users administer the demo's source registry.
+const REGISTRY_ADMIN: &str = "YADM1";
+
+/// The demo clinician's organisation (the ready file's top-level `token`).
+const DEMO_CLINICIAN_ORG: &str = "RJ122";
+
+/// The attestation the demo's sources and organisations hold: the Data Security and Protection
+/// Toolkit's standards met, for a year from today.
+fn demo_attestation() -> tideway_adapters::Attestation {
+    tideway_adapters::Attestation {
+        scheme: "dspt".to_owned(),
+        status: tideway_adapters::AttestationStatus::StandardsMet,
+        expires: time::OffsetDateTime::now_utc().date() + time::Duration::days(365),
+    }
+}
 
 /// The `registered-gp` persona's practice, where the `--from-dir` patients are registered.
 const REGISTERED_PRACTICE: &str = "F80001";
@@ -186,6 +204,7 @@ impl Demo {
                 timeout_ms: 5_000,
                 max_body_bytes: 32 * 1024 * 1024,
                 tls: None,
+                attestation: Some(demo_attestation()),
             });
             simulators.push(sim);
         }
@@ -206,6 +225,7 @@ impl Demo {
                     timeout_ms: 5_000,
                     max_body_bytes: 32 * 1024 * 1024,
                     tls: None,
+                    attestation: Some(demo_attestation()),
                 });
                 simulators.push(sim);
                 let assigned = tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(dir)
@@ -274,6 +294,14 @@ impl Demo {
             telemetry: TelemetrySettings::default(),
             sources,
             alerts: crate::config::AlertSettings::default(),
+            // Consuming organisations must hold a current attestation: the demo records one for
+            // each of its users' organisations at start (below).
+            registry: RegistrySettings {
+                admin_organisations: vec![REGISTRY_ADMIN.to_owned()],
+                require_source_attestation: true,
+                require_consumer_attestation: true,
+                ..RegistrySettings::default()
+            },
         };
         settings.validate()?;
         let listed = settings
@@ -291,7 +319,7 @@ impl Demo {
             token_url: format!("{base_url}/token"),
             http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?,
         };
-        let token = tokens.token("demo-clinician", "R8000", "RJ122", PurposeOfUse::Treat).await?;
+        let token = tokens.token("demo-clinician", "R8000", DEMO_CLINICIAN_ORG, PurposeOfUse::Treat).await?;
         let mut personas = std::collections::BTreeMap::new();
         for (name, role, ods, purpose) in PERSONAS {
             let token = tokens.token(&format!("demo-{name}"), role, ods, purpose).await?;
@@ -304,19 +332,46 @@ impl Demo {
             personas.insert(name.to_owned(), persona);
         }
         let population = Population::new(args.seed, args.boroughs, args.patients);
+        // Every organisation a demo user acts for, and the practices that record the scenario
+        // consents, holds a current attestation, recorded through the real admin API.
+        let admin = personas.get("admin").map(|p| p.token.clone()).ok_or("no admin persona")?;
+        let mut organisations: Vec<String> = PERSONAS.iter().map(|p| p.2.to_owned()).collect();
+        organisations.push(DEMO_CLINICIAN_ORG.to_owned());
+        organisations.extend(ConsentSeeds::PATIENTS.iter().filter_map(|i| {
+            let record = population.record(population.home_borough(*i), *i)?;
+            Some(record.demographics.practice.ods_code)
+        }));
+        organisations.sort();
+        organisations.dedup();
+        for ods in &organisations {
+            let res = tokens
+                .http
+                .put(format!("{base_url}/admin/organisations/{ods}"))
+                .bearer_auth(&admin)
+                .header("content-type", "application/json")
+                .body(json!({ "attestation": demo_attestation() }).to_string())
+                .send()
+                .await?;
+            if !res.status().is_success() {
+                return Err(
+                    format!("the demo could not record an attestation (HTTP {})", res.status()).into()
+                );
+            }
+        }
         let nhs_numbers =
             population.patients_in_several_boroughs(5).iter().map(|n| n.as_str().to_owned()).collect();
         let first = |s: Scenario| population.scenario_patients(s, 1).first().map(|n| n.as_str().to_owned());
         // Consents recorded at start through the real API, by each patient's registered practice.
         let seeded =
             ConsentSeeds { tokens: &tokens, http: &tokens.http, base_url: &base_url, clinician: &token };
-        let dissented = seeded.record(&population, 1, Some(json!({"type": "deny"}))).await?;
+        let [deny, permit, none] = ConsentSeeds::PATIENTS;
+        let dissented = seeded.record(&population, deny, Some(json!({"type": "deny"}))).await?;
         let agreed = json!({"type": "permit", "actor": [{
             "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
             "reference": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "YLA01"}}
         }]});
-        let explicit = seeded.record(&population, 2, Some(agreed)).await?;
-        let no_consent = seeded.record(&population, 4, None).await?;
+        let explicit = seeded.record(&population, permit, Some(agreed)).await?;
+        let no_consent = seeded.record(&population, none, None).await?;
         let scenario_patients = json!({
             "sensitive": first(Scenario::Sensitive),
             "podiatry-diabetic": first(Scenario::PodiatryDiabetic),
@@ -354,6 +409,9 @@ impl Demo {
         }
         if let (Some(officer), Some(obj)) = (self.personas.get("privacy-officer"), ready.as_object_mut()) {
             obj.insert("privacy-officer".into(), json!(officer));
+        }
+        if let (Some(admin), Some(obj)) = (self.personas.get("admin"), ready.as_object_mut()) {
+            obj.insert("admin".into(), json!(admin));
         }
         ready
     }
@@ -421,6 +479,10 @@ struct ConsentSeeds<'a> {
 }
 
 impl ConsentSeeds<'_> {
+    /// The population indexes of the `dissented`, `explicit-consent-given` and `no-consent`
+    /// patients.
+    const PATIENTS: [usize; 3] = [1, 2, 4];
+
     /// Publishes patient `index`'s id (an NHS-number search) and, given a provision, records a
     /// consent with it as that patient's registered practice. Returns the NHS number (`None`
     /// when the population is too small to hold that patient).

@@ -76,7 +76,17 @@ impl FhirCall {
         match state.tokens.authenticate_over(header, super::tls::certificate_of(req).as_deref()) {
             Ok(principal) => {
                 let audit = state.audit.begin(&rid, action, Some(&principal));
-                Ok(Self { state, principal, audit })
+                let call = Self { state, principal, audit };
+                // With `registry.require_consumer_attestation`, an organisation without a
+                // current information-governance attestation is served nothing.
+                if let Some(why) = call.state.registry.refuses_consumer(&call.principal) {
+                    let e = ApiError::forbidden(format!(
+                        "requests from organisation {} are refused: {why}",
+                        call.principal.organisation.as_str()
+                    ));
+                    return Err(call.refuse(e, "attestation").await);
+                }
+                Ok(call)
             }
             Err(e) => {
                 throttle::count_refusal(

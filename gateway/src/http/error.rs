@@ -336,3 +336,28 @@ impl ResponseError for ApiError {
         res.body(self.outcome.to_json().to_string())
     }
 }
+
+impl From<crate::registry::RegistryError> for ApiError {
+    fn from(e: crate::registry::RegistryError) -> Self {
+        use crate::registry::RegistryError;
+        let conflict =
+            |e: &RegistryError| Self::new(StatusCode::CONFLICT, IssueType::Conflict, e.to_string());
+        match e {
+            RegistryError::Invalid(field) => {
+                let e = Self::invalid(field.message);
+                if field.field.is_empty() { e } else { e.at(field.field) }
+            }
+            RegistryError::BadOrganisation => Self::invalid(e.to_string()).at("ods"),
+            RegistryError::Exists(_) => conflict(&e).at("id"),
+            RegistryError::ConfigOwned(_) => conflict(&e),
+            RegistryError::NotFound => Self::not_found("no source of that id is registered"),
+            RegistryError::Store(cause) => {
+                tracing::error!(error = %cause, "the source registry could not be read or written");
+                Self::unavailable(
+                    "the source registry could not be read or written; try again later (GET /admin/sources shows what holds)",
+                )
+            }
+            RegistryError::Audit(e) => e.into(),
+        }
+    }
+}

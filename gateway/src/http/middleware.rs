@@ -43,12 +43,14 @@ pub async fn request_id_and_log(
     };
     // The span names the request id only; the route is known after routing and is logged below.
     let span = tracing::info_span!("http.request", request_id = %id, method = %method);
-    // One policy snapshot for the whole request, whatever approval lands meanwhile.
-    let policy =
-        req.app_data::<actix_web::web::Data<crate::state::AppState>>().map(|s| s.records.policy.clone());
+    // One policy snapshot and one set of sources for the whole request, whatever approval or
+    // registration lands meanwhile.
+    let pins = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map(|s| (s.records.policy.clone(), s.records.federation.clone()));
     let call = next.call(req).instrument(span);
-    let mut res = match policy {
-        Some(policy) => policy.pinned(call).await?,
+    let mut res = match pins {
+        Some((policy, federation)) => federation.pinned(policy.pinned(call)).await?,
         None => call.await?,
     };
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());

@@ -19,6 +19,7 @@ mod patient_search;
 mod post;
 mod render;
 mod simulate;
+mod sources;
 mod throttle;
 pub mod tls;
 pub mod token;
@@ -92,6 +93,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(readable(fhir("/AuditEvent", "audit-read", GET_HEAD), audit_events::search))
         .service(readable(fhir("/AuditEvent/{id}", "audit-read", GET_HEAD), audit_events::read))
         .service(readable(fhir("/policy/simulate", "policy-simulate", GET_HEAD), simulate::simulate))
+        .configure(sources::routes)
         .service(readable(fhir("/{type}", "search", GET_HEAD), type_search::type_search))
         .service(
             readable(fhir("/{type}/_search", "search", GET_HEAD_POST), type_search::type_search)

@@ -175,7 +175,7 @@ impl RecordService {
                 else {
                     continue;
                 };
-                let Some(adapter) = self.federation.adapter(source).cloned() else { continue };
+                let Some(adapter) = self.federation.sources().adapter(source).cloned() else { continue };
                 let answer = self.federation.read_shared(&adapter, "Organization", local, request_id).await;
                 if let Ok(Some(org)) = answer.result {
                     out.extend(ods_code_of(&org.json));

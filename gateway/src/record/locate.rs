@@ -90,7 +90,10 @@ impl RecordService {
                 self.memo.remember_links(gateway_id, rows, epoch).await
             }
         };
-        let adapters = self.federation.adapters();
+        // Only sources asked now: links learnt from a source since suspended, deregistered or
+        // no longer attested are not followed, and that source is reported as not asked.
+        let sources = self.federation.sources();
+        let adapters = sources.adapters();
         let unknown: Vec<Arc<dyn SourceAdapter>> = adapters
             .iter()
             .filter(|a| !known.iter().any(|l| l.source_id == a.id().as_str()))
@@ -100,7 +103,7 @@ impl RecordService {
             .iter()
             .filter_map(|l| l.local_id.clone().map(|local| (l.source_id.clone(), local)))
             .collect();
-        let mut failed = Vec::new();
+        let mut failed: Vec<SourceAnswer<()>> = sources.not_asked().collect();
         if !unknown.is_empty() {
             let answers =
                 self.federation.find_patient_in(&unknown, nhs, gateway_id, request_id, overall).await;

@@ -118,6 +118,13 @@ impl ReplicaMemo {
         links
     }
 
+    /// Forgets the locator's answers for every patient (a source's registration changed and
+    /// its links were dropped from the store).
+    pub fn forget_all_links(&self) {
+        self.links_epoch.fetch_add(1, Ordering::SeqCst);
+        self.links.invalidate_all();
+    }
+
     /// Forgets the locator's answers for `id`, after they were written to the store.
     pub async fn forget_links(&self, id: &str) {
         self.links_epoch.fetch_add(1, Ordering::SeqCst);

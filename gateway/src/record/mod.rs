@@ -183,9 +183,9 @@ impl RecordService {
             && self.privacy_officers.contains(&principal.organisation)
     }
 
-    /// Registry ids of every source as a JSON array, for the audit trail.
+    /// Registry ids of every source this request asks, as a JSON array, for the audit trail.
     pub fn source_ids(&self) -> Arc<str> {
-        self.federation.source_ids_json()
+        self.federation.sources().source_ids_json()
     }
 
     /// Finds the patient with this NHS number in every source (the NHS-number search, decided

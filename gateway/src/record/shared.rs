@@ -31,7 +31,7 @@ impl RecordService {
     ) -> Result<NormalisedResource, RecordError> {
         self.admit(principal)?;
         let (source, local) = id.split_once('.').ok_or(RecordError::NoSuchResource)?;
-        let adapter = self.federation.adapter(source).ok_or(RecordError::NoSuchResource)?.clone();
+        let adapter = self.federation.sources().adapter(source).ok_or(RecordError::NoSuchResource)?.clone();
         let asked = serde_json::to_string(&[adapter.id().as_str()]).unwrap_or_else(|_| "[]".into());
         call.intent(asked.into()).await?;
         let answer = self.federation.read_shared(&adapter, resource_type, local, call.request_id()).await;

@@ -42,6 +42,7 @@ impl FakeSource {
                 timeout_ms: 1_000,
                 max_body_bytes: 1 << 20,
                 tls: None,
+                attestation: None,
             },
             answer,
             fetches: AtomicUsize::new(0),

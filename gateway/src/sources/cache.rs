@@ -115,17 +115,28 @@ impl SourceCache {
             .map_err(|e| (*e).clone())
     }
 
+    /// Drops everything cached from one source, at once: its registration changed or ended,
+    /// so what it answered before may no longer be its answer.
+    pub fn invalidate_source(&self, source: &SourceId) {
+        let source = source.clone();
+        self.invalidate_where(move |k| k.source == source);
+    }
+
     /// Drops everything cached about a patient, from every source, at once: later reads go to
     /// the sources. Consent and agreement changes call this before they are acknowledged.
     pub fn invalidate_patient(&self, gateway_id: &str) {
         let id = gateway_id.to_owned();
-        let id2 = id.clone();
+        self.invalidate_where(move |k| k.patient == id);
+    }
+
+    fn invalidate_where(&self, matches: impl Fn(&Key) -> bool + Clone + Send + Sync + 'static) {
+        let again = matches.clone();
         // Both caches were built with invalidation closures, so these cannot fail; if they
         // ever did, fall back to dropping everything rather than serving stale data.
-        if self.records.invalidate_entries_if(move |k, _| k.patient == id).is_err() {
+        if self.records.invalidate_entries_if(move |k, _| matches(k)).is_err() {
             self.records.invalidate_all();
         }
-        if self.patients.invalidate_entries_if(move |k, _| k.patient == id2).is_err() {
+        if self.patients.invalidate_entries_if(move |k, _| again(k)).is_err() {
             self.patients.invalidate_all();
         }
     }

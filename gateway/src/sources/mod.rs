@@ -6,7 +6,9 @@
 //! A slow or failing source never fails the others: its slot in the answer says why it is
 //! missing, and the caller turns that into an `incomplete` OperationOutcome entry.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -23,13 +25,66 @@ pub mod call;
 
 pub use cache::SourceCache;
 
-/// The registered sources, their cache and the overall deadline.
+/// The sources a request works with: those the gateway asks, in registry order, and those it
+/// may not ask (suspended, or without a current attestation), reported as missing from every
+/// answer. Built by the registry; swapped whole, never edited.
+pub struct Sources {
+    adapters: Vec<Arc<dyn SourceAdapter>>,
+    not_asked: Vec<(SourceId, &'static str)>,
+    source_ids: Arc<str>,
+}
+
+impl Sources {
+    /// `adapters` are asked, in this order; `not_asked` are reported with the fixed phrase
+    /// saying why.
+    pub fn new(adapters: Vec<Arc<dyn SourceAdapter>>, not_asked: Vec<(SourceId, &'static str)>) -> Self {
+        let ids: Vec<&str> = adapters.iter().map(|a| a.id().as_str()).collect();
+        let source_ids = Arc::from(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()));
+        Self { adapters, not_asked, source_ids }
+    }
+
+    /// The sources that are asked.
+    pub fn adapters(&self) -> &[Arc<dyn SourceAdapter>] {
+        &self.adapters
+    }
+
+    /// The source registered as `id`, if it is asked.
+    pub fn adapter(&self, id: &str) -> Option<&Arc<dyn SourceAdapter>> {
+        self.adapters.iter().find(|a| a.id().as_str() == id)
+    }
+
+    /// Every source that is asked, by id, as a JSON array (for the audit trail).
+    pub fn source_ids_json(&self) -> Arc<str> {
+        self.source_ids.clone()
+    }
+
+    /// The registered sources that are not asked, as answers saying why (an answer reports
+    /// them as it reports a source that failed).
+    pub fn not_asked<T>(&self) -> impl Iterator<Item = SourceAnswer<T>> + '_ {
+        self.not_asked.iter().map(|(source, why)| SourceAnswer {
+            source: source.clone(),
+            result: Err(AdapterError::NotAsked(why)),
+            elapsed: Duration::ZERO,
+        })
+    }
+}
+
+tokio::task_local! {
+    /// The sources the current request works with: `(Federation::id, sources)`.
+    static PINNED: (usize, Arc<Sources>);
+}
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// The registered sources, their cache and the overall deadline. The sources are swapped
+/// whole when the registry changes ([`Self::replace`]); a request pinned with [`Self::pinned`]
+/// keeps the sources it started with, so its audit record names exactly the sources it asked.
 #[derive(Clone)]
 pub struct Federation {
-    adapters: Vec<Arc<dyn SourceAdapter>>,
+    id: usize,
+    sources: Arc<RwLock<Arc<Sources>>>,
     request_deadline: Duration,
     cache: SourceCache,
-    source_ids: Arc<str>,
 }
 
 /// What one source answered.
@@ -50,9 +105,12 @@ impl Federation {
         request_deadline: Duration,
         cache: SourceCache,
     ) -> Self {
-        let ids: Vec<&str> = adapters.iter().map(|a| a.id().as_str()).collect();
-        let source_ids = Arc::from(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()));
-        Self { adapters, request_deadline, cache, source_ids }
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            sources: Arc::new(RwLock::new(Arc::new(Sources::new(adapters, Vec::new())))),
+            request_deadline,
+            cache,
+        }
     }
 
     /// The per-source cache (consent changes invalidate through it).
@@ -60,14 +118,28 @@ impl Federation {
         &self.cache
     }
 
-    /// The registered sources.
-    pub fn adapters(&self) -> &[Arc<dyn SourceAdapter>] {
-        &self.adapters
+    /// The sources this request works with: those pinned for it, or else the latest.
+    pub fn sources(&self) -> Arc<Sources> {
+        PINNED
+            .try_with(|(id, sources)| (*id == self.id).then(|| sources.clone()))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| self.latest())
     }
 
-    /// The source registered as `id`.
-    pub fn adapter(&self, id: &str) -> Option<&Arc<dyn SourceAdapter>> {
-        self.adapters.iter().find(|a| a.id().as_str() == id)
+    /// The latest sources, whatever a request has pinned.
+    pub fn latest(&self) -> Arc<Sources> {
+        self.sources.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Makes `sources` the ones every request from now on works with.
+    pub fn replace(&self, sources: Sources) {
+        *self.sources.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(sources);
+    }
+
+    /// Runs `request` with the latest sources throughout.
+    pub async fn pinned<F: Future>(&self, request: F) -> F::Output {
+        PINNED.scope((self.id, self.latest()), request).await
     }
 
     /// Reads one shared resource from one source, within that source's timeout and the
@@ -87,11 +159,6 @@ impl Federation {
         SourceAnswer { source: adapter.id().clone(), result, elapsed: started.elapsed() }
     }
 
-    /// Every source id as a JSON array, for the audit trail.
-    pub fn source_ids_json(&self) -> Arc<str> {
-        self.source_ids.clone()
-    }
-
     fn context(&self, adapter: &dyn SourceAdapter, overall: Instant, request_id: &str) -> CallContext {
         let own = Instant::now() + adapter.config().timeout();
         CallContext {
@@ -106,7 +173,8 @@ impl Federation {
         Instant::now() + self.request_deadline
     }
 
-    /// Asks every source whether it holds the patient.
+    /// Asks every source whether it holds the patient; the sources that may not be asked
+    /// answer that they were not.
     pub async fn find_patient(
         &self,
         nhs: &NhsNumber,
@@ -114,7 +182,11 @@ impl Federation {
         request_id: &str,
         overall: Instant,
     ) -> Vec<SourceAnswer<Option<SourcePatient>>> {
-        self.find_patient_in(&self.adapters, nhs, gateway_id, request_id, overall).await
+        let sources = self.sources();
+        let mut answers =
+            self.find_patient_in(sources.adapters(), nhs, gateway_id, request_id, overall).await;
+        answers.extend(sources.not_asked());
+        answers
     }
 
     /// Asks the given sources whether they hold the patient, in parallel.
@@ -168,5 +240,45 @@ impl Federation {
             .instrument(span)
         });
         join_all(calls).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pinned_request_keeps_its_sources_while_the_registry_changes() {
+        let cache = SourceCache::new(Duration::from_secs(1), 1024, false);
+        let federation = Federation::new(Vec::new(), Duration::from_secs(1), cache);
+        let camden = SourceId::parse("camden").unwrap();
+        federation.replace(Sources::new(Vec::new(), vec![(camden, "its registration is suspended")]));
+        let seen = federation
+            .pinned(async {
+                let before = federation.sources().not_asked::<()>().count();
+                federation.replace(Sources::new(Vec::new(), Vec::new()));
+                (before, federation.sources().not_asked::<()>().count())
+            })
+            .await;
+        assert_eq!(seen, (1, 1), "the request in flight keeps what it started with");
+        assert_eq!(federation.sources().not_asked::<()>().count(), 0, "the next one sees the change");
+        let other = Federation::new(
+            Vec::new(),
+            Duration::from_secs(1),
+            SourceCache::new(Duration::from_secs(1), 1024, false),
+        );
+        let unpinned = federation.pinned(async { other.sources().not_asked::<()>().count() }).await;
+        assert_eq!(unpinned, 0, "one federation's pin is not another's");
+        assert_eq!(&*federation.sources().source_ids_json(), "[]");
+    }
+
+    #[test]
+    fn sources_not_asked_answer_that_they_were_not() {
+        let camden = SourceId::parse("camden").unwrap();
+        let sources = Sources::new(Vec::new(), vec![(camden.clone(), "its registration is suspended")]);
+        let answers: Vec<SourceAnswer<()>> = sources.not_asked().collect();
+        assert_eq!(answers[0].source, camden);
+        assert_eq!(answers[0].result, Err(AdapterError::NotAsked("its registration is suspended")));
+        assert!(sources.adapter("camden").is_none(), "a source not asked is not readable either");
     }
 }

@@ -1,8 +1,9 @@
 //! State kept by the gateway, one module per table group: the audit trail (`audit_log`), the
 //! patient index and record locator (`patients`), used client-assertion ids (`replay`), patients'
-//! consents (`consents`) and published sharing-agreement versions with their approvals
-//! (`agreements`), first accesses with their notifications and outbox (`access`), and misuse
-//! monitoring's counts (`misuse`).
+//! consents (`consents`), published sharing-agreement versions with their approvals
+//! (`agreements`), first accesses with their notifications and outbox (`access`), misuse
+//! monitoring's counts (`misuse`), and the source registry with organisations' attestations
+//! (`sources`).
 //! [`memory`] holds in-memory fakes of the traits the record service and audit trail use.
 //! SQLite by default (one file, no set-up), PostgreSQL to scale out.
 //!
@@ -51,6 +52,7 @@ mod patients;
 mod postgres_audit_writer;
 mod replay;
 mod retention;
+mod sources;
 
 pub use crate::audit::AuditLog;
 pub use crate::audit::ChainedAudit;
@@ -63,6 +65,7 @@ pub use consents::{ConsentStore, ConsentVersion};
 pub use misuse::MisuseStore;
 pub use patients::{PatientIndex, SourceLink};
 pub use replay::StoreReplayGuard;
+pub use sources::{SourceRegistryStore, StoredSource};
 
 /// A store operation failed. The message names the operation and the database's reason (which
 /// names tables and constraints, never values).

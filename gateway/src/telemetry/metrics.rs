@@ -111,6 +111,7 @@ pub fn outcome_code(e: Option<&AdapterError>) -> &'static str {
         Some(AdapterError::Malformed(_)) => "malformed",
         Some(AdapterError::ForeignLink) => "foreign-link",
         Some(AdapterError::OtherPatient) => "other-patient",
+        Some(AdapterError::NotAsked(_)) => "not-asked",
     }
 }
 

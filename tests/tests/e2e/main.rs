@@ -22,6 +22,7 @@ mod mtls;
 mod oversight;
 mod pipeline;
 mod postgres;
+mod registry;
 mod relationship;
 mod replicas;
 mod schema;

@@ -1,0 +1,608 @@
+//! The source registry: which borough exchanges the gateway asks, kept in the store and
+//! followed at run time.
+//!
+//! Registrations persist in the store (`registered_source`) and are loaded at start. The
+//! `[[sources]]` of the config are a bootstrap that **wins** for the sources it lists: at every
+//! start each listed source is written from the config (name, kind, ODS code, URL, limits,
+//! attestation), keeping only its run-time state (suspended stays suspended); a source the
+//! config used to list and no longer does is deregistered; the admin API may suspend and resume
+//! a config source but not change or deregister it (409: change the config). Sources
+//! registered through the API are the API's alone.
+//!
+//! Every change is written to the store first, then the federation's sources are swapped whole
+//! ([`crate::sources::Federation::replace`]): the next request asks the new set, one in flight
+//! keeps the set it started with. A source is asked only while it is active and its
+//! information-governance attestation is current ([`attestation`]); the others are reported in
+//! every answer as not asked, saying why. The registry is reloaded from the store every
+//! `registry.refresh_secs` (other replicas' changes, attestations that expired meanwhile).
+//! Consuming organisations' attestations are kept here too.
+
+pub mod attestation;
+pub mod health;
+pub mod input;
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tideway_adapters::{Attestation, SourceAdapter, SourceConfig, SourceId};
+use tideway_auth::{Principal, PurposeOfUse};
+use tideway_profiles::OdsCode;
+use time::{Date, OffsetDateTime};
+
+use crate::config::RegistrySettings;
+use crate::record::ReplicaMemo;
+use crate::sources::{Federation, Sources};
+use crate::store::{SourceRegistryStore, StoreError, StoredSource};
+use attestation::Standing;
+pub use input::FieldError;
+
+/// Positions of sources registered through the API start here, after any config list.
+const API_POSITIONS: i64 = 1 << 32;
+
+/// Whether a registered source is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceState {
+    /// Asked (while its attestation is current).
+    Active,
+    /// Registered but not asked, until resumed.
+    Suspended,
+    /// No longer registered (the row stays so the config cannot bring it back unseen).
+    Deregistered,
+}
+
+impl SourceState {
+    /// The stored and shown code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Deregistered => "deregistered",
+        }
+    }
+
+    fn parse(code: &str) -> Option<Self> {
+        [Self::Active, Self::Suspended, Self::Deregistered].into_iter().find(|s| s.as_str() == code)
+    }
+}
+
+/// Where a registration came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A `[[sources]]` entry: the config owns it.
+    Config,
+    /// `POST /admin/sources`.
+    Api,
+}
+
+impl Origin {
+    /// The stored and shown code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// One registered source.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// What the source is and how to reach it, with its attestation.
+    pub config: SourceConfig,
+    /// Whether it is asked.
+    pub state: SourceState,
+    /// Where it came from.
+    pub origin: Origin,
+    /// Its place in registry order.
+    pub position: i64,
+    /// When it last changed (microseconds since the epoch).
+    pub updated_at_us: i64,
+}
+
+impl Registration {
+    fn stored(&self) -> StoredSource {
+        StoredSource {
+            source_id: self.config.id.to_string(),
+            position: self.position,
+            state: self.state.as_str().to_owned(),
+            origin: self.origin.as_str().to_owned(),
+            config: serde_json::to_string(&self.config).unwrap_or_default(),
+            updated_at_us: self.updated_at_us,
+        }
+    }
+
+    fn from_stored(row: &StoredSource) -> Option<Self> {
+        let config = serde_json::from_str(&row.config).ok()?;
+        let origin = match row.origin.as_str() {
+            "config" => Origin::Config,
+            "api" => Origin::Api,
+            _ => return None,
+        };
+        Some(Self {
+            config,
+            state: SourceState::parse(&row.state)?,
+            origin,
+            position: row.position,
+            updated_at_us: row.updated_at_us,
+        })
+    }
+}
+
+/// Why a registry change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The input is wrong in the field named.
+    #[error("{}", .0.message)]
+    Invalid(FieldError),
+    /// A source of that id is registered already.
+    #[error("a source '{0}' is registered already (change it with PUT, or deregister it first)")]
+    Exists(SourceId),
+    /// No source of that id is registered.
+    #[error("no source of that id is registered")]
+    NotFound,
+    /// The config lists the source: only the config changes or removes it.
+    #[error(
+        "source '{0}' is listed in the config's [[sources]]: change it there (it may be suspended or resumed here)"
+    )]
+    ConfigOwned(SourceId),
+    /// The organisation code is not one.
+    #[error("an ODS code is 3 to 10 upper-case letters or digits")]
+    BadOrganisation,
+    /// The store could not be read or written: nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The audit trail could not be written: nothing changed.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+}
+
+impl RegistryError {
+    /// The audit reason code.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) | Self::BadOrganisation => "bad-request",
+            Self::Exists(_) | Self::ConfigOwned(_) => "conflict",
+            Self::NotFound => "not-found",
+            Self::Store(_) | Self::Audit(_) => "store",
+        }
+    }
+}
+
+/// A source as `GET /admin/sources` shows it.
+#[derive(Debug, Clone)]
+pub struct SourceView {
+    /// The registration.
+    pub registration: Registration,
+    /// Its attestation today.
+    pub standing: Standing,
+    /// Whether it is asked now.
+    pub asked: bool,
+    /// Its last health probe.
+    pub health: Option<health::Probe>,
+}
+
+struct Inner {
+    entries: Vec<Registration>,
+    /// Adapters built, by source id, with the registration JSON they were built from: an
+    /// unchanged source keeps its adapter (and its connections) across a rebuild.
+    built: HashMap<String, (String, Arc<dyn SourceAdapter>)>,
+    /// The day each source's expiry warning was last logged.
+    warned: HashMap<String, Date>,
+}
+
+/// The live registry.
+pub struct Registry {
+    store: Arc<dyn SourceRegistryStore>,
+    federation: Federation,
+    memo: ReplicaMemo,
+    settings: RegistrySettings,
+    admins: Vec<OdsCode>,
+    /// Health of the active sources.
+    pub health: health::Health,
+    inner: tokio::sync::Mutex<Inner>,
+    organisations: RwLock<HashMap<String, Attestation>>,
+}
+
+fn now_us() -> i64 {
+    crate::epoch_us::now()
+}
+
+fn today() -> Date {
+    OffsetDateTime::now_utc().date()
+}
+
+impl Registry {
+    /// Loads the registry, registers the config's sources (the config wins for those it lists)
+    /// and gives the federation its sources.
+    pub async fn start(
+        store: Arc<dyn SourceRegistryStore>,
+        federation: Federation,
+        memo: ReplicaMemo,
+        settings: RegistrySettings,
+        admins: Vec<OdsCode>,
+        listed: &[SourceConfig],
+    ) -> Result<Self, StoreError> {
+        let rows = store.registered_sources().await?;
+        let stored: Vec<Registration> = rows.iter().filter_map(Registration::from_stored).collect();
+        for (position, config) in listed.iter().enumerate() {
+            let before = stored.iter().find(|r| r.config.id == config.id);
+            let state = before
+                .map(|r| r.state)
+                .filter(|s| *s != SourceState::Deregistered)
+                .unwrap_or(SourceState::Active);
+            let wanted = Registration {
+                config: config.clone(),
+                state,
+                origin: Origin::Config,
+                position: i64::try_from(position).unwrap_or(i64::MAX),
+                updated_at_us: now_us(),
+            };
+            let unchanged = before.is_some_and(|r| {
+                let (mut a, mut b) = (r.stored(), wanted.stored());
+                a.updated_at_us = 0;
+                b.updated_at_us = 0;
+                a == b
+            });
+            if !unchanged {
+                if before.is_some() {
+                    tracing::info!(source = %config.id, "source registration updated from the config");
+                    store.forget_source_links(config.id.as_str()).await?;
+                }
+                store.put_source(&wanted.stored()).await?;
+            }
+            if config.attestation.is_none() {
+                tracing::warn!(
+                    source = %config.id,
+                    "source listed in the config without an attestation: treated as attested"
+                );
+            }
+        }
+        for r in stored.iter().filter(|r| r.origin == Origin::Config && r.state != SourceState::Deregistered)
+        {
+            if !listed.iter().any(|c| c.id == r.config.id) {
+                tracing::info!(source = %r.config.id, "source no longer listed in the config: deregistered");
+                let gone =
+                    Registration { state: SourceState::Deregistered, updated_at_us: now_us(), ..r.clone() };
+                store.put_source(&gone.stored()).await?;
+                store.forget_source_links(r.config.id.as_str()).await?;
+            }
+        }
+        let registry = Self {
+            store,
+            federation,
+            memo,
+            settings,
+            admins,
+            health: health::Health::default(),
+            inner: tokio::sync::Mutex::new(Inner {
+                entries: Vec::new(),
+                built: HashMap::new(),
+                warned: HashMap::new(),
+            }),
+            organisations: RwLock::new(HashMap::new()),
+        };
+        registry.reload().await?;
+        Ok(registry)
+    }
+
+    /// Reads the registry and the organisations' attestations from the store and rebuilds the
+    /// federation's sources (unchanged sources keep their adapters).
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        // Read under the lock, so a change made here meanwhile is not undone by older rows.
+        let mut inner = self.inner.lock().await;
+        let rows = self.store.registered_sources().await?;
+        let orgs = self.store.organisation_attestations().await?;
+        let organisations: HashMap<String, Attestation> = orgs
+            .into_iter()
+            .filter_map(|(ods, json)| match serde_json::from_str(&json) {
+                Ok(a) => Some((ods, a)),
+                Err(_) => {
+                    tracing::error!("a stored organisation attestation does not read: treated as missing");
+                    None
+                }
+            })
+            .collect();
+        let today = today();
+        for (ods, a) in &organisations {
+            let standing = attestation::judge(Some(a), false, today, self.settings.attestation_warning_days);
+            let key = format!("organisation:{ods}");
+            if (matches!(standing, Standing::Expiring(_)) || !standing.is_current())
+                && inner.warned.get(&key) != Some(&today)
+            {
+                tracing::warn!(organisation = %ods, standing = standing.code(), "consuming organisation's information-governance attestation expires soon or is not current");
+                inner.warned.insert(key, today);
+            }
+        }
+        *self.organisations.write().unwrap_or_else(PoisonError::into_inner) = organisations;
+        inner.entries = rows
+            .iter()
+            .filter_map(|row| {
+                let r = Registration::from_stored(row);
+                if r.is_none() {
+                    tracing::error!(source = %row.source_id, "a stored source registration does not read: not asked");
+                }
+                r
+            })
+            .collect();
+        self.rebuild(&mut inner);
+        Ok(())
+    }
+
+    fn standing(&self, r: &Registration, today: Date) -> Standing {
+        let assumed = r.origin == Origin::Config && !self.settings.require_source_attestation;
+        attestation::judge(
+            r.config.attestation.as_ref(),
+            assumed,
+            today,
+            self.settings.attestation_warning_days,
+        )
+    }
+
+    /// Swaps in the sources `inner` says are asked, and logs attestations expiring soon or
+    /// lapsed (once a day each).
+    fn rebuild(&self, inner: &mut Inner) {
+        let today = today();
+        let mut adapters = Vec::new();
+        let mut not_asked = Vec::new();
+        let mut built = HashMap::new();
+        let mut warnings = Vec::new();
+        for r in &inner.entries {
+            let id = r.config.id.clone();
+            match r.state {
+                SourceState::Deregistered => continue,
+                SourceState::Suspended => {
+                    not_asked.push((id, "its registration is suspended"));
+                    continue;
+                }
+                SourceState::Active => {}
+            }
+            let standing = self.standing(r, today);
+            if matches!(standing, Standing::Expiring(_)) || !standing.is_current() {
+                warnings.push((id.clone(), standing));
+            }
+            if !standing.is_current() {
+                not_asked.push((id, standing.why_not_current()));
+                continue;
+            }
+            let key = serde_json::to_string(&r.config).unwrap_or_default();
+            let adapter = match inner.built.remove(id.as_str()) {
+                Some((k, a)) if k == key => a,
+                _ => match tideway_adapters::registry::build(r.config.clone()) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::error!(source = %id, error = %e, "source adapter could not be built: not asked");
+                        not_asked.push((id, "its adapter could not be set up"));
+                        continue;
+                    }
+                },
+            };
+            built.insert(id.to_string(), (key, adapter.clone()));
+            adapters.push(adapter);
+        }
+        for (id, standing) in warnings {
+            if inner.warned.get(id.as_str()) == Some(&today) {
+                continue;
+            }
+            inner.warned.insert(id.to_string(), today);
+            match standing {
+                Standing::Expiring(days_left) => tracing::warn!(
+                    source = %id,
+                    days_left,
+                    "source information-governance attestation expires soon"
+                ),
+                s => {
+                    tracing::warn!(source = %id, standing = s.code(), "source not asked: attestation not current")
+                }
+            }
+        }
+        inner.built = built;
+        self.federation.replace(Sources::new(adapters, not_asked));
+    }
+
+    /// Reloads every `refresh_secs` and probes every active source every
+    /// `health_interval_secs`, for as long as the runtime runs. Both first run one period after
+    /// start: the registry was just loaded, and no source is asked anything the moment the
+    /// gateway starts (health reads `null` until the first probe).
+    pub fn spawn(self: &Arc<Self>) {
+        let registry = self.clone();
+        crate::periodic::every(self.settings.refresh_secs, move || {
+            let registry = registry.clone();
+            async move {
+                if let Err(e) = registry.reload().await {
+                    tracing::error!(error = %e, "source registry could not be reloaded: keeping the sources in force");
+                }
+            }
+        });
+        let registry = self.clone();
+        crate::periodic::every(self.settings.health_interval_secs, move || {
+            let registry = registry.clone();
+            async move { registry.probe().await }
+        });
+    }
+
+    /// Probes every active source once.
+    pub async fn probe(&self) {
+        let active: Vec<SourceConfig> = {
+            let inner = self.inner.lock().await;
+            inner
+                .entries
+                .iter()
+                .filter(|r| r.state == SourceState::Active)
+                .map(|r| r.config.clone())
+                .collect()
+        };
+        self.health.probe_all(&active).await;
+    }
+
+    /// Whether `principal` administers the registry: a user of an administering organisation
+    /// acting for operations (`HOPERAT`).
+    pub fn is_admin(&self, principal: &Principal) -> bool {
+        principal.purpose == PurposeOfUse::Operations && self.admins.contains(&principal.organisation)
+    }
+
+    /// Why `principal`'s organisation may not be served, when consumer attestations are
+    /// required and it holds no current one (administrators are always served, so they can
+    /// record one).
+    pub fn refuses_consumer(&self, principal: &Principal) -> Option<&'static str> {
+        if !self.settings.require_consumer_attestation || self.is_admin(principal) {
+            return None;
+        }
+        let orgs = self.organisations.read().unwrap_or_else(PoisonError::into_inner);
+        let standing = attestation::judge(
+            orgs.get(principal.organisation.as_str()),
+            false,
+            today(),
+            self.settings.attestation_warning_days,
+        );
+        (!standing.is_current()).then(|| standing.why_not_current())
+    }
+
+    /// The registrations of every source not deregistered, in registry order.
+    pub async fn configs(&self) -> Vec<SourceConfig> {
+        let inner = self.inner.lock().await;
+        inner
+            .entries
+            .iter()
+            .filter(|r| r.state != SourceState::Deregistered)
+            .map(|r| r.config.clone())
+            .collect()
+    }
+
+    /// Every registered source (deregistered ones left out), in registry order.
+    pub async fn list(&self) -> Vec<SourceView> {
+        let today = today();
+        let asked = self.federation.latest();
+        let inner = self.inner.lock().await;
+        inner
+            .entries
+            .iter()
+            .filter(|r| r.state != SourceState::Deregistered)
+            .map(|r| SourceView {
+                registration: r.clone(),
+                standing: self.standing(r, today),
+                asked: asked.adapter(r.config.id.as_str()).is_some(),
+                health: self.health.get(r.config.id.as_str()),
+            })
+            .collect()
+    }
+
+    /// Registers a new source (or one deregistered before, under its id again).
+    pub async fn register(&self, config: SourceConfig) -> Result<Registration, RegistryError> {
+        let mut inner = self.inner.lock().await;
+        if inner.entries.iter().any(|r| r.config.id == config.id && r.state != SourceState::Deregistered) {
+            return Err(RegistryError::Exists(config.id));
+        }
+        let position = inner.entries.iter().map(|r| r.position).max().unwrap_or(0).max(API_POSITIONS - 1) + 1;
+        let r = Registration {
+            config,
+            state: SourceState::Active,
+            origin: Origin::Api,
+            position,
+            updated_at_us: now_us(),
+        };
+        self.write(&mut inner, r, true).await
+    }
+
+    /// Replaces a source's registration (not its id, state or place).
+    pub async fn update(&self, config: SourceConfig) -> Result<Registration, RegistryError> {
+        let mut inner = self.inner.lock().await;
+        let before = Self::find(&inner, &config.id)?;
+        if before.origin == Origin::Config {
+            return Err(RegistryError::ConfigOwned(config.id));
+        }
+        let r = Registration { config, updated_at_us: now_us(), ..before };
+        self.write(&mut inner, r, true).await
+    }
+
+    /// Suspends or resumes a source.
+    pub async fn set_state(&self, id: &SourceId, active: bool) -> Result<Registration, RegistryError> {
+        let mut inner = self.inner.lock().await;
+        let before = Self::find(&inner, id)?;
+        let state = if active { SourceState::Active } else { SourceState::Suspended };
+        let r = Registration { state, updated_at_us: now_us(), ..before };
+        self.write(&mut inner, r, false).await
+    }
+
+    /// Deregisters a source: it is no longer asked, and what it answered before is forgotten.
+    pub async fn deregister(&self, id: &SourceId) -> Result<Registration, RegistryError> {
+        let mut inner = self.inner.lock().await;
+        let before = Self::find(&inner, id)?;
+        if before.origin == Origin::Config {
+            return Err(RegistryError::ConfigOwned(id.clone()));
+        }
+        let r = Registration { state: SourceState::Deregistered, updated_at_us: now_us(), ..before };
+        self.write(&mut inner, r, true).await
+    }
+
+    fn find(inner: &Inner, id: &SourceId) -> Result<Registration, RegistryError> {
+        inner
+            .entries
+            .iter()
+            .find(|r| r.config.id == *id && r.state != SourceState::Deregistered)
+            .cloned()
+            .ok_or(RegistryError::NotFound)
+    }
+
+    /// Stores `r`, then (with `forget`) drops what the locator, the cache and the health
+    /// probes knew of the source, and swaps the federation's sources.
+    async fn write(
+        &self,
+        inner: &mut Inner,
+        r: Registration,
+        forget: bool,
+    ) -> Result<Registration, RegistryError> {
+        self.store.put_source(&r.stored()).await?;
+        if forget {
+            // Its local ids may mean nothing under the new registration; a failure here would
+            // leave links to follow, so the change is reported failed (it is stored, and the
+            // reload makes it hold) rather than half done silently.
+            self.store.forget_source_links(r.config.id.as_str()).await?;
+            self.memo.forget_all_links();
+            self.federation.cache().invalidate_source(&r.config.id);
+            self.health.forget(r.config.id.as_str());
+        }
+        match inner.entries.iter_mut().find(|e| e.config.id == r.config.id) {
+            Some(e) => *e = r.clone(),
+            None => inner.entries.push(r.clone()),
+        }
+        inner
+            .entries
+            .sort_by(|a, b| (a.position, a.config.id.as_str()).cmp(&(b.position, b.config.id.as_str())));
+        self.rebuild(inner);
+        Ok(r)
+    }
+
+    /// Every organisation's attestation, by ODS code, with its standing today.
+    pub fn organisations(&self) -> Vec<(String, Attestation, Standing)> {
+        let today = today();
+        let orgs = self.organisations.read().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<_> = orgs
+            .iter()
+            .map(|(ods, a)| {
+                let s = attestation::judge(Some(a), false, today, self.settings.attestation_warning_days);
+                (ods.clone(), a.clone(), s)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Records an organisation's attestation (over any recorded before).
+    pub async fn put_organisation(
+        &self,
+        ods: &str,
+        attestation: Attestation,
+    ) -> Result<Standing, RegistryError> {
+        let ods = OdsCode::parse(ods).map_err(|_| RegistryError::BadOrganisation)?;
+        let _serialised = self.inner.lock().await;
+        let json = serde_json::to_string(&attestation).unwrap_or_default();
+        self.store.put_organisation_attestation(ods.as_str(), &json, now_us()).await?;
+        let standing =
+            attestation::judge(Some(&attestation), false, today(), self.settings.attestation_warning_days);
+        self.organisations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(ods.as_str().to_owned(), attestation);
+        Ok(standing)
+    }
+}
