@@ -110,11 +110,18 @@ impl AppHandle {
         }
         self.main.stop(graceful).await;
         self.refusals.flush(&self.audit).await;
-        // What was served is signed before the process ends.
-        if let Some(checkpointer) = &self.checkpointer
-            && let Err(e) = checkpointer.checkpoint().await
-        {
-            tracing::error!(error = %e, "the closing audit checkpoint could not be written");
+        // What was served is signed before the process ends (tried a few times: a store busy
+        // with the last requests' commits may not answer the first time).
+        if let Some(checkpointer) = &self.checkpointer {
+            for attempt in 1..=3 {
+                match checkpointer.checkpoint().await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(attempt, error = %e, "the closing audit checkpoint could not be written");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
         }
     }
 }
