@@ -674,12 +674,13 @@ impl Answer {
             .map(|e| &e["resource"])
     }
 
-    /// The outcome entry's issues other than the notice every clinical answer carries (that
-    /// information may be withheld): what went wrong or was ignored in this answer.
+    /// The outcome entry's issues other than information (the notice every clinical answer
+    /// carries that information may be withheld, and marks such as a deceased patient's): what
+    /// went wrong or was ignored in this answer.
     pub fn warnings(&self) -> Vec<&Value> {
         self.outcome_entry()
             .and_then(|oo| oo["issue"].as_array())
-            .map(|issues| issues.iter().filter(|i| i["code"] != "suppressed").collect())
+            .map(|issues| issues.iter().filter(|i| i["severity"] != "information").collect())
             .unwrap_or_default()
     }
 

@@ -315,6 +315,8 @@ impl Demo {
             "dissented": dissented,
             "explicit-consent-given": explicit,
             "no-consent": no_consent,
+            "restricted": population.restricted_patients(1).first().map(|n| n.as_str().to_owned()),
+            "deceased": population.deceased_patients(1).first().map(|n| n.as_str().to_owned()),
         });
         Ok(Self {
             base_url,

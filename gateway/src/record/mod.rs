@@ -11,6 +11,7 @@
 mod consent;
 mod error;
 mod locate;
+mod marks;
 mod memo;
 mod paging;
 mod privacy;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use tideway_adapters::SourceRecord;
 use tideway_adapters::{NormalisedResource, SourcePatient};
 use tideway_auth::Principal;
-use tideway_policy::{Ask, Decision, Directive, Standing, read_consent};
+use tideway_policy::{Ask, Decision, Directive, PatientMarks, Standing, read_consent};
 use tideway_profiles::{NhsNumber, ResourceFacts};
 
 pub use error::RecordError;
@@ -294,6 +295,8 @@ impl RecordService {
         // The one decision for this answer, over every source's resources at once.
         let decision = self.decide(principal, &ask, &directives, &facts);
         report.withheld(&decision, &facts);
+        let presented = decision.marks();
+        notices.extend(marks::notices(presented));
         // Every clinical answer says the same, whether or not anything was withheld.
         notices.push(Notice::MayBeWithheld);
         let mut first = 0;
@@ -309,7 +312,7 @@ impl RecordService {
                         .iter()
                         .enumerate()
                         .filter(|(i, _)| decision.releases(offset + i))
-                        .map(|(_, r)| r.clone())
+                        .map(|(_, r)| marks::present(presented, r))
                         .collect(),
                 }
             })
@@ -467,17 +470,28 @@ impl RecordService {
         if let Some(standing) = ask.standing() {
             report.standing(standing);
         }
+        let mut notices: Vec<Notice> = answers.iter().filter_map(Notice::of_failure).collect();
         if let Some(p) = &patient {
             let facts = [p.facts.as_ref()];
             let decision = self.decide(principal, &ask, directives, &facts);
             report.withheld(&decision, &facts);
-            if !decision.releases(0) {
+            if decision.releases(0) {
+                // Marked as any source marks the patient, not only the representative's.
+                let all: Vec<&ResourceFacts> = answers
+                    .iter()
+                    .filter_map(|a| a.result.as_ref().ok().and_then(|s| s.as_ref()))
+                    .map(|s| s.resource.facts.as_ref())
+                    .chain(facts)
+                    .collect();
+                let presented = PatientMarks::of(&all);
+                notices.extend(marks::notices(&presented));
+                patient = Some(marks::present(&presented, p));
+            } else {
                 // A patient withheld from this requester is not found, as an unknown one is not,
                 // so a search does not tell a dissent from an absence.
                 patient = None;
             }
         }
-        let mut notices: Vec<Notice> = answers.iter().filter_map(Notice::of_failure).collect();
         notices.push(Notice::MayBeWithheld);
         Ok(PatientAnswer { patient, notices, report })
     }

@@ -15,6 +15,7 @@ mod dialects;
 mod federation;
 mod governance;
 mod headers;
+mod identity;
 mod metrics;
 mod pipeline;
 mod postgres;
