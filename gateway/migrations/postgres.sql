@@ -98,3 +98,11 @@ CREATE TABLE IF NOT EXISTS privacy_alert (
     request_id   TEXT   NOT NULL
 );
 CREATE INDEX IF NOT EXISTS privacy_alert_raised ON privacy_alert (raised_at_us);
+-- Patient/$match's demographic index: a keyed hash of each birth date the gateway has seen on
+-- a source's Patient (never the date itself), to the patients it was seen on.
+CREATE TABLE IF NOT EXISTS patient_match_key (
+    match_key  TEXT   NOT NULL,
+    patient_id TEXT   NOT NULL,
+    seen_at    BIGINT NOT NULL,
+    PRIMARY KEY (match_key, patient_id)
+);

@@ -59,6 +59,13 @@ pub enum Notice {
     Restricted,
     /// Some source records the patient as deceased.
     Deceased,
+    /// The sources holding a `$match` candidate disagree on these demographic fields.
+    ConflictingDemographics {
+        /// The candidate's gateway id.
+        patient_id: String,
+        /// The fields, never their values.
+        fields: Vec<&'static str>,
+    },
     /// The requester broke the glass: the access is recorded with their reason, alerted to the
     /// privacy officer, and valid for this patient until the session ends.
     BrokeGlass {
@@ -129,6 +136,14 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
             Notice::MayBeWithheld => oo.with(IssueSeverity::Information, IssueType::Suppressed, MAY_BE_WITHHELD),
             Notice::Restricted => oo.with(IssueSeverity::Information, IssueType::Suppressed, RESTRICTED),
             Notice::Deceased => oo.with(IssueSeverity::Information, IssueType::Informational, DECEASED),
+            Notice::ConflictingDemographics { patient_id, fields } => oo.with(
+                IssueSeverity::Warning,
+                IssueType::BusinessRule,
+                format!(
+                    "the sources holding candidate Patient/{patient_id} disagree on: {}; check the patient's identity before relying on this match",
+                    fields.join(", ")
+                ),
+            ),
             Notice::BrokeGlass { ends_at_us } => oo.with(
                 IssueSeverity::Warning,
                 IssueType::Security,

@@ -30,7 +30,7 @@ fn interaction(action: &str) -> (Option<&'static str>, &'static str) {
     match action {
         "patient-read" | "read" | "agreement-read" => (Some("read"), "R"),
         "patient-search" | "search" | "page" | "alerts" => (Some("search-type"), "E"),
-        "patient-everything" | "policy-simulate" => (Some("operation"), "E"),
+        "patient-everything" | "policy-simulate" | "patient-match" => (Some("operation"), "E"),
         "consent" | "agreement-publish" => (Some("create"), "C"),
         "agreement-approve" => (Some("update"), "U"),
         _ => (None, "E"),

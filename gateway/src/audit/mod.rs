@@ -99,7 +99,7 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 16] = [
+pub const ACTIONS: [&str; 17] = [
     "patient-search",
     "patient-read",
     "patient-everything",
@@ -116,6 +116,7 @@ pub const ACTIONS: [&str; 16] = [
     "audit-read",
     "unauthenticated",
     "unsupported",
+    "patient-match",
 ];
 
 /// The action a stored code names.

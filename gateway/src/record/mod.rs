@@ -9,9 +9,11 @@
 //! with a copy it was folded into and no Provenance names an entry the requester cannot see.
 
 mod consent;
+mod demographics;
 mod error;
 mod locate;
 mod marks;
+mod matching;
 mod memo;
 mod paging;
 mod privacy;
@@ -28,7 +30,9 @@ use tideway_auth::Principal;
 use tideway_policy::{Ask, Decision, Directive, PatientMarks, Standing, read_consent};
 use tideway_profiles::{NhsNumber, ResourceFacts};
 
+pub use demographics::{Grade, MATCH_GRADE_URL, MatchQuery};
 pub use error::RecordError;
+pub use matching::{Candidate, MatchAnswer};
 pub use memo::ReplicaMemo;
 pub use paging::Page;
 pub use privacy::Hypothesis;

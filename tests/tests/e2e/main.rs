@@ -16,6 +16,7 @@ mod federation;
 mod governance;
 mod headers;
 mod identity;
+mod matching;
 mod metrics;
 mod pipeline;
 mod postgres;
