@@ -106,3 +106,11 @@ CREATE TABLE IF NOT EXISTS patient_match_key (
     seen_at    BIGINT NOT NULL,
     PRIMARY KEY (match_key, patient_id)
 );
+-- Superseded NHS numbers: an old number to the number that replaced it, learned from a
+-- source's Patient (an NHS-number identifier with use = old) or loaded from the configured feed.
+CREATE TABLE IF NOT EXISTS nhs_number_supersession (
+    old_nhs     TEXT   NOT NULL PRIMARY KEY,
+    current_nhs TEXT   NOT NULL,
+    origin      TEXT   NOT NULL,
+    recorded_at BIGINT NOT NULL
+);

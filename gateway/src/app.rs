@@ -54,6 +54,9 @@ pub enum StartError {
     /// The audit checkpoint key or file could not be read.
     #[error("audit checkpoints: {0}")]
     Checkpoints(#[from] crate::audit::checkpoint::CheckpointError),
+    /// The superseded NHS numbers feed could not be read (names the line, never a number).
+    #[error("identity.superseded_nhs_numbers_file: {0}")]
+    Supersessions(String),
     /// A source adapter could not be built.
     #[error("source {id}: {reason}")]
     Source {
@@ -201,6 +204,11 @@ impl Application {
             break_glass_secs: settings.policy.break_glass_minutes.saturating_mul(60),
             privacy_officers: settings.policy.privacy_office_codes().map_err(StartError::Policy)?,
         };
+        if let Some(path) = &settings.identity.superseded_nhs_numbers_file {
+            let text = std::fs::read_to_string(path).map_err(|e| StartError::Supersessions(e.to_string()))?;
+            let pairs = crate::record::parse_supersession_feed(&text).map_err(StartError::Supersessions)?;
+            records.load_supersessions(&pairs).await.map_err(|e| StartError::Supersessions(e.to_string()))?;
+        }
         let audit = AuditTrail::new(Arc::new(store.clone()));
         let refusals = Arc::new(RefusalTally::default());
         spawn_refusal_flush(refusals.clone(), audit.clone(), settings.audit.refusal_interval_secs);

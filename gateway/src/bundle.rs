@@ -59,6 +59,8 @@ pub enum Notice {
     Restricted,
     /// Some source records the patient as deceased.
     Deceased,
+    /// The NHS number asked for was superseded: the patient is answered under the current one.
+    Superseded,
     /// The sources holding a `$match` candidate disagree on these demographic fields.
     ConflictingDemographics {
         /// The candidate's gateway id.
@@ -82,6 +84,10 @@ pub const MAY_BE_WITHHELD: &str = "Some information may be withheld from this an
 pub const RESTRICTED: &str = "This patient's record is restricted (flagged sensitive): their address, telephone \
      and email, their contacts' details and their registered practice are withheld from every answer, \
      whoever asks.";
+
+/// The words of [`Notice::Superseded`].
+pub const SUPERSEDED: &str = "The NHS number asked for has been superseded: the patient is answered under their \
+     current NHS number (Patient.identifier).";
 
 /// The words of [`Notice::Deceased`].
 pub const DECEASED: &str = "The patient is recorded as deceased (see Patient.deceased).";
@@ -136,6 +142,7 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
             Notice::MayBeWithheld => oo.with(IssueSeverity::Information, IssueType::Suppressed, MAY_BE_WITHHELD),
             Notice::Restricted => oo.with(IssueSeverity::Information, IssueType::Suppressed, RESTRICTED),
             Notice::Deceased => oo.with(IssueSeverity::Information, IssueType::Informational, DECEASED),
+            Notice::Superseded => oo.with(IssueSeverity::Information, IssueType::Informational, SUPERSEDED),
             Notice::ConflictingDemographics { patient_id, fields } => oo.with(
                 IssueSeverity::Warning,
                 IssueType::BusinessRule,

@@ -165,6 +165,10 @@ pub struct ResourceFacts {
     /// `PractitionerRole/{id}`) or, named by identifier only, `ods:{code}`.
     #[serde(default)]
     pub registered_practice: Vec<String>,
+    /// For a Patient: NHS numbers the source keeps as no longer in use (an NHS-number
+    /// `identifier` with `use = old`), as written: the numbers this one superseded.
+    #[serde(default)]
+    pub former_nhs_numbers: Vec<String>,
 }
 
 /// `meta.source` prefix that names a registered source.
@@ -265,6 +269,11 @@ impl ResourceFacts {
                 .flatten(),
             registered_practice: if resource_type == "Patient" {
                 registered_practice(resource)
+            } else {
+                Vec::new()
+            },
+            former_nhs_numbers: if resource_type == "Patient" {
+                former_nhs_numbers(resource)
             } else {
                 Vec::new()
             },
@@ -370,6 +379,21 @@ fn is_restricted(resource: &Value) -> bool {
                 && l.get("code").and_then(Value::as_str).is_some_and(|c| c == "R" || c == "V")
         })
     })
+}
+
+/// The NHS numbers a Patient's identifiers mark as old.
+fn former_nhs_numbers(resource: &Value) -> Vec<String> {
+    resource
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|i| {
+            i.get("system").and_then(Value::as_str) == Some(crate::systems::NHS_NUMBER)
+                && i.get("use").and_then(Value::as_str) == Some("old")
+        })
+        .filter_map(|i| i.get("value").and_then(Value::as_str).map(str::to_owned))
+        .collect()
 }
 
 /// Whether the Patient is recorded as deceased.

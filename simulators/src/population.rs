@@ -154,6 +154,9 @@ pub struct Demographics {
     /// The date of death this borough records, if it records one: see
     /// [`Population::date_of_death`].
     pub deceased: Option<String>,
+    /// The NHS number the patient had before this one, if any: see
+    /// [`Population::former_nhs_number`].
+    pub former_nhs_number: Option<NhsNumber>,
 }
 
 /// A contact with a clinician (an ambulatory appointment).
@@ -714,7 +717,22 @@ impl Population {
             },
             restricted: false,
             deceased: None,
+            former_nhs_number: self.former_nhs_number(index),
         }
+    }
+
+    /// The NHS number patient `index` had before their current one, if they had one: one
+    /// patient in fifty (`index % 50 == 35`, each held by two boroughs) whose pair of stems
+    /// both give valid numbers, the second being the former one. Every borough whose system
+    /// speaks FHIR keeps it as an `identifier` with `use = old`; the sources search only the
+    /// current number.
+    pub fn former_nhs_number(&self, index: usize) -> Option<NhsNumber> {
+        if index >= self.patient_count() || index % 50 != 35 {
+            return None;
+        }
+        let stem = NHS_STEM_BASE + 2 * u32::try_from(index).ok()?;
+        NhsNumber::from_stem(stem)?;
+        NhsNumber::from_stem(stem + 1)
     }
 
     /// Whether patient `index` is restricted (S-flagged): one patient in fifty, each held by two
@@ -742,6 +760,14 @@ impl Population {
         (0..self.patient_count())
             .filter(|i| self.is_restricted(*i))
             .filter_map(|i| self.nhs_number(i))
+            .take(limit)
+            .collect()
+    }
+
+    /// Up to `limit` patients who had another NHS number before, as `(former, current)`.
+    pub fn superseded_patients(&self, limit: usize) -> Vec<(NhsNumber, NhsNumber)> {
+        (0..self.patient_count())
+            .filter_map(|i| Some((self.former_nhs_number(i)?, self.nhs_number(i)?)))
             .take(limit)
             .collect()
     }
@@ -1069,6 +1095,9 @@ mod tests {
             assert_eq!(flags[1], (p.is_restricted(i), p.date_of_death(i)));
         }
         assert_eq!(p.restricted_patients(10), restricted, "deterministic");
+        let (former, current) = p.superseded_patients(1).remove(0);
+        assert_ne!(former, current);
+        assert!(p.patient_index(&former).is_none(), "a former number is nobody's current one");
     }
 
     fn pop() -> Population {

@@ -325,7 +325,10 @@ impl TestApp {
                 acquire_timeout_ms: 60_000,
             },
             audit,
-            identity: IdentitySettings { pseudonym_key: secret("pseudonym") },
+            identity: IdentitySettings {
+                pseudonym_key: secret("pseudonym"),
+                superseded_nhs_numbers_file: None,
+            },
             auth: AuthConfig {
                 token_signing_secret: secret("signing"),
                 clients: vec![

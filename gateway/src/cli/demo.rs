@@ -241,7 +241,7 @@ impl Demo {
                 acquire_timeout_ms: 5_000,
             },
             audit,
-            identity: IdentitySettings { pseudonym_key: random_secret() },
+            identity: IdentitySettings { pseudonym_key: random_secret(), superseded_nhs_numbers_file: None },
             auth: AuthConfig {
                 token_signing_secret: random_secret(),
                 clients: vec![ClientConfig {

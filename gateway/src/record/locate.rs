@@ -76,6 +76,9 @@ impl RecordService {
         if let Err(e) = self.remember_demographics(gateway_id, &patients).await {
             tracing::error!(error = %e, "demographic index could not be written");
         }
+        if let Err(e) = self.learn_supersessions(nhs, answers).await {
+            tracing::error!(error = %e, "superseded NHS numbers could not be recorded");
+        }
         written
     }
 

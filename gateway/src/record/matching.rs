@@ -58,7 +58,7 @@ impl RecordService {
         if principal.breaks_glass() {
             return Err(RecordError::MatchBreakGlass);
         }
-        let numbers = self.match_numbers(query).await?;
+        let (numbers, superseded) = self.match_numbers(query).await?;
         if let [only] = numbers.as_slice() {
             call.about_patient(&self.ids.id_for(only));
         }
@@ -66,6 +66,9 @@ impl RecordService {
         let mut candidates = Vec::new();
         let mut notices = Vec::new();
         let mut partial = false;
+        if superseded {
+            notices.push(Notice::Superseded);
+        }
         let mut audited = Vec::new();
         for nhs in &numbers {
             let id = self.ids.id_for(nhs);
@@ -125,13 +128,15 @@ impl RecordService {
         Ok(MatchAnswer { candidates, notices: unique, detail, partial })
     }
 
-    /// The NHS numbers to ask the sources about: the one given, or the patients the
-    /// demographic index has seen with the birth date asked.
-    async fn match_numbers(&self, query: &MatchQuery) -> Result<Vec<NhsNumber>, RecordError> {
+    /// The NHS numbers to ask the sources about: the one given (or the one that superseded
+    /// it, and whether it did), or the patients the demographic index has seen with the birth
+    /// date asked.
+    async fn match_numbers(&self, query: &MatchQuery) -> Result<(Vec<NhsNumber>, bool), RecordError> {
         if let Some(nhs) = &query.nhs {
-            return Ok(vec![nhs.clone()]);
+            let (current, superseded) = self.current_number(nhs).await?;
+            return Ok((vec![current], superseded));
         }
-        let Some(birth) = &query.birth_date else { return Ok(Vec::new()) };
+        let Some(birth) = &query.birth_date else { return Ok((Vec::new(), false)) };
         let ids = self
             .store
             .match_candidates(&self.ids.match_key(birth), MAX_CANDIDATES)
@@ -145,7 +150,7 @@ impl RecordService {
                 Err(e) => return Err(e),
             }
         }
-        Ok(out)
+        Ok((out, false))
     }
 
     /// Adds the patient's birth dates, as keys, to the demographic index.

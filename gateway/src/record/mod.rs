@@ -20,6 +20,7 @@ mod privacy;
 mod report;
 mod shared;
 mod standing;
+mod supersession;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub use memo::ReplicaMemo;
 pub use paging::Page;
 pub use privacy::Hypothesis;
 pub use shared::SHARED_TYPES;
+pub use supersession::parse_feed as parse_supersession_feed;
 
 use crate::audit::AuditedCall;
 use crate::bundle::Notice;
@@ -191,14 +193,17 @@ impl RecordService {
     }
 
     /// Finds the patient with this NHS number in every source (the NHS-number search, decided
-    /// as a search), publishing the gateway's id for them if any source holds them.
+    /// as a search), publishing the gateway's id for them if any source holds them. A
+    /// superseded number finds the patient under the number that replaced it, and says so.
     pub async fn find_by_nhs(
         &self,
         call: &mut AuditedCall,
         principal: &Principal,
-        nhs: &NhsNumber,
+        asked: &NhsNumber,
     ) -> Result<PatientAnswer, RecordError> {
         self.admit(principal)?;
+        let (current, superseded) = self.current_number(asked).await?;
+        let nhs = &current;
         let gateway_id = self.ids.id_for(nhs);
         call.about_patient(&gateway_id);
         call.intent(self.source_ids()).await?;
@@ -217,6 +222,9 @@ impl RecordService {
             self.stand(call, principal, glass.as_ref(), nhs, &gateway_id, &directives).await?;
         let mut found = self.patient_answer(principal, &directives, ask.by_search(), answer)?;
         found.notices.extend(notices);
+        if superseded && found.patient.is_some() {
+            found.notices.push(Notice::Superseded);
+        }
         Ok(found)
     }
 

@@ -20,6 +20,7 @@ pub struct MemoryStore {
     patients: Mutex<HashMap<String, String>>,
     links: Mutex<HashMap<String, Vec<SourceLink>>>,
     match_keys: Mutex<Vec<(String, String)>>,
+    supersessions: Mutex<HashMap<String, String>>,
     audit: Mutex<Vec<StoredAudit>>,
     consents: Mutex<Vec<ConsentVersion>>,
     agreements: Mutex<(Vec<PublishedVersion>, Vec<Approval>)>,
@@ -87,6 +88,20 @@ impl PatientIndex for MemoryStore {
         let known = self.match_keys.lock().map_err(|_| poisoned("read match keys"))?;
         let limit = usize::try_from(limit).unwrap_or(0);
         Ok(known.iter().rev().filter(|(k, _)| k == key).map(|(_, p)| p.clone()).take(limit).collect())
+    }
+
+    async fn record_supersessions(
+        &self,
+        pairs: &[(String, String)],
+        _origin: &str,
+    ) -> Result<(), StoreError> {
+        let mut known = self.supersessions.lock().map_err(|_| poisoned("record supersession"))?;
+        known.extend(pairs.iter().cloned());
+        Ok(())
+    }
+
+    async fn superseded_by(&self, old: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.supersessions.lock().map_err(|_| poisoned("read supersession"))?.get(old).cloned())
     }
 }
 

@@ -40,6 +40,14 @@ pub trait PatientIndex: Send + Sync {
 
     /// The patients seen under a `$match` key, most recently seen first, at most `limit`.
     async fn match_candidates(&self, key: &str, limit: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Records that each `(old, current)` NHS number pair's old number was superseded by the
+    /// current one, as `origin` says (`feed`, or `source:{id}`). A later record replaces an
+    /// earlier one.
+    async fn record_supersessions(&self, pairs: &[(String, String)], origin: &str) -> Result<(), StoreError>;
+
+    /// The number that superseded `old`, if one is known.
+    async fn superseded_by(&self, old: &str) -> Result<Option<String>, StoreError>;
 }
 
 #[async_trait]
@@ -141,5 +149,40 @@ impl PatientIndex for Store {
         .fetch_all(p)
         .await)
         .map_err(err("read match keys"))
+    }
+
+    async fn record_supersessions(&self, pairs: &[(String, String)], origin: &str) -> Result<(), StoreError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        on_pool!(self, write, |p| {
+            let mut tx = p.begin().await.map_err(err("begin"))?;
+            for (old, current) in pairs {
+                sqlx::query(
+                    "INSERT INTO nhs_number_supersession (old_nhs, current_nhs, origin, recorded_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (old_nhs) DO UPDATE SET current_nhs = excluded.current_nhs, origin = excluded.origin, \
+                     recorded_at = excluded.recorded_at",
+                )
+                .bind(old)
+                .bind(current)
+                .bind(origin)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("record supersession"))?;
+            }
+            tx.commit().await.map_err(err("commit supersessions"))
+        })
+    }
+
+    async fn superseded_by(&self, old: &str) -> Result<Option<String>, StoreError> {
+        on_pool!(self, read, |p| sqlx::query_scalar(
+            "SELECT current_nhs FROM nhs_number_supersession WHERE old_nhs = $1"
+        )
+        .bind(old)
+        .fetch_optional(p)
+        .await)
+        .map_err(err("read supersession"))
     }
 }

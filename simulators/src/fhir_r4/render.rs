@@ -206,7 +206,8 @@ pub fn patient_resource(local_id: &str, d: &Demographics, last_updated: &str) ->
 }
 
 /// Marks a Patient (R4 or STU3) as `d` says: restricted as the PDS FHIR API labels an S-flagged
-/// patient (`meta.security` v3-Confidentiality `R`), and deceased on the recorded date.
+/// patient (`meta.security` v3-Confidentiality `R`), deceased on the recorded date, and with
+/// the NHS number it superseded kept as an old identifier.
 pub fn flag(patient: &mut Value, d: &Demographics) {
     let Some(obj) = patient.as_object_mut() else { return };
     if d.restricted
@@ -219,6 +220,9 @@ pub fn flag(patient: &mut Value, d: &Demographics) {
     }
     if let Some(date) = &d.deceased {
         obj.insert("deceasedDateTime".into(), Value::String(date.clone()));
+    }
+    if let (Some(former), Some(Value::Array(ids))) = (&d.former_nhs_number, obj.get_mut("identifier")) {
+        ids.push(json!({"use": "old", "system": systems::NHS_NUMBER, "value": former.as_str()}));
     }
 }
 
@@ -281,11 +285,12 @@ mod tests {
     use super::*;
     use crate::population::Population;
 
-    /// The digest of the drawn entries alone (scenario entries, restrictions and deaths taken
-    /// out again).
+    /// The digest of the drawn entries alone (scenario entries, restrictions, deaths and former
+    /// numbers taken out again).
     const GOLDEN: (usize, u64) = (2_009_831, 17_127_478_703_908_412_282);
-    /// The digest of whole records, scenario entries, restrictions and deaths included.
-    const GOLDEN_WITH_SCENARIOS: (usize, u64) = (2_182_043, 14_902_141_457_765_233_345);
+    /// The digest of whole records, scenario entries, restrictions, deaths and former numbers
+    /// included.
+    const GOLDEN_WITH_SCENARIOS: (usize, u64) = (2_182_523, 12_755_417_541_358_533_495);
 
     fn pop() -> Population {
         Population::new(42, 6, 200)
@@ -329,9 +334,10 @@ mod tests {
                 record.observations.retain(|e| !scenario(&e.id));
                 record.referrals.retain(|e| !scenario(&e.id));
                 record.medications.retain(|e| !scenario(&e.id));
-                // Restrictions and deaths came later, like the scenarios.
+                // Restrictions, deaths and former numbers came later, like the scenarios.
                 record.demographics.restricted = false;
                 record.demographics.deceased = None;
+                record.demographics.former_nhs_number = None;
                 drawn.extend(serde_json::to_vec(&resources(&record)).unwrap());
             }
         }

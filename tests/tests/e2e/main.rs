@@ -27,5 +27,6 @@ mod scopes;
 mod search;
 mod simulator;
 mod social_care;
+mod supersession;
 mod surface;
 mod synthea;
