@@ -536,6 +536,9 @@ impl Population {
         if self.flagged_by(index) == Some(borough) {
             demographics.restricted = self.is_restricted(index);
             demographics.deceased = self.date_of_death(index);
+            if let Some(family) = self.outdated_family_name(index) {
+                demographics.family = family;
+            }
         }
         let last_updated = timestamp(&mut Gen::new(self.seed, index as u64, borough as u64 ^ 0xA5A5));
         let mut g = Gen::new(self.seed, index as u64, borough as u64);
@@ -753,6 +756,32 @@ impl Population {
     /// the patient) lacks both, and only a gateway that merges its sources' Patients finds them.
     pub fn flagged_by(&self, index: usize) -> Option<usize> {
         self.boroughs_of(index).last().copied()
+    }
+
+    /// The family name patient `index` had before they changed it, which the last borough
+    /// holding them still records (see [`Self::flagged_by`]): one patient in fifty
+    /// (`index % 50 == 5`, each held by two boroughs), so their sources disagree.
+    pub fn outdated_family_name(&self, index: usize) -> Option<&'static str> {
+        if index >= self.patient_count() || index % 50 != 5 {
+            return None;
+        }
+        let current = self.person(index)?.family;
+        FAMILY_NAMES.iter().copied().cycle().skip(index / 50).find(|f| *f != current)
+    }
+
+    /// Who patient `index` is as their home borough records them (the record any borough
+    /// holds, before the one that flags them adds its flags and its out-of-date name).
+    pub fn person(&self, index: usize) -> Option<Demographics> {
+        Some(self.demographics(self.nhs_number(index)?, index))
+    }
+
+    /// NHS numbers of up to `limit` patients whose sources disagree on their family name.
+    pub fn conflicting_patients(&self, limit: usize) -> Vec<NhsNumber> {
+        (0..self.patient_count())
+            .filter(|i| self.outdated_family_name(*i).is_some())
+            .filter_map(|i| self.nhs_number(i))
+            .take(limit)
+            .collect()
     }
 
     /// NHS numbers of up to `limit` restricted patients.
@@ -1095,6 +1124,14 @@ mod tests {
             assert_eq!(flags[1], (p.is_restricted(i), p.date_of_death(i)));
         }
         assert_eq!(p.restricted_patients(10), restricted, "deterministic");
+        for nhs in p.conflicting_patients(3) {
+            let i = p.patient_index(&nhs).unwrap();
+            let names: Vec<&str> =
+                p.boroughs_of(i).iter().map(|&b| p.record(b, i).unwrap().demographics.family).collect();
+            assert_eq!(names.len(), 2);
+            assert_ne!(names[0], names[1], "the second borough still has the old name");
+            assert_eq!(names[0], p.person(i).unwrap().family);
+        }
         let (former, current) = p.superseded_patients(1).remove(0);
         assert_ne!(former, current);
         assert!(p.patient_index(&former).is_none(), "a former number is nobody's current one");
@@ -1145,9 +1182,11 @@ mod tests {
             let flagged =
                 records.iter().filter(|r| r.demographics.restricted || r.demographics.deceased.is_some());
             assert!(flagged.count() <= 1);
+            // And an out-of-date family name (see Population::outdated_family_name).
             let person = |r: &PatientRecord| Demographics {
                 restricted: false,
                 deceased: None,
+                family: "",
                 ..r.demographics.clone()
             };
             assert!(records.windows(2).all(|w| person(&w[0]) == person(&w[1])));

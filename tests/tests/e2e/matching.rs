@@ -205,3 +205,26 @@ async fn bad_match_requests_are_400_outcomes_that_repeat_no_patient_data() {
     assert_eq!(app.get(&nhs_search(nhs.as_str()), Some(&token)).await.status, 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sources_that_disagree_on_a_candidate_are_flagged_by_field_never_by_value() {
+    let app = TestApp::spawn(Options::default()).await;
+    let token = app.token().await;
+    let nhs = app.population.conflicting_patients(1).remove(0);
+    let index = app.population.patient_index(&nhs).unwrap();
+    let (current, old) =
+        (app.population.person(index).unwrap().family, app.population.outdated_family_name(index).unwrap());
+    let found = post_match(&app, &token, &parameters(described(&app, &nhs, true), &[])).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    assert_eq!(grades(&found), [(id.clone(), "certain".to_owned(), 1.0)], "one source agrees on every field");
+    let warnings = found.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let said = warnings[0]["diagnostics"].as_str().unwrap();
+    assert_eq!(warnings[0]["severity"], "warning");
+    assert!(said.contains(&format!("Patient/{id}")) && said.contains("disagree on: family;"), "{said}");
+    for name in [current, old] {
+        assert!(!said.to_lowercase().contains(&name.to_lowercase()), "a name in the warning: {said}");
+    }
+    app.stop().await;
+}
