@@ -777,8 +777,13 @@ impl Population {
 
     /// NHS numbers of up to `limit` patients whose sources disagree on their family name.
     pub fn conflicting_patients(&self, limit: usize) -> Vec<NhsNumber> {
+        self.patients_where(limit, |i| self.outdated_family_name(i).is_some())
+    }
+
+    /// NHS numbers of the first `limit` patients for whom `holds` holds.
+    fn patients_where(&self, limit: usize, holds: impl Fn(usize) -> bool) -> Vec<NhsNumber> {
         (0..self.patient_count())
-            .filter(|i| self.outdated_family_name(*i).is_some())
+            .filter(|i| holds(*i))
             .filter_map(|i| self.nhs_number(i))
             .take(limit)
             .collect()
@@ -786,11 +791,7 @@ impl Population {
 
     /// NHS numbers of up to `limit` restricted patients.
     pub fn restricted_patients(&self, limit: usize) -> Vec<NhsNumber> {
-        (0..self.patient_count())
-            .filter(|i| self.is_restricted(*i))
-            .filter_map(|i| self.nhs_number(i))
-            .take(limit)
-            .collect()
+        self.patients_where(limit, |i| self.is_restricted(i))
     }
 
     /// Up to `limit` patients who had another NHS number before, as `(former, current)`.
@@ -803,11 +804,7 @@ impl Population {
 
     /// NHS numbers of up to `limit` deceased patients.
     pub fn deceased_patients(&self, limit: usize) -> Vec<NhsNumber> {
-        (0..self.patient_count())
-            .filter(|i| self.date_of_death(*i).is_some())
-            .filter_map(|i| self.nhs_number(i))
-            .take(limit)
-            .collect()
+        self.patients_where(limit, |i| self.date_of_death(i).is_some())
     }
 }
 
