@@ -161,3 +161,19 @@ CREATE TABLE IF NOT EXISTS organisation_attestation (
     attestation   TEXT   NOT NULL,
     updated_at_us BIGINT NOT NULL
 );
+-- Patient/$match's demographic index: a keyed hash of each birth date the gateway has seen on
+-- a source's Patient (never the date itself), to the patients it was seen on.
+CREATE TABLE IF NOT EXISTS patient_match_key (
+    match_key  TEXT   NOT NULL,
+    patient_id TEXT   NOT NULL,
+    seen_at    BIGINT NOT NULL,
+    PRIMARY KEY (match_key, patient_id)
+);
+-- Superseded NHS numbers: an old number to the number that replaced it, learned from a
+-- source's Patient (an NHS-number identifier with use = old) or loaded from the configured feed.
+CREATE TABLE IF NOT EXISTS nhs_number_supersession (
+    old_nhs     TEXT   NOT NULL PRIMARY KEY,
+    current_nhs TEXT   NOT NULL,
+    origin      TEXT   NOT NULL,
+    recorded_at BIGINT NOT NULL
+);

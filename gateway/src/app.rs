@@ -63,6 +63,9 @@ pub enum StartError {
     /// The source registry's settings were refused.
     #[error("registry: {0}")]
     Registry(String),
+    /// The superseded NHS numbers feed could not be read (names the line, never a number).
+    #[error("identity.superseded_nhs_numbers_file: {0}")]
+    Supersessions(String),
     /// A source adapter could not be built.
     #[error("source {id}: {reason}")]
     Source {
@@ -239,6 +242,11 @@ impl Application {
             privacy_officers: settings.policy.privacy_office_codes().map_err(StartError::Policy)?,
             oversight,
         };
+        if let Some(path) = &settings.identity.superseded_nhs_numbers_file {
+            let text = std::fs::read_to_string(path).map_err(|e| StartError::Supersessions(e.to_string()))?;
+            let pairs = crate::record::parse_supersession_feed(&text).map_err(StartError::Supersessions)?;
+            records.load_supersessions(&pairs).await.map_err(|e| StartError::Supersessions(e.to_string()))?;
+        }
         let audit = AuditTrail::new(Arc::new(store.clone()));
         let refusals = Arc::new(RefusalTally::default());
         spawn_refusal_flush(refusals.clone(), audit.clone(), settings.audit.refusal_interval_secs);

@@ -54,6 +54,20 @@ pub enum Notice {
     /// Information may be withheld under consent or sharing agreements. Every clinical answer
     /// carries it, whether or not anything was, so it reveals nothing.
     MayBeWithheld,
+    /// The patient is restricted (S-flagged) at some source: their address, telecom,
+    /// contacts' details and registered practice were withheld, as from every answer.
+    Restricted,
+    /// Some source records the patient as deceased.
+    Deceased,
+    /// The NHS number asked for was superseded: the patient is answered under the current one.
+    Superseded,
+    /// The sources holding a `$match` candidate disagree on these demographic fields.
+    ConflictingDemographics {
+        /// The candidate's gateway id.
+        patient_id: String,
+        /// The fields, never their values.
+        fields: Vec<&'static str>,
+    },
     /// The requester broke the glass: the access is recorded with their reason, alerted to the
     /// privacy officer, and valid for this patient until the session ends.
     BrokeGlass {
@@ -65,6 +79,18 @@ pub enum Notice {
 /// The words of [`Notice::MayBeWithheld`].
 pub const MAY_BE_WITHHELD: &str = "Some information may be withheld from this answer under the patient's consent or \
      the sharing agreements that apply to this requester.";
+
+/// The words of [`Notice::Restricted`].
+pub const RESTRICTED: &str = "This patient's record is restricted (flagged sensitive): their address, telephone \
+     and email, their contacts' details and their registered practice are withheld from every answer, \
+     whoever asks.";
+
+/// The words of [`Notice::Superseded`].
+pub const SUPERSEDED: &str = "The NHS number asked for has been superseded: the patient is answered under their \
+     current NHS number (Patient.identifier).";
+
+/// The words of [`Notice::Deceased`].
+pub const DECEASED: &str = "The patient is recorded as deceased (see Patient.deceased).";
 
 /// How a break-glass answer begins its notice (a contract: clients look for it).
 pub const BREAK_GLASS: &str = "Break-glass (emergency) access";
@@ -114,6 +140,17 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
                 .with(IssueSeverity::Warning, IssueType::NotSupported, format!("search parameter '{name}' is not supported and was ignored"))
                 .at(name.clone()),
             Notice::MayBeWithheld => oo.with(IssueSeverity::Information, IssueType::Suppressed, MAY_BE_WITHHELD),
+            Notice::Restricted => oo.with(IssueSeverity::Information, IssueType::Suppressed, RESTRICTED),
+            Notice::Deceased => oo.with(IssueSeverity::Information, IssueType::Informational, DECEASED),
+            Notice::Superseded => oo.with(IssueSeverity::Information, IssueType::Informational, SUPERSEDED),
+            Notice::ConflictingDemographics { patient_id, fields } => oo.with(
+                IssueSeverity::Warning,
+                IssueType::BusinessRule,
+                format!(
+                    "the sources holding candidate Patient/{patient_id} disagree on: {}; check the patient's identity before relying on this match",
+                    fields.join(", ")
+                ),
+            ),
             Notice::BrokeGlass { ends_at_us } => oo.with(
                 IssueSeverity::Warning,
                 IssueType::Security,

@@ -18,6 +18,10 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
             "name": "everything",
             "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
             "documentation": "Everything the sources hold for the patient; supports _type, _since and _count"
+        }, {
+            "name": "match",
+            "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+            "documentation": "IHE PDQm ITI-119: POST a Parameters with resource (a Patient: NHS number, name, birthDate, gender, postcode), onlyCertainMatches (default true) and count (1 to 20, default 10); candidates carry search.score and the match-grade extension. Sources are searched by NHS number; without one, only patients the gateway has already seen can be found"
         }]
     })];
     for t in tideway_profiles::PATIENT_SEARCH_TYPES {

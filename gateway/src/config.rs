@@ -271,6 +271,12 @@ pub struct IdentitySettings {
     /// every replica publishes the same id for a patient and ids reveal nothing. Changing it
     /// changes every patient id.
     pub pseudonym_key: SecretString,
+    /// A feed of superseded NHS numbers, read at start-up: one `old,current` pair a line
+    /// (blank lines and `#` comments skipped), both numbers Mod 11 checked; a bad line stops
+    /// the start, naming its line number. Searching an old number then finds the patient under
+    /// the current one. None by default (supersessions are still learned from sources).
+    #[serde(default)]
+    pub superseded_nhs_numbers_file: Option<std::path::PathBuf>,
 }
 
 /// `[federation]`.

@@ -46,6 +46,17 @@ impl PatientIds {
         out
     }
 
+    /// The `Patient/$match` index key of a birth date (`YYYY-MM-DD`): a keyed hash, so the
+    /// index holds no date of birth, and only a replica with the same key can look one up.
+    pub fn match_key(&self, birth_date: &str) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.key.expose_secret().as_bytes()) else {
+            return String::new();
+        };
+        mac.update(b"tideway-match-birth-date\0");
+        mac.update(birth_date.as_bytes());
+        mac.finalize().into_bytes().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Whether `id` has the shape of an id this gateway publishes.
     pub fn is_well_formed(id: &str) -> bool {
         id.len() == 33

@@ -10,6 +10,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::agreement::{self, Agreement, AgreementError, ConsentModel, Controllers, Sections};
 use crate::consent::{ConsentVerdict, Directive, consent_verdict};
+use crate::identity::PatientMarks;
 use crate::relationship::{self, Standing};
 use crate::terminology::{SetMask, Terminology, TerminologyError};
 use crate::{Ask, Decision, Reason, Verdict};
@@ -206,8 +207,16 @@ impl Policy {
             })
             .collect();
         withhold_linked(resources, &hides_content, &mut verdicts);
+        // A restricted patient's registered practice never leaves, whoever asks and whatever
+        // the agreements share.
+        let marks = PatientMarks::of(resources);
+        for (verdict, practice) in verdicts.iter_mut().zip(marks.practice_entries(resources)) {
+            if practice && *verdict == Verdict::Release {
+                *verdict = Verdict::Withhold(Reason::Restricted);
+            }
+        }
         let agreements = granting.iter().map(|(_, a)| a.label()).collect();
-        Decision { verdicts, rules, agreements }
+        Decision { verdicts, rules, agreements, marks }
     }
 
     /// Whether some granting agreement shares the resource; if none does, the first one's

@@ -15,6 +15,7 @@
 pub mod agreement;
 pub mod consent;
 mod decide;
+pub mod identity;
 mod relationship;
 pub mod terminology;
 
@@ -26,6 +27,7 @@ use time::format_description::well_known::Rfc3339;
 pub use agreement::{Agreement, AgreementError, ConsentModel};
 pub use consent::{ConsentError, ConsentSummary, Directive, read_consent};
 pub use decide::{Policy, PolicyError, Refusal, WithheldCount};
+pub use identity::PatientMarks;
 pub use relationship::{Standing, registered_practices};
 pub use terminology::{Terminology, TerminologyError};
 
@@ -127,6 +129,9 @@ pub enum Reason {
     /// It refers to a resource withheld for its content (sensitive or excluded), so it would
     /// tell what that one hides.
     Linked,
+    /// The patient is restricted (S-flagged) at some source, and this is their registered
+    /// practice's directory entry: withheld from everyone.
+    Restricted,
 }
 
 impl Reason {
@@ -147,6 +152,7 @@ impl Reason {
             Self::ConsentRequired => "consent-required",
             Self::ConsentDenied => "consent-denied",
             Self::Linked => "linked",
+            Self::Restricted => "restricted",
         }
     }
 
@@ -175,6 +181,8 @@ pub struct Decision {
     rules: Vec<Option<u16>>,
     /// `id@version` of every agreement the decision applied, in id order.
     agreements: Vec<String>,
+    /// How the patient is presented (restricted, deceased), from every source's Patient.
+    marks: PatientMarks,
 }
 
 impl Decision {
@@ -206,6 +214,12 @@ impl Decision {
         }
         counts.sort();
         counts
+    }
+
+    /// How every answer presents the patient: restricted, deceased (from all the Patients
+    /// decided on).
+    pub fn marks(&self) -> &PatientMarks {
+        &self.marks
     }
 
     /// `id@version` of every agreement the decision applied.

@@ -242,4 +242,5 @@ proptest! {
 mod agreements;
 mod generated;
 mod gp_dialects;
+mod identity;
 mod relationship;

@@ -147,6 +147,28 @@ pub struct ResourceFacts {
     /// code no code set can be checked against.
     #[serde(default)]
     pub unmapped: bool,
+    /// For a Patient: the source flags the record restricted (the Spine "S" flag):
+    /// `meta.security` holds [`crate::systems::CONFIDENTIALITY`] `R` (restricted) or `V` (very
+    /// restricted), as the PDS FHIR API writes it.
+    #[serde(default)]
+    pub restricted: bool,
+    /// For a Patient: the source records the patient as deceased (`deceasedBoolean: true` or a
+    /// `deceasedDateTime`).
+    #[serde(default)]
+    pub deceased: bool,
+    /// For a Patient: the `deceasedDateTime`, as written.
+    #[serde(default)]
+    pub deceased_at: Option<String>,
+    /// For a Patient: whom `generalPractitioner` and `managingOrganization` name (the
+    /// registered practice and its GPs),
+    /// each as a relative reference (`Organization/{id}`, `Practitioner/{id}`,
+    /// `PractitionerRole/{id}`) or, named by identifier only, `ods:{code}`.
+    #[serde(default)]
+    pub registered_practice: Vec<String>,
+    /// For a Patient: NHS numbers the source keeps as no longer in use (an NHS-number
+    /// `identifier` with `use = old`), as written: the numbers this one superseded.
+    #[serde(default)]
+    pub former_nhs_numbers: Vec<String>,
 }
 
 /// `meta.source` prefix that names a registered source.
@@ -240,6 +262,21 @@ impl ResourceFacts {
             care_providers: care_providers(resource, &resource_type),
             mapped: has_tag(resource, crate::maps::NORMALISATION_TAGS, crate::maps::MAPPED_TAG_CODE),
             unmapped: has_tag(resource, crate::maps::NORMALISATION_TAGS, crate::maps::UNMAPPED_TAG_CODE),
+            restricted: resource_type == "Patient" && is_restricted(resource),
+            deceased: resource_type == "Patient" && is_deceased(resource),
+            deceased_at: (resource_type == "Patient")
+                .then(|| resource.get("deceasedDateTime").and_then(Value::as_str).map(str::to_owned))
+                .flatten(),
+            registered_practice: if resource_type == "Patient" {
+                registered_practice(resource)
+            } else {
+                Vec::new()
+            },
+            former_nhs_numbers: if resource_type == "Patient" {
+                former_nhs_numbers(resource)
+            } else {
+                Vec::new()
+            },
             resource_type,
             codes,
             codings,
@@ -332,6 +369,57 @@ fn ods_identifier(identifier: Option<&Value>) -> Option<String> {
         one => Some(one).filter(is_ods),
     };
     found?.get("value").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Whether `meta.security` marks the record restricted or very restricted.
+fn is_restricted(resource: &Value) -> bool {
+    resource.pointer("/meta/security").and_then(Value::as_array).is_some_and(|labels| {
+        labels.iter().any(|l| {
+            l.get("system").and_then(Value::as_str) == Some(crate::systems::CONFIDENTIALITY)
+                && l.get("code").and_then(Value::as_str).is_some_and(|c| c == "R" || c == "V")
+        })
+    })
+}
+
+/// The NHS numbers a Patient's identifiers mark as old.
+fn former_nhs_numbers(resource: &Value) -> Vec<String> {
+    resource
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|i| {
+            i.get("system").and_then(Value::as_str) == Some(crate::systems::NHS_NUMBER)
+                && i.get("use").and_then(Value::as_str) == Some("old")
+        })
+        .filter_map(|i| i.get("value").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+/// Whether the Patient is recorded as deceased.
+fn is_deceased(resource: &Value) -> bool {
+    resource.get("deceasedBoolean").and_then(Value::as_bool) == Some(true)
+        || resource.get("deceasedDateTime").and_then(Value::as_str).is_some_and(|d| !d.is_empty())
+}
+
+/// Whom a Patient's `generalPractitioner` and `managingOrganization` (GP Connect's practice)
+/// name: by reference, else by ODS identifier.
+fn registered_practice(resource: &Value) -> Vec<String> {
+    let named = |r: &Value| -> Option<String> {
+        match r.get("reference").and_then(Value::as_str) {
+            Some(x) if !x.contains(':') => Some(x.to_owned()),
+            _ => ods_identifier(r.get("identifier")).map(|ods| format!("ods:{ods}")),
+        }
+    };
+    let mut out: Vec<String> = match resource.get("generalPractitioner") {
+        Some(Value::Array(items)) => items.iter().filter_map(named).collect(),
+        Some(one) => named(one).into_iter().collect(),
+        None => Vec::new(),
+    };
+    out.extend(resource.get("managingOrganization").and_then(named));
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Where each type names the organisation caring for the patient, and the statuses under

@@ -36,3 +36,6 @@ pub const EMIS_PRODUCT_CODE_ID: &str = "https://fhir.tideway.london/CodeSystem/e
 /// Gemscript (formerly Multilex) product codes, as Vision records medicines; named under
 /// Tideway's base for the same reason.
 pub const GEMSCRIPT: &str = "https://fhir.tideway.london/CodeSystem/gemscript";
+/// HL7 v3 Confidentiality: the `meta.security` codes that flag a record restricted (`R`) or
+/// very restricted (`V`), as the PDS FHIR API flags an S-flagged (sensitive) patient.
+pub const CONFIDENTIALITY: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";

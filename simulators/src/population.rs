@@ -149,6 +149,14 @@ pub struct Demographics {
     pub address: Address,
     /// Registered practice.
     pub practice: Practice,
+    /// The record is flagged restricted (the Spine "S" flag): see [`Population::is_restricted`].
+    pub restricted: bool,
+    /// The date of death this borough records, if it records one: see
+    /// [`Population::date_of_death`].
+    pub deceased: Option<String>,
+    /// The NHS number the patient had before this one, if any: see
+    /// [`Population::former_nhs_number`].
+    pub former_nhs_number: Option<NhsNumber>,
 }
 
 /// A contact with a clinician (an ambulatory appointment).
@@ -524,7 +532,14 @@ impl Population {
         }
         let nhs_number = self.nhs_number(index)?;
         let local_id = self.local_id(borough, index);
-        let demographics = self.demographics(nhs_number, index);
+        let mut demographics = self.demographics(nhs_number, index);
+        if self.flagged_by(index) == Some(borough) {
+            demographics.restricted = self.is_restricted(index);
+            demographics.deceased = self.date_of_death(index);
+            if let Some(family) = self.outdated_family_name(index) {
+                demographics.family = family;
+            }
+        }
         let last_updated = timestamp(&mut Gen::new(self.seed, index as u64, borough as u64 ^ 0xA5A5));
         let mut g = Gen::new(self.seed, index as u64, borough as u64);
         // Allergies are facts about the patient, recorded alike wherever the patient is held,
@@ -703,7 +718,93 @@ impl Population {
                 name: format!("{borough} {} Medical Centre", PRACTICE_WORDS[practice_no as usize]),
                 borough,
             },
+            restricted: false,
+            deceased: None,
+            former_nhs_number: self.former_nhs_number(index),
         }
+    }
+
+    /// The NHS number patient `index` had before their current one, if they had one: one
+    /// patient in fifty (`index % 50 == 35`, each held by two boroughs) whose pair of stems
+    /// both give valid numbers, the second being the former one. Every borough whose system
+    /// speaks FHIR keeps it as an `identifier` with `use = old`; the sources search only the
+    /// current number.
+    pub fn former_nhs_number(&self, index: usize) -> Option<NhsNumber> {
+        if index >= self.patient_count() || index % 50 != 35 {
+            return None;
+        }
+        let stem = NHS_STEM_BASE + 2 * u32::try_from(index).ok()?;
+        NhsNumber::from_stem(stem)?;
+        NhsNumber::from_stem(stem + 1)
+    }
+
+    /// Whether patient `index` is restricted (S-flagged): one patient in fifty, each held by two
+    /// boroughs (`index % 50 == 25`).
+    pub fn is_restricted(&self, index: usize) -> bool {
+        index < self.patient_count() && index % 50 == 25
+    }
+
+    /// The date patient `index` died, if they did: one patient in fifty, each held by two
+    /// boroughs (`index % 50 == 45`), in 2025.
+    pub fn date_of_death(&self, index: usize) -> Option<String> {
+        (index < self.patient_count() && index % 50 == 45)
+            .then(|| format!("2025-{:02}-{:02}", 1 + (index / 50) % 12, 1 + (index / 50) % 28))
+    }
+
+    /// The one borough whose record carries patient `index`'s restriction and date of death:
+    /// the last of those holding them, so the home borough's record (the one that represents
+    /// the patient) lacks both, and only a gateway that merges its sources' Patients finds them.
+    pub fn flagged_by(&self, index: usize) -> Option<usize> {
+        self.boroughs_of(index).last().copied()
+    }
+
+    /// The family name patient `index` had before they changed it, which the last borough
+    /// holding them still records (see [`Self::flagged_by`]): one patient in fifty
+    /// (`index % 50 == 5`, each held by two boroughs), so their sources disagree.
+    pub fn outdated_family_name(&self, index: usize) -> Option<&'static str> {
+        if index >= self.patient_count() || index % 50 != 5 {
+            return None;
+        }
+        let current = self.person(index)?.family;
+        FAMILY_NAMES.iter().copied().cycle().skip(index / 50).find(|f| *f != current)
+    }
+
+    /// Who patient `index` is as their home borough records them (the record any borough
+    /// holds, before the one that flags them adds its flags and its out-of-date name).
+    pub fn person(&self, index: usize) -> Option<Demographics> {
+        Some(self.demographics(self.nhs_number(index)?, index))
+    }
+
+    /// NHS numbers of up to `limit` patients whose sources disagree on their family name.
+    pub fn conflicting_patients(&self, limit: usize) -> Vec<NhsNumber> {
+        self.patients_where(limit, |i| self.outdated_family_name(i).is_some())
+    }
+
+    /// NHS numbers of the first `limit` patients for whom `holds` holds.
+    fn patients_where(&self, limit: usize, holds: impl Fn(usize) -> bool) -> Vec<NhsNumber> {
+        (0..self.patient_count())
+            .filter(|i| holds(*i))
+            .filter_map(|i| self.nhs_number(i))
+            .take(limit)
+            .collect()
+    }
+
+    /// NHS numbers of up to `limit` restricted patients.
+    pub fn restricted_patients(&self, limit: usize) -> Vec<NhsNumber> {
+        self.patients_where(limit, |i| self.is_restricted(i))
+    }
+
+    /// Up to `limit` patients who had another NHS number before, as `(former, current)`.
+    pub fn superseded_patients(&self, limit: usize) -> Vec<(NhsNumber, NhsNumber)> {
+        (0..self.patient_count())
+            .filter_map(|i| Some((self.former_nhs_number(i)?, self.nhs_number(i)?)))
+            .take(limit)
+            .collect()
+    }
+
+    /// NHS numbers of up to `limit` deceased patients.
+    pub fn deceased_patients(&self, limit: usize) -> Vec<NhsNumber> {
+        self.patients_where(limit, |i| self.date_of_death(i).is_some())
     }
 }
 
@@ -999,6 +1100,40 @@ const PRACTICE_WORDS: [&str; 5] = ["Park", "Riverside", "Hill", "Central", "Mark
 mod tests {
     use super::*;
 
+    #[test]
+    fn restricted_and_deceased_patients_are_flagged_by_the_last_borough_holding_them_only() {
+        let p = Population::new(3, 5, 60);
+        let restricted = p.restricted_patients(10);
+        let deceased = p.deceased_patients(10);
+        assert!(restricted.len() >= 4 && deceased.len() >= 4, "a few of each");
+        for nhs in restricted.iter().chain(&deceased) {
+            let i = p.patient_index(nhs).unwrap();
+            let held = p.boroughs_of(i);
+            assert_eq!(held.len(), 2, "held twice, so merging matters");
+            let flags: Vec<(bool, Option<String>)> = held
+                .iter()
+                .map(|&b| {
+                    let d = p.record(b, i).unwrap().demographics;
+                    (d.restricted, d.deceased)
+                })
+                .collect();
+            assert_eq!(flags[0], (false, None), "the home borough does not know");
+            assert_eq!(flags[1], (p.is_restricted(i), p.date_of_death(i)));
+        }
+        assert_eq!(p.restricted_patients(10), restricted, "deterministic");
+        for nhs in p.conflicting_patients(3) {
+            let i = p.patient_index(&nhs).unwrap();
+            let names: Vec<&str> =
+                p.boroughs_of(i).iter().map(|&b| p.record(b, i).unwrap().demographics.family).collect();
+            assert_eq!(names.len(), 2);
+            assert_ne!(names[0], names[1], "the second borough still has the old name");
+            assert_eq!(names[0], p.person(i).unwrap().family);
+        }
+        let (former, current) = p.superseded_patients(1).remove(0);
+        assert_ne!(former, current);
+        assert!(p.patient_index(&former).is_none(), "a former number is nobody's current one");
+    }
+
     fn pop() -> Population {
         Population::new(42, 6, 200)
     }
@@ -1040,7 +1175,18 @@ mod tests {
                     p.record(b, idx).unwrap()
                 })
                 .collect();
-            assert!(records.windows(2).all(|w| w[0].demographics == w[1].demographics));
+            // A restriction and a date of death are recorded by one borough only.
+            let flagged =
+                records.iter().filter(|r| r.demographics.restricted || r.demographics.deceased.is_some());
+            assert!(flagged.count() <= 1);
+            // And an out-of-date family name (see Population::outdated_family_name).
+            let person = |r: &PatientRecord| Demographics {
+                restricted: false,
+                deceased: None,
+                family: "",
+                ..r.demographics.clone()
+            };
+            assert!(records.windows(2).all(|w| person(&w[0]) == person(&w[1])));
             assert_eq!(records[0].demographics.nhs_number, nhs);
             assert_ne!(
                 records[0].observations, records[1].observations,

@@ -380,7 +380,10 @@ impl TestApp {
                 acquire_timeout_ms: 60_000,
             },
             audit,
-            identity: IdentitySettings { pseudonym_key: secret("pseudonym") },
+            identity: IdentitySettings {
+                pseudonym_key: secret("pseudonym"),
+                superseded_nhs_numbers_file: None,
+            },
             auth: AuthConfig {
                 token_signing_secret: secret("signing"),
                 token_signing_kid: "k1".to_owned(),
@@ -764,12 +767,13 @@ impl Answer {
             .map(|e| &e["resource"])
     }
 
-    /// The outcome entry's issues other than the notice every clinical answer carries (that
-    /// information may be withheld): what went wrong or was ignored in this answer.
+    /// The outcome entry's issues other than information (the notice every clinical answer
+    /// carries that information may be withheld, and marks such as a deceased patient's): what
+    /// went wrong or was ignored in this answer.
     pub fn warnings(&self) -> Vec<&Value> {
         self.outcome_entry()
             .and_then(|oo| oo["issue"].as_array())
-            .map(|issues| issues.iter().filter(|i| i["code"] != "suppressed").collect())
+            .map(|issues| issues.iter().filter(|i| i["severity"] != "information").collect())
             .unwrap_or_default()
     }
 

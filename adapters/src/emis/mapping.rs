@@ -142,6 +142,8 @@ fn patient(v: &Value) -> Option<Patient> {
         address_line: line("numberAndStreet"),
         address_district: line("town"),
         postcode: line("postcode"),
+        restricted: v.get("sensitive").and_then(Value::as_bool) == Some(true),
+        date_of_death: text(v, "dateOfDeath"),
     })
 }
 

@@ -55,13 +55,14 @@ pub const ENTRY_NOT_SHOWN_NOTE: &str = "Some entries this GP practice listed in 
 /// The display of a List item that could not be shown.
 pub const ENTRY_NOT_SHOWN_DISPLAY: &str = "Entry not shown: not sent by the source, or not convertible";
 
-/// The NHS number a Patient carries, if it carries a valid one.
+/// The NHS number a Patient carries, if it carries a valid one (never one kept as `use = old`).
 pub fn nhs_number_of(patient: &Value) -> Option<NhsNumber> {
     patient.get("identifier")?.as_array()?.iter().find_map(|i| {
-        (i.get("system").and_then(Value::as_str) == Some(systems::NHS_NUMBER))
-            .then(|| i.get("value").and_then(Value::as_str))
-            .flatten()
-            .and_then(|v| NhsNumber::parse(&v.replace(' ', "")).ok())
+        (i.get("system").and_then(Value::as_str) == Some(systems::NHS_NUMBER)
+            && i.get("use").and_then(Value::as_str) != Some("old"))
+        .then(|| i.get("value").and_then(Value::as_str))
+        .flatten()
+        .and_then(|v| NhsNumber::parse(&v.replace(' ', "")).ok())
     })
 }
 

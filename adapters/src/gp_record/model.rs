@@ -110,6 +110,11 @@ pub struct Patient {
     pub address_district: Option<String>,
     /// Postcode.
     pub postcode: Option<String>,
+    /// The system holds the record as restricted (the Spine "S" flag: a sensitive patient
+    /// whose whereabouts are not to be shared).
+    pub restricted: bool,
+    /// Date of death (`YYYY-MM-DD`), when recorded.
+    pub date_of_death: Option<String>,
 }
 
 /// What a clinical entry is.

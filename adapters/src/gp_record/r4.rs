@@ -142,6 +142,18 @@ pub fn patient(p: &Patient, practice: Option<&Practice>) -> Value {
         }
         r.insert("address".into(), json!([address]));
     }
+    if let Some(d) = &p.date_of_death {
+        r.insert("deceasedDateTime".into(), json!(d));
+    }
+    if p.restricted {
+        r.insert(
+            "meta".into(),
+            json!({
+                "profile": [format!("{UK_CORE}Patient")],
+                "security": [{"system": systems::CONFIDENTIALITY, "code": "R", "display": "restricted"}]
+            }),
+        );
+    }
     if let Some(practice) = practice {
         r.insert(
             "generalPractitioner".into(),

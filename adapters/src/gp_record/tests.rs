@@ -39,6 +39,8 @@ fn extract() -> Extract {
             address_line: Some("1 High Street".into()),
             address_district: Some("Camden".into()),
             postcode: Some("NW1 1AA".into()),
+            restricted: false,
+            date_of_death: None,
         },
         practice: Some(Practice {
             local_id: "org1".into(),

@@ -55,6 +55,8 @@ pub fn patient(e: &Element) -> Result<(Patient, Option<Practice>), AdapterError>
         address_line: address.and_then(|a| text(a, "Line1")),
         address_district: address.and_then(|a| text(a, "Town")),
         postcode: address.and_then(|a| text(a, "PostCode")),
+        restricted: text(e, "SensitiveRecord").as_deref() == Some("true"),
+        date_of_death: text(e, "DateOfDeath"),
     };
     Ok((patient, practice))
 }

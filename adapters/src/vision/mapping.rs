@@ -77,6 +77,8 @@ fn patient(e: &Element) -> Result<Patient, AdapterError> {
         address_line: address.and_then(|a| text(a, "Street")),
         address_district: address.and_then(|a| text(a, "Town")),
         postcode: address.and_then(|a| text(a, "Postcode")),
+        restricted: e.child_text("Sensitive") == Some("Y"),
+        date_of_death: text(e, "DateOfDeath"),
     })
 }
 

@@ -32,7 +32,7 @@ fn interaction(action: &str) -> (Option<&'static str>, &'static str) {
             (Some("read"), "R")
         }
         "patient-search" | "search" | "page" | "alerts" => (Some("search-type"), "E"),
-        "patient-everything" | "policy-simulate" => (Some("operation"), "E"),
+        "patient-everything" | "policy-simulate" | "patient-match" => (Some("operation"), "E"),
         "consent" | "agreement-publish" => (Some("create"), "C"),
         "agreement-approve" | "source-change" | "organisation-change" => (Some("update"), "U"),
         "source-register" => (Some("create"), "C"),

@@ -99,7 +99,7 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 22] = [
+pub const ACTIONS: [&str; 23] = [
     "patient-search",
     "patient-read",
     "patient-everything",
@@ -122,6 +122,7 @@ pub const ACTIONS: [&str; 22] = [
     "source-deregister",
     "organisation-read",
     "organisation-change",
+    "patient-match",
 ];
 
 /// The action a stored code names.

@@ -264,7 +264,7 @@ impl Demo {
                 acquire_timeout_ms: 5_000,
             },
             audit,
-            identity: IdentitySettings { pseudonym_key: random_secret() },
+            identity: IdentitySettings { pseudonym_key: random_secret(), superseded_nhs_numbers_file: None },
             auth: AuthConfig {
                 token_signing_secret: random_secret(),
                 token_signing_kid: "k1".to_owned(),
@@ -378,6 +378,8 @@ impl Demo {
             "dissented": dissented,
             "explicit-consent-given": explicit,
             "no-consent": no_consent,
+            "restricted": population.restricted_patients(1).first().map(|n| n.as_str().to_owned()),
+            "deceased": population.deceased_patients(1).first().map(|n| n.as_str().to_owned()),
         });
         Ok(Self {
             base_url,

@@ -262,6 +262,9 @@ impl From<RecordError> for ApiError {
                 "no sharing agreement in force grants this role and purpose of use at this organisation",
             ),
             RecordError::RelationshipRequired => Self::forbidden(RELATIONSHIP_REQUIRED),
+            RecordError::MatchBreakGlass => Self::forbidden(
+                "break-glass access opens one patient's record: find the patient by NHS number, not Patient/$match",
+            ),
             RecordError::BreakGlassElsewhere => Self::forbidden(
                 "this break-glass token is bound to another patient; break the glass again for this one",
             ),

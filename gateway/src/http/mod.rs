@@ -14,6 +14,7 @@ pub mod meta;
 pub mod middleware;
 mod page;
 pub mod params;
+mod patient_match;
 mod patient_read;
 mod patient_search;
 mod post;
@@ -59,6 +60,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 patient_search::patient_search,
             )
             .route(web::post().to(post::patient_search)),
+        )
+        .service(
+            fhir("/Patient/$match", "patient-match", "POST")
+                .route(web::post().to(patient_match::patient_match)),
         )
         .service(readable(fhir("/Patient/{id}", "patient-read", GET_HEAD), patient_read::patient_read))
         .service(

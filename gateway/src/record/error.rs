@@ -79,6 +79,10 @@ pub enum RecordError {
     /// refresh periods: nothing is released.
     #[error("the sharing agreements in force could not be confirmed")]
     PolicyUnconfirmed,
+    /// A break-glass token asked `Patient/$match`: it opens one patient's record, found by
+    /// NHS number, and never a search across patients.
+    #[error("break-glass token used for $match")]
+    MatchBreakGlass,
     /// The page link was made for someone else.
     #[error("page link belongs to another principal")]
     PageOwner,
@@ -113,6 +117,7 @@ impl RecordError {
             Self::ConsentForbidden => "consent-forbidden",
             Self::ConsentConflict => "consent-conflict",
             Self::RelationshipRequired => "relationship-required",
+            Self::MatchBreakGlass => "match-break-glass",
             Self::BreakGlassElsewhere => "break-glass-other-patient",
             Self::BreakGlassEnded => "break-glass-ended",
             Self::Alerts(_) => "alert-store",

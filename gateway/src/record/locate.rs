@@ -66,6 +66,19 @@ impl RecordService {
         // this write does not keep the rows it read before it.
         let written = self.store.upsert_links(gateway_id, &links).await.map_err(written);
         self.memo.forget_links(gateway_id).await;
+        // The demographic index only widens what `$match` can find: a failure to write it is
+        // logged, never a reason to refuse this answer.
+        let patients: Vec<&tideway_adapters::NormalisedResource> = answers
+            .iter()
+            .filter_map(|a| a.result.as_ref().ok().and_then(|p| p.as_ref()))
+            .map(|p| &p.resource)
+            .collect();
+        if let Err(e) = self.remember_demographics(gateway_id, &patients).await {
+            tracing::error!(error = %e, "demographic index could not be written");
+        }
+        if let Err(e) = self.learn_supersessions(nhs, answers).await {
+            tracing::error!(error = %e, "superseded NHS numbers could not be recorded");
+        }
         written
     }
 

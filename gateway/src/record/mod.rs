@@ -9,8 +9,11 @@
 //! with a copy it was folded into and no Provenance names an entry the requester cannot see.
 
 mod consent;
+mod demographics;
 mod error;
 mod locate;
+mod marks;
+mod matching;
 mod memo;
 mod oversee;
 mod paging;
@@ -18,6 +21,7 @@ mod privacy;
 mod report;
 mod shared;
 mod standing;
+mod supersession;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,14 +29,17 @@ use std::sync::Arc;
 use tideway_adapters::SourceRecord;
 use tideway_adapters::{NormalisedResource, SourcePatient};
 use tideway_auth::Principal;
-use tideway_policy::{Ask, Decision, Directive, Standing, read_consent};
+use tideway_policy::{Ask, Decision, Directive, PatientMarks, Standing, read_consent};
 use tideway_profiles::{NhsNumber, ResourceFacts};
 
+pub use demographics::{Grade, MATCH_GRADE_URL, MatchQuery};
 pub use error::RecordError;
+pub use matching::{Candidate, MatchAnswer};
 pub use memo::ReplicaMemo;
 pub use paging::Page;
 pub use privacy::Hypothesis;
 pub use shared::SHARED_TYPES;
+pub use supersession::parse_feed as parse_supersession_feed;
 
 use crate::audit::AuditedCall;
 use crate::bundle::Notice;
@@ -189,14 +196,17 @@ impl RecordService {
     }
 
     /// Finds the patient with this NHS number in every source (the NHS-number search, decided
-    /// as a search), publishing the gateway's id for them if any source holds them.
+    /// as a search), publishing the gateway's id for them if any source holds them. A
+    /// superseded number finds the patient under the number that replaced it, and says so.
     pub async fn find_by_nhs(
         &self,
         call: &mut AuditedCall,
         principal: &Principal,
-        nhs: &NhsNumber,
+        asked: &NhsNumber,
     ) -> Result<PatientAnswer, RecordError> {
         self.admit(principal)?;
+        let (current, superseded) = self.current_number(asked).await?;
+        let nhs = &current;
         let gateway_id = self.ids.id_for(nhs);
         call.about_patient(&gateway_id);
         self.monitor_read(call, principal, &gateway_id).await?;
@@ -222,6 +232,9 @@ impl RecordService {
             self.note_access(call, principal, (&gateway_id, nhs), standing, seen).await?;
         }
         found.notices.extend(notices);
+        if superseded && found.patient.is_some() {
+            found.notices.push(Notice::Superseded);
+        }
         Ok(found)
     }
 
@@ -308,6 +321,8 @@ impl RecordService {
         let decision = self.decide(principal, &ask, &directives, &facts);
         report.withheld(&decision, &facts);
         self.note_access(call, principal, (id, &nhs), Some(standing), oversee::Seen::Record(&facts)).await?;
+        let presented = decision.marks();
+        notices.extend(marks::notices(presented));
         // Every clinical answer says the same, whether or not anything was withheld.
         notices.push(Notice::MayBeWithheld);
         let mut first = 0;
@@ -323,7 +338,7 @@ impl RecordService {
                         .iter()
                         .enumerate()
                         .filter(|(i, _)| decision.releases(offset + i))
-                        .map(|(_, r)| r.clone())
+                        .map(|(_, r)| marks::present(presented, r))
                         .collect(),
                 }
             })
@@ -482,17 +497,28 @@ impl RecordService {
         if let Some(standing) = ask.standing() {
             report.standing(standing);
         }
+        let mut notices: Vec<Notice> = answers.iter().filter_map(Notice::of_failure).collect();
         if let Some(p) = &patient {
             let facts = [p.facts.as_ref()];
             let decision = self.decide(principal, &ask, directives, &facts);
             report.withheld(&decision, &facts);
-            if !decision.releases(0) {
+            if decision.releases(0) {
+                // Marked as any source marks the patient, not only the representative's.
+                let all: Vec<&ResourceFacts> = answers
+                    .iter()
+                    .filter_map(|a| a.result.as_ref().ok().and_then(|s| s.as_ref()))
+                    .map(|s| s.resource.facts.as_ref())
+                    .chain(facts)
+                    .collect();
+                let presented = PatientMarks::of(&all);
+                notices.extend(marks::notices(&presented));
+                patient = Some(marks::present(&presented, p));
+            } else {
                 // A patient withheld from this requester is not found, as an unknown one is not,
                 // so a search does not tell a dissent from an absence.
                 patient = None;
             }
         }
-        let mut notices: Vec<Notice> = answers.iter().filter_map(Notice::of_failure).collect();
         notices.push(Notice::MayBeWithheld);
         Ok(PatientAnswer { patient, notices, report })
     }

@@ -300,3 +300,19 @@ async fn a_merged_fact_matches_a_search_when_any_copy_does_and_keeps_every_origi
     let text = String::from_utf8(provenance.json.to_vec()).unwrap();
     assert!(text.contains("urn:tideway:source:b") || text.contains("reported by b"), "{text}");
 }
+
+#[tokio::test]
+async fn a_number_some_source_holds_is_never_redirected_and_a_chain_stops_at_its_cycle() {
+    let f = fixture(vec![]).await;
+    let nhs = |s: &str| NhsNumber::parse(s).unwrap();
+    let (held, a, b) = (nhs("9434765919"), nhs("9434765870"), nhs("9434765889"));
+    let pair = |o: &NhsNumber, c: &NhsNumber| (o.as_str().to_owned(), c.as_str().to_owned());
+    // A source that calls a living patient's number old takes nothing over.
+    f.store.record_supersessions(&[pair(&held, &a)], "source:x").await.unwrap();
+    assert_eq!(f.service.current_number(&held).await.unwrap(), (held.clone(), false));
+    // An old number nobody holds follows its chain, and a cycle ends it.
+    f.store.record_supersessions(&[pair(&a, &b), pair(&b, &a)], "feed").await.unwrap();
+    assert_eq!(f.service.current_number(&a).await.unwrap(), (b.clone(), true));
+    f.store.record_supersessions(&[pair(&b, &held)], "feed").await.unwrap();
+    assert_eq!(f.service.current_number(&a).await.unwrap(), (held, true), "to the end of the chain");
+}

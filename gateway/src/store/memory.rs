@@ -20,6 +20,8 @@ use crate::audit::{AuditError, AuditPhase, AuditRecord, ChainedAudit, PatientWin
 pub struct MemoryStore {
     patients: Mutex<HashMap<String, String>>,
     links: Mutex<HashMap<String, Vec<SourceLink>>>,
+    match_keys: Mutex<Vec<(String, String)>>,
+    supersessions: Mutex<HashMap<String, String>>,
     audit: Mutex<Vec<StoredAudit>>,
     consents: Mutex<Vec<ConsentVersion>>,
     agreements: Mutex<(Vec<PublishedVersion>, Vec<Approval>)>,
@@ -78,6 +80,35 @@ impl PatientIndex for MemoryStore {
             .get(patient_id)
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn remember_match_keys(&self, patient_id: &str, keys: &[String]) -> Result<(), StoreError> {
+        let mut known = self.match_keys.lock().map_err(|_| poisoned("remember match key"))?;
+        for k in keys {
+            known.retain(|(key, p)| !(key == k && p == patient_id));
+            known.push((k.clone(), patient_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn match_candidates(&self, key: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        let known = self.match_keys.lock().map_err(|_| poisoned("read match keys"))?;
+        let limit = usize::try_from(limit).unwrap_or(0);
+        Ok(known.iter().rev().filter(|(k, _)| k == key).map(|(_, p)| p.clone()).take(limit).collect())
+    }
+
+    async fn record_supersessions(
+        &self,
+        pairs: &[(String, String)],
+        _origin: &str,
+    ) -> Result<(), StoreError> {
+        let mut known = self.supersessions.lock().map_err(|_| poisoned("record supersession"))?;
+        known.extend(pairs.iter().cloned());
+        Ok(())
+    }
+
+    async fn superseded_by(&self, old: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.supersessions.lock().map_err(|_| poisoned("read supersession"))?.get(old).cloned())
     }
 }
 

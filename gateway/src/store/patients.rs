@@ -33,6 +33,21 @@ pub trait PatientIndex: Send + Sync {
     /// than `max_age_secs` are left out: the caller asks those sources again, so a patient who
     /// registers somewhere new is found without a new NHS-number search.
     async fn links(&self, patient_id: &str, max_age_secs: u64) -> Result<Vec<SourceLink>, StoreError>;
+
+    /// Records that the patient was seen under these `$match` keys (keyed hashes of
+    /// demographics, see [`crate::identity::PatientIds::match_key`]); idempotent.
+    async fn remember_match_keys(&self, patient_id: &str, keys: &[String]) -> Result<(), StoreError>;
+
+    /// The patients seen under a `$match` key, most recently seen first, at most `limit`.
+    async fn match_candidates(&self, key: &str, limit: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Records that each `(old, current)` NHS number pair's old number was superseded by the
+    /// current one, as `origin` says (`feed`, or `source:{id}`). A later record replaces an
+    /// earlier one.
+    async fn record_supersessions(&self, pairs: &[(String, String)], origin: &str) -> Result<(), StoreError>;
+
+    /// The number that superseded `old`, if one is known.
+    async fn superseded_by(&self, old: &str) -> Result<Option<String>, StoreError>;
 }
 
 #[async_trait]
@@ -100,5 +115,74 @@ impl PatientIndex for Store {
         .await)
         .map_err(err("read links"))?;
         Ok(rows.into_iter().map(|(source_id, local_id)| SourceLink { source_id, local_id }).collect())
+    }
+
+    async fn remember_match_keys(&self, patient_id: &str, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        on_pool!(self, write, |p| {
+            let mut tx = p.begin().await.map_err(err("begin"))?;
+            for k in keys {
+                sqlx::query(
+                    "INSERT INTO patient_match_key (match_key, patient_id, seen_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (match_key, patient_id) DO UPDATE SET seen_at = excluded.seen_at",
+                )
+                .bind(k)
+                .bind(patient_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("remember match key"))?;
+            }
+            tx.commit().await.map_err(err("commit match keys"))
+        })
+    }
+
+    async fn match_candidates(&self, key: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, read, |p| sqlx::query_scalar(
+            "SELECT patient_id FROM patient_match_key WHERE match_key = $1 ORDER BY seen_at DESC, patient_id LIMIT $2",
+        )
+        .bind(key)
+        .bind(limit)
+        .fetch_all(p)
+        .await)
+        .map_err(err("read match keys"))
+    }
+
+    async fn record_supersessions(&self, pairs: &[(String, String)], origin: &str) -> Result<(), StoreError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        on_pool!(self, write, |p| {
+            let mut tx = p.begin().await.map_err(err("begin"))?;
+            for (old, current) in pairs {
+                sqlx::query(
+                    "INSERT INTO nhs_number_supersession (old_nhs, current_nhs, origin, recorded_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (old_nhs) DO UPDATE SET current_nhs = excluded.current_nhs, origin = excluded.origin, \
+                     recorded_at = excluded.recorded_at",
+                )
+                .bind(old)
+                .bind(current)
+                .bind(origin)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("record supersession"))?;
+            }
+            tx.commit().await.map_err(err("commit supersessions"))
+        })
+    }
+
+    async fn superseded_by(&self, old: &str) -> Result<Option<String>, StoreError> {
+        on_pool!(self, read, |p| sqlx::query_scalar(
+            "SELECT current_nhs FROM nhs_number_supersession WHERE old_nhs = $1"
+        )
+        .bind(old)
+        .fetch_optional(p)
+        .await)
+        .map_err(err("read supersession"))
     }
 }

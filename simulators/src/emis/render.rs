@@ -78,7 +78,7 @@ pub fn organisation(d: &Demographics) -> Value {
 pub fn patient(record: &PatientRecord) -> Value {
     let d = &record.demographics;
     let n = d.nhs_number.as_str();
-    json!({
+    let mut patient = json!({
         "patientGuid": record.local_id,
         "nhsNumber": format!("{} {} {}", &n[..3], &n[3..6], &n[6..]),
         "nhsNumberStatus": "Verified",
@@ -88,7 +88,14 @@ pub fn patient(record: &PatientRecord) -> Value {
         "dateOfBirth": d.birth_date,
         "address": {"numberAndStreet": d.address.line, "town": d.address.district, "postcode": d.address.postcode},
         "lastUpdated": record.last_updated
-    })
+    });
+    if let Some(date) = &d.deceased {
+        patient["dateOfDeath"] = json!(date);
+    }
+    if d.restricted {
+        patient["sensitive"] = json!(true);
+    }
+    patient
 }
 
 /// A search answer: the patient (with their practice) if held.

@@ -183,7 +183,7 @@ pub fn patient(record: &PatientRecord) -> Value {
 /// A Patient resource for `d` under a source's own id: every source renders the same person
 /// the same way.
 pub fn patient_resource(local_id: &str, d: &Demographics, last_updated: &str) -> Value {
-    json!({
+    let mut patient = json!({
         "resourceType": "Patient",
         "id": local_id,
         "meta": {"lastUpdated": last_updated},
@@ -200,7 +200,30 @@ pub fn patient_resource(local_id: &str, d: &Demographics, last_updated: &str) ->
             "country": COUNTRY
         }],
         "generalPractitioner": [{"reference": format!("Organization/{}", d.practice.ods_code), "display": d.practice.name}]
-    })
+    });
+    flag(&mut patient, d);
+    patient
+}
+
+/// Marks a Patient (R4 or STU3) as `d` says: restricted as the PDS FHIR API labels an S-flagged
+/// patient (`meta.security` v3-Confidentiality `R`), deceased on the recorded date, and with
+/// the NHS number it superseded kept as an old identifier.
+pub fn flag(patient: &mut Value, d: &Demographics) {
+    let Some(obj) = patient.as_object_mut() else { return };
+    if d.restricted
+        && let Some(meta) = obj.entry("meta").or_insert_with(|| json!({})).as_object_mut()
+    {
+        meta.insert(
+            "security".into(),
+            json!([{"system": systems::CONFIDENTIALITY, "code": "R", "display": "restricted"}]),
+        );
+    }
+    if let Some(date) = &d.deceased {
+        obj.insert("deceasedDateTime".into(), Value::String(date.clone()));
+    }
+    if let (Some(former), Some(Value::Array(ids))) = (&d.former_nhs_number, obj.get_mut("identifier")) {
+        ids.push(json!({"use": "old", "system": systems::NHS_NUMBER, "value": former.as_str()}));
+    }
 }
 
 /// The registered practice's Organization, id'd by its ODS code.
@@ -262,10 +285,12 @@ mod tests {
     use super::*;
     use crate::population::Population;
 
-    /// The digest of the drawn entries alone (scenario entries taken out again).
+    /// The digest of the drawn entries alone (scenario entries, restrictions, deaths and former
+    /// numbers taken out again).
     const GOLDEN: (usize, u64) = (2_009_831, 17_127_478_703_908_412_282);
-    /// The digest of whole records, scenario entries included.
-    const GOLDEN_WITH_SCENARIOS: (usize, u64) = (2_181_596, 207_336_622_254_422_024);
+    /// The digest of whole records, scenario entries, restrictions, deaths and former numbers
+    /// included.
+    const GOLDEN_WITH_SCENARIOS: (usize, u64) = (2_182_523, 12_497_620_620_854_647_571);
 
     fn pop() -> Population {
         Population::new(42, 6, 200)
@@ -309,6 +334,9 @@ mod tests {
                 record.observations.retain(|e| !scenario(&e.id));
                 record.referrals.retain(|e| !scenario(&e.id));
                 record.medications.retain(|e| !scenario(&e.id));
+                // Restrictions, deaths, former numbers and out-of-date names came later, like
+                // the scenarios.
+                record.demographics = Demographics { former_nhs_number: None, ..p.person(i).unwrap() };
                 drawn.extend(serde_json::to_vec(&resources(&record)).unwrap());
             }
         }
@@ -329,6 +357,9 @@ mod tests {
                     let obj = patient.as_object_mut().unwrap();
                     obj.remove("id");
                     obj.remove("meta");
+                    // Recorded by one borough only (see Population::flagged_by).
+                    obj.remove("deceasedDateTime");
+                    obj.remove("name");
                     patient
                 })
                 .collect();

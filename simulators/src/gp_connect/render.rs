@@ -178,7 +178,7 @@ pub fn location_id(ods: &str) -> String {
 pub fn patient(record: &PatientRecord) -> Value {
     let d = &record.demographics;
     let ods = &d.practice.ods_code;
-    json!({
+    let mut patient = json!({
         "resourceType": "Patient",
         "id": record.local_id,
         "meta": meta("CareConnect-GPC-Patient-1"),
@@ -209,7 +209,9 @@ pub fn patient(record: &PatientRecord) -> Value {
         }],
         "generalPractitioner": [reference("Practitioner", &practitioner_id(ods))],
         "managingOrganization": reference("Organization", ods)
-    })
+    });
+    crate::fhir_r4::render::flag(&mut patient, d);
+    patient
 }
 
 /// The practice.

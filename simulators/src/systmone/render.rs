@@ -46,13 +46,14 @@ fn patient(r: &PatientRecord) -> String {
     };
     format!(
         "<Patient ID=\"{}\"><NHSNumber Traced=\"true\">{}</NHSNumber><FirstName>{}</FirstName><Surname>{}</Surname>\
-         <Sex>{sex}</Sex><DateOfBirth>{}</DateOfBirth><Address><Line1>{}</Line1><Town>{}</Town><PostCode>{}</PostCode></Address>\
+         <Sex>{sex}</Sex><DateOfBirth>{}</DateOfBirth>{}<Address><Line1>{}</Line1><Town>{}</Town><PostCode>{}</PostCode></Address>\
          <RegisteredUnit ID=\"{}\" ODS=\"{}\">{}</RegisteredUnit></Patient>",
         esc(&r.local_id),
         esc(d.nhs_number.as_str()),
         esc(d.given),
         esc(d.family),
         esc(&d.birth_date),
+        flags(d),
         esc(&d.address.line),
         esc(d.address.district),
         esc(&d.address.postcode),
@@ -60,6 +61,18 @@ fn patient(r: &PatientRecord) -> String {
         esc(&d.practice.ods_code),
         esc(&d.practice.name),
     )
+}
+
+/// The restriction and the date of death, written only when there are some.
+fn flags(d: &crate::population::Demographics) -> String {
+    let mut out = String::new();
+    if let Some(date) = &d.deceased {
+        out.push_str(&format!("<DateOfDeath>{}</DateOfDeath>", esc(date)));
+    }
+    if d.restricted {
+        out.push_str("<SensitiveRecord>true</SensitiveRecord>");
+    }
+    out
 }
 
 /// The answer to a patient search.

@@ -59,8 +59,14 @@ fn patient(r: &PatientRecord, with_practice: bool) -> String {
         Gender::Male => "1",
         Gender::Female => "2",
     };
-    let person =
+    let mut person =
         elements(&[("Forename", d.given), ("Surname", d.family), ("Gender", gender), ("Dob", &d.birth_date)]);
+    if let Some(date) = &d.deceased {
+        person.push_str(&elements(&[("DateOfDeath", date)]));
+    }
+    if d.restricted {
+        person.push_str(&elements(&[("Sensitive", "Y")]));
+    }
     let address = elements(&[
         ("Street", &d.address.line),
         ("Town", d.address.district),
