@@ -250,6 +250,11 @@ impl TestApp {
     /// Starts simulators and the gateway.
     pub async fn spawn(opts: Options) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // What the gateway logs as errors (never patient data) shows with a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::ERROR)
+            .try_init();
         let dir = std::env::temp_dir().join(format!("tideway-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("checkpoints")).expect("temp dir");
         let population = Population::new(SEED, opts.boroughs.max(1), opts.patients);

@@ -3,13 +3,14 @@
 //! A request that may touch patient data writes an `intent` record before any source is asked
 //! and an `outcome` record before the response leaves; if either cannot be written durably the
 //! request is answered 503 and nothing is released (fail closed). Refused requests are audited
-//! too. Records hold identifiers and counts, never clinical content. Each row has a sequence
-//! number and room for `prev_hash`/`hash`, so the tamper-evident chain can be added without
-//! changing what is recorded.
+//! too; those that never authenticated are counted per peer instead ([`tally`]). Records hold
+//! identifiers and counts, never clinical content.
 //!
-//! [`trail::AuditTrail`] is the one writer: every path (token endpoint, FHIR reads, and later
-//! admin and export) appends through it, with the intent/outcome protocol, the timeout and the
-//! fail-closed rule in one place. The hash chain belongs there too.
+//! [`trail::AuditTrail`] is the one writer: every path appends through it, with the
+//! intent/outcome protocol, the timeout and the fail-closed rule in one place. The store's
+//! writers link each record into a hash chain as they insert it ([`chain`]); [`checkpoint`]
+//! signs the chain's head apart from the store, [`verify`] checks both, and [`balp`] renders
+//! records as `AuditEvent`s.
 
 pub mod balp;
 pub mod chain;
