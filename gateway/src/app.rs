@@ -264,6 +264,7 @@ impl Application {
             settings,
         });
         crate::client_keys::spawn_reload(state.clone(), state.settings.auth.jwks_reload_secs);
+        crate::certificates::spawn_watch(state.settings.clone());
         let workers = state
             .settings
             .server

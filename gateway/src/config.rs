@@ -157,6 +157,11 @@ pub struct ServerSettings {
     /// Serve the main listener over TLS (HTTPS), optionally asking clients for certificates.
     #[serde(default)]
     pub tls: Option<ServerTls>,
+    /// A TLS certificate the gateway presents (`[server.tls]`, `[sources.tls]`) within this
+    /// many days of its end is logged as a warning; each one's remaining life is the gauge
+    /// `tideway_tls_certificate_expiry_seconds` (default 30).
+    #[serde(default = "default_certificate_warning_days")]
+    pub certificate_warning_days: u32,
     /// How many requests without a valid access token (none, malformed, expired, revoked) one
     /// peer address (an IPv6 peer by its /64) may send to the FHIR API: beyond it they are
     /// answered 429 with `Retry-After` before the token is looked at further and before
@@ -180,6 +185,10 @@ fn default_max_request_bytes() -> usize {
 
 fn default_request_timeout_ms() -> u64 {
     10_000
+}
+
+fn default_certificate_warning_days() -> u32 {
+    30
 }
 
 /// `[server.tls]`: the gateway's own certificate, and the authority client certificates are

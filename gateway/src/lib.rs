@@ -13,6 +13,7 @@ pub mod app;
 pub mod audit;
 pub mod bundle;
 pub mod capability;
+pub mod certificates;
 pub mod cli;
 pub mod client_keys;
 pub mod config;

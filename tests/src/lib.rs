@@ -377,6 +377,7 @@ impl TestApp {
                 workers: Some(2),
                 admin_bind: opts.admin.then_some(localhost),
                 tls: pki.as_ref().filter(|_| opts.gateway_tls).map(|p| p.gateway_tls.clone()),
+                certificate_warning_days: 30,
                 unauthenticated_rate_limit: opts.unauthenticated_rate_limit,
             },
             store: StoreSettings {

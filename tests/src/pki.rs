@@ -10,6 +10,9 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tideway_adapters::SourceTls;
 
+/// Days the server certificate has left when made.
+pub const SERVER_DAYS: i64 = 10;
+
 /// Which client certificate the gateway presents to the mutual-TLS boroughs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientCertificate {
@@ -43,10 +46,11 @@ impl TestPki {
         let ca = ca_params.self_signed(&ca_key).expect("ca cert");
 
         let server_key = KeyPair::generate().expect("server key");
-        let server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .expect("server params")
-            .signed_by(&server_key, &ca, &ca_key)
-            .expect("server cert");
+        let mut server_params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("server params");
+        // Ten days left: inside the gateway's default expiry warning.
+        server_params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(SERVER_DAYS);
+        let server = server_params.signed_by(&server_key, &ca, &ca_key).expect("server cert");
 
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from(ca.der().to_vec())).expect("ca root");

@@ -256,6 +256,7 @@ impl Demo {
                 workers: Some(2),
                 admin_bind: None,
                 tls: None,
+                certificate_warning_days: 30,
                 unauthenticated_rate_limit: crate::config::DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
             },
             store: StoreSettings {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tideway_adapters::{AdapterError, RejectionKind, SourceId};
@@ -53,6 +54,11 @@ struct RouteLabel {
     route: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabel {
+    certificate: String,
+}
+
 struct Metrics {
     registry: Registry,
     source_latency: Family<SourceOp, Histogram>,
@@ -61,6 +67,7 @@ struct Metrics {
     rejected: Family<RejectedLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_latency: Family<RouteLabel, Histogram>,
+    certificate_expiry: Family<CertificateLabel, Gauge>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -96,7 +103,22 @@ fn metrics() -> &'static Metrics {
         );
         registry.register("http_requests", "HTTP requests by route pattern, method and status", http_requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request time by route pattern", http_latency.clone());
-        Metrics { registry, source_latency, source_calls, cache, rejected, http_requests, http_latency }
+        let certificate_expiry = Family::<CertificateLabel, Gauge>::default();
+        registry.register(
+            "tls_certificate_expiry_seconds",
+            "Seconds until a configured TLS certificate expires (negative once it has): server, or source:<id>",
+            certificate_expiry.clone(),
+        );
+        Metrics {
+            registry,
+            source_latency,
+            source_calls,
+            cache,
+            rejected,
+            http_requests,
+            http_latency,
+            certificate_expiry,
+        }
     })
 }
 
@@ -131,6 +153,14 @@ pub fn source_call(
     if let Some(e) = error {
         tracing::warn!(source = %source, operation, outcome, elapsed_ms = elapsed.as_millis() as u64, error = %e, "source call failed");
     }
+}
+
+/// How long the configured certificate `certificate` (`server`, `source:<id>`) has left.
+pub fn certificate_expiry(certificate: &str, seconds_left: i64) {
+    metrics()
+        .certificate_expiry
+        .get_or_create(&CertificateLabel { certificate: certificate.to_owned() })
+        .set(seconds_left);
 }
 
 /// A source's answer carried `count` entries that were not passed on, for `kind`. Logged with

@@ -44,6 +44,17 @@ async fn a_certificate_bound_client_is_served_only_over_its_own_certificate() {
     let plain = app.token().await;
     assert_eq!(search_over(&without, &app, &plain, &nhs).await, 200);
 
+    // The server certificate's remaining life is a gauge an operator's alerting can watch.
+    let metrics = without.get(format!("{}/metrics", app.base_url)).bearer_auth(&plain).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("tideway_tls_certificate_expiry_seconds{certificate=\"server\"}"))
+        .unwrap_or_else(|| panic!("no server certificate gauge in:\n{text}"));
+    let left: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let days = tideway_tests::pki::SERVER_DAYS * 86_400;
+    assert!((days - 3_600..=days).contains(&left), "{line}");
+
     // The bound client: no token without its certificate.
     let (status, body) = token_over(&without, &app).await;
     assert_eq!(status, 401, "{body}");

@@ -26,6 +26,15 @@ async fn the_gateway_reads_boroughs_over_mutual_tls_with_its_client_certificate(
         "{sources:?}"
     );
 
+    // The client certificate's remaining life is on the gauge, per source (rcgen's default
+    // validity runs to the year 4096: far off, and positive).
+    let metrics = app.get_with("/metrics", Some(&token), &[]).await;
+    let gauge = String::from_utf8_lossy(&metrics.raw).lines().any(|l| {
+        l.starts_with("tideway_tls_certificate_expiry_seconds{certificate=\"source:borough-00\"}")
+            && l.rsplit(' ').next().and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > 0)
+    });
+    assert!(gauge, "no gauge for borough-00's client certificate");
+
     // Without a client certificate the borough does not even finish the handshake.
     let pem = std::fs::read(app.settings.sources[0].tls.as_ref().unwrap().ca_certificate.as_ref().unwrap())
         .unwrap();
