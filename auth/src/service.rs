@@ -120,11 +120,15 @@ pub struct OAuthError {
     pub description: String,
     /// For a 429: whole seconds to wait before asking again (the `Retry-After` header).
     pub retry_after_secs: Option<u64>,
+    /// The client whose assertion's signature verified, when the refusal came after that:
+    /// such a refusal names a client (a replay, a missing certificate, a suspension), and the
+    /// gateway audits it as that client's, not as an anonymous one.
+    pub verified_client: Option<String>,
 }
 
 impl OAuthError {
     fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into(), retry_after_secs: None }
+        Self { status, error, description: description.into(), retry_after_secs: None, verified_client: None }
     }
 
     /// A 429 `slow_down` (the error code RFC 8628 registers for a token endpoint asked too
@@ -412,10 +416,26 @@ impl TokenService {
 
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (client_id, client, claims) = self.verify_assertion(assertion)?;
+        let granted = self.grant_verified(&form, &client_id, &client, &claims, certificate, now).await;
+        granted.map_err(|mut e| {
+            e.verified_client = Some(client_id.clone());
+            e
+        })
+    }
+
+    /// What follows a verified signature: the client is known, so every refusal is its own.
+    async fn grant_verified(
+        &self,
+        form: &TokenForm,
+        client_id: &str,
+        client: &RegisteredClient,
+        claims: &AssertionClaims,
+        certificate: Option<&str>,
+        now: i64,
+    ) -> Result<TokenGrant, OAuthError> {
         // Counted once the signature proves which client asks, so that no one else can use up
         // a client's allowance; and before the replay store is written.
-        self.token_calls.check(&client_id).map_err(OAuthError::slow_down)?;
-        let client_id = client_id.as_str();
+        self.token_calls.check(&client_id.to_owned()).map_err(OAuthError::slow_down)?;
         if client.certificate.as_deref().is_some_and(|registered| certificate != Some(registered)) {
             return Err(OAuthError::invalid_client(
                 "this client authenticates over mutual TLS with its registered certificate (RFC 8705)",
@@ -424,7 +444,7 @@ impl TokenService {
         if form.client_id.as_deref().is_some_and(|id| id != client_id) {
             return Err(OAuthError::invalid_client("client_id does not match the assertion's iss"));
         }
-        let (exp, jti) = self.check_assertion_claims(&claims, now)?;
+        let (exp, jti) = self.check_assertion_claims(claims, now)?;
         let user = asserted_user(claims.extensions.as_ref())?;
         let scopes = grant_scopes(form.scope.as_deref(), &client.allowed_scopes)?;
 
@@ -446,7 +466,7 @@ impl TokenService {
             }
         }
 
-        self.issue(client_id, &client, &user, scopes, now)
+        self.issue(client_id, client, &user, scopes, now)
     }
 
     /// Finds the client and verifies the assertion's signature with one of its keys.
@@ -518,7 +538,9 @@ impl TokenService {
         }
         // Said only to the client itself, once its signature proves who it is.
         if client.suspended {
-            return Err(OAuthError::invalid_client("this client is suspended"));
+            let mut e = OAuthError::invalid_client("this client is suspended");
+            e.verified_client = Some(client_id);
+            return Err(e);
         }
         Ok((client_id, client, claims))
     }

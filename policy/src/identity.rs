@@ -12,8 +12,10 @@ use serde_json::{Map, Value, json};
 use tideway_profiles::ResourceFacts;
 use tideway_profiles::systems::CONFIDENTIALITY;
 
-/// The Patient elements a restricted patient's answers never carry.
-const RESTRICTED_ELEMENTS: &[&str] = &["address", "telecom", "generalPractitioner", "managingOrganization"];
+/// The Patient elements a restricted patient's answers never carry: the details, and the
+/// narrative and contained resources that could repeat them.
+const RESTRICTED_ELEMENTS: &[&str] =
+    &["address", "telecom", "generalPractitioner", "managingOrganization", "text", "contained"];
 
 /// The elements of each `Patient.contact` (and of a RelatedPerson) that are withheld likewise.
 const CONTACT_ELEMENTS: &[&str] = &["address", "telecom", "organization"];

@@ -100,7 +100,7 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 23] = [
+pub const ACTIONS: [&str; 24] = [
     "patient-search",
     "patient-read",
     "patient-everything",
@@ -115,6 +115,7 @@ pub const ACTIONS: [&str; 23] = [
     "alerts",
     "policy-simulate",
     "audit-read",
+    "notifications",
     "unauthenticated",
     "unsupported",
     "source-read",

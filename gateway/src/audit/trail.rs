@@ -119,6 +119,12 @@ impl AuditedCall {
         self.record.patient_id.as_deref()
     }
 
+    /// Names the registered client a refusal is about, when only the client is known (its
+    /// signature verified, but no token was granted).
+    pub fn on_behalf_of_client(&mut self, client_id: &str) {
+        Arc::make_mut(&mut self.record).client_id = Some(client_id.to_owned());
+    }
+
     /// Names the patient the request is about (the gateway's opaque id, never an NHS number).
     pub fn about_patient(&mut self, patient_id: &str) {
         Arc::make_mut(&mut self.record).patient_id = Some(patient_id.to_owned());

@@ -164,3 +164,39 @@ async fn not_found(state: Option<web::Data<AppState>>, req: HttpRequest) -> Resu
         None => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every action a route or handler audits under must be one the trail can read back: a
+    /// name missing from `audit::ACTIONS` is written but cannot be decoded, and would break
+    /// `audit verify`, `audit export` and the access history.
+    #[test]
+    fn every_audited_action_is_one_the_trail_knows() {
+        let sources = [include_str!("mod.rs"), include_str!("sources.rs"), include_str!("token.rs")];
+        let mut named = Vec::new();
+        for text in sources {
+            for (opening, skip_first) in
+                [("fhir(\"", true), ("admin(state, &req, \"", false), ("begin(&rid, \"", false)]
+            {
+                for (i, _) in text.match_indices(opening) {
+                    let mut rest = &text[i + opening.len()..];
+                    if skip_first {
+                        // The first literal is the path; the action is the second.
+                        let Some(after) = rest.find("\", \"") else { continue };
+                        rest = &rest[after + 4..];
+                    }
+                    if let Some(end) = rest.find('"') {
+                        named.push(rest[..end].to_owned());
+                    }
+                }
+            }
+        }
+        assert!(named.len() > 20, "the scan found the routes: {named:?}");
+        for action in &named {
+            assert!(
+                crate::audit::action_named(action).is_some(),
+                "action '{action}' is not in audit::ACTIONS"
+            );
+        }
+    }
+}

@@ -93,15 +93,19 @@ pub async fn token(
             Ok(oauth_response(200, &body))
         }
         Err(e) => {
-            let e = if UNAUTHENTICATED.contains(&e.error) {
+            let e = if e.verified_client.is_none() && UNAUTHENTICATED.contains(&e.error) {
                 // No verified client: counted per peer (and throttled), not written one by one.
                 match super::throttle::count(&state, &req, e.error) {
                     Ok(()) => e,
                     Err(wait) => tideway_auth::service::OAuthError::slow_down(wait),
                 }
             } else {
-                // Best effort: nothing is granted either way.
-                let audit = state.audit.begin(&rid, "token", None);
+                // Best effort: nothing is granted either way. A client whose signature verified
+                // is named: a replayed assertion or a missing certificate is its to answer for.
+                let mut audit = state.audit.begin(&rid, "token", None);
+                if let Some(client) = &e.verified_client {
+                    audit.on_behalf_of_client(client);
+                }
                 let _ = audit
                     .outcome(e.status, 0, AuditOutcome::Denied, json!({"error": e.error}).to_string())
                     .await;

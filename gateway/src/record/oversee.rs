@@ -46,7 +46,9 @@ impl RecordService {
         standing: Option<Standing>,
         seen: Seen<'_>,
     ) -> Result<(), RecordError> {
-        if principal.purpose == PurposeOfUse::PatientRequest {
+        // The patient's own app reading their own record is no organisation's first access;
+        // PATRQT for anyone else's record is overseen as any read.
+        if principal.purpose == PurposeOfUse::PatientRequest && principal.user_id == nhs.as_str() {
             return Ok(());
         }
         let organisation = principal.organisation.as_str();

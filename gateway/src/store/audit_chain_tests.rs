@@ -233,6 +233,15 @@ async fn every_kind_of_damage_is_named(backend: Backend) {
     behind_the_gateways_back(&t.store, "UPDATE audit_event SET released = 999 WHERE seq = 5;").await;
     assert_eq!(t.first_damage().await, (Some(5), "edited"), "{backend:?}");
 
+    // A value the gateway never writes: still reported as an edit at its place, not a stop.
+    let t = Trail::new(backend, 6, 6).await;
+    behind_the_gateways_back(
+        &t.store,
+        "UPDATE audit_event SET action = 'made-up', phase = 'x' WHERE seq = 2;",
+    )
+    .await;
+    assert_eq!(t.first_damage().await, (Some(2), "edited"), "{backend:?}");
+
     // A deletion.
     let t = Trail::new(backend, 20, 20).await;
     behind_the_gateways_back(&t.store, "DELETE FROM audit_event WHERE seq = 7;").await;

@@ -238,44 +238,76 @@ macro_rules! audit_row_from {
     ($row:ty) => {
         impl DecodeAuditRow for $row {
             fn decode_audit(&self) -> Result<StoredAudit, sqlx::Error> {
-                let r = self;
-                let micros: i64 = r.try_get("recorded_at_us")?;
-                let phase: String = r.try_get("phase")?;
-                let action: String = r.try_get("action")?;
-                let outcome: String = r.try_get("outcome")?;
-                let status: i32 = r.try_get("http_status")?;
-                let released: i64 = r.try_get("released")?;
-                let sources: String = r.try_get("sources")?;
-                let record = AuditRecord {
-                    recorded_at: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-                        .map_err(|_| bad("recorded_at_us"))?,
-                    request_id: r.try_get("request_id")?,
-                    phase: AuditPhase::parse(&phase).ok_or_else(|| bad("phase"))?,
-                    action: action_named(&action).ok_or_else(|| bad("action"))?,
-                    client_id: r.try_get("client_id")?,
-                    user_id: r.try_get("user_id")?,
-                    role: r.try_get("role")?,
-                    organisation: r.try_get("organisation")?,
-                    purpose: r.try_get("purpose")?,
-                    patient_id: r.try_get("patient_id")?,
-                    sources: sources.into(),
-                    outcome: AuditOutcome::parse(&outcome).ok_or_else(|| bad("outcome"))?,
-                    http_status: u16::try_from(status).map_err(|_| bad("http_status"))?,
-                    released: u64::try_from(released).map_err(|_| bad("released"))?,
-                    detail: r.try_get("detail")?,
-                };
-                Ok(StoredAudit { seq: r.try_get("seq")?, record })
+                decode_as(self, Strictness::Strict)
             }
 
+            /// Read as stored even where a value is one the gateway could not have written (an
+            /// unknown action, phase or outcome, a status or count out of range): such a row is
+            /// read with a stand-in value, so its hash no longer matches and `audit verify`
+            /// reports it as edited, at its sequence number, instead of stopping.
             fn decode_chained(&self) -> Result<ChainedAudit, sqlx::Error> {
                 Ok(ChainedAudit {
-                    stored: self.decode_audit()?,
+                    stored: decode_as(self, Strictness::Lenient)?,
                     prev_hash: self.try_get("prev_hash")?,
                     hash: self.try_get("hash")?,
                 })
             }
         }
     };
+}
+
+/// Whether a value the gateway could not have written is an error or read as a stand-in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    Strict,
+    Lenient,
+}
+
+/// `parsed`, or (leniently) `stand_in` in its place, or (strictly) a decode error naming
+/// `column`.
+fn or_stand_in<T>(parsed: Option<T>, stand_in: T, column: &str, how: Strictness) -> Result<T, sqlx::Error> {
+    match (parsed, how) {
+        (Some(v), _) => Ok(v),
+        (None, Strictness::Lenient) => Ok(stand_in),
+        (None, Strictness::Strict) => Err(bad(column)),
+    }
+}
+
+fn decode_as<R>(r: &R, how: Strictness) -> Result<StoredAudit, sqlx::Error>
+where
+    R: Row,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'d> String: sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    for<'d> Option<String>: sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    for<'d> i64: sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    for<'d> i32: sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+{
+    let micros: i64 = r.try_get("recorded_at_us")?;
+    let phase: String = r.try_get("phase")?;
+    let action: String = r.try_get("action")?;
+    let outcome: String = r.try_get("outcome")?;
+    let status: i32 = r.try_get("http_status")?;
+    let released: i64 = r.try_get("released")?;
+    let sources: String = r.try_get("sources")?;
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok();
+    let record = AuditRecord {
+        recorded_at: or_stand_in(at, time::OffsetDateTime::UNIX_EPOCH, "recorded_at_us", how)?,
+        request_id: r.try_get("request_id")?,
+        phase: or_stand_in(AuditPhase::parse(&phase), AuditPhase::Outcome, "phase", how)?,
+        action: or_stand_in(action_named(&action), "unrecognised", "action", how)?,
+        client_id: r.try_get("client_id")?,
+        user_id: r.try_get("user_id")?,
+        role: r.try_get("role")?,
+        organisation: r.try_get("organisation")?,
+        purpose: r.try_get("purpose")?,
+        patient_id: r.try_get("patient_id")?,
+        sources: sources.into(),
+        outcome: or_stand_in(AuditOutcome::parse(&outcome), AuditOutcome::Error, "outcome", how)?,
+        http_status: or_stand_in(u16::try_from(status).ok(), 0, "http_status", how)?,
+        released: or_stand_in(u64::try_from(released).ok(), 0, "released", how)?,
+        detail: r.try_get("detail")?,
+    };
+    Ok(StoredAudit { seq: r.try_get("seq")?, record })
 }
 
 audit_row_from!(sqlx::sqlite::SqliteRow);

@@ -75,6 +75,11 @@ async fn run(pool: PgPool, mut inbox: mpsc::Receiver<PendingAudit>) {
 /// committed. Dropping the transaction on an error rolls it back.
 async fn write_batch(pool: &PgPool, batch: &[PendingAudit]) -> Result<Vec<i64>, StoreError> {
     let mut tx = pool.begin().await.map_err(err("begin audit batch"))?;
+    // Durable at commit whatever the server's or the session's default says.
+    sqlx::query("SET LOCAL synchronous_commit = on")
+        .execute(&mut *tx)
+        .await
+        .map_err(err("begin audit batch"))?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(CHAIN_LOCK)
         .execute(&mut *tx)

@@ -99,6 +99,21 @@ async fn forged_and_replayed_assertions_are_refused() {
     assert_eq!(first.status(), 200);
     let (s, e) = oauth_error(&app, &once).await;
     assert!(s == 400 || s == 401, "{e}");
+    // A replay names its client (the signature verified): audited as that client's refused
+    // token request. An assertion no key verifies names no one: only counted per peer.
+    use tideway_gateway::store::AuditLog as _;
+    let replayed = app.post_token(token_form_for(&once, "system/*.read").unwrap()).await;
+    let rid = replayed.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(replayed.status(), 401);
+    let rows = app.state.store.audit_for_request(&rid).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].action, rows[0].client_id.as_deref()), ("token", Some("test-es")));
+    assert_eq!(rows[0].outcome, "denied");
+    let unverified = app
+        .post_token(token_form_for(&stranger.assertion(&url, &user, life).unwrap(), "system/*.read").unwrap())
+        .await;
+    let rid = unverified.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(app.state.store.audit_for_request(&rid).await.unwrap().is_empty());
 
     // Missing user claims.
     let anonymous = c
