@@ -97,6 +97,8 @@ impl RecordService {
             let restricted = PatientMarks::of(&facts).restricted;
             let seen: Vec<Demographics> = held.iter().filter_map(|p| demographics(p)).collect();
             let (points, grade) = score(query, &seen, restricted);
+            let patients: Vec<NormalisedResource> = held.iter().map(|p| (*p).clone()).collect();
+            let standing = ask.standing();
             let answer = self.patient_answer(principal, &directives, ask.by_search(), found)?;
             partial |= answer.report.is_partial();
             notices.extend(answer.notices.into_iter().filter(|n| *n != Notice::MayBeWithheld));
@@ -109,11 +111,32 @@ impl RecordService {
                 notices.push(Notice::ConflictingDemographics { patient_id: id.clone(), fields: disagree });
             }
             audited.push(serde_json::json!({"patient": id, "grade": grade.code()}));
-            candidates.push(Candidate { patient, score: points, grade });
+            candidates.push((
+                Candidate { patient, score: points, grade },
+                id,
+                nhs.clone(),
+                standing,
+                patients,
+            ));
         }
         // Best first: by grade, then score; the registry order of discovery breaks ties.
-        candidates.sort_by(|a, b| a.grade.cmp(&b.grade).then(b.score.total_cmp(&a.score)));
+        candidates.sort_by(|(a, ..), (b, ..)| a.grade.cmp(&b.grade).then(b.score.total_cmp(&a.score)));
         candidates.truncate(query.count);
+        // What is released is overseen as any read: an organisation's first access to each
+        // candidate's record is stored, with its notifications, before the answer leaves.
+        let mut released = Vec::with_capacity(candidates.len());
+        for (candidate, id, nhs, standing, patients) in candidates {
+            self.note_access(
+                call,
+                principal,
+                (&id, &nhs),
+                standing,
+                super::oversee::Seen::Patients(patients),
+            )
+            .await?;
+            released.push(candidate);
+        }
+        let candidates = released;
         let mut unique = Vec::new();
         for n in notices {
             if !unique.contains(&n) {

@@ -255,3 +255,25 @@ async fn match_trawling_is_alerted_and_paused() {
     assert_eq!(trawl.len(), 1, "{}", listed.body);
     app.stop().await;
 }
+
+/// What `$match` releases is overseen as any read: an organisation's first access to a
+/// candidate's record notifies the patient's registered practice.
+#[tokio::test]
+async fn a_first_access_through_match_notifies_the_practice() {
+    let app = TestApp::spawn(Options::default()).await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].clone();
+    let practice = app.token_for(&user(&app.practice_of(&nhs), "R8000", PurposeOfUse::Treat)).await;
+    // Another hospital's search is the first access; the match is this hospital's.
+    let other = app.token_for(&tideway_tests::other_clinician()).await;
+    let id = app.patient_id(&other, nhs.as_str()).await;
+    let path = format!("/notifications?patient={id}");
+    assert_eq!(app.get(&path, Some(&practice)).await.body["total"], 1);
+    let hospital = app.token().await;
+    let found = post_match(&app, &hospital, &parameters(described(&app, &nhs, true), &[])).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(found.matches().iter().any(|p| p["id"] == id.as_str()), "{}", found.body);
+    let listed = app.get(&path, Some(&practice)).await;
+    let senders: Vec<&Value> = listed.matches().iter().map(|n| &n["sender"]["identifier"]["value"]).collect();
+    assert_eq!(senders, ["RKE", "RJ122"], "the hospital's first access, through $match: {}", listed.body);
+    app.stop().await;
+}
