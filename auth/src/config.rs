@@ -125,6 +125,11 @@ pub struct ClientConfig {
     /// connection presenting the same certificate. Needs `[server.tls]` with `client_ca`.
     #[serde(default)]
     pub tls_client_certificate_sha256: Option<String>,
+    /// A patient-facing app (NHS login): its users are patients acting for themselves. Only
+    /// such a client's users may assert purpose of use `PATRQT`, and they may assert no other
+    /// (default `false`), so a clinical system cannot pass its users off as patients.
+    #[serde(default)]
+    pub patient_app: bool,
 }
 
 fn default_assertion_max_lifetime_secs() -> u64 {
@@ -506,6 +511,7 @@ mod tests {
             token_lifetime_secs: 300,
             suspended: false,
             tls_client_certificate_sha256: None,
+            patient_app: false,
         }
     }
 

@@ -20,6 +20,8 @@ pub(crate) struct RegisteredClient {
     pub(crate) suspended: bool,
     /// The SHA-256 (lower-case hex) of the TLS certificate the client must present, if any.
     pub(crate) certificate: Option<String>,
+    /// Whether it is a patient-facing app (its users assert `PATRQT`, and only it).
+    pub(crate) patient_app: bool,
 }
 
 impl RegisteredClient {
@@ -30,6 +32,7 @@ impl RegisteredClient {
             token_lifetime_secs: config.token_lifetime_secs,
             suspended: config.suspended,
             certificate: config.certificate_sha256()?,
+            patient_app: config.patient_app,
         })
     }
 }

@@ -446,6 +446,19 @@ impl TokenService {
         }
         let (exp, jti) = self.check_assertion_claims(claims, now)?;
         let user = asserted_user(claims.extensions.as_ref())?;
+        match (user.purpose == PurposeOfUse::PatientRequest, client.patient_app) {
+            (true, false) => {
+                return Err(OAuthError::invalid_request(
+                    "purpose of use PATRQT is for patient-facing apps only (a client registered with patient_app = true)",
+                ));
+            }
+            (false, true) => {
+                return Err(OAuthError::invalid_request(
+                    "a patient-facing app's users act for themselves: purpose of use PATRQT",
+                ));
+            }
+            _ => {}
+        }
         let scopes = grant_scopes(form.scope.as_deref(), &client.allowed_scopes)?;
 
         // Last, so that an assertion refused for another reason does not use up its jti.

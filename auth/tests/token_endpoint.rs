@@ -53,6 +53,7 @@ fn client_config(client: &BackendClient) -> ClientConfig {
         token_lifetime_secs: 300,
         suspended: false,
         tls_client_certificate_sha256: None,
+        patient_app: false,
     }
 }
 

@@ -183,6 +183,8 @@ pub struct TestApp {
     pub pki: Option<pki::TestPki>,
     /// Client `test-mtls`, bound to the issued client certificate (with `gateway_tls`).
     pub mtls_client: Option<BackendClient>,
+    /// Client `test-patient-app`, registered as a patient-facing app (`patient_app = true`).
+    pub patient_app_client: BackendClient,
     /// Client `test-file`'s JWKS file (with `jwks_file`).
     pub jwks_file: Option<PathBuf>,
     /// Client `test-file` with the key its JWKS file first holds (with `jwks_file`).
@@ -326,6 +328,8 @@ impl TestApp {
         }
         let es_client = BackendClient::generate_es384("test-es", "es-test-1").expect("es client");
         let rs_client = rs_client();
+        let patient_app_client =
+            BackendClient::generate_es384("test-patient-app", "app-test-1").expect("patient app client");
         let file_client = opts
             .jwks_file
             .then(|| BackendClient::generate_es384("test-file", "file-1").expect("file client"));
@@ -367,6 +371,7 @@ impl TestApp {
             token_lifetime_secs: lifetime,
             suspended: false,
             tls_client_certificate_sha256: None,
+            patient_app: false,
         };
         let settings = Settings {
             server: ServerSettings {
@@ -395,9 +400,12 @@ impl TestApp {
                 token_signing_kid: "k1".to_owned(),
                 accepted_signing_keys: Vec::new(),
                 clients: {
+                    let mut app_client = client("test-patient-app", patient_app_client.jwks_json(), 300);
+                    app_client.patient_app = true;
                     let mut clients = vec![
                         client("test-es", es_client.jwks_json(), 300),
                         client("test-rs", rs_client.jwks_json(), 300),
+                        app_client,
                     ];
                     if let Some(file) = &jwks_file {
                         let mut from_file = client("test-file", String::new(), 300);
@@ -478,6 +486,7 @@ impl TestApp {
             mtls_client,
             jwks_file,
             file_client,
+            patient_app_client,
             handle,
         }
     }
@@ -498,9 +507,15 @@ impl TestApp {
             .expect("token request")
     }
 
-    /// An access token for `user` from the ES384 client.
+    /// An access token for `user`. Patients' own requests (`PATRQT`) come from the registered patient app, all others from
+    /// the ES384 clinical client.
     pub async fn token_for(&self, user: &UserClaims) -> String {
-        let form = self.es_client.token_form(&self.token_url(), "system/*.read", user).expect("form");
+        let client = if user.purpose == PurposeOfUse::PatientRequest {
+            &self.patient_app_client
+        } else {
+            &self.es_client
+        };
+        let form = client.token_form(&self.token_url(), "system/*.read", user).expect("form");
         let res = self.post_token(form).await;
         assert_eq!(res.status(), 200, "token request failed");
         let body: Value = res.json().await.expect("token json");

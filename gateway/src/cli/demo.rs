@@ -279,6 +279,7 @@ impl Demo {
                     token_lifetime_secs: 3600,
                     suspended: false,
                     tls_client_certificate_sha256: None,
+                    patient_app: false,
                 }],
                 assertion_max_lifetime_secs: 300,
                 clock_skew_secs: 60,

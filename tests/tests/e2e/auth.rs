@@ -276,3 +276,32 @@ async fn a_peer_flooding_without_a_valid_token_is_throttled_unaudited_and_tokens
     }
     app.stop().await;
 }
+
+/// Only a client registered as a patient-facing app may say its users are patients (purpose of
+/// use PATRQT), and such an app may say nothing else: a clinical system cannot pass its users
+/// off as patients to read their consents or access histories.
+#[tokio::test]
+async fn only_a_patient_app_may_assert_a_patients_own_request() {
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    let as_patient = tideway_auth::client::UserClaims {
+        user_id: "9434765919".to_owned(),
+        ..tideway_tests::user("YAPP1", "R8000", tideway_auth::PurposeOfUse::PatientRequest)
+    };
+    for (client, user, allowed) in [
+        (&app.es_client, &as_patient, false),
+        (&app.patient_app_client, &clinician(), false),
+        (&app.patient_app_client, &as_patient, true),
+    ] {
+        let form = client.token_form(&app.token_url(), "system/*.read", user).unwrap();
+        let res = app.post_token(form).await;
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        if allowed {
+            assert_eq!(status, 200, "{body}");
+        } else {
+            assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+            assert!(body["error_description"].as_str().unwrap().contains("PATRQT"), "{body}");
+        }
+    }
+    app.stop().await;
+}
