@@ -30,8 +30,9 @@ pub fn spawn_reload(state: web::Data<AppState>, secs: u64) {
         return;
     }
     tokio::spawn(async move {
-        let mut seen: HashMap<String, Option<SystemTime>> =
-            files.iter().map(|(c, f)| (c.client_id.clone(), modified(f))).collect();
+        // Nothing is taken as seen: the first look reads every file once more, so a file
+        // changed between the keys' loading at start and this task's start is not missed.
+        let mut seen: HashMap<String, Option<SystemTime>> = HashMap::new();
         let mut ticks = tokio::time::interval(Duration::from_secs(secs));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
