@@ -222,12 +222,8 @@ struct Confirmation {
 }
 
 /// The RFC 8705 thumbprint of a certificate whose SHA-256 is `hex` (lower-case hex).
-fn thumbprint(hex: &str) -> Option<String> {
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect::<Option<_>>()?;
-    Some(URL_SAFE_NO_PAD.encode(bytes))
+fn thumbprint(sha256_hex: &str) -> Option<String> {
+    hex::decode(sha256_hex).ok().map(|bytes| URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The header members of a client assertion we look at. Parsed by hand rather than with

@@ -199,9 +199,7 @@ impl Application {
         let checkpointer = match (&settings.audit.checkpoint_key, &settings.audit.checkpoint_file) {
             (Some(key), Some(file)) => {
                 let checkpointer = Arc::new(Checkpointer::new(key, file.clone(), Arc::new(store.clone()))?);
-                checkpointer
-                    .clone()
-                    .spawn_every(Duration::from_secs(settings.audit.checkpoint_interval_secs));
+                checkpointer.clone().spawn_every(settings.audit.checkpoint_interval_secs);
                 Some(checkpointer)
             }
             _ => {

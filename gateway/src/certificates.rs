@@ -6,15 +6,14 @@
 //! one as an error), naming the certificate and the file, nothing else.
 
 use std::path::Path;
-use std::time::Duration;
 
 use time::OffsetDateTime;
 use x509_cert::der::DecodePem;
 
 use crate::config::Settings;
 
-/// How often the certificates are looked at again.
-const EVERY: Duration = Duration::from_secs(3600);
+/// How often (seconds) the certificates are looked at again.
+const EVERY_SECS: u64 = 3600;
 
 /// When the first certificate in the PEM file `path` stops being valid. Errors name the file.
 pub fn not_after(path: &Path) -> Result<OffsetDateTime, String> {
@@ -63,13 +62,10 @@ pub fn spawn_watch(settings: Settings) {
     if configured(&settings).is_empty() {
         return;
     }
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(EVERY);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            check(&settings);
-        }
+    check(&settings);
+    crate::periodic::every(EVERY_SECS, move || {
+        check(&settings);
+        std::future::ready(())
     });
 }
 

@@ -8,7 +8,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
 
 use actix_web::web;
 
@@ -29,33 +30,37 @@ pub fn spawn_reload(state: web::Data<AppState>, secs: u64) {
     if files.is_empty() {
         return;
     }
-    tokio::spawn(async move {
-        // Nothing is taken as seen: the first look reads every file once more, so a file
-        // changed between the keys' loading at start and this task's start is not missed.
-        let mut seen: HashMap<String, Option<SystemTime>> = HashMap::new();
-        let mut ticks = tokio::time::interval(Duration::from_secs(secs));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            for (client, file) in &files {
-                let now = modified(file);
-                if seen.get(&client.client_id) == Some(&now) {
-                    continue;
-                }
-                match state.tokens.clients().reload_keys(client) {
-                    Ok(_) => {
-                        tracing::info!(client_id = %client.client_id, "client keys reloaded from its JWKS file");
-                        seen.insert(client.client_id.clone(), now);
-                    }
-                    Err(e) => tracing::warn!(
-                        client_id = %client.client_id, file = %file.display(), error = %e,
-                        "client JWKS file could not be reloaded; the keys in force stay"
-                    ),
-                }
-            }
-        }
+    // Nothing is taken as seen: the first look reads every file once more, so a file changed
+    // between the keys' loading at start and this job's start is not missed.
+    let seen: Mutex<HashMap<String, Option<SystemTime>>> = Mutex::new(HashMap::new());
+    crate::periodic::every(secs, move || {
+        look_again(&state, &files, &mut seen.lock().unwrap_or_else(PoisonError::into_inner));
+        std::future::ready(())
     });
+}
+
+/// Reloads the keys of every client whose file changed since `seen` last recorded it.
+fn look_again(
+    state: &AppState,
+    files: &[(tideway_auth::ClientConfig, PathBuf)],
+    seen: &mut HashMap<String, Option<SystemTime>>,
+) {
+    for (client, file) in files {
+        let now = modified(file);
+        if seen.get(&client.client_id) == Some(&now) {
+            continue;
+        }
+        match state.tokens.clients().reload_keys(client) {
+            Ok(_) => {
+                tracing::info!(client_id = %client.client_id, "client keys reloaded from its JWKS file");
+                seen.insert(client.client_id.clone(), now);
+            }
+            Err(e) => tracing::warn!(
+                client_id = %client.client_id, file = %file.display(), error = %e,
+                "client JWKS file could not be reloaded; the keys in force stay"
+            ),
+        }
+    }
 }
 
 fn modified(file: &std::path::Path) -> Option<SystemTime> {

@@ -122,10 +122,5 @@ impl TestPki {
 }
 
 fn hex_sha256(der: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(der);
-    digest.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(der))
 }

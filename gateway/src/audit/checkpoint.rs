@@ -258,18 +258,21 @@ impl Checkpointer {
         Ok(Some(checkpoint))
     }
 
-    /// Checkpoints every `interval` until the runtime stops.
-    pub fn spawn_every(self: Arc<Self>, interval: std::time::Duration) {
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                if let Err(e) = self.checkpoint().await {
-                    tracing::error!(error = %e, "audit checkpoint could not be written");
-                }
-            }
+    /// Checkpoints now (what a process that was killed appended since the last checkpoint),
+    /// then every `secs` seconds until the runtime stops.
+    pub fn spawn_every(self: Arc<Self>, secs: u64) {
+        let now = self.clone();
+        tokio::spawn(async move { now.logged_checkpoint().await });
+        crate::periodic::every(secs, move || {
+            let this = self.clone();
+            async move { this.logged_checkpoint().await }
         });
+    }
+
+    async fn logged_checkpoint(&self) {
+        if let Err(e) = self.checkpoint().await {
+            tracing::error!(error = %e, "audit checkpoint could not be written");
+        }
     }
 }
 
