@@ -200,11 +200,7 @@ impl SourceAdapter for FhirR4Adapter {
             Err(AdapterError::Status(404 | 410)) => return Ok(None),
             other => other?,
         };
-        let same = mapping::resource_type_of(&value).as_deref() == Some(resource_type)
-            && value.get("id").and_then(Value::as_str) == Some(local_id);
-        if !same {
-            return Err(AdapterError::Malformed("the source answered with another resource".into()));
-        }
+        mapping::expect_resource(&value, resource_type, local_id)?;
         // A shared resource belongs to no patient: no patient id to map.
         let normaliser = Normaliser {
             source: &self.config.id,

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tideway_profiles::systems;
 use tideway_profiles::validate::check_r4_value;
 
-use crate::adapter::{NormalisedResource, RejectedResource, RejectionKind};
+use crate::adapter::{AdapterError, NormalisedResource, RejectedResource, RejectionKind};
 use crate::source::SourceId;
 
 /// Extension on `meta` keeping a source's own `meta.source` when ours replaces it.
@@ -184,6 +184,17 @@ impl Normaliser<'_> {
             Value::Array(items) => items.iter_mut().for_each(|v| self.rewrite_references(v)),
             _ => {}
         }
+    }
+}
+
+/// Refuses an answer to a read of `resource_type/local_id` that is some other resource.
+pub fn expect_resource(value: &Value, resource_type: &str, local_id: &str) -> Result<(), AdapterError> {
+    let same = resource_type_of(value).as_deref() == Some(resource_type)
+        && value.get("id").and_then(Value::as_str) == Some(local_id);
+    if same {
+        Ok(())
+    } else {
+        Err(AdapterError::Malformed("the source answered with another resource".into()))
     }
 }
 

@@ -306,11 +306,7 @@ impl SourceAdapter for GpConnectAdapter {
             Err(AdapterError::Status(404 | 410)) => return Ok(None),
             other => other?,
         };
-        let same = r4::resource_type_of(&value).as_deref() == Some(resource_type)
-            && value.get("id").and_then(Value::as_str) == Some(local_id);
-        if !same {
-            return Err(AdapterError::Malformed("the source answered with another resource".into()));
-        }
+        r4::expect_resource(&value, resource_type, local_id)?;
         // A shared resource belongs to no patient: no patient id to map.
         let normaliser = self.normaliser("", "");
         stu3::convert(value)
