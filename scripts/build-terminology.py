@@ -10,6 +10,7 @@ from), then `system,code` rows, sorted, without repeats. The gateway embeds thes
 this script and commit its output to change a set (the version line changes with the date).
 """
 import csv
+import re
 import datetime
 import os
 import sys
@@ -77,7 +78,34 @@ def icd10_col(col):
 def active_only(reader):
     return lambda row: reader(row) if row.get("active", "y").strip() == "y" else []
 
+def where(column, values, reader):
+    """Only the rows whose `column` is one of `values` (the CPRD multimorbidity lists hold every
+    condition of an index in one file, named in their `condition` column)."""
+    return lambda row: reader(row) if row.get(column, "").strip() in values else []
+
+def term_matches(column, pattern, reader):
+    """Only the rows whose term matches `pattern` (case-insensitive): a published list narrowed
+    by what its own terms say, not by hand-picked codes."""
+    rx = re.compile(pattern, re.IGNORECASE)
+    return lambda row: reader(row) if rx.search(row.get(column, "")) else []
+
+def read2_mapped_to(snomed_list):
+    """The Read v2 codes CPRD Aurum files beside a SNOMED CT concept of `snomed_list` (a relative
+    path; its `code` column): a published Read v2 <-> SNOMED pairing, so a Read v2-coded record
+    lands in the same set as the refset's SNOMED concepts."""
+    wanted = {}
+
+    def reader(row):
+        if not wanted:
+            wanted["codes"] = {r["code"].strip() for r in read_rows(os.path.join(ROOT, snomed_list))}
+        if row.get("snomedctconceptid", "").strip() in wanted["codes"]:
+            return read2_col("readcode")(row)
+        return []
+    return reader
+
 PCD = "opensafely-snomed-pcd-refsets/nhsd-primary-care-domain-refsets-"
+MULTI = "cprd-gold-read2_aurum-snomed_dmd/healthconditions/multimorbidity/"
+HYPERTENSION = ("Hypertension (uncomplicated)", "Hypertension with end-organ damage")
 SENS = "sensitive/"
 SETS = [
     ("hiv", "sensitive", [
@@ -127,6 +155,26 @@ SETS = [
         ("opensafely-ctv3-tpp/opensafely-dementia.csv", ctv3_col("ctv3id")),
     ]),
     ("mental-health-medicines", "clinical", []),
+    # Measure sets for the London-wide dashboards (issue 11).
+    ("asthma", "clinical", [
+        (PCD + "ast_cod.csv", snomed_col("code")),
+        ("opensafely-ctv3-tpp/opensafely-asthma-diagnosis.csv", ctv3_col("ctv3id")),
+        (MULTI + "AurumElixhauser.txt", read2_mapped_to(PCD + "ast_cod.csv")),
+    ]),
+    ("copd", "clinical", [
+        (PCD + "copd_cod.csv", snomed_col("code")),
+        (MULTI + "AurumElixhauser.txt", read2_mapped_to(PCD + "copd_cod.csv")),
+        # The OpenSAFELY chronic respiratory list also holds bronchiectasis, alveolitis and more:
+        # only its rows whose preferred term names chronic obstructive disease are COPD.
+        ("opensafely-ctv3-tpp/opensafely-chronic-respiratory-disease.csv",
+         term_matches("ctv3preferredtermdesc", r"chron\w* obstruct|obstructive chronic bronchitis", ctv3_col("ctv3id"))),
+    ]),
+    ("hypertension", "clinical", [
+        ("opensafely-ctv3-tpp/opensafely-hypertension.csv", ctv3_col("ctv3id")),
+        (MULTI + "AurumElixhauser.txt", where("condition", HYPERTENSION, snomed_col("snomedctconceptid"))),
+        (MULTI + "AurumElixhauser.txt", where("condition", HYPERTENSION, read2_col("readcode"))),
+        (MULTI + "GoldElixhauser.txt", where("condition", HYPERTENSION, read2_col("readcode"))),
+    ]),
 ]
 
 
@@ -140,8 +188,12 @@ def read_rows(path):
             yield {(k or "").strip().lower(): (v or "") for k, v in row.items()}
 
 
+ROOT = "../shared/data/codelists"
+
+
 def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/codelists"
+    global ROOT
+    root = ROOT = sys.argv[1] if len(sys.argv) > 1 else ROOT
     out = os.path.join(os.path.dirname(__file__), "..", "policy", "terminology")
     version = datetime.date.today().isoformat()
     for name, kind, inputs in SETS:
@@ -153,7 +205,8 @@ def main():
                 for system, code in reader(row):
                     if code and code not in ("0",):
                         codes.add((system, code))
-            built_from.append(rel)
+            if rel not in built_from:
+                built_from.append(rel)
         if name in HAND_PICKED:
             built_from.append("hand-picked codes (scripts/build-terminology.py)")
         with open(os.path.join(out, f"{name}.csv"), "w", encoding="utf-8") as f:

@@ -59,7 +59,7 @@ pub struct Terminology {
 }
 
 /// The code sets shipped with the gateway, as `(name, text)`.
-const EMBEDDED: [(&str, &str); 13] = [
+const EMBEDDED: [(&str, &str); 16] = [
     ("hiv", include_str!("../terminology/hiv.csv")),
     ("termination-of-pregnancy", include_str!("../terminology/termination-of-pregnancy.csv")),
     ("sexually-transmitted-infection", include_str!("../terminology/sexually-transmitted-infection.csv")),
@@ -73,6 +73,9 @@ const EMBEDDED: [(&str, &str); 13] = [
     ("feet-and-legs", include_str!("../terminology/feet-and-legs.csv")),
     ("mental-health", include_str!("../terminology/mental-health.csv")),
     ("mental-health-medicines", include_str!("../terminology/mental-health-medicines.csv")),
+    ("asthma", include_str!("../terminology/asthma.csv")),
+    ("copd", include_str!("../terminology/copd.csv")),
+    ("hypertension", include_str!("../terminology/hypertension.csv")),
 ];
 
 impl Terminology {
@@ -211,6 +214,26 @@ mod tests {
         // The code alone is not enough: the system must match.
         assert_eq!(t.classify(&facts(&[("http://read.info/ctv3", "44054006")])), 0);
         assert_eq!(t.classify(&facts(&[])), 0);
+    }
+
+    #[test]
+    fn measure_sets_hold_the_codes_the_synthetic_population_uses() {
+        let t = Terminology::embedded().unwrap();
+        let (snomed, read, ctv3) =
+            ("http://snomed.info/sct", "http://read.info/readv2", "http://read.info/ctv3");
+        for (set, codings) in [
+            ("hypertension", [(snomed, "38341003"), (read, "G20.."), (ctv3, "XE0Ub")]),
+            ("asthma", [(snomed, "195967001"), (read, "H33.."), (ctv3, "H33..")]),
+            ("copd", [(snomed, "13645005"), (read, "H3..."), (ctv3, "XaEIV")]),
+        ] {
+            let bit = t.bit(set).unwrap();
+            assert_eq!(t.sensitive() & bit, 0, "{set} is a clinical set");
+            for coding in codings {
+                assert_eq!(t.classify(&facts(&[coding])) & bit, bit, "{set}: {coding:?}");
+            }
+        }
+        // Asthma is not COPD, although Read v2 files it under the same chapter.
+        assert_eq!(t.classify(&facts(&[(snomed, "195967001")])) & t.bit("copd").unwrap(), 0);
     }
 
     #[test]
