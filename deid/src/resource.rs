@@ -42,7 +42,8 @@ pub const EXPORTED_TYPES: [&str; 14] = [
 ///
 /// `None` when the resource is not exported: a type outside [`EXPORTED_TYPES`], or a resource
 /// whose required elements cannot be produced (an Observation whose code is only free text, a
-/// MedicationRequest naming its medicine by reference, ...), since invalid FHIR is never output.
+/// MedicationRequest naming its medicine by reference, ...), since invalid FHIR is never output,
+/// and a resource with a `modifierExtension` (its meaning would change without it).
 /// The caller passes only resources of this patient's record: every `subject`/`patient`
 /// reference that is not explicitly to another resource type is taken to be this patient.
 pub fn deidentify(
@@ -54,6 +55,9 @@ pub fn deidentify(
 ) -> Option<Value> {
     let input = resource.as_object()?;
     let resource_type = input.get("resourceType")?.as_str()?;
+    if has_modifier(input) {
+        return None;
+    }
     let cx = Cx { profile, pseudonyms, patient_ref: format!("Patient/{}", pseudonyms.patient(patient_nhs)) };
     let mut out = Map::new();
     out.insert("resourceType".into(), resource_type.into());
@@ -156,6 +160,9 @@ const fn many(name: &'static str, kind: Kind) -> Field {
 
 impl Spec {
     fn apply(&self, input: &Map<String, Value>, cx: &Cx<'_>) -> Option<Map<String, Value>> {
+        if has_modifier(input) {
+            return None;
+        }
         let mut out = Map::new();
         for field in self.fields {
             let Some(value) = input.get(field.name) else { continue };
@@ -226,6 +233,14 @@ impl Kind {
             Kind::Date | Kind::Subject | Kind::Ref | Kind::Nested(_) => None,
         }
     }
+}
+
+/// Whether an element carries a modifier extension: one that changes the meaning of the element
+/// (R4 says a reader that does not understand it must not use the element). Since no extension is
+/// carried over, such an element, or resource, is dropped rather than exported with a changed
+/// meaning.
+fn has_modifier(input: &Map<String, Value>) -> bool {
+    input.get("modifierExtension").and_then(Value::as_array).is_some_and(|m| !m.is_empty())
 }
 
 /// A FHIR `code`-shaped string, at most 256 characters.

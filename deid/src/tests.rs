@@ -255,6 +255,12 @@ fn unknown_types_and_resources_missing_required_elements_are_not_exported() {
         "patient": { "reference": "Patient/x" }, "occurrenceString": "last spring",
     }));
     none(json!("not a resource"));
+    // A modifier extension would change the meaning; without it the resource would mislead.
+    none(json!({
+        "resourceType": "Condition", "subject": { "reference": "Patient/x" },
+        "modifierExtension": [{ "url": "https://gp.example/refuted", "valueBoolean": true }],
+    }));
+    none(json!({ "resourceType": "Patient", "modifierExtension": [{ "url": "u", "valueBoolean": true }] }));
 }
 
 #[test]

@@ -81,7 +81,6 @@ fn identifying_elements(s: &Secrets, extra_key: &str) -> Map<String, Value> {
         "contact": [{ "name": { "family": s.name }, "address": { "postalCode": s.postcode } }],
         "note": [{ "text": s.free_text, "authorString": s.name }],
         "extension": [{ "url": "https://gp.example/ext", "valueString": s.local_id }],
-        "modifierExtension": [{ "url": "https://gp.example/mod", "valueString": s.nhs }],
         "performer": [{ "reference": format!("Practitioner/{}", s.local_id), "display": s.name }],
         "recorder": { "reference": format!("Practitioner/{}", s.local_id) },
         "asserter": { "reference": format!("RelatedPerson/{}", s.local_id) },
