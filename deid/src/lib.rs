@@ -25,7 +25,7 @@ pub mod suppress;
 pub use age::{AgeBand, age_band};
 pub use postcode::postcode_district;
 pub use profile::{BirthDetail, DatePrecision, PlaceDetail, Profile};
-pub use pseudonym::{KeyError, ProjectKey, Pseudonymiser};
+pub use pseudonym::{KeyError, MAX_KID_LEN, MIN_SECRET_LEN, ProjectKey, Pseudonymiser};
 pub use resource::{AGE_BAND_EXTENSION, EXPORTED_TYPES, deidentify};
 
 #[cfg(test)]
