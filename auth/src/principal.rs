@@ -21,9 +21,17 @@ pub enum PurposeOfUse {
     /// Patient request (the patient's own access).
     #[serde(rename = "PATRQT")]
     PatientRequest,
-    /// Operations (e.g. privacy officer review).
+    /// Healthcare operations: a privacy officer's review, a registry administrator's work, and
+    /// commissioning and planning (secondary use when an agreement grants it for population
+    /// data).
     #[serde(rename = "HOPERAT")]
     Operations,
+    /// Healthcare research (secondary use).
+    #[serde(rename = "HRESCH")]
+    Research,
+    /// Public health (secondary use).
+    #[serde(rename = "PUBHLTH")]
+    PublicHealth,
 }
 
 impl PurposeOfUse {
@@ -35,6 +43,8 @@ impl PurposeOfUse {
             "COC" => Self::CareCoordination,
             "PATRQT" => Self::PatientRequest,
             "HOPERAT" => Self::Operations,
+            "HRESCH" => Self::Research,
+            "PUBHLTH" => Self::PublicHealth,
             _ => return None,
         })
     }
@@ -47,8 +57,19 @@ impl PurposeOfUse {
             Self::CareCoordination => "COC",
             Self::PatientRequest => "PATRQT",
             Self::Operations => "HOPERAT",
+            Self::Research => "HRESCH",
+            Self::PublicHealth => "PUBHLTH",
         }
     }
+
+    /// Whether this purpose is a secondary use (commissioning and planning, research, public
+    /// health): served only de-identified population data, never a patient's record.
+    pub fn is_secondary(self) -> bool {
+        matches!(self, Self::Operations | Self::Research | Self::PublicHealth)
+    }
+
+    /// Every purpose the region accepts, as their codes, for messages.
+    pub const CODES: &'static str = "TREAT, ETREAT, COC, PATRQT, HOPERAT, HRESCH, PUBHLTH";
 }
 
 /// A national RBAC job role code (e.g. `R8000` clinical practitioner access role).

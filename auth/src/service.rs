@@ -788,7 +788,7 @@ fn asserted_user(extensions: Option<&Value>) -> Result<AssertedUser, OAuthError>
     let purpose_code = coded(iua, "purpose_of_use")?;
     let purpose = PurposeOfUse::parse(purpose_code).ok_or_else(|| {
         OAuthError::invalid_request(
-            "extensions.ihe_iua.purpose_of_use.code must be one of TREAT, ETREAT, COC, PATRQT, HOPERAT",
+            "extensions.ihe_iua.purpose_of_use.code must be one of TREAT, ETREAT, COC, PATRQT, HOPERAT, HRESCH, PUBHLTH",
         )
     })?;
     if iua.get("subject_name").is_some_and(|n| !n.is_string()) {

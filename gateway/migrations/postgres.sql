@@ -177,3 +177,35 @@ CREATE TABLE IF NOT EXISTS nhs_number_supersession (
     origin      TEXT   NOT NULL,
     recorded_at BIGINT NOT NULL
 );
+-- The National Data Opt-out list: NHS numbers of patients who opted out of secondary use, by
+-- where each came from (`api`, or `file` for the configured feed, replaced whole on each load).
+CREATE TABLE IF NOT EXISTS national_opt_out (
+    nhs_number  TEXT   NOT NULL,
+    origin      TEXT   NOT NULL,
+    recorded_us BIGINT NOT NULL,
+    PRIMARY KEY (nhs_number, origin)
+);
+-- Bulk $export jobs: who started each (the only principal served its status and files), what
+-- was asked, and how far the job has got (the last patient written, and each output file's
+-- size at that point, so a job interrupted by a restart resumes exactly there).
+CREATE TABLE IF NOT EXISTS export_job (
+    job_id           TEXT   NOT NULL PRIMARY KEY,
+    owner            TEXT   NOT NULL,
+    request          TEXT   NOT NULL,
+    params           TEXT   NOT NULL,
+    state            TEXT   NOT NULL,
+    transaction_time TEXT   NOT NULL,
+    cursor           TEXT,
+    patients_done    BIGINT NOT NULL,
+    patients_total   BIGINT NOT NULL,
+    progress         TEXT   NOT NULL,
+    created_us       BIGINT NOT NULL,
+    updated_us       BIGINT NOT NULL
+);
+-- The dashboards' population figures: the latest computed set, as JSON (counts only, small
+-- cells already suppressed).
+CREATE TABLE IF NOT EXISTS population_figures (
+    figures_id   TEXT   NOT NULL PRIMARY KEY,
+    body         TEXT   NOT NULL,
+    generated_us BIGINT NOT NULL
+);

@@ -66,6 +66,12 @@ pub enum StartError {
     /// The superseded NHS numbers feed could not be read (names the line, never a number).
     #[error("identity.superseded_nhs_numbers_file: {0}")]
     Supersessions(String),
+    /// The registered population feed could not be read (names the line, never a number).
+    #[error("identity.registrations_file: {0}")]
+    Registrations(String),
+    /// Secondary use's settings, opt-out feed or export folder could not be used.
+    #[error("secondary: {0}")]
+    Secondary(String),
     /// A source adapter could not be built.
     #[error("source {id}: {reason}")]
     Source {
@@ -95,6 +101,8 @@ pub struct AppHandle {
     checkpointer: Option<Arc<Checkpointer>>,
     refusals: Arc<RefusalTally>,
     audit: AuditTrail,
+    /// Stops export runners at their next page (their jobs resume at the next start).
+    exports_stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Writes the tally of unauthenticated refusals every `secs` seconds until the runtime stops.
@@ -112,6 +120,7 @@ impl AppHandle {
             a.stop(graceful).await;
         }
         self.main.stop(graceful).await;
+        self.exports_stopping.store(true, std::sync::atomic::Ordering::SeqCst);
         self.refusals.flush(&self.audit).await;
         // What was served is signed before the process ends (tried a few times: a store busy
         // with the last requests' commits may not answer the first time).
@@ -245,6 +254,24 @@ impl Application {
             let pairs = crate::record::parse_supersession_feed(&text).map_err(StartError::Supersessions)?;
             records.load_supersessions(&pairs).await.map_err(|e| StartError::Supersessions(e.to_string()))?;
         }
+        if let Some(path) = &settings.identity.registrations_file {
+            let text = std::fs::read_to_string(path).map_err(|e| StartError::Registrations(e.to_string()))?;
+            let feed = crate::secondary::registrations::parse(&text).map_err(StartError::Registrations)?;
+            crate::secondary::registrations::load(&store, &records.ids, &feed)
+                .await
+                .map_err(|e| StartError::Registrations(e.to_string()))?;
+        }
+        let secondary =
+            crate::secondary::SecondaryUse::new(settings.secondary.clone(), Arc::new(store.clone()))
+                .map_err(StartError::Secondary)?;
+        if let Some(path) = &settings.secondary.opt_out_file {
+            let feed = crate::secondary::opt_out::OptOutFeed::new(path.clone(), Arc::new(store.clone()));
+            feed.load().await.map_err(|e| StartError::Secondary(e.to_string()))?;
+            feed.spawn_reload(settings.secondary.opt_out_reload_secs);
+        }
+        tokio::fs::create_dir_all(&settings.secondary.export_directory)
+            .await
+            .map_err(|e| StartError::Secondary(format!("secondary.export_directory: {e}")))?;
         let audit = AuditTrail::new(Arc::new(store.clone()));
         let refusals = Arc::new(RefusalTally::default());
         spawn_refusal_flush(refusals.clone(), audit.clone(), settings.audit.refusal_interval_secs);
@@ -259,8 +286,11 @@ impl Application {
             refusals: refusals.clone(),
             capability,
             registry,
+            secondary,
             settings,
         });
+        crate::secondary::export::spawn_unfinished(state.clone());
+        crate::secondary::aggregate::spawn(state.clone());
         crate::client_keys::spawn_reload(state.clone(), state.settings.auth.jwks_reload_secs);
         crate::certificates::spawn_watch(state.settings.clone());
         let workers = state
@@ -343,6 +373,7 @@ impl Application {
             checkpointer: self.checkpointer.clone(),
             refusals: self.state.refusals.clone(),
             audit: self.state.audit.clone(),
+            exports_stopping: self.state.secondary.exports.stop_flag(),
         }
     }
 

@@ -58,6 +58,9 @@ pub struct Settings {
     /// The source registry: its administrators, health checks and attestations.
     #[serde(default)]
     pub registry: RegistrySettings,
+    /// Secondary use: bulk export, opt-outs, de-identification, aggregates.
+    #[serde(default)]
+    pub secondary: crate::secondary::SecondarySettings,
 }
 
 /// `[registry]`.
@@ -286,6 +289,13 @@ pub struct IdentitySettings {
     /// the current one. None by default (supersessions are still learned from sources).
     #[serde(default)]
     pub superseded_nhs_numbers_file: Option<std::path::PathBuf>,
+    /// The registered population feed, read at start-up: one `source_id,nhs_number,local_id`
+    /// a line (blank lines and `#` comments skipped, NHS numbers Mod 11 checked): each patient
+    /// joins the patient index, linked to the source that registers them. Bulk export and the
+    /// dashboards' aggregates walk this population; clinical reads still ask every source the
+    /// locator has no fresh answer from. None by default.
+    #[serde(default)]
+    pub registrations_file: Option<std::path::PathBuf>,
 }
 
 /// `[federation]`.
@@ -758,6 +768,7 @@ impl Settings {
             ));
         }
         self.alerts.validate()?;
+        self.secondary.validate().map_err(ConfigError::Invalid)?;
         self.registry.admin_codes().map_err(ConfigError::Invalid)?;
         if !(1..=86_400).contains(&self.registry.health_interval_secs)
             || !(1..=3_600).contains(&self.registry.refresh_secs)

@@ -37,4 +37,6 @@ pub struct AppState {
     pub capability: String,
     /// The source registry (and consuming organisations' attestations).
     pub registry: std::sync::Arc<crate::registry::Registry>,
+    /// Secondary use: bulk export, opt-outs, population figures.
+    pub secondary: crate::secondary::SecondaryUse,
 }

@@ -22,6 +22,9 @@ pub enum ConsentModel {
     Explicit,
     /// Flows for direct care unless the patient dissented.
     ImpliedDirectCare,
+    /// Secondary use of de-identified data: flows unless the patient registered a National Data
+    /// Opt-out (applied to every secondary use) or dissented.
+    NationalDataOptOut,
 }
 
 /// Whether the agreement asks the requester to show a legitimate relationship with the patient.
@@ -236,6 +239,34 @@ pub fn parse_agreement(
             })
         })
         .collect::<Result<BTreeSet<_>, _>>()?;
+    // One agreement serves either direct care or secondary use, never both: a commissioning
+    // agreement must not become a door to identifiable records, nor a care agreement to exports.
+    if let Some(first) = purposes.first() {
+        if purposes.iter().any(|p| p.is_secondary() != first.is_secondary()) {
+            return Err(at(
+                raw.id.span(),
+                "recipients.purposes: an agreement is for direct care or for secondary use \
+                 (HOPERAT, HRESCH, PUBHLTH), not both"
+                    .into(),
+            ));
+        }
+        if first.is_secondary() != (raw.consent_model == ConsentModel::NationalDataOptOut) {
+            return Err(at(
+                raw.id.span(),
+                "consent_model: \"national-data-opt-out\" is the consent model of secondary use, \
+                 and only of secondary use"
+                    .into(),
+            ));
+        }
+        if first.is_secondary() && raw.recipients.relationship != RelationshipRule::Granted {
+            return Err(at(
+                raw.id.span(),
+                "recipients.relationship: a secondary-use agreement shares population data, where \
+                 no relationship with each patient can be shown: say relationship = \"granted\""
+                    .into(),
+            ));
+        }
+    }
     for (field, empty) in [
         ("recipients.organisations", organisations.is_empty()),
         ("recipients.roles", roles.is_empty()),
@@ -333,12 +364,13 @@ fn section_named(name: &str) -> Option<Section> {
 
 /// The agreements shipped as the region's examples (`policy/agreements/*.toml`), as
 /// `(file name, text)`.
-pub const EXAMPLES: [(&str, &str); 5] = [
+pub const EXAMPLES: [(&str, &str); 6] = [
     ("direct-care.toml", include_str!("../agreements/direct-care.toml")),
     ("ooh-gp.toml", include_str!("../agreements/ooh-gp.toml")),
     ("podiatry.toml", include_str!("../agreements/podiatry.toml")),
     ("mental-health.toml", include_str!("../agreements/mental-health.toml")),
     ("social-care.toml", include_str!("../agreements/social-care.toml")),
+    ("commissioning.toml", include_str!("../agreements/commissioning.toml")),
 ];
 
 #[cfg(test)]

@@ -37,6 +37,11 @@ pub enum PolicyError {
 pub enum Refusal {
     /// No agreement in force grants this role and purpose at this organisation.
     NoAgreement,
+    /// A secondary purpose of use (commissioning, research, public health) asked for a
+    /// patient's record: secondary use is served de-identified population data only.
+    SecondaryUse,
+    /// A direct-care purpose asked for population data, which only secondary use is served.
+    NotSecondaryUse,
 }
 
 /// How many resources one rule withheld, for the audit record and the policy simulator.
@@ -116,6 +121,19 @@ impl Policy {
     /// Whether any agreement in force on `today` lets `principal` read records at all: checked
     /// before anything is fetched, so a refusal says nothing about the patient.
     pub fn admit(&self, principal: &Principal, today: Date) -> Result<(), Refusal> {
+        if principal.purpose.is_secondary() {
+            return Err(Refusal::SecondaryUse);
+        }
+        if self.granting(principal, today).next().is_some() { Ok(()) } else { Err(Refusal::NoAgreement) }
+    }
+
+    /// Whether any agreement in force on `today` lets `principal` have de-identified population
+    /// data (bulk export, aggregates) for a secondary purpose: only a secondary purpose of use
+    /// is, and only through an agreement granting it.
+    pub fn admit_secondary(&self, principal: &Principal, today: Date) -> Result<(), Refusal> {
+        if !principal.purpose.is_secondary() {
+            return Err(Refusal::NotSecondaryUse);
+        }
         if self.granting(principal, today).next().is_some() { Ok(()) } else { Err(Refusal::NoAgreement) }
     }
 

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 
 use tideway_adapters::SystemKind;
+use tideway_profiles::NhsNumber;
 
 use crate::faults::FaultConfig;
 use crate::fhir_r4::simulator::{self as fhir_r4, PopulationSpec, SimulatorConfig};
@@ -81,6 +82,29 @@ pub async fn start(
             crate::social_care::simulator::start(borough_config(bind, population, borough, faults)).await
         }
     }
+}
+
+/// The patients a simulator of `kind` playing `borough` registers, with its own id for each:
+/// what a borough exchange's registration feed would list (a council lists the residents it
+/// holds a social care record for, under its own ids).
+pub fn registered(kind: SystemKind, population: &Population, borough: usize) -> Vec<(NhsNumber, String)> {
+    let council = kind == SystemKind::SocialCare;
+    let patients = if council {
+        population.social_care_patients(borough)
+    } else {
+        population.patients_in_borough(borough)
+    };
+    patients
+        .into_iter()
+        .filter_map(|p| {
+            let local = if council {
+                population.social_care_local_id(borough, p)
+            } else {
+                population.local_id(borough, p)
+            };
+            population.nhs_number(p).map(|nhs| (nhs, local))
+        })
+        .collect()
 }
 
 /// The settings of a simulator playing `borough` of `population`.

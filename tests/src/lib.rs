@@ -32,6 +32,7 @@ use tideway_gateway::config::{
     AuditSettings, CacheSettings, FederationSettings, IdentitySettings, PageSettings, PolicySettings,
     RegistrySettings, ServerSettings, Settings, StoreSettings, TelemetrySettings,
 };
+use tideway_gateway::secondary::{AggregateSettings, ProjectSettings, SecondarySettings};
 use tideway_profiles::OdsCode;
 use tideway_simulators::fhir_r4::simulator::{
     self, FaultConfig, PopulationSpec, RunningSimulator, SimulatorConfig,
@@ -123,6 +124,10 @@ pub struct Options {
     pub unauthenticated_rate_limit: RateLimit,
     /// `[alerts]`.
     pub alerts: tideway_gateway::config::AlertSettings,
+    /// Secondary use: the boroughs' registration feed, a dashboard project for the analytics
+    /// unit ([`ANALYTICS_UNIT`]), the aggregates' principal (computed only when a test asks),
+    /// and these patients (population indices) on the opt-out file feed.
+    pub secondary: Option<Vec<usize>>,
 }
 
 impl Default for Options {
@@ -151,8 +156,17 @@ impl Default for Options {
             token_rate_limit: DEFAULT_TOKEN_RATE_LIMIT,
             unauthenticated_rate_limit: tideway_gateway::config::DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
             alerts: tideway_gateway::config::AlertSettings::default(),
+            secondary: None,
         }
     }
+}
+
+/// The commissioning analytics unit of the example `commissioning` agreement.
+pub const ANALYTICS_UNIT: &str = "YLDN1";
+
+/// A London-wide commissioning analyst (secondary use: purpose of use `HOPERAT`).
+pub fn analyst() -> UserClaims {
+    user(ANALYTICS_UNIT, "R8010", PurposeOfUse::Operations)
 }
 
 /// A running gateway with its simulators.
@@ -326,6 +340,61 @@ impl TestApp {
             sources.push(council);
             simulators.push(sim);
         }
+        let (registrations_file, secondary) = match &opts.secondary {
+            None => (
+                None,
+                SecondarySettings { export_directory: dir.join("exports"), ..SecondarySettings::default() },
+            ),
+            Some(opted_out) => {
+                // What every simulated exchange registers: the boroughs, then the councils.
+                let first = usize::from(opts.from_dir.is_some());
+                let mut feed = String::new();
+                let councils = opts
+                    .social_care
+                    .iter()
+                    .map(|&b| (social_care_source_id(&opts, b), SystemKind::SocialCare, b));
+                let boroughs = sources
+                    .iter()
+                    .skip(first)
+                    .take(opts.boroughs)
+                    .enumerate()
+                    .map(|(b, s)| (s.id.to_string(), s.kind, b));
+                for (id, kind, b) in boroughs.chain(councils) {
+                    for (nhs, local) in kinds::registered(kind, &population, b) {
+                        feed.push_str(&format!("{id},{},{local}\n", nhs.as_str()));
+                    }
+                }
+                let registrations = dir.join("registrations.csv");
+                std::fs::write(&registrations, feed).expect("registrations feed");
+                let opt_outs = dir.join("opt-outs.txt");
+                let numbers: Vec<String> = opted_out
+                    .iter()
+                    .filter_map(|p| population.nhs_number(*p))
+                    .map(|n| n.as_str().to_owned())
+                    .collect();
+                std::fs::write(&opt_outs, numbers.join("\n")).expect("opt-out feed");
+                let settings = SecondarySettings {
+                    export_directory: dir.join("exports"),
+                    opt_out_file: Some(opt_outs),
+                    opt_out_reload_secs: 1,
+                    max_patients_per_sec: 10_000,
+                    projects: vec![ProjectSettings {
+                        id: "london-dashboards".to_owned(),
+                        key_id: "k1".to_owned(),
+                        key: secret("dashboards"),
+                        organisations: vec![ANALYTICS_UNIT.to_owned()],
+                    }],
+                    aggregates: Some(AggregateSettings {
+                        organisation: ANALYTICS_UNIT.to_owned(),
+                        role: "R8010".to_owned(),
+                        purpose: "HOPERAT".to_owned(),
+                        interval_secs: 86_400,
+                    }),
+                    ..SecondarySettings::default()
+                };
+                (Some(registrations), settings)
+            }
+        };
         let es_client = BackendClient::generate_es384("test-es", "es-test-1").expect("es client");
         let rs_client = rs_client();
         let patient_app_client =
@@ -394,6 +463,7 @@ impl TestApp {
             identity: IdentitySettings {
                 pseudonym_key: secret("pseudonym"),
                 superseded_nhs_numbers_file: None,
+                registrations_file,
             },
             auth: AuthConfig {
                 token_signing_secret: secret("signing"),
@@ -453,6 +523,7 @@ impl TestApp {
                 health_interval_secs: 86_400,
                 ..RegistrySettings::default()
             },
+            secondary,
         };
         settings.validate().expect("test settings are valid");
         let app = Application::build(settings.clone()).await.expect("application starts");

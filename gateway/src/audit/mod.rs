@@ -100,7 +100,7 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 24] = [
+pub const ACTIONS: [&str; 32] = [
     "patient-search",
     "patient-read",
     "patient-everything",
@@ -125,6 +125,14 @@ pub const ACTIONS: [&str; 24] = [
     "organisation-read",
     "organisation-change",
     "patient-match",
+    "bulk-export",
+    "bulk-export-status",
+    "bulk-export-download",
+    "group-read",
+    "measure-report",
+    "population-figures",
+    "opt-out",
+    "population-figures-refresh",
 ];
 
 /// The action a stored code names.

@@ -28,6 +28,7 @@ use crate::config::{
     AuditSettings, CacheSettings, FederationSettings, IdentitySettings, PageSettings, PolicySettings,
     RegistrySettings, ServerSettings, Settings, StoreSettings, TelemetrySettings,
 };
+use crate::secondary::{AggregateSettings, ProjectSettings, SecondarySettings};
 use crate::signals::shutdown_signal;
 use crate::{Application, telemetry};
 
@@ -47,7 +48,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// When ready, write `{"base_url", "token", "nhs_numbers", "personas", "scenario_patients",
-    /// "sources", "privacy-officer", "admin"}` (and `"from_dir_patients"` with `--from-dir`) here as JSON.
+    /// "sources", "privacy-officer", "admin", "analyst", "opted_out"}` (and `"from_dir_patients"`
+    /// with `--from-dir`) here as JSON.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
     /// Also run one more borough exchange serving the FHIR R4 patient bundles in this
@@ -89,7 +91,7 @@ fn random_secret() -> SecretString {
 
 /// The demo's users: `(name, role, ODS code, purpose of use)`. Each gets a token through the
 /// real `/token` flow; the organisations are the example agreements' (`policy/agreements/`).
-const PERSONAS: [(&str, &str, &str, PurposeOfUse); 9] = [
+const PERSONAS: [(&str, &str, &str, PurposeOfUse); 10] = [
     ("ooh-gp", "R8000", OUT_OF_HOURS_SERVICE, PurposeOfUse::Treat),
     ("registered-gp", "R8000", REGISTERED_PRACTICE, PurposeOfUse::Treat),
     ("podiatrist", "R8003", PODIATRY_SERVICE, PurposeOfUse::Treat),
@@ -101,7 +103,50 @@ const PERSONAS: [(&str, &str, &str, PurposeOfUse); 9] = [
     ("privacy-officer", "R8000", PRIVACY_OFFICE, PurposeOfUse::Operations),
     // Administers the source registry (`/admin/sources`, `/admin/organisations`).
     ("admin", "R8000", REGISTRY_ADMIN, PurposeOfUse::Operations),
+    // A London-wide commissioning analyst: de-identified population data only.
+    ("analyst", "R8010", ANALYTICS_UNIT, PurposeOfUse::Operations),
 ];
+
+/// The commissioning analytics unit the `commissioning` agreement names.
+const ANALYTICS_UNIT: &str = "YLDN1";
+
+/// How many demo patients are on the National Data Opt-out list (the ready file's
+/// `opted_out`), loaded through the file feed.
+const OPTED_OUT: usize = 3;
+
+/// The demo's opt-outs: patients of the first borough, away from every scenario patient.
+fn opted_out(population: &Population) -> Vec<String> {
+    (0..population.patient_count())
+        .skip(7)
+        .step_by(11)
+        .filter(|&p| population.boroughs_of(p).len() == 1)
+        .filter_map(|p| population.nhs_number(p))
+        .take(OPTED_OUT)
+        .map(|n| n.as_str().to_owned())
+        .collect()
+}
+
+/// Writes the registration feed of every demo borough (what each exchange registers) and the
+/// opt-out file feed into `data_dir`; returns their paths.
+fn demo_feeds(
+    data_dir: &std::path::Path,
+    population: &Population,
+    kinds_of: &[(usize, SystemKind)],
+    opted_out: &[String],
+) -> Result<(PathBuf, PathBuf), CliError> {
+    use std::fmt::Write as _;
+    let mut feed = String::from("# source_id,nhs_number,local_id\n");
+    for (i, kind) in kinds_of {
+        for (nhs, local) in kinds::registered(*kind, population, *i) {
+            let _ = writeln!(feed, "borough-{i:02},{},{local}", nhs.as_str());
+        }
+    }
+    let registrations = data_dir.join("registrations.csv");
+    std::fs::write(&registrations, feed)?;
+    let opt_outs = data_dir.join("opt-outs.txt");
+    std::fs::write(&opt_outs, format!("# National Data Opt-out (demo)\n{}\n", opted_out.join("\n")))?;
+    Ok((registrations, opt_outs))
+}
 
 /// The organisation whose users administer the demo's source registry.
 const REGISTRY_ADMIN: &str = "YADM1";
@@ -166,6 +211,8 @@ pub struct Demo {
     /// Every borough exchange the demo runs: `{"id", "kind", "ods_code"}`, `kind` as config
     /// spells it.
     pub sources: Vec<serde_json::Value>,
+    /// NHS numbers of demo patients on the National Data Opt-out list.
+    pub opted_out: Vec<String>,
     gateway: crate::app::AppHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     simulators: Vec<RunningSimulator>,
@@ -179,10 +226,12 @@ impl Demo {
             return Err("--boroughs must be at least 1".into());
         }
         let mut simulators = Vec::with_capacity(args.boroughs);
+        let mut kinds_of = Vec::with_capacity(args.boroughs);
         let mut sources = Vec::with_capacity(args.boroughs);
         let population = Population::new(args.seed, args.boroughs, args.patients);
         for i in 0..args.boroughs {
             let kind = kinds::regional_mix(i);
+            kinds_of.push((i, kind));
             let sim = kinds::start(
                 kind,
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
@@ -247,6 +296,8 @@ impl Demo {
         std::fs::create_dir_all(&data_dir)?;
         let db = data_dir.join("tideway.db");
         let audit = demo_checkpoints(&data_dir)?;
+        let opted_out = opted_out(&population);
+        let (registrations, opt_out_file) = demo_feeds(&data_dir, &population, &kinds_of, &opted_out)?;
         let settings = Settings {
             server: ServerSettings {
                 bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port),
@@ -265,7 +316,11 @@ impl Demo {
                 acquire_timeout_ms: 5_000,
             },
             audit,
-            identity: IdentitySettings { pseudonym_key: random_secret(), superseded_nhs_numbers_file: None },
+            identity: IdentitySettings {
+                pseudonym_key: random_secret(),
+                superseded_nhs_numbers_file: None,
+                registrations_file: Some(registrations),
+            },
             auth: AuthConfig {
                 token_signing_secret: random_secret(),
                 token_signing_kid: "k1".to_owned(),
@@ -303,6 +358,23 @@ impl Demo {
                 require_source_attestation: true,
                 require_consumer_attestation: true,
                 ..RegistrySettings::default()
+            },
+            secondary: SecondarySettings {
+                export_directory: data_dir.join("exports"),
+                opt_out_file: Some(opt_out_file),
+                projects: vec![ProjectSettings {
+                    id: "london-dashboards".to_owned(),
+                    key_id: "k1".to_owned(),
+                    key: random_secret(),
+                    organisations: vec![ANALYTICS_UNIT.to_owned()],
+                }],
+                aggregates: Some(AggregateSettings {
+                    organisation: ANALYTICS_UNIT.to_owned(),
+                    role: "R8010".to_owned(),
+                    purpose: "HOPERAT".to_owned(),
+                    interval_secs: 60,
+                }),
+                ..SecondarySettings::default()
             },
         };
         settings.validate()?;
@@ -391,6 +463,7 @@ impl Demo {
             scenario_patients,
             from_dir_patients,
             sources: listed,
+            opted_out,
             gateway,
             server,
             simulators,
@@ -416,6 +489,10 @@ impl Demo {
         }
         if let (Some(admin), Some(obj)) = (self.personas.get("admin"), ready.as_object_mut()) {
             obj.insert("admin".into(), json!(admin));
+        }
+        if let (Some(analyst), Some(obj)) = (self.personas.get("analyst"), ready.as_object_mut()) {
+            obj.insert("analyst".into(), json!({"token": analyst.token, "purpose": analyst.purpose}));
+            obj.insert("opted_out".into(), json!(self.opted_out));
         }
         ready
     }

@@ -1,4 +1,5 @@
-//! The command line: `tideway serve`, `tideway demo`, `tideway simulate`, `tideway audit`.
+//! The command line: `tideway serve`, `tideway demo`, `tideway simulate`, `tideway audit`,
+//! `tideway export`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use tideway_simulators::population::Population;
 
 pub mod audit;
 mod demo;
+pub mod export;
 mod faults;
 
 pub use faults::{CliError, FaultArgs};
@@ -44,6 +46,8 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Check or export the audit trail, or make a checkpoint signing key.
     Audit(audit::AuditArgs),
+    /// Run a Bulk Data export against a running gateway and download its files.
+    Export(export::ExportArgs),
 }
 
 /// `tideway simulate`.
@@ -97,6 +101,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Simulate(args) => simulate(args).await.map(|()| ExitCode::SUCCESS),
             Command::Audit(args) => audit::run(args).await,
+            Command::Export(args) => export::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -217,6 +217,14 @@ impl From<AuditError> for ApiError {
 /// exists (a contract: clients and tests match on it).
 pub const RELATIONSHIP_REQUIRED: &str = "relationship required; break-glass available";
 
+impl From<crate::store::StoreError> for ApiError {
+    /// The store did not answer: 503, fail closed (the cause goes to the log, not the client).
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "the store could not be used");
+        Self::unavailable("the gateway's store cannot be used just now; try again later")
+    }
+}
+
 impl From<RecordError> for ApiError {
     fn from(e: RecordError) -> Self {
         match e {
@@ -258,8 +266,16 @@ impl From<RecordError> for ApiError {
                 IssueType::Conflict,
                 "another version of this consent was recorded at the same time; read it and try again",
             ),
-            RecordError::Refused(_) => Self::forbidden(
+            RecordError::Refused(tideway_policy::Refusal::NoAgreement) => Self::forbidden(
                 "no sharing agreement in force grants this role and purpose of use at this organisation",
+            ),
+            RecordError::Refused(tideway_policy::Refusal::SecondaryUse) => Self::forbidden(
+                "a secondary purpose of use (HOPERAT, HRESCH, PUBHLTH) is served de-identified population \
+                 data only (bulk $export, MeasureReport), never a patient's record",
+            ),
+            RecordError::Refused(tideway_policy::Refusal::NotSecondaryUse) => Self::forbidden(
+                "population data is served only for a secondary purpose of use (HOPERAT, HRESCH, PUBHLTH) \
+                 under a sharing agreement that grants it",
             ),
             RecordError::RelationshipRequired => Self::forbidden(RELATIONSHIP_REQUIRED),
             RecordError::MatchBreakGlass => Self::forbidden(

@@ -9,6 +9,7 @@ pub mod call;
 mod consent;
 pub mod error;
 mod everything;
+mod export;
 mod instance_read;
 pub mod meta;
 pub mod middleware;
@@ -19,6 +20,7 @@ mod patient_read;
 mod patient_search;
 mod post;
 mod render;
+mod secondary_admin;
 mod simulate;
 mod sources;
 mod throttle;
@@ -99,6 +101,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(readable(fhir("/AuditEvent/{id}", "audit-read", GET_HEAD), audit_events::read))
         .service(readable(fhir("/policy/simulate", "policy-simulate", GET_HEAD), simulate::simulate))
         .configure(sources::routes)
+        .configure(secondary_admin::routes)
+        .configure(export::routes)
         .service(readable(fhir("/{type}", "search", GET_HEAD), type_search::type_search))
         .service(
             readable(fhir("/{type}/_search", "search", GET_HEAD_POST), type_search::type_search)

@@ -163,6 +163,17 @@ fn prefers_lenient(req: &HttpRequest) -> bool {
     })
 }
 
+/// The media types `Accept` names, lower-cased, without parameters.
+pub fn accepted(req: &HttpRequest) -> Vec<String> {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|m| m.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
 /// Refuses (406) requests whose `_format` or `Accept` ask for something other than FHIR JSON.
 pub fn negotiate(req: &HttpRequest) -> Result<(), ApiError> {
     let format = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
@@ -177,14 +188,7 @@ pub fn negotiate(req: &HttpRequest) -> Result<(), ApiError> {
         }
         return Ok(());
     }
-    let accepts: Vec<String> = req
-        .headers()
-        .get_all(header::ACCEPT)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|m| m.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
-        .filter(|m| !m.is_empty())
-        .collect();
+    let accepts = accepted(req);
     if accepts.is_empty()
         || accepts.iter().any(|m| {
             matches!(

@@ -32,7 +32,7 @@ pub async fn simulate(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, 
         let organisation = OdsCode::parse(&required("organisation", "an ODS code")?)
             .map_err(|_| ApiError::invalid("organisation must be an ODS code").at("organisation"))?;
         let purpose = PurposeOfUse::parse(&required("purpose", "a purpose of use")?).ok_or_else(|| {
-            ApiError::invalid("purpose must be one of TREAT, ETREAT, COC, PATRQT, HOPERAT").at("purpose")
+            ApiError::invalid(format!("purpose must be one of {}", PurposeOfUse::CODES)).at("purpose")
         })?;
         Ok((nhs, Hypothesis { role, organisation, purpose }))
     };

@@ -55,14 +55,25 @@ async fn admin(
     req: &HttpRequest,
     action: &'static str,
 ) -> Result<FhirCall, ApiError> {
+    administrator(state, req, action, "the source registry").await
+}
+
+/// Authenticates the request and refuses (audited, 403) anyone but a registry administrator,
+/// saying that `what` is administered only by them.
+pub(super) async fn administrator(
+    state: web::Data<AppState>,
+    req: &HttpRequest,
+    action: &'static str,
+    what: &str,
+) -> Result<FhirCall, ApiError> {
     let call = FhirCall::authenticate(state, req, action).await?;
     if call.state.registry.is_admin(&call.principal) {
         return Ok(call);
     }
-    let e = ApiError::forbidden(
-        "the source registry is administered only by users of an administering organisation \
-         (registry.admin_organisations) acting for operations (purpose of use HOPERAT)",
-    );
+    let e = ApiError::forbidden(format!(
+        "{what} is administered only by users of an administering organisation \
+         (registry.admin_organisations) acting for operations (purpose of use HOPERAT)"
+    ));
     Err(call.refuse(e, "forbidden").await)
 }
 

@@ -85,6 +85,7 @@ fn notice(state: &AppState) -> Notice {
                 consent_model: match a.consent_model {
                     ConsentModel::Explicit => "explicit",
                     ConsentModel::ImpliedDirectCare => "implied-direct-care",
+                    ConsentModel::NationalDataOptOut => "national-data-opt-out",
                 },
                 start: a.start.to_string(),
                 end: a.end.map(|d| d.to_string()),
@@ -167,10 +168,12 @@ fn page(n: &Notice) -> String {
             title = escape(&a.title),
             id = escape(&a.id),
             version = a.version,
-            consent = if a.consent_model == "explicit" {
-                "only with your explicit agreement"
-            } else {
-                "for your direct care, unless you object"
+            consent = match a.consent_model {
+                "explicit" => "only with your explicit agreement",
+                "national-data-opt-out" => {
+                    "de-identified, for planning and research, unless you registered a National Data Opt-out"
+                }
+                _ => "for your direct care, unless you object",
             },
             start = escape(&a.start),
             end = a.end.as_deref().map(|e| format!(" to {}", escape(e))).unwrap_or_default(),

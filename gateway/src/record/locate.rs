@@ -135,23 +135,34 @@ impl RecordService {
                 }
             }
         }
-        let targets = adapters
-            .iter()
-            .filter_map(|a| {
-                held.iter().find(|(s, _)| s == a.id().as_str()).map(|(_, local)| {
-                    (
-                        a.clone(),
-                        PatientLink {
-                            gateway_id: gateway_id.to_owned(),
-                            local_id: local.clone(),
-                            nhs_number: nhs.clone(),
-                        },
-                    )
-                })
-            })
-            .collect();
+        let targets = targets(adapters, &held, gateway_id, nhs);
         Ok(Located { targets, failed })
     }
+}
+
+/// One link per source in `adapters` (registry order) that holds the patient, by `held`'s
+/// `(source id, local id)` pairs.
+pub(super) fn targets(
+    adapters: &[Arc<dyn SourceAdapter>],
+    held: &[(String, String)],
+    gateway_id: &str,
+    nhs: &NhsNumber,
+) -> Vec<(Arc<dyn SourceAdapter>, PatientLink)> {
+    adapters
+        .iter()
+        .filter_map(|a| {
+            held.iter().find(|(s, _)| s == a.id().as_str()).map(|(_, local)| {
+                (
+                    a.clone(),
+                    PatientLink {
+                        gateway_id: gateway_id.to_owned(),
+                        local_id: local.clone(),
+                        nhs_number: nhs.clone(),
+                    },
+                )
+            })
+        })
+        .collect()
 }
 
 /// The error for a request none of whose sources answered: 504 if every failure was a timeout,

@@ -17,6 +17,7 @@ mod matching;
 mod memo;
 mod oversee;
 mod paging;
+mod population;
 mod privacy;
 mod report;
 mod shared;
@@ -37,6 +38,7 @@ pub use error::RecordError;
 pub use matching::{Candidate, MatchAnswer};
 pub use memo::ReplicaMemo;
 pub use paging::Page;
+pub use population::PopulationRecord;
 pub use privacy::Hypothesis;
 pub use shared::SHARED_TYPES;
 pub use supersession::parse_feed as parse_supersession_feed;
@@ -325,24 +327,7 @@ impl RecordService {
         notices.extend(marks::notices(presented));
         // Every clinical answer says the same, whether or not anything was withheld.
         notices.push(Notice::MayBeWithheld);
-        let mut first = 0;
-        let per_source: Vec<SourceResources> = records
-            .iter()
-            .map(|(source, record)| {
-                let offset = first;
-                first += record.resources.len();
-                SourceResources {
-                    source: source.clone(),
-                    resources: record
-                        .resources
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| decision.releases(offset + i))
-                        .map(|(_, r)| marks::present(presented, r))
-                        .collect(),
-                }
-            })
-            .collect();
+        let per_source = released(&records, &decision, |r| marks::present(presented, r));
         // Search criteria are judged on every source's copy: a merged fact matches when any copy
         // does, so it cannot vanish with the copy it was folded into, and its Provenance still
         // names every origin. Without filters (`$everything`) none of that bookkeeping is done.
@@ -532,6 +517,33 @@ fn patients_of((_, answers): &FoundPatient) -> Vec<NormalisedResource> {
         .iter()
         .filter_map(|a| a.result.as_ref().ok().and_then(Option::as_ref))
         .map(|p| p.resource.clone())
+        .collect()
+}
+
+/// Each source's resources that `decision` (taken over [`facts_of`] `records`) releases, as
+/// `present` presents them.
+fn released(
+    records: &[(tideway_adapters::SourceId, Arc<SourceRecord>)],
+    decision: &Decision,
+    present: impl Fn(&NormalisedResource) -> NormalisedResource,
+) -> Vec<SourceResources> {
+    let mut first = 0;
+    records
+        .iter()
+        .map(|(source, record)| {
+            let offset = first;
+            first += record.resources.len();
+            SourceResources {
+                source: source.clone(),
+                resources: record
+                    .resources
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| decision.releases(offset + i))
+                    .map(|(_, r)| present(r))
+                    .collect(),
+            }
+        })
         .collect()
 }
 

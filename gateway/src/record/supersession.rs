@@ -92,25 +92,19 @@ impl RecordService {
 /// Reads the feed: one `old,current` pair of NHS numbers a line; blank lines and lines
 /// beginning `#` are skipped. A mistake is named by its line number, never its content.
 pub fn parse_feed(text: &str) -> Result<Vec<(NhsNumber, NhsNumber)>, String> {
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let at = n + 1;
-        let (old, current) =
-            line.split_once(',').ok_or_else(|| format!("line {at}: expected 'old,current' NHS numbers"))?;
-        let parse = |s: &str, which: &str| {
-            NhsNumber::parse(s.trim()).map_err(|_| format!("line {at}: the {which} NHS number is not valid"))
-        };
-        let (old, current) = (parse(old, "old")?, parse(current, "current")?);
-        if old == current {
-            return Err(format!("line {at}: a number cannot supersede itself"));
-        }
-        out.push((old, current));
-    }
-    Ok(out)
+    crate::feed::records(text)
+        .map(|(at, fields)| {
+            let [old, current] = fields.as_slice() else {
+                return Err(format!("line {at}: expected 'old,current' NHS numbers"));
+            };
+            let old = crate::feed::nhs_number(old, at, "old")?;
+            let current = crate::feed::nhs_number(current, at, "current")?;
+            if old == current {
+                return Err(format!("line {at}: a number cannot supersede itself"));
+            }
+            Ok((old, current))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! patient index and record locator (`patients`), used client-assertion ids (`replay`), patients'
 //! consents (`consents`), published sharing-agreement versions with their approvals
 //! (`agreements`), first accesses with their notifications and outbox (`access`), misuse
-//! monitoring's counts (`misuse`), and the source registry with organisations' attestations
-//! (`sources`).
+//! monitoring's counts (`misuse`), the source registry with organisations' attestations
+//! (`sources`), and secondary use's opt-outs, export jobs and population figures (`secondary`).
 //! [`memory`] holds in-memory fakes of the traits the record service and audit trail use.
 //! SQLite by default (one file, no set-up), PostgreSQL to scale out.
 //!
@@ -52,6 +52,7 @@ mod patients;
 mod postgres_audit_writer;
 mod replay;
 mod retention;
+mod secondary;
 mod sources;
 
 pub use crate::audit::AuditLog;
@@ -65,6 +66,7 @@ pub use consents::{ConsentStore, ConsentVersion};
 pub use misuse::MisuseStore;
 pub use patients::{PatientIndex, SourceLink};
 pub use replay::StoreReplayGuard;
+pub use secondary::{Cohort, ExportJobRow, JobProgress, SecondaryStore};
 pub use sources::{SourceRegistryStore, StoredSource};
 
 /// A store operation failed. The message names the operation and the database's reason (which

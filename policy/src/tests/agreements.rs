@@ -169,17 +169,54 @@ fn an_agreement_names_a_councils_own_record_as_the_social_care_section_apart_fro
 fn a_role_purpose_or_organisation_no_agreement_grants_is_refused_before_anything_is_fetched() {
     let policy = examples();
     assert_eq!(policy.admit(&ooh_gp(), TODAY), Ok(()));
-    for who in [
-        person("YOOH1", "R9999", PurposeOfUse::Treat),
-        person("YOOH1", "R8000", PurposeOfUse::Operations),
-        person("ZZZ99", "R8000", PurposeOfUse::Treat),
-    ] {
+    for who in [person("YOOH1", "R9999", PurposeOfUse::Treat), person("ZZZ99", "R8000", PurposeOfUse::Treat)]
+    {
         assert_eq!(policy.admit(&who, TODAY), Err(Refusal::NoAgreement));
         let p = entry("Patient", "p", &[], &[]);
         assert_eq!(verdicts(&policy, &who, &[p]), [Verdict::Withhold(Reason::NoAgreement)]);
     }
     // Before an agreement starts, it grants nothing.
     assert_eq!(policy.admit(&ooh_gp(), time::macros::date!(2025 - 06 - 01)), Err(Refusal::NoAgreement));
+}
+
+#[test]
+fn a_secondary_purpose_never_reads_a_record_and_is_admitted_to_population_data_only_through_its_agreement() {
+    let policy = examples();
+    let analyst = person("YLDN1", "R8010", PurposeOfUse::Operations);
+    // Even the commissioning agreement's own analysts never read a patient's record.
+    assert_eq!(policy.admit(&analyst, TODAY), Err(Refusal::SecondaryUse));
+    assert_eq!(
+        policy.admit(&person("YOOH1", "R8000", PurposeOfUse::Research), TODAY),
+        Err(Refusal::SecondaryUse)
+    );
+    assert_eq!(policy.admit_secondary(&analyst, TODAY), Ok(()));
+    for purpose in [PurposeOfUse::Research, PurposeOfUse::PublicHealth] {
+        assert_eq!(policy.admit_secondary(&person("YLDN1", "R8010", purpose), TODAY), Ok(()));
+    }
+    // Another organisation, or a direct-care purpose, is not admitted to population data.
+    assert_eq!(
+        policy.admit_secondary(&person("YOOH1", "R8010", PurposeOfUse::Operations), TODAY),
+        Err(Refusal::NoAgreement)
+    );
+    assert_eq!(policy.admit_secondary(&ooh_gp(), TODAY), Err(Refusal::NotSecondaryUse));
+}
+
+#[test]
+fn an_agreement_mixing_direct_care_and_secondary_purposes_is_refused_at_load() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/agreements/commissioning.toml"))
+        .unwrap_or_default();
+    assert!(!text.is_empty());
+    let terminology = crate::Terminology::embedded().unwrap();
+    let mixed =
+        text.replace(r#"purposes = ["HOPERAT", "HRESCH", "PUBHLTH"]"#, r#"purposes = ["HOPERAT", "TREAT"]"#);
+    let e = crate::agreement::parse_agreement("mixed.toml", &mixed, &terminology).unwrap_err();
+    assert!(e.to_string().contains("direct care or for secondary use"), "{e}");
+    let implied = text.replace("national-data-opt-out", "implied-direct-care");
+    let e = crate::agreement::parse_agreement("implied.toml", &implied, &terminology).unwrap_err();
+    assert!(e.to_string().contains("consent model of secondary use"), "{e}");
+    let required = text.replace(r#"relationship = "granted""#, r#"relationship = "required""#);
+    let e = crate::agreement::parse_agreement("required.toml", &required, &terminology).unwrap_err();
+    assert!(e.to_string().contains("secondary-use agreement"), "{e}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod client_tls;
 mod config;
 mod consent;
 mod dialects;
+mod export;
 mod federation;
 mod governance;
 mod headers;

@@ -1,0 +1,366 @@
+//! Bulk Data `$export` (asynchronous request pattern) and the population figures:
+//!
+//! - `GET /$export`, `GET /Group/{id}/$export` with `Prefer: respond-async`: 202 with
+//!   `Content-Location` naming the status URL;
+//! - `GET /export-status/{job}`: 202 with `X-Progress` and `Retry-After` while it runs, 200
+//!   with the manifest when done, 500 with an OperationOutcome if it failed; `DELETE` cancels
+//!   (or forgets a finished job) and removes its files;
+//! - `GET /export-files/{job}/{Type}.ndjson`: one output file, streamed;
+//! - `GET /Group`: the groups an export can be asked for;
+//! - `GET /MeasureReport`: the dashboards' population figures (small cells suppressed).
+//!
+//! Only a secondary purpose of use admitted by an agreement is served; status, manifest and
+//! files only to the principal that started the job (403 for anyone else, judged again at
+//! every download). Every call is audited.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+use tideway_auth::Interaction;
+
+use super::call::FhirCall;
+use super::error::ApiError;
+use super::{GET_HEAD, fhir, readable};
+use crate::audit::AuditOutcome;
+use crate::secondary::aggregate;
+use crate::secondary::cohort::Group;
+use crate::secondary::export::{Job, JobOwner, JobParams, JobState};
+use crate::state::AppState;
+
+const NDJSON: &str = "application/fhir+ndjson";
+
+/// Registers the routes (before the FHIR type routes, which would match some of them).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(readable(fhir("/$export", "bulk-export", GET_HEAD), kick_off_system))
+        .service(readable(fhir("/Group/{id}/$export", "bulk-export", GET_HEAD), kick_off_group))
+        .service(readable(fhir("/Group", "group-read", GET_HEAD), groups))
+        .service(
+            readable(fhir("/export-status/{job}", "bulk-export-status", "GET, HEAD, DELETE"), status)
+                .route(web::delete().to(cancel)),
+        )
+        .service(readable(fhir("/export-files/{job}/{file}", "bulk-export-download", GET_HEAD), download))
+        .service(readable(fhir("/MeasureReport", "measure-report", GET_HEAD), measure_reports));
+}
+
+/// Refuses (audited, 403) anyone not admitted to secondary use.
+async fn secondary(call: FhirCall) -> Result<FhirCall, ApiError> {
+    match call.state.records.admit_secondary(&call.principal) {
+        Ok(()) => Ok(call),
+        Err(e) => Err(call.fail(e).await),
+    }
+}
+
+async fn kick_off_system(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    kick_off(call, req, None).await
+}
+
+async fn kick_off_group(
+    call: FhirCall,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    kick_off(call, req, Some(id.into_inner())).await
+}
+
+/// Whether the client asked for the asynchronous pattern (`Prefer: respond-async`).
+fn prefers_async(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split([',', ';']).any(|p| p.trim().eq_ignore_ascii_case("respond-async")))
+}
+
+/// The Group ids offered now: one per registered source, one per code set.
+fn offered_groups(state: &AppState) -> Vec<String> {
+    let mut out: Vec<String> = source_ids(state).into_iter().map(|s| format!("source.{s}")).collect();
+    out.extend(
+        state.records.policy.current().terminology().sets().iter().map(|s| format!("cohort.{}", s.name)),
+    );
+    out
+}
+
+fn source_ids(state: &AppState) -> Vec<String> {
+    state.records.federation().sources().adapters().iter().map(|a| a.id().to_string()).collect()
+}
+
+async fn kick_off(call: FhirCall, req: HttpRequest, group: Option<String>) -> Result<HttpResponse, ApiError> {
+    let call = secondary(call).await?;
+    let (call, params) = call.params(&req, &["_type", "_since", "_outputFormat"]).await?;
+    let state = call.state.clone();
+    let parsed = (|| {
+        if !prefers_async(&req) {
+            return Err(ApiError::invalid("a bulk export runs asynchronously: send Prefer: respond-async"));
+        }
+        if let Some(f) = params.one("_outputFormat")?
+            && !matches!(
+                f.trim(),
+                "application/fhir+ndjson" | "application/fhir ndjson" | "application/ndjson" | "ndjson"
+            )
+        {
+            return Err(
+                ApiError::invalid("_outputFormat must be application/fhir+ndjson").at("_outputFormat")
+            );
+        }
+        let mut types: Vec<String> = params
+            .all("_type")
+            .iter()
+            .flat_map(|t| t.split(','))
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if let Some(t) = types.iter().find(|t| !tideway_deid::EXPORTED_TYPES.contains(&t.as_str())) {
+            return Err(ApiError::invalid(format!(
+                "_type: {} is not exported (exported: {})",
+                super::error::echo(t),
+                tideway_deid::EXPORTED_TYPES.join(", ")
+            ))
+            .at("_type"));
+        }
+        if types.is_empty() {
+            types = tideway_deid::EXPORTED_TYPES.iter().map(|t| (*t).to_owned()).collect();
+        }
+        let since = match params.one("_since")? {
+            None => None,
+            Some(s) => {
+                let at = crate::bundle::parse_instant(s).ok_or_else(|| {
+                    ApiError::invalid("_since must be a FHIR instant, e.g. 2024-01-31T09:00:00Z").at("_since")
+                })?;
+                Some(
+                    at.format(&time::format_description::well_known::Rfc3339)
+                        .map_err(|_| ApiError::internal())?,
+                )
+            }
+        };
+        Ok((types, since))
+    })();
+    let (types, since) = match parsed {
+        Ok(p) => p,
+        Err(e) => return Err(call.refuse(e, "bad-request").await),
+    };
+    // Only types the scopes allow reading are exported; asking for one they do not is refused.
+    let explicit = !params.all("_type").is_empty();
+    let (allowed, denied): (Vec<String>, Vec<String>) =
+        types.into_iter().partition(|t| call.principal.may(Interaction::Read, t));
+    if allowed.is_empty() || (explicit && !denied.is_empty()) {
+        let e =
+            ApiError::insufficient_scope("the granted scopes do not allow reading what this export asks for");
+        return Err(call.refuse(e, "scope").await);
+    }
+    if state.secondary.projects.for_organisation(&call.principal.organisation).is_none() {
+        let e = ApiError::forbidden(
+            "no de-identification project (secondary.projects) names this organisation, so nothing can be exported for it",
+        );
+        return Err(call.refuse(e, "no-project").await);
+    }
+    let cohort = match &group {
+        None => crate::store::Cohort::Everyone,
+        Some(id) => {
+            match Group::parse(id, state.records.policy.current().terminology(), &source_ids(&state)) {
+                Some(g) => g.cohort(),
+                None => {
+                    let e = ApiError::not_found(
+                        "no such Group: GET /Group lists the groups an export can be asked for",
+                    );
+                    return Err(call.refuse(e, "not-found").await);
+                }
+            }
+        }
+    };
+    let total = match state.secondary.store.cohort_size(&cohort).await {
+        Ok(n) => n,
+        Err(e) => return Err(call.refuse(e.into(), "store").await),
+    };
+    let request = format!("{}{}", state.base_url, req.uri());
+    let job_params = JobParams { group, types: allowed, since };
+    let owner = JobOwner::of(&call.principal);
+    let id = match state.secondary.exports.create(&owner, &request, &job_params, total).await {
+        Ok(id) => id,
+        Err(e) => return Err(call.refuse(e.into(), "store").await),
+    };
+    let detail =
+        json!({"job": id, "group": job_params.group, "types": job_params.types, "since": job_params.since});
+    call.audit.outcome(202, 0, AuditOutcome::Success, detail.to_string()).await?;
+    crate::secondary::export::spawn(state.clone(), id.clone());
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::CONTENT_LOCATION, format!("{}/export-status/{id}", state.base_url)))
+        .finish())
+}
+
+/// The job, if it is `call`'s principal's; 404 for none, 403 for someone else's (audited).
+async fn own_job(call: FhirCall, id: &str) -> Result<(FhirCall, Job), ApiError> {
+    let call = secondary(call).await?;
+    let job = match call.state.secondary.exports.job(id).await {
+        Ok(Some(job)) if job.state != JobState::Cancelled => job,
+        Ok(_) => return Err(call.refuse(ApiError::not_found("no such export job"), "not-found").await),
+        Err(e) => return Err(call.refuse(e.into(), "store").await),
+    };
+    if !job.owner.is(&call.principal) {
+        let e = ApiError::forbidden("this export job was started by someone else");
+        return Err(call.refuse(e, "not-owner").await);
+    }
+    Ok((call, job))
+}
+
+async fn status(call: FhirCall, job: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (call, job) = own_job(call, &job).await?;
+    let base = call.state.base_url.clone();
+    let detail = json!({"job": job.id, "state": job.state.code()}).to_string();
+    match job.state {
+        JobState::Queued | JobState::Running => {
+            call.audit.outcome(202, 0, AuditOutcome::Success, detail).await?;
+            Ok(HttpResponse::Accepted()
+                .insert_header(("X-Progress", job.progress_text()))
+                .insert_header((header::RETRY_AFTER, "2"))
+                .finish())
+        }
+        JobState::Completed => {
+            call.audit.outcome(200, 0, AuditOutcome::Success, detail).await?;
+            Ok(HttpResponse::Ok()
+                .content_type("application/json")
+                .insert_header((header::EXPIRES, "0"))
+                .body(job.manifest(&base).to_string()))
+        }
+        JobState::Failed | JobState::Cancelled => {
+            let why = job.tally.failure.clone().unwrap_or_else(|| "the export job failed".into());
+            let e = ApiError::new(
+                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                tideway_profiles::IssueType::Exception,
+                format!("the export job failed: {why}"),
+            );
+            Err(call.refuse(e, "export-failed").await)
+        }
+    }
+}
+
+async fn cancel(call: FhirCall, job: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (call, job) = own_job(call, &job).await?;
+    match call.state.secondary.exports.cancel(&job.id).await {
+        Ok(true) => {
+            let detail = json!({"job": job.id, "was": job.state.code()}).to_string();
+            call.audit.outcome(202, 0, AuditOutcome::Success, detail).await?;
+            Ok(HttpResponse::Accepted().finish())
+        }
+        Ok(false) => Err(call.refuse(ApiError::not_found("no such export job"), "not-found").await),
+        Err(e) => Err(call.refuse(e.into(), "store").await),
+    }
+}
+
+/// Whether `Accept` allows ndjson (or says nothing, or anything).
+fn accepts_ndjson(req: &HttpRequest) -> bool {
+    let accepts = super::params::accepted(req);
+    accepts.is_empty()
+        || accepts.iter().any(|m| {
+            matches!(m.as_str(), "*/*" | "application/*" | "application/fhir+ndjson" | "application/ndjson")
+        })
+}
+
+/// One output file, streamed from disk (never read whole into memory).
+async fn download(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let call = FhirCall::authenticate(state, &req, "bulk-export-download").await?;
+    if !accepts_ndjson(&req) {
+        return Err(call.refuse(ApiError::not_acceptable(), "not-acceptable").await);
+    }
+    let (job, name) = path.into_inner();
+    let (call, job) = own_job(call, &job).await?;
+    let written =
+        name.strip_suffix(".ndjson").and_then(|t| job.tally.outputs.get(t)).is_some_and(|s| s.count > 0);
+    let file = call
+        .state
+        .secondary
+        .exports
+        .file(&job.id, &name)
+        .filter(|_| written && job.state == JobState::Completed);
+    let Some(file) = file else {
+        return Err(call.refuse(ApiError::not_found("no such file in this export"), "not-found").await);
+    };
+    let opened = match tokio::fs::File::open(&file).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "an export file could not be opened");
+            return Err(call
+                .refuse(ApiError::not_found("this export's files are no longer kept"), "not-found")
+                .await);
+        }
+    };
+    let size = opened.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let detail = json!({"job": job.id, "file": name, "bytes": size}).to_string();
+    let count = job.tally.outputs.get(name.trim_end_matches(".ndjson")).map_or(0, |s| s.count);
+    call.audit
+        .outcome(200, usize::try_from(count).unwrap_or(usize::MAX), AuditOutcome::Success, detail)
+        .await?;
+    let stream = futures::stream::unfold(opened, |mut f| async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        match tokio::io::AsyncReadExt::read(&mut f, &mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(web::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    Ok(HttpResponse::Ok().content_type(NDJSON).no_chunking(size).streaming(stream))
+}
+
+/// `GET /Group`: a searchset of the groups an export can be asked for (no patient data: a
+/// Group here is a definition, not a member list).
+async fn groups(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let call = secondary(call).await?;
+    let (call, _) = call.params(&req, &[]).await?;
+    let base = call.state.base_url.clone();
+    let entries: Vec<serde_json::Value> = offered_groups(&call.state)
+        .into_iter()
+        .map(|id| {
+            let (kind, name) = id.split_once('.').unwrap_or((&id, ""));
+            let text = match kind {
+                "source" => format!("patients held by {name}"),
+                _ => format!("patients with an entry in the {name} code set"),
+            };
+            json!({
+                "fullUrl": format!("{base}/Group/{id}"),
+                "resource": {"resourceType": "Group", "id": id, "type": "person", "actual": false, "name": text},
+                "search": {"mode": "match"},
+            })
+        })
+        .collect();
+    let body =
+        json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries});
+    call.respond(body.to_string().into_bytes(), 0, AuditOutcome::Success, "null".into()).await
+}
+
+/// `GET /MeasureReport[?measure=diabetes]`: the latest population figures.
+async fn measure_reports(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let call = secondary(call).await?;
+    let (call, params) = call.params(&req, &["measure"]).await?;
+    let only = match params.one("measure") {
+        Ok(m) => m.map(|m| m.rsplit('/').next().unwrap_or(m).to_owned()),
+        Err(e) => return Err(call.refuse(e, "bad-request").await),
+    };
+    if let Some(m) = &only
+        && !aggregate::MEASURES.iter().any(|(set, _)| set == m)
+    {
+        let known: Vec<&str> = aggregate::MEASURES.iter().map(|(s, _)| *s).collect();
+        let e = ApiError::invalid(format!("measure must be one of {}", known.join(", "))).at("measure");
+        return Err(call.refuse(e, "bad-request").await);
+    }
+    let figures = match aggregate::latest(&call.state).await {
+        Ok(f) => f,
+        Err(e) => return Err(call.refuse(e.into(), "store").await),
+    };
+    let base = call.state.base_url.clone();
+    let reports = figures.map(|f| f.measure_reports(only.as_deref())).unwrap_or_default();
+    let entries: Vec<serde_json::Value> = reports
+        .into_iter()
+        .map(|r| {
+            let id = r["id"].as_str().unwrap_or_default().to_owned();
+            json!({"fullUrl": format!("{base}/MeasureReport/{id}"), "resource": r, "search": {"mode": "match"}})
+        })
+        .collect();
+    let body =
+        json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries});
+    call.respond(body.to_string().into_bytes(), 0, AuditOutcome::Success, "null".into()).await
+}

@@ -1,0 +1,349 @@
+//! Bulk Data `$export` (HL7 FHIR Bulk Data Access, the asynchronous request pattern): jobs
+//! kept in the store, run in the background with bounded memory, throttled, resumed after a
+//! restart, and served only to the principal that started them.
+//!
+//! A job walks its cohort a page of patients at a time (in patient id order), reads each
+//! patient's record through the record service (the one decision, per resource, inside the
+//! job: consent, the agreement and the scopes), leaves out whoever is not in the group,
+//! de-identifies what is released ([`tideway_deid`]) and appends it to one ndjson file per
+//! type. After each page it syncs the files and records the cursor with their sizes.
+
+mod output;
+mod runner;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tideway_auth::{Principal, PurposeOfUse, RoleCode};
+use tideway_profiles::OdsCode;
+
+pub use output::{FileSize, is_output_name};
+pub use runner::{spawn, spawn_unfinished};
+
+use crate::store::{ExportJobRow, SecondaryStore, StoreError};
+
+/// A job's state as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Waiting for a free runner.
+    Queued,
+    /// Walking its cohort.
+    Running,
+    /// Done: the manifest is served.
+    Completed,
+    /// Stopped by a failure that made the export unusable.
+    Failed,
+    /// Cancelled by its owner; its files are gone.
+    Cancelled,
+}
+
+impl JobState {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state a stored code names.
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Completed, Self::Failed, Self::Cancelled]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+}
+
+/// Who started a job: only they are served its status and files, and the job decides as them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOwner {
+    /// Registered client.
+    pub client_id: String,
+    /// End user.
+    pub user_id: String,
+    /// National RBAC role.
+    pub role: String,
+    /// Organisation (ODS code).
+    pub organisation: String,
+    /// Purpose of use code.
+    pub purpose: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+}
+
+impl JobOwner {
+    /// The owner of a job `principal` starts.
+    pub fn of(principal: &Principal) -> Self {
+        Self {
+            client_id: principal.client_id.clone(),
+            user_id: principal.user_id.clone(),
+            role: principal.role.as_str().to_owned(),
+            organisation: principal.organisation.as_str().to_owned(),
+            purpose: principal.purpose.code().to_owned(),
+            scopes: principal.scopes.clone(),
+        }
+    }
+
+    /// Whether `principal` is the one who started the job (the same user of the same client,
+    /// organisation and purpose; a fresh token of theirs will do).
+    pub fn is(&self, principal: &Principal) -> bool {
+        self.client_id == principal.client_id
+            && self.user_id == principal.user_id
+            && self.organisation == principal.organisation.as_str()
+            && self.purpose == principal.purpose.code()
+    }
+
+    /// The principal the job decides as (its token id is the job's).
+    pub fn principal(&self, job_id: &str) -> Option<Principal> {
+        Some(Principal {
+            client_id: self.client_id.clone(),
+            user_id: self.user_id.clone(),
+            role: RoleCode::parse(&self.role)?,
+            organisation: OdsCode::parse(&self.organisation).ok()?,
+            purpose: PurposeOfUse::parse(&self.purpose)?,
+            scopes: self.scopes.clone(),
+            token_id: job_id.to_owned(),
+            break_glass_reason: None,
+        })
+    }
+}
+
+/// What a job was asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobParams {
+    /// The Group id, for a group export.
+    pub group: Option<String>,
+    /// `_type`: only these types (else every exported type the scopes allow).
+    pub types: Vec<String>,
+    /// `_since`: only resources changed after this instant.
+    pub since: Option<String>,
+}
+
+/// How far a job has got: outputs and failures, counts only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTally {
+    /// Each type's file size at the cursor.
+    pub outputs: BTreeMap<String, FileSize>,
+    /// Patients whose record was read (some of it may have been withheld or outside the group).
+    pub patients_read: u64,
+    /// Patients in the group whose data was written.
+    pub patients_exported: u64,
+    /// Per source, per failure code, how many patients' records it could not give.
+    pub source_failures: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Patients left out because their record could not be decided on (a store failure,
+    /// say): nothing of theirs is written.
+    pub patients_left_out: u64,
+    /// Why the job failed, when it did (no patient data).
+    pub failure: Option<String>,
+}
+
+/// A job as the HTTP layer sees it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Its id.
+    pub id: String,
+    /// Who started it.
+    pub owner: JobOwner,
+    /// The kick-off URL.
+    pub request: String,
+    /// What was asked.
+    pub params: JobParams,
+    /// Its state.
+    pub state: JobState,
+    /// The manifest's `transactionTime`.
+    pub transaction_time: String,
+    /// The last patient written, when any.
+    pub cursor: Option<String>,
+    /// Patients walked, of how many.
+    pub patients_done: i64,
+    /// Patients in the cohort at the start.
+    pub patients_total: i64,
+    /// Outputs and failures.
+    pub tally: JobTally,
+}
+
+impl Job {
+    fn of_row(row: ExportJobRow) -> Result<Self, StoreError> {
+        let bad = || StoreError::other("read export job", "a stored export job no longer reads");
+        Ok(Self {
+            owner: serde_json::from_str(&row.owner).map_err(|_| bad())?,
+            params: serde_json::from_str(&row.params).map_err(|_| bad())?,
+            state: JobState::parse(&row.state).ok_or_else(bad)?,
+            tally: serde_json::from_str(&row.progress).map_err(|_| bad())?,
+            id: row.job_id,
+            request: row.request,
+            transaction_time: row.transaction_time,
+            cursor: row.cursor,
+            patients_done: row.patients_done,
+            patients_total: row.patients_total,
+        })
+    }
+
+    /// `X-Progress`: how far it has got, in patients.
+    pub fn progress_text(&self) -> String {
+        let percent =
+            if self.patients_total > 0 { self.patients_done * 100 / self.patients_total } else { 0 };
+        format!(
+            "{}: {} of {} patients ({percent}%)",
+            self.state.code(),
+            self.patients_done,
+            self.patients_total
+        )
+    }
+}
+
+/// One job for the operations dashboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobSummary {
+    /// Its id.
+    pub id: String,
+    /// Its state.
+    pub state: &'static str,
+    /// Fraction done, 0 to 1.
+    pub progress: f64,
+}
+
+/// The export jobs: the store, where files go, and the runners' shared limits.
+pub struct Exports {
+    store: Arc<dyn SecondaryStore>,
+    directory: PathBuf,
+    /// Jobs cancelled while running: their runner stops at the next patient.
+    cancelled: Mutex<HashSet<String>>,
+    /// Set when the gateway stops: runners stop at the next page, leaving their jobs to be
+    /// resumed by the next start.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// At most `max_running_jobs` jobs run at once.
+    running: Arc<tokio::sync::Semaphore>,
+    /// Paces patients across every job (`max_patients_per_sec`).
+    pacer: tokio::sync::Mutex<tokio::time::Interval>,
+    concurrency: usize,
+}
+
+impl Exports {
+    /// The jobs kept in `store`, writing under `directory`.
+    pub fn new(store: Arc<dyn SecondaryStore>, settings: &super::SecondarySettings) -> Self {
+        let period = std::time::Duration::from_secs(1) / settings.max_patients_per_sec.max(1);
+        let mut pacer = tokio::time::interval(period);
+        pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            store,
+            directory: settings.export_directory.clone(),
+            cancelled: Mutex::new(HashSet::new()),
+            stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            running: Arc::new(tokio::sync::Semaphore::new(settings.max_running_jobs)),
+            pacer: tokio::sync::Mutex::new(pacer),
+            concurrency: settings.concurrency,
+        }
+    }
+
+    /// Stores a new job, queued.
+    pub async fn create(
+        &self,
+        owner: &JobOwner,
+        request: &str,
+        params: &JobParams,
+        patients_total: i64,
+    ) -> Result<String, StoreError> {
+        let now = crate::epoch_us::now();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let json =
+            |v: serde_json::Result<String>| v.map_err(|_| StoreError::other("create export job", "encode"));
+        let row = ExportJobRow {
+            job_id: id.clone(),
+            owner: json(serde_json::to_string(owner))?,
+            request: request.to_owned(),
+            params: json(serde_json::to_string(params))?,
+            state: JobState::Queued.code().to_owned(),
+            transaction_time: crate::epoch_us::rfc3339_seconds(now),
+            cursor: None,
+            patients_done: 0,
+            patients_total,
+            progress: json(serde_json::to_string(&JobTally::default()))?,
+            created_us: now,
+            updated_us: now,
+        };
+        self.store.create_export_job(&row).await?;
+        Ok(id)
+    }
+
+    /// The job with this id, if any.
+    pub async fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        match self.store.export_job(id).await? {
+            Some(row) => Job::of_row(row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Cancels a queued or running job (its runner stops at the next patient and removes its
+    /// files), or forgets a finished one and removes its files. Returns whether there was one.
+    pub async fn cancel(&self, id: &str) -> Result<bool, StoreError> {
+        if self.store.set_export_state(id, JobState::Cancelled.code()).await? {
+            self.cancelled.lock().map(|mut c| c.insert(id.to_owned())).ok();
+        } else if !self.store.remove_export_job(id).await? {
+            return Ok(false);
+        }
+        self.remove_files(id).await;
+        Ok(true)
+    }
+
+    /// Waits for the next patient's turn under `max_patients_per_sec` (shared by every job and
+    /// the aggregates' walk).
+    pub async fn pace(&self) {
+        self.pacer.lock().await.tick().await;
+    }
+
+    /// The flag that stops every runner at its next page (set when the gateway stops).
+    pub fn stop_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.stopping.clone()
+    }
+
+    /// Whether the gateway is stopping.
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether the job was cancelled since its runner started.
+    fn is_cancelled(&self, id: &str) -> bool {
+        self.cancelled.lock().map(|c| c.contains(id)).unwrap_or(true)
+    }
+
+    /// The folder of a job's files.
+    pub fn folder(&self, id: &str) -> PathBuf {
+        self.directory.join(id)
+    }
+
+    /// The path of one of a job's files, if `name` is one a job writes.
+    pub fn file(&self, id: &str, name: &str) -> Option<PathBuf> {
+        is_output_name(name).then(|| self.folder(id).join(name))
+    }
+
+    async fn remove_files(&self, id: &str) {
+        match tokio::fs::remove_dir_all(self.folder(id)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::error!(error = %e, "an export job's files could not be removed"),
+        }
+    }
+
+    /// The newest jobs, for the operations dashboard.
+    pub async fn summaries(&self, limit: i64) -> Vec<JobSummary> {
+        let rows = self.store.recent_export_jobs(limit).await.unwrap_or_default();
+        rows.into_iter()
+            .filter_map(|r| Job::of_row(r).ok())
+            .map(|j| JobSummary {
+                progress: match j.state {
+                    JobState::Completed => 1.0,
+                    _ if j.patients_total > 0 => j.patients_done as f64 / j.patients_total as f64,
+                    _ => 0.0,
+                },
+                state: j.state.code(),
+                id: j.id,
+            })
+            .collect()
+    }
+}

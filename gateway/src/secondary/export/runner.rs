@@ -1,0 +1,288 @@
+//! Running one export job: the walk of its cohort, page by page, from its cursor.
+
+use actix_web::web;
+use futures::StreamExt;
+use serde_json::json;
+use tideway_policy::Ask;
+use tideway_profiles::NhsNumber;
+
+use super::output::Outputs;
+use super::{Job, JobState, JobTally};
+use crate::audit::AuditOutcome;
+use crate::record::RecordError;
+use crate::secondary::cohort::{self, Group};
+use crate::state::AppState;
+use crate::store::JobProgress;
+
+/// Patients read from the store at a time; the cursor and the files' sizes are recorded after
+/// each page.
+const PAGE: i64 = 50;
+
+/// The error file's type in the job's folder (served in the manifest's `error` list).
+pub const ERROR_TYPE: &str = "OperationOutcome";
+
+/// Why a job stopped short (no patient data in any message).
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("the store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the job's files: {0}")]
+    Files(#[from] std::io::Error),
+    #[error("the audit trail could not be written: {0}")]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Resumes every job a restart interrupted (queued or running), oldest first.
+pub fn spawn_unfinished(state: web::Data<AppState>) {
+    tokio::spawn(async move {
+        match state.secondary.store.unfinished_export_jobs().await {
+            Ok(rows) => {
+                for row in rows {
+                    spawn(state.clone(), row.job_id);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "unfinished export jobs could not be read; they stay queued")
+            }
+        }
+    });
+}
+
+/// Runs the job in the background once a runner is free.
+pub fn spawn(state: web::Data<AppState>, id: String) {
+    tokio::spawn(async move {
+        let Ok(_permit) = state.secondary.exports.running.clone().acquire_owned().await else { return };
+        let mut tally = JobTally::default();
+        match run(&state, &id, &mut tally).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "an export job failed");
+                tally.failure = Some(e.to_string());
+                let progress = serde_json::to_string(&tally).unwrap_or_else(|_| "{}".into());
+                if let Err(e) = state.secondary.store.fail_export_job(&id, &progress).await {
+                    tracing::error!(error = %e, "an export job's failure could not be recorded");
+                }
+            }
+        }
+    });
+}
+
+async fn run(state: &AppState, id: &str, tally: &mut JobTally) -> Result<(), RunError> {
+    let secondary = &state.secondary;
+    let exports = &secondary.exports;
+    let Some(job) = exports.job(id).await? else { return Ok(()) };
+    if !matches!(job.state, JobState::Queued | JobState::Running) {
+        return Ok(());
+    }
+    *tally = job.tally.clone();
+    let principal =
+        job.owner.principal(id).ok_or_else(|| RunError::Refused("the job's owner no longer reads".into()))?;
+    // The agreement is judged again whenever the job (re)starts: one withdrawn since stops it.
+    state
+        .records
+        .admit_secondary(&principal)
+        .map_err(|e| RunError::Refused(format!("refused: {}", e.reason())))?;
+    let pseudonyms = secondary.projects.for_organisation(&principal.organisation).ok_or_else(|| {
+        RunError::Refused("no de-identification project names the job's organisation".into())
+    })?;
+    let policy = state.records.policy.current();
+    let terminology = policy.terminology();
+    let sources: Vec<String> =
+        state.records.federation().sources().adapters().iter().map(|a| a.id().to_string()).collect();
+    let group = match &job.params.group {
+        Some(g) => Some(
+            Group::parse(g, terminology, &sources)
+                .ok_or_else(|| RunError::Refused("its group is no longer offered".into()))?,
+        ),
+        None => None,
+    };
+    let cohort = group.as_ref().map_or(crate::store::Cohort::Everyone, Group::cohort);
+    let mut ask = Ask::everything().of_types(job.params.types.clone());
+    if let Some(since) = &job.params.since {
+        let at = time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| RunError::Refused("its _since no longer reads".into()))?;
+        ask = ask.changed_since(at);
+    }
+    let request_id = format!("export-{id}");
+    let mut audit = state.audit.begin(&request_id, "bulk-export", Some(&principal));
+    audit.describe(
+        json!({"job": id, "group": job.params.group, "types": job.params.types, "since": job.params.since})
+            .to_string(),
+    );
+    audit.intent(state.records.source_ids()).await?;
+    let mut outputs = Outputs::resume(&exports.folder(id), &tally.outputs).await?;
+    let mut cursor = job.cursor.clone();
+    let mut done = job.patients_done;
+    save(state, id, JobState::Running, cursor.as_deref(), done, tally).await?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let profile = &secondary.settings.profile;
+    loop {
+        if exports.is_cancelled(id) {
+            exports.remove_files(id).await;
+            audit
+                .outcome(200, 0, AuditOutcome::Partial, json!({"job": id, "cancelled": true}).to_string())
+                .await?;
+            return Ok(());
+        }
+        if exports.is_stopping() {
+            // Left running in the store, resumed from its cursor by the next start.
+            audit
+                .outcome(200, 0, AuditOutcome::Partial, json!({"job": id, "interrupted": true}).to_string())
+                .await?;
+            return Ok(());
+        }
+        let page = secondary.store.cohort_page(&cohort, cursor.as_deref(), PAGE).await?;
+        let Some((last, _)) = page.last() else { break };
+        let last = last.clone();
+        let count = page.len() as i64;
+        let reads = futures::stream::iter(
+            page.into_iter()
+                .map(|(patient_id, nhs)| read_one(state, &principal, &ask, &request_id, patient_id, nhs)),
+        )
+        .buffered(exports.concurrency);
+        futures::pin_mut!(reads);
+        while let Some(read) = reads.next().await {
+            if exports.is_cancelled(id) || exports.is_stopping() {
+                // This page is not recorded: a resumed job cuts its files back and reads it again.
+                break;
+            }
+            let (nhs, record) = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(reason = e.reason(), "a patient was left out of an export");
+                    tally.patients_left_out += 1;
+                    continue;
+                }
+            };
+            tally.patients_read += 1;
+            for (source, code) in &record.failures {
+                *tally
+                    .source_failures
+                    .entry(source.to_string())
+                    .or_default()
+                    .entry((*code).to_owned())
+                    .or_default() += 1;
+            }
+            if !cohort::admits(group.as_ref(), &record.resources, terminology) {
+                continue;
+            }
+            let mut wrote = false;
+            for r in &record.resources {
+                let Ok(value) = serde_json::from_slice::<serde_json::Value>(&r.json) else { continue };
+                let Some(out) = tideway_deid::deidentify(&value, profile, &pseudonyms, nhs.as_str(), today)
+                else {
+                    continue;
+                };
+                let line = serde_json::to_vec(&out).map_err(std::io::Error::other)?;
+                outputs.write(&r.resource_type, &line).await?;
+                wrote = true;
+            }
+            tally.patients_exported += u64::from(wrote);
+        }
+        if exports.is_cancelled(id) || exports.is_stopping() {
+            continue;
+        }
+        done += count;
+        cursor = Some(last);
+        tally.outputs = outputs.checkpoint().await?;
+        save(state, id, JobState::Running, cursor.as_deref(), done, tally).await?;
+    }
+    for line in error_lines(tally) {
+        outputs.write(ERROR_TYPE, line.as_bytes()).await?;
+    }
+    tally.outputs = outputs.checkpoint().await?;
+    let released: u64 = tally.outputs.iter().filter(|(t, _)| *t != ERROR_TYPE).map(|(_, s)| s.count).sum();
+    // The outcome is durable before the manifest can be served.
+    let partial = !tally.source_failures.is_empty() || tally.patients_left_out > 0;
+    let detail = json!({
+        "job": id,
+        "patients_exported": tally.patients_exported,
+        "outputs": tally.outputs.iter().map(|(t, s)| (t.clone(), s.count)).collect::<std::collections::BTreeMap<_, _>>(),
+        "source_failures": tally.source_failures,
+        "patients_left_out": tally.patients_left_out,
+    });
+    audit
+        .outcome(
+            200,
+            usize::try_from(released).unwrap_or(usize::MAX),
+            if partial { AuditOutcome::Partial } else { AuditOutcome::Success },
+            detail.to_string(),
+        )
+        .await?;
+    save(state, id, JobState::Completed, cursor.as_deref(), done, tally).await?;
+    Ok(())
+}
+
+/// One patient's record for the job, paced with every other job.
+async fn read_one(
+    state: &AppState,
+    principal: &tideway_auth::Principal,
+    ask: &Ask,
+    request_id: &str,
+    patient_id: String,
+    nhs: String,
+) -> Result<(NhsNumber, crate::record::PopulationRecord), RecordError> {
+    state.secondary.exports.pace().await;
+    let nhs = NhsNumber::parse(&nhs).map_err(|_| RecordError::UnknownPatient)?;
+    let record = state.records.population_record(principal, (&nhs, &patient_id), ask, request_id).await?;
+    Ok((nhs, record))
+}
+
+async fn save(
+    state: &AppState,
+    id: &str,
+    job_state: JobState,
+    cursor: Option<&str>,
+    patients_done: i64,
+    tally: &JobTally,
+) -> Result<(), RunError> {
+    let progress = serde_json::to_string(tally).map_err(std::io::Error::other)?;
+    let step = JobProgress { state: job_state.code(), cursor, patients_done, progress: &progress };
+    state.secondary.store.save_export_progress(id, &step).await?;
+    Ok(())
+}
+
+/// The error file: one OperationOutcome per source failure kind, and one for patients left
+/// out, counts only.
+fn error_lines(tally: &JobTally) -> Vec<String> {
+    let outcome = |code: &str, text: String| {
+        json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]}).to_string()
+    };
+    let mut out: Vec<String> = tally
+        .source_failures
+        .iter()
+        .flat_map(|(source, codes)| {
+            codes.iter().map(move |(code, n)| {
+                outcome("incomplete", format!("source {source} could not give {n} patients' records ({code}); their data from it is missing"))
+            })
+        })
+        .collect();
+    if tally.patients_left_out > 0 {
+        out.push(outcome(
+            "incomplete",
+            format!(
+                "{} patients were left out: their records could not be decided on",
+                tally.patients_left_out
+            ),
+        ));
+    }
+    out
+}
+
+impl Job {
+    /// The Bulk Data manifest of a completed job.
+    pub fn manifest(&self, base_url: &str) -> serde_json::Value {
+        let entry = |t: &str, count: u64| json!({"type": t, "url": format!("{base_url}/export-files/{}/{}", self.id, super::output::file_name(t)), "count": count});
+        let (errors, outputs): (Vec<_>, Vec<_>) =
+            self.tally.outputs.iter().filter(|(_, s)| s.count > 0).partition(|(t, _)| *t == ERROR_TYPE);
+        json!({
+            "transactionTime": self.transaction_time,
+            "request": self.request,
+            "requiresAccessToken": true,
+            "output": outputs.iter().map(|(t, s)| entry(t, s.count)).collect::<Vec<_>>(),
+            "error": errors.iter().map(|(t, s)| entry(t, s.count)).collect::<Vec<_>>(),
+        })
+    }
+}

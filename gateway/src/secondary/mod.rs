@@ -1,0 +1,47 @@
+//! Secondary use: de-identified population data for commissioning, planning, research and
+//! public health, never a patient's record.
+//!
+//! - [`export`]: Bulk Data `$export` jobs (system level and per `Group`);
+//! - [`aggregate`]: the dashboards' population figures (`MeasureReport`s);
+//! - [`opt_out`]: the National Data Opt-out, applied to both;
+//! - [`cohort`]: which patients a Group holds; [`projects`]: which pseudonym key applies.
+//!
+//! Only a principal with a secondary purpose of use, admitted by an agreement that grants it
+//! (`Policy::admit_secondary`), is served; every patient's record is read through the record
+//! service and decided on inside the walk; everything that leaves is de-identified by
+//! [`tideway_deid`] (docs/deidentification.md) and every count suppressed below the threshold.
+
+pub mod aggregate;
+pub mod cohort;
+pub mod export;
+pub mod opt_out;
+pub mod projects;
+pub mod registrations;
+mod settings;
+
+use std::sync::Arc;
+
+pub use settings::{AggregateSettings, ProjectSettings, SecondarySettings};
+
+use crate::store::SecondaryStore;
+
+/// What secondary use needs, held in the application state.
+pub struct SecondaryUse {
+    /// `[secondary]`.
+    pub settings: SecondarySettings,
+    /// Opt-outs, the registered population, jobs and figures.
+    pub store: Arc<dyn SecondaryStore>,
+    /// Each organisation's pseudonym project.
+    pub projects: projects::Projects,
+    /// Export jobs and their runners' limits.
+    pub exports: export::Exports,
+}
+
+impl SecondaryUse {
+    /// Secondary use as configured, over `store`.
+    pub fn new(settings: SecondarySettings, store: Arc<dyn SecondaryStore>) -> Result<Self, String> {
+        let projects = projects::Projects::new(&settings.projects)?;
+        let exports = export::Exports::new(store.clone(), &settings);
+        Ok(Self { settings, store, projects, exports })
+    }
+}

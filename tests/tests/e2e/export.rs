@@ -1,0 +1,389 @@
+//! Secondary use over HTTP: the Bulk Data `$export` flow (kick-off, progress, manifest,
+//! downloads, cancel, restart mid-job), de-identification of every output file, the National
+//! Data Opt-out (file feed and admin API), and the dashboards' `MeasureReport`s with small-number
+//! suppression.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::Value;
+use tideway_auth::PurposeOfUse;
+use tideway_deid::{ProjectKey, Pseudonymiser};
+use tideway_simulators::faults::FaultConfig;
+use tideway_simulators::kinds;
+use tideway_tests::{Answer, Options, PRIVACY_OFFICE, REGISTRY_ADMIN, TestApp, analyst, user};
+
+const PREFER_ASYNC: (&str, &str) = ("prefer", "respond-async");
+
+/// The test population's opted-out patients (population indices).
+const OPTED_OUT: [usize; 2] = [3, 24];
+
+fn options() -> Options {
+    Options { boroughs: 3, patients: 20, secondary: Some(OPTED_OUT.to_vec()), ..Options::default() }
+}
+
+/// The project pseudonymiser the gateway exports under, rebuilt from its settings.
+fn pseudonyms(app: &TestApp) -> Pseudonymiser {
+    use secrecy::ExposeSecret;
+    let p = &app.settings.secondary.projects[0];
+    Pseudonymiser::new(
+        &p.id,
+        ProjectKey::new(p.key_id.clone(), p.key.expose_secret().as_bytes().to_vec()).unwrap(),
+    )
+}
+
+/// Every distinct patient the exchanges register, as population indices.
+fn registered(app: &TestApp) -> Vec<usize> {
+    let pop = &app.population;
+    let mut all: Vec<usize> = (0..app.settings.sources.len())
+        .flat_map(|b| kinds::registered(app.settings.sources[b].kind, pop, b))
+        .filter_map(|(nhs, _)| pop.patient_index(&nhs))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+async fn kick_off(app: &TestApp, path: &str, token: &str) -> Answer {
+    app.get_with(path, Some(token), &[PREFER_ASYNC]).await
+}
+
+/// Polls the status URL until the job is done; returns the manifest answer and every
+/// `X-Progress` seen on the way.
+async fn wait_for(app: &TestApp, status_url: &str, token: &str) -> (Answer, Vec<String>) {
+    let mut progress = Vec::new();
+    for _ in 0..600 {
+        let a = app.get(status_url, Some(token)).await;
+        if a.status != 202 {
+            return (a, progress);
+        }
+        assert!(a.header("retry-after").is_some(), "a 202 says when to ask again");
+        progress.push(a.header("x-progress").expect("a 202 says how far it has got"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the export did not finish");
+}
+
+/// Downloads every file of a manifest's `output` (and `error`) list as ndjson lines.
+async fn download(app: &TestApp, manifest: &Value, list: &str, token: &str) -> Vec<(String, Vec<Value>)> {
+    let mut out = Vec::new();
+    for item in manifest[list].as_array().unwrap() {
+        let url = item["url"].as_str().unwrap();
+        let res = app
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .header("accept", "application/fhir+ndjson")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{url}");
+        assert_eq!(res.headers()["content-type"], "application/fhir+ndjson");
+        let text = res.text().await.unwrap();
+        let lines: Vec<Value> =
+            text.lines().map(|l| serde_json::from_str(l).expect("one JSON resource a line")).collect();
+        assert_eq!(lines.len() as u64, item["count"].as_u64().unwrap(), "the manifest's count is the file's");
+        for line in text.lines() {
+            tideway_tests::collect(line.as_bytes());
+        }
+        out.push((item["type"].as_str().unwrap().to_owned(), lines));
+    }
+    out
+}
+
+/// Asserts that no output line identifies a patient of the population: no NHS number, gateway
+/// id, local id, family name, full birth date or full postcode, as a word or a whole value.
+fn assert_nothing_identifying(app: &TestApp, lines: &[&Value]) {
+    let text: String = lines.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n");
+    let words: HashSet<&str> =
+        text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let pop = &app.population;
+    for i in 0..pop.patient_count() {
+        let Some(nhs) = pop.nhs_number(i) else { continue };
+        assert!(!words.contains(nhs.as_str()), "an NHS number is in an output file");
+        assert!(!text.contains(&app.state.records.ids.id_for(&nhs)), "a gateway id is in an output file");
+        for b in pop.boroughs_of(i) {
+            assert!(!text.contains(&pop.local_id(b, i)), "a local id is in an output file");
+        }
+        let Some(p) = pop.person(i) else { continue };
+        assert!(!words.contains(p.family), "a family name is in an output file");
+        assert!(!text.contains(&p.birth_date), "a full birth date is in an output file");
+        assert!(!text.contains(&p.address.postcode), "a full postcode is in an output file");
+    }
+}
+
+#[tokio::test]
+async fn a_commissioning_analyst_exports_de_identified_data_without_opted_out_patients() {
+    let app = TestApp::spawn(options()).await;
+    let token = app.token_for(&analyst()).await;
+
+    // The asynchronous pattern only, with the parameters the IG names.
+    assert_eq!(app.get("/$export", Some(&token)).await.status, 400, "without Prefer: respond-async");
+    for bad in [
+        "/$export?_typeFilter=Condition%3Fcode%3Dx",
+        "/$export?_outputFormat=text/csv",
+        "/$export?_type=Practitioner",
+        "/$export?_since=yesterday",
+    ] {
+        let a = kick_off(&app, bad, &token).await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+        assert_eq!(a.body["resourceType"], "OperationOutcome");
+    }
+    let started = kick_off(&app, "/$export?_outputFormat=application/fhir%2Bndjson", &token).await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let status_url = started.header("content-location").expect("Content-Location names the status URL");
+    assert!(status_url.starts_with(&app.base_url));
+    let (done, _) = wait_for(&app, &status_url, &token).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let manifest = &done.body;
+    assert_eq!(manifest["requiresAccessToken"], true);
+    assert!(manifest["transactionTime"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        manifest["request"].as_str().unwrap().ends_with("/$export?_outputFormat=application/fhir%2Bndjson")
+    );
+    let files = download(&app, manifest, "output", &token).await;
+    assert!(manifest["error"].as_array().unwrap().is_empty(), "every source answered: {}", manifest["error"]);
+
+    // One Patient per registered patient who has not opted out, under the project's pseudonym.
+    let pseudonyms = pseudonyms(&app);
+    let patients: Vec<&Value> = files.iter().filter(|(t, _)| t == "Patient").flat_map(|(_, l)| l).collect();
+    let ids: HashSet<&str> = patients.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let expected: Vec<usize> = registered(&app).into_iter().filter(|i| !OPTED_OUT.contains(i)).collect();
+    assert_eq!(ids.len(), patients.len(), "no patient twice");
+    assert_eq!(patients.len(), expected.len(), "every registered patient who did not opt out");
+    for i in expected {
+        let nhs = app.population.nhs_number(i).unwrap();
+        assert!(ids.contains(pseudonyms.patient(nhs.as_str()).as_str()), "patient {i} is exported");
+    }
+    let everything: String = files.iter().flat_map(|(_, l)| l).map(Value::to_string).collect();
+    for i in OPTED_OUT {
+        let nhs = app.population.nhs_number(i).unwrap();
+        assert!(
+            !everything.contains(&pseudonyms.patient(nhs.as_str())),
+            "opted-out patient {i} is in no file"
+        );
+    }
+    // Nothing identifying anywhere, and no free text.
+    let all: Vec<&Value> = files.iter().flat_map(|(_, l)| l).collect();
+    assert_nothing_identifying(&app, &all);
+    for (_, lines) in &files {
+        for r in lines {
+            for key in ["text", "note", "identifier", "name", "telecom"] {
+                assert!(r.get(key).is_none(), "{} carries {key}", r["resourceType"]);
+            }
+            if let Some(subject) = r.get("subject").or_else(|| r.get("patient")) {
+                let reference = subject["reference"].as_str().unwrap();
+                assert!(
+                    ids.contains(reference.trim_start_matches("Patient/")),
+                    "references point at pseudonyms"
+                );
+            }
+        }
+    }
+    assert!(files.iter().any(|(t, l)| t == "Condition" && !l.is_empty()), "clinical data is exported too");
+}
+
+#[tokio::test]
+async fn only_secondary_use_under_an_agreement_may_export_and_only_the_owner_sees_the_job() {
+    let app = TestApp::spawn(options()).await;
+    let analyst_token = app.token_for(&analyst()).await;
+    // Direct care is never served population data, and secondary use never a record.
+    let clinician = app.token().await;
+    assert_eq!(kick_off(&app, "/$export", &clinician).await.status, 403);
+    let nhs = app.population.nhs_number(0).unwrap();
+    let search = app.get(&tideway_tests::nhs_search(nhs.as_str()), Some(&analyst_token)).await;
+    assert_eq!(search.status, 403, "an analyst cannot read a patient's record: {}", search.body);
+    assert!(search.body.to_string().contains("de-identified population data only"));
+    // HOPERAT at an organisation no secondary-use agreement names.
+    let officer = app.token_for(&user(PRIVACY_OFFICE, "R8000", PurposeOfUse::Operations)).await;
+    assert_eq!(kick_off(&app, "/$export", &officer).await.status, 403);
+
+    let started =
+        kick_off(&app, "/Group/source.borough-01/$export?_type=Patient,Condition", &analyst_token).await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let status_url = started.header("content-location").unwrap();
+    let (done, _) = wait_for(&app, &status_url, &analyst_token).await;
+    assert_eq!(done.status, 200);
+    let types: HashSet<&str> =
+        done.body["output"].as_array().unwrap().iter().map(|o| o["type"].as_str().unwrap()).collect();
+    assert!(types.iter().all(|t| ["Patient", "Condition"].contains(t)), "_type is honoured: {types:?}");
+    let patients = done.body["output"].as_array().unwrap().iter().find(|o| o["type"] == "Patient").unwrap();
+    let held = kinds::registered(app.settings.sources[1].kind, &app.population, 1)
+        .into_iter()
+        .filter(|(nhs, _)| app.population.patient_index(nhs).is_some_and(|i| !OPTED_OUT.contains(&i)))
+        .count();
+    assert_eq!(patients["count"].as_u64().unwrap() as usize, held, "the group is borough-01's patients");
+
+    // Another analyst of the same unit is not the owner: 403 for the status and every file.
+    let mut other = analyst();
+    other.user_id = "other-analyst".to_owned();
+    let colleague = app.token_for(&other).await;
+    assert_eq!(app.get(&status_url, Some(&colleague)).await.status, 403);
+    let file = patients["url"].as_str().unwrap();
+    assert_eq!(app.get(file, Some(&colleague)).await.status, 403);
+    assert_eq!(app.get(file, None).await.status, 401);
+    assert_eq!(kick_off(&app, "/Group/practice.NOPE!/$export", &analyst_token).await.status, 404);
+    assert_eq!(kick_off(&app, "/Group/nothing.here/$export", &analyst_token).await.status, 404);
+    let groups = app.get("/Group", Some(&analyst_token)).await;
+    assert_eq!(groups.status, 200);
+    assert!(groups.body.to_string().contains("source.borough-01"));
+}
+
+#[tokio::test]
+async fn a_cancelled_export_is_gone_and_an_interrupted_one_resumes_after_a_restart() {
+    let slow = FaultConfig { latency_ms: 40, ..FaultConfig::default() };
+    let mut opts = options();
+    opts.faults = vec![(0, slow.clone()), (1, slow.clone()), (2, slow)];
+    opts.patients = 40;
+    let app = TestApp::spawn(opts).await;
+    let token = app.token_for(&analyst()).await;
+
+    // Cancel while it runs: the status URL is gone, and so are the files.
+    let started = kick_off(&app, "/$export", &token).await;
+    let status_url = started.header("content-location").unwrap();
+    let running = app.get(&status_url, Some(&token)).await;
+    assert_eq!(running.status, 202);
+    let job = status_url.rsplit('/').next().unwrap().to_owned();
+    let cancelled = app.http.delete(&status_url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(cancelled.status(), 202);
+    assert_eq!(app.get(&status_url, Some(&token)).await.status, 404);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !app.settings.secondary.export_directory.join(&job).exists(),
+        "a cancelled job's files are removed"
+    );
+
+    // Start another and stop the gateway halfway: the next start resumes it where it was.
+    let started = kick_off(&app, "/$export?_type=Patient", &token).await;
+    let status_url = started.header("content-location").unwrap();
+    loop {
+        let a = app.get(&status_url, Some(&token)).await;
+        let progress = a.header("x-progress").unwrap_or_default();
+        if progress.starts_with("running") && !progress.contains(": 0 of") {
+            break;
+        }
+        assert_eq!(a.status, 202, "the job must still be running to be interrupted: {progress}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.state.secondary.exports.stop_flag().store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let job = status_url.rsplit('/').next().unwrap();
+    let interrupted = app.state.secondary.exports.job(job).await.unwrap().unwrap();
+    assert_eq!(interrupted.state.code(), "running", "a stopped gateway leaves its job to be resumed");
+    assert!(interrupted.patients_done > 0 && interrupted.patients_done < interrupted.patients_total);
+    let path = status_url.trim_start_matches(&app.base_url).to_owned();
+    let restarted = app.spawn_replica().await;
+    let resumed = format!("{}{path}", restarted.base_url);
+    let mut manifest = None;
+    for _ in 0..600 {
+        let res = app.http.get(&resumed).bearer_auth(&token).send().await.unwrap();
+        if res.status() == 200 {
+            manifest = Some(res.json::<Value>().await.unwrap());
+            break;
+        }
+        assert_eq!(res.status(), 202);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let manifest = manifest.expect("the resumed job completes");
+    let url = manifest["output"][0]["url"].as_str().unwrap().to_owned();
+    let text = app.http.get(&url).bearer_auth(&token).send().await.unwrap().text().await.unwrap();
+    let ids: Vec<&str> =
+        text.lines().map(|l| l.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap()).collect();
+    let distinct: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "nothing was written twice");
+    let expected = registered(&app).into_iter().filter(|i| !OPTED_OUT.contains(i)).count();
+    assert_eq!(ids.len(), expected, "nothing was lost across the restart");
+    restarted.handle.stop(true).await;
+}
+
+#[tokio::test]
+async fn opt_outs_through_the_api_take_effect_on_the_next_export_and_the_figures_are_suppressed() {
+    let mut opts = options();
+    opts.patients = 60;
+    let app = TestApp::spawn(opts).await;
+    let analyst_token = app.token_for(&analyst()).await;
+    let admin = app.token_for(&user(REGISTRY_ADMIN, "R8000", PurposeOfUse::Operations)).await;
+    let newly = app.population.nhs_number(5).unwrap();
+    let body = serde_json::json!({"add": [newly.as_str()]});
+    let analyst_refused =
+        app.send_json(reqwest::Method::POST, "/admin/opt-outs", &analyst_token, &body).await;
+    assert_eq!(analyst_refused.status, 403);
+    let bad = app
+        .send_json(
+            reqwest::Method::POST,
+            "/admin/opt-outs",
+            &admin,
+            &serde_json::json!({"add": ["1234567890"]}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(!bad.body.to_string().contains("1234567890"), "a bad number is not repeated");
+    let added = app.send_json(reqwest::Method::POST, "/admin/opt-outs", &admin, &body).await;
+    assert_eq!(added.status, 200, "{}", added.body);
+
+    let refreshed = app
+        .send_json(reqwest::Method::POST, "/admin/population-figures", &admin, &serde_json::json!({}))
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let reports = app.get("/MeasureReport?measure=diabetes", Some(&analyst_token)).await;
+    assert_eq!(reports.status, 200, "{}", reports.body);
+    let opted: Vec<usize> = OPTED_OUT.iter().copied().chain([5]).collect();
+    let mut published_boroughs = 0;
+    for entry in reports.body["entry"].as_array().unwrap() {
+        let r = &entry["resource"];
+        tideway_tests::collect(r.to_string().as_bytes());
+        assert_eq!(r["resourceType"], "MeasureReport");
+        let group = &r["group"][0];
+        let count = |p: &Value, code: &str| {
+            p.as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["code"]["coding"][0]["code"] == code)
+                .and_then(|x| x["count"].as_u64())
+        };
+        // Every published count is at least the threshold, and no suppressed stratum can be
+        // worked out from its total and the others.
+        let strata = group["stratifier"][0]["stratum"].as_array().unwrap();
+        for code in ["initial-population", "numerator"] {
+            let total = count(&group["population"], code);
+            let parts: Vec<Option<u64>> = strata.iter().map(|s| count(&s["population"], code)).collect();
+            assert!(
+                total.is_none_or(|n| n >= 5) && parts.iter().flatten().all(|n| *n >= 5),
+                "{code} below 5 published"
+            );
+            if total.is_some() {
+                assert_ne!(
+                    parts.iter().filter(|p| p.is_none()).count(),
+                    1,
+                    "one suppressed part could be differenced"
+                );
+            }
+        }
+        // A borough's registered patients, opted-out ones left out (when published).
+        if let Some(borough) =
+            r["subject"]["reference"].as_str().and_then(|s| s.strip_prefix("Group/source."))
+        {
+            let b = app.settings.sources.iter().position(|s| s.id.as_str() == borough).unwrap();
+            let expected = kinds::registered(app.settings.sources[b].kind, &app.population, b)
+                .into_iter()
+                .filter(|(nhs, _)| app.population.patient_index(nhs).is_some_and(|i| !opted.contains(&i)))
+                .count() as u64;
+            if let Some(den) = count(&group["population"], "initial-population") {
+                assert_eq!(den, expected, "{borough}: registered patients less the opted-out");
+                published_boroughs += 1;
+            }
+        }
+    }
+    assert_eq!(published_boroughs, 3, "every borough's registered population is large enough to publish");
+    assert!(!reports.body.to_string().contains(newly.as_str()));
+    // Clinicians and unknown measures are refused.
+    assert_eq!(app.get("/MeasureReport", Some(&app.token().await)).await.status, 403);
+    assert_eq!(app.get("/MeasureReport?measure=gout", Some(&analyst_token)).await.status, 400);
+
+    // The next export leaves the patient opted out through the API out.
+    let started = kick_off(&app, "/$export?_type=Patient", &analyst_token).await;
+    let (done, _) = wait_for(&app, &started.header("content-location").unwrap(), &analyst_token).await;
+    let files = download(&app, &done.body, "output", &analyst_token).await;
+    let text: String = files.iter().flat_map(|(_, l)| l).map(Value::to_string).collect();
+    assert!(!text.contains(&pseudonyms(&app).patient(newly.as_str())));
+}
