@@ -260,6 +260,7 @@ impl Application {
             capability,
             registry,
             settings,
+            dashboard: Default::default(),
         });
         crate::client_keys::spawn_reload(state.clone(), state.settings.auth.jwks_reload_secs);
         crate::certificates::spawn_watch(state.settings.clone());

@@ -37,4 +37,6 @@ pub struct AppState {
     pub capability: String,
     /// The source registry (and consuming organisations' attestations).
     pub registry: std::sync::Arc<crate::registry::Registry>,
+    /// What the web dashboard shows that other services provide (export jobs, population).
+    pub dashboard: crate::dashboard::DashboardFeeds,
 }
