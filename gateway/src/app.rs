@@ -288,7 +288,9 @@ impl Application {
             registry,
             secondary,
             settings,
+            dashboard: Default::default(),
         });
+        state.dashboard.set_exports(state.secondary.exports.live());
         crate::secondary::export::spawn_unfinished(state.clone());
         crate::secondary::aggregate::spawn(state.clone());
         crate::client_keys::spawn_reload(state.clone(), state.settings.auth.jwks_reload_secs);

@@ -17,6 +17,7 @@ pub mod certificates;
 pub mod cli;
 pub mod client_keys;
 pub mod config;
+pub mod dashboard;
 pub mod epoch_us;
 pub mod feed;
 pub mod governance;

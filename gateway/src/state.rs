@@ -39,4 +39,6 @@ pub struct AppState {
     pub registry: std::sync::Arc<crate::registry::Registry>,
     /// Secondary use: bulk export, opt-outs, population figures.
     pub secondary: crate::secondary::SecondaryUse,
+    /// What the web dashboard shows that other services provide (export jobs, population).
+    pub dashboard: crate::dashboard::DashboardFeeds,
 }

@@ -424,6 +424,12 @@ fn demo_runs_the_regional_mix_of_systems_and_lists_every_source_in_the_ready_fil
     assert_eq!(kinds, spelled.into_iter().collect(), "every kind runs in the mix");
 
     let http = Http::new();
+    // The dashboard's figures on the operator listener, without a token: every source listed.
+    let dashboard = ready["dashboard_url"].as_str().expect("ready file has dashboard_url");
+    assert!(dashboard.starts_with("http://127.0.0.1:") && dashboard.ends_with("/dashboard/"), "{dashboard}");
+    let (status, operations) = http.get(&format!("{dashboard}api/operations"), None, &[]);
+    assert_eq!(status, 200, "{operations}");
+    assert_eq!(operations["sources"].as_array().map(Vec::len), Some(25), "{operations}");
     let (status, cap) = http.get(&format!("{base}/metadata"), None, &[]);
     assert_eq!(status, 200);
     let maps = cap["extension"]

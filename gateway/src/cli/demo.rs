@@ -38,6 +38,9 @@ pub struct DemoArgs {
     /// Gateway port (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+    /// Operator listener port (metrics and the dashboard without a token; 0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub admin_port: u16,
     /// Number of simulated borough exchanges.
     #[arg(long, default_value_t = 25)]
     pub boroughs: usize,
@@ -48,8 +51,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// When ready, write `{"base_url", "token", "nhs_numbers", "personas", "scenario_patients",
-    /// "sources", "privacy-officer", "admin", "analyst", "opted_out"}` (and `"from_dir_patients"`
-    /// with `--from-dir`) here as JSON.
+    /// "sources", "privacy-officer", "admin", "analyst", "opted_out", "dashboard_url"}` (and
+    /// `"from_dir_patients"` with `--from-dir`) here as JSON.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
     /// Also run one more borough exchange serving the FHIR R4 patient bundles in this
@@ -197,6 +200,8 @@ pub struct Persona {
 pub struct Demo {
     /// Gateway base URL.
     pub base_url: String,
+    /// The web dashboard on the operator listener.
+    pub dashboard_url: String,
     /// A demo clinician's access token (valid for an hour).
     pub token: String,
     /// Patients present in several boroughs.
@@ -305,7 +310,7 @@ impl Demo {
                 max_request_bytes: 64 * 1024,
                 request_timeout_ms: 10_000,
                 workers: Some(2),
-                admin_bind: None,
+                admin_bind: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.admin_port)),
                 tls: None,
                 certificate_warning_days: 30,
                 unauthenticated_rate_limit: crate::config::DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
@@ -385,6 +390,8 @@ impl Demo {
             .collect();
         let app = Application::build(settings).await?;
         let base_url = app.base_url().to_owned();
+        let dashboard_url =
+            format!("http://127.0.0.1:{}/dashboard/", app.admin_port().unwrap_or(args.admin_port));
         let gateway = app.handle();
         let server = tokio::spawn(app.run());
 
@@ -457,6 +464,7 @@ impl Demo {
         });
         Ok(Self {
             base_url,
+            dashboard_url,
             token,
             nhs_numbers,
             personas,
@@ -480,6 +488,7 @@ impl Demo {
             "personas": self.personas,
             "scenario_patients": self.scenario_patients,
             "sources": self.sources,
+            "dashboard_url": self.dashboard_url,
         });
         if let (Some(files), Some(obj)) = (&self.from_dir_patients, ready.as_object_mut()) {
             obj.insert("from_dir_patients".into(), json!(files));
@@ -626,6 +635,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     println!("Tideway demo ready: {} simulated borough exchanges", args.boroughs);
     println!("  base URL:     {}", demo.base_url);
     println!("  access token: {}", demo.token);
+    println!("  dashboard:    {}", demo.dashboard_url);
     println!("  NHS numbers of patients held by several boroughs (synthetic, 999 test range):");
     for n in &demo.nhs_numbers {
         println!("    {n}");

@@ -120,6 +120,9 @@ impl FhirCall {
 
     /// Refuses because the record service could not answer.
     pub async fn fail(self, e: RecordError) -> ApiError {
+        if matches!(e, RecordError::Refused(_) | RecordError::RelationshipRequired) {
+            crate::telemetry::metrics::policy_denial(crate::telemetry::metrics::Denial::Agreement);
+        }
         let reason = e.reason();
         self.refuse(ApiError::from(e), reason).await
     }

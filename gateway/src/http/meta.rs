@@ -55,9 +55,17 @@ pub async fn metrics_with_token(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    bearer_principal(&state, &req)?;
+    Ok(metrics().await)
+}
+
+/// Who the request's access token names, for the operational endpoints of the main listener
+/// (metrics, the dashboard's figures), which carry no patient data and are not audited; 401
+/// without a valid token.
+pub(crate) fn bearer_principal(state: &AppState, req: &HttpRequest) -> Result<crate::Principal, ApiError> {
     let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-    match state.tokens.authenticate_over(header, super::tls::certificate_of(&req).as_deref()) {
-        Ok(_) => Ok(metrics().await),
+    match state.tokens.authenticate_over(header, super::tls::certificate_of(req).as_deref()) {
+        Ok(principal) => Ok(principal),
         Err(tideway_auth::service::TokenError::Missing) => Err(ApiError::missing_token()),
         Err(_) => Err(ApiError::invalid_token("the access token is not valid")),
     }

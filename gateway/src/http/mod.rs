@@ -103,6 +103,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(sources::routes)
         .configure(secondary_admin::routes)
         .configure(export::routes)
+        .configure(crate::dashboard::routes)
         .service(readable(fhir("/{type}", "search", GET_HEAD), type_search::type_search))
         .service(
             readable(fhir("/{type}/_search", "search", GET_HEAD_POST), type_search::type_search)
@@ -114,7 +115,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `resource` answering GET and HEAD with `handler`.
-fn readable<F, Args>(resource: actix_web::Resource, handler: F) -> actix_web::Resource
+pub(crate) fn readable<F, Args>(resource: actix_web::Resource, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args> + Clone,
     Args: actix_web::FromRequest + 'static,
@@ -124,7 +125,7 @@ where
 }
 
 /// A public endpoint: GET and HEAD, 405 (with `Allow`) for anything else.
-fn public(path: &str) -> actix_web::Resource {
+pub(crate) fn public(path: &str) -> actix_web::Resource {
     web::resource(path)
         .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::method_not_allowed(GET_HEAD)) }))
 }
@@ -134,6 +135,7 @@ pub fn admin_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/metrics").get(meta::metrics))
         .service(web::resource("/healthz").get(meta::healthz))
         .service(web::resource("/readyz").get(meta::readyz))
+        .configure(crate::dashboard::admin_routes)
         .default_service(web::to(not_found));
 }
 

@@ -161,7 +161,14 @@ impl RecordService {
         directives: &[Directive],
         resources: &[&ResourceFacts],
     ) -> Decision {
-        self.policy.current().decide(principal, ask, today(), directives, resources)
+        let decision = self.policy.current().decide(principal, ask, today(), directives, resources);
+        let by_consent = |(r, _): &(tideway_policy::Reason, usize)| {
+            matches!(r, tideway_policy::Reason::ConsentDenied | tideway_policy::Reason::ConsentRequired)
+        };
+        if decision.withheld_counts().iter().any(by_consent) {
+            crate::telemetry::metrics::policy_denial(crate::telemetry::metrics::Denial::Consent);
+        }
+        decision
     }
 
     /// The patient's active consent directives: read from the store (or, when this process is

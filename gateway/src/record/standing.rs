@@ -88,6 +88,7 @@ impl RecordService {
         };
         let session = self.alerts.open_break_glass(&wanted).await.map_err(RecordError::Alerts)?;
         if session == wanted {
+            crate::telemetry::metrics::break_glass_opened();
             // Opened now: judged against the user's other sessions of the day.
             self.monitor_break_glass(call, principal, patient_id).await?;
         }

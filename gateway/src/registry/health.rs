@@ -61,6 +61,7 @@ impl Health {
     /// Forgets `source`'s probes (its registration changed or ended).
     pub fn forget(&self, source: &str) {
         self.probes.write().unwrap_or_else(PoisonError::into_inner).remove(source);
+        crate::telemetry::metrics::source_health_forgotten(source);
     }
 
     /// Probes every source in `configs` at once and keeps the results.
@@ -68,6 +69,7 @@ impl Health {
         let results = futures::future::join_all(configs.iter().map(|c| self.probe(c))).await;
         let mut probes = self.probes.write().unwrap_or_else(PoisonError::into_inner);
         for (c, p) in configs.iter().zip(results) {
+            crate::telemetry::metrics::source_health(c.id.as_str(), p.up);
             probes.insert(c.id.to_string(), p);
         }
     }

@@ -61,6 +61,9 @@ pub struct Figures {
     pub threshold: u64,
     /// Source ids, the rows.
     pub boroughs: Vec<String>,
+    /// The sources' names, in the same order.
+    #[serde(default)]
+    pub borough_names: Vec<String>,
     /// `"{age band}|{sex}"`, the columns.
     pub strata: Vec<String>,
     /// Registered patients (opted-out ones left out).
@@ -72,16 +75,24 @@ pub struct Figures {
 /// Raw counts while walking; never stored or served.
 struct Counts {
     boroughs: Vec<String>,
+    names: Vec<String>,
     strata: usize,
     denominators: Vec<u64>,
     numerators: Vec<Vec<u64>>,
 }
 
 impl Counts {
-    fn new(boroughs: Vec<String>) -> Self {
+    fn new(boroughs: Vec<(String, String)>) -> Self {
         let strata = tideway_deid::AgeBand::all().len() * SEXES.len();
         let n = boroughs.len() * strata;
-        Self { boroughs, strata, denominators: vec![0; n], numerators: vec![vec![0; n]; MEASURES.len()] }
+        let (boroughs, names) = boroughs.into_iter().unzip();
+        Self {
+            boroughs,
+            names,
+            strata,
+            denominators: vec![0; n],
+            numerators: vec![vec![0; n]; MEASURES.len()],
+        }
     }
 
     fn add(
@@ -117,6 +128,7 @@ impl Counts {
             generated,
             threshold,
             boroughs: self.boroughs.clone(),
+            borough_names: self.names.clone(),
             strata,
             denominators: publish(&self.denominators),
             numerators: MEASURES
@@ -206,13 +218,20 @@ pub async fn refresh(state: &AppState) -> Result<Figures, FiguresError> {
         break_glass_reason: None,
     };
     state.records.admit_secondary(&principal).map_err(|e| FiguresError::Refused(e.reason()))?;
+    let _one_walk = secondary.refreshing.lock().await;
     let request_id = format!("figures-{}", uuid::Uuid::new_v4().simple());
     let mut audit = state.audit.begin(&request_id, "population-figures", Some(&principal));
     audit.intent(state.records.source_ids()).await?;
     let policy = state.records.policy.current();
     let terminology = policy.terminology();
-    let boroughs: Vec<String> =
-        state.records.federation().sources().adapters().iter().map(|a| a.id().to_string()).collect();
+    let boroughs: Vec<(String, String)> = state
+        .records
+        .federation()
+        .sources()
+        .adapters()
+        .iter()
+        .map(|a| (a.id().to_string(), a.config().name.clone()))
+        .collect();
     let mut counts = Counts::new(boroughs);
     let ask = Ask::everything().of_types(vec!["Patient".into(), "Condition".into()]);
     let on = time::OffsetDateTime::now_utc().date();
@@ -242,6 +261,7 @@ pub async fn refresh(state: &AppState) -> Result<Figures, FiguresError> {
     let body = serde_json::to_string(&figures)
         .map_err(|_| crate::store::StoreError::other("save population figures", "encode"))?;
     secondary.store.save_population_figures(&body).await?;
+    secondary.figures.set(figures.clone());
     audit
         .outcome(
             200,
@@ -253,8 +273,10 @@ pub async fn refresh(state: &AppState) -> Result<Figures, FiguresError> {
     Ok(figures)
 }
 
-/// Computes the figures now and every `interval_secs` (when configured); failures are logged.
+/// Shows the stored figures on the dashboard at once, then computes them now and every
+/// `interval_secs` (when configured); failures are logged.
 pub fn spawn(state: actix_web::web::Data<AppState>) {
+    state.dashboard.set_population(state.secondary.figures.clone());
     let Some(settings) = &state.secondary.settings.aggregates else { return };
     let secs = settings.interval_secs;
     let run = move |state: actix_web::web::Data<AppState>| async move {
@@ -263,8 +285,67 @@ pub fn spawn(state: actix_web::web::Data<AppState>) {
         }
     };
     let first = state.clone();
-    tokio::spawn(run(first));
+    tokio::spawn(async move {
+        match latest(&first).await {
+            Ok(Some(stored)) => first.secondary.figures.set(stored),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "the stored population figures could not be read"),
+        }
+        run(first).await;
+    });
     crate::periodic::every(secs, move || run(state.clone()));
+}
+
+/// The latest figures in memory, for the dashboard's population panel.
+#[derive(Default)]
+pub struct LatestFigures(std::sync::RwLock<Option<Figures>>);
+
+impl LatestFigures {
+    fn set(&self, figures: Figures) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(figures);
+    }
+}
+
+impl crate::dashboard::population::PopulationFigures for LatestFigures {
+    fn view(&self) -> crate::dashboard::population::PopulationView {
+        use crate::dashboard::population::{Borough, Cell, Measure, PopulationView};
+        let guard = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(f) = guard.as_ref() else { return PopulationView::empty() };
+        let mut cells = Vec::new();
+        for (set, _) in MEASURES {
+            let Some(num) = f.numerators.get(set) else { continue };
+            for (b, borough) in f.boroughs.iter().enumerate() {
+                let (n, d) = (at(&num.borough_totals, b), at(&f.denominators.borough_totals, b));
+                let prevalence = n.zip(d).filter(|(_, d)| *d > 0).map(|(n, d)| per_thousand(n, d));
+                cells.push(Cell {
+                    measure: set.to_owned(),
+                    borough: borough.clone(),
+                    numerator: n,
+                    denominator: d,
+                    prevalence_per_1000: prevalence,
+                    suppressed: prevalence.is_none(),
+                });
+            }
+        }
+        PopulationView {
+            generated: Some(f.generated.clone()),
+            threshold: u32::try_from(f.threshold).unwrap_or(u32::MAX),
+            measures: MEASURES
+                .iter()
+                .map(|(id, title)| Measure { id: (*id).to_owned(), title: (*title).to_owned() })
+                .collect(),
+            boroughs: f
+                .boroughs
+                .iter()
+                .enumerate()
+                .map(|(i, id)| Borough {
+                    id: id.clone(),
+                    name: f.borough_names.get(i).cloned().unwrap_or_else(|| id.clone()),
+                })
+                .collect(),
+            cells,
+        }
+    }
 }
 
 /// The latest stored figures, if any have been computed.

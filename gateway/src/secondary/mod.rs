@@ -35,6 +35,11 @@ pub struct SecondaryUse {
     pub projects: projects::Projects,
     /// Export jobs and their runners' limits.
     pub exports: export::Exports,
+    /// The latest population figures, for the dashboard.
+    pub figures: Arc<aggregate::LatestFigures>,
+    /// Held while the figures are computed: one walk at a time, so an older walk can never
+    /// store its figures over a newer one's.
+    pub(crate) refreshing: tokio::sync::Mutex<()>,
 }
 
 impl SecondaryUse {
@@ -42,6 +47,13 @@ impl SecondaryUse {
     pub fn new(settings: SecondarySettings, store: Arc<dyn SecondaryStore>) -> Result<Self, String> {
         let projects = projects::Projects::new(&settings.projects)?;
         let exports = export::Exports::new(store.clone(), &settings);
-        Ok(Self { settings, store, projects, exports })
+        Ok(Self {
+            settings,
+            store,
+            projects,
+            exports,
+            figures: Arc::default(),
+            refreshing: tokio::sync::Mutex::new(()),
+        })
     }
 }

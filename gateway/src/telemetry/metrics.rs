@@ -55,6 +55,11 @@ struct RouteLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DenialLabel {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CertificateLabel {
     certificate: String,
 }
@@ -68,6 +73,35 @@ struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_latency: Family<RouteLabel, Histogram>,
     certificate_expiry: Family<CertificateLabel, Gauge>,
+    denials: Family<DenialLabel, Counter>,
+    break_glass: Counter,
+    source_up: Family<SourceLabel, Gauge>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+/// What a policy denial counted in `tideway_policy_denials_total` was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// An answer from which the patient's consent withheld entries (a dissent, or an
+    /// agreement's explicit consent not given).
+    Consent,
+    /// A request refused because no sharing agreement in force grants the requester, or
+    /// because the agreements require a relationship the requester did not show.
+    Agreement,
+}
+
+impl Denial {
+    /// The label value.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Consent => "consent",
+            Self::Agreement => "agreement",
+        }
+    }
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -109,8 +143,30 @@ fn metrics() -> &'static Metrics {
             "Seconds until a configured TLS certificate expires (negative once it has): server, or source:<id>",
             certificate_expiry.clone(),
         );
+        let denials = Family::<DenialLabel, Counter>::default();
+        registry.register(
+            "policy_denials",
+            "Policy denials by kind: consent (answers from which the patient's consent withheld entries) \
+             and agreement (requests refused: no agreement grants the requester, or a required relationship was not shown)",
+            denials.clone(),
+        );
+        // Both series exist from the start, so a dashboard shows 0 rather than no data.
+        for kind in [Denial::Consent, Denial::Agreement] {
+            drop(denials.get_or_create(&DenialLabel { kind: kind.code() }));
+        }
+        let break_glass = Counter::default();
+        registry.register("break_glass_sessions", "Break-glass sessions opened", break_glass.clone());
+        let source_up = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "source_up",
+            "Whether the source's last health probe found it up (1) or down (0)",
+            source_up.clone(),
+        );
         Metrics {
             registry,
+            denials,
+            break_glass,
+            source_up,
             source_latency,
             source_calls,
             cache,
@@ -196,6 +252,26 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
         .get_or_create(&HttpLabels { route: route.to_owned(), method: method.to_owned(), status })
         .inc();
     m.http_latency.get_or_create(&RouteLabel { route: route.to_owned() }).observe(elapsed.as_secs_f64());
+}
+
+/// A policy denial of `kind` (counted once per answer or refused request).
+pub fn policy_denial(kind: Denial) {
+    metrics().denials.get_or_create(&DenialLabel { kind: kind.code() }).inc();
+}
+
+/// A break-glass session was opened (its first use, bound to its patient).
+pub fn break_glass_opened() {
+    metrics().break_glass.inc();
+}
+
+/// A health probe of `source` found it `up` (or not).
+pub fn source_health(source: &str, up: bool) {
+    metrics().source_up.get_or_create(&SourceLabel { source: source.to_owned() }).set(i64::from(up));
+}
+
+/// `source` is no longer probed: its health series ends.
+pub fn source_health_forgotten(source: &str) {
+    metrics().source_up.remove(&SourceLabel { source: source.to_owned() });
 }
 
 /// The Prometheus text exposition of every metric.

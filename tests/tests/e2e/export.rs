@@ -300,6 +300,7 @@ async fn a_cancelled_export_is_gone_and_an_interrupted_one_resumes_after_a_resta
 async fn opt_outs_through_the_api_take_effect_on_the_next_export_and_the_figures_are_suppressed() {
     let mut opts = options();
     opts.patients = 60;
+    opts.admin = true;
     let app = TestApp::spawn(opts).await;
     let analyst_token = app.token_for(&analyst()).await;
     let admin = app.token_for(&user(REGISTRY_ADMIN, "R8000", PurposeOfUse::Operations)).await;
@@ -375,6 +376,37 @@ async fn opt_outs_through_the_api_take_effect_on_the_next_export_and_the_figures
         }
     }
     assert_eq!(published_boroughs, 3, "every borough's registered population is large enough to publish");
+    // The dashboard's population panel shows the same figures as the MeasureReports.
+    let panel: Value = app
+        .http
+        .get(format!("{}/dashboard/api/population", app.admin_url.as_deref().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for entry in reports.body["entry"].as_array().unwrap() {
+        let r = &entry["resource"];
+        let Some(borough) = r["subject"]["reference"].as_str().and_then(|s| s.strip_prefix("Group/source."))
+        else {
+            continue;
+        };
+        let cell = panel["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["measure"] == "diabetes" && c["borough"] == borough)
+            .expect("the panel has every borough");
+        let numerator = r["group"][0]["population"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["code"]["coding"][0]["code"] == "numerator")
+            .unwrap();
+        assert_eq!(cell["numerator"], numerator.get("count").cloned().unwrap_or(Value::Null), "{borough}");
+        assert_eq!(cell["suppressed"], numerator.get("count").is_none(), "{borough}");
+    }
     assert!(!reports.body.to_string().contains(newly.as_str()));
     // Clinicians and unknown measures are refused.
     assert_eq!(app.get("/MeasureReport", Some(&app.token().await)).await.status, 403);

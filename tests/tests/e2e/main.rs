@@ -12,6 +12,7 @@ mod cache;
 mod client_tls;
 mod config;
 mod consent;
+mod dashboard;
 mod dialects;
 mod export;
 mod federation;

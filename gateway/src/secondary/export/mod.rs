@@ -22,6 +22,7 @@ use tideway_profiles::OdsCode;
 pub use output::{FileSize, is_output_name};
 pub use runner::{spawn, spawn_unfinished};
 
+use crate::dashboard::exports::{ExportProgress, ExportSummary};
 use crate::store::{ExportJobRow, SecondaryStore, StoreError};
 
 /// A job's state as stored.
@@ -197,15 +198,33 @@ impl Job {
     }
 }
 
-/// One job for the operations dashboard.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobSummary {
-    /// Its id.
-    pub id: String,
-    /// Its state.
-    pub state: &'static str,
-    /// Fraction done, 0 to 1.
-    pub progress: f64,
+/// The newest jobs as the operations dashboard shows them, kept as runners report.
+#[derive(Default)]
+pub struct LiveJobs(Mutex<Vec<ExportSummary>>);
+
+/// At most so many jobs are shown.
+const SHOWN: usize = 20;
+
+impl LiveJobs {
+    fn note(&self, id: &str, state: JobState, done: i64, total: i64) {
+        let progress = match state {
+            JobState::Completed => 1.0,
+            _ if total > 0 => done as f64 / total as f64,
+            _ => 0.0,
+        };
+        let Ok(mut jobs) = self.0.lock() else { return };
+        jobs.retain(|j| j.id != id);
+        if state != JobState::Cancelled {
+            jobs.insert(0, ExportSummary { id: id.to_owned(), state: state.code().to_owned(), progress });
+            jobs.truncate(SHOWN);
+        }
+    }
+}
+
+impl ExportProgress for LiveJobs {
+    fn jobs(&self) -> Vec<ExportSummary> {
+        self.0.lock().map(|j| j.clone()).unwrap_or_default()
+    }
 }
 
 /// The export jobs: the store, where files go, and the runners' shared limits.
@@ -222,6 +241,8 @@ pub struct Exports {
     /// Paces patients across every job (`max_patients_per_sec`).
     pacer: tokio::sync::Mutex<tokio::time::Interval>,
     concurrency: usize,
+    /// What the operations dashboard shows.
+    live: Arc<LiveJobs>,
 }
 
 impl Exports {
@@ -238,6 +259,7 @@ impl Exports {
             running: Arc::new(tokio::sync::Semaphore::new(settings.max_running_jobs)),
             pacer: tokio::sync::Mutex::new(pacer),
             concurrency: settings.concurrency,
+            live: Arc::default(),
         }
     }
 
@@ -268,6 +290,7 @@ impl Exports {
             updated_us: now,
         };
         self.store.create_export_job(&row).await?;
+        self.note(&id, JobState::Queued, 0, patients_total);
         Ok(id)
     }
 
@@ -282,6 +305,7 @@ impl Exports {
     /// Cancels a queued or running job (its runner stops at the next patient and removes its
     /// files), or forgets a finished one and removes its files. Returns whether there was one.
     pub async fn cancel(&self, id: &str) -> Result<bool, StoreError> {
+        self.note(id, JobState::Cancelled, 0, 0);
         if self.store.set_export_state(id, JobState::Cancelled.code()).await? {
             self.cancelled.lock().map(|mut c| c.insert(id.to_owned())).ok();
         } else if !self.store.remove_export_job(id).await? {
@@ -330,20 +354,13 @@ impl Exports {
         }
     }
 
-    /// The newest jobs, for the operations dashboard.
-    pub async fn summaries(&self, limit: i64) -> Vec<JobSummary> {
-        let rows = self.store.recent_export_jobs(limit).await.unwrap_or_default();
-        rows.into_iter()
-            .filter_map(|r| Job::of_row(r).ok())
-            .map(|j| JobSummary {
-                progress: match j.state {
-                    JobState::Completed => 1.0,
-                    _ if j.patients_total > 0 => j.patients_done as f64 / j.patients_total as f64,
-                    _ => 0.0,
-                },
-                state: j.state.code(),
-                id: j.id,
-            })
-            .collect()
+    /// The jobs the operations dashboard shows.
+    pub fn live(&self) -> Arc<LiveJobs> {
+        self.live.clone()
+    }
+
+    /// Notes a job's state for the dashboard.
+    pub(crate) fn note(&self, id: &str, state: JobState, done: i64, total: i64) {
+        self.live.note(id, state, done, total);
     }
 }

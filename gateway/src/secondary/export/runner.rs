@@ -61,6 +61,7 @@ pub fn spawn(state: web::Data<AppState>, id: String) {
                 tracing::error!(error = %e, "an export job failed");
                 tally.failure = Some(e.to_string());
                 let progress = serde_json::to_string(&tally).unwrap_or_else(|_| "{}".into());
+                state.secondary.exports.note(&id, JobState::Failed, 0, 0);
                 if let Err(e) = state.secondary.store.fail_export_job(&id, &progress).await {
                     tracing::error!(error = %e, "an export job's failure could not be recorded");
                 }
@@ -115,7 +116,7 @@ async fn run(state: &AppState, id: &str, tally: &mut JobTally) -> Result<(), Run
     let mut outputs = Outputs::resume(&exports.folder(id), &tally.outputs).await?;
     let mut cursor = job.cursor.clone();
     let mut done = job.patients_done;
-    save(state, id, JobState::Running, cursor.as_deref(), done, tally).await?;
+    save(state, (id, job.patients_total), JobState::Running, cursor.as_deref(), done, tally).await?;
     let today = time::OffsetDateTime::now_utc().date();
     let profile = &secondary.settings.profile;
     loop {
@@ -187,7 +188,7 @@ async fn run(state: &AppState, id: &str, tally: &mut JobTally) -> Result<(), Run
         done += count;
         cursor = Some(last);
         tally.outputs = outputs.checkpoint().await?;
-        save(state, id, JobState::Running, cursor.as_deref(), done, tally).await?;
+        save(state, (id, job.patients_total), JobState::Running, cursor.as_deref(), done, tally).await?;
     }
     for line in error_lines(tally) {
         outputs.write(ERROR_TYPE, line.as_bytes()).await?;
@@ -211,7 +212,7 @@ async fn run(state: &AppState, id: &str, tally: &mut JobTally) -> Result<(), Run
             detail.to_string(),
         )
         .await?;
-    save(state, id, JobState::Completed, cursor.as_deref(), done, tally).await?;
+    save(state, (id, job.patients_total), JobState::Completed, cursor.as_deref(), done, tally).await?;
     Ok(())
 }
 
@@ -232,7 +233,7 @@ async fn read_one(
 
 async fn save(
     state: &AppState,
-    id: &str,
+    (id, total): (&str, i64),
     job_state: JobState,
     cursor: Option<&str>,
     patients_done: i64,
@@ -241,6 +242,7 @@ async fn save(
     let progress = serde_json::to_string(tally).map_err(std::io::Error::other)?;
     let step = JobProgress { state: job_state.code(), cursor, patients_done, progress: &progress };
     state.secondary.store.save_export_progress(id, &step).await?;
+    state.secondary.exports.note(id, job_state, patients_done, total);
     Ok(())
 }
 
