@@ -52,8 +52,21 @@ impl Group {
 /// always suppressed, and further cells as needed so that none of them can be derived from the
 /// published cells and the table's sums (see the module documentation).
 pub fn suppress(table: &Table, threshold: u64) -> Vec<Option<u64>> {
+    suppress_with(table, threshold, &[])
+}
+
+/// [`suppress`], with the cells `forced` suppressed from the start whatever their counts (a
+/// cell that another published table would give away, such as a count of patients *with* a
+/// condition next to a published count of patients, where the two differ by less than the
+/// threshold), and complements found for them as for any other.
+pub fn suppress_with(table: &Table, threshold: u64, forced: &[usize]) -> Vec<Option<u64>> {
     let cells = &table.cells;
     let mut hidden: Vec<bool> = cells.iter().map(|c| *c < threshold).collect();
+    for i in forced {
+        if let Some(h) = hidden.get_mut(*i) {
+            *h = true;
+        }
+    }
     loop {
         if table.groups.iter().any(|g| complement_within(g, cells, &mut hidden)) {
             continue;

@@ -1,6 +1,6 @@
 //! Unit tests with real examples; the property tests are in `tests/properties.rs`.
 
-use crate::suppress::{Group, Table, suppress, two_way};
+use crate::suppress::{Group, Table, suppress, suppress_with, two_way};
 use crate::*;
 use hmac::Mac;
 use serde_json::{Value, json};
@@ -324,6 +324,20 @@ fn event_dates_are_cut_to_the_profile_precision() {
         let out = deidentify(&input, &profile, &p, "1", ON).unwrap();
         assert_eq!(out["period"], json!({ "start": start, "end": end }), "{precision:?}");
     }
+}
+
+#[test]
+fn a_forced_cell_is_suppressed_with_a_complement_whatever_its_count() {
+    // 2 x 2, every cell large: forcing one hides it, and complements keep it from being found.
+    let table = two_way(2, 2, &[40, 50, 60, 70]);
+    assert!(suppress(&table, 5).iter().all(Option::is_some));
+    let out = suppress_with(&table, 5, &[0]);
+    assert_eq!(out[0], None, "the forced cell");
+    for g in &table.groups {
+        let members: Vec<usize> = g.total.into_iter().chain(g.parts.iter().copied()).collect();
+        assert_ne!(members.iter().filter(|m| out[**m].is_none()).count(), 1, "no lone suppressed member");
+    }
+    assert_eq!(suppress_with(&table, 5, &[99]), suppress(&table, 5), "an index outside the table is ignored");
 }
 
 #[test]

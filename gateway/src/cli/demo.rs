@@ -62,6 +62,12 @@ pub struct DemoArgs {
     /// Directory for the SQLite file (default: a fresh temporary directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Pace of bulk export and population-figure walks, in patients a second.
+    #[arg(long, default_value_t = 500)]
+    pub export_patients_per_sec: u32,
+    /// How often the dashboards' population figures are computed again, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub figures_interval_secs: u64,
     /// Fault injection applied to every simulated borough.
     #[command(flatten)]
     pub faults: FaultArgs,
@@ -377,8 +383,9 @@ impl Demo {
                     organisation: ANALYTICS_UNIT.to_owned(),
                     role: "R8010".to_owned(),
                     purpose: "HOPERAT".to_owned(),
-                    interval_secs: 60,
+                    interval_secs: args.figures_interval_secs,
                 }),
+                max_patients_per_sec: args.export_patients_per_sec,
                 ..SecondarySettings::default()
             },
         };

@@ -215,10 +215,7 @@ async fn status(call: FhirCall, job: web::Path<String>) -> Result<HttpResponse, 
         }
         JobState::Completed => {
             call.audit.outcome(200, 0, AuditOutcome::Success, detail).await?;
-            Ok(HttpResponse::Ok()
-                .content_type("application/json")
-                .insert_header((header::EXPIRES, "0"))
-                .body(job.manifest(&base).to_string()))
+            Ok(HttpResponse::Ok().content_type("application/json").body(job.manifest(&base).to_string()))
         }
         JobState::Failed | JobState::Cancelled => {
             let why = job.tally.failure.clone().unwrap_or_else(|| "the export job failed".into());

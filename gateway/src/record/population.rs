@@ -83,7 +83,10 @@ impl RecordService {
         let facts = facts_of(&records);
         let ask = ask.clone().standing_as(Standing::Agreement);
         let decision = self.decide(principal, &ask, &directives, &facts);
-        let per_source = released(&records, &decision, NormalisedResource::clone);
+        // Presented as every answer presents them: a restricted patient's address and practice
+        // never reach de-identification, a deceased patient is marked so.
+        let presented = decision.marks();
+        let per_source = released(&records, &decision, |r| super::marks::present(presented, r));
         let merged = merge_with(&per_source, id, |fact| self.memo.provenance(fact, recorded_now));
         let resources = merged.resources.into_iter().filter(|r| r.resource_type != "Provenance").collect();
         Ok(PopulationRecord { resources, sources: records.into_iter().map(|(s, _)| s).collect(), failures })

@@ -34,6 +34,16 @@ pub const MEASURES: [(&str, &str); 4] =
 /// The sexes strata are split by (FHIR administrative gender, `other` and `unknown` together).
 const SEXES: [&str; 3] = ["female", "male", "other-or-unknown"];
 
+/// The age bands strata are split by: the five-year bands, then `unknown` (no full birth date).
+fn age_bands() -> impl Iterator<Item = &'static str> {
+    tideway_deid::AgeBand::all().iter().map(|b| b.label()).chain(["unknown"])
+}
+
+/// How many age bands [`age_bands`] gives.
+fn age_band_count() -> usize {
+    tideway_deid::AgeBand::all().len() + 1
+}
+
 /// The canonical URL of a measure.
 pub fn measure_url(measure: &str) -> String {
     format!("https://fhir.tideway.london/Measure/{measure}")
@@ -83,7 +93,7 @@ struct Counts {
 
 impl Counts {
     fn new(boroughs: Vec<(String, String)>) -> Self {
-        let strata = tideway_deid::AgeBand::all().len() * SEXES.len();
+        let strata = age_band_count() * SEXES.len();
         let n = boroughs.len() * strata;
         let (boroughs, names) = boroughs.into_iter().unzip();
         Self {
@@ -119,18 +129,38 @@ impl Counts {
 
     fn publish(&self, threshold: u64, generated: String) -> Figures {
         let rows = self.boroughs.len();
-        let publish = |counts: &[u64]| publish_table(rows, self.strata, counts, threshold);
-        let strata = tideway_deid::AgeBand::all()
-            .iter()
-            .flat_map(|band| SEXES.iter().map(move |sex| format!("{}|{sex}", band.label())))
-            .collect();
+        let denominators = tideway_deid::suppress::two_way(rows, self.strata, &self.denominators);
+        let published_denominators = tideway_deid::suppress::suppress(&denominators, threshold);
+        let publish = |counts: &[u64]| {
+            let numerators = tideway_deid::suppress::two_way(rows, self.strata, counts);
+            // Beside a published denominator, a numerator within the threshold of it gives away
+            // how few do not have the condition (all seven patients of a cell have it, say): it
+            // is suppressed too, with complements, until no such pair is left.
+            let mut forced: Vec<usize> = Vec::new();
+            loop {
+                let out = tideway_deid::suppress::suppress_with(&numerators, threshold, &forced);
+                let more: Vec<usize> = (0..out.len())
+                    .filter(|&i| {
+                        out[i].is_some()
+                            && published_denominators.get(i).copied().flatten().is_some()
+                            && denominators.cells[i].saturating_sub(numerators.cells[i]) < threshold
+                    })
+                    .collect();
+                if more.is_empty() {
+                    return layout(rows, self.strata, &out);
+                }
+                forced.extend(more);
+            }
+        };
+        let strata =
+            age_bands().flat_map(|band| SEXES.iter().map(move |sex| format!("{band}|{sex}"))).collect();
         Figures {
             generated,
             threshold,
             boroughs: self.boroughs.clone(),
             borough_names: self.names.clone(),
             strata,
-            denominators: publish(&self.denominators),
+            denominators: layout(rows, self.strata, &published_denominators),
             numerators: MEASURES
                 .iter()
                 .zip(&self.numerators)
@@ -140,10 +170,9 @@ impl Counts {
     }
 }
 
-/// Suppresses one borough-by-stratum table with all its totals.
-fn publish_table(rows: usize, cols: usize, counts: &[u64], threshold: u64) -> Published {
-    let table = tideway_deid::suppress::two_way(rows, cols, counts);
-    let out = tideway_deid::suppress::suppress(&table, threshold);
+/// One suppressed borough-by-stratum table ([`tideway_deid::suppress::two_way`]'s layout) as
+/// rows, columns and totals.
+fn layout(rows: usize, cols: usize, out: &[Option<u64>]) -> Published {
     let at = |i: usize| out.get(i).copied().flatten();
     let cells = (0..rows).map(|r| (0..cols).map(|c| at(r * cols + c)).collect()).collect();
     let borough_totals = (0..rows).map(|r| at(rows * cols + r)).collect();
@@ -165,11 +194,12 @@ fn stratum_of(record: &[NormalisedResource], on: time::Date) -> Option<usize> {
         .get("birthDate")
         .and_then(Value::as_str)
         .and_then(|d| time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).ok())
-        .map_or(tideway_deid::AgeBand::all().len() - 1, |birth| tideway_deid::age_band(birth, on).index());
+        .map_or(age_band_count() - 1, |birth| tideway_deid::age_band(birth, on).index());
     Some(band * SEXES.len() + sex)
 }
 
-/// Whether a released Condition codes the measure's set and is not over.
+/// Whether a released Condition codes the measure's set and is not over (resolved, inactive,
+/// in remission) or void (refuted, entered in error).
 fn has_condition(record: &[NormalisedResource], set: &str, terminology: &Terminology) -> bool {
     let Some(bit) = terminology.bit(set) else { return false };
     record.iter().any(|r| {
@@ -180,8 +210,16 @@ fn has_condition(record: &[NormalisedResource], set: &str, terminology: &Termino
                 .clinical_status
                 .iter()
                 .any(|c| matches!(c.code.as_str(), "resolved" | "inactive" | "remission"))
-            && r.facts.status.as_deref() != Some("refuted")
+            && !void(r)
     })
+}
+
+/// Whether a Condition's verification status says it is not a real one.
+fn void(r: &NormalisedResource) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(&r.json) else { return true };
+    v["verificationStatus"]["coding"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| matches!(c["code"].as_str(), Some("refuted" | "entered-in-error"))))
 }
 
 /// Why the figures could not be computed (no patient data).

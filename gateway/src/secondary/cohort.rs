@@ -51,9 +51,15 @@ impl Group {
     pub fn admits(&self, resources: &[NormalisedResource], terminology: &Terminology) -> bool {
         match self {
             Self::Source(_) => true,
-            Self::Practice(ods) => resources.iter().any(|r| {
-                r.resource_type == "Patient" && r.facts.registered_practice.iter().any(|p| p == ods.as_str())
-            }),
+            // A restricted patient's registered practice is never disclosed, so they are in no
+            // practice's group.
+            Self::Practice(ods) => {
+                !resources.iter().any(|r| r.facts.restricted)
+                    && resources.iter().any(|r| {
+                        r.resource_type == "Patient"
+                            && r.facts.registered_practice.iter().any(|p| p == ods.as_str())
+                    })
+            }
             Self::CodeSet(name) => {
                 let Some(bit) = terminology.bit(name) else { return false };
                 resources
@@ -62,9 +68,4 @@ impl Group {
             }
         }
     }
-}
-
-/// Whether a patient's record is in the export at all: with no group, everyone registered.
-pub fn admits(group: Option<&Group>, resources: &[NormalisedResource], terminology: &Terminology) -> bool {
-    group.is_none_or(|g| g.admits(resources, terminology))
 }

@@ -35,6 +35,17 @@ pub enum FeedError {
     /// The store refused it.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The new list would drop more than half of the one in force: a cut-off or emptied file is
+    /// far likelier than half the opted-out patients opting back in at once.
+    #[error(
+        "secondary.opt_out_file holds {after} numbers against {before} in force; the list in force is kept"
+    )]
+    Shrunk {
+        /// Numbers in force.
+        before: i64,
+        /// Numbers in the file.
+        after: usize,
+    },
 }
 
 /// The file feed and what was last loaded from it.
@@ -59,6 +70,10 @@ impl OptOutFeed {
         let mut loaded = self.loaded.lock().await;
         let numbers = crate::feed::nhs_numbers(&text).map_err(FeedError::Line)?;
         if *loaded != Some(digest) {
+            let before = self.store.opt_out_count(FILE_ORIGIN).await?;
+            if before > 0 && (numbers.len() as i64) * 2 < before {
+                return Err(FeedError::Shrunk { before, after: numbers.len() });
+            }
             let numbers: Vec<String> = numbers.iter().map(|n| n.as_str().to_owned()).collect();
             self.store.replace_opt_outs(FILE_ORIGIN, &numbers).await?;
             *loaded = Some(digest);

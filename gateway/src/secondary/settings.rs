@@ -102,11 +102,11 @@ impl SecondarySettings {
         if !(1..=86_400).contains(&self.opt_out_reload_secs) {
             return Err("secondary.opt_out_reload_secs must be between 1 and 86400".into());
         }
-        if !(1..=1_000).contains(&self.suppression_threshold) {
-            return Err("secondary.suppression_threshold must be between 1 and 1000".into());
+        if !(3..=1_000).contains(&self.suppression_threshold) {
+            return Err("secondary.suppression_threshold must be between 3 and 1000".into());
         }
-        if self.max_patients_per_sec == 0 || !(1..=64).contains(&self.concurrency) {
-            return Err("secondary: max_patients_per_sec must be positive and concurrency 1 to 64".into());
+        if !(1..=1_000_000).contains(&self.max_patients_per_sec) || !(1..=64).contains(&self.concurrency) {
+            return Err("secondary: max_patients_per_sec must be 1 to 1000000 and concurrency 1 to 64".into());
         }
         if !(1..=16).contains(&self.max_running_jobs) {
             return Err("secondary.max_running_jobs must be between 1 and 16".into());
@@ -130,6 +130,12 @@ impl SecondarySettings {
                     ));
                 }
             }
+        }
+        // Secondary use without the National Data Opt-out would ignore it: refused.
+        if (!self.projects.is_empty() || self.aggregates.is_some()) && self.opt_out_file.is_none() {
+            return Err(
+                "secondary: exports and aggregates need the National Data Opt-out feed (opt_out_file)".into(),
+            );
         }
         if let Some(a) = &self.aggregates {
             let purpose = tideway_auth::PurposeOfUse::parse(&a.purpose);

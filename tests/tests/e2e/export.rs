@@ -181,6 +181,16 @@ async fn a_commissioning_analyst_exports_de_identified_data_without_opted_out_pa
         }
     }
     assert!(files.iter().any(|(t, l)| t == "Condition" && !l.is_empty()), "clinical data is exported too");
+    // A restricted (S-flagged) patient's district is not exported either.
+    let restricted: Vec<String> = (0..app.population.patient_count())
+        .filter(|i| app.population.is_restricted(*i) && !OPTED_OUT.contains(i))
+        .filter_map(|i| app.population.nhs_number(i))
+        .map(|n| pseudonyms.patient(n.as_str()))
+        .collect();
+    let shown: Vec<&&Value> =
+        patients.iter().filter(|p| restricted.iter().any(|r| p["id"] == r.as_str())).collect();
+    assert!(!shown.is_empty(), "the fixture holds a restricted patient");
+    assert!(shown.iter().all(|p| p.get("address").is_none()), "no district for a restricted patient");
 }
 
 #[tokio::test]
@@ -321,6 +331,12 @@ async fn opt_outs_through_the_api_take_effect_on_the_next_export_and_the_figures
     assert!(!bad.body.to_string().contains("1234567890"), "a bad number is not repeated");
     let added = app.send_json(reqwest::Method::POST, "/admin/opt-outs", &admin, &body).await;
     assert_eq!(added.status, 200, "{}", added.body);
+    // An emptied (or cut-off) feed file does not lift the opt-outs it held.
+    std::fs::write(app.settings.secondary.opt_out_file.as_ref().unwrap(), "").unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let origins = app.get("/admin/opt-outs", Some(&admin)).await;
+    assert_eq!(origins.body["origins"]["file"], OPTED_OUT.len(), "{}", origins.body);
+    assert_eq!(origins.body["origins"]["api"], 1);
 
     let refreshed = app
         .send_json(reqwest::Method::POST, "/admin/population-figures", &admin, &serde_json::json!({}))
@@ -345,6 +361,13 @@ async fn opt_outs_through_the_api_take_effect_on_the_next_export_and_the_figures
         // Every published count is at least the threshold, and no suppressed stratum can be
         // worked out from its total and the others.
         let strata = group["stratifier"][0]["stratum"].as_array().unwrap();
+        // Nowhere does a published numerator sit within the threshold of its published
+        // denominator (that would say how few do not have the condition).
+        for p in strata.iter().map(|s| &s["population"]).chain([&group["population"]]) {
+            if let (Some(n), Some(d)) = (count(p, "numerator"), count(p, "initial-population")) {
+                assert!(d - n >= 5, "{n} of {d}: the few without the condition could be worked out");
+            }
+        }
         for code in ["initial-population", "numerator"] {
             let total = count(&group["population"], code);
             let parts: Vec<Option<u64>> = strata.iter().map(|s| count(&s["population"], code)).collect();

@@ -132,7 +132,7 @@ async fn a_new_version_decides_only_once_every_data_controller_has_approved_it()
     assert_eq!(listed.body["versions"][1]["approved_by"].as_array().unwrap().len(), 3);
     let all = app.get("/agreements", Some(&podiatrist)).await;
     assert_eq!(all.status, 200);
-    assert_eq!(all.body["agreements"].as_array().unwrap().len(), 6, "five files and one published");
+    assert_eq!(all.body["agreements"].as_array().unwrap().len(), 7, "six files and one published");
     assert_eq!(app.get("/agreements/nosuch", Some(&podiatrist)).await.status, 404);
     // A version already in force needs no more approvals; an older one none at all.
     assert_eq!(app.post_text("/agreements/podiatry/2/approve", Some(&tokens[2]), "").await.status, 409);
@@ -238,7 +238,7 @@ async fn the_public_transparency_notice_lists_what_is_in_force_and_no_patient_da
         json.body["agreements"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
-        ["direct-care", "mental-health", "ooh-gp", "podiatry", "social-care"],
+        ["commissioning", "direct-care", "mental-health", "ooh-gp", "podiatry", "social-care"],
         "awaiting versions are not listed"
     );
     let podiatry =

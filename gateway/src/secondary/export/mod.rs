@@ -141,6 +141,12 @@ pub struct JobTally {
     pub patients_left_out: u64,
     /// Why the job failed, when it did (no patient data).
     pub failure: Option<String>,
+    /// The last patient written (the cursor), while the job runs.
+    #[serde(default, skip_serializing)]
+    pub cursor: Option<String>,
+    /// Patients walked, while the job runs.
+    #[serde(default, skip_serializing)]
+    pub done: i64,
 }
 
 /// A job as the HTTP layer sees it.

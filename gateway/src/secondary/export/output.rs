@@ -53,6 +53,11 @@ impl Outputs {
         for (resource_type, size) in recorded {
             let path = folder.join(file_name(resource_type));
             let file = OpenOptions::new().create(true).write(true).truncate(false).open(&path).await?;
+            // A file shorter than recorded was not written here (another replica's disk, or a
+            // folder restored from elsewhere): padding it would pass zeros off as data.
+            if file.metadata().await?.len() < size.bytes {
+                return Err(std::io::Error::other("an output file is shorter than its recorded size"));
+            }
             file.set_len(size.bytes).await?;
             let mut file = BufWriter::new(file);
             tokio::io::AsyncSeekExt::seek(file.get_mut(), std::io::SeekFrom::Start(size.bytes)).await?;

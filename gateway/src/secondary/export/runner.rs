@@ -10,7 +10,7 @@ use super::output::Outputs;
 use super::{Job, JobState, JobTally};
 use crate::audit::AuditOutcome;
 use crate::record::RecordError;
-use crate::secondary::cohort::{self, Group};
+use crate::secondary::cohort::Group;
 use crate::state::AppState;
 use crate::store::JobProgress;
 
@@ -24,11 +24,11 @@ pub const ERROR_TYPE: &str = "OperationOutcome";
 /// Why a job stopped short (no patient data in any message).
 #[derive(Debug, thiserror::Error)]
 enum RunError {
-    #[error("the store: {0}")]
+    #[error("the gateway's store could not be used")]
     Store(#[from] crate::store::StoreError),
-    #[error("the job's files: {0}")]
+    #[error("the job's files could not be written")]
     Files(#[from] std::io::Error),
-    #[error("the audit trail could not be written: {0}")]
+    #[error("the audit trail could not be written")]
     Audit(#[from] crate::audit::AuditError),
     #[error("{0}")]
     Refused(String),
@@ -50,56 +50,76 @@ pub fn spawn_unfinished(state: web::Data<AppState>) {
     });
 }
 
-/// Runs the job in the background once a runner is free.
+/// Runs the job in the background once a runner is free. A failure (or a panic) marks the job
+/// failed, with a reason that names no patient and no internal detail.
 pub fn spawn(state: web::Data<AppState>, id: String) {
     tokio::spawn(async move {
         let Ok(_permit) = state.secondary.exports.running.clone().acquire_owned().await else { return };
         let mut tally = JobTally::default();
-        match run(&state, &id, &mut tally).await {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "an export job failed");
-                tally.failure = Some(e.to_string());
-                let progress = serde_json::to_string(&tally).unwrap_or_else(|_| "{}".into());
-                state.secondary.exports.note(&id, JobState::Failed, 0, 0);
-                if let Err(e) = state.secondary.store.fail_export_job(&id, &progress).await {
-                    tracing::error!(error = %e, "an export job's failure could not be recorded");
-                }
+        let ran =
+            futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run(&state, &id, &mut tally)))
+                .await;
+        let failure = match ran {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => {
+                tracing::error!(error = ?e, "an export job failed");
+                e.to_string()
             }
+            Err(_) => {
+                tracing::error!("an export job stopped unexpectedly");
+                "the job stopped unexpectedly".to_owned()
+            }
+        };
+        tally.failure = Some(failure);
+        let progress = serde_json::to_string(&tally).unwrap_or_else(|_| "{}".into());
+        state.secondary.exports.note(&id, JobState::Failed, 0, 0);
+        if let Err(e) = state.secondary.store.fail_export_job(&id, &progress).await {
+            tracing::error!(error = %e, "an export job's failure could not be recorded");
         }
     });
 }
 
+/// How a walk ended without failing.
+enum Ending {
+    Completed,
+    Cancelled,
+    Interrupted,
+}
+
+/// What one job walks with.
+struct Walk<'a> {
+    state: &'a AppState,
+    id: &'a str,
+    job: &'a Job,
+    principal: tideway_auth::Principal,
+    pseudonyms: std::sync::Arc<tideway_deid::Pseudonymiser>,
+    group: Option<Group>,
+    ask: Ask,
+    request_id: String,
+}
+
 async fn run(state: &AppState, id: &str, tally: &mut JobTally) -> Result<(), RunError> {
     let secondary = &state.secondary;
-    let exports = &secondary.exports;
-    let Some(job) = exports.job(id).await? else { return Ok(()) };
+    let Some(job) = secondary.exports.job(id).await? else { return Ok(()) };
     if !matches!(job.state, JobState::Queued | JobState::Running) {
         return Ok(());
     }
     *tally = job.tally.clone();
     let principal =
         job.owner.principal(id).ok_or_else(|| RunError::Refused("the job's owner no longer reads".into()))?;
-    // The agreement is judged again whenever the job (re)starts: one withdrawn since stops it.
-    state
-        .records
-        .admit_secondary(&principal)
-        .map_err(|e| RunError::Refused(format!("refused: {}", e.reason())))?;
+    admitted(state, &principal)?;
     let pseudonyms = secondary.projects.for_organisation(&principal.organisation).ok_or_else(|| {
         RunError::Refused("no de-identification project names the job's organisation".into())
     })?;
-    let policy = state.records.policy.current();
-    let terminology = policy.terminology();
     let sources: Vec<String> =
         state.records.federation().sources().adapters().iter().map(|a| a.id().to_string()).collect();
     let group = match &job.params.group {
         Some(g) => Some(
-            Group::parse(g, terminology, &sources)
+            Group::parse(g, state.records.policy.current().terminology(), &sources)
                 .ok_or_else(|| RunError::Refused("its group is no longer offered".into()))?,
         ),
         None => None,
     };
-    let cohort = group.as_ref().map_or(crate::store::Cohort::Everyone, Group::cohort);
     let mut ask = Ask::everything().of_types(job.params.types.clone());
     if let Some(since) = &job.params.since {
         let at = time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
@@ -113,122 +133,204 @@ async fn run(state: &AppState, id: &str, tally: &mut JobTally) -> Result<(), Run
             .to_string(),
     );
     audit.intent(state.records.source_ids()).await?;
-    let mut outputs = Outputs::resume(&exports.folder(id), &tally.outputs).await?;
-    let mut cursor = job.cursor.clone();
-    let mut done = job.patients_done;
-    save(state, (id, job.patients_total), JobState::Running, cursor.as_deref(), done, tally).await?;
-    let today = time::OffsetDateTime::now_utc().date();
-    let profile = &secondary.settings.profile;
-    loop {
-        if exports.is_cancelled(id) {
-            exports.remove_files(id).await;
-            audit
-                .outcome(200, 0, AuditOutcome::Partial, json!({"job": id, "cancelled": true}).to_string())
-                .await?;
-            return Ok(());
+    let walk = Walk { state, id, job: &job, principal, pseudonyms, group, ask, request_id };
+    // Every run that wrote an intent writes an outcome, however it ends.
+    let (completed, outcome, detail) = match walk.run(tally).await {
+        Ok(Ending::Cancelled) => (false, AuditOutcome::Partial, json!({"job": id, "cancelled": true})),
+        Ok(Ending::Interrupted) => (false, AuditOutcome::Partial, json!({"job": id, "interrupted": true})),
+        Ok(Ending::Completed) => {
+            let partial = !tally.source_failures.is_empty() || tally.patients_left_out > 0;
+            let outputs: std::collections::BTreeMap<&String, u64> =
+                tally.outputs.iter().map(|(t, s)| (t, s.count)).collect();
+            let detail = json!({
+                "job": id,
+                "patients_exported": tally.patients_exported,
+                "outputs": outputs,
+                "source_failures": tally.source_failures,
+                "patients_left_out": tally.patients_left_out,
+            });
+            (true, if partial { AuditOutcome::Partial } else { AuditOutcome::Success }, detail)
         }
-        if exports.is_stopping() {
-            // Left running in the store, resumed from its cursor by the next start.
-            audit
-                .outcome(200, 0, AuditOutcome::Partial, json!({"job": id, "interrupted": true}).to_string())
-                .await?;
-            return Ok(());
+        Err(e) => {
+            let detail = json!({"job": id, "failed": e.to_string()}).to_string();
+            if audit.outcome(500, 0, AuditOutcome::Error, detail).await.is_err() {
+                tracing::error!("an export job's failure could not be audited");
+            }
+            return Err(e);
         }
-        let page = secondary.store.cohort_page(&cohort, cursor.as_deref(), PAGE).await?;
-        let Some((last, _)) = page.last() else { break };
-        let last = last.clone();
-        let count = page.len() as i64;
-        let reads = futures::stream::iter(
-            page.into_iter()
-                .map(|(patient_id, nhs)| read_one(state, &principal, &ask, &request_id, patient_id, nhs)),
-        )
-        .buffered(exports.concurrency);
-        futures::pin_mut!(reads);
-        while let Some(read) = reads.next().await {
-            if exports.is_cancelled(id) || exports.is_stopping() {
-                // This page is not recorded: a resumed job cuts its files back and reads it again.
-                break;
-            }
-            let (nhs, record) = match read {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(reason = e.reason(), "a patient was left out of an export");
-                    tally.patients_left_out += 1;
-                    continue;
-                }
-            };
-            tally.patients_read += 1;
-            for (source, code) in &record.failures {
-                *tally
-                    .source_failures
-                    .entry(source.to_string())
-                    .or_default()
-                    .entry((*code).to_owned())
-                    .or_default() += 1;
-            }
-            if !cohort::admits(group.as_ref(), &record.resources, terminology) {
-                continue;
-            }
-            let mut wrote = false;
-            for r in &record.resources {
-                let Ok(value) = serde_json::from_slice::<serde_json::Value>(&r.json) else { continue };
-                let Some(out) = tideway_deid::deidentify(&value, profile, &pseudonyms, nhs.as_str(), today)
-                else {
-                    continue;
-                };
-                let line = serde_json::to_vec(&out).map_err(std::io::Error::other)?;
-                outputs.write(&r.resource_type, &line).await?;
-                wrote = true;
-            }
-            tally.patients_exported += u64::from(wrote);
-        }
-        if exports.is_cancelled(id) || exports.is_stopping() {
-            continue;
-        }
-        done += count;
-        cursor = Some(last);
-        tally.outputs = outputs.checkpoint().await?;
-        save(state, (id, job.patients_total), JobState::Running, cursor.as_deref(), done, tally).await?;
-    }
-    for line in error_lines(tally) {
-        outputs.write(ERROR_TYPE, line.as_bytes()).await?;
-    }
-    tally.outputs = outputs.checkpoint().await?;
+    };
     let released: u64 = tally.outputs.iter().filter(|(t, _)| *t != ERROR_TYPE).map(|(_, s)| s.count).sum();
+    audit.outcome(200, usize::try_from(released).unwrap_or(usize::MAX), outcome, detail.to_string()).await?;
     // The outcome is durable before the manifest can be served.
-    let partial = !tally.source_failures.is_empty() || tally.patients_left_out > 0;
-    let detail = json!({
-        "job": id,
-        "patients_exported": tally.patients_exported,
-        "outputs": tally.outputs.iter().map(|(t, s)| (t.clone(), s.count)).collect::<std::collections::BTreeMap<_, _>>(),
-        "source_failures": tally.source_failures,
-        "patients_left_out": tally.patients_left_out,
-    });
-    audit
-        .outcome(
-            200,
-            usize::try_from(released).unwrap_or(usize::MAX),
-            if partial { AuditOutcome::Partial } else { AuditOutcome::Success },
-            detail.to_string(),
+    if completed {
+        save(
+            state,
+            (id, job.patients_total),
+            JobState::Completed,
+            tally.cursor.as_deref(),
+            tally.done,
+            tally,
         )
         .await?;
-    save(state, (id, job.patients_total), JobState::Completed, cursor.as_deref(), done, tally).await?;
+    }
     Ok(())
 }
 
-/// One patient's record for the job, paced with every other job.
-async fn read_one(
-    state: &AppState,
-    principal: &tideway_auth::Principal,
-    ask: &Ask,
-    request_id: &str,
-    patient_id: String,
-    nhs: String,
-) -> Result<(NhsNumber, crate::record::PopulationRecord), RecordError> {
-    state.secondary.exports.pace().await;
-    let nhs = NhsNumber::parse(&nhs).map_err(|_| RecordError::UnknownPatient)?;
-    let record = state.records.population_record(principal, (&nhs, &patient_id), ask, request_id).await?;
-    Ok((nhs, record))
+/// The principal must still be admitted to secondary use: judged when the job (re)starts and
+/// before every page, so an agreement withdrawn mid-run stops it.
+fn admitted(state: &AppState, principal: &tideway_auth::Principal) -> Result<(), RunError> {
+    state
+        .records
+        .admit_secondary(principal)
+        .map_err(|e| RunError::Refused(format!("refused: {}", e.reason())))
+}
+
+impl Walk<'_> {
+    async fn run(&self, tally: &mut JobTally) -> Result<Ending, RunError> {
+        let (state, id) = (self.state, self.id);
+        let secondary = &state.secondary;
+        let exports = &secondary.exports;
+        let mut outputs = Outputs::resume(&exports.folder(id), &tally.outputs).await?;
+        let cohort = self.group.as_ref().map_or(crate::store::Cohort::Everyone, Group::cohort);
+        tally.cursor = self.job.cursor.clone();
+        tally.done = self.job.patients_done;
+        save(
+            state,
+            (id, self.job.patients_total),
+            JobState::Running,
+            tally.cursor.as_deref(),
+            tally.done,
+            tally,
+        )
+        .await?;
+        let today = time::OffsetDateTime::now_utc().date();
+        let profile = &secondary.settings.profile;
+        loop {
+            if let Some(ending) = self.stopped().await? {
+                if matches!(ending, Ending::Cancelled) {
+                    exports.remove_files(id).await;
+                }
+                return Ok(ending);
+            }
+            admitted(state, &self.principal)?;
+            let page = secondary.store.cohort_page(&cohort, tally.cursor.as_deref(), PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            let last = last.clone();
+            let count = page.len() as i64;
+            let policy = state.records.policy.current();
+            let terminology = policy.terminology();
+            let reads = futures::stream::iter(
+                page.into_iter().map(|(patient_id, nhs)| self.read_one(terminology, patient_id, nhs)),
+            )
+            .buffered(exports.concurrency);
+            futures::pin_mut!(reads);
+            let mut broke = false;
+            while let Some(read) = reads.next().await {
+                if exports.is_cancelled(id) || exports.is_stopping() {
+                    // This page is not recorded: a resumed job cuts its files back and reads it again.
+                    broke = true;
+                    break;
+                }
+                let (nhs, record, member) = match read {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(reason = e.reason(), "a patient was left out of an export");
+                        tally.patients_left_out += 1;
+                        continue;
+                    }
+                };
+                tally.patients_read += 1;
+                for (source, code) in &record.failures {
+                    *tally
+                        .source_failures
+                        .entry(source.to_string())
+                        .or_default()
+                        .entry((*code).to_owned())
+                        .or_default() += 1;
+                }
+                if !member {
+                    continue;
+                }
+                let mut wrote = false;
+                for r in &record.resources {
+                    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&r.json) else { continue };
+                    let Some(out) =
+                        tideway_deid::deidentify(&value, profile, &self.pseudonyms, nhs.as_str(), today)
+                    else {
+                        continue;
+                    };
+                    let line = serde_json::to_vec(&out).map_err(std::io::Error::other)?;
+                    outputs.write(&r.resource_type, &line).await?;
+                    wrote = true;
+                }
+                tally.patients_exported += u64::from(wrote);
+            }
+            if broke {
+                continue;
+            }
+            tally.done += count;
+            tally.cursor = Some(last);
+            tally.outputs = outputs.checkpoint().await?;
+            save(
+                state,
+                (id, self.job.patients_total),
+                JobState::Running,
+                tally.cursor.as_deref(),
+                tally.done,
+                tally,
+            )
+            .await?;
+        }
+        for line in error_lines(tally) {
+            outputs.write(ERROR_TYPE, line.as_bytes()).await?;
+        }
+        tally.outputs = outputs.checkpoint().await?;
+        Ok(Ending::Completed)
+    }
+
+    /// Whether the walk must stop now: cancelled (here, or through another replica, as the
+    /// store says) or the gateway stopping.
+    async fn stopped(&self) -> Result<Option<Ending>, RunError> {
+        let exports = &self.state.secondary.exports;
+        if exports.is_stopping() {
+            return Ok(Some(Ending::Interrupted));
+        }
+        let cancelled = exports.is_cancelled(self.id)
+            || self
+                .state
+                .secondary
+                .store
+                .export_job(self.id)
+                .await?
+                .is_none_or(|j| j.state == JobState::Cancelled.code());
+        Ok(cancelled.then_some(Ending::Cancelled))
+    }
+
+    /// One patient's record for the job (paced with every other walk), and whether the patient
+    /// is in the job's group. Membership is judged on the whole released record, whatever
+    /// `_type` and `_since` narrow the output to.
+    async fn read_one(
+        &self,
+        terminology: &tideway_policy::Terminology,
+        patient_id: String,
+        nhs: String,
+    ) -> Result<(NhsNumber, crate::record::PopulationRecord, bool), RecordError> {
+        let records = &self.state.records;
+        self.state.secondary.exports.pace().await;
+        let nhs = NhsNumber::parse(&nhs).map_err(|_| RecordError::UnknownPatient)?;
+        let who = (&nhs, patient_id.as_str());
+        let record = records.population_record(&self.principal, who, &self.ask, &self.request_id).await?;
+        let member = match &self.group {
+            Some(g @ (Group::Practice(_) | Group::CodeSet(_))) => {
+                let whole = records
+                    .population_record(&self.principal, who, &Ask::everything(), &self.request_id)
+                    .await?;
+                g.admits(&whole.resources, terminology)
+            }
+            Some(Group::Source(_)) | None => true,
+        };
+        Ok((nhs, record, member))
+    }
 }
 
 async fn save(
