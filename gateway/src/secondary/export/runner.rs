@@ -163,15 +163,7 @@ async fn run(state: &AppState, id: &str, tally: &mut JobTally) -> Result<(), Run
     audit.outcome(200, usize::try_from(released).unwrap_or(usize::MAX), outcome, detail.to_string()).await?;
     // The outcome is durable before the manifest can be served.
     if completed {
-        save(
-            state,
-            (id, job.patients_total),
-            JobState::Completed,
-            tally.cursor.as_deref(),
-            tally.done,
-            tally,
-        )
-        .await?;
+        save(state, (id, job.patients_total), JobState::Completed, tally).await?;
     }
     Ok(())
 }
@@ -194,15 +186,7 @@ impl Walk<'_> {
         let cohort = self.group.as_ref().map_or(crate::store::Cohort::Everyone, Group::cohort);
         tally.cursor = self.job.cursor.clone();
         tally.done = self.job.patients_done;
-        save(
-            state,
-            (id, self.job.patients_total),
-            JobState::Running,
-            tally.cursor.as_deref(),
-            tally.done,
-            tally,
-        )
-        .await?;
+        save(state, (id, self.job.patients_total), JobState::Running, tally).await?;
         let today = time::OffsetDateTime::now_utc().date();
         let profile = &secondary.settings.profile;
         loop {
@@ -271,15 +255,7 @@ impl Walk<'_> {
             tally.done += count;
             tally.cursor = Some(last);
             tally.outputs = outputs.checkpoint().await?;
-            save(
-                state,
-                (id, self.job.patients_total),
-                JobState::Running,
-                tally.cursor.as_deref(),
-                tally.done,
-                tally,
-            )
-            .await?;
+            save(state, (id, self.job.patients_total), JobState::Running, tally).await?;
         }
         for line in error_lines(tally) {
             outputs.write(ERROR_TYPE, line.as_bytes()).await?;
@@ -333,18 +309,22 @@ impl Walk<'_> {
     }
 }
 
+/// Records the job's state, cursor and tally.
 async fn save(
     state: &AppState,
     (id, total): (&str, i64),
     job_state: JobState,
-    cursor: Option<&str>,
-    patients_done: i64,
     tally: &JobTally,
 ) -> Result<(), RunError> {
     let progress = serde_json::to_string(tally).map_err(std::io::Error::other)?;
-    let step = JobProgress { state: job_state.code(), cursor, patients_done, progress: &progress };
+    let step = JobProgress {
+        state: job_state.code(),
+        cursor: tally.cursor.as_deref(),
+        patients_done: tally.done,
+        progress: &progress,
+    };
     state.secondary.store.save_export_progress(id, &step).await?;
-    state.secondary.exports.note(id, job_state, patients_done, total);
+    state.secondary.exports.note(id, job_state, tally.done, total);
     Ok(())
 }
 
