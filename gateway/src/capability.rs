@@ -61,8 +61,25 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
         ],
         "documentation": "Who accessed a patient's record (BALP-style, one event per request), for privacy officers only"
     }));
+    resources.push(json!({
+        "type": "Group",
+        "interaction": [{"code": "search-type"}],
+        "operation": [{
+            "name": "export",
+            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+            "documentation": "Bulk Data export of a Group's patients, de-identified, for secondary use only (HOPERAT, HRESCH, PUBHLTH under an agreement that grants it): source.{id}, practice.{ODS code}, cohort.{code set}; GET /Group lists them"
+        }],
+        "documentation": "Groups an export can be asked for (definitions, never member lists)"
+    }));
+    resources.push(json!({
+        "type": "MeasureReport",
+        "interaction": [{"code": "search-type"}],
+        "searchParam": [{"name": "measure", "type": "reference", "documentation": "diabetes, hypertension, asthma or copd"}],
+        "documentation": "Population figures per borough by age band and sex, counts below the threshold suppressed (data-absent-reason masked), for secondary use only"
+    }));
     json!({
         "resourceType": "CapabilityStatement",
+        "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"],
         "extension": [terminology_maps()],
         "status": "active",
         "date": date,
@@ -89,7 +106,12 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
                 }],
                 "description": "Obtain an access token at the token endpoint with a signed client assertion; send it as a Bearer token."
             },
-            "resource": resources
+            "resource": resources,
+            "operation": [{
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+                "documentation": "Bulk Data export (Prefer: respond-async) of the whole registered population, de-identified, opted-out patients left out; _type, _since and _outputFormat=application/fhir+ndjson; for secondary use only"
+            }]
         }]
     })
 }

@@ -68,7 +68,11 @@ pub async fn run(args: ExportArgs) -> Result<(), CliError> {
         ),
     };
     let base = base.trim_end_matches('/').to_owned();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    // A file of a large export takes as long as it takes; a stalled connection does not.
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
+        .build()?;
     let mut url = match &args.group {
         Some(g) => url::Url::parse(&format!("{base}/Group/{g}/$export"))?,
         None => url::Url::parse(&format!("{base}/$export"))?,
@@ -137,7 +141,7 @@ pub async fn run(args: ExportArgs) -> Result<(), CliError> {
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(1)
                     .clamp(1, 30);
-                tokio::time::sleep(Duration::from_millis(wait * 250)).await;
+                tokio::time::sleep(Duration::from_secs(wait)).await;
             }
             200 => break res.json::<Value>().await?,
             _ => {
@@ -153,6 +157,10 @@ pub async fn run(args: ExportArgs) -> Result<(), CliError> {
     for list in ["output", "error"] {
         for item in manifest[list].as_array().cloned().unwrap_or_default() {
             let file_url = item["url"].as_str().ok_or("the manifest names a file without a url")?;
+            // The token goes only to the gateway that was asked.
+            if !file_url.starts_with(&format!("{base}/")) {
+                return Err("the manifest names a file on another server; it was not downloaded".into());
+            }
             let name = file_url.rsplit('/').next().filter(|n| n.ends_with(".ndjson") && !n.contains(".."));
             let name = name.ok_or("the manifest names a file this tool will not write")?;
             let target =

@@ -34,12 +34,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(readable(fhir("/$export", "bulk-export", GET_HEAD), kick_off_system))
         .service(readable(fhir("/Group/{id}/$export", "bulk-export", GET_HEAD), kick_off_group))
         .service(readable(fhir("/Group", "group-read", GET_HEAD), groups))
+        .service(readable(fhir("/Group/{id}", "group-read", GET_HEAD), group))
         .service(
             readable(fhir("/export-status/{job}", "bulk-export-status", "GET, HEAD, DELETE"), status)
                 .route(web::delete().to(cancel)),
         )
         .service(readable(fhir("/export-files/{job}/{file}", "bulk-export-download", GET_HEAD), download))
-        .service(readable(fhir("/MeasureReport", "measure-report", GET_HEAD), measure_reports));
+        .service(readable(fhir("/MeasureReport", "measure-report", GET_HEAD), measure_reports))
+        .service(readable(fhir("/MeasureReport/{id}", "measure-report", GET_HEAD), measure_report));
 }
 
 /// Refuses (audited, 403) anyone not admitted to secondary use.
@@ -303,8 +305,20 @@ async fn download(
     Ok(HttpResponse::Ok().content_type(NDJSON).no_chunking(size).streaming(stream))
 }
 
+/// A Group this gateway offers, as a definition (never a member list).
+fn group_resource(id: &str) -> serde_json::Value {
+    let (kind, name) = id.split_once('.').unwrap_or((id, ""));
+    let text = match kind {
+        "source" => format!("patients held by {name}"),
+        "practice" => format!("patients registered with practice {name}"),
+        _ => format!("patients with an entry in the {name} code set"),
+    };
+    json!({"resourceType": "Group", "id": id, "type": "person", "actual": false, "name": text})
+}
+
 /// `GET /Group`: a searchset of the groups an export can be asked for (no patient data: a
-/// Group here is a definition, not a member list).
+/// Group here is a definition, not a member list; `practice.{ODS code}` works for any practice
+/// and is not listed).
 async fn groups(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let call = secondary(call).await?;
     let (call, _) = call.params(&req, &[]).await?;
@@ -312,16 +326,7 @@ async fn groups(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiErr
     let entries: Vec<serde_json::Value> = offered_groups(&call.state)
         .into_iter()
         .map(|id| {
-            let (kind, name) = id.split_once('.').unwrap_or((&id, ""));
-            let text = match kind {
-                "source" => format!("patients held by {name}"),
-                _ => format!("patients with an entry in the {name} code set"),
-            };
-            json!({
-                "fullUrl": format!("{base}/Group/{id}"),
-                "resource": {"resourceType": "Group", "id": id, "type": "person", "actual": false, "name": text},
-                "search": {"mode": "match"},
-            })
+            json!({"fullUrl": format!("{base}/Group/{id}"), "resource": group_resource(&id), "search": {"mode": "match"}})
         })
         .collect();
     let body =
@@ -360,4 +365,33 @@ async fn measure_reports(call: FhirCall, req: HttpRequest) -> Result<HttpRespons
     let body =
         json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries});
     call.respond(body.to_string().into_bytes(), 0, AuditOutcome::Success, "null".into()).await
+}
+
+/// `GET /Group/{id}`: one group's definition.
+async fn group(call: FhirCall, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let call = secondary(call).await?;
+    let state = call.state.clone();
+    let offered =
+        Group::parse(&id, state.records.policy.current().terminology(), &source_ids(&state)).is_some();
+    if !offered {
+        return Err(call.refuse(ApiError::not_found("no such Group"), "not-found").await);
+    }
+    call.respond(group_resource(&id).to_string().into_bytes(), 0, AuditOutcome::Success, "null".into()).await
+}
+
+/// `GET /MeasureReport/{id}`: one report of the latest figures (`{measure}.{borough or all}`).
+async fn measure_report(call: FhirCall, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let call = secondary(call).await?;
+    let figures = match aggregate::latest(&call.state).await {
+        Ok(f) => f,
+        Err(e) => return Err(call.refuse(e.into(), "store").await),
+    };
+    let measure = id.split_once('.').map(|(m, _)| m);
+    let found = figures.and_then(|f| f.measure_reports(measure).into_iter().find(|r| r["id"] == id.as_str()));
+    match found {
+        Some(r) => call.respond(r.to_string().into_bytes(), 0, AuditOutcome::Success, "null".into()).await,
+        None => Err(call
+            .refuse(ApiError::not_found("no such MeasureReport in the latest figures"), "not-found")
+            .await),
+    }
 }

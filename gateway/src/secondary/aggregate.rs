@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tideway_adapters::NormalisedResource;
@@ -279,10 +280,14 @@ pub async fn refresh(state: &AppState) -> Result<Figures, FiguresError> {
         let page = secondary.store.cohort_page(&Cohort::Everyone, cursor.as_deref(), 200).await?;
         let Some((last, _)) = page.last() else { break };
         cursor = Some(last.clone());
-        for (id, nhs) in &page {
-            secondary.exports.pace().await;
-            let Ok(nhs) = NhsNumber::parse(nhs) else { continue };
-            match state.records.population_record(&principal, (&nhs, id), &ask, &request_id).await {
+        let reads = futures::stream::iter(page.into_iter().map(|(id, nhs)| {
+            let (principal, ask, request_id) = (&principal, &ask, &request_id);
+            read_one(state, principal, ask, request_id, id, nhs)
+        }))
+        .buffered(secondary.settings.concurrency);
+        futures::pin_mut!(reads);
+        while let Some(read) = reads.next().await {
+            match read {
                 Ok(record) => {
                     let sources: Vec<String> = record.sources.iter().map(ToString::to_string).collect();
                     counts.add(&record.resources, &sources, terminology, on);
@@ -309,6 +314,20 @@ pub async fn refresh(state: &AppState) -> Result<Figures, FiguresError> {
         )
         .await?;
     Ok(figures)
+}
+
+/// One patient's record for the figures, paced with every other walk.
+async fn read_one(
+    state: &AppState,
+    principal: &tideway_auth::Principal,
+    ask: &Ask,
+    request_id: &str,
+    id: String,
+    nhs: String,
+) -> Result<crate::record::PopulationRecord, crate::record::RecordError> {
+    state.secondary.exports.pace().await;
+    let nhs = NhsNumber::parse(&nhs).map_err(|_| crate::record::RecordError::UnknownPatient)?;
+    state.records.population_record(principal, (&nhs, &id), ask, request_id).await
 }
 
 /// Shows the stored figures on the dashboard at once, then computes them now and every

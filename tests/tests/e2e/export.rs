@@ -237,6 +237,12 @@ async fn only_secondary_use_under_an_agreement_may_export_and_only_the_owner_see
     let groups = app.get("/Group", Some(&analyst_token)).await;
     assert_eq!(groups.status, 200);
     assert!(groups.body.to_string().contains("source.borough-01"));
+    // Every fullUrl reads back.
+    let full_url = groups.body["entry"][0]["fullUrl"].as_str().unwrap().to_owned();
+    let one = app.get(&full_url, Some(&analyst_token)).await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert_eq!(one.body, groups.body["entry"][0]["resource"]);
+    assert_eq!(app.get("/Group/source.nowhere", Some(&analyst_token)).await.status, 404);
 }
 
 #[tokio::test]
@@ -431,6 +437,10 @@ async fn opt_outs_through_the_api_take_effect_on_the_next_export_and_the_figures
         assert_eq!(cell["suppressed"], numerator.get("count").is_none(), "{borough}");
     }
     assert!(!reports.body.to_string().contains(newly.as_str()));
+    let full_url = reports.body["entry"][0]["fullUrl"].as_str().unwrap().to_owned();
+    let one = app.get(&full_url, Some(&analyst_token)).await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert_eq!(one.body, reports.body["entry"][0]["resource"]);
     // Clinicians and unknown measures are refused.
     assert_eq!(app.get("/MeasureReport", Some(&app.token().await)).await.status, 403);
     assert_eq!(app.get("/MeasureReport?measure=gout", Some(&analyst_token)).await.status, 400);

@@ -245,7 +245,9 @@ pub struct Exports {
     /// At most `max_running_jobs` jobs run at once.
     running: Arc<tokio::sync::Semaphore>,
     /// Paces patients across every job (`max_patients_per_sec`).
-    pacer: tokio::sync::Mutex<tokio::time::Interval>,
+    pacer: Mutex<tokio::time::Instant>,
+    /// The time one patient's turn takes at `max_patients_per_sec`.
+    period: std::time::Duration,
     concurrency: usize,
     /// What the operations dashboard shows.
     live: Arc<LiveJobs>,
@@ -255,15 +257,14 @@ impl Exports {
     /// The jobs kept in `store`, writing under `directory`.
     pub fn new(store: Arc<dyn SecondaryStore>, settings: &super::SecondarySettings) -> Self {
         let period = std::time::Duration::from_secs(1) / settings.max_patients_per_sec.max(1);
-        let mut pacer = tokio::time::interval(period);
-        pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {
             store,
             directory: settings.export_directory.clone(),
             cancelled: Mutex::new(HashSet::new()),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             running: Arc::new(tokio::sync::Semaphore::new(settings.max_running_jobs)),
-            pacer: tokio::sync::Mutex::new(pacer),
+            pacer: Mutex::new(tokio::time::Instant::now()),
+            period,
             concurrency: settings.concurrency,
             live: Arc::default(),
         }
@@ -324,7 +325,16 @@ impl Exports {
     /// Waits for the next patient's turn under `max_patients_per_sec` (shared by every job and
     /// the aggregates' walk).
     pub async fn pace(&self) {
-        self.pacer.lock().await.tick().await;
+        // Each caller takes the next turn and waits for it; turns already past are not saved up,
+        // so an idle spell never allows a burst above the rate.
+        let turn = {
+            let Ok(mut next) = self.pacer.lock() else { return };
+            let now = tokio::time::Instant::now();
+            let turn = (*next).max(now);
+            *next = turn + self.period;
+            turn
+        };
+        tokio::time::sleep_until(turn).await;
     }
 
     /// The flag that stops every runner at its next page (set when the gateway stops).
