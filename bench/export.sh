@@ -4,6 +4,7 @@
 #
 #   bash bench/export.sh              # both sizes; ~10 minutes on the 2-core bench machine
 #   SIZES="400" bash bench/export.sh  # patients per borough, space-separated
+#   FIGURES=0 SIZES=4000 bash bench/export.sh  # the export alone (no population-figures walk)
 #
 # For each size: `tideway demo --patients N` (release build, the regional mix of SystmOne,
 # EMIS, Vision, GP Connect, FHIR R4 and social care simulators, its SQLite store, export pacing
@@ -21,6 +22,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/tideway/target}
 SIZES=${SIZES:-"400 4000"}
 BOROUGHS=${BOROUGHS:-25}
 RATE=${RATE:-100000}
+FIGURES=${FIGURES:-1}
 out=bench/results/export-latest.md
 cargo build --release --locked --bin tideway >&2
 bin=$CARGO_TARGET_DIR/release/tideway
@@ -29,7 +31,7 @@ rows=()
 for n in $SIZES; do
   dir=$(mktemp -d)
   "$bin" demo --boroughs "$BOROUGHS" --patients "$n" --data-dir "$dir/data" --ready-file "$dir/ready.json" \
-    --export-patients-per-sec "$RATE" --figures-interval-secs 86400 >"$dir/demo.log" 2>&1 &
+    --export-patients-per-sec "$RATE" --figures-interval-secs "$([ "$FIGURES" = 1 ] && echo 86400 || echo 0)" >"$dir/demo.log" 2>&1 &
   pid=$!
   start=$(date +%s.%N)
   for _ in $(seq 1 600); do [ -s "$dir/ready.json" ] && break; sleep 0.5; done
@@ -38,7 +40,7 @@ for n in $SIZES; do
   base=$(jq -r .base_url "$dir/ready.json"); token=$(jq -r .analyst.token "$dir/ready.json")
   mem_ready=$(hwm $pid)
   # The walk the gateway starts with: done when the figures are stored.
-  for _ in $(seq 1 3600); do
+  for _ in $(seq 1 "$([ "$FIGURES" = 1 ] && echo 7200 || echo 0)"); do
     total=$(curl -s -H "Authorization: Bearer $token" "$base/MeasureReport?measure=diabetes" | jq -r '.total // 0')
     [ "$total" -gt 0 ] && break
     sleep 0.5

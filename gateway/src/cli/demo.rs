@@ -65,7 +65,8 @@ pub struct DemoArgs {
     /// Pace of bulk export and population-figure walks, in patients a second.
     #[arg(long, default_value_t = 500)]
     pub export_patients_per_sec: u32,
-    /// How often the dashboards' population figures are computed again, in seconds.
+    /// How often the dashboards' population figures are computed again, in seconds (0: never,
+    /// and not at start either).
     #[arg(long, default_value_t = 60)]
     pub figures_interval_secs: u64,
     /// Fault injection applied to every simulated borough.
@@ -379,7 +380,7 @@ impl Demo {
                     key: random_secret(),
                     organisations: vec![ANALYTICS_UNIT.to_owned()],
                 }],
-                aggregates: Some(AggregateSettings {
+                aggregates: (args.figures_interval_secs > 0).then(|| AggregateSettings {
                     organisation: ANALYTICS_UNIT.to_owned(),
                     role: "R8010".to_owned(),
                     purpose: "HOPERAT".to_owned(),

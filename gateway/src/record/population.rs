@@ -87,7 +87,10 @@ impl RecordService {
         // never reach de-identification, a deceased patient is marked so.
         let presented = decision.marks();
         let per_source = released(&records, &decision, |r| super::marks::present(presented, r));
-        let merged = merge_with(&per_source, id, |fact| self.memo.provenance(fact, recorded_now));
+        // The Provenance of merged facts is not exported: made and dropped, never remembered (a
+        // walk of the whole population would fill the replica's memo with it).
+        let recorded = recorded_now();
+        let merged = merge_with(&per_source, id, |fact| crate::merge::provenance_for(fact, &recorded));
         let resources = merged.resources.into_iter().filter(|r| r.resource_type != "Provenance").collect();
         Ok(PopulationRecord { resources, sources: records.into_iter().map(|(s, _)| s).collect(), failures })
     }
