@@ -23,7 +23,6 @@ use super::error::ApiError;
 use super::{GET_HEAD, fhir, readable};
 use crate::audit::AuditOutcome;
 use crate::secondary::aggregate;
-use crate::secondary::cohort::Group;
 use crate::secondary::export::{Job, JobOwner, JobParams, JobState};
 use crate::state::AppState;
 
@@ -74,15 +73,12 @@ fn prefers_async(req: &HttpRequest) -> bool {
 
 /// The Group ids offered now: one per registered source, one per code set.
 fn offered_groups(state: &AppState) -> Vec<String> {
-    let mut out: Vec<String> = source_ids(state).into_iter().map(|s| format!("source.{s}")).collect();
+    let mut out: Vec<String> =
+        crate::secondary::source_ids(state).into_iter().map(|s| format!("source.{s}")).collect();
     out.extend(
         state.records.policy.current().terminology().sets().iter().map(|s| format!("cohort.{}", s.name)),
     );
     out
-}
-
-fn source_ids(state: &AppState) -> Vec<String> {
-    state.records.federation().sources().adapters().iter().map(|a| a.id().to_string()).collect()
 }
 
 async fn kick_off(call: FhirCall, req: HttpRequest, group: Option<String>) -> Result<HttpResponse, ApiError> {
@@ -156,17 +152,15 @@ async fn kick_off(call: FhirCall, req: HttpRequest, group: Option<String>) -> Re
     }
     let cohort = match &group {
         None => crate::store::Cohort::Everyone,
-        Some(id) => {
-            match Group::parse(id, state.records.policy.current().terminology(), &source_ids(&state)) {
-                Some(g) => g.cohort(),
-                None => {
-                    let e = ApiError::not_found(
-                        "no such Group: GET /Group lists the groups an export can be asked for",
-                    );
-                    return Err(call.refuse(e, "not-found").await);
-                }
+        Some(id) => match crate::secondary::group_named(&state, id) {
+            Some(g) => g.cohort(),
+            None => {
+                let e = ApiError::not_found(
+                    "no such Group: GET /Group lists the groups an export can be asked for",
+                );
+                return Err(call.refuse(e, "not-found").await);
             }
-        }
+        },
     };
     let total = match state.secondary.store.cohort_size(&cohort).await {
         Ok(n) => n,
@@ -371,8 +365,7 @@ async fn measure_reports(call: FhirCall, req: HttpRequest) -> Result<HttpRespons
 async fn group(call: FhirCall, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let call = secondary(call).await?;
     let state = call.state.clone();
-    let offered =
-        Group::parse(&id, state.records.policy.current().terminology(), &source_ids(&state)).is_some();
+    let offered = crate::secondary::group_named(&state, &id).is_some();
     if !offered {
         return Err(call.refuse(ApiError::not_found("no such Group"), "not-found").await);
     }

@@ -114,8 +114,7 @@ impl Counts {
         on: time::Date,
     ) {
         let Some(stratum) = stratum_of(record, on) else { return };
-        let has: Vec<bool> =
-            MEASURES.iter().map(|(set, _)| has_condition(record, set, terminology)).collect();
+        let has = measures_held(record, terminology);
         for source in sources {
             let Some(b) = self.boroughs.iter().position(|x| x == source) else { continue };
             let cell = b * self.strata + stratum;
@@ -199,20 +198,21 @@ fn stratum_of(record: &[NormalisedResource], on: time::Date) -> Option<usize> {
     Some(band * SEXES.len() + sex)
 }
 
-/// Whether a released Condition codes the measure's set and is not over (resolved, inactive,
-/// in remission) or void (refuted, entered in error).
-fn has_condition(record: &[NormalisedResource], set: &str, terminology: &Terminology) -> bool {
-    let Some(bit) = terminology.bit(set) else { return false };
-    record.iter().any(|r| {
-        r.resource_type == "Condition"
-            && terminology.classify(&r.facts) & bit != 0
-            && !r
-                .facts
-                .clinical_status
-                .iter()
-                .any(|c| matches!(c.code.as_str(), "resolved" | "inactive" | "remission"))
-            && !void(r)
-    })
+/// Which measures' conditions the record holds: the code sets of every released Condition
+/// that is neither over (resolved, inactive, in remission) nor void (refuted, entered in
+/// error), each Condition read and classified once for all the measures.
+fn measures_held(record: &[NormalisedResource], terminology: &Terminology) -> Vec<bool> {
+    let over = |r: &NormalisedResource| {
+        r.facts
+            .clinical_status
+            .iter()
+            .any(|c| matches!(c.code.as_str(), "resolved" | "inactive" | "remission"))
+    };
+    let held = record
+        .iter()
+        .filter(|r| r.resource_type == "Condition" && !over(r) && !void(r))
+        .fold(0, |mask, r| mask | terminology.classify(&r.facts));
+    MEASURES.iter().map(|(set, _)| terminology.bit(set).is_some_and(|bit| held & bit != 0)).collect()
 }
 
 /// Whether a Condition's verification status says it is not a real one.

@@ -42,6 +42,16 @@ pub struct SecondaryUse {
     pub(crate) refreshing: tokio::sync::Mutex<()>,
 }
 
+/// Registry ids of the sources asked now, in registry order.
+pub fn source_ids(state: &crate::state::AppState) -> Vec<String> {
+    state.records.federation().sources().adapters().iter().map(|a| a.id().to_string()).collect()
+}
+
+/// The Group this gateway offers under `id`, judged against the code sets and the sources now.
+pub fn group_named(state: &crate::state::AppState, id: &str) -> Option<cohort::Group> {
+    cohort::Group::parse(id, state.records.policy.current().terminology(), &source_ids(state))
+}
+
 impl SecondaryUse {
     /// Secondary use as configured, over `store`.
     pub fn new(settings: SecondarySettings, store: Arc<dyn SecondaryStore>) -> Result<Self, String> {

@@ -111,11 +111,9 @@ async fn run(state: &AppState, id: &str, tally: &mut JobTally) -> Result<(), Run
     let pseudonyms = secondary.projects.for_organisation(&principal.organisation).ok_or_else(|| {
         RunError::Refused("no de-identification project names the job's organisation".into())
     })?;
-    let sources: Vec<String> =
-        state.records.federation().sources().adapters().iter().map(|a| a.id().to_string()).collect();
     let group = match &job.params.group {
         Some(g) => Some(
-            Group::parse(g, state.records.policy.current().terminology(), &sources)
+            crate::secondary::group_named(state, g)
                 .ok_or_else(|| RunError::Refused("its group is no longer offered".into()))?,
         ),
         None => None,
