@@ -65,10 +65,7 @@ async fn kick_off_group(
 
 /// Whether the client asked for the asynchronous pattern (`Prefer: respond-async`).
 fn prefers_async(req: &HttpRequest) -> bool {
-    req.headers()
-        .get_all("prefer")
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split([',', ';']).any(|p| p.trim().eq_ignore_ascii_case("respond-async")))
+    super::params::prefer_tokens(req).any(|p| p.eq_ignore_ascii_case("respond-async"))
 }
 
 /// The Group ids offered now: one per registered source, one per code set.

@@ -153,14 +153,19 @@ impl Params {
 /// Whether `Prefer` asks for `handling=lenient` (the value quoted or not). Anything else,
 /// `handling=strict` included, is strict.
 fn prefers_lenient(req: &HttpRequest) -> bool {
-    req.headers().get_all("prefer").filter_map(|v| v.to_str().ok()).any(|v| {
-        v.split([',', ';']).any(|p| {
-            let p = p.trim();
-            let Some((k, val)) = p.split_once('=') else { return false };
-            k.trim().eq_ignore_ascii_case("handling")
-                && val.trim().trim_matches('"').eq_ignore_ascii_case("lenient")
-        })
+    prefer_tokens(req).any(|p| {
+        let Some((k, val)) = p.split_once('=') else { return false };
+        k.trim().eq_ignore_ascii_case("handling")
+            && val.trim().trim_matches('"').eq_ignore_ascii_case("lenient")
     })
+}
+
+/// Every preference of every `Prefer` header (split on `,` and `;`), trimmed.
+pub fn prefer_tokens(req: &HttpRequest) -> impl Iterator<Item = String> + '_ {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']).map(|p| p.trim().to_owned()))
 }
 
 /// The media types `Accept` names, lower-cased, without parameters.
