@@ -91,6 +91,7 @@ fn bench_bundle(c: &mut Criterion) {
                 next_link: None,
                 total: entries.len(),
                 entries: &entries,
+                includes: &[],
                 outcome: None,
             })))
         });

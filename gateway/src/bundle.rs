@@ -193,8 +193,10 @@ pub struct Searchset<'a> {
     pub next_link: Option<&'a str>,
     /// Total matches across all pages.
     pub total: usize,
-    /// This page's resources.
+    /// This page's matches.
     pub entries: &'a [NormalisedResource],
+    /// What supports them (`search.mode = include`).
+    pub includes: &'a [NormalisedResource],
     /// An outcome entry (`search.mode = outcome`), if any.
     pub outcome: Option<&'a Value>,
 }
@@ -207,7 +209,8 @@ pub fn searchset(s: &Searchset<'_>) -> Vec<u8> {
     let base = json_string(s.base_url);
     // The base URL's closing quote is written after each resource's type and id.
     let base_open = &base[..base.len() - 1];
-    let size: usize = s.entries.iter().map(|e| e.json.len() + base.len() + 96).sum::<usize>() + 512;
+    let size: usize =
+        s.entries.iter().chain(s.includes).map(|e| e.json.len() + base.len() + 96).sum::<usize>() + 512;
     let mut out: Vec<u8> = Vec::with_capacity(size);
     let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
     let mut id = uuid::Uuid::encode_buffer();
@@ -224,13 +227,14 @@ pub fn searchset(s: &Searchset<'_>) -> Vec<u8> {
         out.extend_from_slice(json_string(next).as_bytes());
     }
     out.extend_from_slice(b"}]");
-    if s.entries.is_empty() && s.outcome.is_none() {
+    if s.entries.is_empty() && s.includes.is_empty() && s.outcome.is_none() {
         // FHIR JSON forbids empty arrays: an empty searchset has no `entry` at all.
         out.push(b'}');
         return out;
     }
     out.extend_from_slice(b",\"entry\":[");
-    for (n, e) in s.entries.iter().enumerate() {
+    let modes = s.entries.iter().map(|e| (e, false)).chain(s.includes.iter().map(|e| (e, true)));
+    for (n, (e, included)) in modes.enumerate() {
         if n > 0 {
             out.push(b',');
         }
@@ -250,14 +254,14 @@ pub fn searchset(s: &Searchset<'_>) -> Vec<u8> {
         }
         out.extend_from_slice(b",\"resource\":");
         out.extend_from_slice(&e.json);
-        out.extend_from_slice(if is_included(e) {
+        out.extend_from_slice(if included {
             b",\"search\":{\"mode\":\"include\"}}"
         } else {
             b",\"search\":{\"mode\":\"match\"}}"
         });
     }
     if let Some(oo) = s.outcome {
-        if !s.entries.is_empty() {
+        if !s.entries.is_empty() || !s.includes.is_empty() {
             out.push(b',');
         }
         let entry = json!({
@@ -280,8 +284,8 @@ fn json_string(s: &str) -> String {
     Value::String(s.to_owned()).to_string()
 }
 
-/// Whether an entry is included to support the matches rather than matching itself: the
-/// gateway's own Provenance for merged facts.
+/// Whether a resource is one the gateway made to support the matches rather than a match
+/// itself: its own Provenance for merged facts and terminology maps.
 pub fn is_included(r: &NormalisedResource) -> bool {
     r.resource_type == "Provenance" && r.id.starts_with(crate::merge::PROVENANCE_ID_PREFIX)
 }
@@ -348,13 +352,16 @@ mod tests {
             next_link: Some("http://gw/_page?x"),
             total: 5,
             entries: &entries,
+            includes: &[res("Encounter", "s.e1")],
             outcome: Some(&oo),
         });
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["total"], 5);
         assert_eq!(v["entry"][1]["fullUrl"], "http://gw/Condition/s.c1");
         assert_eq!(v["entry"][1]["resource"]["id"], "s.c1");
-        assert_eq!(v["entry"][2]["search"]["mode"], "outcome");
+        assert_eq!(v["entry"][1]["search"]["mode"], "match");
+        assert_eq!(v["entry"][2]["search"]["mode"], "include");
+        assert_eq!(v["entry"][3]["search"]["mode"], "outcome");
         assert_eq!(v["link"][1]["relation"], "next");
     }
 
@@ -384,6 +391,7 @@ mod tests {
             next_link: None,
             total: 0,
             entries: &[],
+            includes: &[],
             outcome: None,
         });
         let v: Value = serde_json::from_slice(&body).unwrap();

@@ -17,7 +17,7 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
         "operation": [{
             "name": "everything",
             "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-            "documentation": "Everything the sources hold for the patient; supports _type, _since and _count"
+            "documentation": "Everything the sources hold for the patient; supports _type, _since, _count, _summary (true, text, data, count, false) and _elements"
         }, {
             "name": "match",
             "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
@@ -37,11 +37,16 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
         } else {
             "_sort: _lastUpdated, -_lastUpdated"
         };
+        let includes: Vec<String> = crate::search::include::includes_of(t).map(|p| p.spelled()).collect();
+        let revincludes: Vec<String> =
+            crate::search::include::revincludes_of(t).map(|p| p.spelled()).collect();
         resources.push(json!({
             "type": t,
             "interaction": [{"code": "search-type"}],
+            "searchInclude": includes,
+            "searchRevInclude": revincludes,
             "searchParam": params,
-            "documentation": format!("Searches filter what the requester may see; {sorts}; _summary: count; _total: accurate; POST [type]/_search takes the same parameters as a form")
+            "documentation": format!("Searches filter what the requester may see; {sorts}; _summary: true, text, data, count, false; _elements: top-level element names (mandatory and modifier elements are always kept); _include and _revinclude bring in only what the same record holds and the requester may see, beside the matches on each page; _total: accurate; POST [type]/_search takes the same parameters as a form")
         }));
     }
     resources.push(json!({

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tideway_adapters::NormalisedResource;
 use tideway_policy::Ask;
 use tideway_profiles::ResourceFacts;
+use tideway_profiles::elements::Subset;
 
 use crate::Principal;
 
@@ -29,6 +30,11 @@ pub struct PageSnapshot {
     pub owner: String,
     /// Every matching resource, in answer order.
     pub resources: Vec<NormalisedResource>,
+    /// What supports the matches (`search.mode = include`); each page carries those linked to
+    /// its own matches.
+    pub includes: Vec<NormalisedResource>,
+    /// How much of each match to send.
+    pub subset: Subset,
     /// The outcome entry (rendered OperationOutcome) repeated on each page.
     pub outcome: Option<Value>,
     /// Entries per page.
@@ -37,6 +43,30 @@ pub struct PageSnapshot {
     pub patient_id: Option<String>,
     /// The question first asked: later pages are decided again under it.
     pub ask: Ask,
+}
+
+/// Resources as a Redis snapshot keeps them: type, id, facts and the JSON as it is.
+fn stored_resources(resources: &[NormalisedResource]) -> Result<Vec<StoredResource>, PageStoreError> {
+    resources
+        .iter()
+        .map(|r| {
+            let text = String::from_utf8(r.json.to_vec()).map_err(|_| PageStoreError("not UTF-8"))?;
+            let j = RawValue::from_string(text).map_err(|_| PageStoreError("not JSON"))?;
+            Ok(StoredResource { t: r.resource_type.clone(), i: r.id.clone(), f: Some((*r.facts).clone()), j })
+        })
+        .collect()
+}
+
+/// A resource read back from a Redis snapshot.
+fn normalised(r: StoredResource) -> NormalisedResource {
+    NormalisedResource {
+        resource_type: r.t,
+        id: r.i,
+        facts: Arc::new(r.f.unwrap_or_else(|| {
+            serde_json::from_str::<Value>(r.j.get()).map(|v| ResourceFacts::of(&v)).unwrap_or_default()
+        })),
+        json: Arc::from(r.j.get().as_bytes()),
+    }
 }
 
 /// Identifies a principal for page ownership: the same client, user, role, organisation,
@@ -130,6 +160,12 @@ struct StoredSnapshot {
     ask: Ask,
     outcome: Option<Value>,
     resources: Vec<StoredResource>,
+    /// Absent in snapshots written before includes were kept apart: the gateway's own
+    /// Provenance among `resources` is an include then.
+    #[serde(default)]
+    includes: Vec<StoredResource>,
+    #[serde(default)]
+    subset: Subset,
 }
 
 impl PageStore {
@@ -139,7 +175,7 @@ impl PageStore {
         let cache = Cache::builder()
             .time_to_live(ttl)
             .weigher(|_k: &String, v: &Arc<PageSnapshot>| {
-                u32::try_from(v.resources.len().max(1)).unwrap_or(u32::MAX)
+                u32::try_from((v.resources.len() + v.includes.len()).max(1)).unwrap_or(u32::MAX)
             })
             .max_capacity(capacity)
             .build();
@@ -189,28 +225,15 @@ impl PageStore {
                 cache.insert(token.clone(), snapshot).await;
             }
             Self::Redis { conn, ttl, quota, salt } => {
-                let resources = snapshot
-                    .resources
-                    .iter()
-                    .map(|r| {
-                        let text =
-                            String::from_utf8(r.json.to_vec()).map_err(|_| PageStoreError("not UTF-8"))?;
-                        let j = RawValue::from_string(text).map_err(|_| PageStoreError("not JSON"))?;
-                        Ok(StoredResource {
-                            t: r.resource_type.clone(),
-                            i: r.id.clone(),
-                            f: Some((*r.facts).clone()),
-                            j,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, PageStoreError>>()?;
                 let stored = StoredSnapshot {
                     owner: snapshot.owner.clone(),
                     page_size: snapshot.page_size,
                     patient_id: snapshot.patient_id.clone(),
                     ask: snapshot.ask.clone(),
                     outcome: snapshot.outcome.clone(),
-                    resources,
+                    resources: stored_resources(&snapshot.resources)?,
+                    includes: stored_resources(&snapshot.includes)?,
+                    subset: snapshot.subset.clone(),
                 };
                 let bytes = serde_json::to_vec(&stored).map_err(|_| PageStoreError("cannot serialise"))?;
                 let mut conn = conn.clone();
@@ -275,23 +298,17 @@ impl PageStore {
                 let Some(bytes) = bytes else { return Ok(None) };
                 let stored: StoredSnapshot = serde_json::from_slice(&bytes)
                     .map_err(|_| PageStoreError("stored snapshot unreadable"))?;
-                let resources = stored
+                let (resources, mut older): (Vec<_>, Vec<_>) = stored
                     .resources
                     .into_iter()
-                    .map(|r| NormalisedResource {
-                        resource_type: r.t,
-                        id: r.i,
-                        facts: Arc::new(r.f.unwrap_or_else(|| {
-                            serde_json::from_str::<Value>(r.j.get())
-                                .map(|v| ResourceFacts::of(&v))
-                                .unwrap_or_default()
-                        })),
-                        json: Arc::from(r.j.get().as_bytes()),
-                    })
-                    .collect();
+                    .map(normalised)
+                    .partition(|r| !crate::bundle::is_included(r));
+                older.extend(stored.includes.into_iter().map(normalised));
                 Ok(Some(Arc::new(PageSnapshot {
                     owner: stored.owner,
                     resources,
+                    includes: older,
+                    subset: stored.subset,
                     outcome: stored.outcome,
                     page_size: stored.page_size,
                     patient_id: stored.patient_id,

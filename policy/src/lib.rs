@@ -62,6 +62,26 @@ impl Ask {
         self
     }
 
+    /// Also decides resources of `extra` types when only some types were asked for (the types an
+    /// `_include` may bring in beside the matches); asking for everything stays so.
+    pub fn deciding_also(mut self, extra: &[&str]) -> Self {
+        if let Some(types) = &mut self.types {
+            for t in extra {
+                if !types.iter().any(|x| x == t) {
+                    types.push((*t).to_owned());
+                }
+            }
+        }
+        self
+    }
+
+    /// Decides resources of every type, whatever was asked (an `_include` that may point at
+    /// any type); the caller keeps to the types asked for when it picks the matches.
+    pub fn deciding_every_type(mut self) -> Self {
+        self.types = None;
+        self
+    }
+
     /// Answered as a search: the scopes must permit searching each released type.
     pub fn by_search(mut self) -> Self {
         self.interaction = Interaction::Search;

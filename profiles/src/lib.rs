@@ -6,6 +6,7 @@
 //! FHIR model is built), and [`validate`] is the entry point other crates call. It does no I/O
 //! and knows nothing of HTTP.
 
+pub mod elements;
 pub mod facts;
 pub mod maps;
 pub mod nhs;

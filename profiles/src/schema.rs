@@ -139,6 +139,11 @@ pub fn is_resource_type(name: &str) -> bool {
     structure().resources.contains_key(name)
 }
 
+/// The R4 resource type called `name`, as a `'static` name.
+pub fn resource_type_named(name: &str) -> Option<&'static str> {
+    structure().resources.get_key_value(name).map(|(k, _)| *k)
+}
+
 /// Checks `value` against one named resource or complex type (`"Patient"`, `"HumanName"`).
 /// Returns `None` when the schema has no such type.
 pub fn check_as(type_name: &str, value: &Value) -> Option<Result<(), SchemaError>> {

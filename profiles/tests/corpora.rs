@@ -124,3 +124,33 @@ fn the_gateways_recorded_everything_bundle_validates() {
         serde_json::from_slice(&std::fs::read(&path).expect("recorded bundle")).expect("JSON");
     assert_eq!(schema::check_resource(&bundle).map_err(|e| e.to_string()), Ok(()));
 }
+
+#[test]
+fn every_subset_of_every_valid_hl7_example_is_still_valid_and_only_ever_narrower() {
+    use tideway_profiles::elements::{Subset, is_subsetted};
+    let data = shared_data();
+    let mut checked = 0;
+    for (file, value) in json_files(&data, "hl7-fhir-r4-examples") {
+        let Some(rt) = value.get("resourceType").and_then(Value::as_str).map(str::to_owned) else { continue };
+        if rt == "Bundle" || schema::check_resource(&value).is_err() {
+            continue;
+        }
+        let elements = Subset::of_elements("id", &[rt.as_str()]).expect("every resource has an id");
+        for subset in [Subset::Summary, Subset::Text, Subset::Data, elements] {
+            let out = subset.apply(&value);
+            if let Err(e) = schema::check_resource(&out) {
+                panic!("{file} under {subset:?}: {e}");
+            }
+            assert_eq!(subset.apply(&out), out, "{file} under {subset:?}: applying twice changes it");
+            let whole = value.as_object().unwrap();
+            for key in out.as_object().unwrap().keys() {
+                assert!(whole.contains_key(key) || key == "meta", "{file} under {subset:?}: {key} added");
+            }
+            if out != value {
+                assert!(is_subsetted(&out), "{file} under {subset:?}: narrower but not tagged");
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked > 2000, "only {checked} examples subsetted");
+}

@@ -29,7 +29,7 @@ pub async fn record_page(
     let report = answer.report.clone();
     if criteria.count_only {
         // `_summary=count`: how many this requester may see, and nothing else.
-        let total = answer.resources.iter().filter(|r| !crate::bundle::is_included(r)).count();
+        let total = answer.resources.len();
         let mut notices = answer.notices;
         notices.extend(params.ignored.iter().cloned());
         let outcome = crate::bundle::notices_outcome(&notices);
@@ -39,6 +39,7 @@ pub async fn record_page(
             next_link: None,
             total,
             entries: &[],
+            includes: &[],
             outcome: outcome.as_ref(),
         });
         return call.respond(body, 0, outcome_of(report.is_partial()), report.to_detail()).await;
@@ -48,5 +49,11 @@ pub async fn record_page(
         Err(e) => return Err(call.fail(e).await),
     };
     let body = page_body(&state.base_url, &self_link, &page);
-    call.respond(body, page.entries.len(), outcome_of(report.is_partial()), report.to_detail()).await
+    call.respond(
+        body,
+        page.entries.len() + page.includes.len(),
+        outcome_of(report.is_partial()),
+        report.to_detail(),
+    )
+    .await
 }

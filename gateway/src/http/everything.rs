@@ -9,9 +9,10 @@ use super::call::FhirCall;
 use super::error::ApiError;
 use super::params::Params;
 use super::render::echo_query;
+use super::type_search::bad_param;
 use crate::bundle;
 
-const KNOWN: &[&str] = &["_type", "_since", "_count"];
+const KNOWN: &[&str] = &["_type", "_since", "_count", "_summary", "_elements"];
 
 /// The handler.
 pub async fn patient_operation(
@@ -30,10 +31,12 @@ pub async fn patient_operation(
     let call = call.require(Interaction::Read, "Patient").await?;
     let (call, params) = call.params(&req, KNOWN).await?;
     let federation = &call.state.settings.federation;
+    let shaping = crate::search::Criteria::parse_shaping(params.pairs()).map_err(|e| bad_param(&e));
     let parsed = ask_of(&params).and_then(|ask| {
-        params.count(federation.default_page_size, federation.max_page_size).map(|c| (ask, c))
+        let count = params.count(federation.default_page_size, federation.max_page_size)?;
+        Ok((ask, count, shaping?))
     });
-    let (ask, count) = match parsed {
+    let (ask, count, criteria) = match parsed {
         Ok(p) => p,
         Err(e) => return Err(call.refuse(e, "bad-request").await),
     };
@@ -43,7 +46,7 @@ pub async fn patient_operation(
     }
     let self_link =
         format!("{}/Patient/{}/$everything{}", call.state.base_url, id, echo_query(&params, KNOWN));
-    record_page(call, &id, ask, &crate::search::Criteria::default(), &params, count, self_link).await
+    record_page(call, &id, ask, &criteria, &params, count, self_link).await
 }
 
 /// The question `_type` and `_since` ask.

@@ -31,5 +31,5 @@ pub async fn page(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiE
     let withheld: serde_json::Map<String, serde_json::Value> =
         page.withheld.iter().map(|(code, n)| ((*code).to_owned(), json!(n))).collect();
     let detail = json!({"page_offset": page.start, "withheld": withheld}).to_string();
-    call.respond(body, page.entries.len(), AuditOutcome::Success, detail).await
+    call.respond(body, page.entries.len() + page.includes.len(), AuditOutcome::Success, detail).await
 }

@@ -10,11 +10,15 @@ use crate::bundle::Notice;
 /// Parameters every FHIR interaction accepts and that never change the result's content.
 const ALWAYS_ALLOWED: &[&str] = &["_format", "_pretty"];
 
-/// Parameters that reach other resources than the ones searched: `_include` and `_revinclude`
-/// (resources the decision would have to judge before they are fetched), `_has` (reverse
-/// chaining) and chained parameters (`subject.name=`). Refused with a 400 even under lenient
-/// handling: ignoring them would answer a different question than the one asked.
-fn reaches_other_resources(name: &str) -> bool {
+/// Parameters that reach other resources than the ones searched where this interaction does not
+/// take them: `_include` and `_revinclude` (where not `known`, and always with a modifier such
+/// as `:iterate`), `_has` (reverse chaining) and chained parameters (`subject.name=`). Refused
+/// with a 400 even under lenient handling: ignoring them would answer a different question
+/// than the one asked.
+fn reaches_other_resources(name: &str, known: &[&str]) -> bool {
+    if known.contains(&name) {
+        return false;
+    }
     let base = name.split(':').next().unwrap_or(name);
     matches!(base, "_include" | "_revinclude" | "_has") || name.contains('.')
 }
@@ -91,7 +95,7 @@ impl Params {
         let strict = !prefers_lenient(req);
         let mut ignored = Vec::new();
         for (name, _) in &pairs {
-            if reaches_other_resources(name) {
+            if reaches_other_resources(name, known) {
                 return Err(ApiError::unsupported_parameter(name));
             }
             let base = name.split(':').next().unwrap_or(name);

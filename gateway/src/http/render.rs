@@ -16,6 +16,7 @@ pub fn page_body(base_url: &str, self_link: &str, page: &Page) -> Vec<u8> {
         next_link: page.next_link.as_deref(),
         total: page.total,
         entries: &page.entries,
+        includes: &page.includes,
         outcome: page.outcome.as_ref(),
     })
 }
@@ -48,6 +49,7 @@ pub fn entries_body(
         next_link: None,
         total: entries.len(),
         entries,
+        includes: &[],
         outcome,
     })
 }

@@ -19,7 +19,7 @@ fn known(resource_type: &str) -> Vec<&'static str> {
 }
 
 /// The error for a search value that cannot be used.
-fn bad_param(e: &search::BadParam) -> ApiError {
+pub(super) fn bad_param(e: &search::BadParam) -> ApiError {
     let message = format!("{} {}", e.name, e.problem);
     if e.unsupported {
         ApiError::new(

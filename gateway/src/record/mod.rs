@@ -67,8 +67,13 @@ pub struct PatientAnswer {
 /// A patient's record as this requester may see it, merged.
 #[derive(Debug)]
 pub struct RecordAnswer {
-    /// The patient first, then every released resource, then supporting includes.
+    /// The matches: for `$everything` the patient first, then every released resource.
     pub resources: Vec<NormalisedResource>,
+    /// What supports the matches (`search.mode = include`): the gateway's own Provenance, and
+    /// what `_include` / `_revinclude` brought in from the same decided record.
+    pub includes: Vec<NormalisedResource>,
+    /// How much of each match to send.
+    pub subset: tideway_profiles::elements::Subset,
     /// What the requester should know about completeness.
     pub notices: Vec<Notice>,
     /// The per-source report and decision counts for the audit trail.
@@ -319,13 +324,23 @@ impl RecordService {
         criteria: &Criteria,
     ) -> Result<RecordAnswer, RecordError> {
         let Opened { nhs, glass } = self.open(call, principal, id).await?;
+        // The types asked for give the matches; what an include may bring in is decided too.
+        let asked: Option<Vec<String>> = ask.types().map(<[String]>::to_vec);
+        let ask = if criteria.includes.is_empty() {
+            ask.clone()
+        } else {
+            match crate::search::include::brought_types(&criteria.includes) {
+                Some(extra) => ask.clone().deciding_also(&extra),
+                None => ask.clone().deciding_every_type(),
+            }
+        };
         let directives = self.directives(id).await?;
         let Fetched { records, mut notices, mut report } =
             self.fetch(&nhs, id, call.request_id(), principal).await?;
         let facts = facts_of(&records);
         let standing = self.establish(principal, glass.as_ref(), &directives, &facts, &mut notices)?;
         report.standing(standing);
-        let ask = ask.clone().standing_as(standing);
+        let ask = ask.standing_as(standing);
         // The one decision for this answer, over every source's resources at once.
         let decision = self.decide(principal, &ask, &directives, &facts);
         report.withheld(&decision, &facts);
@@ -354,6 +369,15 @@ impl RecordService {
         resources.extend(mapping_provenances(&per_source, &resources, &recorded_now()));
         let (mut matches, mut includes): (Vec<NormalisedResource>, Vec<NormalisedResource>) =
             resources.into_iter().partition(|r| !crate::bundle::is_included(r));
+        // Released only because an include may want them: candidates, not matches.
+        let mut candidates: Vec<NormalisedResource> = match &asked {
+            Some(types) if !criteria.includes.is_empty() => {
+                let (kept, others) = matches.into_iter().partition(|r| types.contains(&r.resource_type));
+                matches = kept;
+                others
+            }
+            _ => Vec::new(),
+        };
         if filtering {
             let matching: HashSet<&str> = per_source
                 .iter()
@@ -361,19 +385,30 @@ impl RecordService {
                 .filter(|r| criteria.matches(&r.facts))
                 .map(|r| r.id.as_str())
                 .collect();
-            matches.retain(|r| {
+            let (kept, unmatched): (Vec<_>, Vec<_>) = matches.into_iter().partition(|r| {
                 matching.contains(r.id.as_str())
                     || origins.get(&r.id).is_some_and(|o| o.iter().any(|x| matching.contains(x.as_str())))
             });
+            matches = kept;
+            // One the criteria leave out may still be included (an Observation's hasMember).
+            if !criteria.includes.is_empty() {
+                candidates.extend(unmatched);
+            }
             let named: HashSet<String> =
                 matches.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
             includes.retain(|r| r.facts.references.iter().any(|x| named.contains(x)));
         }
         criteria.sort(&mut matches, |r| r.facts.as_ref());
-        matches.extend(
-            includes.into_iter().filter(|r| self.policy.current().may_include(principal, &ask, &r.facts)),
-        );
-        Ok(RecordAnswer { resources: matches, notices, report, ask })
+        includes.retain(|r| self.policy.current().may_include(principal, &ask, &r.facts));
+        includes.extend(crate::search::include::select(&criteria.includes, &matches, candidates));
+        Ok(RecordAnswer {
+            resources: matches,
+            includes,
+            subset: criteria.subset.clone(),
+            notices,
+            report,
+            ask,
+        })
     }
 
     /// Every source's record for the patient, through the locator and the cache; failures

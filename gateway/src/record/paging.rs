@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use tideway_adapters::NormalisedResource;
 use tideway_auth::Principal;
-use tideway_policy::{Ask, Directive, Standing, Verdict};
+use tideway_policy::{Directive, Standing, Verdict};
 use tideway_profiles::ResourceFacts;
+use tideway_profiles::elements::Subset;
 
 use super::{RecordAnswer, RecordError, RecordService};
 use crate::audit::AuditedCall;
@@ -19,8 +20,10 @@ use crate::pages::{PageSnapshot, principal_key};
 /// One page of an answer, ready to render.
 #[derive(Debug)]
 pub struct Page {
-    /// This page's entries.
+    /// This page's matches, as much of each as was asked for.
     pub entries: Vec<NormalisedResource>,
+    /// What supports this page's matches (`search.mode = include`), whole.
+    pub includes: Vec<NormalisedResource>,
     /// Matches across all pages (includes are not counted).
     pub total: usize,
     /// The `next` link, when there is more.
@@ -46,27 +49,39 @@ impl RecordService {
         extra: &[Notice],
         count: usize,
     ) -> Result<Page, RecordError> {
-        let mut notices = answer.notices;
+        let RecordAnswer { resources, includes, subset, mut notices, ask, .. } = answer;
         notices.extend(extra.iter().cloned());
         let outcome = bundle::notices_outcome(&notices);
-        let total = answer.resources.iter().filter(|r| !bundle::is_included(r)).count();
-        let resources = answer.resources;
+        let total = resources.len();
         let next_link = if resources.len() > count {
             let snapshot = Arc::new(PageSnapshot {
                 owner: principal_key(principal),
                 resources: resources.clone(),
+                includes: includes.clone(),
+                subset: subset.clone(),
                 outcome: outcome.clone(),
                 page_size: count,
                 patient_id: call.patient_id().map(str::to_owned),
-                ask: answer.ask.clone(),
+                ask,
             });
             Some(self.pages.insert(snapshot, &self.base_url, count).await?)
         } else {
             None
         };
+        let last = next_link.is_none();
         let mut entries = resources;
+        let on_page = includes_for(&entries[..count.min(entries.len())], &entries, &includes, last);
         entries.truncate(count);
-        Ok(Page { entries, total, next_link, self_link: None, outcome, start: 0, withheld: Vec::new() })
+        Ok(Page {
+            entries: shaped(&subset, entries),
+            includes: on_page,
+            total,
+            next_link,
+            self_link: None,
+            outcome,
+            start: 0,
+            withheld: Vec::new(),
+        })
     }
 
     /// A later page, only for the principal that made the search, decided again for them.
@@ -110,7 +125,7 @@ impl RecordService {
                 return Err(RecordError::RelationshipRequired);
             }
         }
-        let (entries, withheld) = self.replay(principal, &snapshot.ask, &directives, all, start..end);
+        let (entries, includes, withheld) = self.replay(principal, &directives, &snapshot, start..end);
         if let Some(p) = &snapshot.patient_id {
             let nhs = self.resolve(p).await?;
             let seen = super::oversee::Seen::Nothing;
@@ -118,8 +133,9 @@ impl RecordService {
         }
         let next_link = (end < all.len()).then(|| self.pages.link(&self.base_url, token, end));
         Ok(Page {
-            entries,
-            total: all.iter().filter(|r| !bundle::is_included(r)).count(),
+            entries: shaped(&snapshot.subset, entries),
+            includes,
+            total: all.len(),
             next_link,
             self_link: Some(self.pages.link(&self.base_url, token, start)),
             outcome: snapshot.outcome.clone(),
@@ -130,46 +146,106 @@ impl RecordService {
 }
 
 impl RecordService {
-    /// The entries of `all[range]` that `principal` may see now: matches decided again under the
-    /// question first asked (the whole snapshot at once, so includes on this page can follow links
-    /// to matches on others); a gateway-made include only if none of the entries it names is
-    /// withheld.
+    /// The matches in `range` that `principal` may see now, and the includes that go with
+    /// them. Matches and includes are decided again together under the question first asked
+    /// (the whole snapshot at once, so links to withheld resources on other pages are followed);
+    /// a gateway-made include goes only if none of the entries it names is withheld.
     fn replay(
         &self,
         principal: &Principal,
-        ask: &Ask,
         directives: &[Directive],
-        all: &[NormalisedResource],
+        snapshot: &PageSnapshot,
         range: std::ops::Range<usize>,
-    ) -> (Vec<NormalisedResource>, Vec<(&'static str, usize)>) {
-        let matches: Vec<(usize, &NormalisedResource)> =
-            all.iter().enumerate().filter(|(_, r)| !bundle::is_included(r)).collect();
-        let facts: Vec<&ResourceFacts> = matches.iter().map(|(_, r)| r.facts.as_ref()).collect();
+    ) -> (Vec<NormalisedResource>, Vec<NormalisedResource>, Vec<(&'static str, usize)>) {
+        let ask = &snapshot.ask;
+        let decided: Vec<&NormalisedResource> = snapshot
+            .resources
+            .iter()
+            .chain(snapshot.includes.iter().filter(|r| !bundle::is_included(r)))
+            .collect();
+        let facts: Vec<&ResourceFacts> = decided.iter().map(|r| r.facts.as_ref()).collect();
         let decision = self.decide(principal, ask, directives, &facts);
-        let mut released = vec![false; all.len()];
+        let mut released: HashSet<(&str, &str)> = HashSet::new();
         let mut withheld: HashSet<String> = HashSet::new();
-        for ((i, r), verdict) in matches.iter().zip(decision.verdicts()) {
+        for (r, verdict) in decided.iter().zip(decision.verdicts()) {
             if *verdict == Verdict::Release {
-                released[*i] = true;
+                released.insert((r.resource_type.as_str(), r.id.as_str()));
             } else {
                 withheld.insert(format!("{}/{}", r.resource_type, r.id));
             }
         }
-        let start = range.start;
         let counts = decision.withheld_counts().into_iter().map(|(r, n)| (r.code(), n)).collect();
-        let entries = all[range]
+        let is_released =
+            |r: &NormalisedResource| released.contains(&(r.resource_type.as_str(), r.id.as_str()));
+        let matches: Vec<NormalisedResource> =
+            snapshot.resources.iter().filter(|r| is_released(r)).cloned().collect();
+        let includes: Vec<NormalisedResource> = snapshot
+            .includes
             .iter()
-            .enumerate()
-            .filter(|(j, r)| {
+            .filter(|r| {
                 if bundle::is_included(r) {
                     self.policy.current().may_include(principal, ask, &r.facts)
                         && !r.facts.references.iter().any(|x| withheld.contains(x))
                 } else {
-                    released[start + j]
+                    is_released(r)
                 }
             })
-            .map(|(_, r)| r.clone())
+            .cloned()
             .collect();
-        (entries, counts)
+        let page: Vec<NormalisedResource> =
+            snapshot.resources[range.clone()].iter().filter(|r| is_released(r)).cloned().collect();
+        let last = range.end >= snapshot.resources.len();
+        let on_page = includes_for(&page, &matches, &includes, last);
+        (page, on_page, counts)
     }
+}
+
+/// `Type/id` of a resource, as references name it.
+fn key(r: &NormalisedResource) -> String {
+    format!("{}/{}", r.resource_type, r.id)
+}
+
+/// The includes that go on a page with the matches `page`: those linked to one of them either
+/// way (named by it, or naming it). The last page also carries any include linked to no match
+/// at all, so nothing released is dropped.
+fn includes_for(
+    page: &[NormalisedResource],
+    all_matches: &[NormalisedResource],
+    includes: &[NormalisedResource],
+    last: bool,
+) -> Vec<NormalisedResource> {
+    if includes.is_empty() {
+        return Vec::new();
+    }
+    let links = |matches: &[NormalisedResource], inc: &NormalisedResource, inc_key: &str| {
+        matches.iter().any(|m| {
+            m.facts.references.iter().any(|x| x == inc_key) || inc.facts.references.contains(&key(m))
+        })
+    };
+    includes
+        .iter()
+        .filter(|inc| {
+            let k = key(inc);
+            links(page, inc, &k) || (last && !links(all_matches, inc, &k))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The matches as much of each as `subset` keeps (the decision and criteria have already run on
+/// the whole resource).
+fn shaped(subset: &Subset, entries: Vec<NormalisedResource>) -> Vec<NormalisedResource> {
+    if subset.is_whole() {
+        return entries;
+    }
+    entries
+        .into_iter()
+        .map(|r| match serde_json::from_slice::<serde_json::Value>(&r.json) {
+            Ok(v) => match serde_json::to_vec(&subset.apply(&v)) {
+                Ok(json) => NormalisedResource { json: Arc::from(json), ..r },
+                Err(_) => r,
+            },
+            Err(_) => r,
+        })
+        .collect()
 }

@@ -296,7 +296,7 @@ async fn a_merged_fact_matches_a_search_when_any_copy_does_and_keeps_every_origi
     let conditions: Vec<&str> =
         answer.resources.iter().filter(|r| r.resource_type == "Condition").map(|r| r.id.as_str()).collect();
     assert_eq!(conditions, ["a.c1"], "the fact appears once, as the first source sent it");
-    let provenance = answer.resources.iter().find(|r| r.resource_type == "Provenance").expect("a Provenance");
+    let provenance = answer.includes.iter().find(|r| r.resource_type == "Provenance").expect("a Provenance");
     let text = String::from_utf8(provenance.json.to_vec()).unwrap();
     assert!(text.contains("urn:tideway:source:b") || text.contains("reported by b"), "{text}");
 }

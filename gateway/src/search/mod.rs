@@ -1,15 +1,19 @@
 //! Search parameters on the clinical types, evaluated on each resource's cached facts (never by
 //! asking sources again): tokens (`code`, `category`, `status`, `clinical-status`, `_id`), each
-//! type's own date parameter, `_lastUpdated`, `_sort` and `_summary=count`. What each type
-//! supports is one table, [`supported`], which the CapabilityStatement declares too.
+//! type's own date parameter, `_lastUpdated`, `_sort`, `_summary`, `_elements`, and `_include` /
+//! `_revinclude` over the references the record holds ([`include`]). What each type supports is
+//! one table, [`supported`], which the CapabilityStatement declares too.
 
 pub mod date;
+pub mod include;
 
 use std::cmp::Ordering;
 
+use tideway_profiles::elements::{Subset, Summary};
 use tideway_profiles::{Coding, ResourceFacts};
 
 use date::{DateQuery, Range, range_of};
+use include::Include;
 
 /// What a parameter searches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +48,22 @@ const fn p(name: &'static str, kind: &'static str, field: Field) -> SearchParam 
 }
 
 /// Parameters every searchable type takes besides its own.
-pub const COMMON: &[&str] =
-    &["patient", "subject", "_count", "_id", "_lastUpdated", "_sort", "_summary", "_total"];
+pub const COMMON: &[&str] = &[
+    "patient",
+    "subject",
+    "_count",
+    "_id",
+    "_lastUpdated",
+    "_sort",
+    "_summary",
+    "_elements",
+    "_total",
+    "_include",
+    "_revinclude",
+];
+
+/// What `$everything` takes besides `_type`, `_since` and `_count`: how much of each resource.
+pub const SHAPING: &[&str] = &["_summary", "_elements"];
 
 use Field::{Category, ClinicalDate, ClinicalStatus, Code, RecordedDate, Status};
 
@@ -155,6 +173,10 @@ pub struct Criteria {
     pub sort: Option<(SortKey, bool)>,
     /// `_summary=count`: the total only.
     pub count_only: bool,
+    /// How much of each matching resource to send (`_summary`, `_elements`).
+    pub subset: Subset,
+    /// `_include` and `_revinclude`, in the order asked.
+    pub includes: Vec<Include>,
 }
 
 impl Criteria {
@@ -164,10 +186,23 @@ impl Criteria {
         resource_type: &str,
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, BadParam> {
+        Self::parse_in(Some(resource_type), pairs)
+    }
+
+    /// Reads `_summary` and `_elements` for `$everything` (any resource type).
+    pub fn parse_shaping<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Result<Self, BadParam> {
+        Self::parse_in(None, pairs.filter(|(n, _)| SHAPING.contains(n)))
+    }
+
+    fn parse_in<'a>(
+        resource_type: Option<&str>,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, BadParam> {
         let mut c = Self::default();
-        let table = supported(resource_type);
+        let table = resource_type.map(supported).unwrap_or_default();
+        let bad = |name: &'static str, problem| BadParam { name, problem, unsupported: false };
+        let (mut summary_given, mut elements_given) = (false, false);
         for (name, value) in pairs {
-            let bad = |name: &'static str, problem| BadParam { name, problem, unsupported: false };
             if let Some(sp) = table.iter().find(|sp| sp.name == name) {
                 if sp.kind == "token" {
                     let tokens: Option<Vec<Token>> = value.split(',').map(Token::parse).collect();
@@ -188,30 +223,42 @@ impl Criteria {
                     DateQuery::parse(value)
                         .ok_or(bad("_lastUpdated", "is not a FHIR date with an optional prefix"))?,
                 ),
-                "_sort" if c.sort.is_some() => {
-                    return Err(BadParam {
-                        name: "_sort",
-                        problem: "may be given only once",
-                        unsupported: false,
-                    });
-                }
+                "_sort" if c.sort.is_some() => return Err(bad("_sort", "may be given only once")),
                 "_sort" => c.sort = Some(sort_of(table, value)?),
-                "_summary" => match value {
-                    "count" => c.count_only = true,
-                    "false" => {}
-                    _ => {
-                        return Err(BadParam {
-                            name: "_summary",
-                            problem: "only count and false are supported",
-                            unsupported: true,
-                        });
+                "_summary" if summary_given => return Err(bad("_summary", "may be given only once")),
+                "_summary" => {
+                    summary_given = true;
+                    match Subset::of_summary(value) {
+                        Some(Summary::Of(subset)) => c.subset = subset,
+                        Some(Summary::Count) => c.count_only = true,
+                        None => return Err(bad("_summary", "must be true, text, data, count or false")),
                     }
-                },
+                }
+                "_elements" if elements_given => return Err(bad("_elements", "may be given only once")),
+                "_elements" => {
+                    elements_given = true;
+                    let types: &[&str] = match &resource_type {
+                        Some(t) => std::slice::from_ref(t),
+                        None => &[],
+                    };
+                    c.subset = Subset::of_elements(value, types).map_err(|e| BadParam {
+                        name: "_elements",
+                        problem: e.message(),
+                        unsupported: e == tideway_profiles::elements::ElementsError::Nested,
+                    })?;
+                }
+                "_include" | "_revinclude" => {
+                    let searched = resource_type.unwrap_or_default();
+                    c.includes.push(Include::parse(value, name == "_revinclude", searched)?);
+                }
                 "_total" if !matches!(value, "none" | "estimate" | "accurate") => {
                     return Err(bad("_total", "must be none, estimate or accurate"));
                 }
                 _ => {}
             }
+        }
+        if elements_given && summary_given && !c.count_only {
+            return Err(bad("_elements", "cannot be combined with _summary: ask for one or the other"));
         }
         Ok(c)
     }

@@ -79,7 +79,18 @@ fn malformed_or_unsupported_values_name_the_parameter() {
     let err = |q: &[(&str, &str)]| Criteria::parse("Condition", q.iter().copied()).unwrap_err();
     assert_eq!(err(&[("onset-date", "last tuesday")]).name, "onset-date");
     assert_eq!(err(&[("code", "")]).name, "code");
-    assert!(err(&[("_summary", "true")]).unsupported);
+    assert_eq!(err(&[("_summary", "short")]).name, "_summary");
+    assert_eq!(err(&[("_summary", "true"), ("_summary", "data")]).name, "_summary");
+    assert_eq!(err(&[("_summary", "true"), ("_elements", "code")]).name, "_elements");
+    assert_eq!(err(&[("_elements", "valueQuantity")]).name, "_elements");
+    assert!(err(&[("_elements", "code.coding")]).unsupported, "paths below the top level");
+    assert!(err(&[("_include", "Condition:*")]).unsupported);
+    assert!(!err(&[("_include", "Observation:subject")]).unsupported, "another type's parameter");
+    let c =
+        Criteria::parse("Condition", [("_summary", "true"), ("_include", "Condition:encounter")].into_iter())
+            .unwrap();
+    assert_eq!(c.subset, tideway_profiles::elements::Subset::Summary);
+    assert_eq!(c.includes.len(), 1);
     assert!(err(&[("_sort", "code")]).unsupported);
     assert!(err(&[("_sort", "date,_lastUpdated")]).unsupported, "one key only");
     assert!(!err(&[("_sort", "date"), ("_sort", "-date")]).unsupported, "repeated _sort is malformed");
