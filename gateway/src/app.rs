@@ -301,13 +301,18 @@ impl Application {
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let data = state.clone();
+        let peers = http::peers::PeerConnections::new(state.settings.server.max_connections_per_peer);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .wrap(from_fn(http::peers::refuse_over_cap))
                 .wrap(from_fn(middleware::request_id_and_log))
                 .configure(http::routes)
         })
-        .on_connect(http::tls::on_connect)
+        .on_connect(move |connection, data| {
+            http::tls::on_connect(connection, data);
+            peers.on_connect(connection, data);
+        })
         .workers(workers)
         .client_request_timeout(state.settings.request_timeout())
         .shutdown_timeout(5)

@@ -149,6 +149,12 @@ pub struct ServerSettings {
     /// (default 10 000); a request that arrives slower is answered 408 and its connection closed.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// Connections one peer address (an IPv6 peer by its /64) may hold open on the main
+    /// listener at once (default 64; 0: no cap). A request on a connection beyond it is answered
+    /// 429 and the connection closed. Behind a load balancer every client shares its address:
+    /// set 0 there and let the balancer limit connections.
+    #[serde(default = "default_max_connections_per_peer")]
+    pub max_connections_per_peer: usize,
     /// HTTP worker threads (default: number of cores).
     #[serde(default)]
     pub workers: Option<usize>,
@@ -269,6 +275,10 @@ fn default_checkpoint_interval_secs() -> u64 {
 
 fn default_acquire_timeout_ms() -> u64 {
     5_000
+}
+
+fn default_max_connections_per_peer() -> usize {
+    64
 }
 
 fn default_max_connections() -> u32 {

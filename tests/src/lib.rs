@@ -97,6 +97,8 @@ pub struct Options {
     pub source_prefix: &'static str,
     /// `server.request_timeout_ms`.
     pub request_timeout_ms: u64,
+    /// `server.max_connections_per_peer`.
+    pub max_connections_per_peer: usize,
     /// `pages.max_per_principal`.
     pub pages_per_principal: usize,
     /// `policy.refresh_secs`.
@@ -145,6 +147,7 @@ impl Default for Options {
             redis_pages: false,
             source_prefix: "borough",
             request_timeout_ms: 10_000,
+            max_connections_per_peer: 64,
             pages_per_principal: 20,
             policy_refresh_secs: PolicySettings::default().refresh_secs,
             break_glass_minutes: PolicySettings::default().break_glass_minutes,
@@ -448,6 +451,7 @@ impl TestApp {
                 public_base_url: None,
                 max_request_bytes: 16 * 1024,
                 request_timeout_ms: opts.request_timeout_ms,
+                max_connections_per_peer: opts.max_connections_per_peer,
                 workers: Some(2),
                 admin_bind: opts.admin.then_some(localhost),
                 tls: pki.as_ref().filter(|_| opts.gateway_tls).map(|p| p.gateway_tls.clone()),

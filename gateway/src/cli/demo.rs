@@ -316,6 +316,7 @@ impl Demo {
                 public_base_url: None,
                 max_request_bytes: 64 * 1024,
                 request_timeout_ms: 10_000,
+                max_connections_per_peer: 64,
                 workers: Some(2),
                 admin_bind: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.admin_port)),
                 tls: None,

@@ -172,6 +172,25 @@ impl FhirCall {
         self.audit.outcome(200, released, outcome, detail).await?;
         Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(body))
     }
+
+    /// [`Self::respond`] for one resource whose `meta` speaks for exactly these bytes (one the
+    /// gateway keeps versions of, or a source's resource as the source versioned it): its
+    /// `versionId` becomes a weak `ETag` and its `lastUpdated` the `Last-Modified`.
+    pub async fn respond_versioned(
+        self,
+        body: Vec<u8>,
+        outcome: AuditOutcome,
+        detail: String,
+    ) -> Result<HttpResponse, ApiError> {
+        let validators = super::render::validators(&body);
+        self.audit.outcome(200, 1, outcome, detail).await?;
+        let mut res = HttpResponse::Ok();
+        res.content_type(FHIR_JSON);
+        for h in validators {
+            res.insert_header(h);
+        }
+        Ok(res.body(body))
+    }
 }
 
 /// Refuses a request the FHIR API does not offer (unknown path, method or operation), after

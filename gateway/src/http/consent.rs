@@ -101,7 +101,7 @@ async fn versions(mut call: FhirCall, id: &str, history: bool) -> Result<HttpRes
         return call.respond(body.to_string().into_bytes(), found.len(), AuditOutcome::Success, detail).await;
     }
     let current = found.into_iter().next_back().unwrap_or(Value::Null);
-    call.respond(current.to_string().into_bytes(), 1, AuditOutcome::Success, detail).await
+    call.respond_versioned(current.to_string().into_bytes(), AuditOutcome::Success, detail).await
 }
 
 /// `GET /Consent?patient=`

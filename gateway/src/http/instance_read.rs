@@ -33,5 +33,5 @@ pub async fn instance_read(
             Err(e) => return Err(call.fail(e).await),
         };
     let detail = json!({"read": resource_type}).to_string();
-    call.respond(resource.json.to_vec(), 1, AuditOutcome::Success, detail).await
+    call.respond_versioned(resource.json.to_vec(), AuditOutcome::Success, detail).await
 }

@@ -18,6 +18,7 @@ pub mod params;
 mod patient_match;
 mod patient_read;
 mod patient_search;
+pub mod peers;
 mod post;
 mod render;
 mod secondary_admin;

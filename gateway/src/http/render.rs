@@ -69,3 +69,35 @@ pub fn echo_query(params: &Params, known: &[&str]) -> String {
 pub fn outcome_of(partial: bool) -> AuditOutcome {
     if partial { AuditOutcome::Partial } else { AuditOutcome::Success }
 }
+
+/// `ETag` and `Last-Modified` from a resource's `meta.versionId` and `meta.lastUpdated`, where
+/// it has them.
+pub fn validators(resource: &[u8]) -> Vec<(actix_web::http::header::HeaderName, String)> {
+    use actix_web::http::header;
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "versionId")]
+        version_id: Option<String>,
+        #[serde(rename = "lastUpdated")]
+        last_updated: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct WithMeta {
+        meta: Option<Meta>,
+    }
+    let Ok(WithMeta { meta: Some(meta) }) = serde_json::from_slice::<WithMeta>(resource) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    // FHIR ids and version ids are [A-Za-z0-9.-]: nothing to escape inside the quotes.
+    if let Some(v) =
+        meta.version_id.filter(|v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+    {
+        out.push((header::ETAG, format!("W/\"{v}\"")));
+    }
+    if let Some(when) = meta.last_updated.as_deref().and_then(crate::bundle::parse_instant) {
+        let date = header::HttpDate::from(std::time::SystemTime::from(when));
+        out.push((header::LAST_MODIFIED, date.to_string()));
+    }
+    out
+}

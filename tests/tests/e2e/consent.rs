@@ -62,6 +62,17 @@ async fn a_dissent_holds_at_once_for_cached_answers_and_page_links_and_withdrawi
     assert_eq!(statuses, ["active", "inactive"]);
     let current = app.get(&format!("/Consent/{cid}"), Some(&practice)).await;
     assert_eq!(current.body["status"], "inactive");
+    // The gateway keeps the versions, so it can say which one this is and when it was made.
+    assert_eq!(current.header("etag").as_deref(), Some("W/\"2\""));
+    let modified = current.header("last-modified").expect("Last-Modified on a versioned read");
+    let updated_at = current.body["meta"]["lastUpdated"].as_str().unwrap();
+    let when =
+        time::OffsetDateTime::parse(updated_at, &time::format_description::well_known::Rfc3339).unwrap();
+    let http_date = time::format_description::parse_borrowed::<2>(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
+    )
+    .unwrap();
+    assert_eq!(modified, when.to_offset(time::UtcOffset::UTC).format(&http_date).unwrap());
     let listed = app.get(&format!("/Consent?patient={id}"), Some(&practice)).await;
     assert_eq!(listed.body["total"], 1);
     app.stop().await;

@@ -176,3 +176,79 @@ async fn a_body_that_trickles_in_is_cut_off_with_408_and_the_connection_closed()
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     app.stop().await;
 }
+
+/// Sends `GET /metadata` on `conn` and reads one whole answer (head and `Content-Length` body),
+/// leaving the connection open if the gateway keeps it.
+async fn metadata_on(conn: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    conn.write_all(b"GET /metadata HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            return String::from_utf8_lossy(&got).into_owned();
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn one_peer_holds_at_most_its_cap_of_open_connections_and_gets_a_slot_back_when_one_closes() {
+    use tokio::io::AsyncReadExt;
+    let app =
+        TestApp::spawn(Options { boroughs: 1, max_connections_per_peer: 3, ..Options::default() }).await;
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let answer = metadata_on(&mut conn).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        held.push(conn);
+    }
+    // The fourth is told why and closed.
+    let mut fourth = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let answer = metadata_on(&mut fourth).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(
+        answer.contains("\"code\":\"throttled\"") && answer.contains("too many open connections"),
+        "{answer}"
+    );
+    let mut rest = Vec::new();
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(10), fourth.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection beyond the cap is closed");
+    // The ones held still work.
+    assert!(metadata_on(&mut held[0]).await.starts_with("HTTP/1.1 200"));
+    // Closing one gives its slot back (as soon as the gateway sees the close).
+    drop(held.pop());
+    let mut reopened = None;
+    for _ in 0..100 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        if metadata_on(&mut conn).await.starts_with("HTTP/1.1 200") {
+            reopened = Some(conn);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(reopened.is_some(), "a slot came back when a connection closed");
+    app.stop().await;
+}
