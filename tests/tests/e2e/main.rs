@@ -33,6 +33,7 @@ mod schema;
 mod scopes;
 mod search;
 mod simulator;
+mod snapshots;
 mod social_care;
 mod supersession;
 mod surface;
