@@ -42,11 +42,23 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
             crate::search::include::revincludes_of(t).map(|p| p.spelled()).collect();
         resources.push(json!({
             "type": t,
-            "interaction": [{"code": "search-type"}],
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
             "searchInclude": includes,
             "searchRevInclude": revincludes,
             "searchParam": params,
-            "documentation": format!("Searches filter what the requester may see; {sorts}; _summary: true, text, data, count, false; _elements: top-level element names (mandatory and modifier elements are always kept); _include and _revinclude bring in only what the same record holds and the requester may see, beside the matches on each page; _total: accurate; POST [type]/_search takes the same parameters as a form")
+            "documentation": format!("Read by id through the record of the patient it belongs to (ids this gateway has handed out); searches filter what the requester may see; {sorts}; _summary: true, text, data, count, false; _elements: top-level element names (mandatory and modifier elements are always kept); _include and _revinclude bring in only what the same record holds and the requester may see, beside the matches on each page; _total: accurate; POST [type]/_search takes the same parameters as a form")
+        }));
+    }
+    resources.push(json!({
+        "type": "Provenance",
+        "interaction": [{"code": "read"}],
+        "documentation": "The gateway's own Provenance for merged facts and terminology maps, and sources' Provenance, as bundles include them; read through the record of the patient they are about, with that patient's consent and audit"
+    }));
+    for t in crate::record::SHARED_TYPES {
+        resources.push(json!({
+            "type": t,
+            "interaction": [{"code": "read"}],
+            "documentation": "Read from the source named in the id ({source}.{local id}), so the references a record carries can be followed"
         }));
     }
     resources.push(json!({

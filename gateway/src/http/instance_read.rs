@@ -1,6 +1,8 @@
-//! `GET /{type}/{id}` for the resources a record points at (Organization, Practitioner,
-//! PractitionerRole, Location), so every reference a bundle carries can be followed. Reads of
-//! clinical types by id are not offered (501): search by patient instead.
+//! `GET /{type}/{id}` for every resource a bundle hands out, so each `fullUrl` and reference can
+//! be followed: the shared ones a record points at (Organization, Practitioner,
+//! PractitionerRole, Location) from the source named in the id, and whatever a patient's record
+//! holds (the clinical types, referrals, the gateway's Provenance...) through that patient's
+//! record. An id this gateway has not handed out is not found.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
@@ -18,20 +20,33 @@ pub async fn instance_read(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (resource_type, id) = path.into_inner();
-    if !SHARED_TYPES.contains(&resource_type.as_str()) {
-        let e = ApiError::not_implemented(
-            "only Patient, Organization, Practitioner, PractitionerRole and Location can be read by id; search by patient instead",
-        );
+    let shared = SHARED_TYPES.contains(&resource_type.as_str());
+    if !tideway_profiles::schema::is_resource_type(&resource_type) {
+        let e = ApiError::not_found(format!(
+            "'{}' is not an R4 resource type",
+            super::error::echo(&resource_type)
+        ));
         return Err(call.refuse(e, "unsupported").await);
     }
     let call = call.require(Interaction::Read, &resource_type).await?;
     let (mut call, _) = call.params(&req, &[]).await?;
     let state = call.state.clone();
-    let resource =
-        match state.records.read_shared(&mut call.audit, &call.principal, &resource_type, &id).await {
-            Ok(r) => r,
-            Err(e) => return Err(call.fail(e).await),
-        };
+    let records = &state.records;
+    let (audit, principal) = (&mut call.audit, &call.principal);
+    let read = if shared {
+        records.read_shared(audit, principal, &resource_type, &id).await
+    } else {
+        records.read_in_record(audit, principal, &resource_type, &id).await
+    };
+    let resource = match read {
+        Ok(r) => r,
+        Err(e) => return Err(call.fail(e).await),
+    };
     let detail = json!({"read": resource_type}).to_string();
-    call.respond_versioned(resource.json.to_vec(), AuditOutcome::Success, detail).await
+    if shared {
+        call.respond_versioned(resource.json.to_vec(), AuditOutcome::Success, detail).await
+    } else {
+        // A record's resource may have been merged and marked by the gateway: no validators.
+        call.respond(resource.json.to_vec(), 1, AuditOutcome::Success, detail).await
+    }
 }

@@ -8,6 +8,7 @@
 //! (which holds only sources' normalised answers) and before the merge, so a fact cannot vanish
 //! with a copy it was folded into and no Provenance names an entry the requester cannot see.
 
+mod by_id;
 mod consent;
 mod demographics;
 mod error;
@@ -400,6 +401,11 @@ impl RecordService {
         }
         criteria.sort(&mut matches, |r| r.facts.as_ref());
         includes.retain(|r| self.policy.current().may_include(principal, &ask, &r.facts));
+        // What the gateway made for this record can be read back by id, through this record.
+        self.federation
+            .cache()
+            .index()
+            .note(id, includes.iter().map(|r| (r.resource_type.as_str(), r.id.as_str())));
         includes.extend(crate::search::include::select(&criteria.includes, &matches, candidates));
         Ok(RecordAnswer {
             resources: matches,

@@ -189,6 +189,11 @@ impl Criteria {
         Self::parse_in(Some(resource_type), pairs)
     }
 
+    /// Only the resources with one of these ids (as `_id` asks).
+    pub fn of_ids(ids: Vec<String>) -> Self {
+        Self { ids: vec![ids], ..Self::default() }
+    }
+
     /// Reads `_summary` and `_elements` for `$everything` (any resource type).
     pub fn parse_shaping<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Result<Self, BadParam> {
         Self::parse_in(None, pairs.filter(|(n, _)| SHAPING.contains(n)))

@@ -33,7 +33,52 @@ struct Key {
 pub struct SourceCache {
     records: Cache<Key, Arc<SourceRecord>>,
     patients: Cache<Key, Arc<Option<SourcePatient>>>,
+    index: ResourceIndex,
     enabled: bool,
+}
+
+/// Which patient each resource this replica fetched (or made) belongs to, by `Type/id`, so a
+/// read by id can be answered through that patient's record, with that patient's consent,
+/// relationship and audit. Filled when a record is fetched from its source (and by the record
+/// service for the Provenance it makes), never from client input; an entry lives for
+/// [`ResourceIndex::AGE`] and at most [`ResourceIndex::CAPACITY`] are kept.
+#[derive(Clone)]
+pub struct ResourceIndex(moka::sync::Cache<String, Arc<str>>);
+
+impl ResourceIndex {
+    /// How long a resource is remembered after its record was last fetched.
+    pub const AGE: Duration = Duration::from_secs(3600);
+    /// Resources remembered at most (about 200 bytes each).
+    pub const CAPACITY: u64 = 200_000;
+
+    fn new() -> Self {
+        Self(moka::sync::Cache::builder().time_to_live(Self::AGE).max_capacity(Self::CAPACITY).build())
+    }
+
+    /// Notes that `resources` belong to the patient `gateway_id`.
+    pub fn note<'a>(&self, gateway_id: &str, resources: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let patient: Arc<str> = Arc::from(gateway_id);
+        for (resource_type, id) in resources {
+            self.0.insert(format!("{resource_type}/{id}"), patient.clone());
+        }
+    }
+
+    /// The patient whose record held `resource_type/id`, if this replica has seen it.
+    pub fn patient_of(&self, resource_type: &str, id: &str) -> Option<Arc<str>> {
+        self.0.get(&format!("{resource_type}/{id}"))
+    }
+}
+
+/// Fetches the linked patient's record from the source and notes its resources in `index`.
+async fn fetch_indexed(
+    index: &ResourceIndex,
+    adapter: &Arc<dyn SourceAdapter>,
+    link: &PatientLink,
+    ctx: &CallContext,
+) -> Result<Arc<SourceRecord>, AdapterError> {
+    let record = call::fetch_record(adapter, link, ctx).await?;
+    index.note(&link.gateway_id, record.resources.iter().map(|r| (r.resource_type.as_str(), r.id.as_str())));
+    Ok(Arc::new(record))
 }
 
 fn record_weight(r: &SourceRecord) -> u32 {
@@ -61,7 +106,12 @@ impl SourceCache {
             .max_capacity(max_bytes / 8)
             .support_invalidation_closures()
             .build();
-        Self { records, patients, enabled }
+        Self { records, patients, index: ResourceIndex::new(), enabled }
+    }
+
+    /// Which patient each fetched resource belongs to.
+    pub fn index(&self) -> &ResourceIndex {
+        &self.index
     }
 
     /// The source's record of the linked patient, from the cache or the adapter.
@@ -72,7 +122,7 @@ impl SourceCache {
         ctx: &CallContext,
     ) -> Result<Arc<SourceRecord>, AdapterError> {
         if !self.enabled {
-            return call::fetch_record(adapter, link, ctx).await.map(Arc::new);
+            return fetch_indexed(&self.index, adapter, link, ctx).await;
         }
         let key = Key {
             source: adapter.id().clone(),
@@ -85,7 +135,7 @@ impl SourceCache {
         }
         metrics::cache_lookup(adapter.id(), "record", false);
         self.records
-            .try_get_with(key, async { call::fetch_record(adapter, link, ctx).await.map(Arc::new) })
+            .try_get_with(key, fetch_indexed(&self.index, adapter, link, ctx))
             .await
             .map_err(|e| (*e).clone())
     }

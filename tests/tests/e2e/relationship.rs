@@ -117,8 +117,15 @@ async fn podiatry_reads_its_referred_patient_and_gets_one_identical_403_for_anyo
     // A present patient the service has no referral for, and one no source holds.
     let other = plain_patients(&app, 1).remove(0);
     let other_id = app.patient_id(&doctor, &other).await;
+    // Reads by id are the record too: the other patient's Condition, at the address a doctor's
+    // bundle gave, is the same refusal.
+    let others = app.get(&format!("/Patient/{other_id}/$everything?_count=1000"), Some(&doctor)).await;
+    let condition =
+        others.matches().into_iter().find(|r| r["resourceType"] == "Condition").expect("a Condition");
+    let by_id = format!("/Condition/{}", condition["id"].as_str().unwrap());
     let mut bodies = Vec::new();
-    for path in reads(&other, &other_id).into_iter().chain(reads(&absent_nhs(), UNKNOWN_ID)) {
+    let paths = reads(&other, &other_id).into_iter().chain([by_id]).chain(reads(&absent_nhs(), UNKNOWN_ID));
+    for path in paths {
         let a = app.get(&path, Some(&podiatrist)).await;
         assert_relationship_required(&path, &a);
         let rows = app.state.store.audit_for_request(&a.header("x-request-id").unwrap()).await.unwrap();
@@ -131,6 +138,30 @@ async fn podiatry_reads_its_referred_patient_and_gets_one_identical_403_for_anyo
         bodies.windows(2).all(|w| w[0].1 == w[1].1),
         "byte-identical whether or not the patient exists: {bodies:?}"
     );
+    // For the referred patient, a read by id gives what the podiatry agreement releases and
+    // nothing else: what only the doctor sees is not found, exactly as an unknown id is not.
+    let doctors = app.get(&format!("/Patient/{id}/$everything?_count=1000"), Some(&doctor)).await;
+    let released: Vec<&Value> = all.matches();
+    let key = |r: &Value| format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
+    let released_keys: Vec<String> = released.iter().map(|r| key(r)).collect();
+    let clinical = |r: &&Value| r["resourceType"] != "Patient" && r["resourceType"] != "Organization";
+    let withheld: Vec<String> = doctors
+        .matches()
+        .into_iter()
+        .filter(clinical)
+        .map(key)
+        .filter(|k| !released_keys.contains(k))
+        .collect();
+    assert!(!withheld.is_empty(), "the doctor sees more than podiatry does");
+    for k in &withheld {
+        let a = app.get(&format!("/{k}"), Some(&podiatrist)).await;
+        assert_eq!(a.status, 404, "{k}: {}", a.body);
+    }
+    for r in released.into_iter().filter(clinical) {
+        let a = app.get(&format!("/{}", key(r)), Some(&podiatrist)).await;
+        assert_eq!(a.status, 200, "{}: {}", key(r), a.body);
+        assert_eq!(&a.body, r);
+    }
     app.stop().await;
 }
 

@@ -1,0 +1,52 @@
+//! Reads by id of what a patient's record holds (the clinical types, and the Provenance the
+//! gateway makes for merged facts), so every `fullUrl` a bundle hands out can be read at that
+//! address. The patient is the one whose record this replica found the resource in
+//! ([`crate::sources::ResourceIndex`]); the read is then that patient's record, asked for the
+//! one resource: the same admission, relationship, consent, decision and audit as a search.
+//! Anything not released to this requester is not found, exactly as an unknown id is not.
+
+use tideway_adapters::NormalisedResource;
+use tideway_auth::Principal;
+use tideway_policy::Ask;
+
+use super::{RecordError, RecordService};
+use crate::audit::AuditedCall;
+use crate::search::Criteria;
+
+impl RecordService {
+    /// Reads `resource_type/id` through the record of the patient it belongs to.
+    pub async fn read_in_record(
+        &self,
+        call: &mut AuditedCall,
+        principal: &Principal,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<NormalisedResource, RecordError> {
+        self.admit(principal)?;
+        let patient = self
+            .federation
+            .cache()
+            .index()
+            .patient_of(resource_type, id)
+            .ok_or(RecordError::NoSuchResource)?;
+        // The gateway's own Provenance is an include beside what it names, whatever was asked;
+        // everything else is asked for by type and id.
+        let gateway_made =
+            resource_type == "Provenance" && id.starts_with(crate::merge::PROVENANCE_ID_PREFIX);
+        let (ask, criteria) = if gateway_made {
+            (Ask::everything(), Criteria::default())
+        } else {
+            (
+                Ask::everything().of_types(vec![resource_type.to_owned()]),
+                Criteria::of_ids(vec![id.to_owned()]),
+            )
+        };
+        let answer = self.record(call, principal, &patient, &ask, &criteria).await?;
+        answer
+            .resources
+            .into_iter()
+            .chain(answer.includes)
+            .find(|r| r.resource_type == resource_type && r.id == id)
+            .ok_or(RecordError::NoSuchResource)
+    }
+}
