@@ -108,13 +108,19 @@ def main(ready_path):
             assert len(outcomes) == 1, f"{len(outcomes)} outcome entries on a page"
             assert any(i.get("code") == "suppressed" for i in outcomes[0]["resource"]["issue"]), "no withheld notice"
             entry = [e for e in page.get("entry", []) if e.get("search", {}).get("mode") != "outcome"]
-            assert len(entry) <= PAGE, f"page of {len(entry)} with _count={PAGE}"
+            # `_count` and `total` count matches; the gateway's Provenance for merged facts rides
+            # along as search.mode = include, on the page of the fact it is about.
+            matches = [e["resource"] for e in entry if e.get("search", {}).get("mode") == "match"]
+            assert len(matches) <= PAGE, f"page of {len(matches)} matches with _count={PAGE}"
+            on_page = {f"{r['resourceType']}/{r['id']}" for r in matches}
             for e in entry:
                 r = e["resource"]
-                # `total` counts matches; the gateway's Provenance for merged facts rides along
-                # as search.mode = include.
                 if e.get("search", {}).get("mode") == "match":
                     seen += 1
+                else:
+                    assert r["resourceType"] == "Provenance", f"a {r['resourceType']} included"
+                    targets = {t.get("reference") for t in r.get("target", [])}
+                    assert targets & on_page, "an included Provenance is for nothing on its page"
                 key = (r["resourceType"], r["id"])
                 assert key not in ids, f"{key} on two pages"
                 ids.add(key)
@@ -122,7 +128,7 @@ def main(ready_path):
                 state["resources"].append(r)
                 sources.add(r.get("meta", {}).get("source"))
         assert seen == total, f"{seen} entries across {pages} pages, total says {total}"
-        assert pages == -(-len(ids) // PAGE), f"{pages} pages for {len(ids)} entries at {PAGE} a page"
+        assert pages == -(-total // PAGE), f"{pages} pages for {total} matches at {PAGE} a page"
         assert types.get("Patient") == 1, f"{types.get('Patient')} Patients in $everything"
         # Entries name their borough; entries the gateway made itself (e.g. the Provenance of
         # a merge) name the gateway.
