@@ -24,7 +24,8 @@ if [ "$count" -lt 20 ]; then
 fi
 ../shared/tools/fhir-check --quiet "$collect"
 echo "fhir-check: all $count bodies valid"
-# A FHIR client someone else wrote (PyPI fhirpy, pinned) against the running demo.
+# FHIR clients someone else wrote (PyPI fhirpy and fhirclient, npm fhir-kit-client; pinned)
+# against the running demo; its last line sums their checks.
 bash scripts/real-client.sh | tee "$log"
 client_passed=$(sed -nE 's/^real-client: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 echo "tests: $((cargo_passed + client_passed)) passed, 0 failed"

@@ -2,38 +2,29 @@
 
 Usage: python real_client.py READY_FILE   (the JSON `tideway demo --ready-file` writes)
 
-Each check is counted; the last line is `real-client: N passed, M failed` and the exit status is
-non-zero when any check failed. scripts/real-client.sh installs the pinned fhirpy and runs this.
+Each check is counted; the last line is `fhirpy: N passed, M failed` and the exit status is
+non-zero when any check failed. scripts/real-client.sh installs the pinned fhirpy, runs this
+beside the other clients' scripts and adds up their summaries.
 """
 
 import json
 import sys
-import traceback
 
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import AuthorizationError, OperationOutcome
 
-NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+from real_client_common import (
+    NHS_SYSTEM,
+    Checks,
+    check_include_pages,
+    choose_patient,
+)
+
 PAGE = 5
 MAX_PAGES = 200
 
-passed = 0
-failed = 0
-
-
-def check(name, fn):
-    """Runs one check; an exception or a false assertion is a failure, reported, not fatal."""
-    global passed, failed
-    try:
-        fn()
-    except Exception:  # noqa: BLE001 - every failure is reported the same way
-        failed += 1
-        print(f"FAIL {name}")
-        traceback.print_exc(limit=3)
-        return False
-    passed += 1
-    print(f"ok   {name}")
-    return True
+checks = Checks("fhirpy")
+check = checks.run
 
 
 def follow(client, bundle, what):
@@ -78,8 +69,30 @@ def main(ready_path):
 
     if not check("Patient search by NHS number identifier finds one Patient each", search_each):
         return
-    nhs = ready["nhs_numbers"][0]
-    pid = state["ids"][nhs]
+
+    def find_id(nhs):
+        if nhs in state["ids"]:
+            return state["ids"][nhs]
+        found = client.resources("Patient").search(identifier=f"{NHS_SYSTEM}|{nhs}").fetch()
+        assert len(found) == 1, f"{len(found)} patients for one NHS number"
+        return found[0].id
+
+    def fetch_everything(pid):
+        first = client.resource("Patient", id=pid).execute("$everything", method="get", params={"_count": 50})
+        return list(follow(client, first, "$everything"))
+
+    def pages_at_page_size(record):
+        # The paging check below needs a record longer than one page.
+        return [] if record.total > PAGE else [f"total {record.total}, one page at _count={PAGE}"]
+
+    def choose():
+        state["nhs"], state["record"] = choose_patient(ready, find_id, fetch_everything, pages_at_page_size)
+
+    if not check("a patient whose $everything can exercise every check", choose):
+        return
+    nhs = state["nhs"]
+    record = state["record"]
+    pid = record.pid
 
     def read():
         patient = client.reference("Patient", pid).to_resource()
@@ -108,13 +121,19 @@ def main(ready_path):
             assert len(outcomes) == 1, f"{len(outcomes)} outcome entries on a page"
             assert any(i.get("code") == "suppressed" for i in outcomes[0]["resource"]["issue"]), "no withheld notice"
             entry = [e for e in page.get("entry", []) if e.get("search", {}).get("mode") != "outcome"]
-            assert len(entry) <= PAGE, f"page of {len(entry)} with _count={PAGE}"
+            # `_count` and `total` count matches; the gateway's Provenance for merged facts rides
+            # along as search.mode = include, on the page of the fact it is about.
+            matches = [e["resource"] for e in entry if e.get("search", {}).get("mode") == "match"]
+            assert len(matches) <= PAGE, f"page of {len(matches)} matches with _count={PAGE}"
+            on_page = {f"{r['resourceType']}/{r['id']}" for r in matches}
             for e in entry:
                 r = e["resource"]
-                # `total` counts matches; the gateway's Provenance for merged facts rides along
-                # as search.mode = include.
                 if e.get("search", {}).get("mode") == "match":
                     seen += 1
+                else:
+                    assert r["resourceType"] == "Provenance", f"a {r['resourceType']} included"
+                    targets = {t.get("reference") for t in r.get("target", [])}
+                    assert targets & on_page, "an included Provenance is for nothing on its page"
                 key = (r["resourceType"], r["id"])
                 assert key not in ids, f"{key} on two pages"
                 ids.add(key)
@@ -122,8 +141,11 @@ def main(ready_path):
                 state["resources"].append(r)
                 sources.add(r.get("meta", {}).get("source"))
         assert seen == total, f"{seen} entries across {pages} pages, total says {total}"
-        assert pages == -(-len(ids) // PAGE), f"{pages} pages for {len(ids)} entries at {PAGE} a page"
+        assert pages == -(-total // PAGE), f"{pages} pages for {total} matches at {PAGE} a page"
         assert types.get("Patient") == 1, f"{types.get('Patient')} Patients in $everything"
+        # The same record as the one fetched 50 a page to choose the patient.
+        assert total == record.total, (total, record.total)
+        assert ids == {(r["resourceType"], r["id"]) for r in record.resources}, "paged at 5 or 50, not the same record"
         # Entries name their borough; entries the gateway made itself (e.g. the Provenance of
         # a merge) name the gateway.
         boroughs = {s for s in sources if s and s.startswith("urn:tideway:source:")}
@@ -194,6 +216,25 @@ def main(ready_path):
 
     check("Patient.generalPractitioner can be followed", follow_reference)
 
+    def follow_from_everything():
+        reference, held = record.followable()
+        # Read at the address the Encounter in $everything gives, not rebuilt from parts.
+        got = client.reference(reference=reference).to_resource()
+        assert f"{got.resourceType}/{got.id}" == reference, (got.resourceType, got.id)
+        assert json.loads(json.dumps(got.serialize())) == held, "the read differs from the copy in $everything"
+
+    check("Encounter.serviceProvider from $everything read at its address", follow_from_everything)
+
+    def include_encounters():
+        first = client.resources("Condition").search(patient=pid).include("Condition", "encounter").limit(1).fetch_raw()
+        # fetch_raw turns the first page's resources into fhirpy resources; as JSON, the pages
+        # are plain again.
+        pages = [json.loads(json.dumps(p)) for p in follow(client, first, "_include")]
+        assert len(pages) >= 2, "_count=1 did not page"
+        check_include_pages(record, pages)
+
+    check("_include=Condition:encounter brings exactly the referenced Encounters, page by page", include_encounters)
+
     def no_token():
         try:
             anonymous.resources("Patient").search(identifier=f"{NHS_SYSTEM}|{nhs}").fetch()
@@ -223,7 +264,5 @@ if __name__ == "__main__":
     try:
         main(sys.argv[1])
     except Exception:  # noqa: BLE001 - set-up failed before any check could count it
-        traceback.print_exc()
-        failed += 1
-    print(f"real-client: {passed} passed, {failed} failed")
-    sys.exit(1 if failed or not passed else 0)
+        checks.crashed()
+    sys.exit(checks.finish())
