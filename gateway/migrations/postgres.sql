@@ -209,3 +209,10 @@ CREATE TABLE IF NOT EXISTS population_figures (
     body         TEXT   NOT NULL,
     generated_us BIGINT NOT NULL
 );
+-- Which patient each handed-out resource belongs to (`Type/id`), for reads by id on any replica.
+CREATE TABLE IF NOT EXISTS resource_owner (
+    resource_key TEXT   PRIMARY KEY,
+    patient_id   TEXT   NOT NULL,
+    noted_at_us  BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resource_owner_age ON resource_owner (noted_at_us);

@@ -170,6 +170,11 @@ impl Application {
             settings.cache.max_bytes,
             settings.cache.enabled,
         );
+        // With a shared store several replicas may serve the region: a read by id may reach one
+        // that never fetched the record, so which patient a resource belongs to is shared too.
+        if store.backend() != "sqlite" {
+            crate::record::owners::StoreIndex::share(cache.index(), store.clone());
+        }
         let deadline = Duration::from_millis(settings.federation.request_deadline_ms);
         let federation = Federation::new(Vec::new(), deadline, cache);
         // With SQLite this process is the store's only writer, so it may remember consents.

@@ -147,7 +147,9 @@ impl Default for Options {
             redis_pages: false,
             source_prefix: "borough",
             request_timeout_ms: 10_000,
-            max_connections_per_peer: 64,
+            // Tests send up to a thousand requests at once from one address; the cap itself is
+            // tested with a small one.
+            max_connections_per_peer: 2048,
             pages_per_principal: 20,
             policy_refresh_secs: PolicySettings::default().refresh_secs,
             break_glass_minutes: PolicySettings::default().break_glass_minutes,

@@ -19,6 +19,7 @@ pub async fn housekeep(store: &Store, settings: &AlertSettings, now_us: i64) {
     if let Err(e) = store.prune_misuse(now_us - window_us.max(DAY_US)).await {
         tracing::warn!(error = %e, "misuse counts could not be pruned");
     }
+    crate::record::owners::prune(store, now_us).await;
     if let Some(days) = settings.retention_days {
         let keep_us = i64::try_from(days).unwrap_or(i64::MAX / DAY_US).saturating_mul(DAY_US);
         match store.forget_alerts_before(now_us.saturating_sub(keep_us)).await {

@@ -28,6 +28,11 @@ impl RecordService {
             .cache()
             .index()
             .patient_of(resource_type, id)
+            .await
+            .map_err(|()| RecordError::PatientIndex {
+                what: "read",
+                cause: crate::store::StoreError::other("read resource owner", "the shared index failed"),
+            })?
             .ok_or(RecordError::NoSuchResource)?;
         // The gateway's own Provenance is an include beside what it names, whatever was asked;
         // everything else is asked for by type and id.

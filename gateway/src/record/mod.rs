@@ -17,6 +17,7 @@ mod marks;
 mod matching;
 mod memo;
 mod oversee;
+pub mod owners;
 mod paging;
 mod population;
 mod privacy;

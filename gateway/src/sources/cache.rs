@@ -41,31 +41,73 @@ pub struct SourceCache {
 /// read by id can be answered through that patient's record, with that patient's consent,
 /// relationship and audit. Filled when a record is fetched from its source (and by the record
 /// service for the Provenance it makes), never from client input; an entry lives for
-/// [`ResourceIndex::AGE`] and at most [`ResourceIndex::CAPACITY`] are kept.
+/// [`ResourceIndex::AGE`] and at most [`ResourceIndex::CAPACITY`] are kept in memory. With
+/// several replicas it is also [`SharedIndex`]ed, so any replica finds what another fetched.
 #[derive(Clone)]
-pub struct ResourceIndex(moka::sync::Cache<String, Arc<str>>);
+pub struct ResourceIndex {
+    memory: moka::sync::Cache<String, Arc<str>>,
+    shared: Arc<std::sync::OnceLock<Arc<dyn SharedIndex>>>,
+}
+
+/// Where replicas share the index (the shared store).
+#[async_trait::async_trait]
+pub trait SharedIndex: Send + Sync {
+    /// Notes that `keys` belong to `patient`; must not wait on I/O (it runs on the fetch path).
+    fn note(&self, patient: &Arc<str>, keys: Vec<String>);
+
+    /// The patient `key` belongs to, if any replica noted it within [`ResourceIndex::AGE`].
+    /// `Err` when that could not be read.
+    async fn patient_of(&self, key: &str) -> Result<Option<String>, ()>;
+}
 
 impl ResourceIndex {
     /// How long a resource is remembered after its record was last fetched.
     pub const AGE: Duration = Duration::from_secs(3600);
-    /// Resources remembered at most (about 200 bytes each).
+    /// Resources remembered in memory at most (about 200 bytes each).
     pub const CAPACITY: u64 = 200_000;
 
     fn new() -> Self {
-        Self(moka::sync::Cache::builder().time_to_live(Self::AGE).max_capacity(Self::CAPACITY).build())
+        Self {
+            memory: moka::sync::Cache::builder().time_to_live(Self::AGE).max_capacity(Self::CAPACITY).build(),
+            shared: Arc::default(),
+        }
+    }
+
+    /// Shares the index through `shared` from now on (once; later calls are ignored).
+    pub fn share(&self, shared: Arc<dyn SharedIndex>) {
+        let _ = self.shared.set(shared);
     }
 
     /// Notes that `resources` belong to the patient `gateway_id`.
     pub fn note<'a>(&self, gateway_id: &str, resources: impl IntoIterator<Item = (&'a str, &'a str)>) {
         let patient: Arc<str> = Arc::from(gateway_id);
+        let shared = self.shared.get();
+        let mut keys = Vec::new();
         for (resource_type, id) in resources {
-            self.0.insert(format!("{resource_type}/{id}"), patient.clone());
+            let key = format!("{resource_type}/{id}");
+            if shared.is_some() {
+                keys.push(key.clone());
+            }
+            self.memory.insert(key, patient.clone());
+        }
+        if let Some(s) = shared
+            && !keys.is_empty()
+        {
+            s.note(&patient, keys);
         }
     }
 
-    /// The patient whose record held `resource_type/id`, if this replica has seen it.
-    pub fn patient_of(&self, resource_type: &str, id: &str) -> Option<Arc<str>> {
-        self.0.get(&format!("{resource_type}/{id}"))
+    /// The patient whose record held `resource_type/id`, if this replica (or, shared, any
+    /// replica) has seen it; `Err` when the shared index could not be read.
+    pub async fn patient_of(&self, resource_type: &str, id: &str) -> Result<Option<Arc<str>>, ()> {
+        let key = format!("{resource_type}/{id}");
+        if let Some(p) = self.memory.get(&key) {
+            return Ok(Some(p));
+        }
+        match self.shared.get() {
+            Some(s) => Ok(s.patient_of(&key).await?.map(Arc::from)),
+            None => Ok(None),
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use tracing::Instrument;
 pub mod cache;
 pub mod call;
 
-pub use cache::{ResourceIndex, SourceCache};
+pub use cache::{ResourceIndex, SharedIndex, SourceCache};
 
 /// The sources a request works with: those the gateway asks, in registry order, and those it
 /// may not ask (suspended, or without a current attestation), reported as missing from every

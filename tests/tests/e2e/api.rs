@@ -259,7 +259,7 @@ async fn errors_are_operation_outcomes_with_the_right_status() {
         app.http.delete(format!("{}/Condition/x", app.base_url)).bearer_auth(&token).send().await.unwrap();
     assert_eq!(delete.status(), 405);
     check(&app.get("/Patient/p00000000000000000000000000000000/$match", t).await, 501, "not-supported");
-    check(&app.get("/Condition/abc", t).await, 501, "not-supported");
+    check(&app.get("/Condition/abc", t).await, 404, "not-found");
     check(&app.get("/Basic?patient=x", t).await, 404, "not-found");
     check(&app.get("/no/such/path/here", t).await, 404, "not-found");
     // Formats not served.

@@ -76,3 +76,32 @@ async fn a_dissent_recorded_on_one_replica_holds_on_another_at_once() {
     replica.handle.stop(true).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_resource_one_replica_handed_out_can_be_read_by_id_on_another() {
+    let app = TestApp::spawn(Options { store: StoreKind::Postgres, ..Options::default() }).await;
+    let replica = app.spawn_replica().await;
+    let token = app.token().await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
+    let id = app.patient_id(&token, &nhs).await;
+    let all = app.get(&format!("/Patient/{id}/$everything?_count=1000"), Some(&token)).await;
+    assert_eq!(all.status, 200);
+    let condition =
+        all.matches().into_iter().find(|r| r["resourceType"] == "Condition").expect("a Condition").clone();
+    let path = format!("{}/Condition/{}", replica.base_url, condition["id"].as_str().unwrap());
+    // The first replica shares what it fetched in the background: within moments the other
+    // replica, which never fetched this record, reads the Condition through the same record.
+    let mut read = app.get(&path, Some(&token)).await;
+    for _ in 0..100 {
+        if read.status == 200 {
+            break;
+        }
+        assert_eq!(read.status, 404, "{}", read.body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        read = app.get(&path, Some(&token)).await;
+    }
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.body, condition);
+    replica.handle.stop(true).await;
+    app.stop().await;
+}
