@@ -186,16 +186,21 @@ impl Policy {
         } else {
             resources.iter().map(|f| self.terminology.classify(f)).collect()
         };
+        // Whether the patient's consent denies each resource to this requester, whatever else
+        // withholds it first: a denied resource hides its links even when it was not asked for.
+        let mut denied = vec![false; resources.len()];
         let mut verdicts: Vec<Verdict> = resources
             .iter()
             .zip(&masks)
             .zip(rules.iter_mut())
-            .map(|((facts, mask), rule)| {
+            .zip(denied.iter_mut())
+            .map(|(((facts, mask), rule), denied)| {
                 let filtered = match since {
                     Err(()) => Err(Reason::Undecidable),
                     Ok(since) => query_verdict(principal, ask, since, facts),
                 };
                 let consent = consent_verdict(consents, principal, today, facts);
+                *denied = consent == ConsentVerdict::Denied;
                 let decided = filtered.and_then(|()| match consent {
                     ConsentVerdict::Denied => Err(Reason::ConsentDenied),
                     _ => self.shared(&granting, facts, *mask, consent, break_glass, rule),
@@ -211,11 +216,13 @@ impl Policy {
         let hides_content: Vec<bool> = masks
             .iter()
             .zip(&verdicts)
-            .map(|(mask, verdict)| match verdict {
+            .zip(&denied)
+            .map(|((mask, verdict), denied)| match verdict {
                 Verdict::Release => false,
                 Verdict::Withhold(
                     Reason::Sensitive | Reason::Excluded | Reason::Linked | Reason::ConsentDenied,
                 ) => true,
+                Verdict::Withhold(_) if *denied => true,
                 Verdict::Withhold(_) => {
                     !granting.is_empty()
                         && granting

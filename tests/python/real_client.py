@@ -225,6 +225,22 @@ def main(ready_path):
 
     check("Encounter.serviceProvider from $everything read at its address", follow_from_everything)
 
+    def every_full_url():
+        bundle = client.resource("Patient", id=pid).execute("$everything", method="get", params={"_count": 1000})
+        bundle = json.loads(json.dumps(bundle))
+        assert not [l for l in bundle.get("link", []) if l.get("relation") == "next"], "one page expected"
+        entries = [e for e in bundle.get("entry", []) if e.get("search", {}).get("mode") != "outcome"]
+        types = set()
+        for e in entries:
+            # fhirpy refuses a URL outside its base, so this also checks every fullUrl is under it.
+            got = json.loads(json.dumps(client.execute(e["fullUrl"], method="get")))
+            assert got == e["resource"], f"{e['resource']['resourceType']}: the read differs from the entry"
+            types.add(got["resourceType"])
+        for t in ("Patient", "Organization", "Condition", "Encounter"):
+            assert t in types, f"no {t} among the {len(entries)} entries read"
+
+    check("every fullUrl of $everything reads back the entry it names", every_full_url)
+
     def include_encounters():
         first = client.resources("Condition").search(patient=pid).include("Condition", "encounter").limit(1).fetch_raw()
         # fetch_raw turns the first page's resources into fhirpy resources; as JSON, the pages

@@ -230,9 +230,12 @@ impl From<RecordError> for ApiError {
         match e {
             RecordError::UnknownPatient => Self::not_found("no patient with this id is known to the gateway"),
             RecordError::NotHeld => Self::not_found("no source holds this patient any more"),
-            RecordError::NoSuchResource => {
+            RecordError::NoSuchResource | RecordError::HiddenById(_) => {
                 Self::not_found("no resource with this id is known to the gateway")
             }
+            RecordError::ByIdBreakGlass => Self::forbidden(
+                "a break-glass token reads its patient's record through Patient/{id}/$everything, not by a resource's id",
+            ),
             RecordError::AllSourcesFailed => {
                 Self::bad_gateway("every source that could hold this record failed to answer")
             }

@@ -1,5 +1,6 @@
-//! Open connections per peer (`server.max_connections_per_peer`): one address cannot hold the
-//! gateway's sockets and workers with many idle or trickling connections while others wait.
+//! Open connections per peer (`server.max_connections_per_peer`): one address cannot keep many
+//! connections in use while others wait. A connection beyond the cap still holds its socket
+//! until its first request is answered or the request timeout cuts it off.
 //!
 //! Each accepted connection takes a slot for its peer (an IPv4 address, or the /64 network of an
 //! IPv6 one, as the token-less rate limit counts them) when actix hands it over, and gives it
@@ -17,7 +18,6 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError};
 
@@ -127,13 +127,11 @@ pub async fn refuse_over_cap(
     if req.conn_data::<OverCap>().is_none() {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     }
-    let e = ApiError::new(
-        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        tideway_profiles::IssueType::Throttled,
-        "too many open connections from this address: reuse or close the others, then retry",
+    let e = ApiError::throttled_because(
+        "too many open connections from this address: reuse or close the others",
+        1,
     );
     let mut res = e.error_response();
-    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     res.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
     Ok(req.into_response(res).map_into_right_body())
 }

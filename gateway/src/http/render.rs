@@ -95,9 +95,35 @@ pub fn validators(resource: &[u8]) -> Vec<(actix_web::http::header::HeaderName, 
     {
         out.push((header::ETAG, format!("W/\"{v}\"")));
     }
-    if let Some(when) = meta.last_updated.as_deref().and_then(crate::bundle::parse_instant) {
+    // An HTTP date cannot be before 1970 (a source's placeholder date, say): then none is sent.
+    if let Some(when) = meta
+        .last_updated
+        .as_deref()
+        .and_then(crate::bundle::parse_instant)
+        .filter(|t| *t >= time::OffsetDateTime::UNIX_EPOCH)
+    {
         let date = header::HttpDate::from(std::time::SystemTime::from(when));
         out.push((header::LAST_MODIFIED, date.to_string()));
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a panic is a test failure")]
+mod tests {
+    #[test]
+    fn validators_come_from_meta_and_never_from_a_date_before_1970() {
+        let v = super::validators(br#"{"meta":{"versionId":"3","lastUpdated":"2024-01-02T03:04:05Z"}}"#);
+        let got: Vec<(String, String)> = v.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        assert_eq!(
+            got,
+            [
+                ("etag".into(), "W/\"3\"".into()),
+                ("last-modified".into(), "Tue, 02 Jan 2024 03:04:05 GMT".into())
+            ]
+        );
+        assert!(super::validators(br#"{"meta":{"lastUpdated":"1900-01-01T00:00:00Z"}}"#).is_empty());
+        assert!(super::validators(br#"{"meta":{"versionId":"a b"}}"#).is_empty());
+        assert!(super::validators(b"{}").is_empty());
+    }
 }

@@ -3,7 +3,9 @@
 //! address. The patient is the one whose record this replica found the resource in
 //! ([`crate::sources::ResourceIndex`]); the read is then that patient's record, asked for the
 //! one resource: the same admission, relationship, consent, decision and audit as a search.
-//! Anything not released to this requester is not found, exactly as an unknown id is not.
+//! Anything not released to this requester, and a record the requester may not open at all, is
+//! not found exactly as an unknown id is (the audit keeps the real reason). Break-glass tokens
+//! do not read by id: the id would choose the patient their session binds to.
 
 use tideway_adapters::NormalisedResource;
 use tideway_auth::Principal;
@@ -23,6 +25,9 @@ impl RecordService {
         id: &str,
     ) -> Result<NormalisedResource, RecordError> {
         self.admit(principal)?;
+        if principal.breaks_glass() {
+            return Err(RecordError::ByIdBreakGlass);
+        }
         let patient = self
             .federation
             .cache()
@@ -46,12 +51,23 @@ impl RecordService {
                 Criteria::of_ids(vec![id.to_owned()]),
             )
         };
-        let answer = self.record(call, principal, &patient, &ask, &criteria).await?;
+        let answer = match self.record(call, principal, &patient, &ask, &criteria).await {
+            Ok(a) => a,
+            // Whatever keeps this requester from the record, the id is told as unknown.
+            Err(
+                e @ (RecordError::RelationshipRequired
+                | RecordError::NotHeld
+                | RecordError::UnknownPatient
+                | RecordError::Withheld
+                | RecordError::Refused(_)),
+            ) => return Err(RecordError::HiddenById(Box::new(e))),
+            Err(e) => return Err(e),
+        };
         answer
             .resources
             .into_iter()
             .chain(answer.includes)
             .find(|r| r.resource_type == resource_type && r.id == id)
-            .ok_or(RecordError::NoSuchResource)
+            .ok_or(RecordError::HiddenById(Box::new(RecordError::Withheld)))
     }
 }

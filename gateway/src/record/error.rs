@@ -86,6 +86,14 @@ pub enum RecordError {
     /// The page link was made for someone else.
     #[error("page link belongs to another principal")]
     PageOwner,
+    /// A read by id that may not be answered for this reason: told as an unknown id is, so a
+    /// requester cannot learn which ids exist; the reason is audited.
+    #[error("resource not found to this requester: {0}")]
+    HiddenById(Box<RecordError>),
+    /// A break-glass token reads one patient's record through that patient (`Patient/{id}`,
+    /// `$everything`), never by a resource's id, which would choose the patient for it.
+    #[error("break-glass token used for a read by id")]
+    ByIdBreakGlass,
     /// A first access or a misuse count could not be stored: nothing is released.
     #[error("oversight could not be recorded: {0}")]
     Oversight(StoreError),
@@ -120,6 +128,8 @@ impl RecordError {
             Self::ConsentConflict => "consent-conflict",
             Self::RelationshipRequired => "relationship-required",
             Self::MatchBreakGlass => "match-break-glass",
+            Self::HiddenById(inner) => inner.reason(),
+            Self::ByIdBreakGlass => "by-id-break-glass",
             Self::BreakGlassElsewhere => "break-glass-other-patient",
             Self::BreakGlassEnded => "break-glass-ended",
             Self::Alerts(_) => "alert-store",

@@ -4,6 +4,7 @@
 //! memory still holds it), and read back within the index's age.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -17,6 +18,7 @@ const QUEUE: usize = 1024;
 pub struct StoreIndex {
     store: Store,
     queue: mpsc::Sender<(Arc<str>, Vec<String>)>,
+    last_warned_us: AtomicI64,
 }
 
 impl StoreIndex {
@@ -32,7 +34,7 @@ impl StoreIndex {
                 }
             }
         });
-        index.share(Arc::new(Self { store, queue }));
+        index.share(Arc::new(Self { store, queue, last_warned_us: AtomicI64::new(0) }));
     }
 }
 
@@ -40,7 +42,19 @@ impl StoreIndex {
 impl SharedIndex for StoreIndex {
     fn note(&self, patient: &Arc<str>, keys: Vec<String>) {
         if self.queue.try_send((patient.clone(), keys)).is_err() {
-            tracing::warn!("resource owners not shared: the writer's queue is full");
+            // Said at most once a minute: a backed-up store must not flood the log.
+            let now = crate::epoch_us::now();
+            let last = self.last_warned_us.load(Ordering::Relaxed);
+            if now - last > 60_000_000
+                && self
+                    .last_warned_us
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(
+                    "resource owners not shared: the writer's queue is full (this replica still knows them)"
+                );
+            }
         }
     }
 

@@ -177,8 +177,6 @@ impl RecordService {
         let counts = decision.withheld_counts().into_iter().map(|(r, n)| (r.code(), n)).collect();
         let is_released =
             |r: &NormalisedResource| released.contains(&(r.resource_type.as_str(), r.id.as_str()));
-        let matches: Vec<NormalisedResource> =
-            snapshot.resources.iter().filter(|r| is_released(r)).cloned().collect();
         let includes: Vec<NormalisedResource> = snapshot
             .includes
             .iter()
@@ -195,7 +193,7 @@ impl RecordService {
         let page: Vec<NormalisedResource> =
             snapshot.resources[range.clone()].iter().filter(|r| is_released(r)).cloned().collect();
         let last = range.end >= snapshot.resources.len();
-        let on_page = includes_for(&page, &matches, &includes, last);
+        let on_page = includes_for(&page, &snapshot.resources, &includes, last);
         (page, on_page, counts)
     }
 }
@@ -206,8 +204,9 @@ fn key(r: &NormalisedResource) -> String {
 }
 
 /// The includes that go on a page with the matches `page`: those linked to one of them either
-/// way (named by it, or naming it). The last page also carries any include linked to no match
-/// at all, so nothing released is dropped.
+/// way (named by it, or naming it). The last page also carries any include linked to none of
+/// `all_matches` (every match the answer had, released now or not), so an include never
+/// disappears for want of a page, and one whose matches were all withheld since goes nowhere.
 fn includes_for(
     page: &[NormalisedResource],
     all_matches: &[NormalisedResource],
@@ -217,16 +216,23 @@ fn includes_for(
     if includes.is_empty() {
         return Vec::new();
     }
-    let links = |matches: &[NormalisedResource], inc: &NormalisedResource, inc_key: &str| {
-        matches.iter().any(|m| {
-            m.facts.references.iter().any(|x| x == inc_key) || inc.facts.references.contains(&key(m))
-        })
+    fn keys_of(ms: &[NormalisedResource]) -> HashSet<String> {
+        ms.iter().map(key).collect()
+    }
+    fn named_by(ms: &[NormalisedResource]) -> HashSet<&str> {
+        ms.iter().flat_map(|m| m.facts.references.iter().map(String::as_str)).collect()
+    }
+    let (on_page, named_on_page) = (keys_of(page), named_by(page));
+    let everywhere = last.then(|| (keys_of(all_matches), named_by(all_matches)));
+    let linked = |inc: &NormalisedResource, keys: &HashSet<String>, named: &HashSet<&str>, k: &str| {
+        named.contains(k) || inc.facts.references.iter().any(|x| keys.contains(x))
     };
     includes
         .iter()
         .filter(|inc| {
             let k = key(inc);
-            links(page, inc, &k) || (last && !links(all_matches, inc, &k))
+            linked(inc, &on_page, &named_on_page, &k)
+                || everywhere.as_ref().is_some_and(|(keys, named)| !linked(inc, keys, named, &k))
         })
         .cloned()
         .collect()

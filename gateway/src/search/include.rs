@@ -4,6 +4,8 @@
 //! decided record as the matches (never fetched by following a reference elsewhere), so an
 //! include can never carry what the requester could not have been given anyway.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tideway_adapters::NormalisedResource;
@@ -277,6 +279,13 @@ impl Include {
             });
         };
         let target = parts.next().map(str::to_owned);
+        if target.as_deref().is_some_and(|t| !tideway_profiles::schema::is_resource_type(t)) {
+            return Err(BadParam {
+                name,
+                problem: "names a target that is not a resource type",
+                unsupported: false,
+            });
+        }
         if parts.next().is_some() {
             return Err(BadParam {
                 name,
@@ -338,25 +347,6 @@ impl Include {
             None => p.targets.to_vec(),
         })
     }
-
-    /// Whether `candidate` is brought in by this include, given the matches' `Type/id`s and JSON.
-    fn selects(
-        &self,
-        candidate: &NormalisedResource,
-        candidate_json: &Value,
-        matches: &[(String, Value)],
-    ) -> bool {
-        let Some(p) = self.param() else { return false };
-        if self.reverse {
-            candidate.resource_type == p.source
-                && p.references(candidate_json).iter().any(|x| matches.iter().any(|(key, _)| key == x))
-        } else {
-            let key = format!("{}/{}", candidate.resource_type, candidate.id);
-            p.may_point_at(&candidate.resource_type)
-                && self.target.as_deref().is_none_or(|t| t == candidate.resource_type)
-                && matches.iter().any(|(_, json)| p.references(json).contains(&key.as_str()))
-        }
-    }
 }
 
 /// Every type `includes` may bring in (`None`: any type).
@@ -372,27 +362,53 @@ pub fn brought_types(includes: &[Include]) -> Option<Vec<&'static str>> {
     Some(all)
 }
 
+/// One include ready to test candidates: the parameter, the target type it is limited to, and
+/// the keys it selects (`None` for a reverse include, which tests what a candidate refers to).
+type Wanted<'a> = (&'static ReferenceParam, Option<&'a str>, Option<HashSet<String>>);
+
 /// The `candidates` (released, not matching) that `includes` bring in beside `matches`, in
-/// candidate order. Only parsed when includes were asked for.
+/// candidate order. Each include is turned into one set of keys first (what the matches refer
+/// to through it, or the matches themselves for a reverse one), so each candidate costs one
+/// look-up per include. Only parsed when includes were asked for.
 pub fn select(
     includes: &[Include],
     matches: &[NormalisedResource],
     candidates: Vec<NormalisedResource>,
 ) -> Vec<NormalisedResource> {
-    if includes.is_empty() {
+    if includes.is_empty() || candidates.is_empty() {
         return Vec::new();
     }
-    let parsed: Vec<(String, Value)> = matches
+    let match_keys: HashSet<String> =
+        matches.iter().map(|m| format!("{}/{}", m.resource_type, m.id)).collect();
+    let parsed: Vec<Value> =
+        matches.iter().map(|m| serde_json::from_slice(&m.json).unwrap_or(Value::Null)).collect();
+    let wanted: Vec<Wanted<'_>> = includes
         .iter()
-        .map(|m| {
-            (format!("{}/{}", m.resource_type, m.id), serde_json::from_slice(&m.json).unwrap_or(Value::Null))
+        .filter_map(|i| {
+            let p = i.param()?;
+            let forward = (!i.reverse).then(|| {
+                parsed.iter().flat_map(|json| p.references(json)).map(str::to_owned).collect::<HashSet<_>>()
+            });
+            Some((p, i.target.as_deref(), forward))
         })
         .collect();
+    let needs_json = wanted.iter().any(|(_, _, forward)| forward.is_none());
     candidates
         .into_iter()
         .filter(|c| {
-            let json = serde_json::from_slice(&c.json).unwrap_or(Value::Null);
-            includes.iter().any(|i| i.selects(c, &json, &parsed))
+            let key = format!("{}/{}", c.resource_type, c.id);
+            let json = needs_json.then(|| serde_json::from_slice::<Value>(&c.json).unwrap_or(Value::Null));
+            wanted.iter().any(|(p, target, forward)| match (forward, &json) {
+                (Some(keys), _) => {
+                    p.may_point_at(&c.resource_type)
+                        && target.is_none_or(|t| t == c.resource_type)
+                        && keys.contains(&key)
+                }
+                (None, Some(json)) => {
+                    c.resource_type == p.source && p.references(json).iter().any(|x| match_keys.contains(*x))
+                }
+                (None, None) => false,
+            })
         })
         .collect()
 }

@@ -62,6 +62,9 @@ pub const COMMON: &[&str] = &[
     "_revinclude",
 ];
 
+/// `_include` and `_revinclude` values one search may carry (repeats count once).
+const MAX_INCLUDES: usize = 16;
+
 /// What `$everything` takes besides `_type`, `_since` and `_count`: how much of each resource.
 pub const SHAPING: &[&str] = &["_summary", "_elements"];
 
@@ -254,13 +257,27 @@ impl Criteria {
                 }
                 "_include" | "_revinclude" => {
                     let searched = resource_type.unwrap_or_default();
-                    c.includes.push(Include::parse(value, name == "_revinclude", searched)?);
+                    let include = Include::parse(value, name == "_revinclude", searched)?;
+                    if !c.includes.contains(&include) {
+                        if c.includes.len() >= MAX_INCLUDES {
+                            return Err(BadParam {
+                                name: if name == "_include" { "_include" } else { "_revinclude" },
+                                problem: "may be given at most 16 times in all",
+                                unsupported: false,
+                            });
+                        }
+                        c.includes.push(include);
+                    }
                 }
                 "_total" if !matches!(value, "none" | "estimate" | "accurate") => {
                     return Err(bad("_total", "must be none, estimate or accurate"));
                 }
                 _ => {}
             }
+        }
+        // A count carries no resources, so nothing to include either.
+        if c.count_only {
+            c.includes.clear();
         }
         if elements_given && summary_given && !c.count_only {
             return Err(bad("_elements", "cannot be combined with _summary: ask for one or the other"));

@@ -85,6 +85,11 @@ impl ResourceIndex {
         let mut keys = Vec::new();
         for (resource_type, id) in resources {
             let key = format!("{resource_type}/{id}");
+            // Already known for this patient (a cached answer made again, a record fetched
+            // again within the hour): nothing to write, here or in the shared store.
+            if self.memory.get(&key).is_some_and(|p| p == patient) {
+                continue;
+            }
             if shared.is_some() {
                 keys.push(key.clone());
             }
@@ -119,7 +124,11 @@ async fn fetch_indexed(
     ctx: &CallContext,
 ) -> Result<Arc<SourceRecord>, AdapterError> {
     let record = call::fetch_record(adapter, link, ctx).await?;
-    index.note(&link.gateway_id, record.resources.iter().map(|r| (r.resource_type.as_str(), r.id.as_str())));
+    // Only what says it is this patient's: a resource several patients' records share (a
+    // Medication, a Group) must not open whichever record was fetched last.
+    let subject = format!("Patient/{}", link.gateway_id);
+    let owned = record.resources.iter().filter(|r| r.facts.patient.as_deref() == Some(subject.as_str()));
+    index.note(&link.gateway_id, owned.map(|r| (r.resource_type.as_str(), r.id.as_str())));
     Ok(Arc::new(record))
 }
 

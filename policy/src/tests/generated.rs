@@ -344,7 +344,24 @@ fn content_hides_its_links_whichever_rule_withholds_it_first() {
     let record =
         [fact("Condition", "ra", CODES[4], &[]), fact("Condition", "dm", CODES[3], &["Condition/ra"])];
     let refs: Vec<&ResourceFacts> = record.iter().collect();
-    let d =
-        policy.decide(&who, &Ask::everything().standing_as(Standing::Agreement), TODAY, &[deny_ra], &refs);
+    let d = policy.decide(
+        &who,
+        &Ask::everything().standing_as(Standing::Agreement),
+        TODAY,
+        std::slice::from_ref(&deny_ra),
+        &refs,
+    );
     assert_eq!(d.verdicts()[1], Verdict::Withhold(crate::Reason::Linked), "{:?}", d.verdicts());
+    // Also when the denied resource is not among what was asked for (a search of another type,
+    // a read by id): it still hides what refers to it.
+    let record =
+        [fact("Observation", "ra", CODES[4], &[]), fact("Condition", "dm", CODES[3], &["Observation/ra"])];
+    let refs: Vec<&ResourceFacts> = record.iter().collect();
+    let only_conditions =
+        Ask::everything().of_types(vec!["Condition".into()]).standing_as(Standing::Agreement);
+    let d = policy.decide(&who, &only_conditions, TODAY, std::slice::from_ref(&deny_ra), &refs);
+    assert_eq!(d.verdicts()[0], Verdict::Withhold(crate::Reason::NotAskedType));
+    assert_eq!(d.verdicts()[1], Verdict::Withhold(crate::Reason::Linked), "{:?}", d.verdicts());
+    let d = policy.decide(&who, &only_conditions, TODAY, &[], &refs);
+    assert_eq!(d.verdicts()[1], Verdict::Release, "without the denial it is shared");
 }

@@ -117,15 +117,8 @@ async fn podiatry_reads_its_referred_patient_and_gets_one_identical_403_for_anyo
     // A present patient the service has no referral for, and one no source holds.
     let other = plain_patients(&app, 1).remove(0);
     let other_id = app.patient_id(&doctor, &other).await;
-    // Reads by id are the record too: the other patient's Condition, at the address a doctor's
-    // bundle gave, is the same refusal.
-    let others = app.get(&format!("/Patient/{other_id}/$everything?_count=1000"), Some(&doctor)).await;
-    let condition =
-        others.matches().into_iter().find(|r| r["resourceType"] == "Condition").expect("a Condition");
-    let by_id = format!("/Condition/{}", condition["id"].as_str().unwrap());
     let mut bodies = Vec::new();
-    let paths = reads(&other, &other_id).into_iter().chain([by_id]).chain(reads(&absent_nhs(), UNKNOWN_ID));
-    for path in paths {
+    for path in reads(&other, &other_id).into_iter().chain(reads(&absent_nhs(), UNKNOWN_ID)) {
         let a = app.get(&path, Some(&podiatrist)).await;
         assert_relationship_required(&path, &a);
         let rows = app.state.store.audit_for_request(&a.header("x-request-id").unwrap()).await.unwrap();
@@ -138,6 +131,23 @@ async fn podiatry_reads_its_referred_patient_and_gets_one_identical_403_for_anyo
         bodies.windows(2).all(|w| w[0].1 == w[1].1),
         "byte-identical whether or not the patient exists: {bodies:?}"
     );
+    // Reads by id are the record too: the other patient's Condition, at the address a doctor's
+    // bundle gave, is not found, byte for byte as an id never handed out, and audited as the
+    // refusal it is.
+    let others = app.get(&format!("/Patient/{other_id}/$everything?_count=1000"), Some(&doctor)).await;
+    let condition =
+        others.matches().into_iter().find(|r| r["resourceType"] == "Condition").expect("a Condition");
+    let by_id_path = format!("/Condition/{}", condition["id"].as_str().unwrap());
+    let by_id = app.get(&by_id_path, Some(&podiatrist)).await;
+    let unknown = app.get("/Condition/borough-00.never-handed-out", Some(&podiatrist)).await;
+    assert_eq!(by_id.status, 404, "{}", by_id.body);
+    assert_eq!(by_id.raw, unknown.raw, "an existing id of another patient reads as an unknown one");
+    let rows = app.state.store.audit_for_request(&by_id.header("x-request-id").unwrap()).await.unwrap();
+    assert!(rows.last().unwrap().detail.contains("relationship-required"), "{:?}", rows.last());
+    // A break-glass token does not read by id: the id would pick the patient it binds to.
+    let glass = app.token_for(&user("YPOD1", "R8003", PurposeOfUse::EmergencyTreat)).await;
+    let a = app.get(&by_id_path, Some(&glass)).await;
+    assert_eq!(a.status, 403, "{}", a.body);
     // For the referred patient, a read by id gives what the podiatry agreement releases and
     // nothing else: what only the doctor sees is not found, exactly as an unknown id is not.
     let doctors = app.get(&format!("/Patient/{id}/$everything?_count=1000"), Some(&doctor)).await;
