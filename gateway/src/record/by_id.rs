@@ -63,11 +63,32 @@ impl RecordService {
             ) => return Err(RecordError::HiddenById(Box::new(e))),
             Err(e) => return Err(e),
         };
-        answer
+        let hidden = || RecordError::HiddenById(Box::new(RecordError::Withheld));
+        if let Some(r) = answer
             .resources
-            .into_iter()
-            .chain(answer.includes)
+            .iter()
+            .chain(&answer.includes)
             .find(|r| r.resource_type == resource_type && r.id == id)
-            .ok_or(RecordError::HiddenById(Box::new(RecordError::Withheld)))
+        {
+            return Ok(r.clone());
+        }
+        if !gateway_made {
+            return Err(hidden());
+        }
+        // A Provenance the gateway made for a narrower question (a map Provenance of a type
+        // search names only that type's entries): released only if everything it names is
+        // released to this requester now.
+        let made = self.memo.made(resource_type, id).ok_or_else(hidden)?;
+        let released: std::collections::HashSet<String> = answer
+            .resources
+            .iter()
+            .chain(&answer.includes)
+            .map(|r| format!("{}/{}", r.resource_type, r.id))
+            .collect();
+        if made.facts.references.iter().all(|x| released.contains(x)) && !made.facts.references.is_empty() {
+            Ok(made)
+        } else {
+            Err(hidden())
+        }
     }
 }

@@ -52,6 +52,9 @@ pub struct ReplicaMemo {
     /// does not leave the rows it read before the write in the memo.
     links_epoch: Arc<AtomicU64>,
     provenance: moka::sync::Cache<String, NormalisedResource>,
+    /// What the gateway made for a record (its Provenance), by `Type/id`, so a read by id finds
+    /// one made for a narrower question than the whole record.
+    made: moka::sync::Cache<String, NormalisedResource>,
     /// Patients' directives with the consent epoch they were read under; `None` when another
     /// process may write consents.
     consents: Option<moka::sync::Cache<String, Remembered>>,
@@ -77,7 +80,21 @@ impl ReplicaMemo {
                 .max_capacity(CAPACITY)
                 .time_to_live(PROVENANCE_AGE)
                 .build(),
+            made: moka::sync::Cache::builder().max_capacity(CAPACITY).time_to_live(PROVENANCE_AGE).build(),
         }
+    }
+
+    /// Remembers a resource the gateway made for an answer (kept as first made).
+    pub fn remember_made(&self, r: &NormalisedResource) {
+        let key = format!("{}/{}", r.resource_type, r.id);
+        if !self.made.contains_key(&key) {
+            self.made.insert(key, r.clone());
+        }
+    }
+
+    /// A resource the gateway made, by type and id, if remembered.
+    pub fn made(&self, resource_type: &str, id: &str) -> Option<NormalisedResource> {
+        self.made.get(&format!("{resource_type}/{id}"))
     }
 
     /// The Provenance for `fact`: the one made before for exactly this fact, or a new one

@@ -407,6 +407,9 @@ impl RecordService {
             .cache()
             .index()
             .note(id, includes.iter().map(|r| (r.resource_type.as_str(), r.id.as_str())));
+        for r in &includes {
+            self.memo.remember_made(r);
+        }
         includes.extend(crate::search::include::select(&criteria.includes, &matches, candidates));
         Ok(RecordAnswer {
             resources: matches,

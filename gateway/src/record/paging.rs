@@ -68,9 +68,13 @@ impl RecordService {
         } else {
             None
         };
-        let last = next_link.is_none();
         let mut entries = resources;
-        let on_page = includes_for(&entries[..count.min(entries.len())], &entries, &includes, last);
+        // One page holds every match, so every include goes with it.
+        let on_page = if next_link.is_none() {
+            includes
+        } else {
+            includes_for(&entries[..count.min(entries.len())], &entries, &includes, false)
+        };
         entries.truncate(count);
         Ok(Page {
             entries: shaped(&subset, entries),
