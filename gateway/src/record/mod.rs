@@ -410,7 +410,15 @@ impl RecordService {
         for r in &includes {
             self.memo.remember_made(r);
         }
-        includes.extend(crate::search::include::select(&criteria.includes, &matches, candidates));
+        if !criteria.includes.is_empty() {
+            let selected = crate::search::include::select(&criteria.includes, &matches, candidates);
+            // The decision was widened for the includes: the gateway's Provenance of what was
+            // decided but neither matched nor was included does not go.
+            let named: HashSet<String> =
+                matches.iter().chain(&selected).map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
+            includes.retain(|r| r.facts.references.iter().any(|x| named.contains(x)));
+            includes.extend(selected);
+        }
         Ok(RecordAnswer {
             resources: matches,
             includes,
