@@ -233,6 +233,9 @@ impl From<RecordError> for ApiError {
             RecordError::NoSuchResource | RecordError::HiddenById(_) => {
                 Self::not_found("no resource with this id is known to the gateway")
             }
+            RecordError::ResourceSourceFailed => Self::bad_gateway(
+                "the source that holds this resource failed to answer, so it cannot be read now; try again",
+            ),
             RecordError::ByIdBreakGlass => Self::forbidden(
                 "a break-glass token reads its patient's record through Patient/{id}/$everything, not by a resource's id",
             ),

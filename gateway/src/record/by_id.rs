@@ -72,6 +72,13 @@ impl RecordService {
         {
             return Ok(r.clone());
         }
+        // Its own source failed this time: not known to be gone, so not a 404 a client could
+        // take for a deletion.
+        if let Some((source, _)) = id.split_once('.')
+            && answer.report.failed(source)
+        {
+            return Err(RecordError::ResourceSourceFailed);
+        }
         if !gateway_made {
             return Err(hidden());
         }

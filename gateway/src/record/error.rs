@@ -90,6 +90,9 @@ pub enum RecordError {
     /// requester cannot learn which ids exist; the reason is audited.
     #[error("resource not found to this requester: {0}")]
     HiddenById(Box<RecordError>),
+    /// A read by id whose resource's own source failed in this answer: not known to be gone.
+    #[error("the source of the resource read by id failed")]
+    ResourceSourceFailed,
     /// A break-glass token reads one patient's record through that patient (`Patient/{id}`,
     /// `$everything`), never by a resource's id, which would choose the patient for it.
     #[error("break-glass token used for a read by id")]
@@ -112,7 +115,7 @@ impl RecordError {
             Self::UnknownPatient => "unknown-patient",
             Self::NoSuchResource => "not-found",
             Self::NotHeld => "not-held",
-            Self::AllSourcesFailed | Self::NoSourceInTime => "sources-failed",
+            Self::AllSourcesFailed | Self::NoSourceInTime | Self::ResourceSourceFailed => "sources-failed",
             Self::PatientIndex { .. } => "store",
             Self::Audit(_) => "audit",
             Self::Pages(_) => "page-store",

@@ -53,6 +53,11 @@ pub struct SourceReport {
 }
 
 impl SourceReport {
+    /// Whether `source` was asked in this answer and failed.
+    pub fn failed(&self, source: &str) -> bool {
+        self.sources.get(source).is_some_and(|e| !e.ok)
+    }
+
     fn of<T>(answers: &[SourceAnswer<T>], entry: impl Fn(&T) -> SourceEntry) -> Self {
         let sources = answers
             .iter()

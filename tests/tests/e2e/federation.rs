@@ -198,3 +198,33 @@ async fn stale_record_locator_answers_are_asked_again() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_read_by_id_whose_source_fails_says_so_instead_of_not_found() {
+    let mut app = TestApp::spawn(Options { boroughs: 2, cache: false, ..Options::default() }).await;
+    let token = app.token().await;
+    let nhs = app.patient_held_by(&[0, 1]);
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    let all = app.get(&format!("/Patient/{id}/$everything?_count=1000"), Some(&token)).await;
+    let key = |r: &&serde_json::Value| {
+        format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap())
+    };
+    let matches = all.matches();
+    let from = |source: &str| {
+        matches
+            .iter()
+            .find(|r| r["resourceType"] == "Condition" && r["id"].as_str().unwrap().starts_with(source))
+            .map(key)
+            .expect("a Condition from that source")
+    };
+    let (first, second) = (from("borough-00."), from("borough-01."));
+    assert_eq!(app.get(&format!("/{first}"), Some(&token)).await.status, 200);
+    // The first borough's exchange goes down: its Condition cannot be read, and the answer says
+    // why (a 502, never a 404 an EPR could take for a deletion); the other borough's still reads.
+    app.simulators.remove(0).stop().await;
+    let a = app.get(&format!("/{first}"), Some(&token)).await;
+    assert_eq!(a.status, 502, "{}", a.body);
+    assert!(a.body["issue"][0]["diagnostics"].as_str().unwrap().contains("source that holds this resource"));
+    assert_eq!(app.get(&format!("/{second}"), Some(&token)).await.status, 200);
+    app.stop().await;
+}
