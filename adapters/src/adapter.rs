@@ -88,6 +88,11 @@ impl NormalisedResource {
         })
     }
 
+    /// `Type/id`: how a relative reference names this resource.
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.resource_type, self.id)
+    }
+
     /// `meta.lastUpdated` as given by the source, if any (RFC 3339).
     pub fn last_updated(&self) -> Option<&str> {
         self.facts.last_updated.as_deref()

@@ -287,7 +287,12 @@ fn json_string(s: &str) -> String {
 /// Whether a resource is one the gateway made to support the matches rather than a match
 /// itself: its own Provenance for merged facts and terminology maps.
 pub fn is_included(r: &NormalisedResource) -> bool {
-    r.resource_type == "Provenance" && r.id.starts_with(crate::merge::PROVENANCE_ID_PREFIX)
+    is_gateway_made(&r.resource_type, &r.id)
+}
+
+/// Whether `resource_type/id` names a resource the gateway makes itself (see [`is_included`]).
+pub fn is_gateway_made(resource_type: &str, id: &str) -> bool {
+    resource_type == "Provenance" && id.starts_with(crate::merge::PROVENANCE_ID_PREFIX)
 }
 
 /// Parses a FHIR `instant` (as used by `_since`).

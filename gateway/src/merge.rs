@@ -140,7 +140,7 @@ pub fn provenance_for(fact: &MergedFact<'_>, recorded: &str) -> NormalisedResour
         "{PROVENANCE_ID_PREFIX}{}",
         digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
-    let target_ref = format!("{}/{}", target.resource_type, target.id);
+    let target_ref = target.reference();
     let entities: Vec<Value> = origins
         .iter()
         .enumerate()
@@ -216,8 +216,7 @@ pub fn mapping_provenance(
         "{PROVENANCE_ID_PREFIX}{}",
         digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
-    let target: Vec<Value> =
-        targets.iter().map(|t| json!({"reference": format!("{}/{}", t.resource_type, t.id)})).collect();
+    let target: Vec<Value> = targets.iter().map(|t| json!({"reference": t.reference()})).collect();
     let body = json!({
         "resourceType": "Provenance",
         "id": id,

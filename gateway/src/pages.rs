@@ -298,16 +298,16 @@ impl PageStore {
                 let Some(bytes) = bytes else { return Ok(None) };
                 let stored: StoredSnapshot = serde_json::from_slice(&bytes)
                     .map_err(|_| PageStoreError("stored snapshot unreadable"))?;
-                let (resources, mut older): (Vec<_>, Vec<_>) = stored
+                let (resources, mut includes): (Vec<_>, Vec<_>) = stored
                     .resources
                     .into_iter()
                     .map(normalised)
                     .partition(|r| !crate::bundle::is_included(r));
-                older.extend(stored.includes.into_iter().map(normalised));
+                includes.extend(stored.includes.into_iter().map(normalised));
                 Ok(Some(Arc::new(PageSnapshot {
                     owner: stored.owner,
                     resources,
-                    includes: older,
+                    includes,
                     subset: stored.subset,
                     outcome: stored.outcome,
                     page_size: stored.page_size,

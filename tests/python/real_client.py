@@ -8,7 +8,6 @@ beside the other clients' scripts and adds up their summaries.
 """
 
 import json
-import sys
 
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import AuthorizationError, OperationOutcome
@@ -274,11 +273,4 @@ def main(ready_path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
-    try:
-        main(sys.argv[1])
-    except Exception:  # noqa: BLE001 - set-up failed before any check could count it
-        checks.crashed()
-    sys.exit(checks.finish())
+    checks.main(main, __doc__)

@@ -7,6 +7,7 @@ hands plain JSON (dicts) to these functions, so an expected answer never comes f
 path it is meant to check.
 """
 
+import sys
 import traceback
 from datetime import datetime, timezone
 
@@ -38,6 +39,18 @@ class Checks:
         """Set-up failed before a check could count it; that is one failure."""
         traceback.print_exc()
         self.failed += 1
+
+    def main(self, main, doc):
+        """Runs `main(READY_FILE)` as a script (`doc` is the usage on a wrong command line), a
+        crash in set-up counting as one failure, and exits with [`finish`]'s status."""
+        if len(sys.argv) != 2:
+            print(doc, file=sys.stderr)
+            sys.exit(2)
+        try:
+            main(sys.argv[1])
+        except Exception:  # noqa: BLE001 - set-up failed before any check could count it
+            self.crashed()
+        sys.exit(self.finish())
 
     def finish(self):
         """Prints `LABEL: N passed, M failed` (scripts/real-client.sh sums these) and returns

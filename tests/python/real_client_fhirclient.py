@@ -9,7 +9,6 @@ failed. scripts/real-client.sh installs the pinned fhirclient and runs this.
 """
 
 import json
-import sys
 
 from fhirclient.client import FHIRClient
 from fhirclient.models.bundle import Bundle
@@ -165,11 +164,4 @@ def main(ready_path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
-    try:
-        main(sys.argv[1])
-    except Exception:  # noqa: BLE001 - set-up failed before any check could count it
-        checks.crashed()
-    sys.exit(checks.finish())
+    checks.main(main, __doc__)

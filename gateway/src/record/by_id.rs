@@ -41,8 +41,7 @@ impl RecordService {
             .ok_or(RecordError::NoSuchResource)?;
         // The gateway's own Provenance is an include beside what it names, whatever was asked;
         // everything else is asked for by type and id.
-        let gateway_made =
-            resource_type == "Provenance" && id.starts_with(crate::merge::PROVENANCE_ID_PREFIX);
+        let gateway_made = crate::bundle::is_gateway_made(resource_type, id);
         let (ask, criteria) = if gateway_made {
             (Ask::everything(), Criteria::default())
         } else {
@@ -86,12 +85,8 @@ impl RecordService {
         // search names only that type's entries): released only if everything it names is
         // released to this requester now.
         let made = self.memo.made(resource_type, id).ok_or_else(hidden)?;
-        let released: std::collections::HashSet<String> = answer
-            .resources
-            .iter()
-            .chain(&answer.includes)
-            .map(|r| format!("{}/{}", r.resource_type, r.id))
-            .collect();
+        let released: std::collections::HashSet<String> =
+            answer.resources.iter().chain(&answer.includes).map(|r| r.reference()).collect();
         if made.facts.references.iter().all(|x| released.contains(x)) && !made.facts.references.is_empty() {
             Ok(made)
         } else {

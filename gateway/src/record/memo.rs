@@ -86,7 +86,7 @@ impl ReplicaMemo {
 
     /// Remembers a resource the gateway made for an answer (kept as first made).
     pub fn remember_made(&self, r: &NormalisedResource) {
-        let key = format!("{}/{}", r.resource_type, r.id);
+        let key = r.reference();
         if !self.made.contains_key(&key) {
             self.made.insert(key, r.clone());
         }

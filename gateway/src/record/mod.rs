@@ -396,8 +396,7 @@ impl RecordService {
             if !criteria.includes.is_empty() {
                 candidates.extend(unmatched);
             }
-            let named: HashSet<String> =
-                matches.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
+            let named: HashSet<String> = matches.iter().map(|r| r.reference()).collect();
             includes.retain(|r| r.facts.references.iter().any(|x| named.contains(x)));
         }
         criteria.sort(&mut matches, |r| r.facts.as_ref());
@@ -414,8 +413,7 @@ impl RecordService {
             let selected = crate::search::include::select(&criteria.includes, &matches, candidates);
             // The decision was widened for the includes: the gateway's Provenance of what was
             // decided but neither matched nor was included does not go.
-            let named: HashSet<String> =
-                matches.iter().chain(&selected).map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
+            let named: HashSet<String> = matches.iter().chain(&selected).map(|r| r.reference()).collect();
             includes.retain(|r| r.facts.references.iter().any(|x| named.contains(x)));
             includes.extend(selected);
         }

@@ -175,7 +175,7 @@ impl RecordService {
             if *verdict == Verdict::Release {
                 released.insert((r.resource_type.as_str(), r.id.as_str()));
             } else {
-                withheld.insert(format!("{}/{}", r.resource_type, r.id));
+                withheld.insert(r.reference());
             }
         }
         let counts = decision.withheld_counts().into_iter().map(|(r, n)| (r.code(), n)).collect();
@@ -202,11 +202,6 @@ impl RecordService {
     }
 }
 
-/// `Type/id` of a resource, as references name it.
-fn key(r: &NormalisedResource) -> String {
-    format!("{}/{}", r.resource_type, r.id)
-}
-
 /// The includes that go on a page with the matches `page`: those linked to one of them either
 /// way (named by it, or naming it). The last page also carries any include linked to none of
 /// `all_matches` (every match the answer had, released now or not), so an include never
@@ -221,7 +216,7 @@ fn includes_for(
         return Vec::new();
     }
     fn keys_of(ms: &[NormalisedResource]) -> HashSet<String> {
-        ms.iter().map(key).collect()
+        ms.iter().map(NormalisedResource::reference).collect()
     }
     fn named_by(ms: &[NormalisedResource]) -> HashSet<&str> {
         ms.iter().flat_map(|m| m.facts.references.iter().map(String::as_str)).collect()
@@ -234,7 +229,7 @@ fn includes_for(
     includes
         .iter()
         .filter(|inc| {
-            let k = key(inc);
+            let k = inc.reference();
             linked(inc, &on_page, &named_on_page, &k)
                 || everywhere.as_ref().is_some_and(|(keys, named)| !linked(inc, keys, named, &k))
         })
@@ -250,12 +245,14 @@ fn shaped(subset: &Subset, entries: Vec<NormalisedResource>) -> Vec<NormalisedRe
     }
     entries
         .into_iter()
-        .map(|r| match serde_json::from_slice::<serde_json::Value>(&r.json) {
-            Ok(v) => match serde_json::to_vec(&subset.apply(&v)) {
-                Ok(json) => NormalisedResource { json: Arc::from(json), ..r },
-                Err(_) => r,
-            },
-            Err(_) => r,
+        .map(|r| {
+            let json = serde_json::from_slice::<serde_json::Value>(&r.json)
+                .ok()
+                .and_then(|v| serde_json::to_vec(&subset.apply(&v)).ok());
+            match json {
+                Some(json) => NormalisedResource { json: Arc::from(json), ..r },
+                None => r,
+            }
         })
         .collect()
 }

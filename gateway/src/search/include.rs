@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tideway_adapters::NormalisedResource;
 
@@ -15,7 +14,7 @@ use super::BadParam;
 /// One reference search parameter: the type it belongs to, its name, the element path it
 /// reads (object keys from the resource down to the Reference) and what it may point at
 /// (empty: any type).
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct ReferenceParam {
     /// The resource type that holds the reference.
     pub source: &'static str,
@@ -251,14 +250,12 @@ pub fn revincludes_of(resource_type: &str) -> impl Iterator<Item = &'static Refe
 }
 
 /// One `_include` or `_revinclude` asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Include {
     /// `_revinclude` (resources that refer to the matches) rather than `_include`.
     pub reverse: bool,
-    /// The type the parameter belongs to.
-    pub source: String,
-    /// The parameter's name.
-    pub param: String,
+    /// The parameter, from [`PARAMS`].
+    pub param: &'static ReferenceParam,
     /// `Type:name:Target`: only references to that type.
     pub target: Option<String>,
 }
@@ -323,16 +320,12 @@ impl Include {
                 unsupported: false,
             });
         }
-        Ok(Self { reverse, source: source.to_owned(), param: param.to_owned(), target })
-    }
-
-    fn param(&self) -> Option<&'static ReferenceParam> {
-        PARAMS.iter().find(|p| p.source == self.source && p.name == self.param)
+        Ok(Self { reverse, param: p, target })
     }
 
     /// The resource types this may bring into an answer (`None`: any type).
     pub fn brings(&self) -> Option<Vec<&'static str>> {
-        let p = self.param()?;
+        let p = self.param;
         if self.reverse {
             return Some(vec![p.source]);
         }
@@ -378,25 +371,24 @@ pub fn select(
     if includes.is_empty() || candidates.is_empty() {
         return Vec::new();
     }
-    let match_keys: HashSet<String> =
-        matches.iter().map(|m| format!("{}/{}", m.resource_type, m.id)).collect();
+    let match_keys: HashSet<String> = matches.iter().map(|m| m.reference()).collect();
     let parsed: Vec<Value> =
         matches.iter().map(|m| serde_json::from_slice(&m.json).unwrap_or(Value::Null)).collect();
     let wanted: Vec<Wanted<'_>> = includes
         .iter()
-        .filter_map(|i| {
-            let p = i.param()?;
+        .map(|i| {
+            let p = i.param;
             let forward = (!i.reverse).then(|| {
                 parsed.iter().flat_map(|json| p.references(json)).map(str::to_owned).collect::<HashSet<_>>()
             });
-            Some((p, i.target.as_deref(), forward))
+            (p, i.target.as_deref(), forward)
         })
         .collect();
     let needs_json = wanted.iter().any(|(_, _, forward)| forward.is_none());
     candidates
         .into_iter()
         .filter(|c| {
-            let key = format!("{}/{}", c.resource_type, c.id);
+            let key = c.reference();
             let json = needs_json.then(|| serde_json::from_slice::<Value>(&c.json).unwrap_or(Value::Null));
             wanted.iter().any(|(p, target, forward)| match (forward, &json) {
                 (Some(keys), _) => {
