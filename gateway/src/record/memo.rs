@@ -92,6 +92,12 @@ impl ReplicaMemo {
         }
     }
 
+    /// The resource the gateway made before under `r`'s id (its id names what it says, so it
+    /// is the same statement, recorded when first made), or `r`, remembered from now on.
+    pub fn made_before(&self, r: NormalisedResource) -> NormalisedResource {
+        self.made.get_with(r.reference(), || r)
+    }
+
     /// A resource the gateway made, by type and id, if remembered.
     pub fn made(&self, resource_type: &str, id: &str) -> Option<NormalisedResource> {
         self.made.get(&format!("{resource_type}/{id}"))

@@ -368,7 +368,10 @@ impl RecordService {
         });
         report.merged(merged.folded);
         let mut resources = merged.resources;
-        resources.extend(mapping_provenances(&per_source, &resources, &recorded_now()));
+        // A map Provenance's id names its source, map version and targets: made again for the
+        // same entries it is the same statement, kept as first recorded (so it reads back the same).
+        let maps = mapping_provenances(&per_source, &resources, &recorded_now());
+        resources.extend(maps.into_iter().map(|p| self.memo.made_before(p)));
         let (mut matches, mut includes): (Vec<NormalisedResource>, Vec<NormalisedResource>) =
             resources.into_iter().partition(|r| !crate::bundle::is_included(r));
         // Released only because an include may want them: candidates, not matches.
