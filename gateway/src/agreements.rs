@@ -111,7 +111,13 @@ struct Snapshot {
     policy: Arc<Policy>,
     /// `(id, version)` of the published versions applied in `policy`.
     applied: Vec<(String, u32)>,
+    /// The `(source id, controller)` pairs `policy` decides by, sorted.
+    sources: Vec<(String, OdsCode)>,
 }
+
+/// Where the registered sources' data controllers are read from at each refresh (the live
+/// source registry), so a source registered while the gateway runs is known to the agreements.
+pub type ControllerFeed = Arc<dyn Fn() -> Vec<(String, OdsCode)> + Send + Sync>;
 
 /// The sharing agreements and code sets in force now, and what is needed to rebuild them.
 pub struct PolicyInForce {
@@ -122,8 +128,10 @@ pub struct PolicyInForce {
     /// The same, validated.
     file_agreements: Vec<Agreement>,
     terminology: Terminology,
-    /// `(source id, controller ODS code)` of every registered source.
+    /// `(source id, controller ODS code)` of every registered source, as given at start.
     sources: Vec<(String, OdsCode)>,
+    /// The live registry's controllers, once followed ([`Self::follow`]); `sources` until then.
+    feed: std::sync::OnceLock<ControllerFeed>,
     snapshot: RwLock<Snapshot>,
     /// When the store last answered a refresh, and how long the policy in force may go
     /// unconfirmed (set by [`Self::spawn_refresh`]; `None`: no other replica can change it).
@@ -152,13 +160,20 @@ impl PolicyInForce {
             terminology.clone(),
             sources.iter().cloned(),
         )?;
+        let mut applied_sources = sources.clone();
+        applied_sources.sort();
         Ok(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             files,
             file_agreements,
             terminology,
             sources,
-            snapshot: RwLock::new(Snapshot { policy: Arc::new(policy), applied: Vec::new() }),
+            feed: std::sync::OnceLock::new(),
+            snapshot: RwLock::new(Snapshot {
+                policy: Arc::new(policy),
+                applied: Vec::new(),
+                sources: applied_sources,
+            }),
             confirmed: std::sync::Mutex::new((std::time::Instant::now(), None)),
         })
     }
@@ -214,10 +229,27 @@ impl PolicyInForce {
         &self.terminology
     }
 
+    /// From now on, reads the registered sources' data controllers from `feed` at every
+    /// refresh instead of the list given at start. Only the first call counts.
+    pub fn follow(&self, feed: ControllerFeed) {
+        let _ = self.feed.set(feed);
+    }
+
+    /// `(source id, controller ODS code)` of every registered source now, sorted.
+    fn sources_now(&self) -> Vec<(String, OdsCode)> {
+        let mut sources = match self.feed.get() {
+            Some(feed) => feed(),
+            None => self.sources.clone(),
+        };
+        sources.sort();
+        sources
+    }
+
     /// The ODS codes of the registered sources' data controllers, sorted: whose approval an
     /// agreement for `controllers = ["*"]` needs.
     pub fn registered_controllers(&self) -> Vec<String> {
-        let all: BTreeSet<&str> = self.sources.iter().map(|(_, ods)| ods.as_str()).collect();
+        let sources = self.sources_now();
+        let all: BTreeSet<&str> = sources.iter().map(|(_, ods)| ods.as_str()).collect();
         all.into_iter().map(str::to_owned).collect()
     }
 
@@ -295,9 +327,14 @@ impl PolicyInForce {
         Ok(entries)
     }
 
-    /// Reads the store and, if the approved versions differ from those applied, rebuilds the
-    /// policy. Whether it changed.
+    /// Reads the store and, if the approved versions or the registered sources' controllers
+    /// differ from those applied, rebuilds the policy. Whether it changed.
+    ///
+    /// A data controller registered since a `controllers = ["*"]` version was approved has
+    /// not approved it: until it does, that version awaits again and the one before it is in
+    /// force (no controller's data is shared under terms it has not approved).
     pub async fn refresh(&self, store: &dyn AgreementStore) -> Result<bool, LedgerError> {
+        let sources = self.sources_now();
         let published = store.published_agreements().await?;
         let approvals = store.agreement_approvals().await?;
         let ledger = self.ledger(&published, &approvals)?;
@@ -311,8 +348,11 @@ impl PolicyInForce {
             .collect();
         let keys: Vec<(String, u32)> =
             applied.iter().map(|(e, _)| (e.agreement.id.clone(), e.agreement.version)).collect();
-        if self.snapshot.read().unwrap_or_else(PoisonError::into_inner).applied == keys {
-            return Ok(false);
+        {
+            let snapshot = self.snapshot.read().unwrap_or_else(PoisonError::into_inner);
+            if snapshot.applied == keys && snapshot.sources == sources {
+                return Ok(false);
+            }
         }
         let names: Vec<String> = applied.iter().map(|(_, p)| stored_name(p)).collect();
         let policy = Policy::new(
@@ -321,10 +361,10 @@ impl PolicyInForce {
                 .map(|(n, t)| (n.as_str(), t.as_str()))
                 .chain(names.iter().zip(&applied).map(|(n, (_, p))| (n.as_str(), p.body.as_str()))),
             self.terminology.clone(),
-            self.sources.iter().cloned(),
+            sources.iter().cloned(),
         )?;
         let mut snapshot = self.snapshot.write().unwrap_or_else(PoisonError::into_inner);
-        *snapshot = Snapshot { policy: Arc::new(policy), applied: keys };
+        *snapshot = Snapshot { policy: Arc::new(policy), applied: keys, sources };
         Ok(true)
     }
 

@@ -227,6 +227,11 @@ impl Application {
         // (the config's and the API's alike).
         let registered = registry.configs().await;
         let policy = Arc::new(crate::agreements::load(&settings.policy, &registered, &store).await?);
+        // From then on they follow the live registry: a source registered, moved to another
+        // controller or deregistered while the gateway runs counts at the next refresh (at once
+        // in the process that made the change).
+        let live = registry.clone();
+        policy.follow(Arc::new(move || live.controllers()));
         policy.spawn_refresh(Arc::new(store.clone()), Duration::from_secs(settings.policy.refresh_secs));
         let oversight = Arc::new(crate::oversight::Oversight::new(
             Arc::new(store.clone()),

@@ -170,6 +170,19 @@ impl Governance {
         self.entry(id, version).await
     }
 
+    /// Applies a change of the source registry at once: the agreements decide data
+    /// controllers by the sources registered now. A store that cannot be read leaves the policy
+    /// to the next periodic refresh (which fails closed after three periods).
+    pub async fn sources_changed(&self) {
+        match self.policy.refresh(self.store.as_ref()).await {
+            Ok(true) => tracing::info!("sharing agreements follow a change of the registered sources"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "sharing agreements could not follow a change of the registered sources yet")
+            }
+        }
+    }
+
     async fn entry(&self, id: &str, version: u32) -> Result<LedgerEntry, GovernanceError> {
         self.ledger()
             .await?

@@ -256,6 +256,7 @@ where
         Ok(r) => r,
         Err(e) => return Err(refuse(call, e).await),
     };
+    call.state.agreements.sources_changed().await;
     let shown = registry.list().await.into_iter().find(|v| v.registration.config.id == *id);
     let body = match shown {
         Some(v) => view(&v),

@@ -201,6 +201,9 @@ pub struct Registry {
     pub health: health::Health,
     inner: tokio::sync::Mutex<Inner>,
     organisations: RwLock<HashMap<String, Attestation>>,
+    /// `(source id, controller ODS code)` of every source not deregistered, as of the last
+    /// rebuild: what the sharing agreements decide data controllers by.
+    controllers: RwLock<Vec<(String, OdsCode)>>,
 }
 
 fn now_us() -> i64 {
@@ -280,6 +283,7 @@ impl Registry {
                 warned: HashMap::new(),
             }),
             organisations: RwLock::new(HashMap::new()),
+            controllers: RwLock::new(Vec::new()),
         };
         registry.reload().await?;
         Ok(registry)
@@ -397,6 +401,19 @@ impl Registry {
         }
         inner.built = built;
         self.federation.replace(Sources::new(adapters, not_asked));
+        let controllers = inner
+            .entries
+            .iter()
+            .filter(|r| r.state != SourceState::Deregistered)
+            .map(|r| (r.config.id.to_string(), r.config.ods_code.clone()))
+            .collect();
+        *self.controllers.write().unwrap_or_else(PoisonError::into_inner) = controllers;
+    }
+
+    /// `(source id, controller ODS code)` of every source not deregistered (suspended ones
+    /// included: their controllers stay parties), in registry order.
+    pub fn controllers(&self) -> Vec<(String, OdsCode)> {
+        self.controllers.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Reloads every `refresh_secs` and probes every active source every

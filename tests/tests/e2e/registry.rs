@@ -492,3 +492,70 @@ async fn a_replica_follows_a_registration_made_on_another() {
     replica.handle.stop(true).await;
     app.stop().await;
 }
+
+/// An agreement of its own for the controller `LBX77`: community pharmacy `FPH01` sees
+/// medications and allergies from that controller's sources only.
+const LATE_PHARMACY: &str = "id = \"late-pharmacy\"\nversion = 1\ntitle = \"Late borough pharmacy\"\n\
+    consent_model = \"implied-direct-care\"\nstart = 2026-01-01\nobjection = \"Ask the pharmacy.\"\n\
+    controllers = [\"LBX77\"]\n\n[recipients]\norganisations = [\"FPH01\"]\nroles = [\"R8003\"]\n\
+    purposes = [\"TREAT\"]\nrelationship = \"granted\"\n\n[record]\nsections = [\"medications\", \"allergies\"]\n";
+
+/// How many released resources came from source `id`.
+fn released_from(answer: &Answer, id: &str) -> usize {
+    let origin = format!("urn:tideway:source:{id}");
+    answer.matches().iter().filter(|r| r["meta"]["source"] == origin.as_str()).count()
+}
+
+#[tokio::test]
+async fn a_source_registered_at_run_time_shares_under_its_controllers_agreement_at_once() {
+    let late = Late::start(StoreKind::Sqlite).await;
+    let Late { app, admin, base, everything, .. } = &late;
+    let controller = app.token_for(&user("LBX77", "R8000", PurposeOfUse::Treat)).await;
+    let published = app.post_text("/agreements", Some(&controller), LATE_PHARMACY).await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let approved = app.post_text("/agreements/late-pharmacy/1/approve", Some(&controller), "").await;
+    assert_eq!(approved.body["state"], "in-force", "{}", approved.body);
+    let pharmacist = app.token_for(&user("FPH01", "R8003", PurposeOfUse::Treat)).await;
+    let before = app.get(everything, Some(&pharmacist)).await;
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert_eq!(released_from(&before, "late-01"), 0, "not registered yet");
+
+    let created = send(
+        app,
+        Method::POST,
+        "/admin/sources",
+        admin,
+        Some(&registration("late-01", base, "standards-met", &in_days(365))),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let after = app.get(everything, Some(&pharmacist)).await;
+    assert_eq!(after.status, 200, "{}", after.body);
+    let shared = released_from(&after, "late-01");
+    assert!(shared > 0, "the new controller's agreement covers its new source: {}", after.body);
+    assert!(
+        after.matches().iter().filter(|r| r["meta"]["source"] == "urn:tideway:source:late-01").all(|r| {
+            ["MedicationStatement", "MedicationRequest", "AllergyIntolerance", "Patient", "Organization"]
+                .contains(&r["resourceType"].as_str().unwrap_or(""))
+        }),
+        "only the sections the agreement shares: {:?}",
+        after
+            .matches()
+            .iter()
+            .map(|r| (r["resourceType"].as_str(), r["meta"]["source"].as_str()))
+            .collect::<Vec<_>>()
+    );
+    let rows = app.state.store.audit_for_request(&after.header("x-request-id").unwrap()).await.unwrap();
+    assert!(rows.last().unwrap().detail.contains("late-pharmacy@1"), "{}", rows.last().unwrap().detail);
+
+    // The same source moved to another controller: that controller approved nothing, so the
+    // agreement no longer covers it.
+    let mut moved = registration("late-01", base, "standards-met", &in_days(365));
+    moved["ods_code"] = json!("LBX78");
+    let u = send(app, Method::PUT, "/admin/sources/late-01", admin, Some(&moved)).await;
+    assert_eq!(u.status, 200, "{}", u.body);
+    let moved_away = app.get(everything, Some(&pharmacist)).await;
+    assert_eq!(moved_away.status, 200, "{}", moved_away.body);
+    assert_eq!(released_from(&moved_away, "late-01"), 0, "{}", moved_away.body);
+    late.stop().await;
+}
