@@ -128,7 +128,7 @@ pub struct PolicyInForce {
     /// The same, validated.
     file_agreements: Vec<Agreement>,
     terminology: Terminology,
-    /// `(source id, controller ODS code)` of every registered source, as given at start.
+    /// `(source id, controller ODS code)` of every registered source, as given at start, sorted.
     sources: Vec<(String, OdsCode)>,
     /// The live registry's controllers, once followed ([`Self::follow`]); `sources` until then.
     feed: std::sync::OnceLock<ControllerFeed>,
@@ -151,6 +151,8 @@ impl PolicyInForce {
         terminology: Terminology,
         sources: Vec<(String, OdsCode)>,
     ) -> Result<Self, PolicyError> {
+        let mut sources = sources;
+        sources.sort();
         let file_agreements = files
             .iter()
             .map(|(name, text)| parse_agreement(name, text, &terminology))
@@ -160,8 +162,7 @@ impl PolicyInForce {
             terminology.clone(),
             sources.iter().cloned(),
         )?;
-        let mut applied_sources = sources.clone();
-        applied_sources.sort();
+        let applied_sources = sources.clone();
         Ok(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             files,
@@ -237,41 +238,44 @@ impl PolicyInForce {
 
     /// `(source id, controller ODS code)` of every registered source now, sorted.
     fn sources_now(&self) -> Vec<(String, OdsCode)> {
-        let mut sources = match self.feed.get() {
-            Some(feed) => feed(),
+        match self.feed.get() {
+            Some(feed) => {
+                let mut sources = feed();
+                sources.sort();
+                sources
+            }
             None => self.sources.clone(),
-        };
-        sources.sort();
-        sources
-    }
-
-    /// The ODS codes of the registered sources' data controllers, sorted: whose approval an
-    /// agreement for `controllers = ["*"]` needs.
-    pub fn registered_controllers(&self) -> Vec<String> {
-        let sources = self.sources_now();
-        let all: BTreeSet<&str> = sources.iter().map(|(_, ods)| ods.as_str()).collect();
-        all.into_iter().map(str::to_owned).collect()
-    }
-
-    /// The controllers `agreement` names, sorted.
-    pub fn controllers_of(&self, agreement: &Agreement) -> Vec<String> {
-        match &agreement.controllers {
-            Controllers::Every => self.registered_controllers(),
-            Controllers::Only(set) => set.iter().map(|o| o.as_str().to_owned()).collect(),
         }
     }
 
-    /// Every version known, files and published, with where each stands, by id then version.
+    /// The controllers `agreement` names, sorted (for `controllers = ["*"]`, those of every
+    /// source registered now).
+    pub fn controllers_of(&self, agreement: &Agreement) -> Vec<String> {
+        named_by(agreement, &controllers_in(&self.sources_now()))
+    }
+
+    /// Every version known, files and published, with where each stands, by id then version,
+    /// for the sources registered now.
     pub fn ledger(
         &self,
         published: &[PublishedVersion],
         approvals: &[Approval],
     ) -> Result<Vec<LedgerEntry>, PolicyError> {
+        self.ledger_under(published, approvals, &controllers_in(&self.sources_now()))
+    }
+
+    /// The ledger when `registered` are the registered sources' data controllers.
+    fn ledger_under(
+        &self,
+        published: &[PublishedVersion],
+        approvals: &[Approval],
+        registered: &[String],
+    ) -> Result<Vec<LedgerEntry>, PolicyError> {
         let mut entries: Vec<LedgerEntry> = self
             .file_agreements
             .iter()
             .map(|a| LedgerEntry {
-                controllers: self.controllers_of(a),
+                controllers: named_by(a, registered),
                 agreement: a.clone(),
                 origin: Origin::File,
                 approvals: Vec::new(),
@@ -286,7 +290,7 @@ impl PolicyInForce {
                 .cloned()
                 .collect();
             entries.push(LedgerEntry {
-                controllers: self.controllers_of(&agreement),
+                controllers: named_by(&agreement, registered),
                 agreement,
                 origin: Origin::Published(p.clone()),
                 approvals,
@@ -337,7 +341,8 @@ impl PolicyInForce {
         let sources = self.sources_now();
         let published = store.published_agreements().await?;
         let approvals = store.agreement_approvals().await?;
-        let ledger = self.ledger(&published, &approvals)?;
+        // One reading of the registry for both the approvals needed and the policy built.
+        let ledger = self.ledger_under(&published, &approvals, &controllers_in(&sources))?;
         let applied: Vec<(&LedgerEntry, &PublishedVersion)> = ledger
             .iter()
             .filter(|e| e.state == VersionState::InForce)
@@ -395,6 +400,21 @@ impl PolicyInForce {
                 }
             }
         });
+    }
+}
+
+/// The distinct ODS codes of these sources' data controllers, sorted: whose approval an
+/// agreement for `controllers = ["*"]` needs.
+fn controllers_in(sources: &[(String, OdsCode)]) -> Vec<String> {
+    let all: BTreeSet<&str> = sources.iter().map(|(_, ods)| ods.as_str()).collect();
+    all.into_iter().map(str::to_owned).collect()
+}
+
+/// The controllers `agreement` names, sorted, when `registered` are the registered ones.
+fn named_by(agreement: &Agreement, registered: &[String]) -> Vec<String> {
+    match &agreement.controllers {
+        Controllers::Every => registered.to_vec(),
+        Controllers::Only(set) => set.iter().map(|o| o.as_str().to_owned()).collect(),
     }
 }
 
