@@ -35,6 +35,12 @@ pub enum AuditPhase {
     Intent,
     /// Written before the response leaves.
     Outcome,
+    /// One patient of several a request's answer released (a `$match` naming more than one
+    /// candidate): written just before the request's outcome record, with the same request
+    /// id, so that each patient's access history shows the request. An outcome that then
+    /// fails to be written leaves disclosures of an answer that never left, never the other
+    /// way round; the request's outcome record (or its absence) tells which.
+    Disclosure,
 }
 
 impl AuditPhase {
@@ -43,12 +49,13 @@ impl AuditPhase {
         match self {
             Self::Intent => "intent",
             Self::Outcome => "outcome",
+            Self::Disclosure => "disclosure",
         }
     }
 
     /// The phase a stored code names.
     pub fn parse(code: &str) -> Option<Self> {
-        [Self::Intent, Self::Outcome].into_iter().find(|p| p.as_str() == code)
+        [Self::Intent, Self::Outcome, Self::Disclosure].into_iter().find(|p| p.as_str() == code)
     }
 }
 
@@ -168,7 +175,7 @@ pub struct ChainedAudit {
     pub hash: Option<String>,
 }
 
-/// Which of one patient's audit records are asked for: outcome records made in
+/// Which of one patient's audit records are asked for: outcome and disclosure records made in
 /// `[from_us, to_us)` (microseconds since the epoch), newest first, at most `limit`.
 #[derive(Debug, Clone)]
 pub struct PatientWindow {

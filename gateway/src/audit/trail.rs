@@ -75,6 +75,7 @@ impl AuditTrail {
             trail: self.clone(),
             record: Arc::new(AuditRecord::new(request_id, action, principal)),
             break_glass_reason: principal.and_then(|p| p.break_glass_reason.clone()),
+            disclosed: Vec::new(),
         }
     }
 }
@@ -100,6 +101,9 @@ pub struct AuditedCall {
     record: Arc<AuditRecord>,
     /// Why the glass was broken, for a break-glass token: every record of the request says so.
     break_glass_reason: Option<String>,
+    /// The patients the answer releases, when it names more than the one patient the request
+    /// is about: each gets a disclosure record before the outcome.
+    disclosed: Vec<String>,
 }
 
 impl AuditedCall {
@@ -128,6 +132,15 @@ impl AuditedCall {
     /// Names the patient the request is about (the gateway's opaque id, never an NHS number).
     pub fn about_patient(&mut self, patient_id: &str) {
         Arc::make_mut(&mut self.record).patient_id = Some(patient_id.to_owned());
+    }
+
+    /// Notes that the answer releases patient `patient_id`'s details, for an answer about
+    /// several patients (the request names none): the outcome is preceded by one disclosure
+    /// record per patient so noted, so each patient's access history shows the request.
+    pub fn discloses(&mut self, patient_id: &str) {
+        if !self.disclosed.iter().any(|p| p == patient_id) {
+            self.disclosed.push(patient_id.to_owned());
+        }
     }
 
     /// Sets the detail the intent record carries (what is about to be done, in identifiers).
@@ -174,6 +187,17 @@ impl AuditedCall {
         detail: String,
     ) -> Result<(), AuditError> {
         self.finish(status, released, outcome, detail);
+        for patient in std::mem::take(&mut self.disclosed) {
+            let mut disclosure = (*self.record).clone();
+            disclosure.phase = AuditPhase::Disclosure;
+            disclosure.patient_id = Some(patient);
+            disclosure.released = 1;
+            disclosure.detail = json!({ "one_of": released }).to_string();
+            self.trail.append(&disclosure).await.map_err(|e| {
+                tracing::error!(request_id = %self.record.request_id, error = %e, "audit disclosure could not be written; nothing released");
+                e
+            })?;
+        }
         self.trail.append_shared(self.record.clone()).await.map(drop).map_err(|e| {
             tracing::error!(request_id = %self.record.request_id, error = %e, "audit outcome could not be written; nothing released");
             e

@@ -57,9 +57,9 @@ const SELECT_AUDIT: &str = select_audit!("WHERE request_id = $1 ORDER BY seq");
 const SELECT_AUDIT_PAGE: &str =
     select_audit!("WHERE seq > $1 AND recorded_at_us >= $2 ORDER BY seq LIMIT $3");
 
-/// One patient's outcome records within `[from, to)` microseconds, newest first, at most so many.
+/// One patient's outcome and disclosure records within `[from, to)` microseconds, newest first, at most so many.
 const SELECT_AUDIT_FOR_PATIENT: &str = select_audit!(
-    "WHERE patient_id = $1 AND phase = 'outcome' AND recorded_at_us >= $2 AND recorded_at_us < $3 \
+    "WHERE patient_id = $1 AND phase IN ('outcome', 'disclosure') AND recorded_at_us >= $2 AND recorded_at_us < $3 \
      ORDER BY seq DESC LIMIT $4"
 );
 

@@ -141,7 +141,8 @@ impl AuditLog for MemoryStore {
             .iter()
             .rev()
             .filter(|r| {
-                r.patient_id.as_deref() == Some(w.patient_id.as_str()) && r.phase == AuditPhase::Outcome
+                r.patient_id.as_deref() == Some(w.patient_id.as_str())
+                    && matches!(r.phase, AuditPhase::Outcome | AuditPhase::Disclosure)
             })
             .filter(|r| (w.from_us..w.to_us).contains(&crate::epoch_us::of(r.recorded_at)))
             .take(usize::try_from(w.limit).unwrap_or(0))

@@ -277,3 +277,60 @@ async fn a_first_access_through_match_notifies_the_practice() {
     assert_eq!(senders, ["RKE", "RJ122"], "the hospital's first access, through $match: {}", listed.body);
     app.stop().await;
 }
+
+/// Two patients of the population of no scenario, unrestricted and alive, born on one day.
+fn born_the_same_day(app: &TestApp) -> (NhsNumber, NhsNumber) {
+    let pop = &app.population;
+    let mut first_born = std::collections::HashMap::new();
+    (0..pop.patient_count())
+        .filter(|i| Scenario::of(*i).is_none() && !pop.is_restricted(*i) && pop.date_of_death(*i).is_none())
+        .find_map(|i| {
+            let born = pop.record(pop.home_borough(i), i)?.demographics.birth_date;
+            let earlier = *first_born.entry(born).or_insert(i);
+            (earlier != i).then(|| Some((pop.nhs_number(earlier)?, pop.nhs_number(i)?))).flatten()
+        })
+        .expect("the test population has two plain patients born on one day")
+}
+
+#[tokio::test]
+async fn a_demographic_match_is_in_the_access_history_of_the_patient_it_returned_and_no_other() {
+    // Enough patients that two share a birthday.
+    let app = TestApp::spawn(Options { boroughs: 2, patients: 300, ..Options::default() }).await;
+    let token = app.token().await;
+    let (returned, considered) = born_the_same_day(&app);
+    let returned_id = app.patient_id(&token, returned.as_str()).await;
+    let considered_id = app.patient_id(&token, considered.as_str()).await;
+    // Both are candidates by birth date; only the one whose name is given is returned.
+    let uncertain = json!({"name": "onlyCertainMatches", "valueBoolean": false});
+    let found = post_match(&app, &token, &parameters(described(&app, &returned, false), &[uncertain])).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    let got: Vec<String> = grades(&found).into_iter().map(|(id, ..)| id).collect();
+    assert_eq!(got, std::slice::from_ref(&returned_id), "{}", found.body);
+    let request = found.header("x-request-id").unwrap();
+
+    let officer =
+        app.token_for(&user(tideway_tests::PRIVACY_OFFICE, "R8000", PurposeOfUse::Operations)).await;
+    let matched_in = |history: &Answer| {
+        history
+            .resources()
+            .into_iter()
+            .filter(|e| e["resourceType"] == "AuditEvent")
+            .filter(|e| e["entity"][0]["what"]["identifier"]["value"] == request.as_str())
+            .count()
+    };
+    let history = app.get(&format!("/AuditEvent?patient={returned_id}"), Some(&officer)).await;
+    assert_eq!(history.status, 200, "{}", history.body);
+    assert_eq!(matched_in(&history), 1, "the match that returned them: {}", history.body);
+    let other = app.get(&format!("/AuditEvent?patient={considered_id}"), Some(&officer)).await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert_eq!(matched_in(&other), 0, "a patient considered but not returned was not disclosed");
+
+    // The request's own records: intent, one disclosure per patient returned, then outcome.
+    let rows = app.state.store.audit_for_request(&request).await.unwrap();
+    let phases: Vec<&str> = rows.iter().map(|r| r.phase.as_str()).collect();
+    assert_eq!(phases, ["intent", "disclosure", "outcome"]);
+    assert_eq!(rows[1].patient_id.as_deref(), Some(returned_id.as_str()));
+    assert_eq!((rows[1].released, rows[2].released), (1, 1));
+    assert_eq!(rows[2].patient_id, None, "the request itself names no one patient");
+    app.stop().await;
+}
