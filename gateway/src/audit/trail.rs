@@ -101,8 +101,8 @@ pub struct AuditedCall {
     record: Arc<AuditRecord>,
     /// Why the glass was broken, for a break-glass token: every record of the request says so.
     break_glass_reason: Option<String>,
-    /// The patients the answer releases, when it names more than the one patient the request
-    /// is about: each gets a disclosure record before the outcome.
+    /// The patients the answer releases that the request's records do not name: each gets a
+    /// disclosure record before the outcome.
     disclosed: Vec<String>,
 }
 
@@ -134,11 +134,12 @@ impl AuditedCall {
         Arc::make_mut(&mut self.record).patient_id = Some(patient_id.to_owned());
     }
 
-    /// Notes that the answer releases patient `patient_id`'s details, for an answer about
-    /// several patients (the request names none): the outcome is preceded by one disclosure
-    /// record per patient so noted, so each patient's access history shows the request.
+    /// Notes that the answer releases patient `patient_id`'s details: unless the request's
+    /// records already name that patient ([`Self::about_patient`]), the outcome is preceded by
+    /// a disclosure record naming them, so each patient's access history shows the request.
     pub fn discloses(&mut self, patient_id: &str) {
-        if !self.disclosed.iter().any(|p| p == patient_id) {
+        let named = self.record.patient_id.as_deref() == Some(patient_id);
+        if !named && !self.disclosed.iter().any(|p| p == patient_id) {
             self.disclosed.push(patient_id.to_owned());
         }
     }

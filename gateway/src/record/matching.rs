@@ -59,7 +59,6 @@ impl RecordService {
             return Err(RecordError::MatchBreakGlass);
         }
         let (numbers, superseded) = self.match_numbers(query).await?;
-        let one_patient = numbers.len() == 1;
         if let [only] = numbers.as_slice() {
             call.about_patient(&self.ids.id_for(only));
         }
@@ -135,9 +134,7 @@ impl RecordService {
                 super::oversee::Seen::Patients(patients),
             )
             .await?;
-            if !one_patient {
-                call.discloses(&id);
-            }
+            call.discloses(&id);
             released.push(candidate);
         }
         let candidates = released;
