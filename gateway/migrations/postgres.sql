@@ -21,10 +21,32 @@ CREATE TABLE IF NOT EXISTS audit_event (
 );
 CREATE INDEX IF NOT EXISTS audit_event_request ON audit_event (request_id);
 CREATE INDEX IF NOT EXISTS audit_event_patient ON audit_event (patient_id);
--- The trail is append-only: the gateway never changes or removes a record, and the hash chain
--- shows it if anyone does (`tideway audit verify`).
+CREATE INDEX IF NOT EXISTS audit_event_recorded ON audit_event (recorded_at_us);
+-- Each removal under `[audit] retention_days`: records up to `through_seq`, all made before
+-- `before_us`, were removed at `removed_at_us`. Append-only like the trail itself.
+CREATE TABLE IF NOT EXISTS audit_retention (
+    through_seq   BIGINT PRIMARY KEY,
+    before_us     BIGINT NOT NULL,
+    removed_at_us BIGINT NOT NULL
+);
+CREATE OR REPLACE FUNCTION audit_retention_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'audit_retention is append-only'; END $$;
+CREATE OR REPLACE TRIGGER audit_retention_no_change BEFORE UPDATE OR DELETE ON audit_retention
+FOR EACH ROW EXECUTE FUNCTION audit_retention_append_only();
+CREATE OR REPLACE TRIGGER audit_retention_no_truncate BEFORE TRUNCATE ON audit_retention
+FOR EACH STATEMENT EXECUTE FUNCTION audit_retention_append_only();
+-- The trail is append-only: the gateway never changes a record, and removes one only once
+-- retention has moved past it (a signed retention anchor in the checkpoint file says so); the
+-- hash chain shows it if anyone does otherwise (`tideway audit verify`).
 CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN RAISE EXCEPTION 'audit_event is append-only'; END $$;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        IF OLD.seq <= (SELECT COALESCE(MAX(through_seq), 0) FROM audit_retention) THEN
+            RETURN OLD;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'audit_event is append-only';
+END $$;
 CREATE OR REPLACE TRIGGER audit_event_no_change BEFORE UPDATE OR DELETE ON audit_event
 FOR EACH ROW EXECUTE FUNCTION audit_event_append_only();
 CREATE OR REPLACE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event

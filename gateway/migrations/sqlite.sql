@@ -21,12 +21,27 @@ CREATE TABLE IF NOT EXISTS audit_event (
 );
 CREATE INDEX IF NOT EXISTS audit_event_request ON audit_event (request_id);
 CREATE INDEX IF NOT EXISTS audit_event_patient ON audit_event (patient_id);
--- The trail is append-only: the gateway never changes or removes a record, and the hash chain
--- shows it if anyone does (`tideway audit verify`).
+CREATE INDEX IF NOT EXISTS audit_event_recorded ON audit_event (recorded_at_us);
+-- Each removal under `[audit] retention_days`: records up to `through_seq`, all made before
+-- `before_us`, were removed at `removed_at_us`. Append-only like the trail itself.
+CREATE TABLE IF NOT EXISTS audit_retention (
+    through_seq   BIGINT PRIMARY KEY,
+    before_us     BIGINT NOT NULL,
+    removed_at_us BIGINT NOT NULL
+);
+-- The trail is append-only: the gateway never changes a record, and removes one only once
+-- retention has moved past it (a signed retention anchor in the checkpoint file says so); the
+-- hash chain shows it if anyone does otherwise (`tideway audit verify`).
 CREATE TRIGGER IF NOT EXISTS audit_event_no_update BEFORE UPDATE ON audit_event
 BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_event_no_delete BEFORE DELETE ON audit_event
+DROP TRIGGER IF EXISTS audit_event_no_delete;
+CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+WHEN OLD.seq > (SELECT COALESCE(MAX(through_seq), 0) FROM audit_retention)
 BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_retention_no_update BEFORE UPDATE ON audit_retention
+BEGIN SELECT RAISE(ABORT, 'audit_retention is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_retention_no_delete BEFORE DELETE ON audit_retention
+BEGIN SELECT RAISE(ABORT, 'audit_retention is append-only'); END;
 CREATE TABLE IF NOT EXISTS patient_index (
     patient_id TEXT   PRIMARY KEY,
     nhs_number TEXT   NOT NULL UNIQUE,

@@ -57,6 +57,13 @@ pub enum StartError {
     /// The audit checkpoint key or file could not be read.
     #[error("audit checkpoints: {0}")]
     Checkpoints(#[from] crate::audit::checkpoint::CheckpointError),
+    /// The audit trail no longer holds what its last signed checkpoint covers (names the
+    /// place and the kind of damage): the gateway does not start on a trail it cannot vouch for.
+    #[error(
+        "audit trail damaged since its last checkpoint: {0}; run `tideway audit verify` and resolve it \
+         before starting (the checkpoint file is the evidence: archive it, never edit it)"
+    )]
+    AuditDamaged(String),
     /// The webhook client could not be built.
     #[error("alerts webhook: {0}")]
     Webhook(String),
@@ -213,7 +220,13 @@ impl Application {
         let checkpointer = match (&settings.audit.checkpoint_key, &settings.audit.checkpoint_file) {
             (Some(key), Some(file)) => {
                 let checkpointer = Arc::new(Checkpointer::new(key, file.clone(), Arc::new(store.clone()))?);
+                if let Some(damage) = checkpointer.damage_since_last_checkpoint().await? {
+                    return Err(StartError::AuditDamaged(damage.to_string()));
+                }
                 checkpointer.clone().spawn_every(settings.audit.checkpoint_interval_secs);
+                if let Some(days) = settings.audit.retention_days {
+                    checkpointer.clone().spawn_retention(days);
+                }
                 Some(checkpointer)
             }
             _ => {

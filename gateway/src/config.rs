@@ -252,6 +252,11 @@ pub struct AuditSettings {
     /// before one record of the count is written (default 60; also written at shutdown).
     #[serde(default = "default_refusal_interval_secs")]
     pub refusal_interval_secs: u64,
+    /// Days audit records are kept (unset: kept for ever). Older records are removed hourly,
+    /// each batch only after it verifies and a signed retention anchor for it is in the
+    /// checkpoint file, so the checkpoint settings are required with it.
+    #[serde(default)]
+    pub retention_days: Option<u64>,
 }
 
 fn default_refusal_interval_secs() -> u64 {
@@ -265,6 +270,7 @@ impl Default for AuditSettings {
             checkpoint_file: None,
             checkpoint_interval_secs: default_checkpoint_interval_secs(),
             refusal_interval_secs: default_refusal_interval_secs(),
+            retention_days: None,
         }
     }
 }
@@ -766,6 +772,21 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "audit: checkpoint_key and checkpoint_file are set together or not at all".into(),
             ));
+        }
+        if let Some(days) = self.audit.retention_days {
+            if !(1..=36_500).contains(&days) {
+                return Err(ConfigError::Invalid(
+                    "audit.retention_days must be between 1 and 36500 (leave it unset to keep everything)"
+                        .into(),
+                ));
+            }
+            if self.audit.checkpoint_key.is_none() {
+                return Err(ConfigError::Invalid(
+                    "audit.retention_days needs checkpoint_key and checkpoint_file: removed records are \
+                     accounted for by a signed retention anchor"
+                        .into(),
+                ));
+            }
         }
         if !(1..=3_600).contains(&self.audit.refusal_interval_secs) {
             return Err(ConfigError::Invalid(

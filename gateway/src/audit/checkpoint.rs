@@ -11,6 +11,13 @@
 //! a domain tag, the sequence number (8 bytes, big-endian), the 32 bytes of the hash and the
 //! signing instant in microseconds (8 bytes, big-endian); the key id is the first 8 bytes of
 //! the SHA-256 of the public key, in hex.
+//!
+//! A **retention anchor** is a checkpoint with one more field, `removes_before_us`: signed
+//! before `[audit] retention_days` removes the oldest records, it says that the records up to
+//! `seq` (every one made before that instant) may be gone, and that the first record kept
+//! follows `hash`. Verification starts from the newest anchor below the first record kept
+//! instead of the genesis hash; records removed without one are a gap. An anchor's signature
+//! covers its own domain tag and the instant too, so a checkpoint cannot be passed off as one.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,6 +35,9 @@ use super::chain::ChainHash;
 /// What every signed message starts with.
 const DOMAIN: &[u8] = b"tideway-audit-checkpoint-v1\0";
 
+/// What every signed retention anchor starts with.
+const ANCHOR_DOMAIN: &[u8] = b"tideway-audit-retention-v1\0";
+
 /// A checkpoint file or key file could not be read or written. Names the file and the cause.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {cause}")]
@@ -37,7 +47,7 @@ pub struct CheckpointError {
 }
 
 impl CheckpointError {
-    fn at(path: &Path, cause: impl std::fmt::Display) -> Self {
+    pub(super) fn at(path: &Path, cause: impl std::fmt::Display) -> Self {
         Self { path: path.to_owned(), cause: cause.to_string() }
     }
 }
@@ -93,9 +103,19 @@ impl CheckpointKey {
 
     /// Signs the head `(seq, hash)` now.
     pub fn sign(&self, seq: i64, hash: ChainHash) -> Checkpoint {
+        self.sign_statement(seq, hash, None)
+    }
+
+    /// Signs a retention anchor now: the records up to `seq`, whose last has `hash`, were all
+    /// made before `before_us` and may be removed.
+    pub fn sign_anchor(&self, seq: i64, hash: ChainHash, before_us: i64) -> Checkpoint {
+        self.sign_statement(seq, hash, Some(before_us))
+    }
+
+    fn sign_statement(&self, seq: i64, hash: ChainHash, removes_before_us: Option<i64>) -> Checkpoint {
         let signed_at_us = crate::epoch_us::now();
-        let signature = self.signing.sign(&message(seq, &hash, signed_at_us));
-        Checkpoint { seq, hash, signed_at_us, key_id: self.key_id(), signature }
+        let signature = self.signing.sign(&message(seq, &hash, signed_at_us, removes_before_us));
+        Checkpoint { seq, hash, signed_at_us, key_id: self.key_id(), signature, removes_before_us }
     }
 }
 
@@ -104,12 +124,15 @@ pub fn key_id(key: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(key.as_bytes())[..8])
 }
 
-fn message(seq: i64, hash: &ChainHash, signed_at_us: i64) -> Vec<u8> {
-    let mut m = Vec::with_capacity(DOMAIN.len() + 48);
-    m.extend_from_slice(DOMAIN);
+fn message(seq: i64, hash: &ChainHash, signed_at_us: i64, removes_before_us: Option<i64>) -> Vec<u8> {
+    let mut m = Vec::with_capacity(ANCHOR_DOMAIN.len() + 56);
+    m.extend_from_slice(if removes_before_us.is_some() { ANCHOR_DOMAIN } else { DOMAIN });
     m.extend_from_slice(&seq.to_be_bytes());
     m.extend_from_slice(hash.as_bytes());
     m.extend_from_slice(&signed_at_us.to_be_bytes());
+    if let Some(before_us) = removes_before_us {
+        m.extend_from_slice(&before_us.to_be_bytes());
+    }
     m
 }
 
@@ -126,6 +149,9 @@ pub struct Checkpoint {
     pub key_id: String,
     /// The signature.
     pub signature: Signature,
+    /// Set on a retention anchor: the records up to `seq` may be removed, every one having
+    /// been made before this instant (microseconds since the epoch).
+    pub removes_before_us: Option<i64>,
 }
 
 /// A checkpoint as a line of the file.
@@ -137,13 +163,25 @@ struct Line {
     signed_at_us: i64,
     key_id: String,
     signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    removes_before_us: Option<i64>,
 }
 
 impl Checkpoint {
     /// Whether `key` signed exactly this.
     pub fn verifies_with(&self, key: &VerifyingKey) -> bool {
         key_id(key) == self.key_id
-            && key.verify(&message(self.seq, &self.hash, self.signed_at_us), &self.signature).is_ok()
+            && key
+                .verify(
+                    &message(self.seq, &self.hash, self.signed_at_us, self.removes_before_us),
+                    &self.signature,
+                )
+                .is_ok()
+    }
+
+    /// Whether this is a retention anchor.
+    pub fn is_anchor(&self) -> bool {
+        self.removes_before_us.is_some()
     }
 
     fn to_line(&self) -> String {
@@ -153,6 +191,7 @@ impl Checkpoint {
             signed_at_us: self.signed_at_us,
             key_id: self.key_id.clone(),
             signature: STANDARD.encode(self.signature.to_bytes()),
+            removes_before_us: self.removes_before_us,
         };
         serde_json::to_string(&line).unwrap_or_default()
     }
@@ -166,6 +205,7 @@ impl Checkpoint {
             signed_at_us: line.signed_at_us,
             key_id: line.key_id,
             signature: Signature::from_bytes(&signature),
+            removes_before_us: line.removes_before_us,
         })
     }
 }
@@ -177,7 +217,7 @@ pub struct UnreadableLine(pub usize);
 /// The file checkpoints are appended to.
 #[derive(Debug, Clone)]
 pub struct CheckpointFile {
-    path: PathBuf,
+    pub(super) path: PathBuf,
 }
 
 impl CheckpointFile {
@@ -213,19 +253,29 @@ impl CheckpointFile {
         Ok((checkpoints, unreadable))
     }
 
-    /// The last checkpoint in the file, if any is readable.
+    /// The last checkpoint in the file that is not a retention anchor, if any is readable.
     pub fn last(&self) -> Result<Option<Checkpoint>, CheckpointError> {
-        Ok(self.read()?.0.pop())
+        Ok(self.read()?.0.into_iter().rev().find(|c| !c.is_anchor()))
     }
+}
+
+/// What this process knows it (or the process before it) signed last.
+#[derive(Debug, Default)]
+pub(super) struct Signed {
+    /// The last checkpoint in the file.
+    pub(super) checkpoint: Option<Checkpoint>,
+    /// The highest sequence number a retention anchor in the file covers.
+    pub(super) anchored_through: Option<i64>,
 }
 
 /// Signs the chain's head into the checkpoint file, when it has moved since the last one.
 pub struct Checkpointer {
-    key: CheckpointKey,
-    file: CheckpointFile,
-    log: Arc<dyn AuditLog>,
-    /// The sequence number last signed (from the file at start).
-    last: tokio::sync::Mutex<Option<i64>>,
+    pub(super) key: CheckpointKey,
+    pub(super) file: CheckpointFile,
+    pub(super) log: Arc<dyn AuditLog>,
+    /// What was signed last (from the file at start); held while signing or applying
+    /// retention, so one runs at a time.
+    pub(super) last: tokio::sync::Mutex<Signed>,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -239,23 +289,41 @@ impl Checkpointer {
     pub fn new(key_path: &Path, file_path: PathBuf, log: Arc<dyn AuditLog>) -> Result<Self, CheckpointError> {
         let key = CheckpointKey::load(key_path)?;
         let file = CheckpointFile::new(file_path);
-        let last = file.last()?.map(|c| c.seq);
-        Ok(Self { key, file, log, last: tokio::sync::Mutex::new(last) })
+        let (all, _) = file.read()?;
+        let anchored_through = all.iter().filter(|c| c.is_anchor()).map(|c| c.seq).max();
+        let checkpoint = all.into_iter().rev().find(|c| !c.is_anchor());
+        Ok(Self { key, file, log, last: tokio::sync::Mutex::new(Signed { checkpoint, anchored_through }) })
     }
 
     /// Signs the head if records were added since the last checkpoint; the checkpoint written.
+    /// A trail that no longer holds what the last checkpoint signed is not signed again: that
+    /// is an error (and `tideway_audit_trail_damaged` is 1) until an operator has looked.
     pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, CheckpointError> {
         let mut last = self.last.lock().await;
+        if let Some(damage) = self.damage_since(&last).await? {
+            return Err(CheckpointError::at(
+                &self.file.path,
+                format!("the head was not signed: {damage}; run `tideway audit verify`"),
+            ));
+        }
         let head = self.log.chain_head().await.map_err(|e| CheckpointError::at(&self.file.path, e))?;
         let Some((seq, Some(hash))) = head else { return Ok(None) };
-        let Some(hash) = ChainHash::from_hex(&hash).filter(|_| *last != Some(seq)) else { return Ok(None) };
+        let signed_before = last.checkpoint.as_ref().map(|c| c.seq);
+        let Some(hash) = ChainHash::from_hex(&hash).filter(|_| signed_before != Some(seq)) else {
+            return Ok(None);
+        };
         let checkpoint = self.key.sign(seq, hash);
+        self.append(&checkpoint).await?;
+        last.checkpoint = Some(checkpoint.clone());
+        Ok(Some(checkpoint))
+    }
+
+    /// Appends `checkpoint` to the file, off the runtime's threads.
+    pub(super) async fn append(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let (file, signed) = (self.file.clone(), checkpoint.clone());
         tokio::task::spawn_blocking(move || file.append(&signed))
             .await
-            .map_err(|e| CheckpointError::at(&self.file.path, e))??;
-        *last = Some(seq);
-        Ok(Some(checkpoint))
+            .map_err(|e| CheckpointError::at(&self.file.path, e))?
     }
 
     /// Checkpoints now (what a process that was killed appended since the last checkpoint),

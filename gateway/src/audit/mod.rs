@@ -16,6 +16,8 @@ pub mod balp;
 pub mod chain;
 pub mod checkpoint;
 pub mod log;
+pub mod retention;
+pub mod since_checkpoint;
 pub mod tally;
 pub mod trail;
 pub mod verify;

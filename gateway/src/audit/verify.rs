@@ -13,6 +13,11 @@
 //! - `truncated`: a checkpoint signed a record beyond the end of the trail;
 //! - `forged-checkpoint` / `unreadable-checkpoint`: a checkpoint that does not verify with the
 //!   configured key, or a line of the checkpoint file that is not a checkpoint.
+//!
+//! A trail whose oldest records retention removed starts from the newest verified retention
+//! anchor below its first record: the first record kept must follow the hash the anchor
+//! signed, and records missing after the anchor are a gap. Without such an anchor, a trail
+//! that does not start at 1 has a gap from 1.
 
 use std::collections::BTreeMap;
 
@@ -147,6 +152,9 @@ pub struct Report {
     pub checkpoints: usize,
     /// The highest sequence number a verified checkpoint signed.
     pub latest_checkpoint: Option<i64>,
+    /// Where the trail starts when retention removed its oldest records: the first sequence
+    /// number kept, and the instant every removed record was made before (from the anchor).
+    pub retained_from: Option<(i64, i64)>,
     /// The damage found, first by sequence number (at most [`MAX_FINDINGS`]).
     pub findings: Vec<Finding>,
     /// Damage found beyond those kept.
@@ -168,8 +176,11 @@ impl Report {
 /// Checks the trail fed to it in sequence order.
 #[derive(Debug)]
 pub struct ChainVerifier {
-    /// Verified checkpoints by the sequence number they sign.
+    /// Verified checkpoints (retention anchors too) by the sequence number they sign.
     checkpoints: BTreeMap<i64, Vec<Checkpoint>>,
+    /// Verified retention anchors by the sequence number they sign: what records may have
+    /// been removed up to, and the hash the first one kept follows.
+    anchors: BTreeMap<i64, Checkpoint>,
     /// The sequence number the next record should have.
     next: i64,
     /// The previous record's stored hash (`None` before the first record, or after one with
@@ -186,10 +197,18 @@ impl ChainVerifier {
         unreadable: &[UnreadableLine],
         key: Option<&VerifyingKey>,
     ) -> Self {
-        let mut verifier =
-            Self { checkpoints: BTreeMap::new(), next: 1, previous: None, report: Report::default() };
+        let mut verifier = Self {
+            checkpoints: BTreeMap::new(),
+            anchors: BTreeMap::new(),
+            next: 1,
+            previous: None,
+            report: Report::default(),
+        };
         for c in checkpoints {
             if key.is_some_and(|k| c.verifies_with(k)) {
+                if c.is_anchor() {
+                    verifier.anchors.insert(c.seq, c.clone());
+                }
                 verifier.report.checkpoints += 1;
                 verifier.report.latest_checkpoint = verifier.report.latest_checkpoint.max(Some(c.seq));
                 verifier.checkpoints.entry(c.seq).or_default().push(c);
@@ -214,6 +233,9 @@ impl ChainVerifier {
     /// Checks the next record (records must come in ascending sequence order).
     pub fn feed(&mut self, row: &ChainedAudit) {
         let seq = row.stored.seq;
+        if self.report.records == 0 {
+            self.start_from_anchor_below(seq);
+        }
         let gap = seq > self.next;
         if gap {
             self.found(Some(self.next), Damage::Gap { last: seq - 1 });
@@ -249,6 +271,20 @@ impl ChainVerifier {
         self.next = seq + 1;
         self.report.records += 1;
         self.report.head = Some((seq, stored));
+    }
+
+    /// The damage found so far (all but truncation, which shows only at the end).
+    pub fn findings(&self) -> &[Finding] {
+        &self.report.findings
+    }
+
+    /// Starts the chain from the newest retention anchor below the first record, if any.
+    fn start_from_anchor_below(&mut self, first: i64) {
+        if let Some((&seq, anchor)) = self.anchors.range(..first).next_back() {
+            self.next = seq + 1;
+            self.previous = Some(anchor.hash);
+            self.report.retained_from = anchor.removes_before_us.map(|before| (seq + 1, before));
+        }
     }
 
     /// The report, once every record has been fed.

@@ -118,6 +118,13 @@ pub fn describe(report: &Report) -> String {
                 None => "no checkpoints".to_owned(),
             };
             out.push_str(&format!("audit trail intact: {} records, {head}; {checkpoints}\n", report.records));
+            if let Some((seq, before_us)) = report.retained_from {
+                out.push_str(&format!(
+                    "records before seq {seq} were removed under retention (all made before {}), \
+                     as a signed retention anchor attests\n",
+                    crate::epoch_us::rfc3339_seconds(before_us)
+                ));
+            }
         }
         Some(first) => {
             out.push_str(&format!("audit trail damaged: first damage at {first}\n"));

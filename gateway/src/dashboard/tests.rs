@@ -187,6 +187,34 @@ fn the_page_loads_nothing_from_elsewhere_and_runs_no_inline_code() {
 }
 
 /// Every metric name the Grafana dashboard's queries use must be one the gateway exports.
+/// The gateway's metric names (`tideway_…`) that `text` mentions.
+fn metric_names_in(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("tideway_") {
+        let name: String = rest[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        rest = &rest[i + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+#[test]
+fn the_prometheus_alert_rules_use_only_metrics_the_gateway_exports() {
+    metrics::audit_trail_damaged(false);
+    metrics::certificate_expiry("server", 90 * 86_400);
+    metrics::source_health("dash-alerts", true);
+    let exported: BTreeSet<String> = parse(&metrics::encode()).into_iter().map(|s| s.name).collect();
+    let rules = include_str!("../../../deploy/prometheus/tideway-alerts.yml");
+    let exprs: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")).collect();
+    assert_eq!(exprs.len(), rules.matches("- alert:").count(), "every rule has one expr line");
+    let used: BTreeSet<String> = exprs.iter().flat_map(|e| metric_names_in(e)).collect();
+    assert!(used.contains("tideway_audit_trail_damaged"), "{used:?}");
+    for name in &used {
+        assert!(exported.contains(name), "an alert rule uses {name}, which /metrics does not export");
+    }
+}
+
 #[test]
 fn the_grafana_dashboard_queries_only_metrics_the_gateway_exports() {
     let id = SourceId::parse("dash-grafana").unwrap();
@@ -206,14 +234,7 @@ fn the_grafana_dashboard_queries_only_metrics_the_gateway_exports() {
     for panel in panels {
         titles.push(panel["title"].as_str().unwrap_or_default().to_owned());
         for target in panel["targets"].as_array().into_iter().flatten() {
-            let expr = target["expr"].as_str().unwrap();
-            let mut rest = expr;
-            while let Some(i) = rest.find("tideway_") {
-                let name: String =
-                    rest[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                rest = &rest[i + name.len()..];
-                used.insert(name);
-            }
+            used.extend(metric_names_in(target["expr"].as_str().unwrap()));
         }
     }
     assert!(used.len() >= 6, "the queries were read: {used:?}");

@@ -83,6 +83,14 @@ async fn behind_the_gateways_back(store: &Store, sql: &str) {
     .unwrap();
 }
 
+/// Runs `sql` on the store with the append-only triggers in place.
+async fn with_the_guards(store: &Store, sql: &'static str) -> Result<(), sqlx::Error> {
+    match store {
+        Store::Sqlite { write, .. } => sqlx::raw_sql(sql).execute(write).await.map(drop),
+        Store::Postgres { pool, .. } => sqlx::raw_sql(sql).execute(pool).await.map(drop),
+    }
+}
+
 /// Every record of the trail, as stored.
 async fn all_rows(store: &Store) -> Vec<ChainedAudit> {
     store.audit_page(i64::MIN, i64::MIN, 1_000_000).await.unwrap()
@@ -203,11 +211,7 @@ async fn the_table_refuses_changes(backend: Backend) {
     let attempts =
         ["UPDATE audit_event SET released = 9 WHERE seq = 1", "DELETE FROM audit_event WHERE seq = 2"];
     for sql in attempts {
-        let refused = match &trail.store {
-            Store::Sqlite { write, .. } => sqlx::raw_sql(sql).execute(write).await.map(drop),
-            Store::Postgres { pool, .. } => sqlx::raw_sql(sql).execute(pool).await.map(drop),
-        };
-        let e = refused.expect_err(sql);
+        let e = with_the_guards(&trail.store, sql).await.expect_err(sql);
         assert!(e.to_string().contains("append-only"), "{backend:?}: {e}");
     }
     if let Store::Postgres { pool, .. } = &trail.store {
@@ -302,4 +306,141 @@ async fn sqlite_names_every_kind_of_damage() {
 #[tokio::test]
 async fn postgres_names_every_kind_of_damage() {
     every_kind_of_damage_is_named(Backend::Postgres).await;
+}
+
+/// Record `n`, made `days` days ago.
+fn aged(n: usize, days: i64) -> AuditRecord {
+    let mut r = record(n);
+    r.recorded_at -= time::Duration::days(days);
+    r
+}
+
+async fn retention_removes_only_old_records_and_anchors_what_it_removed(backend: Backend) {
+    let t = Trail::new(backend, 0, 0).await;
+    let checkpointer = Checkpointer::new(&t.key, t.file.clone(), Arc::new(t.store.clone())).unwrap();
+    for n in 1..=6 {
+        t.store.append_audit(&aged(n, 40)).await.unwrap();
+    }
+    // One record made in the period, then old again (a replica's clock behind): retention
+    // keeps everything from the first record made in the period on.
+    t.store.append_audit(&record(7)).await.unwrap();
+    t.store.append_audit(&aged(8, 40)).await.unwrap();
+    t.store.append_audit(&record(9)).await.unwrap();
+    assert!(checkpointer.checkpoint().await.unwrap().is_some());
+
+    assert_eq!(checkpointer.apply_retention(30).await.unwrap(), 6, "{backend:?}");
+    assert_eq!(checkpointer.apply_retention(30).await.unwrap(), 0, "{backend:?}: nothing more is old");
+    let kept: Vec<i64> = all_rows(&t.store).await.iter().map(|r| r.stored.seq).collect();
+    assert_eq!(kept, [7, 8, 9], "{backend:?}");
+    let report = t.verify().await;
+    assert!(report.intact(), "{backend:?}: {:?}", report.findings);
+    assert_eq!(report.retained_from.map(|r| r.0), Some(7), "{backend:?}");
+    assert_eq!(report.records, 3);
+
+    // The trail goes on from its head; the table still refuses any other removal.
+    t.store.append_audit(&record(10)).await.unwrap();
+    assert!(t.verify().await.intact(), "{backend:?}");
+    let refused = with_the_guards(&t.store, "DELETE FROM audit_event WHERE seq = 7").await;
+    assert!(refused.expect_err("a delete above the retention horizon").to_string().contains("append-only"));
+
+    // Records removed past the anchor without one are a gap where the anchor ends.
+    behind_the_gateways_back(&t.store, "DELETE FROM audit_event WHERE seq = 7;").await;
+    assert_eq!(t.first_damage().await, (Some(7), "gap"), "{backend:?}");
+}
+
+#[tokio::test]
+async fn sqlite_retention_removes_only_old_records_and_anchors_what_it_removed() {
+    retention_removes_only_old_records_and_anchors_what_it_removed(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_retention_removes_only_old_records_and_anchors_what_it_removed() {
+    retention_removes_only_old_records_and_anchors_what_it_removed(Backend::Postgres).await;
+}
+
+async fn retention_keeps_the_head_and_never_removes_a_damaged_trail(backend: Backend) {
+    // Every record old: all but the head go.
+    let t = Trail::new(backend, 0, 0).await;
+    let checkpointer = Checkpointer::new(&t.key, t.file.clone(), Arc::new(t.store.clone())).unwrap();
+    for n in 1..=3 {
+        t.store.append_audit(&aged(n, 40)).await.unwrap();
+    }
+    assert_eq!(checkpointer.apply_retention(30).await.unwrap(), 2, "{backend:?}");
+    assert_eq!(all_rows(&t.store).await.len(), 1);
+    assert_eq!(t.verify().await.retained_from.map(|r| r.0), Some(3), "{backend:?}");
+
+    // An edited record among the old ones: nothing is removed, and the error names it.
+    let t = Trail::new(backend, 0, 0).await;
+    let checkpointer = Checkpointer::new(&t.key, t.file.clone(), Arc::new(t.store.clone())).unwrap();
+    for n in 1..=5 {
+        t.store.append_audit(&aged(n, 40)).await.unwrap();
+    }
+    t.store.append_audit(&record(6)).await.unwrap();
+    behind_the_gateways_back(&t.store, "UPDATE audit_event SET released = 999 WHERE seq = 3;").await;
+    let e = checkpointer.apply_retention(30).await.expect_err("a damaged trail is not removed");
+    assert!(e.to_string().contains("seq 3: edited"), "{backend:?}: {e}");
+    assert_eq!(all_rows(&t.store).await.len(), 6, "{backend:?}: the evidence stays");
+    let (checkpoints, _) = CheckpointFile::new(t.file.clone()).read().unwrap();
+    assert!(checkpoints.iter().all(|c| !c.is_anchor()), "no anchor was signed");
+}
+
+#[tokio::test]
+async fn sqlite_retention_keeps_the_head_and_never_removes_a_damaged_trail() {
+    retention_keeps_the_head_and_never_removes_a_damaged_trail(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_retention_keeps_the_head_and_never_removes_a_damaged_trail() {
+    retention_keeps_the_head_and_never_removes_a_damaged_trail(Backend::Postgres).await;
+}
+
+async fn damage_since_the_last_checkpoint_is_found_at_once(backend: Backend) {
+    let restart = |t: &Trail| Checkpointer::new(&t.key, t.file.clone(), Arc::new(t.store.clone())).unwrap();
+    let damage = |c: Checkpointer| async move {
+        c.damage_since_last_checkpoint().await.unwrap().map(|f| (f.seq, f.damage.kind()))
+    };
+    // Intact, with records added since: nothing to say.
+    let t = Trail::new(backend, 8, 6).await;
+    assert_eq!(damage(restart(&t)).await, None, "{backend:?}");
+    let fresh = Trail::new(backend, 3, 0).await;
+    assert_eq!(damage(restart(&fresh)).await, None, "{backend:?}: never checkpointed");
+
+    // The chain rewritten after an edit: the signed record's hash changed, and the head is
+    // not signed over it.
+    behind_the_gateways_back(&t.store, "UPDATE audit_event SET released = 5 WHERE seq = 2;").await;
+    rewrite_chain(&t.store).await;
+    let checkpointer = restart(&t);
+    let e = checkpointer.checkpoint().await.expect_err("a rewritten chain is not signed");
+    assert!(e.to_string().contains("seq 6: rehashed"), "{backend:?}: {e}");
+    assert_eq!(damage(checkpointer).await, Some((Some(6), "rehashed")), "{backend:?}");
+
+    // The tail cut off below the checkpoint; the signed record deleted.
+    let t = Trail::new(backend, 8, 6).await;
+    behind_the_gateways_back(&t.store, "DELETE FROM audit_event WHERE seq >= 5;").await;
+    assert_eq!(damage(restart(&t)).await, Some((Some(5), "truncated")), "{backend:?}");
+    let t = Trail::new(backend, 8, 6).await;
+    behind_the_gateways_back(&t.store, "DELETE FROM audit_event WHERE seq = 6;").await;
+    assert_eq!(damage(restart(&t)).await, Some((Some(6), "gap")), "{backend:?}");
+
+    // Removed under retention, past the checkpoint: accounted for by the anchor.
+    let t = Trail::new(backend, 0, 0).await;
+    let checkpointer = restart(&t);
+    for n in 1..=4 {
+        t.store.append_audit(&aged(n, 40)).await.unwrap();
+    }
+    checkpointer.checkpoint().await.unwrap();
+    t.store.append_audit(&record(5)).await.unwrap();
+    assert_eq!(checkpointer.apply_retention(30).await.unwrap(), 4);
+    assert_eq!(damage(restart(&t)).await, None, "{backend:?}");
+    assert!(checkpointer.checkpoint().await.unwrap().is_some(), "{backend:?}: signing goes on");
+}
+
+#[tokio::test]
+async fn sqlite_damage_since_the_last_checkpoint_is_found_at_once() {
+    damage_since_the_last_checkpoint_is_found_at_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_damage_since_the_last_checkpoint_is_found_at_once() {
+    damage_since_the_last_checkpoint_is_found_at_once(Backend::Postgres).await;
 }

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::{Store, StoreError, err};
 use crate::audit::chain::ChainHash;
+use crate::audit::log::removable_span;
 use crate::audit::{
     AuditError, AuditLog, AuditOutcome, AuditPhase, AuditRecord, ChainedAudit, PatientWindow, StoredAudit,
     action_named,
@@ -65,6 +66,19 @@ const SELECT_AUDIT_FOR_PATIENT: &str = select_audit!(
 
 /// One record by its sequence number.
 const SELECT_AUDIT_BY_SEQ: &str = select_audit!("WHERE seq = $1");
+
+/// The records with sequence numbers from `$1` to `$2`, in order.
+const SELECT_AUDIT_RANGE: &str = select_audit!("WHERE seq >= $1 AND seq <= $2 ORDER BY seq");
+
+/// The first record's and the head's sequence numbers, and the first of those made at or
+/// after `$1` (what retention must keep from).
+const SELECT_SPAN: &str = "SELECT MIN(seq), MAX(seq), \
+     (SELECT MIN(seq) FROM audit_event WHERE recorded_at_us >= $1) FROM audit_event";
+
+/// A removal under retention, noted where the append-only trigger looks before it lets a
+/// record go.
+const INSERT_RETENTION: &str = "INSERT INTO audit_retention (through_seq, before_us, removed_at_us) \
+     VALUES ($1, $2, $3) ON CONFLICT (through_seq) DO NOTHING";
 
 /// The sequence numbers of the records whose hash is this (a scan: only `audit verify` asks,
 /// and only once it has found a broken link).
@@ -182,6 +196,41 @@ impl AuditLog for Store {
 
     async fn audit_record(&self, seq: i64) -> Result<Option<ChainedAudit>, AuditError> {
         Ok(fetch_chained!(self, sqlx::query(SELECT_AUDIT_BY_SEQ).bind(seq))?.pop())
+    }
+
+    async fn audit_range(&self, first: i64, last: i64) -> Result<Vec<ChainedAudit>, AuditError> {
+        Ok(fetch_chained!(self, sqlx::query(SELECT_AUDIT_RANGE).bind(first).bind(last))?)
+    }
+
+    async fn removable(&self, before_us: i64, max: i64) -> Result<Option<(i64, i64)>, AuditError> {
+        let span: (Option<i64>, Option<i64>, Option<i64>) =
+            on_pool!(self, read, |p| sqlx::query_as(SELECT_SPAN).bind(before_us).fetch_one(p).await)
+                .map_err(err("read audit span"))?;
+        Ok(match span {
+            (Some(first), Some(head), first_recent) => removable_span(first, head, first_recent, max),
+            _ => None,
+        })
+    }
+
+    async fn remove_through(&self, through_seq: i64, before_us: i64) -> Result<u64, AuditError> {
+        let removed: Result<u64, StoreError> = on_pool!(self, write, |p| {
+            let mut tx = p.begin().await.map_err(err("begin"))?;
+            sqlx::query(INSERT_RETENTION)
+                .bind(through_seq)
+                .bind(before_us)
+                .bind(crate::epoch_us::now())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("note audit retention"))?;
+            let gone = sqlx::query("DELETE FROM audit_event WHERE seq <= $1")
+                .bind(through_seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("apply audit retention"))?;
+            tx.commit().await.map_err(err("commit audit retention"))?;
+            Ok(gone.rows_affected())
+        });
+        Ok(removed?)
     }
 }
 

@@ -119,7 +119,7 @@ impl AuditLog for MemoryStore {
             return Err(AuditError::new("failing on purpose"));
         }
         let mut rows = self.audit.lock().map_err(|_| poisoned("append audit"))?;
-        let seq = i64::try_from(rows.len()).unwrap_or(i64::MAX) + 1;
+        let seq = rows.last().map_or(1, |r| r.seq + 1);
         rows.push(StoredAudit { seq, record: r.clone() });
         Ok(seq)
     }
@@ -157,6 +157,29 @@ impl AuditLog for MemoryStore {
             prev_hash: None,
             hash: None,
         }))
+    }
+
+    async fn audit_range(&self, first: i64, last: i64) -> Result<Vec<ChainedAudit>, AuditError> {
+        let rows = self.audit.lock().map_err(|_| poisoned("read audit"))?;
+        Ok(rows
+            .iter()
+            .filter(|r| (first..=last).contains(&r.seq))
+            .map(|r| ChainedAudit { stored: r.clone(), prev_hash: None, hash: None })
+            .collect())
+    }
+
+    async fn removable(&self, before_us: i64, max: i64) -> Result<Option<(i64, i64)>, AuditError> {
+        let rows = self.audit.lock().map_err(|_| poisoned("read audit"))?;
+        let (Some(first), Some(head)) = (rows.first(), rows.last()) else { return Ok(None) };
+        let recent = rows.iter().find(|r| crate::epoch_us::of(r.recorded_at) >= before_us).map(|r| r.seq);
+        Ok(crate::audit::log::removable_span(first.seq, head.seq, recent, max))
+    }
+
+    async fn remove_through(&self, through_seq: i64, _before_us: i64) -> Result<u64, AuditError> {
+        let mut rows = self.audit.lock().map_err(|_| poisoned("remove audit"))?;
+        let before = rows.len();
+        rows.retain(|r| r.seq > through_seq);
+        Ok(u64::try_from(before - rows.len()).unwrap_or(u64::MAX))
     }
 }
 

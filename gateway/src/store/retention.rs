@@ -3,10 +3,8 @@
 //! a notification not yet delivered to the webhook is kept (nothing is lost), and so is every
 //! `organisation_access` row (it is what makes an organisation's next access not its first).
 //!
-//! The audit trail is not shortened: it is append-only and hash-chained from its first record,
-//! and `tideway audit verify` must keep passing. Shortening it needs a signed retention anchor
-//! (the sequence number and hash of the last removed record, signed like a checkpoint, from
-//! which verification starts instead of GENESIS), which is not built.
+//! The audit trail has its own retention (`[audit] retention_days`), anchored by a signed
+//! statement in the checkpoint file: `crate::audit::retention`.
 
 use super::{Store, StoreError, err};
 

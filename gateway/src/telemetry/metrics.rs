@@ -76,6 +76,7 @@ struct Metrics {
     denials: Family<DenialLabel, Counter>,
     break_glass: Counter,
     source_up: Family<SourceLabel, Gauge>,
+    audit_trail_damaged: Gauge,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -162,8 +163,15 @@ fn metrics() -> &'static Metrics {
             "Whether the source's last health probe found it up (1) or down (0)",
             source_up.clone(),
         );
+        let audit_trail_damaged = Gauge::default();
+        registry.register(
+            "audit_trail_damaged",
+            "Whether the audit trail no longer holds what the last signed checkpoint covers (1: checkpoints stopped; run tideway audit verify)",
+            audit_trail_damaged.clone(),
+        );
         Metrics {
             registry,
+            audit_trail_damaged,
             denials,
             break_glass,
             source_up,
@@ -209,6 +217,11 @@ pub fn source_call(
     if let Some(e) = error {
         tracing::warn!(source = %source, operation, outcome, elapsed_ms = elapsed.as_millis() as u64, error = %e, "source call failed");
     }
+}
+
+/// Whether the audit trail was last found damaged since its last checkpoint.
+pub fn audit_trail_damaged(damaged: bool) {
+    metrics().audit_trail_damaged.set(i64::from(damaged));
 }
 
 /// How long the configured certificate `certificate` (`server`, `source:<id>`) has left.

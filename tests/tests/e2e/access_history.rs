@@ -154,3 +154,96 @@ async fn concurrent_traffic_leaves_an_intact_checkpointed_chain_on_sqlite() {
 async fn concurrent_traffic_leaves_an_intact_checkpointed_chain_on_postgres() {
     traffic_leaves_an_intact_chain(StoreKind::Postgres).await;
 }
+
+#[tokio::test]
+async fn audit_retention_removes_old_accesses_from_the_history_and_the_trail_still_verifies() {
+    use tideway_gateway::audit::{AuditLog as _, AuditPhase, AuditRecord};
+    let app = TestApp::spawn(Options { boroughs: 2, ..Options::default() }).await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].clone();
+    let id =
+        tideway_gateway::identity::PatientIds::new(app.settings.identity.pseudonym_key.clone()).id_for(&nhs);
+    // Three accesses made forty days ago, the oldest records of the trail.
+    assert_eq!(app.state.store.chain_head().await.unwrap(), None, "the trail starts empty");
+    for n in 0..3 {
+        let mut old = AuditRecord::new(&format!("old-access-{n}"), "patient-read", None);
+        old.phase = AuditPhase::Outcome;
+        old.patient_id = Some(id.clone());
+        old.organisation = Some("RJ122".into());
+        old.recorded_at -= time::Duration::days(40);
+        app.state.store.append_audit(&old).await.unwrap();
+    }
+    let clinician = app.token().await;
+    assert_eq!(app.patient_id(&clinician, nhs.as_str()).await, id);
+    let read = app.get(&format!("/Patient/{id}/$everything"), Some(&clinician)).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    let officer = app.token_for(&user(PRIVACY_OFFICE, "R8000", PurposeOfUse::Operations)).await;
+    let history = |base: String| {
+        let (http, officer, id) = (app.http.clone(), officer.clone(), id.clone());
+        async move {
+            let res = http.get(format!("{base}/AuditEvent?patient={id}")).bearer_auth(officer).send().await;
+            let answer = tideway_tests::Answer::from_response(res.unwrap()).await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            events(&answer).iter().map(|e| request_id_of(e).to_owned()).collect::<Vec<_>>()
+        }
+    };
+    let before = history(app.base_url.clone()).await;
+    assert_eq!(before.iter().filter(|r| r.starts_with("old-access-")).count(), 3, "{before:?}");
+
+    // The gateway restarted keeping 30 days: it applies retention as it starts.
+    let mut settings = app.settings.clone();
+    settings.audit.retention_days = Some(30);
+    let restarted = app.spawn_replica_with(settings.clone()).await;
+    let mut waited = 0;
+    while !app.state.store.audit_for_request("old-access-2").await.unwrap().is_empty() {
+        assert!(waited < 100, "retention was not applied within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let after = history(restarted.base_url.clone()).await;
+    assert!(after.iter().all(|r| !r.starts_with("old-access-")), "{after:?}");
+    assert!(after.contains(&read.header("x-request-id").unwrap()), "the recent access stays: {after:?}");
+
+    restarted.handle.stop(true).await;
+    let dir = app.stop_keeping_files().await;
+    let report = tideway_gateway::cli::audit::check(&settings).await.unwrap();
+    assert!(report.intact(), "{:?}", report.findings);
+    assert_eq!(report.retained_from.map(|r| r.0), Some(4), "verified from the retention anchor");
+    let said = tideway_gateway::cli::audit::describe(&report);
+    assert!(said.contains("records before seq 4 were removed under retention"), "{said}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_gateway_does_not_start_on_a_trail_cut_short_since_its_last_checkpoint() {
+    let app = TestApp::spawn(Options { boroughs: 2, ..Options::default() }).await;
+    let token = app.token().await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
+    app.patient_id(&token, &nhs).await;
+    let settings = app.settings.clone();
+    let path = app.sqlite_path.clone().unwrap();
+    let dir = app.stop_keeping_files().await;
+    // Restarted as it was: it starts.
+    let again =
+        tideway_gateway::app::Application::build(settings.clone()).await.expect("an intact trail starts");
+    let handle = again.handle();
+    tokio::spawn(again.run());
+    handle.stop(true).await;
+
+    // Someone with the database removes the newest records, triggers and all.
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let head: i64 = sqlx::query_scalar("SELECT MAX(seq) FROM audit_event").fetch_one(&mut db).await.unwrap();
+    sqlx::raw_sql(
+        "DROP TRIGGER audit_event_no_delete; DELETE FROM audit_event WHERE seq > (SELECT MAX(seq) - 2 FROM audit_event);",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+    let refused =
+        tideway_gateway::app::Application::build(settings).await.err().expect("a cut trail does not start");
+    let said = refused.to_string();
+    assert!(said.contains("audit trail damaged since its last checkpoint"), "{said}");
+    assert!(said.contains(&format!("seq {}: truncated", head - 1)), "{said}");
+    let _ = std::fs::remove_dir_all(dir);
+}

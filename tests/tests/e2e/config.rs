@@ -75,6 +75,24 @@ fn nonsense_values_are_refused() {
 }
 
 #[test]
+fn audit_retention_needs_signed_checkpoints_and_a_sane_period() {
+    let with = |lines: &str| {
+        example().replace("refusal_interval_secs = 60", &format!("refusal_interval_secs = 60\n{lines}"))
+    };
+    let err = Settings::from_toml_with_env(&with("retention_days = 30"), Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("retention_days needs checkpoint_key"), "{err}");
+    let anchored = "checkpoint_key = \"/k\"\ncheckpoint_file = \"/f\"\n";
+    let s =
+        Settings::from_toml_with_env(&with(&format!("{anchored}retention_days = 30")), Vec::new()).unwrap();
+    assert_eq!(s.audit.retention_days, Some(30));
+    for days in ["0", "40000"] {
+        let text = with(&format!("{anchored}retention_days = {days}"));
+        let err = Settings::from_toml_with_env(&text, Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("between 1 and 36500"), "{days}: {err}");
+    }
+}
+
+#[test]
 fn every_source_kind_is_accepted_when_an_adapter_speaks_it_and_refused_by_name_otherwise() {
     use tideway_adapters::SystemKind;
     let kinds = [

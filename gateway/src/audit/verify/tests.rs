@@ -34,13 +34,7 @@ fn chain(len: i64) -> Vec<ChainedAudit> {
 
 /// Recomputes every hash from the first record on, as someone rewriting the database would.
 fn rehash(rows: &mut [ChainedAudit]) {
-    let mut prev = ChainHash::GENESIS;
-    for row in rows {
-        let hash = prev.then(&row.stored.record);
-        row.prev_hash = Some(prev.to_hex());
-        row.hash = Some(hash.to_hex());
-        prev = hash;
-    }
+    rehash_from(rows, ChainHash::GENESIS);
 }
 
 fn key() -> CheckpointKey {
@@ -188,6 +182,58 @@ fn a_record_without_hashes_is_unchained_and_the_next_link_is_not_judged_on_it() 
     rows[1].hash = None;
     let report = verify(&rows, vec![], None);
     assert_eq!(report.findings, vec![Finding { seq: Some(2), damage: Damage::Unchained }]);
+}
+
+#[test]
+fn a_trail_whose_oldest_records_were_removed_under_a_signed_anchor_verifies_from_it() {
+    let all = chain(10);
+    let key = key();
+    let anchor = key.sign_anchor(4, head_of(&all, 4), 1_700_000_000_000_000);
+    let kept = &all[4..];
+    let report = verify(kept, vec![anchor.clone()], Some(&key));
+    assert!(report.intact(), "{:?}", report.findings);
+    assert_eq!(report.retained_from, Some((5, 1_700_000_000_000_000)));
+    assert_eq!(report.records, 6);
+
+    // An older anchor and a later one: the newest below the first record kept counts.
+    let older = key.sign_anchor(2, head_of(&all, 2), 1_600_000_000_000_000);
+    assert!(verify(kept, vec![older.clone(), anchor.clone()], Some(&key)).intact());
+    // Records kept that an anchor also covers (the removal did not happen): still intact.
+    assert!(verify(&all, vec![anchor.clone()], Some(&key)).intact());
+
+    // Records removed past the anchor are a gap where it ends.
+    let report = verify(&all[6..], vec![anchor.clone()], Some(&key));
+    assert_eq!(report.findings, vec![Finding { seq: Some(5), damage: Damage::Gap { last: 6 } }]);
+    // Without an anchor, removal is a gap from the start; only the oldest anchor: from it.
+    assert_eq!(first(&verify(kept, vec![], Some(&key))), (Some(1), "gap"));
+    assert_eq!(first(&verify(kept, vec![older], Some(&key))), (Some(3), "gap"));
+    // A checkpoint is not an anchor, and cannot be made into one.
+    let checkpoint = key.sign(4, head_of(&all, 4));
+    assert_eq!(first(&verify(kept, vec![checkpoint.clone()], Some(&key))), (Some(1), "gap"));
+    let mut passed_off = checkpoint;
+    passed_off.removes_before_us = Some(1_700_000_000_000_000);
+    let report = verify(kept, vec![passed_off], Some(&key));
+    let kinds: Vec<_> = report.findings.iter().map(|f| (f.seq, f.damage.kind())).collect();
+    assert_eq!(kinds, [(Some(1), "gap"), (Some(4), "forged-checkpoint")]);
+    // An anchor signed by another key does not count.
+    let other = self::key().sign_anchor(4, head_of(&all, 4), 1_700_000_000_000_000);
+    let report = verify(kept, vec![other], Some(&key));
+    assert_eq!(first(&report), (Some(1), "gap"));
+    // The first record kept must follow the hash the anchor signed.
+    let mut replaced = kept.to_vec();
+    replaced[0].stored.record.released = 77;
+    rehash_from(&mut replaced, ChainHash::GENESIS);
+    assert_eq!(first(&verify(&replaced, vec![anchor], Some(&key))), (Some(5), "broken-link"));
+}
+
+/// Recomputes the hashes of `rows` as a chain following `prev`.
+fn rehash_from(rows: &mut [ChainedAudit], mut prev: ChainHash) {
+    for row in rows {
+        let hash = prev.then(&row.stored.record);
+        row.prev_hash = Some(prev.to_hex());
+        row.hash = Some(hash.to_hex());
+        prev = hash;
+    }
 }
 
 #[derive(Debug, Clone)]
