@@ -11,7 +11,7 @@ use reqwest::header::{ACCEPT, HeaderValue};
 use serde_json::Value;
 
 use crate::adapter::{AdapterError, CallContext};
-use crate::source::SourceTls;
+use crate::source::{ClientKey, SourceTls};
 
 /// The FHIR JSON media type.
 pub const FHIR_JSON: &str = "application/fhir+json";
@@ -39,12 +39,18 @@ pub fn client(tls: Option<&SourceTls>) -> Result<reqwest::Client, ClientBuildErr
         };
         let mut identity = read(&tls.client_certificate)?;
         identity.push(b'\n');
-        identity.extend(read(&tls.client_key)?);
+        match &tls.client_key {
+            ClientKey::File(path) => identity.extend(read(path)?),
+            ClientKey::Open(pem) => identity.extend_from_slice(secrecy::ExposeSecret::expose_secret(pem)),
+            ClientKey::Sealed { .. } => {
+                return Err(ClientBuildError(": the client key is sealed and was not opened".to_owned()));
+            }
+        }
         let identity = reqwest::Identity::from_pem(&identity).map_err(|_| {
             ClientBuildError(format!(
                 ": {} and {} are not a PEM certificate and its private key",
                 tls.client_certificate.display(),
-                tls.client_key.display()
+                tls.client_key.describe()
             ))
         })?;
         builder = builder.identity(identity);

@@ -24,4 +24,4 @@ pub use adapter::{
     RejectedResource, RejectionKind, SourceAdapter, SourcePatient, SourceRecord,
 };
 pub use registry::AdapterBuildError;
-pub use source::{Attestation, AttestationStatus, SourceConfig, SourceId, SourceTls, SystemKind};
+pub use source::{Attestation, AttestationStatus, ClientKey, SourceConfig, SourceId, SourceTls, SystemKind};

@@ -130,12 +130,83 @@ pub struct SourceConfig {
 pub struct SourceTls {
     /// PEM file of the client certificate (and its chain) the gateway presents.
     pub client_certificate: std::path::PathBuf,
-    /// PEM file of its private key (PKCS#8, PKCS#1 or SEC1), readable by the gateway only.
-    pub client_key: std::path::PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1 PEM): a file readable by the gateway only, or
+    /// key material the gateway holds encrypted at rest (see [`ClientKey`]).
+    pub client_key: ClientKey,
     /// PEM file of a certificate authority the source's certificate may chain to, besides the
     /// system's (e.g. the exchange's private CA).
     #[serde(default)]
     pub ca_certificate: Option<std::path::PathBuf>,
+}
+
+/// Where the private key of a source's client certificate is.
+///
+/// In a config file or a stored registration it is a path (`client_key = "/etc/…/key.pem"`) or
+/// the sealed form the gateway keeps (`{"sealed": "…"}`: encrypted under the gateway's secrets
+/// key, opened only in memory). [`ClientKey::Open`] is that key opened, for building the HTTP
+/// client; it is never written anywhere (serialising it is an error).
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ClientKey {
+    /// A PEM file on the gateway's host.
+    File(std::path::PathBuf),
+    /// Key material held encrypted at rest, as stored.
+    Sealed {
+        /// The sealed form (the gateway's format; opaque here).
+        sealed: String,
+    },
+    /// The PEM key in memory only.
+    #[serde(skip)]
+    Open(secrecy::SecretBox<[u8]>),
+}
+
+impl ClientKey {
+    /// Where it is, for messages: the path, or that it is held by the gateway.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(path) => path.display().to_string(),
+            Self::Sealed { .. } | Self::Open(_) => "the client key held by the gateway".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Sealed { .. } => f.write_str("Sealed(..)"),
+            Self::Open(_) => f.write_str("Open(..)"),
+        }
+    }
+}
+
+impl PartialEq for ClientKey {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret as _;
+        match (self, other) {
+            (Self::File(a), Self::File(b)) => a == b,
+            (Self::Sealed { sealed: a }, Self::Sealed { sealed: b }) => a == b,
+            (Self::Open(a), Self::Open(b)) => a.expose_secret() == b.expose_secret(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ClientKey {}
+
+impl Serialize for ClientKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        match self {
+            Self::File(path) => path.serialize(serializer),
+            Self::Sealed { sealed } => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("sealed", sealed)?;
+                map.end()
+            }
+            Self::Open(_) => Err(serde::ser::Error::custom("an opened client key is never written")),
+        }
+    }
 }
 
 /// What an organisation's information-governance assessment found.

@@ -197,6 +197,11 @@ impl Application {
                 settings.registry.clone(),
                 settings.registry.admin_codes().map_err(StartError::Registry)?,
                 &settings.sources,
+                match &settings.registry.secrets_key_file {
+                    Some(path) => crate::registry::secrets::SourceSecrets::load(path)
+                        .map_err(|e| StartError::Registry(e.to_string()))?,
+                    None => crate::registry::secrets::SourceSecrets::none(),
+                },
             )
             .await?,
         );

@@ -91,6 +91,11 @@ pub struct RegistrySettings {
     /// with `PUT /admin/organisations/{ods}`) are refused with 403 (default false).
     #[serde(default)]
     pub require_consumer_attestation: bool,
+    /// The key source secrets are sealed with at rest (32 random bytes, base64, one line; keep
+    /// it off the database's host). Needed to take a source's client key through the API
+    /// (`tls.client_key_pem`); default none: keys are then only file paths.
+    #[serde(default)]
+    pub secrets_key_file: Option<std::path::PathBuf>,
 }
 
 fn default_health_interval_secs() -> u64 {
@@ -114,6 +119,7 @@ impl Default for RegistrySettings {
             attestation_warning_days: default_attestation_warning_days(),
             require_source_attestation: false,
             require_consumer_attestation: false,
+            secrets_key_file: None,
         }
     }
 }

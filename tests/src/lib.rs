@@ -15,7 +15,7 @@
 pub mod pki;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -527,6 +527,7 @@ impl TestApp {
             registry: RegistrySettings {
                 admin_organisations: vec![REGISTRY_ADMIN.to_owned()],
                 health_interval_secs: 86_400,
+                secrets_key_file: Some(secrets_key_file(&dir, "source-secrets.key")),
                 ..RegistrySettings::default()
             },
             secondary,
@@ -745,6 +746,15 @@ pub struct Replica {
     pub base_url: String,
     /// Stops it.
     pub handle: tideway_gateway::app::AppHandle,
+}
+
+/// Writes a new source-secrets key (32 random bytes, base64) to `dir/name`; its path.
+pub fn secrets_key_file(dir: &Path, name: &str) -> PathBuf {
+    use base64::Engine as _;
+    let path = dir.join(name);
+    let key: [u8; 32] = rand::random();
+    std::fs::write(&path, base64::engine::general_purpose::STANDARD.encode(key)).expect("secrets key");
+    path
 }
 
 /// The Redis URL for tests: `$TIDEWAY_TEST_REDIS_URL`, defaulting to the local server. Redis is

@@ -85,7 +85,10 @@ impl TestPki {
             let sha256 = hex_sha256(cert.der());
             let tls = SourceTls {
                 client_certificate: write(&format!("{name}.pem"), cert.pem()),
-                client_key: write(&format!("{name}.key"), key.serialize_pem()),
+                client_key: tideway_adapters::ClientKey::File(write(
+                    &format!("{name}.key"),
+                    key.serialize_pem(),
+                )),
                 ca_certificate: Some(ca_file.clone()),
             };
             (tls, sha256)
@@ -106,7 +109,10 @@ impl TestPki {
         if let Some(which) = which {
             let tls = self.client(which);
             let mut pem = read(&tls.client_certificate);
-            pem.extend(read(&tls.client_key));
+            pem.extend(read(match &tls.client_key {
+                tideway_adapters::ClientKey::File(path) => path,
+                other => panic!("test client keys are files, not {other:?}"),
+            }));
             builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("identity"));
         }
         builder.build().expect("http client")

@@ -91,6 +91,19 @@ fn standing_fields(standing: Standing) -> (Value, Value) {
 }
 
 /// One source as the admin resource shows it.
+/// The TLS settings as shown: paths as given; a key held by the gateway only said to be held.
+fn tls_view(tls: &tideway_adapters::SourceTls) -> Value {
+    let key = match &tls.client_key {
+        tideway_adapters::ClientKey::File(path) => json!(path),
+        _ => json!("held encrypted"),
+    };
+    json!({
+        "client_certificate": tls.client_certificate,
+        "client_key": key,
+        "ca_certificate": tls.ca_certificate,
+    })
+}
+
 fn view(v: &SourceView) -> Value {
     let r = &v.registration;
     let c = &r.config;
@@ -107,6 +120,7 @@ fn view(v: &SourceView) -> Value {
         "base_url": c.base_url.as_str(),
         "timeout_ms": c.timeout_ms,
         "max_body_bytes": c.max_body_bytes,
+        "tls": c.tls.as_ref().map(tls_view),
         "state": r.state.as_str(),
         "origin": r.origin.as_str(),
         "asked": v.asked,

@@ -2,7 +2,7 @@
 //! field and says what it must be, never repeating what was sent.
 
 use serde_json::{Map, Value};
-use tideway_adapters::{Attestation, SourceConfig, SourceId, SystemKind};
+use tideway_adapters::{Attestation, ClientKey, SourceConfig, SourceId, SourceTls, SystemKind};
 use tideway_profiles::OdsCode;
 
 /// The fields a registration may carry.
@@ -110,9 +110,8 @@ pub fn parse(body: &[u8], path_id: Option<&SourceId>) -> Result<SourceConfig, Fi
     let attestation = attestation(o.get("attestation"))?;
     let tls = match o.get("tls") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(serde_json::from_value::<tideway_adapters::SourceTls>(v.clone()).map_err(|_| {
-            bad("tls", "must be {client_certificate, client_key[, ca_certificate]}: PEM file paths on the gateway's host")
-        })?),
+        Some(Value::Object(t)) => Some(tls(t)?),
+        Some(_) => return Err(bad("tls", TLS_SHAPE)),
     };
     Ok(SourceConfig {
         id,
@@ -125,6 +124,58 @@ pub fn parse(body: &[u8], path_id: Option<&SourceId>) -> Result<SourceConfig, Fi
         attestation: Some(attestation),
         tls,
     })
+}
+
+const TLS_SHAPE: &str = "must be {client_certificate, client_key or client_key_pem[, ca_certificate]}: \
+     PEM file paths on the gateway's host, or the key itself as PEM text (held encrypted at rest)";
+
+/// Most bytes of a client key handed over as PEM text.
+const MAX_KEY_PEM: usize = 16 * 1024;
+
+/// Parses `tls`: certificate and authority are paths on the gateway's host; the key is a path
+/// (`client_key`) or the PEM text itself (`client_key_pem`), which the registry seals before
+/// it is stored.
+fn tls(t: &Map<String, Value>) -> Result<SourceTls, FieldError> {
+    const MEMBERS: [&str; 4] = ["client_certificate", "client_key", "client_key_pem", "ca_certificate"];
+    if let Some(unknown) = t.keys().find(|k| !MEMBERS.contains(&k.as_str())) {
+        return Err(bad("tls", format!("has no member {} ({TLS_SHAPE})", shown(unknown))));
+    }
+    let path = |member: &str| -> Result<Option<std::path::PathBuf>, FieldError> {
+        match t.get(member) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.into())),
+            Some(_) => Err(bad(&format!("tls.{member}"), "must be a file path on the gateway's host")),
+        }
+    };
+    let client_certificate =
+        path("client_certificate")?.ok_or_else(|| bad("tls.client_certificate", "is required"))?;
+    let client_key = match (path("client_key")?, t.get("client_key_pem")) {
+        (Some(file), None | Some(Value::Null)) => ClientKey::File(file),
+        (None, Some(Value::String(pem))) => {
+            let looks_like_a_key = pem.len() <= MAX_KEY_PEM
+                && pem.trim_start().starts_with("-----BEGIN ")
+                && pem.contains("PRIVATE KEY-----");
+            if !looks_like_a_key {
+                return Err(bad(
+                    "tls.client_key_pem",
+                    format!(
+                        "must be a PEM private key (PKCS#8, PKCS#1 or SEC1), at most {MAX_KEY_PEM} bytes"
+                    ),
+                ));
+            }
+            ClientKey::Open(secrecy::SecretBox::new(pem.as_bytes().into()))
+        }
+        (None, None | Some(Value::Null)) => {
+            return Err(bad("tls.client_key", "or tls.client_key_pem is required"));
+        }
+        _ => return Err(bad("tls.client_key_pem", "is given instead of tls.client_key, not beside it")),
+    };
+    Ok(SourceTls { client_certificate, client_key, ca_certificate: path("ca_certificate")? })
+}
+
+/// A registration whose client key cannot be held encrypted (no secrets key), as a field error.
+pub fn unsealable(e: &crate::registry::secrets::SecretsError) -> FieldError {
+    bad("tls.client_key_pem", e.to_string())
 }
 
 /// Parses an attestation (`{"scheme", "status", "expires"}`), naming the member at fault.
@@ -211,6 +262,43 @@ mod tests {
         v["colour"] = json!("blue");
         assert_eq!(parse(&body(&v), None).unwrap_err().field, "colour");
         assert!(parse(b"[1]", None).is_err());
+    }
+
+    #[test]
+    fn the_client_key_is_a_path_or_pem_text_never_both_and_bad_tls_is_named() {
+        const PEM: &str =
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        let with = |tls: Value| {
+            let mut v = good();
+            v["tls"] = tls;
+            parse(&body(&v), None)
+        };
+        let file = with(json!({"client_certificate": "/c.pem", "client_key": "/k.pem"})).unwrap();
+        assert_eq!(file.tls.unwrap().client_key, ClientKey::File("/k.pem".into()));
+        let open =
+            with(json!({"client_certificate": "/c.pem", "client_key_pem": PEM, "ca_certificate": "/ca"}))
+                .unwrap()
+                .tls
+                .unwrap();
+        assert!(matches!(open.client_key, ClientKey::Open(_)));
+        assert_eq!(open.ca_certificate, Some("/ca".into()));
+        let cases = [
+            (
+                json!({"client_certificate": "/c.pem", "client_key": "/k", "client_key_pem": PEM}),
+                "tls.client_key_pem",
+            ),
+            (json!({"client_certificate": "/c.pem", "client_key_pem": "a password"}), "tls.client_key_pem"),
+            (json!({"client_certificate": "/c.pem", "client_key": {"sealed": "v1.x"}}), "tls.client_key"),
+            (json!({"client_certificate": "/c.pem"}), "tls.client_key"),
+            (json!({"client_key": "/k"}), "tls.client_certificate"),
+            (json!({"client_certificate": "/c.pem", "client_key": "/k", "pin": 1}), "tls"),
+            (json!("on"), "tls"),
+        ];
+        for (tls, named) in cases {
+            let e = with(tls.clone()).unwrap_err();
+            assert_eq!(e.field, named, "{tls}: {}", e.message);
+            assert!(!e.message.contains("a password"), "what was sent is not repeated");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@
 pub mod attestation;
 pub mod health;
 pub mod input;
+pub mod secrets;
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -204,6 +205,8 @@ pub struct Registry {
     /// `(source id, controller ODS code)` of every source not deregistered, as of the last
     /// rebuild: what the sharing agreements decide data controllers by.
     controllers: RwLock<Vec<(String, OdsCode)>>,
+    /// Seals client keys handed over through the API and opens them to build adapters.
+    secrets: secrets::SourceSecrets,
 }
 
 fn now_us() -> i64 {
@@ -224,6 +227,7 @@ impl Registry {
         settings: RegistrySettings,
         admins: Vec<OdsCode>,
         listed: &[SourceConfig],
+        secrets: secrets::SourceSecrets,
     ) -> Result<Self, StoreError> {
         let rows = store.registered_sources().await?;
         let stored: Vec<Registration> = rows.iter().filter_map(Registration::from_stored).collect();
@@ -284,6 +288,7 @@ impl Registry {
             }),
             organisations: RwLock::new(HashMap::new()),
             controllers: RwLock::new(Vec::new()),
+            secrets,
         };
         registry.reload().await?;
         Ok(registry)
@@ -352,6 +357,10 @@ impl Registry {
         let mut warnings = Vec::new();
         for r in &inner.entries {
             let id = r.config.id.clone();
+            let days_left = (r.config.attestation.as_ref())
+                .filter(|_| r.state != SourceState::Deregistered)
+                .map(|a| (a.expires - today).whole_days());
+            crate::telemetry::metrics::attestation_days_left(id.as_str(), days_left);
             match r.state {
                 SourceState::Deregistered => continue,
                 SourceState::Suspended => {
@@ -371,7 +380,7 @@ impl Registry {
             let key = serde_json::to_string(&r.config).unwrap_or_default();
             let adapter = match inner.built.remove(id.as_str()) {
                 Some((k, a)) if k == key => a,
-                _ => match tideway_adapters::registry::build(r.config.clone()) {
+                _ => match self.build(&r.config) {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::error!(source = %id, error = %e, "source adapter could not be built: not asked");
@@ -408,6 +417,12 @@ impl Registry {
             .map(|r| (r.config.id.to_string(), r.config.ods_code.clone()))
             .collect();
         *self.controllers.write().unwrap_or_else(PoisonError::into_inner) = controllers;
+    }
+
+    /// The adapter of `config`, its client key opened in memory if sealed.
+    fn build(&self, config: &SourceConfig) -> Result<Arc<dyn SourceAdapter>, String> {
+        let opened = self.secrets.opened(config).map_err(|e| e.to_string())?;
+        tideway_adapters::registry::build(opened).map_err(|e| e.to_string())
     }
 
     /// `(source id, controller ODS code)` of every source not deregistered (suspended ones
@@ -505,6 +520,7 @@ impl Registry {
 
     /// Registers a new source (or one deregistered before, under its id again).
     pub async fn register(&self, config: SourceConfig) -> Result<Registration, RegistryError> {
+        let config = self.sealed(config)?;
         let mut inner = self.inner.lock().await;
         if inner.entries.iter().any(|r| r.config.id == config.id && r.state != SourceState::Deregistered) {
             return Err(RegistryError::Exists(config.id));
@@ -522,6 +538,7 @@ impl Registry {
 
     /// Replaces a source's registration (not its id, state or place).
     pub async fn update(&self, config: SourceConfig) -> Result<Registration, RegistryError> {
+        let config = self.sealed(config)?;
         let mut inner = self.inner.lock().await;
         let before = Self::find(&inner, &config.id)?;
         if before.origin == Origin::Config {
@@ -529,6 +546,11 @@ impl Registry {
         }
         let r = Registration { config, updated_at_us: now_us(), ..before };
         self.write(&mut inner, r, true).await
+    }
+
+    /// `config` with a client key handed over as PEM sealed, as it is stored.
+    fn sealed(&self, config: SourceConfig) -> Result<SourceConfig, RegistryError> {
+        self.secrets.sealed(config).map_err(|e| RegistryError::Invalid(input::unsealable(&e)))
     }
 
     /// Suspends or resumes a source.

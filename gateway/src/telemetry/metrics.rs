@@ -77,6 +77,7 @@ struct Metrics {
     break_glass: Counter,
     source_up: Family<SourceLabel, Gauge>,
     audit_trail_damaged: Gauge,
+    attestation_days_left: Family<SourceLabel, Gauge>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -169,9 +170,16 @@ fn metrics() -> &'static Metrics {
             "Whether the audit trail no longer holds what the last signed checkpoint covers (1: checkpoints stopped; run tideway audit verify)",
             audit_trail_damaged.clone(),
         );
+        let attestation_days_left = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "source_attestation_days_left",
+            "Days until a registered source's information-governance attestation expires (negative once it has)",
+            attestation_days_left.clone(),
+        );
         Metrics {
             registry,
             audit_trail_damaged,
+            attestation_days_left,
             denials,
             break_glass,
             source_up,
@@ -285,6 +293,16 @@ pub fn source_health(source: &str, up: bool) {
 /// `source` is no longer probed: its health series ends.
 pub fn source_health_forgotten(source: &str) {
     metrics().source_up.remove(&SourceLabel { source: source.to_owned() });
+}
+
+/// `source`'s attestation expires in `days` days (negative: it has); `None`: the source is
+/// gone or has no dated attestation, and its series ends.
+pub fn attestation_days_left(source: &str, days: Option<i64>) {
+    let label = SourceLabel { source: source.to_owned() };
+    match days {
+        Some(days) => drop(metrics().attestation_days_left.get_or_create(&label).set(days)),
+        None => drop(metrics().attestation_days_left.remove(&label)),
+    }
 }
 
 /// The Prometheus text exposition of every metric.

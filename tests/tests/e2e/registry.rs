@@ -550,3 +550,27 @@ async fn a_source_registered_at_run_time_shares_under_its_controllers_agreement_
     assert!(released_from(&moved_away, "late-01").is_empty(), "{}", moved_away.body);
     late.stop().await;
 }
+
+/// The value of `tideway_source_attestation_days_left` for `source` on `/metrics`, if any.
+async fn attestation_gauge(app: &TestApp, token: &str, source: &str) -> Option<i64> {
+    let metrics = app.get_with("/metrics", Some(token), &[]).await;
+    let prefix = format!("tideway_source_attestation_days_left{{source=\"{source}\"}} ");
+    String::from_utf8_lossy(&metrics.raw)
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.trim().parse().ok()))
+}
+
+#[tokio::test]
+async fn a_sources_attestation_expiry_is_a_gauge_that_ends_with_its_registration() {
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    let admin = admin_token(&app).await;
+    let body = registration("gauged-01", "http://127.0.0.1:9/fhir", "standards-met", &in_days(20));
+    assert_eq!(send(&app, Method::POST, "/admin/sources", &admin, Some(&body)).await.status, 201);
+    assert_eq!(attestation_gauge(&app, &admin, "gauged-01").await, Some(20));
+    let renewed = registration("gauged-01", "http://127.0.0.1:9/fhir", "standards-met", &in_days(-3));
+    assert_eq!(send(&app, Method::PUT, "/admin/sources/gauged-01", &admin, Some(&renewed)).await.status, 200);
+    assert_eq!(attestation_gauge(&app, &admin, "gauged-01").await, Some(-3), "negative once lapsed");
+    assert_eq!(send(&app, Method::DELETE, "/admin/sources/gauged-01", &admin, None).await.status, 200);
+    assert_eq!(attestation_gauge(&app, &admin, "gauged-01").await, None, "the series ends");
+    app.stop().await;
+}
