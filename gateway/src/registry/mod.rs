@@ -20,6 +20,8 @@
 pub mod attestation;
 pub mod health;
 pub mod input;
+mod rebuild;
+mod registration;
 pub mod secrets;
 
 use std::collections::HashMap;
@@ -32,155 +34,14 @@ use time::{Date, OffsetDateTime};
 
 use crate::config::RegistrySettings;
 use crate::record::ReplicaMemo;
-use crate::sources::{Federation, Sources};
-use crate::store::{SourceRegistryStore, StoreError, StoredSource};
+use crate::sources::Federation;
+use crate::store::{SourceRegistryStore, StoreError};
 use attestation::Standing;
 pub use input::FieldError;
+pub use registration::{Origin, Registration, RegistryError, SourceState, SourceView};
 
 /// Positions of sources registered through the API start here, after any config list.
 const API_POSITIONS: i64 = 1 << 32;
-
-/// Whether a registered source is asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceState {
-    /// Asked (while its attestation is current).
-    Active,
-    /// Registered but not asked, until resumed.
-    Suspended,
-    /// No longer registered (the row stays so the config cannot bring it back unseen).
-    Deregistered,
-}
-
-impl SourceState {
-    /// The stored and shown code.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Suspended => "suspended",
-            Self::Deregistered => "deregistered",
-        }
-    }
-
-    fn parse(code: &str) -> Option<Self> {
-        [Self::Active, Self::Suspended, Self::Deregistered].into_iter().find(|s| s.as_str() == code)
-    }
-}
-
-/// Where a registration came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// A `[[sources]]` entry: the config owns it.
-    Config,
-    /// `POST /admin/sources`.
-    Api,
-}
-
-impl Origin {
-    /// The stored and shown code.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Config => "config",
-            Self::Api => "api",
-        }
-    }
-}
-
-/// One registered source.
-#[derive(Debug, Clone)]
-pub struct Registration {
-    /// What the source is and how to reach it, with its attestation.
-    pub config: SourceConfig,
-    /// Whether it is asked.
-    pub state: SourceState,
-    /// Where it came from.
-    pub origin: Origin,
-    /// Its place in registry order.
-    pub position: i64,
-    /// When it last changed (microseconds since the epoch).
-    pub updated_at_us: i64,
-}
-
-impl Registration {
-    fn stored(&self) -> StoredSource {
-        StoredSource {
-            source_id: self.config.id.to_string(),
-            position: self.position,
-            state: self.state.as_str().to_owned(),
-            origin: self.origin.as_str().to_owned(),
-            config: serde_json::to_string(&self.config).unwrap_or_default(),
-            updated_at_us: self.updated_at_us,
-        }
-    }
-
-    fn from_stored(row: &StoredSource) -> Option<Self> {
-        let config = serde_json::from_str(&row.config).ok()?;
-        let origin = match row.origin.as_str() {
-            "config" => Origin::Config,
-            "api" => Origin::Api,
-            _ => return None,
-        };
-        Some(Self {
-            config,
-            state: SourceState::parse(&row.state)?,
-            origin,
-            position: row.position,
-            updated_at_us: row.updated_at_us,
-        })
-    }
-}
-
-/// Why a registry change was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    /// The input is wrong in the field named.
-    #[error("{}", .0.message)]
-    Invalid(FieldError),
-    /// A source of that id is registered already.
-    #[error("a source '{0}' is registered already (change it with PUT, or deregister it first)")]
-    Exists(SourceId),
-    /// No source of that id is registered.
-    #[error("no source of that id is registered")]
-    NotFound,
-    /// The config lists the source: only the config changes or removes it.
-    #[error(
-        "source '{0}' is listed in the config's [[sources]]: change it there (it may be suspended or resumed here)"
-    )]
-    ConfigOwned(SourceId),
-    /// The organisation code is not one.
-    #[error("an ODS code is 3 to 10 upper-case letters or digits")]
-    BadOrganisation,
-    /// The store could not be read or written: nothing changed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The audit trail could not be written: nothing changed.
-    #[error(transparent)]
-    Audit(#[from] crate::audit::AuditError),
-}
-
-impl RegistryError {
-    /// The audit reason code.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Invalid(_) | Self::BadOrganisation => "bad-request",
-            Self::Exists(_) | Self::ConfigOwned(_) => "conflict",
-            Self::NotFound => "not-found",
-            Self::Store(_) | Self::Audit(_) => "store",
-        }
-    }
-}
-
-/// A source as `GET /admin/sources` shows it.
-#[derive(Debug, Clone)]
-pub struct SourceView {
-    /// The registration.
-    pub registration: Registration,
-    /// Its attestation today.
-    pub standing: Standing,
-    /// Whether it is asked now.
-    pub asked: bool,
-    /// Its last health probe.
-    pub health: Option<health::Probe>,
-}
 
 struct Inner {
     entries: Vec<Registration>,
@@ -335,94 +196,6 @@ impl Registry {
             .collect();
         self.rebuild(&mut inner);
         Ok(())
-    }
-
-    fn standing(&self, r: &Registration, today: Date) -> Standing {
-        let assumed = r.origin == Origin::Config && !self.settings.require_source_attestation;
-        attestation::judge(
-            r.config.attestation.as_ref(),
-            assumed,
-            today,
-            self.settings.attestation_warning_days,
-        )
-    }
-
-    /// Swaps in the sources `inner` says are asked, and logs attestations expiring soon or
-    /// lapsed (once a day each).
-    fn rebuild(&self, inner: &mut Inner) {
-        let today = today();
-        let mut adapters = Vec::new();
-        let mut not_asked = Vec::new();
-        let mut built = HashMap::new();
-        let mut warnings = Vec::new();
-        for r in &inner.entries {
-            let id = r.config.id.clone();
-            let days_left = (r.config.attestation.as_ref())
-                .filter(|_| r.state != SourceState::Deregistered)
-                .map(|a| (a.expires - today).whole_days());
-            crate::telemetry::metrics::attestation_days_left(id.as_str(), days_left);
-            match r.state {
-                SourceState::Deregistered => continue,
-                SourceState::Suspended => {
-                    not_asked.push((id, "its registration is suspended"));
-                    continue;
-                }
-                SourceState::Active => {}
-            }
-            let standing = self.standing(r, today);
-            if matches!(standing, Standing::Expiring(_)) || !standing.is_current() {
-                warnings.push((id.clone(), standing));
-            }
-            if !standing.is_current() {
-                not_asked.push((id, standing.why_not_current()));
-                continue;
-            }
-            let key = serde_json::to_string(&r.config).unwrap_or_default();
-            let adapter = match inner.built.remove(id.as_str()) {
-                Some((k, a)) if k == key => a,
-                _ => match self.build(&r.config) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::error!(source = %id, error = %e, "source adapter could not be built: not asked");
-                        not_asked.push((id, "its adapter could not be set up"));
-                        continue;
-                    }
-                },
-            };
-            built.insert(id.to_string(), (key, adapter.clone()));
-            adapters.push(adapter);
-        }
-        for (id, standing) in warnings {
-            if inner.warned.get(id.as_str()) == Some(&today) {
-                continue;
-            }
-            inner.warned.insert(id.to_string(), today);
-            match standing {
-                Standing::Expiring(days_left) => tracing::warn!(
-                    source = %id,
-                    days_left,
-                    "source information-governance attestation expires soon"
-                ),
-                s => {
-                    tracing::warn!(source = %id, standing = s.code(), "source not asked: attestation not current")
-                }
-            }
-        }
-        inner.built = built;
-        self.federation.replace(Sources::new(adapters, not_asked));
-        let controllers = inner
-            .entries
-            .iter()
-            .filter(|r| r.state != SourceState::Deregistered)
-            .map(|r| (r.config.id.to_string(), r.config.ods_code.clone()))
-            .collect();
-        *self.controllers.write().unwrap_or_else(PoisonError::into_inner) = controllers;
-    }
-
-    /// The adapter of `config`, its client key opened in memory if sealed.
-    fn build(&self, config: &SourceConfig) -> Result<Arc<dyn SourceAdapter>, String> {
-        let opened = self.secrets.opened(config).map_err(|e| e.to_string())?;
-        tideway_adapters::registry::build(opened).map_err(|e| e.to_string())
     }
 
     /// `(source id, controller ODS code)` of every source not deregistered (suspended ones
