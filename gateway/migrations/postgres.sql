@@ -21,7 +21,6 @@ CREATE TABLE IF NOT EXISTS audit_event (
 );
 CREATE INDEX IF NOT EXISTS audit_event_request ON audit_event (request_id);
 CREATE INDEX IF NOT EXISTS audit_event_patient ON audit_event (patient_id);
-CREATE INDEX IF NOT EXISTS audit_event_recorded ON audit_event (recorded_at_us);
 -- Each removal under `[audit] retention_days`: records up to `through_seq`, all made before
 -- `before_us`, were removed at `removed_at_us`. Append-only like the trail itself.
 CREATE TABLE IF NOT EXISTS audit_retention (

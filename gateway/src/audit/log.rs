@@ -36,21 +36,11 @@ pub trait AuditLog: Send + Sync {
     /// The records with sequence numbers in `first..=last`, in sequence order.
     async fn audit_range(&self, first: i64, last: i64) -> Result<Vec<ChainedAudit>, AuditError>;
 
-    /// How far retention may remove: the first record's sequence number and the last one
-    /// such that it and every record before it were made before `before_us`, taking at most
-    /// `max` records and never the head (the next record follows it). `None` when there is
-    /// nothing to remove.
-    async fn removable(&self, before_us: i64, max: i64) -> Result<Option<(i64, i64)>, AuditError>;
+    /// The first record's and the head's sequence numbers, if any record (by the primary key:
+    /// what retention reads from, without an index on time that every append would pay for).
+    async fn audit_span(&self) -> Result<Option<(i64, i64)>, AuditError>;
 
     /// Removes every record up to `through_seq` (which a signed retention anchor covers) and
     /// notes the removal; how many records went.
     async fn remove_through(&self, through_seq: i64, before_us: i64) -> Result<u64, AuditError>;
-}
-
-/// The range [`AuditLog::removable`] answers from the first record's, the head's and the
-/// first recent record's sequence numbers: shared by every log so all agree on it.
-pub fn removable_span(first: i64, head: i64, first_recent: Option<i64>, max: i64) -> Option<(i64, i64)> {
-    let last =
-        (head - 1).min(first_recent.unwrap_or(i64::MAX).saturating_sub(1)).min(first.saturating_add(max - 1));
-    (last >= first).then_some((first, last))
 }

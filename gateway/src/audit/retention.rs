@@ -42,8 +42,21 @@ impl Checkpointer {
             .map_err(|e| CheckpointError::at(&path, e))??;
         let mut verifier = ChainVerifier::new(checkpoints, &unreadable, Some(&self.key.verifying_key()));
         let mut removed = 0;
-        while let Some((first, last)) = self.log.removable(before_us, BATCH).await.map_err(fail)? {
-            let rows = self.log.audit_range(first, last).await.map_err(fail)?;
+        while let Some((first, head)) = self.log.audit_span().await.map_err(fail)? {
+            // The oldest records up to the first made in the period (a replica's clock behind
+            // cannot make retention remove a newer one), never the head.
+            let last = (head - 1).min(first.saturating_add(BATCH - 1));
+            let batch = if last < first {
+                Vec::new()
+            } else {
+                self.log.audit_range(first, last).await.map_err(fail)?
+            };
+            let old =
+                batch.iter().take_while(|r| crate::epoch_us::of(r.stored.recorded_at) < before_us).count();
+            let rows = &batch[..old];
+            if rows.is_empty() {
+                break;
+            }
             rows.iter().for_each(|row| verifier.feed(row));
             if let Some(damage) = verifier.findings().first() {
                 return Err(CheckpointError::at(

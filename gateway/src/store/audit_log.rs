@@ -10,7 +10,6 @@ use tokio::sync::oneshot;
 
 use super::{Store, StoreError, err};
 use crate::audit::chain::ChainHash;
-use crate::audit::log::removable_span;
 use crate::audit::{
     AuditError, AuditLog, AuditOutcome, AuditPhase, AuditRecord, ChainedAudit, PatientWindow, StoredAudit,
     action_named,
@@ -70,10 +69,8 @@ const SELECT_AUDIT_BY_SEQ: &str = select_audit!("WHERE seq = $1");
 /// The records with sequence numbers from `$1` to `$2`, in order.
 const SELECT_AUDIT_RANGE: &str = select_audit!("WHERE seq >= $1 AND seq <= $2 ORDER BY seq");
 
-/// The first record's and the head's sequence numbers, and the first of those made at or
-/// after `$1` (what retention must keep from).
-const SELECT_SPAN: &str = "SELECT MIN(seq), MAX(seq), \
-     (SELECT MIN(seq) FROM audit_event WHERE recorded_at_us >= $1) FROM audit_event";
+/// The first record's and the head's sequence numbers (both read off the primary key).
+const SELECT_SPAN: &str = "SELECT MIN(seq), MAX(seq) FROM audit_event";
 
 /// A removal under retention, noted where the append-only trigger looks before it lets a
 /// record go.
@@ -202,14 +199,11 @@ impl AuditLog for Store {
         Ok(fetch_chained!(self, sqlx::query(SELECT_AUDIT_RANGE).bind(first).bind(last))?)
     }
 
-    async fn removable(&self, before_us: i64, max: i64) -> Result<Option<(i64, i64)>, AuditError> {
-        let span: (Option<i64>, Option<i64>, Option<i64>) =
-            on_pool!(self, read, |p| sqlx::query_as(SELECT_SPAN).bind(before_us).fetch_one(p).await)
+    async fn audit_span(&self) -> Result<Option<(i64, i64)>, AuditError> {
+        let span: (Option<i64>, Option<i64>) =
+            on_pool!(self, read, |p| sqlx::query_as(SELECT_SPAN).fetch_one(p).await)
                 .map_err(err("read audit span"))?;
-        Ok(match span {
-            (Some(first), Some(head), first_recent) => removable_span(first, head, first_recent, max),
-            _ => None,
-        })
+        Ok(span.0.zip(span.1))
     }
 
     async fn remove_through(&self, through_seq: i64, before_us: i64) -> Result<u64, AuditError> {

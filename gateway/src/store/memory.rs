@@ -168,11 +168,9 @@ impl AuditLog for MemoryStore {
             .collect())
     }
 
-    async fn removable(&self, before_us: i64, max: i64) -> Result<Option<(i64, i64)>, AuditError> {
+    async fn audit_span(&self) -> Result<Option<(i64, i64)>, AuditError> {
         let rows = self.audit.lock().map_err(|_| poisoned("read audit"))?;
-        let (Some(first), Some(head)) = (rows.first(), rows.last()) else { return Ok(None) };
-        let recent = rows.iter().find(|r| crate::epoch_us::of(r.recorded_at) >= before_us).map(|r| r.seq);
-        Ok(crate::audit::log::removable_span(first.seq, head.seq, recent, max))
+        Ok(rows.first().zip(rows.last()).map(|(first, head)| (first.seq, head.seq)))
     }
 
     async fn remove_through(&self, through_seq: i64, _before_us: i64) -> Result<u64, AuditError> {
