@@ -190,15 +190,25 @@ fn entities(row: &ChainedAudit) -> Value {
             "role": coding("http://terminology.hl7.org/CodeSystem/object-role", "1"),
         }));
     }
+    let detail: Value = serde_json::from_str(&r.detail).unwrap_or_default();
     // A count of unauthenticated refusals names the requests it counted (the first of them).
     if r.action == "unauthenticated" {
-        let detail: Value = serde_json::from_str(&r.detail).unwrap_or_default();
         for id in detail["request_ids"].as_array().into_iter().flatten().filter_map(Value::as_str) {
             entities.push(json!({
                 "what": identifier(REQUEST_ID_SYSTEM, id),
                 "type": coding("https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType", "XrequestId"),
             }));
         }
+    }
+    // What a search or a read asked (resource type and parameter names only), as BALP's
+    // query entity: role 24 (Query), the query base64-encoded.
+    if let Some(query) = detail["query"].as_str() {
+        use base64::Engine as _;
+        entities.push(json!({
+            "type": coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2"),
+            "role": coding("http://terminology.hl7.org/CodeSystem/object-role", "24"),
+            "query": base64::engine::general_purpose::STANDARD.encode(query),
+        }));
     }
     let sources: Vec<String> = serde_json::from_str(&r.sources).unwrap_or_default();
     for source in sources {

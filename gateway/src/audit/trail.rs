@@ -75,6 +75,7 @@ impl AuditTrail {
             trail: self.clone(),
             record: Arc::new(AuditRecord::new(request_id, action, principal)),
             break_glass_reason: principal.and_then(|p| p.break_glass_reason.clone()),
+            query: None,
             disclosed: Vec::new(),
         }
     }
@@ -101,6 +102,9 @@ pub struct AuditedCall {
     record: Arc<AuditRecord>,
     /// Why the glass was broken, for a break-glass token: every record of the request says so.
     break_glass_reason: Option<String>,
+    /// What was asked, when it is a search or a read by id: every record of the request says
+    /// so (`query` in the detail).
+    query: Option<String>,
     /// The patients the answer releases that the request's records do not name: each gets a
     /// disclosure record before the outcome.
     disclosed: Vec<String>,
@@ -144,28 +148,44 @@ impl AuditedCall {
         }
     }
 
+    /// Notes what the request asks: `resource_type` and, for a search, the names of the
+    /// parameters it gives (never their values, which may identify a patient: an NHS number,
+    /// a name, a birth date), as `Condition?code&patient`; for a read by id, `Type/id` (the
+    /// gateway's or a source's id of a resource, not a person). Every record of the request
+    /// carries it, refusals included.
+    pub fn asks(&mut self, query: String) {
+        self.query = Some(query);
+    }
+
     /// Sets the detail the intent record carries (what is about to be done, in identifiers).
     pub fn describe(&mut self, detail: String) {
         Arc::make_mut(&mut self.record).detail = detail;
     }
 
-    /// `detail` with the break-glass reason added (`break_glass_reason`), for a break-glass
-    /// request; as it was otherwise.
-    fn with_reason(&self, detail: String) -> String {
-        let Some(reason) = &self.break_glass_reason else { return detail };
+    /// `detail` with what every record of the request says added: the break-glass reason
+    /// (`break_glass_reason`) and what was asked (`query`), when there are; as it was otherwise.
+    fn with_context(&self, detail: String) -> String {
+        if self.break_glass_reason.is_none() && self.query.is_none() {
+            return detail;
+        }
         let mut value = match serde_json::from_str::<serde_json::Value>(&detail) {
             Ok(serde_json::Value::Object(map)) => map,
             Ok(serde_json::Value::Null) | Err(_) => serde_json::Map::new(),
             Ok(other) => serde_json::Map::from_iter([("detail".to_owned(), other)]),
         };
-        value.insert("break_glass_reason".into(), json!(reason));
+        if let Some(reason) = &self.break_glass_reason {
+            value.insert("break_glass_reason".into(), json!(reason));
+        }
+        if let Some(query) = &self.query {
+            value.insert("query".into(), json!(query));
+        }
         serde_json::Value::Object(value).to_string()
     }
 
     /// Writes the intent record. Nothing may be asked of a source before this succeeds.
     pub async fn intent(&mut self, sources: Arc<str>) -> Result<(), AuditError> {
-        if self.break_glass_reason.is_some() {
-            let detail = self.with_reason(self.record.detail.clone());
+        if self.break_glass_reason.is_some() || self.query.is_some() {
+            let detail = self.with_context(self.record.detail.clone());
             Arc::make_mut(&mut self.record).detail = detail;
         }
         let record = Arc::make_mut(&mut self.record);
@@ -217,7 +237,7 @@ impl AuditedCall {
     }
 
     fn finish(&mut self, status: u16, released: usize, outcome: AuditOutcome, detail: String) {
-        let detail = self.with_reason(detail);
+        let detail = self.with_context(detail);
         let record = Arc::make_mut(&mut self.record);
         record.phase = AuditPhase::Outcome;
         record.outcome = outcome;

@@ -29,7 +29,8 @@ pub async fn patient_operation(
         return Err(call.refuse(e, "unsupported").await);
     }
     let call = call.require(Interaction::Read, "Patient").await?;
-    let (call, params) = call.params(&req, KNOWN).await?;
+    let (mut call, params) = call.params(&req, KNOWN).await?;
+    call.audit.asks(params.audit_query("Patient/$everything"));
     let federation = &call.state.settings.federation;
     let shaping = crate::search::Criteria::parse_shaping(params.pairs()).map_err(|e| bad_param(&e));
     let parsed = ask_of(&params).and_then(|ask| {

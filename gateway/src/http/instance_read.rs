@@ -13,6 +13,15 @@ use super::error::ApiError;
 use crate::audit::AuditOutcome;
 use crate::record::SHARED_TYPES;
 
+/// An id as the audit shows it: a FHIR id as given, anything else (or ten digits, which may
+/// be an NHS number put in the URL) not shown.
+fn audit_shown(id: &str) -> &str {
+    let fhir_id = (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let maybe_nhs_number = id.len() == 10 && id.bytes().all(|b| b.is_ascii_digit());
+    if fhir_id && !maybe_nhs_number { id } else { "(not shown)" }
+}
+
 /// The handler.
 pub async fn instance_read(
     call: FhirCall,
@@ -30,6 +39,7 @@ pub async fn instance_read(
     }
     let call = call.require(Interaction::Read, &resource_type).await?;
     let (mut call, _) = call.params(&req, &[]).await?;
+    call.audit.asks(format!("{resource_type}/{}", audit_shown(&id)));
     let state = call.state.clone();
     let records = &state.records;
     let (audit, principal) = (&mut call.audit, &call.principal);

@@ -79,6 +79,9 @@ pub struct Params {
     pairs: Vec<(String, String)>,
     /// Unknown parameters ignored under lenient handling, for the outcome entry.
     pub ignored: Vec<Notice>,
+    /// The names of the parameters taken, each once in the order given (what the audit says
+    /// was asked: names the gateway knows, never a value or a name it does not).
+    taken: Vec<String>,
 }
 
 impl Params {
@@ -94,6 +97,7 @@ impl Params {
         }
         let strict = !prefers_lenient(req);
         let mut ignored = Vec::new();
+        let mut taken = Vec::new();
         for (name, _) in &pairs {
             if reaches_other_resources(name, known) {
                 return Err(ApiError::unsupported_parameter(name));
@@ -113,9 +117,21 @@ impl Params {
                     return Err(ApiError::unsupported_parameter(name));
                 }
                 ignored.push(Notice::IgnoredParameter(super::error::echo(name)));
+            } else if !taken.iter().any(|t| t == base) {
+                taken.push(base.to_owned());
             }
         }
-        Ok(Self { pairs, ignored })
+        Ok(Self { pairs, ignored, taken })
+    }
+
+    /// What a search of `resource_type` with these parameters asks, for the audit:
+    /// `Condition?patient&code` (the names taken, never a value).
+    pub fn audit_query(&self, resource_type: &str) -> String {
+        if self.taken.is_empty() {
+            resource_type.to_owned()
+        } else {
+            format!("{resource_type}?{}", self.taken.join("&"))
+        }
     }
 
     /// Every (name, value) pair, in order.

@@ -17,6 +17,7 @@ const KNOWN: &[&str] = &["identifier", "_count"];
 pub async fn patient_search(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let call = call.require(Interaction::Search, "Patient").await?;
     let (mut call, params) = call.params(&req, KNOWN).await?;
+    call.audit.asks(params.audit_query("Patient"));
     let federation = &call.state.settings.federation;
     let parsed = params
         .one("identifier")

@@ -66,7 +66,8 @@ pub async fn type_search(
     }
     let call = call.require(Interaction::Search, &resource_type).await?;
     let known = known(&resource_type);
-    let (call, params) = call.params(&req, &known).await?;
+    let (mut call, params) = call.params(&req, &known).await?;
+    call.audit.asks(params.audit_query(&resource_type));
     let criteria = match search::Criteria::parse(&resource_type, params.pairs()) {
         Ok(c) => c,
         Err(e) => return Err(call.refuse(bad_param(&e), "bad-request").await),

@@ -247,3 +247,62 @@ async fn the_gateway_does_not_start_on_a_trail_cut_short_since_its_last_checkpoi
     assert!(said.contains(&format!("seq {}: truncated", head - 1)), "{said}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn the_audit_says_what_was_asked_by_type_and_parameter_names_never_their_values() {
+    use base64::Engine as _;
+    use tideway_gateway::audit::AuditLog as _;
+    let app = TestApp::spawn(Options { boroughs: 2, ..Options::default() }).await;
+    let clinician = app.token().await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
+    let id = app.patient_id(&clinician, &nhs).await;
+    let search = app.get(&format!("/Condition?patient={id}&clinical-status=active"), Some(&clinician)).await;
+    assert_eq!(search.status, 200, "{}", search.body);
+    let everything = app.get(&format!("/Patient/{id}/$everything?_type=Condition"), Some(&clinician)).await;
+    assert_eq!(everything.status, 200, "{}", everything.body);
+    let condition = everything.resources().into_iter().find(|r| r["resourceType"] == "Condition").unwrap();
+    let read_path = format!("/Condition/{}", condition["id"].as_str().unwrap());
+    let read = app.get(&read_path, Some(&clinician)).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    let asked = [
+        (&search, "Condition?patient&clinical-status".to_owned()),
+        (&everything, "Patient/$everything?_type".to_owned()),
+        (&read, read_path.trim_start_matches('/').to_owned()),
+    ];
+    for (answer, query) in &asked {
+        let rows = app.state.store.audit_for_request(&answer.header("x-request-id").unwrap()).await.unwrap();
+        assert!(rows.len() >= 2, "intent and outcome");
+        for row in &rows {
+            let detail: Value = serde_json::from_str(&row.detail).unwrap();
+            assert_eq!(detail["query"], query.as_str(), "{}: {}", row.phase.as_str(), row.detail);
+            assert!(!row.detail.contains("active") && !row.detail.contains(&nhs), "{}", row.detail);
+        }
+    }
+    // The NHS-number search: the parameter is named, the number is not.
+    let rows = app
+        .state
+        .store
+        .audit_for_request(
+            &app.get(&nhs_search(&nhs), Some(&clinician)).await.header("x-request-id").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        rows.iter().all(|r| r.detail.contains(r#""query":"Patient?identifier""#) && !r.detail.contains(&nhs))
+    );
+
+    // The privacy officer sees it as BALP's query entity (role 24, base64).
+    let officer = app.token_for(&user(PRIVACY_OFFICE, "R8000", PurposeOfUse::Operations)).await;
+    let history = app.get(&format!("/AuditEvent?patient={id}"), Some(&officer)).await;
+    let rid = search.header("x-request-id").unwrap();
+    let event = events(&history).into_iter().find(|e| request_id_of(e) == rid).expect("the search is listed");
+    let entity = event["entity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["role"]["code"] == "24")
+        .expect("a query entity");
+    let query = base64::engine::general_purpose::STANDARD.decode(entity["query"].as_str().unwrap()).unwrap();
+    assert_eq!(String::from_utf8(query).unwrap(), "Condition?patient&clinical-status");
+    app.stop().await;
+}
