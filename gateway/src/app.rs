@@ -322,7 +322,7 @@ impl Application {
         crate::secondary::export::spawn_unfinished(state.clone());
         crate::secondary::aggregate::spawn(state.clone());
         crate::client_keys::spawn_reload(state.clone(), state.settings.auth.jwks_reload_secs);
-        crate::certificates::spawn_watch(state.settings.clone());
+        crate::certificates::watch(state.settings.clone(), state.registry.clone()).await;
         let workers = state
             .settings
             .server

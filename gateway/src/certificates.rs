@@ -1,16 +1,22 @@
 //! Watching the TLS certificates the gateway presents: its own (`[server.tls]`) and the client
-//! certificates it shows each exchange (`[sources.tls]`). At start-up and every hour, each
-//! one's remaining life goes to the gauge `tideway_tls_certificate_expiry_seconds`
-//! (`certificate="server"` or `"source:<id>"`), so an operator's alerting sees it coming, and
-//! one within `server.certificate_warning_days` of its end is logged as a warning (an expired
-//! one as an error), naming the certificate and the file, nothing else.
+//! certificates it shows each registered exchange (`[sources.tls]` and the registration API's
+//! `tls`, as the live registry holds them). At start-up and every hour, each one's remaining
+//! life goes to the gauge `tideway_tls_certificate_expiry_seconds` (`certificate="server"` or
+//! `"source:<id>"`), so an operator's alerting sees it coming, and one within
+//! `server.certificate_warning_days` of its end is logged as a warning (an expired one as an
+//! error), naming the certificate and the file, nothing else. A source registered, changed or
+//! deregistered through the API has its gauge set or ended at once ([`record_source`]).
 
 use std::path::Path;
 
+use std::sync::Arc;
+
+use tideway_adapters::SourceConfig;
 use time::OffsetDateTime;
 use x509_cert::der::DecodePem;
 
 use crate::config::Settings;
+use crate::registry::Registry;
 
 /// How often (seconds) the certificates are looked at again.
 const EVERY_SECS: u64 = 3600;
@@ -27,25 +33,22 @@ pub fn not_after(path: &Path) -> Result<OffsetDateTime, String> {
         .ok_or_else(|| format!("{} has an expiry out of range", path.display()))
 }
 
-/// The certificates `settings` configure, by the name the gauge gives them.
-fn configured(settings: &Settings) -> Vec<(String, std::path::PathBuf)> {
-    let server = settings.server.tls.iter().map(|t| ("server".to_owned(), t.certificate.clone()));
-    let sources = settings
-        .sources
-        .iter()
-        .filter_map(|s| s.tls.as_ref().map(|t| (format!("source:{}", s.id), t.client_certificate.clone())));
-    server.chain(sources).collect()
+/// The gauge's name for a source's client certificate, and its file, if it has one.
+fn source_certificate(source: &SourceConfig) -> Option<(String, std::path::PathBuf)> {
+    source.tls.as_ref().map(|t| (format!("source:{}", source.id), t.client_certificate.clone()))
 }
 
-/// Records and, near or past expiry, logs each configured certificate's remaining life.
-pub fn check(settings: &Settings) {
+/// Records and, near or past expiry, logs the remaining life of the server's certificate and
+/// of each of `sources`' client certificates.
+pub fn check(settings: &Settings, sources: &[SourceConfig]) {
     let now = OffsetDateTime::now_utc();
     let warn_within = time::Duration::days(i64::from(settings.server.certificate_warning_days));
-    for (name, file) in configured(settings) {
+    let server = settings.server.tls.iter().map(|t| ("server".to_owned(), t.certificate.clone()));
+    for (name, file) in server.chain(sources.iter().filter_map(source_certificate)) {
         match not_after(&file) {
             Ok(end) => {
                 let left = end - now;
-                crate::telemetry::metrics::certificate_expiry(&name, left.whole_seconds());
+                crate::telemetry::metrics::certificate_expiry(&name, Some(left.whole_seconds()));
                 if left.is_negative() {
                     tracing::error!(certificate = %name, file = %file.display(), "TLS certificate has expired");
                 } else if left < warn_within {
@@ -57,15 +60,23 @@ pub fn check(settings: &Settings) {
     }
 }
 
-/// [`check`] now and every hour, until the runtime stops.
-pub fn spawn_watch(settings: Settings) {
-    if configured(&settings).is_empty() {
-        return;
-    }
-    check(&settings);
+/// Sets the gauge of `source`'s client certificate as registered now, or ends it (`None`: the
+/// source was deregistered, or has no client certificate any more).
+pub fn record_source(id: &str, source: Option<&SourceConfig>) {
+    let name = format!("source:{id}");
+    let seconds_left = source
+        .and_then(source_certificate)
+        .and_then(|(_, file)| not_after(&file).ok())
+        .map(|end| (end - OffsetDateTime::now_utc()).whole_seconds());
+    crate::telemetry::metrics::certificate_expiry(&name, seconds_left);
+}
+
+/// [`check`] over the live registry's sources now, then every hour until the runtime stops.
+pub async fn watch(settings: Settings, registry: Arc<Registry>) {
+    check(&settings, &registry.configs().await);
     crate::periodic::every(EVERY_SECS, move || {
-        check(&settings);
-        std::future::ready(())
+        let (settings, registry) = (settings.clone(), registry.clone());
+        async move { check(&settings, &registry.configs().await) }
     });
 }
 

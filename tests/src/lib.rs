@@ -748,6 +748,15 @@ pub struct Replica {
     pub handle: tideway_gateway::app::AppHandle,
 }
 
+/// The value of the series `series` (`name{labels}`) on `app`'s `/metrics`, if exported.
+pub async fn gauge(app: &TestApp, token: &str, series: &str) -> Option<i64> {
+    let metrics = app.get_with("/metrics", Some(token), &[]).await;
+    let prefix = format!("{series} ");
+    String::from_utf8_lossy(&metrics.raw)
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.trim().parse().ok()))
+}
+
 /// Writes a new source-secrets key (32 random bytes, base64) to `dir/name`; its path.
 pub fn secrets_key_file(dir: &Path, name: &str) -> PathBuf {
     use base64::Engine as _;

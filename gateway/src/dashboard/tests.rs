@@ -202,9 +202,10 @@ fn metric_names_in(text: &str) -> BTreeSet<String> {
 #[test]
 fn the_prometheus_alert_rules_use_only_metrics_the_gateway_exports() {
     metrics::audit_trail_damaged(false);
-    metrics::certificate_expiry("server", 90 * 86_400);
+    metrics::certificate_expiry("server", Some(90 * 86_400));
     metrics::source_health("dash-alerts", true);
     metrics::attestation_days_left("dash-alerts", Some(200));
+    metrics::organisation_attestation_days_left("YDASH", 200);
     let exported: BTreeSet<String> = parse(&metrics::encode()).into_iter().map(|s| s.name).collect();
     let rules = include_str!("../../../deploy/prometheus/tideway-alerts.yml");
     let exprs: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")).collect();

@@ -183,6 +183,12 @@ impl Registry {
                 inner.warned.insert(key, today);
             }
         }
+        for (ods, a) in &organisations {
+            crate::telemetry::metrics::organisation_attestation_days_left(
+                ods,
+                (a.expires - today).whole_days(),
+            );
+        }
         *self.organisations.write().unwrap_or_else(PoisonError::into_inner) = organisations;
         inner.entries = rows
             .iter()
@@ -381,6 +387,8 @@ impl Registry {
             .entries
             .sort_by(|a, b| (a.position, a.config.id.as_str()).cmp(&(b.position, b.config.id.as_str())));
         self.rebuild(inner);
+        let registered = (r.state != SourceState::Deregistered).then_some(&r.config);
+        crate::certificates::record_source(r.config.id.as_str(), registered);
         Ok(r)
     }
 
@@ -411,6 +419,10 @@ impl Registry {
         self.store.put_organisation_attestation(ods.as_str(), &json, now_us()).await?;
         let standing =
             attestation::judge(Some(&attestation), false, today(), self.settings.attestation_warning_days);
+        crate::telemetry::metrics::organisation_attestation_days_left(
+            ods.as_str(),
+            (attestation.expires - today()).whole_days(),
+        );
         self.organisations
             .write()
             .unwrap_or_else(PoisonError::into_inner)

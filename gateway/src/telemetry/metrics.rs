@@ -78,6 +78,12 @@ struct Metrics {
     source_up: Family<SourceLabel, Gauge>,
     audit_trail_damaged: Gauge,
     attestation_days_left: Family<SourceLabel, Gauge>,
+    organisation_attestation_days_left: Family<OrganisationLabel, Gauge>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OrganisationLabel {
+    organisation: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -176,10 +182,17 @@ fn metrics() -> &'static Metrics {
             "Days until a registered source's information-governance attestation expires (negative once it has)",
             attestation_days_left.clone(),
         );
+        let organisation_attestation_days_left = Family::<OrganisationLabel, Gauge>::default();
+        registry.register(
+            "organisation_attestation_days_left",
+            "Days until a consuming organisation's recorded information-governance attestation expires (negative once it has), by ODS code",
+            organisation_attestation_days_left.clone(),
+        );
         Metrics {
             registry,
             audit_trail_damaged,
             attestation_days_left,
+            organisation_attestation_days_left,
             denials,
             break_glass,
             source_up,
@@ -232,12 +245,16 @@ pub fn audit_trail_damaged(damaged: bool) {
     metrics().audit_trail_damaged.set(i64::from(damaged));
 }
 
-/// How long the configured certificate `certificate` (`server`, `source:<id>`) has left.
-pub fn certificate_expiry(certificate: &str, seconds_left: i64) {
-    metrics()
-        .certificate_expiry
-        .get_or_create(&CertificateLabel { certificate: certificate.to_owned() })
-        .set(seconds_left);
+/// How long the configured certificate `certificate` (`server`, `source:<id>`) has left;
+/// `None` ends its series (the source is gone, or presents no certificate now).
+pub fn certificate_expiry(certificate: &str, seconds_left: Option<i64>) {
+    let label = CertificateLabel { certificate: certificate.to_owned() };
+    match seconds_left {
+        Some(seconds) => {
+            metrics().certificate_expiry.get_or_create(&label).set(seconds);
+        }
+        None => drop(metrics().certificate_expiry.remove(&label)),
+    }
 }
 
 /// A source's answer carried `count` entries that were not passed on, for `kind`. Logged with
@@ -300,9 +317,17 @@ pub fn source_health_forgotten(source: &str) {
 pub fn attestation_days_left(source: &str, days: Option<i64>) {
     let label = SourceLabel { source: source.to_owned() };
     match days {
-        Some(days) => drop(metrics().attestation_days_left.get_or_create(&label).set(days)),
+        Some(days) => {
+            metrics().attestation_days_left.get_or_create(&label).set(days);
+        }
         None => drop(metrics().attestation_days_left.remove(&label)),
     }
+}
+
+/// The consuming organisation `ods`'s recorded attestation expires in `days` days.
+pub fn organisation_attestation_days_left(ods: &str, days: i64) {
+    let label = OrganisationLabel { organisation: ods.to_owned() };
+    metrics().organisation_attestation_days_left.get_or_create(&label).set(days);
 }
 
 /// The Prometheus text exposition of every metric.

@@ -127,6 +127,9 @@ async fn a_client_key_handed_over_through_the_api_is_held_encrypted_and_reaches_
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["tls"]["client_key"], "held encrypted");
     assert!(!created.body.to_string().contains("PRIVATE KEY"), "the key is never shown");
+    // Its client certificate's remaining life is on the gauge from registration on.
+    let series = "tideway_tls_certificate_expiry_seconds{certificate=\"source:sealed-01\"}";
+    assert!(tideway_tests::gauge(&app, &admin, series).await.is_some_and(|s| s > 0), "no certificate gauge");
 
     // Stored sealed: neither the PEM nor any line of its body is in the store.
     let tideway_gateway::store::Store::Sqlite { read, .. } = &app.state.store else { panic!("sqlite") };
@@ -181,5 +184,9 @@ async fn a_client_key_handed_over_through_the_api_is_held_encrypted_and_reaches_
     for replica in [same, wrong, bare] {
         replica.handle.stop(true).await;
     }
+    let gone =
+        app.http.delete(format!("{}/admin/sources/sealed-01", app.base_url)).bearer_auth(&admin).send().await;
+    assert_eq!(gone.unwrap().status(), 200);
+    assert_eq!(tideway_tests::gauge(&app, &admin, series).await, None, "deregistered: the series ends");
     app.stop().await;
 }

@@ -553,11 +553,8 @@ async fn a_source_registered_at_run_time_shares_under_its_controllers_agreement_
 
 /// The value of `tideway_source_attestation_days_left` for `source` on `/metrics`, if any.
 async fn attestation_gauge(app: &TestApp, token: &str, source: &str) -> Option<i64> {
-    let metrics = app.get_with("/metrics", Some(token), &[]).await;
-    let prefix = format!("tideway_source_attestation_days_left{{source=\"{source}\"}} ");
-    String::from_utf8_lossy(&metrics.raw)
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.trim().parse().ok()))
+    tideway_tests::gauge(app, token, &format!("tideway_source_attestation_days_left{{source=\"{source}\"}}"))
+        .await
 }
 
 #[tokio::test]
@@ -572,5 +569,12 @@ async fn a_sources_attestation_expiry_is_a_gauge_that_ends_with_its_registration
     assert_eq!(attestation_gauge(&app, &admin, "gauged-01").await, Some(-3), "negative once lapsed");
     assert_eq!(send(&app, Method::DELETE, "/admin/sources/gauged-01", &admin, None).await.status, 200);
     assert_eq!(attestation_gauge(&app, &admin, "gauged-01").await, None, "the series ends");
+
+    // A consuming organisation's recorded attestation is a gauge too.
+    let body = json!({"attestation": attest("standards-met", &in_days(12))});
+    let put = send(&app, Method::PUT, "/admin/organisations/YGAUG", &admin, Some(&body)).await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let series = "tideway_organisation_attestation_days_left{organisation=\"YGAUG\"}";
+    assert_eq!(tideway_tests::gauge(&app, &admin, series).await, Some(12));
     app.stop().await;
 }
