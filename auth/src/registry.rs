@@ -112,6 +112,11 @@ impl ClientRegistry {
         self.clients.write().unwrap_or_else(PoisonError::into_inner).remove(client_id).is_some()
     }
 
+    /// Whether the client registered under `client_id` is suspended; `None` if none is.
+    pub fn is_suspended(&self, client_id: &str) -> Option<bool> {
+        self.get(client_id).map(|c| c.suspended)
+    }
+
     /// How many clients are registered, suspended ones included.
     pub fn len(&self) -> usize {
         self.clients.read().unwrap_or_else(PoisonError::into_inner).len()

@@ -168,6 +168,11 @@ CREATE TABLE IF NOT EXISTS registered_source (
     config        TEXT   NOT NULL,
     updated_at_us BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS client_state (
+    client_id     TEXT   NOT NULL PRIMARY KEY,
+    state         TEXT   NOT NULL,
+    updated_at_us BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS organisation_attestation (
     ods_code      TEXT   NOT NULL PRIMARY KEY,
     attestation   TEXT   NOT NULL,

@@ -167,6 +167,12 @@ impl Application {
             Arc::new(StoreReplayGuard(store.clone())),
         )
         .map_err(|e| StartError::Auth(e.to_string()))?;
+        // Administrators' decisions about clients hold from the first request on.
+        let clients = Arc::new(crate::clients::ClientAdmin::new(
+            Arc::new(store.clone()),
+            settings.auth.clients.clone(),
+        ));
+        clients.start(tokens.clients()).await?;
         // Every config source must build, as before: a config that cannot start fails at once.
         for s in &settings.sources {
             tideway_adapters::registry::build(s.clone())
@@ -317,7 +323,9 @@ impl Application {
             secondary,
             settings,
             dashboard: Default::default(),
+            clients,
         });
+        crate::clients::spawn_refresh(state.clone(), state.settings.registry.refresh_secs);
         state.dashboard.set_exports(state.secondary.exports.live());
         crate::secondary::export::spawn_unfinished(state.clone());
         crate::secondary::aggregate::spawn(state.clone());

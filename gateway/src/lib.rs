@@ -16,6 +16,7 @@ pub mod capability;
 pub mod certificates;
 pub mod cli;
 pub mod client_keys;
+pub mod clients;
 pub mod config;
 pub mod dashboard;
 pub mod epoch_us;

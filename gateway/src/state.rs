@@ -41,4 +41,6 @@ pub struct AppState {
     pub secondary: crate::secondary::SecondaryUse,
     /// What the web dashboard shows that other services provide (export jobs, population).
     pub dashboard: crate::dashboard::DashboardFeeds,
+    /// Backend clients suspended, reinstated or removed at run time.
+    pub clients: std::sync::Arc<crate::clients::ClientAdmin>,
 }

@@ -109,7 +109,7 @@ impl AuditOutcome {
 }
 
 /// Every action a request is audited as.
-pub const ACTIONS: [&str; 32] = [
+pub const ACTIONS: [&str; 34] = [
     "patient-search",
     "patient-read",
     "patient-everything",
@@ -133,6 +133,8 @@ pub const ACTIONS: [&str; 32] = [
     "source-deregister",
     "organisation-read",
     "organisation-change",
+    "client-read",
+    "client-change",
     "patient-match",
     "bulk-export",
     "bulk-export-status",

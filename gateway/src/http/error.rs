@@ -362,6 +362,24 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::clients::ClientAdminError> for ApiError {
+    fn from(e: crate::clients::ClientAdminError) -> Self {
+        use crate::clients::ClientAdminError;
+        match e {
+            ClientAdminError::NotFound => Self::not_found("no client of that id is registered"),
+            ClientAdminError::Removed(_) => {
+                Self::new(StatusCode::CONFLICT, IssueType::Conflict, e.to_string())
+            }
+            ClientAdminError::Store(cause) => {
+                tracing::error!(error = %cause, "the client registry could not be read or written");
+                Self::unavailable(
+                    "the client registry could not be written; nothing changed, try again later",
+                )
+            }
+        }
+    }
+}
+
 impl From<crate::registry::RegistryError> for ApiError {
     fn from(e: crate::registry::RegistryError) -> Self {
         use crate::registry::RegistryError;

@@ -6,6 +6,7 @@ mod alerts;
 mod answer;
 mod audit_events;
 pub mod call;
+mod clients;
 mod consent;
 pub mod error;
 mod everything;
@@ -102,6 +103,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(readable(fhir("/AuditEvent/{id}", "audit-read", GET_HEAD), audit_events::read))
         .service(readable(fhir("/policy/simulate", "policy-simulate", GET_HEAD), simulate::simulate))
         .configure(sources::routes)
+        .configure(clients::routes)
         .configure(secondary_admin::routes)
         .configure(export::routes)
         .configure(crate::dashboard::routes)

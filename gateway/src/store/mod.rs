@@ -45,6 +45,7 @@ mod audit_log;
 #[cfg(test)]
 mod audit_tests;
 mod audit_writer;
+mod clients;
 mod consents;
 pub mod memory;
 mod misuse;
@@ -63,6 +64,7 @@ pub use agreements::{AgreementStore, Approval, PublishedVersion};
 pub use alerts::{AlertStore, BreakGlass, PrivacyAlert};
 pub use audit_log::PendingAudit;
 pub use audit_writer::SqliteAuditWriter;
+pub use clients::ClientStateStore;
 pub use consents::{ConsentStore, ConsentVersion};
 pub use misuse::MisuseStore;
 pub use owners::ResourceOwners;

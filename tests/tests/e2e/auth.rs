@@ -305,3 +305,87 @@ async fn only_a_patient_app_may_assert_a_patients_own_request() {
     }
     app.stop().await;
 }
+
+/// `method path` on the gateway at `base` with `token`.
+async fn at(
+    app: &TestApp,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+) -> tideway_tests::Answer {
+    let res = app.http.request(method, format!("{base}{path}")).bearer_auth(token).send().await.unwrap();
+    tideway_tests::Answer::from_response(res).await
+}
+
+async fn rs_token(app: &TestApp) -> reqwest::Response {
+    app.post_token(app.rs_client.token_form(&app.token_url(), "", &clinician()).unwrap()).await
+}
+
+#[tokio::test]
+async fn an_administrator_suspends_reinstates_and_removes_a_client_over_http_on_every_replica() {
+    use reqwest::Method;
+    use tideway_auth::PurposeOfUse;
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    let base = app.base_url.clone();
+    let admin = app
+        .token_for(&tideway_tests::user(tideway_tests::REGISTRY_ADMIN, "R8000", PurposeOfUse::Operations))
+        .await;
+    let token: Value = rs_token(&app).await.json().await.unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let search = nhs_search(app.population.nhs_number(0).unwrap().as_str());
+    assert_eq!(app.get(&search, Some(&token)).await.status, 200);
+    // A replica already running, reading the store every second.
+    let mut quick = app.settings.clone();
+    quick.registry.refresh_secs = 1;
+    let other = app.spawn_replica_with(quick).await;
+    assert_eq!(at(&app, &other.base_url, Method::GET, &search, &token).await.status, 200);
+
+    // Only a registry administrator may.
+    let clinician_token = app.token().await;
+    let refused = at(&app, &base, Method::POST, "/admin/clients/test-rs/suspend", &clinician_token).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(at(&app, &base, Method::POST, "/admin/clients/nobody/suspend", &admin).await.status, 404);
+
+    // Suspended: its live token is refused at once here, and on the other replica within its
+    // refresh; it gets no new token.
+    let suspended = at(&app, &base, Method::POST, "/admin/clients/test-rs/suspend", &admin).await;
+    assert_eq!(suspended.status, 200, "{}", suspended.body);
+    assert_eq!(suspended.body["state"], "suspended");
+    assert_token_refused(&app.get(&search, Some(&token)).await, &token);
+    assert_eq!(rs_token(&app).await.status(), 401);
+    let mut waited = 0;
+    while at(&app, &other.base_url, Method::GET, &search, &token).await.status != 401 {
+        assert!(waited < 50, "the other replica did not follow within 5 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let rows = app.state.store.audit_for_request(&suspended.header("x-request-id").unwrap()).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>(), ["intent", "outcome"]);
+    assert!(rows.iter().all(|r| r.action == "client-change" && r.detail.contains("test-rs")));
+    let listed = at(&app, &base, Method::GET, "/admin/clients", &admin).await;
+    let state_of = |id: &str| {
+        listed.body["clients"].as_array().unwrap().iter().find(|c| c["client_id"] == id).unwrap()["state"]
+            .clone()
+    };
+    assert_eq!((state_of("test-rs"), state_of("test-es")), (json!("suspended"), json!("active")));
+
+    // Reinstated: the same token opens the API again.
+    let resumed = at(&app, &base, Method::POST, "/admin/clients/test-rs/resume", &admin).await;
+    assert_eq!(resumed.body["state"], "active", "{}", resumed.body);
+    assert_eq!(app.get(&search, Some(&token)).await.status, 200);
+
+    // Removed: refused for good, not reinstated, and still removed after a restart whatever
+    // the config lists.
+    let removed = at(&app, &base, Method::DELETE, "/admin/clients/test-rs", &admin).await;
+    assert_eq!(removed.body["state"], "removed", "{}", removed.body);
+    assert_token_refused(&app.get(&search, Some(&token)).await, &token);
+    let again = at(&app, &base, Method::POST, "/admin/clients/test-rs/resume", &admin).await;
+    assert_eq!((again.status, again.issue_code()), (409, "conflict"), "{}", again.body);
+    let restarted = app.spawn_replica().await;
+    assert_token_refused(&at(&app, &restarted.base_url, Method::GET, &search, &token).await, &token);
+    for replica in [other, restarted] {
+        replica.handle.stop(true).await;
+    }
+    app.stop().await;
+}
