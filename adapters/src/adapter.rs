@@ -75,6 +75,17 @@ pub struct NormalisedResource {
 }
 
 impl NormalisedResource {
+    /// About how many bytes it holds in memory: the struct, its type and id, its JSON and its
+    /// facts (two reference counts included). What a cache bounded in bytes counts it as.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.resource_type.len()
+            + self.id.len()
+            + self.json.len()
+            + 2 * 2 * std::mem::size_of::<usize>()
+            + self.facts.memory_bytes()
+    }
+
     /// Serialises `resource` and reads its facts. Does not validate: adapters check R4
     /// validity before they hand a resource on.
     pub fn from_value(resource: &Value) -> Result<Self, serde_json::Error> {
@@ -304,5 +315,52 @@ pub trait SourceAdapter: Send + Sync + 'static {
         ctx: &CallContext,
     ) -> Result<SourceRecord, AdapterError> {
         crate::http::within(ctx, self.fetch(patient, ctx)).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a panic is a test failure")]
+mod memory_tests {
+    use serde_json::json;
+
+    use super::NormalisedResource;
+
+    #[test]
+    fn a_resources_memory_counts_its_facts_beside_its_json() {
+        let condition = json!({
+            "resourceType": "Condition", "id": "borough-00.c1",
+            "meta": {"source": "urn:tideway:source:borough-00"},
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [
+                {"system": "http://snomed.info/sct", "code": "44054006"},
+                {"system": "http://read.info/ctv3", "code": "C10F."}
+            ]},
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "onsetDateTime": "2019-03-01", "recordedDate": "2019-03-02"
+        });
+        let r = NormalisedResource::from_value(&condition).unwrap();
+        let facts = r.facts.memory_bytes();
+        assert!(
+            facts > std::mem::size_of::<tideway_profiles::facts::ResourceFacts>(),
+            "the codings' text counts"
+        );
+        assert_eq!(
+            r.memory_bytes(),
+            std::mem::size_of::<NormalisedResource>()
+                + r.resource_type.len()
+                + r.id.len()
+                + r.json.len()
+                + 32
+                + facts
+        );
+        let mut more = condition.clone();
+        more["code"]["coding"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"system": "http://snomed.info/sct", "code": "73211009"}));
+        assert!(
+            NormalisedResource::from_value(&more).unwrap().facts.memory_bytes() > facts,
+            "grows with what it holds"
+        );
     }
 }

@@ -206,7 +206,56 @@ fn shape(resource_type: &str) -> Option<Shape> {
     }
 }
 
+/// Bytes a string holds on the heap.
+fn text_bytes(s: &str) -> usize {
+    s.len()
+}
+
+fn texts_bytes(v: &[String]) -> usize {
+    std::mem::size_of_val(v) + v.iter().map(|s| text_bytes(s)).sum::<usize>()
+}
+
+fn optional_bytes(s: &Option<String>) -> usize {
+    s.as_deref().map_or(0, text_bytes)
+}
+
+fn codings_bytes(v: &[Coding]) -> usize {
+    std::mem::size_of_val(v) + v.iter().map(|c| text_bytes(&c.system) + text_bytes(&c.code)).sum::<usize>()
+}
+
 impl ResourceFacts {
+    /// About how many bytes these facts take in memory (the struct and what its strings and
+    /// lists hold; allocator rounding left out), so a cache bounded in bytes can count them
+    /// beside the resource's JSON: they are often as large.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + text_bytes(&self.resource_type)
+            + text_bytes(&self.id)
+            + [&self.codes, &self.codings, &self.categories, &self.clinical_status]
+                .into_iter()
+                .map(|v| codings_bytes(v))
+                .sum::<usize>()
+            + [
+                &self.clinical_date,
+                &self.clinical_end,
+                &self.recorded_date,
+                &self.status,
+                &self.last_updated,
+                &self.patient,
+                &self.source,
+                &self.merge_key,
+                &self.ods_code,
+                &self.deceased_at,
+            ]
+            .into_iter()
+            .map(optional_bytes)
+            .sum::<usize>()
+            + [&self.references, &self.care_providers, &self.registered_practice, &self.former_nhs_numbers]
+                .into_iter()
+                .map(|v| texts_bytes(v))
+                .sum::<usize>()
+    }
+
     /// Reads the facts of one resource.
     pub fn of(resource: &Value) -> Self {
         let resource_type =

@@ -132,8 +132,11 @@ async fn fetch_indexed(
     Ok(Arc::new(record))
 }
 
+/// What a cached record weighs against `cache.max_bytes`: every resource's JSON and facts as
+/// they sit in memory (the facts are often as large as the JSON, so counting the JSON alone let
+/// the cache hold several times its bound).
 fn record_weight(r: &SourceRecord) -> u32 {
-    let bytes: usize = r.resources.iter().map(|x| x.json.len() + 96).sum();
+    let bytes: usize = r.resources.iter().map(tideway_adapters::NormalisedResource::memory_bytes).sum();
     u32::try_from(bytes.max(1)).unwrap_or(u32::MAX)
 }
 
@@ -152,7 +155,7 @@ impl SourceCache {
             .weigher(|_k: &Key, v: &Arc<Option<SourcePatient>>| {
                 v.as_ref()
                     .as_ref()
-                    .map_or(64, |p| u32::try_from(p.resource.json.len() + 96).unwrap_or(u32::MAX))
+                    .map_or(64, |p| u32::try_from(p.resource.memory_bytes()).unwrap_or(u32::MAX))
             })
             .max_capacity(max_bytes / 8)
             .support_invalidation_closures()
