@@ -375,7 +375,8 @@ pub struct CacheSettings {
     /// How long a source's answer for a patient is reused, in seconds (default 60).
     #[serde(default = "default_cache_ttl_secs")]
     pub ttl_secs: u64,
-    /// Upper bound on cached resource bytes (default 256 MiB).
+    /// Upper bound on the memory cached records take, their JSON and facts counted as held
+    /// (default 256 MiB; the per-source patient answers get an eighth of it more).
     #[serde(default = "default_cache_max_bytes")]
     pub max_bytes: u64,
 }

@@ -81,6 +81,30 @@ impl AuditTrail {
     }
 }
 
+/// `detail` with the member `name: value` added. Every record's detail is a JSON object
+/// written by the gateway, so the member is spliced in before its closing brace (this runs
+/// twice on every audited request: no parse); a detail that is not an object, or already has
+/// a member of that name, is parsed and rebuilt instead (a non-object kept under `detail`).
+fn with_member(mut detail: String, name: &str, value: &str) -> String {
+    let member = format!("{}:{}", json!(name), json!(value));
+    let open = detail.trim_start().starts_with('{');
+    if let (true, Some(end)) = (open, detail.rfind('}'))
+        && detail[end + 1..].trim().is_empty()
+        && !detail.contains(&format!("{}:", json!(name)))
+    {
+        let empty = detail.trim_start()[1..].trim_start().starts_with('}');
+        detail.insert_str(end, &if empty { member } else { format!(",{member}") });
+        return detail;
+    }
+    let mut value_map = match serde_json::from_str::<serde_json::Value>(&detail) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(serde_json::Value::Null) | Err(_) => serde_json::Map::new(),
+        Ok(other) => serde_json::Map::from_iter([("detail".to_owned(), other)]),
+    };
+    value_map.insert(name.to_owned(), json!(value));
+    serde_json::Value::Object(value_map).to_string()
+}
+
 /// The log's answer, or a failure if it does not answer within the audit timeout.
 async fn within_timeout<T>(call: impl Future<Output = Result<T, AuditError>>) -> Result<T, AuditError> {
     match tokio::time::timeout(AUDIT_TIMEOUT, call).await {
@@ -164,22 +188,14 @@ impl AuditedCall {
 
     /// `detail` with what every record of the request says added: the break-glass reason
     /// (`break_glass_reason`) and what was asked (`query`), when there are; as it was otherwise.
-    fn with_context(&self, detail: String) -> String {
-        if self.break_glass_reason.is_none() && self.query.is_none() {
-            return detail;
-        }
-        let mut value = match serde_json::from_str::<serde_json::Value>(&detail) {
-            Ok(serde_json::Value::Object(map)) => map,
-            Ok(serde_json::Value::Null) | Err(_) => serde_json::Map::new(),
-            Ok(other) => serde_json::Map::from_iter([("detail".to_owned(), other)]),
-        };
+    fn with_context(&self, mut detail: String) -> String {
         if let Some(reason) = &self.break_glass_reason {
-            value.insert("break_glass_reason".into(), json!(reason));
+            detail = with_member(detail, "break_glass_reason", reason);
         }
         if let Some(query) = &self.query {
-            value.insert("query".into(), json!(query));
+            detail = with_member(detail, "query", query);
         }
-        serde_json::Value::Object(value).to_string()
+        detail
     }
 
     /// Writes the intent record. Nothing may be asked of a source before this succeeds.
@@ -245,5 +261,31 @@ impl AuditedCall {
         record.released = released as u64;
         record.detail = detail;
         record.recorded_at = OffsetDateTime::now_utc();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a panic is a test failure")]
+mod tests {
+    use super::with_member;
+
+    #[test]
+    fn a_member_is_spliced_into_an_object_and_anything_else_is_rebuilt() {
+        let parsed = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap();
+        assert_eq!(
+            with_member(r#"{"a":1}"#.into(), "query", "Condition?code"),
+            r#"{"a":1,"query":"Condition?code"}"#
+        );
+        assert_eq!(with_member("{}".into(), "query", "Patient"), r#"{"query":"Patient"}"#);
+        assert_eq!(with_member(String::new(), "query", "Patient"), r#"{"query":"Patient"}"#);
+        assert_eq!(
+            parsed(with_member("[1,2]".into(), "query", "q")),
+            serde_json::json!({"detail": [1, 2], "query": "q"})
+        );
+        // Already there: replaced, never doubled; quotes in a value stay JSON.
+        let twice = with_member(r#"{"query":"old"}"#.into(), "query", "new");
+        assert_eq!(parsed(twice), serde_json::json!({"query": "new"}));
+        let quoted = with_member(r#"{"n":1}"#.into(), "break_glass_reason", "said \"urgent\"");
+        assert_eq!(parsed(quoted)["break_glass_reason"], "said \"urgent\"");
     }
 }

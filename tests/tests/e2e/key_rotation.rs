@@ -53,3 +53,74 @@ async fn a_client_rotates_its_keys_by_publishing_a_new_jwks_file() {
     assert_eq!(token_status(&app, old).await, 401);
     app.stop().await;
 }
+
+/// A replica of `app` signing with `signing` (`kid`, secret) and accepting `accepted`.
+async fn replica_with_keys(
+    app: &TestApp,
+    signing: (&str, &str),
+    accepted: &[(&str, &str)],
+) -> tideway_tests::Replica {
+    let mut settings = app.settings.clone();
+    settings.auth.token_signing_kid = signing.0.to_owned();
+    settings.auth.token_signing_secret = signing.1.to_owned().into();
+    settings.auth.accepted_signing_keys = accepted
+        .iter()
+        .map(|(kid, secret)| tideway_auth::config::AcceptedSigningKey {
+            kid: (*kid).to_owned(),
+            secret: (*secret).to_owned().into(),
+        })
+        .collect();
+    app.spawn_replica_with(settings).await
+}
+
+/// `GET path` on `replica` with `token`: the status.
+async fn status_at(app: &TestApp, replica: &tideway_tests::Replica, path: &str, token: &str) -> u16 {
+    let res = app.http.get(format!("{}{path}", replica.base_url)).bearer_auth(token).send().await.unwrap();
+    res.status().as_u16()
+}
+
+/// A token from `replica`'s `/token`.
+async fn token_from(app: &TestApp, replica: &tideway_tests::Replica) -> String {
+    let url = format!("{}/token", replica.base_url);
+    let form = app.es_client.token_form(&url, "system/*.read", &clinician()).unwrap();
+    let res = app
+        .http
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await;
+    let body: serde_json::Value = res.unwrap().json().await.unwrap();
+    body["access_token"].as_str().expect("a token").to_owned()
+}
+
+#[tokio::test]
+async fn the_gateways_token_signing_key_rotates_across_replicas_without_ending_live_tokens() {
+    let app = TestApp::spawn(Options { boroughs: 1, ..Options::default() }).await;
+    let search = tideway_tests::nhs_search(app.population.nhs_number(0).unwrap().as_str());
+    let current = (app.settings.auth.token_signing_kid.clone(), {
+        use secrecy::ExposeSecret as _;
+        app.settings.auth.token_signing_secret.expose_secret().to_owned()
+    });
+    let old_key = (current.0.as_str(), current.1.as_str());
+    let next_key = ("k2", "the-next-token-signing-secret-of-this-e2e-test");
+    let old = app.token().await;
+    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid;
+    // 1. Every replica accepts the next key before any signs with it.
+    let accepting = replica_with_keys(&app, old_key, &[next_key]).await;
+    assert_eq!(status_at(&app, &accepting, &search, &old).await, 200);
+    // 2. One signs with it, still accepting the previous key: live tokens survive.
+    let rotated = replica_with_keys(&app, next_key, &[old_key]).await;
+    assert_eq!(status_at(&app, &rotated, &search, &old).await, 200, "a live token survives the rotation");
+    let new = token_from(&app, &rotated).await;
+    assert_eq!(kid(&new).as_deref(), Some("k2"));
+    assert_eq!(status_at(&app, &accepting, &search, &new).await, 200, "a replica one step behind accepts it");
+    // 3. The previous key retired: its tokens end, the new ones do not.
+    let retired = replica_with_keys(&app, next_key, &[]).await;
+    assert_eq!(status_at(&app, &retired, &search, &old).await, 401);
+    assert_eq!(status_at(&app, &retired, &search, &new).await, 200);
+    for r in [accepting, rotated, retired] {
+        r.handle.stop(true).await;
+    }
+    app.stop().await;
+}
