@@ -102,6 +102,11 @@ impl ClientAdmin {
         Ok(())
     }
 
+    /// Whether a client of this id is configured (removed or not).
+    pub fn knows(&self, id: &str) -> bool {
+        self.listed.iter().any(|c| c.client_id == id)
+    }
+
     /// Every configured client with its state on `registry`.
     pub fn list(&self, registry: &ClientRegistry) -> Vec<ClientView> {
         self.listed
