@@ -253,9 +253,13 @@ impl CheckpointFile {
         Ok((checkpoints, unreadable))
     }
 
-    /// The last checkpoint in the file that is not a retention anchor, if any is readable.
-    pub fn last(&self) -> Result<Option<Checkpoint>, CheckpointError> {
-        Ok(self.read()?.0.into_iter().rev().find(|c| !c.is_anchor()))
+    /// What the file says was signed: its last checkpoint that is not a retention anchor, and
+    /// the highest sequence number an anchor covers.
+    pub(super) fn signed(&self) -> Result<Signed, CheckpointError> {
+        let (all, _) = self.read()?;
+        let anchored_through = all.iter().filter(|c| c.is_anchor()).map(|c| c.seq).max();
+        let checkpoint = all.into_iter().rev().find(|c| !c.is_anchor());
+        Ok(Signed { checkpoint, anchored_through })
     }
 }
 
@@ -289,10 +293,8 @@ impl Checkpointer {
     pub fn new(key_path: &Path, file_path: PathBuf, log: Arc<dyn AuditLog>) -> Result<Self, CheckpointError> {
         let key = CheckpointKey::load(key_path)?;
         let file = CheckpointFile::new(file_path);
-        let (all, _) = file.read()?;
-        let anchored_through = all.iter().filter(|c| c.is_anchor()).map(|c| c.seq).max();
-        let checkpoint = all.into_iter().rev().find(|c| !c.is_anchor());
-        Ok(Self { key, file, log, last: tokio::sync::Mutex::new(Signed { checkpoint, anchored_through }) })
+        let last = tokio::sync::Mutex::new(file.signed()?);
+        Ok(Self { key, file, log, last })
     }
 
     /// Signs the head if records were added since the last checkpoint; the checkpoint written.
@@ -329,9 +331,7 @@ impl Checkpointer {
     /// Checkpoints now (what a process that was killed appended since the last checkpoint),
     /// then every `secs` seconds until the runtime stops.
     pub fn spawn_every(self: Arc<Self>, secs: u64) {
-        let now = self.clone();
-        tokio::spawn(async move { now.logged_checkpoint().await });
-        crate::periodic::every(secs, move || {
+        crate::periodic::now_and_every(secs, move || {
             let this = self.clone();
             async move { this.logged_checkpoint().await }
         });
@@ -381,7 +381,7 @@ mod tests {
     fn the_file_keeps_checkpoints_in_order_and_names_unreadable_lines() {
         let key = CheckpointKey::generate(&temp("key")).unwrap();
         let file = CheckpointFile::new(temp("checkpoints.jsonl"));
-        assert_eq!(file.last().unwrap(), None);
+        assert_eq!(file.signed().unwrap().checkpoint, None);
         let first = key.sign(1, ChainHash::GENESIS);
         let second = key.sign(5, ChainHash::GENESIS.then(&crate::audit::AuditRecord::new("r", "read", None)));
         file.append(&first).unwrap();
@@ -390,6 +390,11 @@ mod tests {
         let (all, unreadable) = file.read().unwrap();
         assert_eq!(all, vec![first, second.clone()]);
         assert_eq!(unreadable, vec![UnreadableLine(2)]);
-        assert_eq!(file.last().unwrap(), Some(second));
+        assert_eq!(file.signed().unwrap().checkpoint, Some(second.clone()));
+        let anchor = key.sign_anchor(3, ChainHash::GENESIS, 0);
+        file.append(&anchor).unwrap();
+        let signed = file.signed().unwrap();
+        assert_eq!(signed.checkpoint, Some(second), "an anchor is not the last checkpoint");
+        assert_eq!(signed.anchored_through, Some(3));
     }
 }

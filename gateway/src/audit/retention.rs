@@ -46,11 +46,10 @@ impl Checkpointer {
             // The oldest records up to the first made in the period (a replica's clock behind
             // cannot make retention remove a newer one), never the head.
             let last = (head - 1).min(first.saturating_add(BATCH - 1));
-            let batch = if last < first {
-                Vec::new()
-            } else {
-                self.log.audit_range(first, last).await.map_err(fail)?
-            };
+            if last < first {
+                break;
+            }
+            let batch = self.log.audit_range(first, last).await.map_err(fail)?;
             let old =
                 batch.iter().take_while(|r| crate::epoch_us::of(r.stored.recorded_at) < before_us).count();
             let rows = &batch[..old];
@@ -85,9 +84,7 @@ impl Checkpointer {
 
     /// Applies retention now, then every hour until the runtime stops.
     pub fn spawn_retention(self: std::sync::Arc<Self>, days: u64) {
-        let now = self.clone();
-        tokio::spawn(async move { now.logged_retention(days).await });
-        crate::periodic::every(3_600, move || {
+        crate::periodic::now_and_every(3_600, move || {
             let this = self.clone();
             async move { this.logged_retention(days).await }
         });

@@ -75,16 +75,11 @@ async fn behind_the_gateways_back(store: &Store, sql: &str) {
              DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_event;"
         }
     };
-    let script = AssertSqlSafe(format!("{drop_guards} {sql}"));
-    match store {
-        Store::Sqlite { write, .. } => sqlx::raw_sql(script).execute(write).await.map(drop),
-        Store::Postgres { pool, .. } => sqlx::raw_sql(script).execute(pool).await.map(drop),
-    }
-    .unwrap();
+    with_the_guards(store, AssertSqlSafe(format!("{drop_guards} {sql}"))).await.unwrap();
 }
 
-/// Runs `sql` on the store with the append-only triggers in place.
-async fn with_the_guards(store: &Store, sql: &'static str) -> Result<(), sqlx::Error> {
+/// Runs `sql` on the store as it stands (the append-only triggers in place, unless dropped).
+async fn with_the_guards(store: &Store, sql: impl sqlx::SqlSafeStr) -> Result<(), sqlx::Error> {
     match store {
         Store::Sqlite { write, .. } => sqlx::raw_sql(sql).execute(write).await.map(drop),
         Store::Postgres { pool, .. } => sqlx::raw_sql(sql).execute(pool).await.map(drop),
@@ -112,6 +107,10 @@ async fn rewrite_chain(store: &Store) {
     behind_the_gateways_back(store, &sql).await;
 }
 
+fn checkpointer_of(key: &std::path::Path, file: &std::path::Path, store: &Store) -> Checkpointer {
+    Checkpointer::new(key, file.to_owned(), Arc::new(store.clone())).unwrap()
+}
+
 struct Trail {
     store: Store,
     dir: Dir,
@@ -128,7 +127,7 @@ impl Trail {
         let key = dir.0.join("key");
         let file = dir.0.join("checkpoints.jsonl");
         CheckpointKey::generate(&key).unwrap();
-        let checkpointer = Checkpointer::new(&key, file.clone(), Arc::new(store.clone())).unwrap();
+        let checkpointer = checkpointer_of(&key, &file, &store);
         for n in 1..=records {
             store.append_audit(&record(n)).await.unwrap();
             if n == checkpoint_at {
@@ -137,6 +136,11 @@ impl Trail {
             }
         }
         Self { store, dir, key, file }
+    }
+
+    /// A checkpointer for this trail, as the gateway makes one at (re)start.
+    fn checkpointer(&self) -> Checkpointer {
+        checkpointer_of(&self.key, &self.file, &self.store)
     }
 
     async fn verify(&self) -> Report {
@@ -317,7 +321,7 @@ fn aged(n: usize, days: i64) -> AuditRecord {
 
 async fn retention_removes_only_old_records_and_anchors_what_it_removed(backend: Backend) {
     let t = Trail::new(backend, 0, 0).await;
-    let checkpointer = Checkpointer::new(&t.key, t.file.clone(), Arc::new(t.store.clone())).unwrap();
+    let checkpointer = t.checkpointer();
     for n in 1..=6 {
         t.store.append_audit(&aged(n, 40)).await.unwrap();
     }
@@ -361,7 +365,7 @@ async fn postgres_retention_removes_only_old_records_and_anchors_what_it_removed
 async fn retention_keeps_the_head_and_never_removes_a_damaged_trail(backend: Backend) {
     // Every record old: all but the head go.
     let t = Trail::new(backend, 0, 0).await;
-    let checkpointer = Checkpointer::new(&t.key, t.file.clone(), Arc::new(t.store.clone())).unwrap();
+    let checkpointer = t.checkpointer();
     for n in 1..=3 {
         t.store.append_audit(&aged(n, 40)).await.unwrap();
     }
@@ -371,7 +375,7 @@ async fn retention_keeps_the_head_and_never_removes_a_damaged_trail(backend: Bac
 
     // An edited record among the old ones: nothing is removed, and the error names it.
     let t = Trail::new(backend, 0, 0).await;
-    let checkpointer = Checkpointer::new(&t.key, t.file.clone(), Arc::new(t.store.clone())).unwrap();
+    let checkpointer = t.checkpointer();
     for n in 1..=5 {
         t.store.append_audit(&aged(n, 40)).await.unwrap();
     }
@@ -395,7 +399,7 @@ async fn postgres_retention_keeps_the_head_and_never_removes_a_damaged_trail() {
 }
 
 async fn damage_since_the_last_checkpoint_is_found_at_once(backend: Backend) {
-    let restart = |t: &Trail| Checkpointer::new(&t.key, t.file.clone(), Arc::new(t.store.clone())).unwrap();
+    let restart = Trail::checkpointer;
     let damage = |c: Checkpointer| async move {
         c.damage_since_last_checkpoint().await.unwrap().map(|f| (f.seq, f.damage.kind()))
     };

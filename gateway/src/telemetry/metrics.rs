@@ -249,11 +249,21 @@ pub fn audit_trail_damaged(damaged: bool) {
 /// `None` ends its series (the source is gone, or presents no certificate now).
 pub fn certificate_expiry(certificate: &str, seconds_left: Option<i64>) {
     let label = CertificateLabel { certificate: certificate.to_owned() };
-    match seconds_left {
-        Some(seconds) => {
-            metrics().certificate_expiry.get_or_create(&label).set(seconds);
+    set_or_end(&metrics().certificate_expiry, &label, seconds_left);
+}
+
+/// Sets `label`'s series of `family` to `value`, or ends the series (`None`).
+fn set_or_end<L>(family: &Family<L, Gauge>, label: &L, value: Option<i64>)
+where
+    L: Clone + std::hash::Hash + Eq,
+{
+    match value {
+        Some(v) => {
+            family.get_or_create(label).set(v);
         }
-        None => drop(metrics().certificate_expiry.remove(&label)),
+        None => {
+            family.remove(label);
+        }
     }
 }
 
@@ -315,13 +325,7 @@ pub fn source_health_forgotten(source: &str) {
 /// `source`'s attestation expires in `days` days (negative: it has); `None`: the source is
 /// gone or has no dated attestation, and its series ends.
 pub fn attestation_days_left(source: &str, days: Option<i64>) {
-    let label = SourceLabel { source: source.to_owned() };
-    match days {
-        Some(days) => {
-            metrics().attestation_days_left.get_or_create(&label).set(days);
-        }
-        None => drop(metrics().attestation_days_left.remove(&label)),
-    }
+    set_or_end(&metrics().attestation_days_left, &SourceLabel { source: source.to_owned() }, days);
 }
 
 /// The consuming organisation `ods`'s recorded attestation expires in `days` days.

@@ -178,10 +178,9 @@ async fn audit_retention_removes_old_accesses_from_the_history_and_the_trail_sti
     assert_eq!(read.status, 200, "{}", read.body);
     let officer = app.token_for(&user(PRIVACY_OFFICE, "R8000", PurposeOfUse::Operations)).await;
     let history = |base: String| {
-        let (http, officer, id) = (app.http.clone(), officer.clone(), id.clone());
+        let (app, officer, url) = (&app, &officer, format!("{base}/AuditEvent?patient={id}"));
         async move {
-            let res = http.get(format!("{base}/AuditEvent?patient={id}")).bearer_auth(officer).send().await;
-            let answer = tideway_tests::Answer::from_response(res.unwrap()).await;
+            let answer = app.get(&url, Some(officer)).await;
             assert_eq!(answer.status, 200, "{}", answer.body);
             events(&answer).iter().map(|e| request_id_of(e).to_owned()).collect::<Vec<_>>()
         }

@@ -75,8 +75,7 @@ async fn replica_with_keys(
 
 /// `GET path` on `replica` with `token`: the status.
 async fn status_at(app: &TestApp, replica: &tideway_tests::Replica, path: &str, token: &str) -> u16 {
-    let res = app.http.get(format!("{}{path}", replica.base_url)).bearer_auth(token).send().await.unwrap();
-    res.status().as_u16()
+    app.get(&format!("{}{path}", replica.base_url), Some(token)).await.status
 }
 
 /// A token from `replica`'s `/token`.

@@ -66,12 +66,6 @@ async fn a_borough_that_refuses_the_gateways_certificate_is_reported_missing() {
     app.stop().await;
 }
 
-/// `path` on the gateway at `base`, with `token`.
-async fn get_at(app: &TestApp, base: &str, path: &str, token: &str) -> tideway_tests::Answer {
-    let res = app.http.get(format!("{base}{path}")).bearer_auth(token).send().await.expect("request");
-    tideway_tests::Answer::from_response(res).await
-}
-
 /// What the answer's outcome says about source `id`, if anything.
 fn said_about(answer: &tideway_tests::Answer, id: &str) -> Vec<String> {
     answer
@@ -150,13 +144,13 @@ async fn a_client_key_handed_over_through_the_api_is_held_encrypted_and_reaches_
 
     // Restarted with the same key it still opens; with another key the source is not asked.
     let same = app.spawn_replica().await;
-    let a = get_at(&app, &same.base_url, &everything, &clinician).await;
+    let a = app.get(&format!("{}{everything}", same.base_url), Some(&clinician)).await;
     assert!(said_about(&a, "sealed-01").is_empty(), "{:?}", a.warnings());
     let mut other = app.settings.clone();
     let dir = app.settings.registry.secrets_key_file.as_ref().unwrap().parent().unwrap().to_owned();
     other.registry.secrets_key_file = Some(tideway_tests::secrets_key_file(&dir, "other-secrets.key"));
     let wrong = app.spawn_replica_with(other.clone()).await;
-    let a = get_at(&app, &wrong.base_url, &everything, &clinician).await;
+    let a = app.get(&format!("{}{everything}", wrong.base_url), Some(&clinician)).await;
     assert_eq!(a.status, 200, "{}", a.body);
     let said = said_about(&a, "sealed-01");
     assert!(said.iter().any(|d| d.contains("could not be set up")), "{said:?}");
