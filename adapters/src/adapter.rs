@@ -29,13 +29,40 @@ pub struct CallContext {
     pub max_body_bytes: usize,
     /// The gateway's request id, forwarded as `X-Request-ID` for correlation.
     pub request_id: String,
+    /// The end user the gateway asks for, when a person asked (`None` for the gateway's own
+    /// work). Dialects whose calls name the user send it (GP Connect's JWT); others ignore it.
+    pub requester: Option<Requester>,
 }
 
 impl CallContext {
-    /// A context whose deadline is `timeout` from now.
+    /// A context whose deadline is `timeout` from now, made for no particular user.
     pub fn with_timeout(timeout: Duration, max_body_bytes: usize, request_id: impl Into<String>) -> Self {
-        Self { deadline: Instant::now() + timeout, max_body_bytes, request_id: request_id.into() }
+        Self {
+            deadline: Instant::now() + timeout,
+            max_body_bytes,
+            request_id: request_id.into(),
+            requester: None,
+        }
     }
+
+    /// The same context, made on behalf of `requester`.
+    pub fn for_requester(mut self, requester: Requester) -> Self {
+        self.requester = Some(requester);
+        self
+    }
+}
+
+/// The person a call is made for, as the access token that asked names them (IHE IUA claims):
+/// who a source system that audits its own readers (a GP Connect provider) is told asked.
+/// Staff identity, never patient data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requester {
+    /// The user's id as the client asserted it (an SDS user id for NHS staff).
+    pub user_id: String,
+    /// Their national RBAC job role code (e.g. `R8000`).
+    pub role: String,
+    /// The ODS code of the organisation they work for.
+    pub organisation: String,
 }
 
 /// The link between the gateway's patient and a source's local patient record.

@@ -21,7 +21,7 @@ pub mod xml;
 
 pub use adapter::{
     AdapterError, CallContext, ListWarning, ListWarningCode, NormalisedResource, PatientLink,
-    RejectedResource, RejectionKind, SourceAdapter, SourcePatient, SourceRecord,
+    RejectedResource, RejectionKind, Requester, SourceAdapter, SourcePatient, SourceRecord,
 };
 pub use registry::AdapterBuildError;
 pub use source::{Attestation, AttestationStatus, ClientKey, SourceConfig, SourceId, SourceTls, SystemKind};

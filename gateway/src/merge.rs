@@ -1,10 +1,13 @@
 //! Merging what several sources answered into one record: pure functions, no I/O.
 //!
-//! The same clinical fact reported by several sources (equal merge keys: type, every code,
-//! clinically relevant date, value and status) appears once, as the first source in registry
-//! order sent it; a Provenance resource names that entry as its target and every source that
-//! reported the fact as an entity, so no origin is lost. Everything else is kept as sent, in
-//! registry order then source order. One Patient represents the patient: the first one.
+//! The same clinical fact reported by several sources (equal merge keys: type, the SNOMED CT
+//! codes the sources sent, clinically relevant date, value, status, dose and detail; see
+//! `ResourceFacts::merge_key`) appears once, as the first source in registry order sent it,
+//! with every code the other copies carried added to its main code (each marked with the copy
+//! it came from); a Provenance resource names that entry as its target and every source that
+//! reported the fact as an entity, so no origin and no original code is lost. Everything else
+//! is kept as sent, in registry order then source order. One Patient represents the patient:
+//! the first one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,6 +91,8 @@ pub fn merge_with(
     // fact); another source's matching entry folds into the first one it has not yet matched.
     let mut facts: HashMap<&str, Vec<KeptFact<'_>>> = HashMap::new();
     let mut folded = 0;
+    // Every folded copy: the index of the entry kept for it, its source and the copy.
+    let mut copies: Vec<(usize, &SourceId, &NormalisedResource)> = Vec::new();
     for s in sources {
         for r in &s.resources {
             if r.resource_type == "Patient" && r.id == patient_id {
@@ -102,8 +107,9 @@ pub fn merge_with(
             };
             let entries = facts.entry(key).or_default();
             match entries.iter_mut().find(|(_, origins)| origins.iter().all(|(src, _)| *src != &s.source)) {
-                Some((_, origins)) => {
+                Some((index, origins)) => {
                     origins.push((&s.source, &r.id));
+                    copies.push((*index, &s.source, r));
                     folded += 1;
                 }
                 None => {
@@ -111,6 +117,11 @@ pub fn merge_with(
                     kept.push(r.clone());
                 }
             }
+        }
+    }
+    for (index, source, copy) in copies {
+        if let Some(widened) = with_codes_of(&kept[index], source, copy) {
+            kept[index] = widened;
         }
     }
     let mut made: Vec<(usize, NormalisedResource)> = facts
@@ -127,6 +138,48 @@ pub fn merge_with(
     resources.extend(kept);
     resources.extend(made.into_iter().map(|(_, p)| p));
     Merged { resources, folded }
+}
+
+/// Marks a coding the kept entry gained from another source's copy of the same fact: the
+/// source and its resource id, as the Provenance entity names them.
+pub const CODING_FROM_URL: &str = "https://fhir.tideway.london/StructureDefinition/coding-reported-by";
+
+/// `kept` with the main-code codings of `copy` (another source's copy of the same fact) that it
+/// lacks appended, each marked with [`CODING_FROM_URL`], so folding keeps every code any source
+/// recorded (a SystmOne CTV3 code beside an EMIS code id); `None` when it lacks none. Codings a
+/// terminology map added to the copy are not carried over: the kept entry's own maps speak
+/// for it.
+fn with_codes_of(
+    kept: &NormalisedResource,
+    source: &SourceId,
+    copy: &NormalisedResource,
+) -> Option<NormalisedResource> {
+    let pointer = tideway_profiles::facts::main_code_pointer(&kept.resource_type)?;
+    let copy_json: Value = serde_json::from_slice(&copy.json).ok()?;
+    let offered = copy_json.pointer(pointer)?.get("coding")?.as_array()?;
+    let mut resource: Value = serde_json::from_slice(&kept.json).ok()?;
+    let codings = resource.pointer_mut(pointer)?.get_mut("coding")?.as_array_mut()?;
+    let same = |a: &Value, b: &Value| a.get("system") == b.get("system") && a.get("code") == b.get("code");
+    let mut added = false;
+    for c in offered.iter().filter(|c| !tideway_profiles::facts::is_mapped_coding(c)) {
+        if c.get("code").is_none() || codings.iter().any(|k| same(k, c)) {
+            continue;
+        }
+        let mut carried = c.clone();
+        let mark = json!({"url": CODING_FROM_URL, "valueIdentifier": {
+            "system": format!("urn:tideway:source:{source}"), "value": copy.id
+        }});
+        match carried.get_mut("extension").and_then(Value::as_array_mut) {
+            Some(extensions) => extensions.push(mark),
+            None => carried["extension"] = json!([mark]),
+        }
+        codings.push(carried);
+        added = true;
+    }
+    if !added {
+        return None;
+    }
+    NormalisedResource::from_value(&resource).ok()
 }
 
 /// The gateway's Provenance for a merged fact, recorded at `recorded`.
@@ -324,6 +377,73 @@ mod tests {
             merge(&[of("a", "One capsule daily"), of("b", "One capsule daily")], PID, "2026-01-01T00:00:00Z");
         let statements = same.resources.iter().filter(|r| r.resource_type == "MedicationStatement").count();
         assert_eq!((statements, same.folded), (1, 1));
+    }
+
+    /// One allergy from three systems, each with its own codes beside the one SNOMED CT code:
+    /// shown once, carrying every original code, each added one marked with the copy it came
+    /// from; a coding a map added to a copy is not carried over.
+    #[test]
+    fn a_folded_copys_own_codes_are_kept_on_the_entry_shown() {
+        let allergy = |source: &str, extra: Value| {
+            let mut coding = vec![
+                json!({"system": "http://snomed.info/sct", "code": "91936005", "display": "Penicillin allergy"}),
+            ];
+            coding.extend(extra.as_array().cloned().unwrap_or_default());
+            let v = json!({"resourceType": "AllergyIntolerance", "id": format!("{source}.al1"),
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]},
+                "code": {"coding": coding}, "patient": {"reference": format!("Patient/{PID}")}, "recordedDate": "2019-05-01"});
+            SourceResources {
+                source: sid(source),
+                resources: vec![res(source, "Patient", 0, None), NormalisedResource::from_value(&v).unwrap()],
+            }
+        };
+        let mapped = json!({"system": "http://snomed.info/sct", "code": "294505008",
+            "extension": [{"url": tideway_profiles::maps::MAPPED_BY_URL, "valueString": "v"}]});
+        let m = merge(
+            &[
+                allergy("r4", json!([])),
+                allergy("s1", json!([{"system": "http://read.info/ctv3", "code": "XaBL2"}])),
+                allergy(
+                    "emis",
+                    json!([{"system": "https://fhir.tideway.london/CodeSystem/emis-code-id", "code": "1234"}, mapped]),
+                ),
+            ],
+            PID,
+            "2026-01-01T00:00:00Z",
+        );
+        assert_eq!(m.folded, 2);
+        let shown: Vec<&NormalisedResource> =
+            m.resources.iter().filter(|r| r.resource_type == "AllergyIntolerance").collect();
+        assert_eq!(shown.len(), 1);
+        assert_eq!(shown[0].id, "r4.al1", "the first source's copy is the one shown");
+        let v: Value = serde_json::from_slice(&shown[0].json).unwrap();
+        let codes: Vec<(&str, &str)> = v["code"]["coding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["system"].as_str().unwrap(), c["code"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("http://snomed.info/sct", "91936005"),
+                ("http://read.info/ctv3", "XaBL2"),
+                ("https://fhir.tideway.london/CodeSystem/emis-code-id", "1234")
+            ]
+        );
+        assert_eq!(v["code"]["coding"][1]["extension"][0]["url"], CODING_FROM_URL);
+        assert_eq!(
+            v["code"]["coding"][1]["extension"][0]["valueIdentifier"]["system"],
+            "urn:tideway:source:s1"
+        );
+        assert_eq!(v["code"]["coding"][2]["extension"][0]["valueIdentifier"]["value"], "emis.al1");
+        assert!(shown[0].facts.codes.iter().any(|c| c.code == "XaBL2"), "the facts see the added codes");
+        let before = allergy("r4", json!([])).resources[1].merge_key().map(str::to_owned);
+        assert_eq!(shown[0].merge_key(), before.as_deref(), "widening keeps the fact's key");
+        assert_eq!(tideway_profiles::validate::check_r4_value(&v), Ok(()));
+        let prov = m.resources.iter().find(|r| r.resource_type == "Provenance").unwrap();
+        let prov: Value = serde_json::from_slice(&prov.json).unwrap();
+        assert_eq!(prov["entity"].as_array().unwrap().len(), 3, "every origin is named");
     }
 
     #[test]

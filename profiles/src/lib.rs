@@ -18,12 +18,13 @@ pub mod validate;
 
 /// Resource types of the patient compartment that the region's exchanges serve and the gateway
 /// searches by `patient`.
-pub const PATIENT_SEARCH_TYPES: [&str; 8] = [
+pub const PATIENT_SEARCH_TYPES: [&str; 9] = [
     "Condition",
     "MedicationStatement",
     "MedicationRequest",
     "AllergyIntolerance",
     "Observation",
+    "DiagnosticReport",
     "Encounter",
     "Immunization",
     "Procedure",

@@ -69,6 +69,23 @@ pub trait Simulated: Send + Sync {
     async fn stop(self: Box<Self>);
 }
 
+/// What a dialect does with a `next` link to another origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextLinks {
+    /// It pages with `next` links (FHIR R4): one to another origin is refused as
+    /// [`AdapterError::ForeignLink`].
+    Followed,
+    /// It answers whole: an answer saying it continues elsewhere (EMIS `links.next`) is refused
+    /// as malformed, and the rest is never fetched.
+    Refused,
+    /// Its answers may carry links the adapter never reads (GP Connect's `Bundle.link`): the
+    /// fetch succeeds and nothing else is asked.
+    Ignored,
+    /// Its documents have no links at all (the SystmOne and Vision XML extracts): the case has
+    /// nothing to send.
+    Absent,
+}
+
 /// One source system under test: its kind and its simulator.
 #[async_trait]
 pub trait Target: Send + Sync {
@@ -93,11 +110,10 @@ pub trait Target: Send + Sync {
         expected_entries(record)
     }
 
-    /// Whether the dialect pages its record with `next` links. For one that does not (GP
-    /// Connect), a `next` link to another origin is not followed either, but is simply not a
-    /// link the adapter reads: the fetch succeeds and nothing else is asked.
-    fn pages(&self) -> bool {
-        true
+    /// What the dialect does with a `next` link to another origin (default: it pages, and
+    /// refuses such a link).
+    fn next_links(&self) -> NextLinks {
+        NextLinks::Followed
     }
 
     /// The population indices of the patients the simulator holds, in a stable order (the
@@ -475,17 +491,27 @@ pub async fn wrong_patient_entries_are_withheld(target: &dyn Target) {
     sim.stop().await;
 }
 
-/// A `next` link to another origin is refused, not followed; a dialect without paging reads
-/// no link at all, so the fetch succeeds without asking anything more.
+/// A `next` link to another origin is never followed: a dialect that pages refuses it, one
+/// that answers whole refuses an answer saying it continues elsewhere, one whose links the
+/// adapter never reads succeeds without asking anything more ([`NextLinks`]).
 pub async fn foreign_next_link_is_never_followed(target: &dyn Target) {
+    let links = target.next_links();
+    if links == NextLinks::Absent {
+        return;
+    }
     let (sim, a) = start(target, FaultConfig { foreign_link_rate: 1.0, ..FaultConfig::default() }).await;
     let facts = held_patient(target, 0);
     let fetched = a.fetch_record(&link(&facts.nhs, &facts.local_id), &ctx()).await;
-    if target.pages() {
-        assert_eq!(fetched.expect_err("foreign link"), AdapterError::ForeignLink);
-    } else {
-        assert!(fetched.is_ok(), "{fetched:?}");
-        assert_eq!(sim.hits().total, 1, "nothing is asked of anyone after the one fetch");
+    match links {
+        NextLinks::Followed => assert_eq!(fetched.expect_err("foreign link"), AdapterError::ForeignLink),
+        NextLinks::Refused => {
+            let err = fetched.expect_err("an answer continued elsewhere");
+            assert!(matches!(err, AdapterError::Malformed(_)), "{err:?}");
+        }
+        NextLinks::Ignored | NextLinks::Absent => {
+            assert!(fetched.is_ok(), "{fetched:?}");
+            assert_eq!(sim.hits().total, 1, "nothing is asked of anyone after the one fetch");
+        }
     }
     assert_eq!(sim.hits().record_fetches, 1, "nothing is asked of the simulator after the link");
     sim.stop().await;

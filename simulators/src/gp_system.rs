@@ -50,6 +50,11 @@ pub trait Render: Send + Sync + 'static {
     fn truncated(&self) -> Vec<u8>;
     /// Head, repeated filler and tail of a 64 MiB answer.
     fn oversized(&self) -> (Bytes, Bytes, Bytes);
+    /// The record extract saying it continues at another origin (the foreign-link fault), for
+    /// formats that can say so; `None` (the default) for those without links.
+    fn continued_elsewhere(&self, _record: &PatientRecord) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 struct State<R> {
@@ -117,6 +122,9 @@ async fn record<R: Render>(
     let body = match server::fault_of(&req) {
         Fault::EmptyRecord => state.render.record(&emptied(&record), None),
         Fault::WrongPatient => state.render.record(&record, state.someone_else(&record).as_ref()),
+        Fault::ForeignLink => {
+            state.render.continued_elsewhere(&record).unwrap_or_else(|| state.render.record(&record, None))
+        }
         _ => state.render.record(&record, None),
     };
     state.answer(StatusCode::OK, body)
@@ -136,39 +144,58 @@ async fn practice<R: Render>(state: web::Data<State<R>>, path: web::Path<String>
 }
 
 struct Answers<R> {
-    render: Arc<R>,
+    /// The state the handlers serve, to render the record a faulted fetch asked for.
+    state: web::Data<State<R>>,
     /// Where the external entity points: this simulator, so a reader resolving it would show up
     /// in the request count.
     entity_url: String,
 }
 
+impl<R: Render> Answers<R> {
+    /// The record `path` asks for (`{base}{prefix}/{id}/{suffix}`), if it is a held record.
+    fn record_at(&self, path: &str) -> Option<PatientRecord> {
+        let paths = self.state.render.paths();
+        let id = path
+            .strip_prefix(paths.base)?
+            .strip_prefix(paths.record.0)?
+            .strip_prefix('/')?
+            .strip_suffix(paths.record.1)?
+            .strip_suffix('/')?;
+        self.state.by_local_id(id)
+    }
+}
+
 #[async_trait]
 impl<R: Render> FaultAnswers for Answers<R> {
     async fn answer(&self, fault: Fault, path: &str) -> HttpResponse {
-        let media = self.render.media_type();
+        let render = &self.state.render;
+        let media = render.media_type();
         let body =
             |status: StatusCode, bytes: Vec<u8>| HttpResponse::build(status).content_type(media).body(bytes);
         match fault {
             Fault::Hang => {
                 server::hang().await;
-                body(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    self.render.error(StatusCode::GATEWAY_TIMEOUT, "simulated hang"),
-                )
+                body(StatusCode::GATEWAY_TIMEOUT, render.error(StatusCode::GATEWAY_TIMEOUT, "simulated hang"))
             }
-            Fault::Malformed => body(StatusCode::OK, self.render.truncated()),
+            Fault::Malformed => body(StatusCode::OK, render.truncated()),
             Fault::Oversized => {
-                let (head, filler, tail) = self.render.oversized();
+                let (head, filler, tail) = render.oversized();
                 server::oversized(media, head, filler, tail)
             }
             Fault::Redirect => server::redirect(path),
-            Fault::ExternalEntity => {
-                body(StatusCode::OK, server::xxe_document(&self.entity_url).into_bytes())
-            }
+            // The very record asked for, with a DOCTYPE before it: a reader that ignored the
+            // DOCTYPE would read the record, so only refusing it makes the fetch fail.
+            Fault::ExternalEntity => match self.record_at(path) {
+                Some(record) => body(
+                    StatusCode::OK,
+                    server::with_doctype(&render.record(&record, None), &self.entity_url),
+                ),
+                None => body(StatusCode::OK, server::xxe_document(&self.entity_url).into_bytes()),
+            },
             Fault::Fail | Fault::None | Fault::ForeignLink | Fault::WrongPatient | Fault::EmptyRecord => {
                 body(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    self.render.error(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure"),
+                    render.error(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure"),
                 )
             }
         }
@@ -191,7 +218,7 @@ pub fn start<R: Render>(
     let port = listener.local_addr()?.port();
     let paths = render.paths();
     let render = Arc::new(render);
-    let state = web::Data::new(State { render: render.clone(), population, borough });
+    let state = web::Data::new(State { render, population, borough });
     let entity_url = format!("http://127.0.0.1:{port}{}entity", paths.base);
     let base = paths.base;
     let record_suffix = format!("/{}", paths.record.1);
@@ -209,7 +236,7 @@ pub fn start<R: Render>(
             "GET" if req.path().ends_with(&record_suffix) => Hit::Fetch,
             _ => Hit::Other,
         }),
-        answers: Arc::new(Answers { render, entity_url }),
+        answers: Arc::new(Answers { state: state.clone(), entity_url }),
         routes: move |app: &mut web::ServiceConfig| {
             let missing = state.clone();
             app.app_data(state.clone())
@@ -236,6 +263,8 @@ pub struct Target<R> {
     pub render: R,
     /// Whether its documents are markup, so the external-entity case is sent.
     pub markup: bool,
+    /// What its documents can say of a next page ([`Render::continued_elsewhere`]).
+    pub next_links: crate::conformance::NextLinks,
 }
 
 #[async_trait]
@@ -254,9 +283,10 @@ impl<R: Render + Clone> crate::conformance::Target for Target<R> {
         self.markup.then(|| FaultConfig { external_entity_rate: 1.0, ..FaultConfig::default() })
     }
 
-    /// A GP extract answers whole: there is no next page to follow.
-    fn pages(&self) -> bool {
-        false
+    /// A GP extract answers whole: `Refused` for a format that can say it continues elsewhere
+    /// (EMIS's `links.next`), `Absent` for the XML extracts, which have no links.
+    fn next_links(&self) -> crate::conformance::NextLinks {
+        self.next_links
     }
 }
 

@@ -5,7 +5,9 @@
 //! every 10th by the one after that too, so the demo always has people whose record is spread
 //! over several sources. Demographics depend only on the seed and the patient number, so the same
 //! NHS number looks the same everywhere; clinical entries depend on the patient and the borough,
-//! so each borough holds a different part of the story.
+//! so each borough holds a different part of the story, except what travels with the patient:
+//! allergies, and for a patient held by several boroughs one long-term problem carried from
+//! practice to practice, recorded alike in each.
 //!
 //! The population speaks no system's dialect: a [`PatientRecord`] is plain facts (a patient with
 //! demographics and a registered practice, problems coded in SNOMED CT and, on older entries,
@@ -564,7 +566,7 @@ impl Population {
             .collect();
         let ids: Vec<String> = encounters.iter().map(|e| e.id.clone()).collect();
         let encounter = |g: &mut Gen| ids[g.below(ids.len() as u64) as usize].clone();
-        let problems = (0..1 + g.below(4))
+        let mut problems: Vec<Problem> = (0..1 + g.below(4))
             .map(|i| {
                 let (snomed, display, read2, ctv3) = g.pick(&CONDITIONS);
                 // Older entries were coded in Read v2 or CTV3 at the time and keep that coding.
@@ -614,6 +616,22 @@ impl Population {
                 last_updated: timestamp(&mut g),
             })
             .collect();
+        // A long-term problem recorded since SNOMED CT came in travelled with the record of a
+        // patient held by several practices (GP2GP): the same fact in every borough holding
+        // them, coded alike, each system adding its own codes beside it. Drawn last from the
+        // shared stream, so every other draw stays as it was.
+        if self.boroughs_of(index).len() > 1 {
+            let (snomed, display, _, _) = shared.pick(&CONDITIONS);
+            problems.push(Problem {
+                id: format!("{local_id}-carried"),
+                snomed: concept(snomed, display),
+                legacy: None,
+                encounter: ids[0].clone(),
+                onset: date(&mut shared),
+                recorded: date(&mut shared),
+                last_updated: timestamp(&mut shared),
+            });
+        }
         let observations = (0..2 + g.below(5))
             .map(|i| {
                 let (code, display, unit, lo, width) =

@@ -114,6 +114,27 @@ pub fn xxe_document(entity_url: &str) -> String {
     )
 }
 
+/// `document` (XML) with a DOCTYPE inserted after its XML declaration: an external subset at
+/// `{entity_url}.dtd` and an external entity at `entity_url`, neither used. A reader that
+/// loaded either would request it; one that ignored the DOCTYPE would read the document.
+pub fn with_doctype(document: &[u8], entity_url: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(document);
+    let (declaration, rest) = match text.strip_prefix("<?xml").and_then(|_| text.find("?>")) {
+        Some(end) => text.split_at(end + 2),
+        None => ("", text.as_ref()),
+    };
+    let root: String = rest
+        .trim_start()
+        .trim_start_matches('<')
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':' || *c == '-')
+        .collect();
+    format!(
+        "{declaration}\n<!DOCTYPE {root} SYSTEM \"{entity_url}.dtd\" [<!ENTITY secret SYSTEM \"{entity_url}\">]>{rest}"
+    )
+    .into_bytes()
+}
+
 /// A redirect to the same path on [`ELSEWHERE`].
 pub fn redirect(path: &str) -> HttpResponse {
     HttpResponse::Found().insert_header(("Location", format!("{ELSEWHERE}{path}"))).finish()

@@ -5,7 +5,13 @@
 //! bounded like every adapter's ([`crate::http`]): the context's deadline, the body cap without
 //! reading an oversized body, redirects never followed. The NHS number travels in the request
 //! body and in the JWT's `requested_record` claim (a header, as GP Connect requires), never in a
-//! URL.
+//! URL. The JWT names the clinician the gateway asks for (the access token's user, role and
+//! organisation), so the GP practice's own audit shows who looked; the gateway is the device.
+//!
+//! A record the gateway's per-source cache already holds is not asked for again, so a second
+//! clinician reading it within the cache's lifetime is not named to the provider: the
+//! gateway's own audit trail names them, and the registered practice is told of every
+//! organisation that opens the record for the first time.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,7 +25,8 @@ use tideway_profiles::{NhsNumber, OdsCode, systems};
 use super::mapping::{self, nhs_number_of};
 use super::stu3;
 use crate::adapter::{
-    AdapterError, CallContext, NormalisedResource, PatientLink, SourceAdapter, SourcePatient, SourceRecord,
+    AdapterError, CallContext, NormalisedResource, PatientLink, Requester, SourceAdapter, SourcePatient,
+    SourceRecord,
 };
 use crate::fhir_r4::mapping::{self as r4, Normaliser};
 pub use crate::http::ClientBuildError;
@@ -41,6 +48,10 @@ pub fn read_interaction(resource_type: &str) -> Option<&'static str> {
 
 /// The operation's path under the base URL.
 pub const OPERATION: [&str; 2] = ["Patient", "$gpc.getstructuredrecord"];
+
+/// Extension on the JWT's requesting practitioner carrying the user's national RBAC job role
+/// (the token's `subject_role`): GP Connect's Practitioner has no element for it.
+pub const NATIONAL_ROLE_URL: &str = "https://fhir.tideway.london/StructureDefinition/national-rbac-role";
 
 /// How long a JWT is valid: GP Connect allows at most five minutes.
 pub const JWT_LIFETIME_SECS: u64 = 300;
@@ -66,7 +77,8 @@ pub struct GatewayIdentity {
     pub ods_code: String,
     /// Its name.
     pub organisation_name: String,
-    /// The id of the user on whose behalf the gateway asks (`sub`, `requesting_practitioner.id`).
+    /// The id the gateway gives itself when it asks for no user (`sub`,
+    /// `requesting_practitioner.id`); a call made for a user names that user instead.
     pub user_id: String,
     /// The issuer URI (`iss`).
     pub issuer: String,
@@ -76,8 +88,8 @@ pub struct GatewayIdentity {
 pub const DEFAULT_GATEWAY_ASID: &str = "200000001329";
 
 impl Default for GatewayIdentity {
-    /// The identity the gateway uses until the lead wires its own: the shared-record service
-    /// itself as the requesting user, since the adapter's calls carry no clinician.
+    /// The identity the gateway uses until one is configured; on a call made for no user (the
+    /// gateway's own work) the shared-record service itself is the requesting user.
     fn default() -> Self {
         Self {
             asid: DEFAULT_GATEWAY_ASID.into(),
@@ -119,13 +131,61 @@ impl GpConnectAdapter {
         &self.source_asid
     }
 
-    /// The unsigned JWT for one request (`aud` is the URL asked).
-    fn jwt(&self, aud: &url::Url, requested_record: Value, scope: &str) -> String {
+    /// The unsigned JWT for one request (`aud` is the URL asked), naming the user the call is
+    /// made for ([`CallContext::requester`]) as the requesting practitioner and their
+    /// organisation as the requesting organisation, as GP Connect requires of a consumer, so
+    /// the provider's own audit says who looked. The gateway is the requesting device (and
+    /// `Ssp-From`). A call made for no user (the gateway's own work) names the gateway.
+    fn jwt(
+        &self,
+        aud: &url::Url,
+        requested_record: Value,
+        scope: &str,
+        requester: Option<&Requester>,
+    ) -> String {
         let iat = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let id = &self.identity;
+        let (user, organisation, practitioner) = match requester {
+            Some(r) => (
+                r.user_id.as_str(),
+                json!({
+                    "resourceType": "Organization",
+                    "identifier": [{"system": systems::ODS_ORGANIZATION_CODE, "value": r.organisation}]
+                }),
+                json!({
+                    "resourceType": "Practitioner",
+                    "id": r.user_id,
+                    "identifier": [
+                        {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": r.user_id},
+                        {"system": "https://fhir.tideway.london/Id/user", "value": r.user_id}
+                    ],
+                    "extension": [{
+                        "url": NATIONAL_ROLE_URL,
+                        "valueCoding": {"system": systems::NATIONAL_RBAC_ROLE, "code": r.role}
+                    }]
+                }),
+            ),
+            None => (
+                id.user_id.as_str(),
+                json!({
+                    "resourceType": "Organization",
+                    "identifier": [{"system": systems::ODS_ORGANIZATION_CODE, "value": id.ods_code}],
+                    "name": id.organisation_name
+                }),
+                json!({
+                    "resourceType": "Practitioner",
+                    "id": id.user_id,
+                    "identifier": [
+                        {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "UNK"},
+                        {"system": "https://fhir.tideway.london/Id/user", "value": id.user_id}
+                    ],
+                    "name": [{"family": "Tideway", "given": ["Gateway"]}]
+                }),
+            ),
+        };
         let claims = json!({
             "iss": id.issuer,
-            "sub": id.user_id,
+            "sub": user,
             "aud": aud.as_str(),
             "exp": iat + JWT_LIFETIME_SECS,
             "iat": iat,
@@ -138,20 +198,8 @@ impl GpConnectAdapter {
                 "model": "Tideway",
                 "version": env!("CARGO_PKG_VERSION")
             },
-            "requesting_organization": {
-                "resourceType": "Organization",
-                "identifier": [{"system": systems::ODS_ORGANIZATION_CODE, "value": id.ods_code}],
-                "name": id.organisation_name
-            },
-            "requesting_practitioner": {
-                "resourceType": "Practitioner",
-                "id": id.user_id,
-                "identifier": [
-                    {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "UNK"},
-                    {"system": "https://fhir.tideway.london/Id/user", "value": id.user_id}
-                ],
-                "name": [{"family": "Tideway", "given": ["Gateway"]}]
-            }
+            "requesting_organization": organisation,
+            "requesting_practitioner": practitioner
         });
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
@@ -185,7 +233,7 @@ impl GpConnectAdapter {
             "resourceType": "Patient",
             "identifier": [{"system": systems::NHS_NUMBER, "value": nhs.as_str()}]
         });
-        let jwt = self.jwt(&url, requested, "patient/*.read");
+        let jwt = self.jwt(&url, requested, "patient/*.read", ctx.requester.as_ref());
         let body = parameters(nhs, clinical).to_string();
         let request = self.client.post(url).header(reqwest::header::CONTENT_TYPE, FHIR_JSON).body(body);
         let bundle = http::send_json(self.headers(request, GET_STRUCTURED_RECORD, jwt), ctx).await?;
@@ -300,7 +348,7 @@ impl SourceAdapter for GpConnectAdapter {
             "resourceType": "Organization",
             "identifier": [{"system": systems::ODS_ORGANIZATION_CODE, "value": self.config.ods_code.as_str()}]
         });
-        let jwt = self.jwt(&url, requested, "organization/*.read");
+        let jwt = self.jwt(&url, requested, "organization/*.read", ctx.requester.as_ref());
         let request = self.headers(self.client.get(url), interaction, jwt);
         let value = match http::send_json(request, ctx).await {
             Err(AdapterError::Status(404 | 410)) => return Ok(None),

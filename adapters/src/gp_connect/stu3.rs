@@ -53,6 +53,11 @@
 //!   `address`/`telecom` where both versions have a list becomes a list, and a Location's
 //!   one-item `address` list (one address in both versions) its one address.
 //!
+//! - **Every type**: references to ReferralRequest and ProcedureRequest name ServiceRequest; the
+//!   STU3 canonical URLs of HL7's v2 tables, v3 code systems and the few FHIR-defined systems R4
+//!   moved (observation and condition categories, list order and empty reason) become their R4
+//!   URLs under `terminology.hl7.org` (the codes are untouched: see [`r4_code_system`]).
+//!
 //! Every other type (Appointment, Slot, CapabilityStatement, ...) is not part of a structured
 //! record and is refused by name.
 
@@ -200,7 +205,7 @@ pub fn convert(resource: Value) -> Result<Value, Unconvertible> {
     obj.insert("resourceType".into(), Value::String(r4.to_owned()));
     uk_core_profile(&mut obj, r4);
     let mut value = Value::Object(obj);
-    rewrite_type_references(&mut value);
+    rewrite_renamed(&mut value);
     Ok(value)
 }
 
@@ -231,27 +236,55 @@ fn uk_core_profile(obj: &mut Map<String, Value>, r4: &str) {
     }
 }
 
-/// References to STU3 types that R4 renamed, rewritten in place.
-fn rewrite_type_references(value: &mut Value) {
+/// What R4 renamed, rewritten in place: references to STU3 types that R4 renamed, and the
+/// canonical URLs of HL7's own code systems, which R4 moved to `terminology.hl7.org`
+/// ([`r4_code_system`]).
+fn rewrite_renamed(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, child) in map.iter_mut() {
-                if key == "reference"
-                    && let Value::String(s) = child
-                {
-                    for old in ["ReferralRequest/", "ProcedureRequest/"] {
-                        if let Some(rest) = s.strip_prefix(old) {
-                            *s = format!("ServiceRequest/{rest}");
+                match (key.as_str(), child) {
+                    ("reference", Value::String(s)) => {
+                        for old in ["ReferralRequest/", "ProcedureRequest/"] {
+                            if let Some(rest) = s.strip_prefix(old) {
+                                *s = format!("ServiceRequest/{rest}");
+                            }
                         }
                     }
-                    continue;
+                    ("system", Value::String(s)) => {
+                        if let Some(r4) = r4_code_system(s) {
+                            *s = r4;
+                        }
+                    }
+                    (_, child) => rewrite_renamed(child),
                 }
-                rewrite_type_references(child);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(rewrite_type_references),
+        Value::Array(items) => items.iter_mut().for_each(rewrite_renamed),
         _ => {}
     }
+}
+
+/// Where HL7 publishes a code system in R4 that STU3 named under `http://hl7.org/fhir/`: the
+/// v2 tables (`v2/0074` -> `CodeSystem/v2-0074`), the v3 code systems (`v3/ActCode` ->
+/// `CodeSystem/v3-ActCode`) and the FHIR-defined systems a structured record uses whose codes
+/// R4 kept unchanged under the new name. The same codes in the same code system: only the
+/// canonical URL changed between the versions, so an R4 reader (or a search on
+/// `category=…observation-category|laboratory`) finds them. Any other URL is left alone.
+pub fn r4_code_system(stu3: &str) -> Option<String> {
+    const THO: &str = "http://terminology.hl7.org/CodeSystem/";
+    const MOVED: [&str; 4] =
+        ["observation-category", "condition-category", "list-order", "list-empty-reason"];
+    let rest = stu3.strip_prefix("http://hl7.org/fhir/")?;
+    let well_formed =
+        |name: &str| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if let Some(table) = rest.strip_prefix("v2/") {
+        return well_formed(table).then(|| format!("{THO}v2-{table}"));
+    }
+    if let Some(system) = rest.strip_prefix("v3/") {
+        return well_formed(system).then(|| format!("{THO}v3-{system}"));
+    }
+    MOVED.contains(&rest).then(|| format!("{THO}{rest}"))
 }
 
 type Obj = Map<String, Value>;
@@ -913,6 +946,39 @@ mod tests {
             let out = convert(request(json!(not_a_decimal))).unwrap();
             assert!(check_r4_value(&out).is_err(), "{not_a_decimal}");
         }
+    }
+
+    #[test]
+    fn hl7_code_systems_get_their_r4_urls_and_other_systems_are_left_alone() {
+        assert_eq!(
+            r4_code_system("http://hl7.org/fhir/v2/0074").as_deref(),
+            Some("http://terminology.hl7.org/CodeSystem/v2-0074")
+        );
+        assert_eq!(
+            r4_code_system("http://hl7.org/fhir/v3/ActCode").as_deref(),
+            Some("http://terminology.hl7.org/CodeSystem/v3-ActCode")
+        );
+        assert_eq!(
+            r4_code_system("http://hl7.org/fhir/observation-category").as_deref(),
+            Some("http://terminology.hl7.org/CodeSystem/observation-category")
+        );
+        for kept in [
+            "http://snomed.info/sct",
+            "http://hl7.org/fhir/allergy-intolerance-category",
+            "http://hl7.org/fhir/v2/",
+            "http://hl7.org/fhir/v3/Act/Code",
+            "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-ListEmptyReasonCode-1",
+        ] {
+            assert_eq!(r4_code_system(kept), None, "{kept}");
+        }
+        let encounter = converted(json!({
+            "resourceType": "Encounter", "id": "e1", "status": "finished",
+            "class": {"system": "http://hl7.org/fhir/v3/ActCode", "code": "AMB"},
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/local", "value": "x"}]
+        }));
+        assert_eq!(encounter["class"]["system"], "http://terminology.hl7.org/CodeSystem/v3-ActCode");
+        assert_eq!(encounter["class"]["code"], "AMB");
+        assert_eq!(encounter["identifier"][0]["system"], "https://fhir.nhs.uk/Id/local");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{RecordError, RecordService};
 use crate::audit::AuditedCall;
+use crate::sources::Asking;
 use crate::store::ConsentVersion;
 
 /// Reading or writing.
@@ -139,15 +140,11 @@ impl RecordService {
             }
             _ => {}
         }
-        let (patient, _) = self.find_everywhere(&nhs, patient_id, call.request_id()).await?;
+        let asking = Asking::for_principal(call.request_id(), principal);
+        let (patient, _) = self.find_everywhere(&nhs, patient_id, &asking).await?;
         let patient = patient.ok_or(RecordError::NotHeld)?;
         let own = principal.organisation.as_str();
-        if self
-            .practices_named(&[&patient], call.request_id())
-            .await
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(own))
-        {
+        if self.practices_named(&[&patient], &asking).await.iter().any(|p| p.eq_ignore_ascii_case(own)) {
             return Ok(());
         }
         Err(RecordError::ConsentForbidden)
@@ -159,7 +156,7 @@ impl RecordService {
     pub(super) async fn practices_named(
         &self,
         patients: &[&tideway_adapters::NormalisedResource],
-        request_id: &str,
+        asking: &Asking,
     ) -> Vec<String> {
         let mut out = Vec::new();
         for patient in patients.iter().filter(|p| p.resource_type == "Patient") {
@@ -176,7 +173,7 @@ impl RecordService {
                     continue;
                 };
                 let Some(adapter) = self.federation.sources().adapter(source).cloned() else { continue };
-                let answer = self.federation.read_shared(&adapter, "Organization", local, request_id).await;
+                let answer = self.federation.read_shared(&adapter, "Organization", local, asking).await;
                 if let Ok(Some(org)) = answer.result {
                     out.extend(ods_code_of(&org.json));
                 }

@@ -12,7 +12,7 @@ use tideway_profiles::NhsNumber;
 use super::RecordService;
 use super::error::RecordError;
 use crate::identity::PatientIds;
-use crate::sources::SourceAnswer;
+use crate::sources::{Asking, SourceAnswer};
 use crate::store::SourceLink;
 
 /// Where the patient's record is to be fetched from, and what went wrong on the way.
@@ -88,7 +88,7 @@ impl RecordService {
         &self,
         nhs: &NhsNumber,
         gateway_id: &str,
-        request_id: &str,
+        asking: &Asking,
         overall: tokio::time::Instant,
     ) -> Result<Located, RecordError> {
         let known = match self.memo.links(gateway_id).await {
@@ -118,8 +118,7 @@ impl RecordService {
             .collect();
         let mut failed: Vec<SourceAnswer<()>> = sources.not_asked().collect();
         if !unknown.is_empty() {
-            let answers =
-                self.federation.find_patient_in(&unknown, nhs, gateway_id, request_id, overall).await;
+            let answers = self.federation.find_patient_in(&unknown, nhs, gateway_id, asking, overall).await;
             // The record can still be answered from the sources already known; a locator
             // that cannot learn now learns next time.
             if let Err(e) = self.remember(nhs, gateway_id, &answers).await {

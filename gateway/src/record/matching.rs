@@ -18,6 +18,7 @@ use super::demographics::{Demographics, Grade, MatchQuery, conflicts, score};
 use super::{RecordError, RecordService};
 use crate::audit::AuditedCall;
 use crate::bundle::Notice;
+use crate::sources::Asking;
 
 /// The most patients one demographic look-up considers: a `$match` is never a sweep.
 const MAX_CANDIDATES: i64 = 20;
@@ -74,7 +75,8 @@ impl RecordService {
         let mut audited = Vec::new();
         for nhs in &numbers {
             let id = self.ids.id_for(nhs);
-            let found = self.find_everywhere(nhs, &id, call.request_id()).await?;
+            let found =
+                self.find_everywhere(nhs, &id, &Asking::for_principal(call.request_id(), principal)).await?;
             if found.0.is_none() {
                 continue;
             }

@@ -51,7 +51,7 @@ use crate::identity::PatientIds;
 use crate::merge::{SourceResources, merge_with};
 use crate::pages::PageStore;
 use crate::search::Criteria;
-use crate::sources::{Federation, SourceAnswer};
+use crate::sources::{Asking, Federation, SourceAnswer};
 use crate::store::{AlertStore, ConsentStore, PatientIndex, StoreError};
 use report::SourceReport;
 
@@ -229,7 +229,9 @@ impl RecordService {
         call.intent(self.source_ids()).await?;
         let glass = self.bind_glass(call, principal, &gateway_id).await?;
         let directives = self.directives(&gateway_id).await?;
-        let answer = self.find_everywhere(nhs, &gateway_id, call.request_id()).await?;
+        let answer = self
+            .find_everywhere(nhs, &gateway_id, &Asking::for_principal(call.request_id(), principal))
+            .await?;
         if answer.0.is_none() {
             // Absent, to a requester who must show a relationship, looks as present would.
             if self.must_show_relationship(principal) {
@@ -284,7 +286,8 @@ impl RecordService {
     ) -> Result<PatientAnswer, RecordError> {
         let Opened { nhs, glass } = self.open(call, principal, id).await?;
         let directives = self.directives(id).await?;
-        let answer = self.find_everywhere(&nhs, id, call.request_id()).await?;
+        let answer =
+            self.find_everywhere(&nhs, id, &Asking::for_principal(call.request_id(), principal)).await?;
         if answer.0.is_none() {
             return Err(self.absent(principal));
         }
@@ -440,8 +443,9 @@ impl RecordService {
         principal: &Principal,
     ) -> Result<Fetched, RecordError> {
         let overall = self.federation.deadline();
-        let located = self.locate(nhs, id, request_id, overall).await?;
-        let answers = self.federation.fetch_records(&located.targets, request_id, overall).await;
+        let asking = Asking::for_principal(request_id, principal);
+        let located = self.locate(nhs, id, &asking, overall).await?;
+        let answers = self.federation.fetch_records(&located.targets, &asking, overall).await;
         let errors: Vec<_> = located
             .failed
             .iter()
@@ -516,10 +520,9 @@ impl RecordService {
         &self,
         nhs: &NhsNumber,
         gateway_id: &str,
-        request_id: &str,
+        asking: &Asking,
     ) -> Result<FoundPatient, RecordError> {
-        let answers =
-            self.federation.find_patient(nhs, gateway_id, request_id, self.federation.deadline()).await;
+        let answers = self.federation.find_patient(nhs, gateway_id, asking, self.federation.deadline()).await;
         let errors: Vec<_> = answers.iter().filter_map(|a| a.result.as_ref().err()).collect();
         let answered = answers.len() - errors.len();
         if let Some(e) = locate::all_failed(&errors, answered) {

@@ -22,6 +22,7 @@ use tideway_profiles::{NhsNumber, ResourceFacts};
 use super::{RecordError, RecordService};
 use crate::audit::AuditedCall;
 use crate::oversight::{Actor, notification_communication};
+use crate::sources::Asking;
 use crate::store::FirstAccess;
 
 /// What a read has at hand to tell the patient's registered practice from.
@@ -64,7 +65,7 @@ impl RecordService {
             Seen::Record(facts) => registered_practices(facts),
             Seen::Patients(patients) => {
                 let patients: Vec<&NormalisedResource> = patients.iter().collect();
-                self.practices_named(&patients, call.request_id()).await
+                self.practices_named(&patients, &Asking::for_principal(call.request_id(), principal)).await
             }
             // Sources that cannot answer now leave the practice unknown: the privacy officer is
             // told instead, and the read goes on.

@@ -17,6 +17,7 @@ use tideway_profiles::NhsNumber;
 
 use super::{RecordError, RecordService, facts_of, locate, recorded_now, released};
 use crate::merge::merge_with;
+use crate::sources::Asking;
 
 /// What secondary use gets of one patient's record.
 #[derive(Debug)]
@@ -57,7 +58,8 @@ impl RecordService {
             links.into_iter().filter_map(|l| l.local_id.map(|local| (l.source_id, local))).collect();
         let sources = self.federation.sources();
         let targets = locate::targets(sources.adapters(), &held, id, nhs);
-        let answers = self.federation.fetch_records(&targets, request_id, self.federation.deadline()).await;
+        let asking = Asking::for_principal(request_id, principal);
+        let answers = self.federation.fetch_records(&targets, &asking, self.federation.deadline()).await;
         let mut failures: Vec<(SourceId, &'static str)> = answers
             .iter()
             .filter_map(|a| {

@@ -8,6 +8,7 @@ use tideway_policy::Ask;
 
 use super::{RecordError, RecordService};
 use crate::audit::AuditedCall;
+use crate::sources::Asking;
 
 /// The resource types readable by id besides Patient.
 pub const SHARED_TYPES: [&str; 4] = ["Organization", "Practitioner", "PractitionerRole", "Location"];
@@ -34,7 +35,8 @@ impl RecordService {
         let adapter = self.federation.sources().adapter(source).ok_or(RecordError::NoSuchResource)?.clone();
         let asked = serde_json::to_string(&[adapter.id().as_str()]).unwrap_or_else(|_| "[]".into());
         call.intent(asked.into()).await?;
-        let answer = self.federation.read_shared(&adapter, resource_type, local, call.request_id()).await;
+        let asking = Asking::for_principal(call.request_id(), principal);
+        let answer = self.federation.read_shared(&adapter, resource_type, local, &asking).await;
         let resource = match answer.result {
             Ok(Some(r)) => r,
             Ok(None) => return Err(RecordError::NoSuchResource),

@@ -112,7 +112,7 @@ pub fn supported(resource_type: &str) -> &'static [SearchParam] {
     match resource_type {
         "Condition" => CONDITION,
         "AllergyIntolerance" => ALLERGY,
-        "Observation" | "Procedure" => OBSERVATION_PROCEDURE,
+        "Observation" | "Procedure" | "DiagnosticReport" => OBSERVATION_PROCEDURE,
         "MedicationStatement" => MEDICATION_STATEMENT,
         "MedicationRequest" => MEDICATION_REQUEST,
         "Immunization" => IMMUNIZATION,

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use tideway_adapters::{
-    AdapterError, CallContext, NormalisedResource, PatientLink, SourceAdapter, SourceId, SourcePatient,
-    SourceRecord,
+    AdapterError, CallContext, NormalisedResource, PatientLink, Requester, SourceAdapter, SourceId,
+    SourcePatient, SourceRecord,
 };
 use tideway_profiles::NhsNumber;
 use tokio::time::{Instant, timeout_at};
@@ -66,6 +66,31 @@ impl Sources {
             result: Err(AdapterError::NotAsked(why)),
             elapsed: Duration::ZERO,
         })
+    }
+}
+
+/// For whom a request's calls to the sources are made: its request id (forwarded as
+/// `X-Request-ID`) and the person asking, when a person is, whom sources that audit their own
+/// readers are told of (GP Connect's JWT).
+#[derive(Debug, Clone)]
+pub struct Asking {
+    /// The gateway's request id.
+    pub request_id: String,
+    /// The person asking; `None` for the gateway's own work.
+    pub requester: Option<Requester>,
+}
+
+impl Asking {
+    /// Calls made for `principal`'s user, in request `request_id`.
+    pub fn for_principal(request_id: &str, principal: &tideway_auth::Principal) -> Self {
+        Self {
+            request_id: request_id.to_owned(),
+            requester: Some(Requester {
+                user_id: principal.user_id.clone(),
+                role: principal.role.as_str().to_owned(),
+                organisation: principal.organisation.as_str().to_owned(),
+            }),
+        }
     }
 }
 
@@ -149,9 +174,9 @@ impl Federation {
         adapter: &Arc<dyn SourceAdapter>,
         resource_type: &str,
         local_id: &str,
-        request_id: &str,
+        asking: &Asking,
     ) -> SourceAnswer<Option<NormalisedResource>> {
-        let ctx = self.context(adapter.as_ref(), self.deadline(), request_id);
+        let ctx = self.context(adapter.as_ref(), self.deadline(), asking);
         let started = Instant::now();
         let result = call::read_shared(adapter, resource_type, local_id, &ctx)
             .instrument(tracing::info_span!("source.read", source = %adapter.id()))
@@ -159,12 +184,13 @@ impl Federation {
         SourceAnswer { source: adapter.id().clone(), result, elapsed: started.elapsed() }
     }
 
-    fn context(&self, adapter: &dyn SourceAdapter, overall: Instant, request_id: &str) -> CallContext {
+    fn context(&self, adapter: &dyn SourceAdapter, overall: Instant, asking: &Asking) -> CallContext {
         let own = Instant::now() + adapter.config().timeout();
         CallContext {
             deadline: own.min(overall),
             max_body_bytes: adapter.config().max_body_bytes,
-            request_id: request_id.to_owned(),
+            request_id: asking.request_id.clone(),
+            requester: asking.requester.clone(),
         }
     }
 
@@ -179,12 +205,11 @@ impl Federation {
         &self,
         nhs: &NhsNumber,
         gateway_id: &str,
-        request_id: &str,
+        asking: &Asking,
         overall: Instant,
     ) -> Vec<SourceAnswer<Option<SourcePatient>>> {
         let sources = self.sources();
-        let mut answers =
-            self.find_patient_in(sources.adapters(), nhs, gateway_id, request_id, overall).await;
+        let mut answers = self.find_patient_in(sources.adapters(), nhs, gateway_id, asking, overall).await;
         answers.extend(sources.not_asked());
         answers
     }
@@ -195,11 +220,11 @@ impl Federation {
         adapters: &[Arc<dyn SourceAdapter>],
         nhs: &NhsNumber,
         gateway_id: &str,
-        request_id: &str,
+        asking: &Asking,
         overall: Instant,
     ) -> Vec<SourceAnswer<Option<SourcePatient>>> {
         let calls = adapters.iter().map(|a| {
-            let ctx = self.context(a.as_ref(), overall, request_id);
+            let ctx = self.context(a.as_ref(), overall, asking);
             let span = tracing::info_span!("source.find_patient", source = %a.id());
             async move {
                 let started = Instant::now();
@@ -222,11 +247,11 @@ impl Federation {
     pub async fn fetch_records(
         &self,
         links: &[(Arc<dyn SourceAdapter>, PatientLink)],
-        request_id: &str,
+        asking: &Asking,
         overall: Instant,
     ) -> Vec<SourceAnswer<Arc<SourceRecord>>> {
         let calls = links.iter().map(|(a, link)| {
-            let ctx = self.context(a.as_ref(), overall, request_id);
+            let ctx = self.context(a.as_ref(), overall, asking);
             let span = tracing::info_span!("source.fetch_record", source = %a.id());
             async move {
                 let started = Instant::now();

@@ -62,6 +62,13 @@ impl Render for EmisRender {
         bytes(&render::error(status.as_u16(), text))
     }
 
+    /// The export with `links.next` pointing at another origin.
+    fn continued_elsewhere(&self, record: &PatientRecord) -> Option<Vec<u8>> {
+        let mut doc = render::record(record, None);
+        doc["links"] = serde_json::json!({"next": format!("{}/emis/next", crate::server::ELSEWHERE)});
+        Some(bytes(&doc))
+    }
+
     fn truncated(&self) -> Vec<u8> {
         format!(r#"{{"exportVersion":"{}","patient":{{"patientGuid":"#, render::EXPORT_VERSION).into_bytes()
     }

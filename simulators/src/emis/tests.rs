@@ -16,7 +16,8 @@ mod suite {
     crate::conformance_suite!(crate::gp_system::Target {
         kind: SystemKind::Emis,
         render: crate::emis::EmisRender,
-        markup: false
+        markup: false,
+        next_links: crate::conformance::NextLinks::Refused
     });
 }
 

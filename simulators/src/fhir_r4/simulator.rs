@@ -455,7 +455,8 @@ fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> 
     web::Query::<T>::from_query(req.query_string()).ok().map(web::Query::into_inner)
 }
 
-const SEARCHABLE: [&str; 8] = tideway_profiles::PATIENT_SEARCH_TYPES;
+const SEARCHABLE: [&str; tideway_profiles::PATIENT_SEARCH_TYPES.len()] =
+    tideway_profiles::PATIENT_SEARCH_TYPES;
 
 async fn type_search(state: web::Data<State>, path: web::Path<String>, req: HttpRequest) -> HttpResponse {
     let ty = path.into_inner();

@@ -16,9 +16,14 @@
 //!   sent empty (the population records none);
 //! - encounters: Encounter in the consultations List (without GP Connect's per-consultation
 //!   topic and heading Lists);
-//! - results and procedures: Observation in the uncategorised data List (GP Connect has no
-//!   Procedure resource; results are not grouped into DiagnosticReports here, so the
-//!   investigations List is sent empty);
+//! - test results (the observations taken with a recorded sample): one laboratory
+//!   DiagnosticReport per consultation (`{encounter}-report`) in the investigations List, with
+//!   the Specimen taken (`{encounter}-specimen`, a blood specimen collected when the first result
+//!   was taken) and each result as an Observation (category `laboratory`) naming the specimen,
+//!   as GP Connect's investigations section sends them (without its test group headers and
+//!   test request summaries);
+//! - other observations and procedures: Observation in the uncategorised data List (GP Connect
+//!   has no Procedure resource);
 //! - immunisations: Immunization (`notGiven`, `date`, `primarySource`);
 //! - referrals: ReferralRequest in the referrals List.
 //!
@@ -33,7 +38,7 @@ use tideway_adapters::gp_connect::stu3::WARNING_CODE_URL;
 use tideway_profiles::systems;
 
 use crate::fhir_r4::render::SAMPLE_CONDITION_URL;
-use crate::population::{CITY, COUNTRY, Concept, Gender, LegacyCode, PatientRecord, Practice};
+use crate::population::{CITY, COUNTRY, Concept, Gender, LegacyCode, Observation, PatientRecord, Practice};
 
 const PROFILE: &str = "https://fhir.nhs.uk/STU3/StructureDefinition/";
 const SPINE_CODES: &str = "https://fhir.nhs.uk/STU3/CodeSystem/Spine-ErrorOrWarningCode-1";
@@ -274,6 +279,61 @@ fn allergy_category(code: &str) -> &'static str {
     }
 }
 
+/// One laboratory report: the results taken with a sample in one consultation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvestigationReport<'a> {
+    /// The DiagnosticReport's id (`{encounter}-report`).
+    pub id: String,
+    /// The Specimen's id (`{encounter}-specimen`).
+    pub specimen_id: String,
+    /// The consultation the sample was taken in.
+    pub encounter: &'a str,
+    /// When the sample was collected: the first result's time.
+    pub collected: &'a str,
+    /// When the report was issued: the last result's time.
+    pub issued: &'a str,
+    /// Its results, in record order.
+    pub results: Vec<&'a Observation>,
+}
+
+/// The record's laboratory reports: every observation taken with a recorded sample, grouped by
+/// consultation in the order the consultations first appear.
+pub fn investigation_reports(record: &PatientRecord) -> Vec<InvestigationReport<'_>> {
+    let mut reports: Vec<InvestigationReport<'_>> = Vec::new();
+    for o in record.observations.iter().filter(|o| o.sample.is_some()) {
+        match reports.iter_mut().find(|r| r.encounter == o.encounter) {
+            Some(r) => {
+                r.collected = r.collected.min(o.effective.as_str());
+                r.issued = r.issued.max(o.effective.as_str());
+                r.results.push(o);
+            }
+            None => reports.push(InvestigationReport {
+                id: format!("{}-report", o.encounter),
+                specimen_id: format!("{}-specimen", o.encounter),
+                encounter: &o.encounter,
+                collected: &o.effective,
+                issued: &o.effective,
+                results: vec![o],
+            }),
+        }
+    }
+    reports
+}
+
+/// `observation` with its sample conditions as an extension, when they were recorded.
+fn with_sample(mut observation: Value, o: &Observation) -> Value {
+    if let (Some(sample), Some(obj)) = (o.sample, observation.as_object_mut()) {
+        obj.insert(
+            "extension".into(),
+            json!([{"url": SAMPLE_CONDITION_URL, "extension": [
+                {"url": "fasting", "valueBoolean": sample.fasting},
+                {"url": "haemolysis-index", "valueDecimal": decimal(sample.haemolysis_index)}
+            ]}]),
+        );
+    }
+    observation
+}
+
 /// The whole structured record for patient `index` of the population, with the sections
 /// `includes` asks for, as an STU3 `collection` Bundle.
 pub fn structured_record(record: &PatientRecord, index: usize, includes: Includes) -> Value {
@@ -472,7 +532,59 @@ pub fn structured_record(record: &PatientRecord, index: usize, includes: Include
         lists.push((CONSULTATIONS, items));
     }
     if includes.investigations {
-        lists.push((INVESTIGATIONS, Vec::new()));
+        let mut items = Vec::new();
+        for report in investigation_reports(record) {
+            let specimen = reference("Specimen", &report.specimen_id);
+            entries.push(json!({
+                "resourceType": "Specimen",
+                "id": report.specimen_id,
+                "meta": meta("CareConnect-GPC-Specimen-1"),
+                "status": "available",
+                "type": {"coding": [{"system": systems::SNOMED_CT, "code": "119297000", "display": "Blood specimen"}]},
+                "subject": subject,
+                "receivedTime": report.issued,
+                "collection": {"collectedDateTime": report.collected}
+            }));
+            let mut results = Vec::new();
+            for o in &report.results {
+                entries.push(with_sample(
+                    json!({
+                        "resourceType": "Observation",
+                        "id": o.id,
+                        "meta": meta("CareConnect-GPC-Observation-1"),
+                        "status": "final",
+                        "category": [{"coding": [{"system": "http://hl7.org/fhir/observation-category", "code": "laboratory", "display": "Laboratory"}]}],
+                        "code": {"coding": [snomed(o.code)], "text": o.code.display},
+                        "subject": subject,
+                        "context": reference("Encounter", &o.encounter),
+                        "effectiveDateTime": o.effective,
+                        "issued": report.issued,
+                        "performer": [gp],
+                        "valueQuantity": {"value": decimal(&o.value), "unit": o.unit, "system": "http://unitsofmeasure.org", "code": o.unit},
+                        "specimen": specimen
+                    }),
+                    o,
+                ));
+                results.push(reference("Observation", &o.id));
+            }
+            entries.push(json!({
+                "resourceType": "DiagnosticReport",
+                "id": report.id,
+                "meta": meta("CareConnect-GPC-DiagnosticReport-1"),
+                "status": "final",
+                "category": {"coding": [{"system": "http://hl7.org/fhir/v2/0074", "code": "PAT", "display": "Pathology (gross & histopath, not surgical)"}]},
+                "code": {"coding": [{"system": systems::SNOMED_CT, "code": "721981007", "display": "Diagnostic studies report"}]},
+                "subject": subject,
+                "context": reference("Encounter", report.encounter),
+                "effectiveDateTime": report.collected,
+                "issued": report.issued,
+                "performer": [{"actor": reference("Organization", ods)}],
+                "specimen": [specimen],
+                "result": results
+            }));
+            items.push(reference("DiagnosticReport", &report.id));
+        }
+        lists.push((INVESTIGATIONS, items));
     }
     if includes.referrals {
         let mut items = Vec::new();
@@ -498,8 +610,8 @@ pub fn structured_record(record: &PatientRecord, index: usize, includes: Include
     }
     if includes.uncategorised {
         let mut items = Vec::new();
-        for o in &record.observations {
-            let mut r = json!({
+        for o in record.observations.iter().filter(|o| o.sample.is_none()) {
+            entries.push(json!({
                 "resourceType": "Observation",
                 "id": o.id,
                 "meta": meta("CareConnect-GPC-Observation-1"),
@@ -510,17 +622,7 @@ pub fn structured_record(record: &PatientRecord, index: usize, includes: Include
                 "effectiveDateTime": o.effective,
                 "performer": [gp],
                 "valueQuantity": {"value": decimal(&o.value), "unit": o.unit, "system": "http://unitsofmeasure.org", "code": o.unit}
-            });
-            if let (Some(sample), Some(obj)) = (o.sample, r.as_object_mut()) {
-                obj.insert(
-                    "extension".into(),
-                    json!([{"url": SAMPLE_CONDITION_URL, "extension": [
-                        {"url": "fasting", "valueBoolean": sample.fasting},
-                        {"url": "haemolysis-index", "valueDecimal": decimal(sample.haemolysis_index)}
-                    ]}]),
-                );
-            }
-            entries.push(r);
+            }));
             items.push(reference("Observation", &o.id));
         }
         for p in &record.procedures {

@@ -11,7 +11,9 @@
 //! part, `422 INVALID_PARAMETER`; an NHS number that fails its check digit `400
 //! INVALID_NHS_NUMBER`; a patient the practice does not hold `404 PATIENT_NOT_FOUND`; an
 //! unrecognised parameter a warning OperationOutcome in the Bundle (as the GP Connect example
-//! does). Errors are STU3 OperationOutcomes with Spine error codes.
+//! does). Errors are STU3 OperationOutcomes with Spine error codes. `GET {base}/_readers` lists
+//! who each accepted request's JWT said asked (user, organisation, device, `Ssp-From`), as the
+//! practice's own audit would, so tests can check who the provider was told looked.
 //!
 //! Faults ([`FaultConfig`]) are drawn per request as for every simulator: fail (500
 //! `INTERNAL_SERVER_ERROR`), hang, malformed, oversized, redirect, wrong patient (a Condition
@@ -20,8 +22,9 @@
 //! link to follow; the simulator then adds a `next` link to another origin that a client must
 //! ignore.
 
+use std::collections::VecDeque;
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServiceRequest;
@@ -109,6 +112,43 @@ struct State {
     population: Population,
     borough: usize,
     asid: String,
+    /// Who asked, newest last, as a provider's own audit keeps it.
+    readers: Mutex<VecDeque<Value>>,
+}
+
+/// Readers the simulator remembers (the oldest are forgotten first).
+const READERS_KEPT: usize = 1000;
+
+impl State {
+    /// Notes who the JWT of an accepted request says asked: the user (`sub`), the requesting
+    /// organisation's ODS code and the consumer's ASID (`Ssp-From`).
+    fn note_reader(&self, req: &HttpRequest, interaction: &str, claims: &Value) {
+        let organisation = claims["requesting_organization"]["identifier"]
+            .as_array()
+            .and_then(|ids| ids.iter().find(|i| i["system"] == systems::ODS_ORGANIZATION_CODE))
+            .map(|i| i["value"].clone())
+            .unwrap_or(Value::Null);
+        let reader = json!({
+            "interaction": interaction,
+            "user": claims["sub"],
+            "organisation": organisation,
+            "device": claims["requesting_device"]["identifier"][0]["value"],
+            "from": header(req, "Ssp-From")
+        });
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() == READERS_KEPT {
+            readers.pop_front();
+        }
+        readers.push_back(reader);
+    }
+}
+
+/// `GET {base}/_readers`: who asked this provider, oldest first, as the provider's own audit
+/// would show (a simulator's window for tests: no patient data, only who and how).
+async fn readers(state: web::Data<State>) -> HttpResponse {
+    let readers: Vec<Value> =
+        state.readers.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
+    HttpResponse::Ok().json(readers)
 }
 
 /// Starts a simulator. The port is bound before this returns, so port 0 works.
@@ -119,7 +159,12 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningGpConnect> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "borough_index out of range"))?;
     let asid = asid_for(&ods);
     let listener = TcpListener::bind(cfg.bind)?;
-    let state = web::Data::new(State { population, borough: cfg.borough_index, asid: asid.clone() });
+    let state = web::Data::new(State {
+        population,
+        borough: cfg.borough_index,
+        asid: asid.clone(),
+        readers: Mutex::new(VecDeque::new()),
+    });
     let running = server::serve(Serve {
         listener,
         base_path: "/gpc/",
@@ -130,6 +175,7 @@ pub async fn start(cfg: SimulatorConfig) -> std::io::Result<RunningGpConnect> {
         routes: move |app: &mut web::ServiceConfig| {
             app.app_data(state.clone())
                 .route("/gpc/Patient/$gpc.getstructuredrecord", web::post().to(structured_record))
+                .route("/gpc/_readers", web::get().to(readers))
                 .route("/gpc/{type}/{id}", web::get().to(read))
                 .default_service(web::to(|| async {
                     error(
@@ -397,6 +443,7 @@ async fn structured_record(state: web::Data<State>, req: HttpRequest, body: Byte
     if !asked {
         return bad_request("JWT requested_record does not name the patient asked for").response();
     }
+    state.note_reader(&req, GET_STRUCTURED_RECORD, &claims);
     let record = state
         .population
         .patient_index(&nhs)
@@ -466,8 +513,9 @@ async fn read(state: web::Data<State>, req: HttpRequest, path: web::Path<(String
             "unknown interaction",
         );
     };
-    if let Err(e) = check_headers(&req, &state, interaction, "organization/*.read") {
-        return e.response();
+    match check_headers(&req, &state, interaction, "organization/*.read") {
+        Ok(claims) => state.note_reader(&req, interaction, &claims),
+        Err(e) => return e.response(),
     }
     let found = practices(&state).into_iter().find_map(|p| {
         let r = match ty.as_str() {

@@ -33,7 +33,8 @@ impl Target for GpConnect {
 
     /// Restated from the simulator's documented mapping: the practice, its usual GP and
     /// surgery, one List per section, each medicine as statement + authorisation + Medication
-    /// (and the issue for a prescription), results and procedures as Observations, referrals
+    /// (and the issue for a prescription), results with a sample as a DiagnosticReport and
+    /// Specimen per consultation, every observation and procedure as an Observation, referrals
     /// as ServiceRequests. GP Connect sends no `lastUpdated`.
     fn expected_entries(&self, r: &PatientRecord) -> Vec<(&'static str, String, Option<String>)> {
         let ods = &r.demographics.practice.ods_code;
@@ -72,13 +73,18 @@ impl Target for GpConnect {
         out.extend(r.immunisations.iter().map(|i| ("Immunization", i.id.clone())));
         out.extend(r.encounters.iter().map(|e| ("Encounter", e.id.clone())));
         out.extend(r.referrals.iter().map(|f| ("ServiceRequest", f.id.clone())));
+        for report in render::investigation_reports(r) {
+            out.push(("DiagnosticReport", report.id.clone()));
+            out.push(("Specimen", report.specimen_id.clone()));
+        }
         out.extend(r.observations.iter().map(|o| ("Observation", o.id.clone())));
         out.extend(r.procedures.iter().map(|p| ("Observation", p.id.clone())));
         out.into_iter().map(|(ty, id)| (ty, id, None)).collect()
     }
 
-    fn pages(&self) -> bool {
-        false
+    /// GP Connect does not page: the simulator's foreign `next` link is one the adapter never reads.
+    fn next_links(&self) -> conformance::NextLinks {
+        conformance::NextLinks::Ignored
     }
 }
 
@@ -282,4 +288,31 @@ fn every_rendered_record_converts_to_r4_with_nothing_rejected() {
         total += out.record.resources.len();
     }
     assert!(total > 1_000, "{total}");
+}
+
+/// The JWT names the user a call is made for (their SDS user id, role and organisation), as the
+/// provider's own audit shows; a call made for no user names the gateway itself.
+#[tokio::test]
+async fn the_provider_is_told_which_user_asked_and_the_gateway_only_for_its_own_calls() {
+    let sim = simulator(FaultConfig::default()).await;
+    let a = adapter(sim.base_url());
+    let (_, facts) = patient_where(|_| true);
+    let nhs = &facts.demographics.nhs_number;
+    let requester = tideway_adapters::Requester {
+        user_id: "555021935107".into(),
+        role: "R8000".into(),
+        organisation: "RJ122".into(),
+    };
+    let found =
+        a.find_patient(nhs, GATEWAY_ID, &ctx().for_requester(requester.clone())).await.unwrap().unwrap();
+    a.fetch_record(&link(nhs, &found.local_id), &ctx().for_requester(requester)).await.unwrap();
+    a.fetch_record(&link(nhs, &found.local_id), &ctx()).await.unwrap();
+    let readers: Vec<Value> =
+        reqwest::get(sim.base_url().join("_readers").unwrap()).await.unwrap().json().await.unwrap();
+    let who: Vec<(&str, &str)> =
+        readers.iter().map(|r| (r["user"].as_str().unwrap(), r["organisation"].as_str().unwrap())).collect();
+    assert_eq!(who, [("555021935107", "RJ122"), ("555021935107", "RJ122"), ("tideway-gateway", "YTWAY")]);
+    assert!(readers.iter().all(|r| r["device"] == "tideway-gateway"
+        && r["from"] == tideway_adapters::gp_connect::client::DEFAULT_GATEWAY_ASID));
+    sim.stop().await;
 }

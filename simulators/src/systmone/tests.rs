@@ -31,9 +31,9 @@ impl Target for SystmOneTarget {
         Some(FaultConfig { external_entity_rate: 1.0, ..FaultConfig::default() })
     }
 
-    /// One extract per patient: nothing to page.
-    fn pages(&self) -> bool {
-        false
+    /// One extract per patient, with no links in it.
+    fn next_links(&self) -> conformance::NextLinks {
+        conformance::NextLinks::Absent
     }
 }
 

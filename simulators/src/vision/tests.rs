@@ -16,7 +16,8 @@ mod suite {
     crate::conformance_suite!(crate::gp_system::Target {
         kind: SystemKind::Vision,
         render: crate::vision::VisionRender,
-        markup: true
+        markup: true,
+        next_links: crate::conformance::NextLinks::Absent
     });
 }
 

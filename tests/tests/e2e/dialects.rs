@@ -168,3 +168,207 @@ async fn every_full_url_of_a_type_search_over_every_system_reads_back() {
     assert!(map_provenance > 0, "the legacy-coded systems' entries carry a map Provenance");
     app.stop().await;
 }
+
+/// The first patient of borough `borough`'s own practices (held there, at home).
+fn home_patient(app: &TestApp, borough: usize, wanted: impl Fn(usize) -> bool) -> usize {
+    let per = app.population.patients_per_borough();
+    (borough * per..borough * per + per).find(|i| wanted(*i)).expect("a patient")
+}
+
+fn by_reference(entries: &[Value]) -> std::collections::HashMap<String, &Value> {
+    entries
+        .iter()
+        .filter(|e| e["search"]["mode"] != "outcome")
+        .filter_map(|e| {
+            let r = &e["resource"];
+            Some((format!("{}/{}", r["resourceType"].as_str()?, r["id"].as_str()?), r))
+        })
+        .collect()
+}
+
+/// A GP practice answering over GP Connect sends its investigations as reports: the clinician
+/// gets each laboratory report with its specimen and every result it names, all in R4, found
+/// again by a DiagnosticReport search and by the laboratory category in R4's own code system.
+#[tokio::test]
+async fn a_gp_connect_practices_test_results_arrive_as_reports_with_their_specimen_and_results() {
+    let app = TestApp::spawn(mix()).await;
+    let token = app.token().await;
+    let gpc = (0..12).find(|i| regional_mix(*i).as_str() == "gp-connect").unwrap();
+    let source = format!("urn:tideway:source:borough-{gpc:02}");
+    // Every record's first observation is taken with a sample, so every patient has a report.
+    let index = home_patient(&app, gpc, |_| true);
+    let record = app.population.record(gpc, index).unwrap();
+    let expected = tideway_simulators::gp_connect::render::investigation_reports(&record);
+    assert!(!expected.is_empty());
+    let nhs = app.population.nhs_number(index).unwrap();
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    let entries = everything(&app, &token, &id).await;
+    let found = by_reference(&entries);
+    let reports: Vec<&&Value> = found
+        .values()
+        .filter(|r| r["resourceType"] == "DiagnosticReport" && r["meta"]["source"] == source.as_str())
+        .collect();
+    assert_eq!(reports.len(), expected.len(), "one report per consultation with samples taken");
+    let mut results = 0;
+    for report in &reports {
+        assert_eq!(report["status"], "final");
+        assert_eq!(report["subject"]["reference"], format!("Patient/{id}"));
+        assert_eq!(
+            report["category"][0]["coding"][0]["system"],
+            "http://terminology.hl7.org/CodeSystem/v2-0074"
+        );
+        for specimen in report["specimen"].as_array().unwrap() {
+            let s =
+                found.get(specimen["reference"].as_str().unwrap()).expect("the specimen is in the answer");
+            assert_eq!(s["resourceType"], "Specimen");
+            assert_eq!(s["type"]["coding"][0]["code"], "119297000");
+        }
+        for result in report["result"].as_array().unwrap() {
+            let o = found.get(result["reference"].as_str().unwrap()).expect("every result is in the answer");
+            assert_eq!(o["resourceType"], "Observation");
+            assert_eq!(o["specimen"], report["specimen"][0], "the result names the report's specimen");
+            assert_eq!(
+                o["category"][0]["coding"][0]["system"],
+                "http://terminology.hl7.org/CodeSystem/observation-category"
+            );
+            assert!(o["valueQuantity"]["value"].is_number());
+            results += 1;
+        }
+    }
+    assert_eq!(results, expected.iter().map(|r| r.results.len()).sum::<usize>());
+    let searched = app
+        .get(&format!("/DiagnosticReport?patient={id}&_include=DiagnosticReport:result"), Some(&token))
+        .await;
+    assert_eq!(searched.status, 200, "{}", searched.body);
+    let hits: Vec<&Value> = searched.body["entry"].as_array().unwrap().iter().collect();
+    let matched = hits
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match" && e["resource"]["meta"]["source"] == source.as_str())
+        .count();
+    let included = hits
+        .iter()
+        .filter(|e| e["search"]["mode"] == "include" && e["resource"]["resourceType"] == "Observation")
+        .count();
+    assert_eq!(matched, expected.len());
+    assert!(included >= results, "each report's results come with it: {included} < {results}");
+    let lab = app
+        .get(
+            &format!("/Observation?patient={id}&category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(lab.status, 200, "{}", lab.body);
+    let lab_here = lab.body["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource"]["meta"]["source"] == source.as_str())
+        .count();
+    assert_eq!(lab_here, results);
+    app.stop().await;
+}
+
+/// A GP Connect provider is told which clinician asked, at which organisation and in which
+/// role, as GP Connect requires of a consumer, so the practice's own audit shows who looked; the
+/// gateway is the device and the ASID it asks from.
+#[tokio::test]
+async fn a_gp_connect_practice_is_told_which_clinician_asked() {
+    let app = TestApp::spawn(mix()).await;
+    let gpc = (0..12).find(|i| regional_mix(*i).as_str() == "gp-connect").unwrap();
+    let index = home_patient(&app, gpc, |_| true);
+    let nhs = app.population.nhs_number(index).unwrap();
+    let clinician = tideway_tests::clinician();
+    let token = app.token().await;
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    assert_eq!(app.get(&format!("/Patient/{id}/$everything"), Some(&token)).await.status, 200);
+    let readers = app.get(&format!("{}_readers", app.simulators[gpc].base_url()), None).await;
+    assert_eq!(readers.status, 200, "{}", readers.body);
+    let records: Vec<&Value> = readers
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["interaction"] == tideway_adapters::gp_connect::client::GET_STRUCTURED_RECORD)
+        .collect();
+    assert!(!records.is_empty(), "{}", readers.body);
+    for r in &records {
+        assert_eq!(r["user"], clinician.user_id.as_str(), "{r}");
+        assert_eq!(r["organisation"], clinician.organisation.as_str(), "{r}");
+        assert_eq!(r["device"], "tideway-gateway");
+        assert_eq!(r["from"], tideway_adapters::gp_connect::client::DEFAULT_GATEWAY_ASID);
+    }
+    app.stop().await;
+}
+
+/// A patient registered in turn with practices on SystmOne, EMIS and Vision has the same
+/// long-term problem and allergies in all three records (carried by GP2GP), each system adding
+/// its own codes beside the SNOMED CT one: the clinician reads each once, with every system's
+/// code on it and a Provenance naming all three copies.
+#[tokio::test]
+async fn the_same_problem_from_three_gp_systems_is_shown_once_with_every_code_and_origin() {
+    let app = TestApp::spawn(mix()).await;
+    let token = app.token().await;
+    let gp = ["systmone", "emis", "vision"];
+    // Patients 0, 10, 20... are held by their home borough and the two after it.
+    let index = (0..12)
+        .map(|b| b * 10)
+        .find(|i| {
+            let kinds: BTreeSet<&str> =
+                app.population.boroughs_of(*i).into_iter().map(|b| regional_mix(b).as_str()).collect();
+            kinds.len() == 3 && kinds.iter().all(|k| gp.contains(k))
+        })
+        .expect("a patient held by the three GP systems");
+    let home = app.population.record(app.population.home_borough(index), index).unwrap();
+    let carried = home.problems.iter().find(|p| p.id.ends_with("-carried")).expect("a carried problem");
+    let nhs = app.population.nhs_number(index).unwrap();
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    let entries = everything(&app, &token, &id).await;
+    let resources: Vec<&Value> = entries.iter().map(|e| &e["resource"]).collect();
+    let provenance_of = |r: &Value| {
+        let target = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
+        resources
+            .iter()
+            .find(|p| {
+                p["resourceType"] == "Provenance"
+                    && p["target"][0]["reference"] == target.as_str()
+                    && p["activity"]["text"].as_str().is_some_and(|t| t.starts_with("merged"))
+            })
+            .map(|p| p["entity"].as_array().unwrap().len())
+    };
+    let problems: Vec<&&Value> = resources
+        .iter()
+        .filter(|r| r["resourceType"] == "Condition" && r["id"].as_str().unwrap().ends_with("-carried"))
+        .collect();
+    assert_eq!(problems.len(), 1, "the carried problem once: {problems:?}");
+    let problem = problems[0];
+    let codes: BTreeSet<(&str, &str)> = problem["code"]["coding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["system"].as_str().unwrap(), c["code"].as_str().unwrap()))
+        .collect();
+    assert!(codes.contains(&("http://snomed.info/sct", carried.snomed.code)), "{codes:?}");
+    // EMIS sends its code id beside the SNOMED CT code; it is on the entry shown, marked.
+    let emis_id = tideway_simulators::gp_codes::clinical_code(carried.snomed.code).map(|c| c.emis_code_id);
+    if let Some(emis_id) = emis_id {
+        let coding = problem["code"]["coding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["code"] == emis_id)
+            .expect("the EMIS code id is kept");
+        assert_eq!(
+            coding["extension"][0]["url"],
+            "https://fhir.tideway.london/StructureDefinition/coding-reported-by"
+        );
+    }
+    assert_eq!(provenance_of(problem), Some(3), "every copy is named: {problem}");
+    // Allergies are recorded alike everywhere the patient is held: each once, all three named.
+    let allergies: Vec<&&Value> =
+        resources.iter().filter(|r| r["resourceType"] == "AllergyIntolerance").collect();
+    assert_eq!(allergies.len(), home.allergies.len());
+    for a in allergies {
+        assert_eq!(provenance_of(a), Some(3), "{a}");
+    }
+    app.stop().await;
+}
