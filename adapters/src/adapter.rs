@@ -147,8 +147,29 @@ impl NormalisedResource {
 pub enum RejectionKind {
     /// Not a valid FHIR R4 resource (or not readable as one).
     Invalid,
+    /// An entry in the source's own format that could not be read, or not turned into R4
+    /// without guessing (a row without a code, an STU3 entry the converter cannot place).
+    Unreadable,
+    /// A kind of entry this kind of source does not share (a diagnosis in a council's record,
+    /// an appointment in a GP Connect structured record).
+    NotCarried,
     /// About a patient other than the one asked for.
     OtherPatient,
+}
+
+impl RejectionKind {
+    /// Every kind, in the order reports list them.
+    pub const ALL: [Self; 4] = [Self::Invalid, Self::Unreadable, Self::NotCarried, Self::OtherPatient];
+
+    /// The kind as metrics and reports name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Unreadable => "unreadable",
+            Self::NotCarried => "not-carried",
+            Self::OtherPatient => "other-patient",
+        }
+    }
 }
 
 /// A resource the source sent that could not be passed on. Carries no clinical content.
@@ -166,6 +187,16 @@ impl RejectedResource {
     /// A resource that is not valid R4.
     pub fn invalid(resource_type: Option<String>, reason: impl Into<String>) -> Self {
         Self { resource_type, kind: RejectionKind::Invalid, reason: reason.into() }
+    }
+
+    /// An entry of the source's own format that could not be read or converted.
+    pub fn unreadable(resource_type: Option<String>, reason: impl Into<String>) -> Self {
+        Self { resource_type, kind: RejectionKind::Unreadable, reason: reason.into() }
+    }
+
+    /// An entry of a kind this kind of source does not share.
+    pub fn not_carried(resource_type: Option<String>, reason: impl Into<String>) -> Self {
+        Self { resource_type, kind: RejectionKind::NotCarried, reason: reason.into() }
     }
 }
 

@@ -23,10 +23,13 @@ pub enum Notice {
         /// Why (our words, never the source's).
         error: AdapterError,
     },
-    /// A source sent resources that are not valid R4; they were withheld.
+    /// A source sent entries that could not be passed on (not valid R4, unreadable in its own
+    /// format, or of a kind it does not share); they were withheld.
     SourceRejected {
         /// Which source.
         source: SourceId,
+        /// Why, in kind (never [`RejectionKind::OtherPatient`]: see [`Notice::OtherPatient`]).
+        kind: RejectionKind,
         /// How many.
         count: usize,
         /// Their resource types (as claimed by the source), sorted, without repeats.
@@ -113,11 +116,16 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
                     format!("source '{source}' is missing from this answer: {error}"),
                 )
                 .with(IssueSeverity::Warning, IssueType::Incomplete, format!("results from source '{source}' are incomplete")),
-            Notice::SourceRejected { source, count, types } => oo.with(
+            Notice::SourceRejected { source, kind, count, types } => oo.with(
                 IssueSeverity::Warning,
                 IssueType::Incomplete,
                 format!(
-                    "source '{source}' sent {count} resource(s) that are not valid FHIR R4 ({}); they were withheld",
+                    "source '{source}' sent {count} {} ({}); they were withheld",
+                    match kind {
+                        RejectionKind::Unreadable => "entries that could not be read from its own format",
+                        RejectionKind::NotCarried => "entries of a kind this source does not share",
+                        _ => "resource(s) that are not valid FHIR R4",
+                    },
                     if types.is_empty() { "of unknown type".to_owned() } else { types.join(", ") }
                 ),
             ),
@@ -312,16 +320,18 @@ impl Notice {
 
     /// The notices for what a source sent that could not be passed on.
     pub fn of_rejections(source: &SourceId, rejected: &[RejectedResource]) -> Vec<Self> {
-        let invalid: Vec<&RejectedResource> =
-            rejected.iter().filter(|r| r.kind == RejectionKind::Invalid).collect();
-        let other = rejected.len() - invalid.len();
         let mut out = Vec::new();
-        if !invalid.is_empty() {
-            let mut types: Vec<String> = invalid.iter().filter_map(|r| r.resource_type.clone()).collect();
+        for kind in RejectionKind::ALL.into_iter().filter(|k| *k != RejectionKind::OtherPatient) {
+            let of_kind: Vec<&RejectedResource> = rejected.iter().filter(|r| r.kind == kind).collect();
+            if of_kind.is_empty() {
+                continue;
+            }
+            let mut types: Vec<String> = of_kind.iter().filter_map(|r| r.resource_type.clone()).collect();
             types.sort();
             types.dedup();
-            out.push(Self::SourceRejected { source: source.clone(), count: invalid.len(), types });
+            out.push(Self::SourceRejected { source: source.clone(), kind, count: of_kind.len(), types });
         }
+        let other = rejected.iter().filter(|r| r.kind == RejectionKind::OtherPatient).count();
         if other > 0 {
             out.push(Self::OtherPatient { source: source.clone(), count: other });
         }
@@ -386,6 +396,31 @@ mod tests {
         assert!(text.contains("source 'camden' warns of its section 886921000000105"), "{text}");
         assert!(text.contains("still being transferred") && text.contains("(data-in-transit)"), "{text}");
         assert_eq!(oo["issue"][1]["code"], "suppressed", "withheld at source: {text}");
+    }
+
+    /// What a source sent that could not be passed on is told by kind, in words that say what
+    /// went wrong, never the entries' content.
+    #[test]
+    fn rejections_reach_the_clinician_by_kind() {
+        let source = SourceId::parse("camden").unwrap();
+        let rejected = [
+            RejectedResource::unreadable(Some("Condition".into()), "a row without a code"),
+            RejectedResource::unreadable(None, "a row in a part of the extract the adapter does not read"),
+            RejectedResource::not_carried(Some("Appointment".into()), "not part of a structured record"),
+            RejectedResource::invalid(Some("Observation".into()), "unknown field"),
+            RejectedResource { kind: RejectionKind::OtherPatient, ..RejectedResource::invalid(None, "x") },
+        ];
+        let notices = Notice::of_rejections(&source, &rejected);
+        assert_eq!(notices.len(), 4);
+        let text = notices_outcome(&notices).unwrap().to_string();
+        assert!(text.contains("sent 1 resource(s) that are not valid FHIR R4 (Observation)"), "{text}");
+        assert!(
+            text.contains("sent 2 entries that could not be read from its own format (Condition)"),
+            "{text}"
+        );
+        assert!(text.contains("sent 1 entries of a kind this source does not share (Appointment)"), "{text}");
+        assert!(text.contains("sent 1 entries about another patient"), "{text}");
+        assert!(!text.contains("a row without a code"), "the reasons stay in the source report: {text}");
     }
 
     #[test]

@@ -154,6 +154,10 @@ fn with_codes_of(
     source: &SourceId,
     copy: &NormalisedResource,
 ) -> Option<NormalisedResource> {
+    // Most copies add nothing (their codes are the kept entry's): no JSON is read for them.
+    if copy.facts.codes.iter().all(|c| kept.facts.codes.contains(c)) {
+        return None;
+    }
     let pointer = tideway_profiles::facts::main_code_pointer(&kept.resource_type)?;
     let copy_json: Value = serde_json::from_slice(&copy.json).ok()?;
     let offered = copy_json.pointer(pointer)?.get("coding")?.as_array()?;

@@ -14,6 +14,7 @@ pub mod ods;
 pub mod outcome;
 pub mod schema;
 pub mod systems;
+pub mod uk_core;
 pub mod validate;
 
 /// Resource types of the patient compartment that the region's exchanges serve and the gateway

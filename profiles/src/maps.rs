@@ -172,8 +172,8 @@ pub fn info() -> &'static [MapInfo] {
 }
 
 /// What the maps say about `code` in `system`. A Read v2 `code` is the 5-byte form; `term_id` is
-/// the 2-digit term id when the source recorded one. CTV3 is a legacy system with no map, so its
-/// codes are always [`Lookup::Unmapped`].
+/// the 2-digit term id when the source recorded one. CTV3 is a legacy system with no map, and
+/// EMIS's local codes are in none, so their codes are always [`Lookup::Unmapped`].
 pub fn lookup(system: &str, code: &str, term_id: Option<&str>) -> Lookup {
     let m = maps();
     let (found, target, map) = match system {
@@ -189,7 +189,8 @@ pub fn lookup(system: &str, code: &str, term_id: Option<&str>) -> Lookup {
         systems::EMIS_CODE_ID => (m.emis.get(code).copied(), systems::SNOMED_CT, "emis-snomed"),
         systems::EMIS_PRODUCT_CODE_ID => (m.emis_product.get(code).copied(), systems::DM_D, "emis-dmd"),
         systems::GEMSCRIPT => (m.gemscript.get(code).copied(), systems::DM_D, "gemscript-dmd"),
-        systems::CTV3 => return Lookup::Unmapped,
+        // EMIS's own local codes (e.g. `EMISNQ…`) are published in no map: always untranslated.
+        systems::CTV3 | systems::EMIS_LOCAL_CODE => return Lookup::Unmapped,
         _ => return Lookup::NotMapped,
     };
     match found {
@@ -257,6 +258,7 @@ fn enrich_concept(codings: &mut Vec<Value>, done: &mut Enrichment) {
         codings.iter().any(|c| c.get("system").and_then(Value::as_str) == Some(system))
     };
     let mut added = Vec::new();
+    let mut untranslated = 0;
     for coding in codings.iter() {
         let (Some(system), Some(code)) =
             (coding.get("system").and_then(Value::as_str), coding.get("code").and_then(Value::as_str))
@@ -283,14 +285,15 @@ fn enrich_concept(codings: &mut Vec<Value>, done: &mut Enrichment) {
                     "userSelected": false,
                 }));
             }
-            Lookup::Unmapped => {
-                // A legacy code beside a SNOMED CT coding the source gave is not lost to anyone.
-                if !has(codings, systems::SNOMED_CT) && !has(codings, systems::DM_D) {
-                    done.unmapped += 1;
-                }
-            }
+            Lookup::Unmapped => untranslated += 1,
             Lookup::NotMapped => {}
         }
+    }
+    // A legacy or local code beside a SNOMED CT or dm+d coding (the source's, or one a map gave
+    // another of its codes) is not lost to anyone: the concept can still be checked.
+    let checkable = |system| has(codings, system) || has(&added, system);
+    if !checkable(systems::SNOMED_CT) && !checkable(systems::DM_D) {
+        done.unmapped += untranslated;
     }
     done.added += added.len();
     codings.extend(added);
@@ -328,6 +331,7 @@ mod tests {
         assert_eq!(lookup(systems::READ_V2, "E2B..", Some("14")), Lookup::Unmapped);
         assert_eq!(lookup(systems::READ_V2, "zzzz.", None), Lookup::Unmapped);
         assert_eq!(lookup(systems::CTV3, "X00SO", None), Lookup::Unmapped);
+        assert_eq!(lookup(systems::EMIS_LOCAL_CODE, "EMISNQCO303", None), Lookup::Unmapped);
         assert_eq!(lookup(systems::SNOMED_CT, "35489007", None), Lookup::NotMapped);
     }
 
@@ -354,6 +358,17 @@ mod tests {
         // Idempotent: a second pass adds nothing and tags once.
         assert_eq!(enrich(&mut condition), Enrichment { added: 0, unmapped: 1 });
         assert_eq!(condition["meta"]["tag"].as_array().unwrap().len(), 2);
+    }
+
+    /// An entry EMIS coded only in one of its local codes can be checked against no code set:
+    /// it is tagged, so the sensitive rules fail closed on it.
+    #[test]
+    fn an_entry_coded_only_in_an_emis_local_code_is_flagged_unmapped() {
+        let mut c = json!({"resourceType": "Observation", "code": {"coding": [
+            {"system": systems::EMIS_LOCAL_CODE, "code": "EMISNQCO303"}
+        ]}});
+        assert_eq!(enrich(&mut c), Enrichment { added: 0, unmapped: 1 });
+        assert_eq!(c["meta"]["tag"][0]["code"], UNMAPPED_TAG_CODE);
     }
 
     #[test]

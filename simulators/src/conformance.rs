@@ -237,7 +237,8 @@ fn assert_names_no_patient(err: &AdapterError, nhs: &NhsNumber, local_id: &str) 
 /// `(R4 type, local id, lastUpdated)` of every entry the facts hold, the practice included, as a
 /// plain R4 exchange renders them (the default of [`Target::expected_entries`]).
 pub fn expected_entries(record: &PatientRecord) -> Vec<(&'static str, String, Option<String>)> {
-    let mut out = vec![("Organization", record.demographics.practice.ods_code.clone(), None)];
+    let practice_updated = Some(crate::fhir_r4::render::PRACTICE_UPDATED.to_owned());
+    let mut out = vec![("Organization", record.demographics.practice.ods_code.clone(), practice_updated)];
     let mut add = |ty: &'static str, items: Vec<(&String, &String)>| {
         out.extend(items.into_iter().map(|(id, at)| (ty, id.clone(), Some(at.clone()))));
     };
@@ -298,7 +299,7 @@ pub fn assert_references_resolve(record: &SourceRecord, gateway_id: &str) {
 
 /// A held patient is found by NHS number and their whole record comes back normalised: the
 /// Patient first with the gateway's id, every fact once under `{source}.{local id}` with the
-/// source's `lastUpdated`, `meta.source` naming the source, references resolving, nothing
+/// source's `lastUpdated` (and none where the source sends none), `meta.source` naming the source, references resolving, nothing
 /// rejected, one search and one fetch.
 pub async fn normal_record(target: &dyn Target) {
     let (sim, a) = start(target, FaultConfig::default()).await;
@@ -322,14 +323,25 @@ pub async fn normal_record(target: &dyn Target) {
         let id = format!("{SOURCE_ID}.{local}");
         let got = record.resources.iter().find(|r| r.resource_type == ty && r.id == id);
         let got = got.unwrap_or_else(|| panic!("{ty} {id} missing"));
-        if let Some(at) = last_updated {
-            assert_eq!(got.last_updated(), Some(at.as_str()), "{ty} {id}");
-        }
+        // The source's own `lastUpdated`, or none when it sends none: nothing claims a
+        // recency the source did not give.
+        assert_eq!(got.last_updated(), last_updated.as_deref(), "{ty} {id}");
         assert_eq!(parse(&got.json)["meta"]["source"], format!("urn:tideway:source:{SOURCE_ID}"));
     }
     assert_references_resolve(&record, GATEWAY_ID);
     assert_eq!(sim.hits().patient_searches, 1);
     assert_eq!(sim.hits().record_fetches, 1);
+    // Every resource of the first records the source holds meets UK Core's concrete rules, not
+    // only its profile stamp.
+    let held = target.held_patients().len();
+    for nth in 0..held.min(12) {
+        let facts = held_patient(target, nth);
+        let record = a.fetch_record(&link(&facts.nhs, &facts.local_id), &ctx()).await.expect("fetched");
+        for r in &record.resources {
+            let broken = tideway_profiles::uk_core::check(&parse(&r.json));
+            assert!(broken.is_empty(), "{} {}: {broken:?}", r.resource_type, r.id);
+        }
+    }
     sim.stop().await;
 }
 

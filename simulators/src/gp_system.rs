@@ -252,6 +252,16 @@ pub fn start<R: Render>(
     })
 }
 
+/// What a GP extract hands on besides the Patient: one resource per fact with the row's
+/// `lastUpdated`, and the practice, of which the extracts say no `lastUpdated`.
+pub fn expected_entries(record: &PatientRecord) -> Vec<(&'static str, String, Option<String>)> {
+    let mut out = crate::conformance::expected_entries(record);
+    for entry in out.iter_mut().filter(|(ty, _, _)| *ty == "Organization") {
+        entry.2 = None;
+    }
+    out
+}
+
 /// A GP system under the conformance suite: the kind its adapter is registered as, and the
 /// renderer its simulator serves, playing borough [`crate::conformance::BOROUGH`] of
 /// [`crate::conformance::population()`].
@@ -281,6 +291,10 @@ impl<R: Render + Clone> crate::conformance::Target for Target<R> {
 
     fn external_entity_faults(&self) -> Option<FaultConfig> {
         self.markup.then(|| FaultConfig { external_entity_rate: 1.0, ..FaultConfig::default() })
+    }
+
+    fn expected_entries(&self, record: &PatientRecord) -> Vec<(&'static str, String, Option<String>)> {
+        expected_entries(record)
     }
 
     /// A GP extract answers whole: `Refused` for a format that can say it continues elsewhere

@@ -29,10 +29,16 @@
 //!
 //! What is refused: a body that is not JSON, not this export version, without a patient, or
 //! saying it continues on another page (`links.next`: the record interface answers whole, and
-//! a record cut short must not pass for complete) is malformed (nothing of it is passed on). One entry that cannot be read (no guid, an event type
-//! this reader does not know, an entry that is not an object) is listed in
-//! [`Extract::unreadable`] with a reason naming only its kind, and the rest of the record still
-//! comes through.
+//! a record cut short must not pass for complete) is malformed (nothing of it is passed on).
+//! One entry that cannot be read (no guid, an event type this reader does not know, an entry
+//! that is not an object) is listed in [`Extract::unreadable`] with a reason naming only its
+//! kind, and the rest of the record still comes through; so is each item of a part of the
+//! export this reader does not know, and an organisation it cannot read.
+//!
+//! A `readCode` not in EMIS's notation of Read v2 (`C10F`, `C10F-1`) is taken as one of EMIS's
+//! own local codes (`EMISNQ…`), which no published map translates: the entry keeps it and is
+//! flagged `unmapped-code`, so the sensitive rules fail closed on it unless a SNOMED CT code
+//! stands beside it.
 
 use serde_json::Value;
 
@@ -70,6 +76,30 @@ pub fn read_record(body: &[u8]) -> Result<Extract, AdapterError> {
         return Err(malformed("the EMIS export continues on another page, which is never fetched"));
     }
     let mut extract = Extract { patient, practice, entries: Vec::new(), unreadable: Vec::new() };
+    if doc.get("organisation").is_some_and(|o| !o.is_null()) && extract.practice.is_none() {
+        extract.unreadable.push(Unreadable::practice());
+    }
+    // A part of the export this reader does not read is reported, each of its items counted.
+    const KNOWN: [&str; 8] = [
+        "exportVersion",
+        "organisation",
+        "patient",
+        "consultations",
+        "events",
+        "medicationCourses",
+        "medicationIssues",
+        "links",
+    ];
+    if let Some(doc) = doc.as_object() {
+        for (_, part) in doc.iter().filter(|(key, _)| !KNOWN.contains(&key.as_str())) {
+            let rows = match part {
+                Value::Array(items) => items.len(),
+                Value::Null => continue,
+                _ => 1,
+            };
+            extract.unreadable.extend(Unreadable::unread_part(rows));
+        }
+    }
     let sections: [(&str, ReadEntry); 4] = [
         ("consultations", consultation),
         ("events", event),

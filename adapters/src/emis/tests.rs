@@ -224,3 +224,23 @@ fn the_scenario_patients_fixtures_normalise_to_their_snapshots_with_nothing_reje
         [pair(systems::EMIS_PRODUCT_CODE_ID, "370641000033114"), pair(systems::DM_D, "322341003")]
     );
 }
+
+/// Every item of the export is either read or reported: each item of a part the reader does not
+/// know, and an organisation that cannot be read.
+#[test]
+fn every_item_of_the_export_is_read_or_reported_whatever_part_it_is_in() {
+    let v = EXPORT_VERSION;
+    let body = format!(
+        r#"{{"exportVersion": "{v}", "patient": {{"patientGuid": "p"}}, "organisation": {{"guid": "o"}},
+            "documents": [{{"guid": "d1"}}, {{"guid": "d2"}}], "alerts": {{"guid": "a1"}}, "notes": null}}"#
+    );
+    let x = read(body.as_bytes());
+    let reasons: Vec<&str> = x.unreadable.iter().map(|u| u.reason.as_str()).collect();
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "a row in a part of the extract the adapter does not read").count(),
+        3,
+        "two documents and one alert: {reasons:?}"
+    );
+    assert!(reasons.contains(&"the practice, which could not be read"), "{reasons:?}");
+    assert_eq!(x.unreadable.len(), 4);
+}

@@ -77,7 +77,7 @@ pub fn convert_record(n: &Normaliser<'_>, nhs: Option<&NhsNumber>, entries: Vec<
                 out.outcome_entries += 1;
             }
             Some(r) => pending.push(r),
-            None => out.record.rejected.push(RejectedResource::invalid(None, "entry has no resource")),
+            None => out.record.rejected.push(RejectedResource::unreadable(None, "entry has no resource")),
         }
     }
     let own_number = nhs.cloned().or_else(|| {
@@ -140,7 +140,11 @@ pub fn convert_record(n: &Normaliser<'_>, nhs: Option<&NhsNumber>, entries: Vec<
 
 fn convert_one(n: &Normaliser<'_>, resource: Value) -> Result<NormalisedResource, RejectedResource> {
     let ty = mapping::resource_type_of(&resource);
-    let r4 = stu3::convert(resource).map_err(|e| RejectedResource::invalid(ty, e.0))?;
+    let carried = resource.get("resourceType").and_then(Value::as_str).and_then(stu3::r4_type).is_some();
+    let r4 = stu3::convert(resource).map_err(|e| match carried {
+        true => RejectedResource::unreadable(ty.clone(), e.0),
+        false => RejectedResource::not_carried(ty.clone(), e.0),
+    })?;
     normalise_resource(n, r4)
 }
 

@@ -18,9 +18,11 @@
 //!   gateway's ASID, [`client::GatewayIdentity`]), `Ssp-To` (the source's ASID: `SourceConfig`
 //!   has none, so it is derived from the source's ODS code by [`client::asid_for`]),
 //!   `Ssp-InteractionID`, and `Authorization: Bearer` an unsigned JWT (`alg: none`) with GP
-//!   Connect's claims, `exp` five minutes after `iat`. The adapter's calls carry no clinician,
-//!   so the JWT names the gateway itself as the requesting user; a real deployment behind the
-//!   Spine Security Proxy would name the user from the gateway's token.
+//!   Connect's claims, `exp` five minutes after `iat`. The JWT names the clinician the call is
+//!   made for ([`crate::CallContext::requester`]: the access token's user as the requesting
+//!   practitioner, with their national role, and their organisation as the requesting
+//!   organisation); the gateway is the requesting device. Only the gateway's own calls, made
+//!   for no user, name the gateway as the user.
 //! - **Errors** are STU3 OperationOutcomes with Spine error codes (`BAD_REQUEST`,
 //!   `INVALID_NHS_NUMBER`, `PATIENT_NOT_FOUND`, ...); only the status is read (404 on a find is
 //!   "not held"), the body is never echoed.

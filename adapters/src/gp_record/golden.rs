@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::model::Extract;
 use super::r4::{Normalised, normalise};
-use crate::adapter::{RejectionKind, SourceRecord};
+use crate::adapter::SourceRecord;
 use crate::fhir_r4::mapping::Normaliser;
 use crate::source::SourceId;
 
@@ -56,13 +56,7 @@ pub fn snapshot(record: &SourceRecord) -> String {
     let rejected: Vec<Value> = record
         .rejected
         .iter()
-        .map(|r| {
-            let kind = match r.kind {
-                RejectionKind::Invalid => "invalid",
-                RejectionKind::OtherPatient => "other-patient",
-            };
-            json!({"resourceType": r.resource_type, "kind": kind, "reason": r.reason})
-        })
+        .map(|r| json!({"resourceType": r.resource_type, "kind": r.kind.as_str(), "reason": r.reason}))
         .collect();
     let mut text = serde_json::to_string_pretty(&json!({"resources": resources, "rejected": rejected}))
         .expect("serialisable");

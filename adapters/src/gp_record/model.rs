@@ -246,6 +246,28 @@ pub struct Unreadable {
     pub reason: String,
 }
 
+impl Unreadable {
+    /// The practice the extract names, which could not be read.
+    pub fn practice() -> Self {
+        Self {
+            resource_type: Some("Organization".into()),
+            reason: "the practice, which could not be read".into(),
+        }
+    }
+
+    /// One report per row (at least one) of a part of the extract the adapter does not read:
+    /// every row of it is counted, none is skipped unseen.
+    pub fn unread_part(rows: usize) -> impl Iterator<Item = Self> {
+        std::iter::repeat_n(
+            Self {
+                resource_type: None,
+                reason: "a row in a part of the extract the adapter does not read".into(),
+            },
+            rows.max(1),
+        )
+    }
+}
+
 // Patient data must not reach logs or panics through `{:?}`: the model's `Debug` says what a
 // value is, never what it holds.
 impl std::fmt::Debug for Patient {

@@ -74,11 +74,11 @@ pub fn normalise(n: &Normaliser<'_>, extract: Extract, out: &mut SourceRecord) -
             Ok(resource) => push(resource, out),
             Err(reason) => out
                 .rejected
-                .push(RejectedResource::invalid(Some(entry.kind.resource_type().to_owned()), reason)),
+                .push(RejectedResource::unreadable(Some(entry.kind.resource_type().to_owned()), reason)),
         }
     }
     for u in extract.unreadable {
-        out.rejected.push(RejectedResource::invalid(u.resource_type, u.reason));
+        out.rejected.push(RejectedResource::unreadable(u.resource_type, u.reason));
     }
     done
 }

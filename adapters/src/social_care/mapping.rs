@@ -60,7 +60,7 @@ impl Profile for SocialCare {
     fn apply(&self, mut resource: Value) -> Result<Value, RejectedResource> {
         let ty = resource_type_of(&resource);
         if !ty.as_deref().is_some_and(|t| ACCEPTED_TYPES.contains(&t)) {
-            return Err(RejectedResource::invalid(ty, NOT_CARRIED));
+            return Err(RejectedResource::not_carried(ty, NOT_CARRIED));
         }
         let reject = |reason: &str| RejectedResource::invalid(ty.clone(), reason);
         let meta = resource

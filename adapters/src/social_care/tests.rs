@@ -65,8 +65,8 @@ async fn only_what_a_social_care_record_carries_passes_each_entry_accounted_for(
     assert_eq!(
         rejected,
         [
-            (Some("Condition"), RejectionKind::Invalid, NOT_CARRIED),
-            (Some("Consent"), RejectionKind::Invalid, NOT_CARRIED),
+            (Some("Condition"), RejectionKind::NotCarried, NOT_CARRIED),
+            (Some("Consent"), RejectionKind::NotCarried, NOT_CARRIED),
             (Some("Task"), RejectionKind::OtherPatient, "entry is about another patient"),
         ]
     );

@@ -178,16 +178,14 @@ pub fn extract(body: &[u8]) -> Result<Extract, AdapterError> {
     const READ: [&str; 5] = ["Patient", "Events", "CodedEntries", "Medication", "Referrals"];
     // A part of the extract the adapter does not read is reported, never skipped unseen.
     for other in doc.children.iter().filter(|c| !READ.contains(&c.name.as_str())) {
-        out.unreadable.push(Unreadable {
-            resource_type: None,
-            reason: format!(
-                "a part of the extract the adapter does not read ({} rows)",
-                other.children.len().max(1)
-            ),
-        });
+        out.unreadable.extend(Unreadable::unread_part(other.children.len()));
     }
-    for section in ["Events", "CodedEntries", "Medication", "Referrals"] {
-        for e in doc.child(section).map(|s| s.children.as_slice()).unwrap_or_default() {
+    if p.child("RegisteredUnit").is_some() && out.practice.is_none() {
+        out.unreadable.push(Unreadable::practice());
+    }
+    // Every section of each name (should an extract repeat one), sections in this order.
+    for name in &READ[1..] {
+        for e in doc.children.iter().filter(|c| c.name == *name).flat_map(|s| &s.children) {
             let entry = kind_of(e).and_then(|kind| {
                 let ty = Some(kind.resource_type());
                 row(e, kind).map_err(|reason| (ty, reason))

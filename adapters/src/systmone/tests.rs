@@ -61,3 +61,29 @@ fn a_search_answer_names_each_patient_and_a_unit_reads_as_the_practice() {
     let unit = mapping::unit(br#"<Unit ID="F80001" ODS="F80001">Camden MC</Unit>"#).unwrap();
     assert_eq!(unit.name, "Camden MC");
 }
+
+/// Every row of the document is either read or reported: each row of a part the reader does
+/// not know, every section of a name however often it comes, a practice that cannot be read.
+#[test]
+fn every_row_of_the_document_is_read_or_reported_whatever_part_it_is_in() {
+    let doc = r#"<SystmOneExtract xmlns="urn:tideway:dialect:systmone:1">
+  <Patient ID="p1"><NHSNumber Traced="true">9990000018</NHSNumber><RegisteredUnit ID="F80001">no ODS code</RegisteredUnit></Patient>
+  <Events><Event ID="e1" PatientID="p1" Date="2019-03-04T09:00:00Z"><Code Scheme="SNOMED" Value="185317003"/></Event></Events>
+  <Letters><Letter ID="l1"/><Letter ID="l2"/></Letters>
+  <Events><Event ID="e2" PatientID="p1" Date="2020-03-04T09:00:00Z"><Code Scheme="SNOMED" Value="185317003"/></Event></Events>
+</SystmOneExtract>"#;
+    let x = mapping::extract(doc.as_bytes()).unwrap();
+    let ids: Vec<&str> = x.entries.iter().map(|e| e.local_id.as_str()).collect();
+    assert_eq!(ids, ["e1", "e2"], "the repeated section is read too");
+    let reasons: Vec<&str> = x.unreadable.iter().map(|u| u.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "a row in a part of the extract the adapter does not read",
+            "a row in a part of the extract the adapter does not read",
+            "the practice, which could not be read",
+        ]
+    );
+    // Rows in the document: two events, two letters, the practice.
+    assert_eq!(x.entries.len() + x.unreadable.len(), 5);
+}

@@ -119,7 +119,10 @@ fn codes(e: &Element) -> Result<Vec<SourceCode>, &'static str> {
             "Snomed" => (CodeScheme::Snomed, "concept"),
             "Dmd" => (CodeScheme::Dmd, "code"),
             "Gemscript" => (CodeScheme::Gemscript, "code"),
-            _ => continue,
+            // What else a row holds, read by the row itself.
+            "Problem" | "Value" | "Dosage" | "Quantity" => continue,
+            // A code in a scheme this reader does not know would be lost: the row is reported.
+            _ => return Err("a part of a row this reader does not know"),
         };
         let Some(value) = attr(c, key) else { return Err("a code without its value") };
         let (code, term_id) = if scheme == CodeScheme::ReadV2 {
@@ -215,10 +218,20 @@ pub fn record(body: &[u8]) -> Result<Extract, AdapterError> {
         entries: Vec::new(),
         unreadable: Vec::new(),
     };
-    for e in doc.child("Journal").map(|j| j.children.as_slice()).unwrap_or_default() {
-        match journal_row(e) {
-            Ok(entry) => out.entries.push(entry),
-            Err(u) => out.unreadable.push(u),
+    if doc.child("Practice").is_some() && out.practice.is_none() {
+        out.unreadable.push(Unreadable::practice());
+    }
+    for other in
+        doc.children.iter().filter(|c| !["Patient", "Practice", "Journal"].contains(&c.name.as_str()))
+    {
+        out.unreadable.extend(Unreadable::unread_part(other.children.len()));
+    }
+    for journal in doc.children.iter().filter(|c| c.name == "Journal") {
+        for e in &journal.children {
+            match journal_row(e) {
+                Ok(entry) => out.entries.push(entry),
+                Err(u) => out.unreadable.push(u),
+            }
         }
     }
     Ok(out)

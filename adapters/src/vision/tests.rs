@@ -36,11 +36,11 @@ fn the_edge_case_fixture_normalises_to_its_snapshot_with_every_entry_accounted_f
         [
             (&RejectionKind::OtherPatient, "entry is filed under another patient"),
             (
-                &RejectionKind::Invalid,
+                &RejectionKind::Unreadable,
                 "a Vision Condition row with a Read code that is not 5 characters and a term id"
             ),
-            (&RejectionKind::Invalid, "a Vision journal row of a kind this adapter does not read"),
-            (&RejectionKind::Invalid, "a Vision AllergyIntolerance row with no id"),
+            (&RejectionKind::Unreadable, "a Vision journal row of a kind this adapter does not read"),
+            (&RejectionKind::Unreadable, "a Vision AllergyIntolerance row with no id"),
         ]
     );
 }
@@ -146,4 +146,33 @@ fn the_scenario_patients_fixtures_normalise_to_their_snapshots_with_nothing_reje
         codings(&v["medicationCodeableConcept"]),
         [pair(systems::GEMSCRIPT, "80055020"), pair(systems::DM_D, "322341003")]
     );
+}
+
+/// Every row of the document is either read or reported: a code in a scheme the reader does
+/// not know makes its row reported (never a code silently dropped), each row of a part the
+/// reader does not know is counted, every Journal is read, and a practice that cannot be read
+/// is reported.
+#[test]
+fn every_row_of_the_document_is_read_or_reported_and_no_code_is_dropped() {
+    let doc = r#"<VisionRecord xmlns="urn:tideway:dialect:vision:1">
+  <Practice id="u1">no ODS code</Practice>
+  <Patient id="p1"><NhsNumber status="01">9990000018</NhsNumber></Patient>
+  <Journal>
+    <Clinical id="c1" patient="p1" date="2019-01-01" category="problem" status="active"><Snomed concept="44054006">Type 2 diabetes</Snomed></Clinical>
+    <Clinical id="c2" patient="p1" date="2019-01-01" category="problem" status="active"><Snomed concept="44054006"/><Icd10 code="E11"/></Clinical>
+  </Journal>
+  <Attachments><Attachment id="a1"/></Attachments>
+  <Journal>
+    <Clinical id="c3" patient="p1" date="2020-01-01" category="problem" status="active"><Snomed concept="38341003"/></Clinical>
+  </Journal>
+</VisionRecord>"#;
+    let x = read(doc.as_bytes());
+    let ids: Vec<&str> = x.entries.iter().map(|e| e.local_id.as_str()).collect();
+    assert_eq!(ids, ["c1", "c3"]);
+    let reasons: Vec<&str> = x.unreadable.iter().map(|u| u.reason.as_str()).collect();
+    assert!(reasons.contains(&"the practice, which could not be read"), "{reasons:?}");
+    assert!(reasons.contains(&"a row in a part of the extract the adapter does not read"), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("a part of a row this reader does not know")), "{reasons:?}");
+    // Rows in the document: three journal rows, one attachment, the practice.
+    assert_eq!(x.entries.len() + x.unreadable.len(), 5);
 }

@@ -107,7 +107,7 @@ impl SourceReport {
             SourceEntry {
                 ok: true,
                 count: Some(r.resources.len()),
-                rejected: Some(count(RejectionKind::Invalid)),
+                rejected: Some(r.rejected.len() - count(RejectionKind::OtherPatient)),
                 other_patient: Some(count(RejectionKind::OtherPatient)),
                 error: None,
                 ms: 0,

@@ -47,7 +47,7 @@ pub async fn fetch_record(
         metrics::rejected_entries(adapter.id(), RejectionKind::OtherPatient, 1);
     }
     if let Ok(record) = &result {
-        for kind in [RejectionKind::Invalid, RejectionKind::OtherPatient] {
+        for kind in RejectionKind::ALL {
             let n = record.rejected.iter().filter(|r| r.kind == kind).count();
             if n > 0 {
                 metrics::rejected_entries(adapter.id(), kind, n);

@@ -270,10 +270,7 @@ where
 /// A source's answer carried `count` entries that were not passed on, for `kind`. Logged with
 /// the source and the count only: never which patient.
 pub fn rejected_entries(source: &SourceId, kind: RejectionKind, count: usize) {
-    let reason = match kind {
-        RejectionKind::Invalid => "invalid",
-        RejectionKind::OtherPatient => "other-patient",
-    };
+    let reason = kind.as_str();
     metrics()
         .rejected
         .get_or_create(&RejectedLabels { source: source.to_string(), reason })

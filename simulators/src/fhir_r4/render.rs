@@ -226,13 +226,16 @@ pub fn flag(patient: &mut Value, d: &Demographics) {
     }
 }
 
+/// When a practice's Organization last changed, as every exchange reports it.
+pub const PRACTICE_UPDATED: &str = "2024-01-01T09:00:00Z";
+
 /// The registered practice's Organization, id'd by its ODS code.
 pub fn organization(d: &Demographics) -> Value {
     let p = &d.practice;
     json!({
         "resourceType": "Organization",
         "id": p.ods_code,
-        "meta": {"lastUpdated": "2024-01-01T09:00:00Z"},
+        "meta": {"lastUpdated": PRACTICE_UPDATED},
         "identifier": [{"system": systems::ODS_ORGANIZATION_CODE, "value": p.ods_code}],
         "active": true,
         "type": [{"coding": [{

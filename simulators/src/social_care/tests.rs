@@ -46,7 +46,11 @@ fn expected_entries(r: &SocialCareRecord) -> Vec<Entry> {
     let directory = Some("2024-01-01T09:00:00Z".to_owned());
     let mut out: Vec<Entry> = vec![
         ("Organization", r.authority.id.clone(), directory.clone()),
-        ("Organization", r.demographics.practice.ods_code.clone(), None),
+        (
+            "Organization",
+            r.demographics.practice.ods_code.clone(),
+            Some(crate::fhir_r4::render::PRACTICE_UPDATED.to_owned()),
+        ),
         ("Practitioner", r.social_worker.id.clone(), directory.clone()),
         ("PractitionerRole", r.social_worker.role_id.clone(), directory),
         ("EpisodeOfCare", r.episode.id.clone(), Some(r.episode.last_updated.clone())),

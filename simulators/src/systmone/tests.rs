@@ -31,6 +31,13 @@ impl Target for SystmOneTarget {
         Some(FaultConfig { external_entity_rate: 1.0, ..FaultConfig::default() })
     }
 
+    fn expected_entries(
+        &self,
+        record: &crate::population::PatientRecord,
+    ) -> Vec<(&'static str, String, Option<String>)> {
+        crate::gp_system::expected_entries(record)
+    }
+
     /// One extract per patient, with no links in it.
     fn next_links(&self) -> conformance::NextLinks {
         conformance::NextLinks::Absent
