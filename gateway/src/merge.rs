@@ -47,7 +47,7 @@ pub struct Merged {
 /// ordinary entry, though adapters withhold those as another patient's data before this. `recorded` is the Provenance
 /// `recorded` instant (passed in so the function stays pure).
 pub fn merge(sources: &[SourceResources], patient_id: &str, recorded: &str) -> Merged {
-    merge_with(sources, patient_id, |fact| provenance_for(fact, recorded))
+    merge_with(sources, patient_id, |fact| provenance_for(fact, recorded), with_codes_of)
 }
 
 /// One merged fact that needs a Provenance: the kept entry and every (source, resource id)
@@ -78,11 +78,13 @@ impl MergedFact<'_> {
 }
 
 /// [`merge`] with the Provenance for each merged fact made by `provenance` (which may reuse one
-/// made for an earlier answer; see [`MergedFact::identity`]).
+/// made for an earlier answer; see [`MergedFact::identity`]), and each kept entry widened with a
+/// folded copy's codes by `widen` ([`with_codes_of`], or a memo of it).
 pub fn merge_with(
     sources: &[SourceResources],
     patient_id: &str,
     mut provenance: impl FnMut(&MergedFact<'_>) -> NormalisedResource,
+    mut widen: impl FnMut(&NormalisedResource, &SourceId, &NormalisedResource) -> Option<NormalisedResource>,
 ) -> Merged {
     let mut patient: Option<NormalisedResource> = None;
     let mut kept: Vec<NormalisedResource> = Vec::new();
@@ -120,7 +122,7 @@ pub fn merge_with(
         }
     }
     for (index, source, copy) in copies {
-        if let Some(widened) = with_codes_of(&kept[index], source, copy) {
+        if let Some(widened) = widen(&kept[index], source, copy) {
             kept[index] = widened;
         }
     }
@@ -149,7 +151,7 @@ pub const CODING_FROM_URL: &str = "https://fhir.tideway.london/StructureDefiniti
 /// recorded (a SystmOne CTV3 code beside an EMIS code id); `None` when it lacks none. Codings a
 /// terminology map added to the copy are not carried over: the kept entry's own maps speak
 /// for it.
-fn with_codes_of(
+pub fn with_codes_of(
     kept: &NormalisedResource,
     source: &SourceId,
     copy: &NormalisedResource,

@@ -128,3 +128,22 @@ async fn an_invalid_resource_is_rejected_and_named_while_the_rest_pass() {
     assert!(!record.rejected[0].reason.contains("SECRET"));
     handle.stop(false).await;
 }
+
+/// The adapter's golden test: a hand-written `$everything` answer of edge cases (a Read v2 code
+/// to map, an invalid resource, another patient's entry, the practice, an outcome entry) goes in
+/// over HTTP; the normalised record is compared with the committed snapshot
+/// (`adapters/tests/golden/fhir-r4/edge-cases.r4.json`; `UPDATE_GOLDEN=1` rewrites it), and every
+/// entry but the outcome is a resource or a rejection.
+#[tokio::test]
+async fn the_edge_case_answer_normalises_to_its_snapshot_with_every_entry_accounted_for() {
+    let path = crate::gp_record::golden::dir("fhir-r4").join("edge-cases.bundle.json");
+    let bundle: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let entries = bundle["entry"].as_array().unwrap().len();
+    let (base, handle) = fake_server(Arc::new(move |_| fhir_json(&bundle))).await;
+    let record = adapter(base).fetch_record(&link("p1"), &ctx()).await.unwrap();
+    handle.stop(true).await;
+    crate::gp_record::golden::compare("fhir-r4", "edge-cases", &record);
+    assert_eq!(record.resources.len() + record.rejected.len(), entries - 1, "all but the outcome entry");
+    let kinds: Vec<crate::RejectionKind> = record.rejected.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [crate::RejectionKind::Invalid, crate::RejectionKind::OtherPatient]);
+}

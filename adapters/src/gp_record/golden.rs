@@ -70,8 +70,14 @@ pub fn check(dialect: &str, name: &str, ext: &str, read: impl Fn(&[u8]) -> Extra
     let dir = dir(dialect);
     let input = std::fs::read(dir.join(format!("{name}.{ext}"))).expect("the fixture is committed");
     let (record, _) = run(read(&input));
-    let got = snapshot(&record);
-    let expected_path = dir.join(format!("{name}.r4.json"));
+    compare(dialect, name, &record);
+    record
+}
+
+/// Compares `record`'s snapshot with `{dir}/{name}.r4.json` (rewritten under `UPDATE_GOLDEN=1`).
+pub fn compare(dialect: &str, name: &str, record: &SourceRecord) {
+    let got = snapshot(record);
+    let expected_path = dir(dialect).join(format!("{name}.r4.json"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&expected_path, &got).expect("the snapshot is written");
     }
@@ -81,7 +87,6 @@ pub fn check(dialect: &str, name: &str, ext: &str, read: impl Fn(&[u8]) -> Extra
         "{dialect}/{name}: the R4 differs from {} (UPDATE_GOLDEN=1 rewrites it)",
         expected_path.display()
     );
-    record
 }
 
 /// The normalised resource of the fixture's local id `local`, as JSON.

@@ -87,3 +87,41 @@ fn every_row_of_the_document_is_read_or_reported_whatever_part_it_is_in() {
     // Rows in the document: two events, two letters, the practice.
     assert_eq!(x.entries.len() + x.unreadable.len(), 5);
 }
+
+/// The hand-written edge cases (a CTV3-only problem, a local `Y` code, an ended problem coded
+/// twice, an open out-of-hours call, a problem in a scheme the reader does not know, one
+/// without a code, one filed under another patient, a type it does not read, a part it does
+/// not read, a repeated section) normalise to the committed snapshot, and every row of the
+/// document, counted from the document itself, is a resource or a rejection.
+#[test]
+fn the_edge_case_fixture_normalises_to_its_snapshot_with_every_row_accounted_for() {
+    use crate::adapter::RejectionKind;
+    use crate::gp_record::golden;
+    let record = golden::check("systmone", "edge-cases", "systmone.xml", |body| {
+        mapping::extract(body).expect("the fixture reads")
+    });
+    let text = std::fs::read_to_string(golden::dir("systmone").join("edge-cases.systmone.xml")).unwrap();
+    // The patient, its practice, and every element under a section.
+    let rows = 2 + ["<Event ", "<Entry ", "<Issue ", "<Letter "]
+        .iter()
+        .map(|t| text.matches(t).count())
+        .sum::<usize>();
+    assert_eq!(rows, 15);
+    assert_eq!(record.resources.len() + record.rejected.len(), rows);
+    let kinds: Vec<RejectionKind> = record.rejected.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            RejectionKind::Unreadable,
+            RejectionKind::OtherPatient,
+            RejectionKind::Unreadable,
+            RejectionKind::Unreadable,
+            RejectionKind::Unreadable,
+            RejectionKind::Unreadable,
+        ]
+    );
+    let ids: Vec<&str> = record.resources.iter().map(|r| r.id.as_str()).collect();
+    for id in ["golden.e1", "golden.e2", "golden.c1", "golden.c2", "golden.o1", "golden.m1", "golden.c6"] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+}

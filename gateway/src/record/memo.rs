@@ -21,11 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
-use tideway_adapters::NormalisedResource;
+use tideway_adapters::{NormalisedResource, SourceId};
 use tideway_policy::Directive;
 use tideway_profiles::NhsNumber;
 
-use crate::merge::{MergedFact, provenance_for};
+use crate::merge::{MergedFact, provenance_for, with_codes_of};
 use crate::store::SourceLink;
 
 /// Longest time this replica trusts its own copy of the locator's answers.
@@ -40,6 +40,20 @@ const CAPACITY: u64 = 100_000;
 /// How long a Provenance made for a merged fact is reused.
 const PROVENANCE_AGE: Duration = Duration::from_secs(3600);
 
+/// Widened entries remembered at most, and for how long: each holds its two inputs' JSON alive,
+/// so fewer and shorter-lived than the rest.
+const WIDENED_CAPACITY: u64 = 10_000;
+const WIDENED_AGE: Duration = Duration::from_secs(600);
+
+/// A kept entry widened with a folded copy's codes, with the JSON it was made from: held so
+/// that the addresses keying it cannot be reused for other content while it is remembered.
+#[derive(Clone)]
+struct Widened {
+    kept: Arc<[u8]>,
+    copy: Arc<[u8]>,
+    result: Option<NormalisedResource>,
+}
+
 /// A patient's directives and the consent epoch they were read under.
 type Remembered = (u64, Arc<Vec<Directive>>);
 
@@ -52,6 +66,9 @@ pub struct ReplicaMemo {
     /// does not leave the rows it read before the write in the memo.
     links_epoch: Arc<AtomicU64>,
     provenance: moka::sync::Cache<String, NormalisedResource>,
+    /// Kept entries widened with folded copies' codes, by the addresses of the two JSONs (the
+    /// per-source cache hands out the same bytes on every warm answer).
+    widened: moka::sync::Cache<(usize, usize), Widened>,
     /// What the gateway made for a record (its Provenance), by `Type/id`, so a read by id finds
     /// one made for a narrower question than the whole record.
     made: moka::sync::Cache<String, NormalisedResource>,
@@ -81,6 +98,10 @@ impl ReplicaMemo {
                 .time_to_live(PROVENANCE_AGE)
                 .build(),
             made: moka::sync::Cache::builder().max_capacity(CAPACITY).time_to_live(PROVENANCE_AGE).build(),
+            widened: moka::sync::Cache::builder()
+                .max_capacity(WIDENED_CAPACITY)
+                .time_to_live(WIDENED_AGE)
+                .build(),
         }
     }
 
@@ -107,6 +128,30 @@ impl ReplicaMemo {
     /// recorded now.
     pub fn provenance(&self, fact: &MergedFact<'_>, now: impl FnOnce() -> String) -> NormalisedResource {
         self.provenance.get_with(fact.identity(), || provenance_for(fact, &now()))
+    }
+
+    /// `kept` widened with `copy`'s codes ([`with_codes_of`]): as made before for exactly these
+    /// bytes, or made now and remembered.
+    pub fn widened(
+        &self,
+        kept: &NormalisedResource,
+        source: &SourceId,
+        copy: &NormalisedResource,
+    ) -> Option<NormalisedResource> {
+        let key =
+            (Arc::as_ptr(&kept.json).cast::<u8>() as usize, Arc::as_ptr(&copy.json).cast::<u8>() as usize);
+        if let Some(w) = self.widened.get(&key)
+            && Arc::ptr_eq(&w.kept, &kept.json)
+            && Arc::ptr_eq(&w.copy, &copy.json)
+        {
+            return w.result;
+        }
+        let result = with_codes_of(kept, source, copy);
+        self.widened.insert(
+            key,
+            Widened { kept: kept.json.clone(), copy: copy.json.clone(), result: result.clone() },
+        );
+        result
     }
 
     /// The NHS number behind `id`, if remembered.

@@ -360,15 +360,20 @@ impl RecordService {
         // names every origin. Without filters (`$everything`) none of that bookkeeping is done.
         let filtering = criteria.filters();
         let mut origins: HashMap<String, Vec<String>> = HashMap::new();
-        let merged = merge_with(&per_source, id, |fact| {
-            if filtering {
-                origins.insert(
-                    fact.target.id.clone(),
-                    fact.origins.iter().map(|(_, o)| (*o).to_owned()).collect(),
-                );
-            }
-            self.memo.provenance(fact, recorded_now)
-        });
+        let merged = merge_with(
+            &per_source,
+            id,
+            |fact| {
+                if filtering {
+                    origins.insert(
+                        fact.target.id.clone(),
+                        fact.origins.iter().map(|(_, o)| (*o).to_owned()).collect(),
+                    );
+                }
+                self.memo.provenance(fact, recorded_now)
+            },
+            |kept, source, copy| self.memo.widened(kept, source, copy),
+        );
         report.merged(merged.folded);
         let mut resources = merged.resources;
         // A map Provenance's id names its source, map version and targets: made again for the

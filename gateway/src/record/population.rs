@@ -92,7 +92,12 @@ impl RecordService {
         // The Provenance of merged facts is not exported: made and dropped, never remembered (a
         // walk of the whole population would fill the replica's memo with it).
         let recorded = recorded_now();
-        let merged = merge_with(&per_source, id, |fact| crate::merge::provenance_for(fact, &recorded));
+        let merged = merge_with(
+            &per_source,
+            id,
+            |fact| crate::merge::provenance_for(fact, &recorded),
+            crate::merge::with_codes_of,
+        );
         let resources = merged.resources.into_iter().filter(|r| r.resource_type != "Provenance").collect();
         Ok(PopulationRecord { resources, sources: records.into_iter().map(|(s, _)| s).collect(), failures })
     }
