@@ -73,10 +73,10 @@ impl RecordService {
             notices.push(Notice::Superseded);
         }
         let mut audited = Vec::new();
+        let asking = Asking::for_principal(call.request_id(), principal);
         for nhs in &numbers {
             let id = self.ids.id_for(nhs);
-            let found =
-                self.find_everywhere(nhs, &id, &Asking::for_principal(call.request_id(), principal)).await?;
+            let found = self.find_everywhere(nhs, &id, &asking).await?;
             if found.0.is_none() {
                 continue;
             }

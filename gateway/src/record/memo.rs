@@ -222,3 +222,44 @@ impl ReplicaMemo {
         self.consents_epoch.fetch_add(1, Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn allergy(source: &str, extra: Value) -> NormalisedResource {
+        let mut coding = vec![json!({"system": "http://snomed.info/sct", "code": "91936005"})];
+        coding.extend(extra.as_array().cloned().unwrap_or_default());
+        NormalisedResource::from_value(
+            &json!({"resourceType": "AllergyIntolerance", "id": format!("{source}.al1"),
+            "code": {"coding": coding}, "patient": {"reference": "Patient/p"}, "recordedDate": "2019-05-01"}),
+        )
+        .unwrap()
+    }
+
+    /// A remembered widening is the one made from exactly these bytes: the same answer again
+    /// for the same buffers, and a fresh one for other bytes (even were an address reused).
+    #[test]
+    fn a_widening_is_remembered_for_the_very_bytes_it_was_made_from() {
+        let memo = ReplicaMemo::new(Duration::from_secs(30), true);
+        let emis = SourceId::parse("emis").unwrap();
+        let kept = allergy("s1", json!([]));
+        let copy = allergy(
+            "emis",
+            json!([{"system": "https://fhir.tideway.london/CodeSystem/emis-code-id", "code": "1"}]),
+        );
+        let first = memo.widened(&kept, &emis, &copy).expect("the copy adds a code");
+        assert_eq!(first.json, with_codes_of(&kept, &emis, &copy).unwrap().json);
+        let again = memo.widened(&kept, &emis, &copy).unwrap();
+        assert!(Arc::ptr_eq(&first.json, &again.json), "the same buffers give the remembered entry");
+        let other = allergy(
+            "emis",
+            json!([{"system": "https://fhir.tideway.london/CodeSystem/emis-code-id", "code": "2"}]),
+        );
+        let fresh = memo.widened(&kept, &emis, &other).unwrap();
+        assert!(String::from_utf8_lossy(&fresh.json).contains("\"code\":\"2\""));
+        assert!(memo.widened(&kept, &emis, &kept).is_none(), "nothing to add, nothing made");
+    }
+}
