@@ -146,6 +146,12 @@ pub fn merge_with(
 /// source and its resource id, as the Provenance entity names them.
 pub const CODING_FROM_URL: &str = "https://fhir.tideway.london/StructureDefinition/coding-reported-by";
 
+/// Whether `copy`'s main code carries a coding `kept`'s lacks, read from their facts: most
+/// copies add nothing, and then no JSON need be read (nor remembered).
+pub fn may_add_codes(kept: &NormalisedResource, copy: &NormalisedResource) -> bool {
+    !copy.facts.codes.iter().all(|c| kept.facts.codes.contains(c))
+}
+
 /// `kept` with the main-code codings of `copy` (another source's copy of the same fact) that it
 /// lacks appended, each marked with [`CODING_FROM_URL`], so folding keeps every code any source
 /// recorded (a SystmOne CTV3 code beside an EMIS code id); `None` when it lacks none. Codings a
@@ -156,8 +162,7 @@ pub fn with_codes_of(
     source: &SourceId,
     copy: &NormalisedResource,
 ) -> Option<NormalisedResource> {
-    // Most copies add nothing (their codes are the kept entry's): no JSON is read for them.
-    if copy.facts.codes.iter().all(|c| kept.facts.codes.contains(c)) {
+    if !may_add_codes(kept, copy) {
         return None;
     }
     let pointer = tideway_profiles::facts::main_code_pointer(&kept.resource_type)?;

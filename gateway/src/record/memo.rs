@@ -25,7 +25,7 @@ use tideway_adapters::{NormalisedResource, SourceId};
 use tideway_policy::Directive;
 use tideway_profiles::NhsNumber;
 
-use crate::merge::{MergedFact, provenance_for, with_codes_of};
+use crate::merge::{MergedFact, may_add_codes, provenance_for, with_codes_of};
 use crate::store::SourceLink;
 
 /// Longest time this replica trusts its own copy of the locator's answers.
@@ -138,6 +138,9 @@ impl ReplicaMemo {
         source: &SourceId,
         copy: &NormalisedResource,
     ) -> Option<NormalisedResource> {
+        if !may_add_codes(kept, copy) {
+            return None;
+        }
         let key =
             (Arc::as_ptr(&kept.json).cast::<u8>() as usize, Arc::as_ptr(&copy.json).cast::<u8>() as usize);
         if let Some(w) = self.widened.get(&key)

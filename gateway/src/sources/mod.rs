@@ -70,14 +70,14 @@ impl Sources {
 }
 
 /// For whom a request's calls to the sources are made: its request id (forwarded as
-/// `X-Request-ID`) and the person asking, when a person is, whom sources that audit their own
-/// readers are told of (GP Connect's JWT).
+/// `X-Request-ID`) and the person asking, whom sources that audit their own readers are told of
+/// (GP Connect's JWT).
 #[derive(Debug, Clone)]
 pub struct Asking {
     /// The gateway's request id.
     pub request_id: String,
-    /// The person asking; `None` for the gateway's own work.
-    pub requester: Option<Requester>,
+    /// The person asking.
+    pub requester: Requester,
 }
 
 impl Asking {
@@ -85,11 +85,11 @@ impl Asking {
     pub fn for_principal(request_id: &str, principal: &tideway_auth::Principal) -> Self {
         Self {
             request_id: request_id.to_owned(),
-            requester: Some(Requester {
+            requester: Requester {
                 user_id: principal.user_id.clone(),
                 role: principal.role.as_str().to_owned(),
                 organisation: principal.organisation.as_str().to_owned(),
-            }),
+            },
         }
     }
 }
@@ -190,7 +190,7 @@ impl Federation {
             deadline: own.min(overall),
             max_body_bytes: adapter.config().max_body_bytes,
             request_id: asking.request_id.clone(),
-            requester: asking.requester.clone(),
+            requester: Some(asking.requester.clone()),
         }
     }
 
