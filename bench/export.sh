@@ -5,6 +5,7 @@
 #   bash bench/export.sh              # both sizes; ~10 minutes on the 2-core bench machine
 #   SIZES="400" bash bench/export.sh  # patients per borough, space-separated
 #   FIGURES=0 SIZES=4000 bash bench/export.sh  # the export alone (no population-figures walk)
+#   GROUP=cohort.diabetes FIGURES=0 bash bench/export.sh  # a Group export instead of system-level
 #
 # For each size: `tideway demo --patients N` (release build, the regional mix of SystmOne,
 # EMIS, Vision, GP Connect, FHIR R4 and social care simulators, its SQLite store, export pacing
@@ -23,6 +24,7 @@ SIZES=${SIZES:-"400 4000"}
 BOROUGHS=${BOROUGHS:-25}
 RATE=${RATE:-100000}
 FIGURES=${FIGURES:-1}
+GROUP=${GROUP:-}
 out=bench/results/export-latest.md
 cargo build --release --locked --bin tideway >&2
 bin=$CARGO_TARGET_DIR/release/tideway
@@ -48,7 +50,7 @@ for n in $SIZES; do
   figured=$(date +%s.%N)
   mem_walk=$(hwm $pid)
   t0=$(date +%s.%N)
-  "$bin" export --ready-file "$dir/ready.json" --out "$dir/out" --timeout-secs 3600 >"$dir/export.log" 2>&1
+  "$bin" export --ready-file "$dir/ready.json" --out "$dir/out" --timeout-secs 3600 ${GROUP:+--group "$GROUP"} >"$dir/export.log" 2>&1
   t1=$(date +%s.%N)
   mem_export=$(hwm $pid)
   patients=$(wc -l <"$dir/out/Patient.ndjson")
@@ -63,7 +65,7 @@ done
 {
   echo "# Bulk export benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, commit $(git rev-parse --short HEAD))"
   echo
-  echo "Command: \`bash bench/export.sh\` (SIZES=\"$SIZES\" patients per borough, $BOROUGHS boroughs, pace $RATE patients/s)."
+  echo "Command: \`bash bench/export.sh\` (SIZES=\"$SIZES\" patients per borough, $BOROUGHS boroughs, pace $RATE patients/s${GROUP:+, Group $GROUP})."
   echo
   echo "| registered patients | demo start s | figures walk s | walk patients/s | export s | patients exported | resources | output MB | export patients/s | export MB/s | peak RSS after start MB | after walk MB | after export MB |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"

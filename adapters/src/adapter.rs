@@ -315,6 +315,13 @@ pub trait SourceAdapter: Send + Sync + 'static {
         &self.config().id
     }
 
+    /// Whether the source's terms of use let its records be read for secondary use
+    /// (de-identified exports and the dashboards' figures). A source that serves direct care
+    /// only is never asked for them: a call to it says why it is made, and that must be true.
+    fn serves_secondary_use(&self) -> bool {
+        true
+    }
+
     /// Finds the source's record of the patient with this NHS number. `gateway_id` is the id the
     /// gateway publishes for the patient; the returned Patient already carries it. The NHS
     /// number must never be put in a URL (use POST `_search` or a body). Callers use

@@ -26,7 +26,7 @@ pub use age::{AgeBand, age_band};
 pub use postcode::postcode_district;
 pub use profile::{BirthDetail, DatePrecision, PlaceDetail, Profile};
 pub use pseudonym::{KeyError, MAX_KID_LEN, MIN_SECRET_LEN, ProjectKey, Pseudonymiser};
-pub use resource::{AGE_BAND_EXTENSION, EXPORTED_TYPES, deidentify};
+pub use resource::{AGE_BAND_EXTENSION, EXPORTED_TYPES, deidentify, in_patient_compartment};
 
 #[cfg(test)]
 mod tests;

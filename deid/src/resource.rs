@@ -36,6 +36,13 @@ pub const EXPORTED_TYPES: [&str; 14] = [
     "Task",
 ];
 
+/// Whether an exported type is in FHIR R4's Patient compartment, so a Patient-level export
+/// (`GET /Patient/$export`) carries it. Task is not: a task is about its `focus`, and only
+/// reaches a patient through `for`, which the compartment does not list.
+pub fn in_patient_compartment(resource_type: &str) -> bool {
+    resource_type != "Task" && EXPORTED_TYPES.contains(&resource_type)
+}
+
 /// `resource` (one resource of the record of the patient with NHS number `patient_nhs`) in the
 /// de-identified form of `profile`, with ids and references rewritten to the pseudonyms of
 /// `pseudonyms`; ages are computed at `on`.

@@ -392,3 +392,24 @@ fn a_cell_bridging_two_suppressed_blocks_is_protected_too() {
     assert!(counts.iter().zip(&published).all(|(c, p)| *c >= 5 || p.is_none()));
     assert!(hidden > small, "only the small cells were suppressed: {published:?}");
 }
+
+#[test]
+fn the_patient_level_export_carries_exactly_the_exported_types_of_the_patient_compartment() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/hl7-fhir-r4-examples/CompartmentDefinition-patient.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("the shared R4 examples are needed at {}: {e}", path.display()));
+    let compartment: Value = serde_json::from_str(&text).unwrap();
+    let members: Vec<&str> = compartment["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["param"].as_array().is_some_and(|p| !p.is_empty()))
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    for t in EXPORTED_TYPES {
+        assert_eq!(in_patient_compartment(t), members.contains(&t), "{t}");
+    }
+    assert!(!in_patient_compartment("Task"), "the fixture tells Task apart");
+    assert!(!in_patient_compartment("Provenance"), "a type that is not exported is in no export");
+}

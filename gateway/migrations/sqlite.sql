@@ -219,6 +219,14 @@ CREATE TABLE IF NOT EXISTS export_job (
     created_us       BIGINT NOT NULL,
     updated_us       BIGINT NOT NULL
 );
+-- Which run of which replica is walking each export job, until when: a run holds its job's
+-- lease while it walks and renews it as it goes, so two replicas never walk one job at once; a
+-- lease that lapses (its replica died) lets another replica resume the job.
+CREATE TABLE IF NOT EXISTS export_lease (
+    job_id   TEXT   NOT NULL PRIMARY KEY,
+    holder   TEXT   NOT NULL,
+    until_us BIGINT NOT NULL
+);
 -- The dashboards' population figures: the latest computed set, as JSON (counts only, small
 -- cells already suppressed).
 CREATE TABLE IF NOT EXISTS population_figures (

@@ -328,6 +328,7 @@ impl Application {
         crate::clients::spawn_refresh(state.clone(), state.settings.registry.refresh_secs);
         state.dashboard.set_exports(state.secondary.exports.live());
         crate::secondary::export::spawn_unfinished(state.clone());
+        crate::secondary::export::spawn_expiry(state.clone());
         crate::secondary::aggregate::spawn(state.clone());
         crate::client_keys::spawn_reload(state.clone(), state.settings.auth.jwks_reload_secs);
         crate::certificates::watch(state.settings.clone(), state.registry.clone()).await;

@@ -22,6 +22,10 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
             "name": "match",
             "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
             "documentation": "IHE PDQm ITI-119: POST a Parameters with resource (a Patient: NHS number, name, birthDate, gender, postcode), onlyCertainMatches (default true) and count (1 to 20, default 10); candidates carry search.score and the match-grade extension. Sources are searched by NHS number; without one, only patients the gateway has already seen can be found"
+        }, {
+            "name": "export",
+            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+            "documentation": "Bulk Data export (Prefer: respond-async; GET, or POST with a Parameters body) of the whole registered population's Patient-compartment data, de-identified, opted-out patients left out; _type, _since and _outputFormat=application/fhir+ndjson; patient is refused (a de-identified export names no one); for secondary use only"
         }]
     })];
     for t in tideway_profiles::PATIENT_SEARCH_TYPES {
@@ -127,7 +131,7 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
             "operation": [{
                 "name": "export",
                 "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-                "documentation": "Bulk Data export (Prefer: respond-async) of the whole registered population, de-identified, opted-out patients left out; _type, _since and _outputFormat=application/fhir+ndjson; for secondary use only"
+                "documentation": "Bulk Data export (Prefer: respond-async; GET, or POST with a Parameters body) of the whole registered population, de-identified, opted-out patients left out; _type, _since and _outputFormat=application/fhir+ndjson; for secondary use only"
             }]
         }]
     })

@@ -287,6 +287,13 @@ impl SourceAdapter for GpConnectAdapter {
         &self.config
     }
 
+    /// GP Connect is for direct care: every call's JWT says `reason_for_request: directcare`
+    /// (the only reason a provider accepts from a consumer like this one), so the gateway never
+    /// reads a GP Connect practice for an export or the dashboards' figures.
+    fn serves_secondary_use(&self) -> bool {
+        false
+    }
+
     async fn find(
         &self,
         nhs: &NhsNumber,

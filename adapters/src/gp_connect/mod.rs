@@ -23,6 +23,11 @@
 //!   practitioner, with their national role, and their organisation as the requesting
 //!   organisation); the gateway is the requesting device. Only the gateway's own calls, made
 //!   for no user, name the gateway as the user.
+//! - **Direct care only.** The JWT's `reason_for_request` is always `directcare`, the reason
+//!   GP Connect's consumer terms allow here; secondary uses (the Bulk Data export, the
+//!   dashboards' figures) therefore never ask a GP Connect practice
+//!   ([`crate::SourceAdapter::serves_secondary_use`]), and an export names the practice as a
+//!   gap in its error file instead.
 //! - **Errors** are STU3 OperationOutcomes with Spine error codes (`BAD_REQUEST`,
 //!   `INVALID_NHS_NUMBER`, `PATIENT_NOT_FOUND`, ...); only the status is read (404 on a find is
 //!   "not held"), the body is never echoed.

@@ -1,7 +1,9 @@
 //! Bulk Data `$export` (asynchronous request pattern) and the population figures:
 //!
-//! - `GET /$export`, `GET /Group/{id}/$export` with `Prefer: respond-async`: 202 with
-//!   `Content-Location` naming the status URL;
+//! - `GET /$export`, `GET /Patient/$export` (the Patient compartment's types only),
+//!   `GET /Group/{id}/$export` with `Prefer: respond-async`: 202 with `Content-Location` naming
+//!   the status URL; each also as POST with a `Parameters` body (`_type`, `_since`,
+//!   `_outputFormat`; `patient` is refused, since a de-identified export names no one);
 //! - `GET /export-status/{job}`: 202 with `X-Progress` and `Retry-After` while it runs, 200
 //!   with the manifest when done, 500 with an OperationOutcome if it failed; `DELETE` cancels
 //!   (or forgets a finished job) and removes its files;
@@ -20,7 +22,7 @@ use tideway_auth::Interaction;
 
 use super::call::FhirCall;
 use super::error::ApiError;
-use super::{GET_HEAD, fhir, readable};
+use super::{GET_HEAD, GET_HEAD_POST, fhir, readable};
 use crate::audit::AuditOutcome;
 use crate::secondary::aggregate;
 use crate::secondary::export::{Job, JobOwner, JobParams, JobState};
@@ -30,8 +32,9 @@ const NDJSON: &str = "application/fhir+ndjson";
 
 /// Registers the routes (before the FHIR type routes, which would match some of them).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(readable(fhir("/$export", "bulk-export", GET_HEAD), kick_off_system))
-        .service(readable(fhir("/Group/{id}/$export", "bulk-export", GET_HEAD), kick_off_group))
+    cfg.service(kick_off_route("/$export", kick_off_system))
+        .service(kick_off_route("/Patient/$export", kick_off_patients))
+        .service(kick_off_route("/Group/{id}/$export", kick_off_group))
         .service(readable(fhir("/Group", "group-read", GET_HEAD), groups))
         .service(readable(fhir("/Group/{id}", "group-read", GET_HEAD), group))
         .service(
@@ -51,16 +54,61 @@ async fn secondary(call: FhirCall) -> Result<FhirCall, ApiError> {
     }
 }
 
-async fn kick_off_system(call: FhirCall, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    kick_off(call, req, None).await
+/// A kick-off endpoint: GET (parameters in the query) and POST (a `Parameters` resource, or a
+/// form, in the body, as Bulk Data v2 allows).
+fn kick_off_route<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    readable(fhir(path, "bulk-export", GET_HEAD_POST), handler.clone()).route(web::post().to(handler))
+}
+
+async fn kick_off_system(
+    call: FhirCall,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    kick_off(call, req, body, Level::System).await
+}
+
+async fn kick_off_patients(
+    call: FhirCall,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    kick_off(call, req, body, Level::Patients).await
 }
 
 async fn kick_off_group(
     call: FhirCall,
     req: HttpRequest,
+    body: web::Payload,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    kick_off(call, req, Some(id.into_inner())).await
+    kick_off(call, req, body, Level::Group(id.into_inner())).await
+}
+
+/// What an export is asked of: the Bulk Data IG's three kick-off levels.
+enum Level {
+    /// `/$export`: every exported type, the whole registered population.
+    System,
+    /// `/Patient/$export`: the whole registered population, the types of the Patient
+    /// compartment only.
+    Patients,
+    /// `/Group/{id}/$export`: one group's patients.
+    Group(String),
+}
+
+impl Level {
+    /// Whether this level exports `resource_type` (one of the exported types).
+    fn carries(&self, resource_type: &str) -> bool {
+        match self {
+            Self::Patients => tideway_deid::in_patient_compartment(resource_type),
+            Self::System | Self::Group(_) => true,
+        }
+    }
 }
 
 /// Whether the client asked for the asynchronous pattern (`Prefer: respond-async`).
@@ -78,13 +126,29 @@ fn offered_groups(state: &AppState) -> Vec<String> {
     out
 }
 
-async fn kick_off(call: FhirCall, req: HttpRequest, group: Option<String>) -> Result<HttpResponse, ApiError> {
+async fn kick_off(
+    call: FhirCall,
+    req: HttpRequest,
+    body: web::Payload,
+    level: Level,
+) -> Result<HttpResponse, ApiError> {
     let call = secondary(call).await?;
-    let (call, params) = call.params(&req, &["_type", "_since", "_outputFormat"]).await?;
+    let call = if req.method() == actix_web::http::Method::POST {
+        super::post::with_body(call, &req, body).await?
+    } else {
+        call
+    };
+    let (call, params) = call.params(&req, &["_type", "_since", "_outputFormat", "patient"]).await?;
     let state = call.state.clone();
     let parsed = (|| {
         if !prefers_async(&req) {
             return Err(ApiError::invalid("a bulk export runs asynchronously: send Prefer: respond-async"));
+        }
+        if !params.all("patient").is_empty() {
+            return Err(ApiError::invalid(
+                "patient: a de-identified export is never of named patients; export a Group (GET /Group lists them)",
+            )
+            .at("patient"));
         }
         if let Some(f) = params.one("_outputFormat")?
             && !matches!(
@@ -103,16 +167,20 @@ async fn kick_off(call: FhirCall, req: HttpRequest, group: Option<String>) -> Re
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
             .collect();
-        if let Some(t) = types.iter().find(|t| !tideway_deid::EXPORTED_TYPES.contains(&t.as_str())) {
+        let exported: Vec<&str> =
+            tideway_deid::EXPORTED_TYPES.into_iter().filter(|t| level.carries(t)).collect();
+        if let Some(t) = types.iter().find(|t| !exported.contains(&t.as_str())) {
+            let at_this_level =
+                if matches!(level, Level::Patients) { " by a Patient-level export" } else { "" };
             return Err(ApiError::invalid(format!(
-                "_type: {} is not exported (exported: {})",
+                "_type: {} is not exported{at_this_level} (exported: {})",
                 super::error::echo(t),
-                tideway_deid::EXPORTED_TYPES.join(", ")
+                exported.join(", ")
             ))
             .at("_type"));
         }
         if types.is_empty() {
-            types = tideway_deid::EXPORTED_TYPES.iter().map(|t| (*t).to_owned()).collect();
+            types = exported.iter().map(|t| (*t).to_owned()).collect();
         }
         let since = match params.one("_since")? {
             None => None,
@@ -147,6 +215,10 @@ async fn kick_off(call: FhirCall, req: HttpRequest, group: Option<String>) -> Re
         );
         return Err(call.refuse(e, "no-project").await);
     }
+    let group = match level {
+        Level::Group(id) => Some(id),
+        Level::System | Level::Patients => None,
+    };
     let cohort = match &group {
         None => crate::store::Cohort::Everyone,
         Some(id) => match crate::secondary::group_named(&state, id) {

@@ -57,6 +57,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(readable(public("/metrics"), meta::metrics_with_token))
         .service(readable(fhir("/_page", "page", GET_HEAD), page::page))
+        // Before the Patient routes, which would read `/Patient/$export` as a patient's id.
+        .configure(export::routes)
         .service(readable(fhir("/Patient", "patient-search", GET_HEAD), patient_search::patient_search))
         .service(
             readable(
@@ -105,7 +107,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(sources::routes)
         .configure(clients::routes)
         .configure(secondary_admin::routes)
-        .configure(export::routes)
         .configure(crate::dashboard::routes)
         .service(readable(fhir("/{type}", "search", GET_HEAD), type_search::type_search))
         .service(

@@ -47,7 +47,7 @@ pub fn body_params(content_type: Option<&str>, body: &[u8]) -> Result<BodyParams
     }
 }
 
-/// The primitive parameters of a `Parameters` resource, as name/value pairs.
+/// The primitive (and reference) parameters of a `Parameters` resource, as name/value pairs.
 fn parameters(body: &[u8]) -> Result<BodyParams, ApiError> {
     let not =
         || ApiError::invalid("the body must be a Parameters resource whose parameters have primitive values");
@@ -61,10 +61,14 @@ fn parameters(body: &[u8]) -> Result<BodyParams, ApiError> {
         let value = p
             .as_object()
             .and_then(|o| o.iter().find(|(k, _)| k.starts_with("value")))
-            .and_then(|(_, v)| match v {
+            .and_then(|(k, v)| match v {
                 Value::String(s) => Some(s.clone()),
                 Value::Number(n) => Some(n.to_string()),
                 Value::Bool(b) => Some(b.to_string()),
+                // A reference is read as its literal reference, as a search parameter reads it.
+                Value::Object(o) if k == "valueReference" => {
+                    o.get("reference").and_then(Value::as_str).map(str::to_owned)
+                }
                 _ => None,
             })
             .ok_or_else(not)?;

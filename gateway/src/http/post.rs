@@ -43,7 +43,11 @@ pub async fn everything(
 }
 
 /// Reads the body (capped) as parameters and attaches them to the request; a refusal is audited.
-async fn with_body(call: FhirCall, req: &HttpRequest, payload: web::Payload) -> Result<FhirCall, ApiError> {
+pub(super) async fn with_body(
+    call: FhirCall,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<FhirCall, ApiError> {
     let (call, body) = call.body(req, payload).await?;
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     match body_params(content_type, &body) {

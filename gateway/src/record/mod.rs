@@ -40,7 +40,7 @@ pub use error::RecordError;
 pub use matching::{Candidate, MatchAnswer};
 pub use memo::ReplicaMemo;
 pub use paging::Page;
-pub use population::PopulationRecord;
+pub use population::{DIRECT_CARE_ONLY, PopulationRead, PopulationRecord};
 pub use privacy::Hypothesis;
 pub use shared::SHARED_TYPES;
 pub use supersession::parse_feed as parse_supersession_feed;

@@ -33,6 +33,10 @@ pub struct SecondarySettings {
     /// Patients fetched at once by one job.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// How long a finished export job (its manifest and files) is kept after it finished;
+    /// then it is removed and its status URL answers 404.
+    #[serde(default = "default_export_retention_secs")]
+    pub export_retention_secs: u64,
     /// Jobs run at once; later ones wait, queued.
     #[serde(default = "default_max_running_jobs")]
     pub max_running_jobs: usize,
@@ -89,6 +93,7 @@ impl Default for SecondarySettings {
             max_patients_per_sec: default_max_patients_per_sec(),
             concurrency: default_concurrency(),
             max_running_jobs: default_max_running_jobs(),
+            export_retention_secs: default_export_retention_secs(),
             profile: tideway_deid::Profile::default(),
             projects: Vec::new(),
             aggregates: None,
@@ -107,6 +112,9 @@ impl SecondarySettings {
         }
         if !(1..=1_000_000).contains(&self.max_patients_per_sec) || !(1..=64).contains(&self.concurrency) {
             return Err("secondary: max_patients_per_sec must be 1 to 1000000 and concurrency 1 to 64".into());
+        }
+        if !(1..=31_536_000).contains(&self.export_retention_secs) {
+            return Err("secondary.export_retention_secs must be between 1 and 31536000 (a year)".into());
         }
         if !(1..=16).contains(&self.max_running_jobs) {
             return Err("secondary.max_running_jobs must be between 1 and 16".into());
@@ -179,6 +187,10 @@ fn default_concurrency() -> usize {
 
 fn default_max_running_jobs() -> usize {
     1
+}
+
+fn default_export_retention_secs() -> u64 {
+    86_400
 }
 
 fn default_aggregate_interval_secs() -> u64 {

@@ -8,51 +8,12 @@ use std::time::Duration;
 
 use sqlx::AssertSqlSafe;
 
+use super::test_db::{Backend, Dir, store_url};
 use super::{AuditLog, ChainedAudit, Store};
 use crate::audit::AuditRecord;
 use crate::audit::chain::ChainHash;
 use crate::audit::checkpoint::{CheckpointFile, CheckpointKey, Checkpointer};
 use crate::audit::verify::{ChainVerifier, Report};
-
-/// A temporary directory for a key, a checkpoint file and (for SQLite) the store.
-struct Dir(std::path::PathBuf);
-
-impl Dir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("tideway-chain-test-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-async fn store_url(backend: Backend, dir: &Dir) -> secrecy::SecretString {
-    match backend {
-        Backend::Sqlite => format!("sqlite://{}", dir.0.join("store.db").display()).into(),
-        Backend::Postgres => {
-            use sqlx::Connection;
-            let base = std::env::var("TIDEWAY_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-            let mut conn =
-                sqlx::PgConnection::connect(&base).await.expect("PostgreSQL is required for this test");
-            sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
-            let sep = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{sep}options=-c%20search_path%3D{schema}").into()
-        }
-    }
-}
 
 fn record(n: usize) -> AuditRecord {
     let mut r = AuditRecord::new(&format!("req-{n}"), "patient-read", None);

@@ -55,7 +55,11 @@ mod postgres_audit_writer;
 mod replay;
 mod retention;
 mod secondary;
+#[cfg(test)]
+mod secondary_tests;
 mod sources;
+#[cfg(test)]
+mod test_db;
 
 pub use crate::audit::AuditLog;
 pub use crate::audit::ChainedAudit;

@@ -101,12 +101,28 @@ pub trait SecondaryStore: Send + Sync {
     async fn set_export_state(&self, job_id: &str, state: &str) -> Result<bool, StoreError>;
     /// Marks a job failed, with its tally, unless it already finished.
     async fn fail_export_job(&self, job_id: &str, progress: &str) -> Result<(), StoreError>;
-    /// Forgets a job. Returns whether there was one.
+    /// Forgets a job (and its lease). Returns whether there was one.
     async fn remove_export_job(&self, job_id: &str) -> Result<bool, StoreError>;
-    /// Jobs not yet finished (queued or running), oldest first: resumed at start-up.
-    async fn unfinished_export_jobs(&self) -> Result<Vec<ExportJobRow>, StoreError>;
+    /// Takes or renews `holder`'s lease on a job until `until_us`: granted when no lease is
+    /// held, when `holder` holds it, or when the one held lapsed before `now_us`. Returns
+    /// whether it was granted.
+    async fn lease_export_job(
+        &self,
+        job_id: &str,
+        holder: &str,
+        now_us: i64,
+        until_us: i64,
+    ) -> Result<bool, StoreError>;
+    /// Gives `holder`'s lease on a job up, if it still holds it.
+    async fn release_export_job(&self, job_id: &str, holder: &str) -> Result<(), StoreError>;
+    /// Jobs not yet finished (queued or running) that no run holds a live lease on at
+    /// `now_us`, oldest first: to be resumed.
+    async fn unfinished_export_jobs(&self, now_us: i64) -> Result<Vec<ExportJobRow>, StoreError>;
     /// The newest jobs, newest first (for the operations dashboard).
     async fn recent_export_jobs(&self, limit: i64) -> Result<Vec<ExportJobRow>, StoreError>;
+    /// Jobs that finished (completed, failed or cancelled) before `before_us`, oldest first:
+    /// past their retention.
+    async fn finished_export_jobs(&self, before_us: i64) -> Result<Vec<String>, StoreError>;
 
     /// Stores the latest population figures.
     async fn save_population_figures(&self, body: &str) -> Result<(), StoreError>;
@@ -381,22 +397,68 @@ impl SecondaryStore for Store {
     }
 
     async fn remove_export_job(&self, job_id: &str) -> Result<bool, StoreError> {
-        let done = on_pool!(self, write, |p| sqlx::query("DELETE FROM export_job WHERE job_id = $1")
-            .bind(job_id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(err("remove export job"))?;
+        let done = on_pool!(self, write, |p| {
+            let mut tx = p.begin().await.map_err(err("remove export job"))?;
+            sqlx::query("DELETE FROM export_lease WHERE job_id = $1")
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("remove export job"))?;
+            let done = sqlx::query("DELETE FROM export_job WHERE job_id = $1")
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("remove export job"))?;
+            tx.commit().await.map_err(err("remove export job"))?;
+            done.rows_affected()
+        });
         Ok(done > 0)
     }
 
-    async fn unfinished_export_jobs(&self) -> Result<Vec<ExportJobRow>, StoreError> {
+    async fn lease_export_job(
+        &self,
+        job_id: &str,
+        holder: &str,
+        now_us: i64,
+        until_us: i64,
+    ) -> Result<bool, StoreError> {
+        let granted = on_pool!(self, write, |p| sqlx::query(
+            "INSERT INTO export_lease (job_id, holder, until_us) VALUES ($1, $2, $3) \
+             ON CONFLICT (job_id) DO UPDATE SET holder = excluded.holder, until_us = excluded.until_us \
+             WHERE export_lease.holder = excluded.holder OR export_lease.until_us < $4",
+        )
+        .bind(job_id)
+        .bind(holder)
+        .bind(until_us)
+        .bind(now_us)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(err("lease export job"))?;
+        Ok(granted > 0)
+    }
+
+    async fn release_export_job(&self, job_id: &str, holder: &str) -> Result<(), StoreError> {
+        on_pool!(self, write, |p| sqlx::query("DELETE FROM export_lease WHERE job_id = $1 AND holder = $2")
+            .bind(job_id)
+            .bind(holder)
+            .execute(p)
+            .await
+            .map(drop))
+        .map_err(err("release export job"))
+    }
+
+    async fn unfinished_export_jobs(&self, now_us: i64) -> Result<Vec<ExportJobRow>, StoreError> {
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM export_job WHERE state IN ('queued', 'running') ORDER BY created_us"
+            "SELECT {JOB_COLUMNS} FROM export_job WHERE state IN ('queued', 'running') AND NOT EXISTS \
+             (SELECT 1 FROM export_lease l WHERE l.job_id = export_job.job_id AND l.until_us >= $1) \
+             ORDER BY created_us"
         );
-        let rows: Vec<JobTuple> =
-            on_pool!(self, read, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await)
-                .map_err(err("read export jobs"))?;
+        let rows: Vec<JobTuple> = on_pool!(self, read, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(now_us)
+            .fetch_all(p)
+            .await)
+        .map_err(err("read export jobs"))?;
         Ok(rows.into_iter().map(job_of).collect())
     }
 
@@ -406,6 +468,18 @@ impl SecondaryStore for Store {
             on_pool!(self, read, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(p).await)
                 .map_err(err("read export jobs"))?;
         Ok(rows.into_iter().map(job_of).collect())
+    }
+
+    async fn finished_export_jobs(&self, before_us: i64) -> Result<Vec<String>, StoreError> {
+        let sql = format!(
+            "SELECT job_id FROM export_job WHERE state IN {FINAL} AND updated_us < $1 ORDER BY updated_us"
+        );
+        let rows: Vec<(String,)> = on_pool!(self, read, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(before_us)
+            .fetch_all(p)
+            .await)
+        .map_err(err("read export jobs"))?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     async fn save_population_figures(&self, body: &str) -> Result<(), StoreError> {

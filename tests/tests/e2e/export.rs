@@ -64,6 +64,29 @@ async fn wait_for(app: &TestApp, status_url: &str, token: &str) -> (Answer, Vec<
     panic!("the export did not finish");
 }
 
+/// A gateway whose three boroughs each answer `latency_ms` late, with 40 patients: an export
+/// of it runs long enough to be caught mid-walk.
+async fn slow_app(latency_ms: u64) -> TestApp {
+    let slow = FaultConfig { latency_ms, ..FaultConfig::default() };
+    let mut opts = options();
+    opts.faults = vec![(0, slow.clone()), (1, slow.clone()), (2, slow)];
+    opts.patients = 40;
+    TestApp::spawn(opts).await
+}
+
+/// Polls the status URL until the job has written some patients (and is still running).
+async fn wait_until_walking(app: &TestApp, status_url: &str, token: &str) {
+    loop {
+        let a = app.get(status_url, Some(token)).await;
+        let progress = a.header("x-progress").unwrap_or_default();
+        if progress.starts_with("running") && !progress.contains(": 0 of") {
+            return;
+        }
+        assert_eq!(a.status, 202, "the job must still be running to be caught mid-walk: {progress}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Downloads every file of a manifest's `output` (and `error`) list as ndjson lines.
 async fn download(app: &TestApp, manifest: &Value, list: &str, token: &str) -> Vec<(String, Vec<Value>)> {
     let mut out = Vec::new();
@@ -247,11 +270,7 @@ async fn only_secondary_use_under_an_agreement_may_export_and_only_the_owner_see
 
 #[tokio::test]
 async fn a_cancelled_export_is_gone_and_an_interrupted_one_resumes_after_a_restart() {
-    let slow = FaultConfig { latency_ms: 40, ..FaultConfig::default() };
-    let mut opts = options();
-    opts.faults = vec![(0, slow.clone()), (1, slow.clone()), (2, slow)];
-    opts.patients = 40;
-    let app = TestApp::spawn(opts).await;
+    let app = slow_app(40).await;
     let token = app.token_for(&analyst()).await;
 
     // Cancel while it runs: the status URL is gone, and so are the files.
@@ -272,15 +291,7 @@ async fn a_cancelled_export_is_gone_and_an_interrupted_one_resumes_after_a_resta
     // Start another and stop the gateway halfway: the next start resumes it where it was.
     let started = kick_off(&app, "/$export?_type=Patient", &token).await;
     let status_url = started.header("content-location").unwrap();
-    loop {
-        let a = app.get(&status_url, Some(&token)).await;
-        let progress = a.header("x-progress").unwrap_or_default();
-        if progress.starts_with("running") && !progress.contains(": 0 of") {
-            break;
-        }
-        assert_eq!(a.status, 202, "the job must still be running to be interrupted: {progress}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_walking(&app, &status_url, &token).await;
     app.state.secondary.exports.stop_flag().store(true, std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let job = status_url.rsplit('/').next().unwrap();
@@ -451,4 +462,233 @@ async fn opt_outs_through_the_api_take_effect_on_the_next_export_and_the_figures
     let files = download(&app, &done.body, "output", &analyst_token).await;
     let text: String = files.iter().flat_map(|(_, l)| l).map(Value::to_string).collect();
     assert!(!text.contains(&pseudonyms(&app).patient(newly.as_str())));
+}
+
+/// GP Connect serves direct care only (every call says `reason_for_request: directcare`), so
+/// an export across a region with a GP Connect practice never asks it, and the manifest's error
+/// file says so, counting its patients; a clinician's read of one of them still asks it.
+#[tokio::test]
+async fn an_export_never_asks_a_gp_connect_practice_and_says_what_is_missing() {
+    let options = Options {
+        boroughs: 12,
+        patients: 10,
+        regional: true,
+        secondary: Some(Vec::new()),
+        ..Options::default()
+    };
+    let app = TestApp::spawn(options).await;
+    let gpc = (0..12).find(|i| kinds::regional_mix(*i).as_str() == "gp-connect").unwrap();
+    let source = app.settings.sources[gpc].id.clone();
+    let readers = || async {
+        let a = app.get(&format!("{}_readers", app.simulators[gpc].base_url()), None).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["interaction"] == tideway_adapters::gp_connect::client::GET_STRUCTURED_RECORD)
+            .count()
+    };
+    let before = readers().await;
+
+    let token = app.token_for(&analyst()).await;
+    let started = kick_off(&app, "/$export", &token).await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let (done, _) = wait_for(&app, &started.header("content-location").unwrap(), &token).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(readers().await, before, "the export asked the GP Connect practice for no record");
+    let errors = download(&app, &done.body, "error", &token).await;
+    let said: Vec<&str> = errors
+        .iter()
+        .flat_map(|(_, lines)| lines)
+        .filter_map(|o| o["issue"][0]["diagnostics"].as_str())
+        .filter(|d| d.starts_with(&format!("source {source} ")))
+        .collect();
+    let held = kinds::registered(app.settings.sources[gpc].kind, &app.population, gpc).len();
+    assert!(held > 0, "the practice registers patients");
+    assert_eq!(
+        said,
+        [format!(
+            "source {source} serves direct care only, so was not asked for {held} patients' records; their data from it is missing"
+        )],
+        "{errors:?}"
+    );
+
+    // Direct care still reads it.
+    let (nhs, _) = kinds::registered(app.settings.sources[gpc].kind, &app.population, gpc)[0].clone();
+    let clinician = app.token().await;
+    let id = app.patient_id(&clinician, nhs.as_str()).await;
+    assert_eq!(app.get(&format!("/Patient/{id}/$everything"), Some(&clinician)).await.status, 200);
+    assert!(readers().await > before, "a clinician's read asks the practice");
+    app.stop().await;
+}
+
+/// POSTs a Bulk Data kick-off: a `Parameters` body, `Prefer: respond-async`.
+async fn kick_off_by_post(app: &TestApp, path: &str, token: &str, parameters: &[Value]) -> Answer {
+    let body = serde_json::json!({"resourceType": "Parameters", "parameter": parameters});
+    let res = app
+        .http
+        .post(format!("{}{path}", app.base_url))
+        .bearer_auth(token)
+        .header(PREFER_ASYNC.0, PREFER_ASYNC.1)
+        .header("content-type", "application/fhir+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    Answer::from_response(res).await
+}
+
+/// The types a finished job's manifest lists in its `output`.
+fn output_types(manifest: &Value) -> Vec<String> {
+    let mut types: Vec<String> = manifest["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["type"].as_str().unwrap().to_owned())
+        .collect();
+    types.sort();
+    types
+}
+
+/// Bulk Data v2's other kick-offs: POST with a `Parameters` body (the same parameters as the
+/// query), and the Patient level (the Patient compartment's types only). A `patient` parameter
+/// is refused: a de-identified export is never of named patients.
+#[tokio::test]
+async fn an_export_is_kicked_off_by_post_or_at_the_patient_level() {
+    use serde_json::json;
+    let app = TestApp::spawn(options()).await;
+    let token = app.token_for(&analyst()).await;
+
+    let asked = [
+        json!({"name": "_type", "valueString": "Patient,Condition"}),
+        json!({"name": "_outputFormat", "valueString": "application/fhir+ndjson"}),
+    ];
+    let started = kick_off_by_post(&app, "/$export", &token, &asked).await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let (done, _) = wait_for(&app, &started.header("content-location").unwrap(), &token).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(output_types(&done.body), ["Condition", "Patient"]);
+    assert!(done.body["request"].as_str().unwrap().ends_with("/$export"), "{}", done.body["request"]);
+    let files = download(&app, &done.body, "output", &token).await;
+    let patients = files.iter().find(|(t, _)| t == "Patient").map(|(_, l)| l.len()).unwrap();
+    let expected = registered(&app).into_iter().filter(|i| !OPTED_OUT.contains(i)).count();
+    assert_eq!(patients, expected, "the POSTed export is the same population");
+
+    for (path, parameters, said) in [
+        (
+            "/$export",
+            vec![json!({"name": "patient", "valueReference": {"reference": "Patient/p1"}})],
+            "never of named patients",
+        ),
+        (
+            "/Patient/$export",
+            vec![json!({"name": "_type", "valueString": "Task"})],
+            "by a Patient-level export",
+        ),
+        ("/$export", vec![json!({"name": "_typeFilter", "valueString": "Condition?code=x"})], "_typeFilter"),
+        ("/$export", vec![json!({"name": "_type", "valueCoding": {"code": "x"}})], "Parameters"),
+    ] {
+        let refused = kick_off_by_post(&app, path, &token, &parameters).await;
+        assert_eq!(refused.status, 400, "{path} {parameters:?}: {}", refused.body);
+        assert_eq!(refused.body["resourceType"], "OperationOutcome");
+        assert!(refused.body.to_string().contains(said), "{said}: {}", refused.body);
+    }
+    assert_eq!(kick_off(&app, "/Patient/$export?_type=Task", &token).await.status, 400);
+
+    // The Patient level: every exported type of the compartment, no other.
+    let started = kick_off(&app, "/Patient/$export", &token).await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let (done, _) = wait_for(&app, &started.header("content-location").unwrap(), &token).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let types = output_types(&done.body);
+    assert!(types.iter().all(|t| tideway_deid::in_patient_compartment(t)), "{types:?}");
+    assert!(types.contains(&"Patient".to_owned()) && types.contains(&"Condition".to_owned()), "{types:?}");
+
+    // Not a patient's id: a clinician is refused the export (403), not told of no patient.
+    let clinician = app.token().await;
+    let refused = kick_off(&app, "/Patient/$export", &clinician).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    app.stop().await;
+}
+
+/// A finished export is kept for `secondary.export_retention_secs`, then removed with its
+/// files: the status URL and the files answer 404, as a cancelled job's do.
+#[tokio::test]
+async fn a_finished_export_is_removed_with_its_files_after_its_retention() {
+    let app = TestApp::spawn(options()).await;
+    let token = app.token_for(&analyst()).await;
+    let started = kick_off(&app, "/$export?_type=Patient", &token).await;
+    let status_url = started.header("content-location").unwrap();
+    let (done, _) = wait_for(&app, &status_url, &token).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let file_url = done.body["output"][0]["url"].as_str().unwrap().to_owned();
+    let job = status_url.rsplit('/').next().unwrap().to_owned();
+    let folder = app.settings.secondary.export_directory.join(&job);
+    assert!(folder.exists(), "kept while within its retention (a day by default)");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(app.get(&status_url, Some(&token)).await.status, 200, "a day has not passed");
+
+    // The same gateway restarted with a retention of one second removes it.
+    let mut settings = app.settings.clone();
+    settings.secondary.export_retention_secs = 1;
+    let restarted = app.spawn_replica_with(settings).await;
+    let path = status_url.trim_start_matches(&app.base_url).to_owned();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = app.get(&format!("{}{path}", restarted.base_url), Some(&token)).await.status;
+        if status != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 404, "the job is gone after its retention");
+    assert!(!folder.exists(), "and so are its files");
+    let file = app.http.get(&file_url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(file.status(), 404);
+    restarted.handle.stop(true).await;
+    app.stop().await;
+}
+
+/// Replicas sharing a store never walk one job at once: a replica started while another walks
+/// a job leaves it alone (the walking run holds the job's lease), and the finished files hold
+/// each patient once.
+#[tokio::test]
+async fn a_replica_started_mid_export_leaves_the_job_to_the_replica_walking_it() {
+    let app = slow_app(150).await;
+    let token = app.token_for(&analyst()).await;
+    let started = kick_off(&app, "/$export?_type=Patient", &token).await;
+    let status_url = started.header("content-location").unwrap();
+    wait_until_walking(&app, &status_url, &token).await;
+    let replica = app.spawn_replica().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a = app.get(&status_url, Some(&token)).await;
+    assert_eq!(
+        a.status, 202,
+        "the job is still being walked after the replica has looked for unfinished jobs"
+    );
+    let path = status_url.trim_start_matches(&app.base_url).to_owned();
+    let (done, _) = wait_for(&app, &format!("{}{path}", replica.base_url), &token).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let files = download(&app, &done.body, "output", &token).await;
+    let ids: Vec<&str> = files.iter().flat_map(|(_, l)| l).map(|p| p["id"].as_str().unwrap()).collect();
+    let distinct: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "no patient was written twice");
+    let expected = registered(&app).into_iter().filter(|i| !OPTED_OUT.contains(i)).count();
+    assert_eq!(ids.len(), expected, "and none was lost");
+    // One run walked it: one audit intent and one outcome for the job's walk.
+    use sqlx::Connection;
+    let job = status_url.rsplit('/').next().unwrap();
+    let path = app.sqlite_path.clone().unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let (intents, outcomes): (i64, i64) = sqlx::query_as(
+        "SELECT SUM(phase = 'intent'), SUM(phase = 'outcome') FROM audit_event WHERE request_id = $1",
+    )
+    .bind(format!("export-{job}"))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((intents, outcomes), (1, 1), "one walk of the job, by one replica");
+    replica.handle.stop(true).await;
+    app.stop().await;
 }

@@ -8,6 +8,7 @@
 //! de-identifies what is released ([`tideway_deid`]) and appends it to one ndjson file per
 //! type. After each page it syncs the files and records the cursor with their sizes.
 
+mod lease;
 mod output;
 mod runner;
 
@@ -212,14 +213,20 @@ pub struct LiveJobs(Mutex<Vec<ExportSummary>>);
 const SHOWN: usize = 20;
 
 impl LiveJobs {
+    fn forget(&self, id: &str) {
+        if let Ok(mut jobs) = self.0.lock() {
+            jobs.retain(|j| j.id != id);
+        }
+    }
+
     fn note(&self, id: &str, state: JobState, done: i64, total: i64) {
         let progress = match state {
             JobState::Completed => 1.0,
             _ if total > 0 => done as f64 / total as f64,
             _ => 0.0,
         };
+        self.forget(id);
         let Ok(mut jobs) = self.0.lock() else { return };
-        jobs.retain(|j| j.id != id);
         if state != JobState::Cancelled {
             jobs.insert(0, ExportSummary { id: id.to_owned(), state: state.code().to_owned(), progress });
             jobs.truncate(SHOWN);
@@ -233,12 +240,30 @@ impl ExportProgress for LiveJobs {
     }
 }
 
+/// Forgets expired jobs now and then every so often (a tenth of the retention, between a
+/// second and ten minutes); failures are logged.
+pub fn spawn_expiry(state: actix_web::web::Data<crate::state::AppState>) {
+    let period = (state.secondary.settings.export_retention_secs / 10).clamp(1, 600);
+    crate::periodic::now_and_every(period, move || {
+        let state = state.clone();
+        async move {
+            match state.secondary.exports.expire(crate::epoch_us::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "export jobs past their retention were removed"),
+                Err(e) => tracing::error!(error = %e, "expired export jobs could not be removed"),
+            }
+        }
+    });
+}
+
 /// The export jobs: the store, where files go, and the runners' shared limits.
 pub struct Exports {
     store: Arc<dyn SecondaryStore>,
     directory: PathBuf,
     /// Jobs cancelled while running: their runner stops at the next patient.
     cancelled: Mutex<HashSet<String>>,
+    /// Jobs this replica has a run of (waiting for a runner or walking).
+    walking: Mutex<HashSet<String>>,
     /// Set when the gateway stops: runners stop at the next page, leaving their jobs to be
     /// resumed by the next start.
     stopping: Arc<std::sync::atomic::AtomicBool>,
@@ -249,6 +274,8 @@ pub struct Exports {
     /// The time one patient's turn takes at `max_patients_per_sec`.
     period: std::time::Duration,
     concurrency: usize,
+    /// How long a finished job (its manifest and files) is kept.
+    retention_us: i64,
     /// What the operations dashboard shows.
     live: Arc<LiveJobs>,
 }
@@ -261,11 +288,15 @@ impl Exports {
             store,
             directory: settings.export_directory.clone(),
             cancelled: Mutex::new(HashSet::new()),
+            walking: Mutex::new(HashSet::new()),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             running: Arc::new(tokio::sync::Semaphore::new(settings.max_running_jobs)),
             pacer: Mutex::new(tokio::time::Instant::now()),
             period,
             concurrency: settings.concurrency,
+            retention_us: i64::try_from(settings.export_retention_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1_000_000),
             live: Arc::default(),
         }
     }
@@ -322,6 +353,20 @@ impl Exports {
         Ok(true)
     }
 
+    /// Forgets every job that finished more than `export_retention_secs` before `now_us`, with
+    /// its files: its status URL then answers 404, as a cancelled job's does. Returns how many
+    /// were forgotten. Files are removed before the job, so a failure leaves the job to be tried
+    /// again, never files without a job.
+    pub async fn expire(&self, now_us: i64) -> Result<usize, StoreError> {
+        let ids = self.store.finished_export_jobs(now_us.saturating_sub(self.retention_us)).await?;
+        for id in &ids {
+            self.remove_files(id).await;
+            self.store.remove_export_job(id).await?;
+            self.live.forget(id);
+        }
+        Ok(ids.len())
+    }
+
     /// Waits for the next patient's turn under `max_patients_per_sec` (shared by every job and
     /// the aggregates' walk).
     pub async fn pace(&self) {
@@ -335,6 +380,18 @@ impl Exports {
             turn
         };
         tokio::time::sleep_until(turn).await;
+    }
+
+    /// Notes that this replica starts a run of the job; `false` if it has one already.
+    fn start_walking(&self, id: &str) -> bool {
+        self.walking.lock().is_ok_and(|mut w| w.insert(id.to_owned()))
+    }
+
+    /// Notes that this replica's run of the job has ended.
+    fn stop_walking(&self, id: &str) {
+        if let Ok(mut w) = self.walking.lock() {
+            w.remove(id);
+        }
     }
 
     /// The flag that stops every runner at its next page (set when the gateway stops).

@@ -6,6 +6,7 @@ use serde_json::json;
 use tideway_policy::Ask;
 use tideway_profiles::NhsNumber;
 
+use super::lease::Lease;
 use super::output::Outputs;
 use super::{Job, JobState, JobTally};
 use crate::audit::AuditOutcome;
@@ -34,49 +35,78 @@ enum RunError {
     Refused(String),
 }
 
-/// Resumes every job a restart interrupted (queued or running), oldest first.
+/// Resumes, now and then every half lease, every unfinished job (queued or running) that no run
+/// holds a live lease on, oldest first: the jobs a restart interrupted, and those of a replica
+/// that died mid-walk.
 pub fn spawn_unfinished(state: web::Data<AppState>) {
-    tokio::spawn(async move {
-        match state.secondary.store.unfinished_export_jobs().await {
-            Ok(rows) => {
-                for row in rows {
-                    spawn(state.clone(), row.job_id);
+    crate::periodic::now_and_every(super::lease::LEASE.as_secs() / 2, move || {
+        let state = state.clone();
+        async move {
+            match state.secondary.store.unfinished_export_jobs(crate::epoch_us::now()).await {
+                Ok(rows) => {
+                    for row in rows {
+                        spawn(state.clone(), row.job_id);
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "unfinished export jobs could not be read; they stay queued")
+                Err(e) => {
+                    tracing::error!(error = %e, "unfinished export jobs could not be read; they stay queued")
+                }
             }
         }
     });
 }
 
-/// Runs the job in the background once a runner is free. A failure (or a panic) marks the job
-/// failed, with a reason that names no patient and no internal detail.
+/// Runs the job in the background once a runner is free and the job's lease is taken (nothing
+/// happens if this replica already has a run of it, or another run holds it). A failure (or a
+/// panic) marks the job failed, with a reason that names no patient and no internal detail.
 pub fn spawn(state: web::Data<AppState>, id: String) {
+    if !state.secondary.exports.start_walking(&id) {
+        return;
+    }
     tokio::spawn(async move {
-        let Ok(_permit) = state.secondary.exports.running.clone().acquire_owned().await else { return };
-        let mut tally = JobTally::default();
-        let ran =
-            futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run(&state, &id, &mut tally)))
-                .await;
-        let failure = match ran {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => {
-                tracing::error!(error = ?e, "an export job failed");
-                e.to_string()
-            }
-            Err(_) => {
-                tracing::error!("an export job stopped unexpectedly");
-                "the job stopped unexpectedly".to_owned()
-            }
-        };
+        walk_once(&state, &id).await;
+        state.secondary.exports.stop_walking(&id);
+    });
+}
+
+async fn walk_once(state: &AppState, id: &str) {
+    let Ok(_permit) = state.secondary.exports.running.clone().acquire_owned().await else { return };
+    // A stopping gateway starts nothing: the next start (or another replica) resumes the job.
+    if state.secondary.exports.is_stopping() {
+        return;
+    }
+    let lease = match Lease::take(state.secondary.store.as_ref(), id).await {
+        Ok(Some(lease)) => lease,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "an export job's lease could not be taken; it is tried again later");
+            return;
+        }
+    };
+    let mut tally = JobTally::default();
+    let ran =
+        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run(state, id, &lease, &mut tally)))
+            .await;
+    let failure = match ran {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => {
+            tracing::error!(error = ?e, "an export job failed");
+            Some(e.to_string())
+        }
+        Err(_) => {
+            tracing::error!("an export job stopped unexpectedly");
+            Some("the job stopped unexpectedly".to_owned())
+        }
+    };
+    if let Some(failure) = failure {
         tally.failure = Some(failure);
         let progress = serde_json::to_string(&tally).unwrap_or_else(|_| "{}".into());
-        state.secondary.exports.note(&id, JobState::Failed, 0, 0);
-        if let Err(e) = state.secondary.store.fail_export_job(&id, &progress).await {
+        state.secondary.exports.note(id, JobState::Failed, 0, 0);
+        if let Err(e) = state.secondary.store.fail_export_job(id, &progress).await {
             tracing::error!(error = %e, "an export job's failure could not be recorded");
         }
-    });
+    }
+    lease.release().await;
 }
 
 /// How a walk ended without failing.
@@ -91,6 +121,7 @@ struct Walk<'a> {
     state: &'a AppState,
     id: &'a str,
     job: &'a Job,
+    lease: &'a Lease<'a>,
     principal: tideway_auth::Principal,
     pseudonyms: std::sync::Arc<tideway_deid::Pseudonymiser>,
     group: Option<Group>,
@@ -98,7 +129,7 @@ struct Walk<'a> {
     request_id: String,
 }
 
-async fn run(state: &AppState, id: &str, tally: &mut JobTally) -> Result<(), RunError> {
+async fn run(state: &AppState, id: &str, lease: &Lease<'_>, tally: &mut JobTally) -> Result<(), RunError> {
     let secondary = &state.secondary;
     let Some(job) = secondary.exports.job(id).await? else { return Ok(()) };
     if !matches!(job.state, JobState::Queued | JobState::Running) {
@@ -131,7 +162,7 @@ async fn run(state: &AppState, id: &str, tally: &mut JobTally) -> Result<(), Run
             .to_string(),
     );
     audit.intent(state.records.source_ids()).await?;
-    let walk = Walk { state, id, job: &job, principal, pseudonyms, group, ask, request_id };
+    let walk = Walk { state, id, job: &job, lease, principal, pseudonyms, group, ask, request_id };
     // Every run that wrote an intent writes an outcome, however it ends.
     let (completed, outcome, detail) = match walk.run(tally).await {
         Ok(Ending::Cancelled) => (false, AuditOutcome::Partial, json!({"job": id, "cancelled": true})),
@@ -195,6 +226,9 @@ impl Walk<'_> {
                 return Ok(ending);
             }
             admitted(state, &self.principal)?;
+            if !self.lease.renew().await? {
+                return Ok(Ending::Interrupted);
+            }
             let page = secondary.store.cohort_page(&cohort, tally.cursor.as_deref(), PAGE).await?;
             let Some((last, _)) = page.last() else { break };
             let last = last.clone();
@@ -208,10 +242,14 @@ impl Walk<'_> {
             futures::pin_mut!(reads);
             let mut broke = false;
             while let Some(read) = reads.next().await {
+                // A page left unfinished is not recorded: a resumed job cuts its files back and
+                // reads it again.
                 if exports.is_cancelled(id) || exports.is_stopping() {
-                    // This page is not recorded: a resumed job cuts its files back and reads it again.
                     broke = true;
                     break;
+                }
+                if !self.lease.keep().await? {
+                    return Ok(Ending::Interrupted);
                 }
                 let (nhs, record, member) = match read {
                     Ok(r) => r,
@@ -253,6 +291,10 @@ impl Walk<'_> {
             tally.done += count;
             tally.cursor = Some(last);
             tally.outputs = outputs.checkpoint().await?;
+            // Only the lease's holder records how far the job has got.
+            if !self.lease.renew().await? {
+                return Ok(Ending::Interrupted);
+            }
             save(state, (id, self.job.patients_total), JobState::Running, tally).await?;
         }
         for line in error_lines(tally) {
@@ -282,7 +324,7 @@ impl Walk<'_> {
 
     /// One patient's record for the job (paced with every other walk), and whether the patient
     /// is in the job's group. Membership is judged on the whole released record, whatever
-    /// `_type` and `_since` narrow the output to.
+    /// `_type` and `_since` narrow the output to; both are released from the one read.
     async fn read_one(
         &self,
         terminology: &tideway_policy::Terminology,
@@ -292,18 +334,18 @@ impl Walk<'_> {
         let records = &self.state.records;
         self.state.secondary.exports.pace().await;
         let nhs = NhsNumber::parse(&nhs).map_err(|_| RecordError::UnknownPatient)?;
-        let who = (&nhs, patient_id.as_str());
-        let record = records.population_record(&self.principal, who, &self.ask, &self.request_id).await?;
+        let read = records
+            .read_for_secondary_use(&self.principal, (&nhs, patient_id.as_str()), &self.request_id)
+            .await?;
+        let resources = records.release_for_secondary_use(&self.principal, &read, &self.ask);
         let member = match &self.group {
             Some(g @ (Group::Practice(_) | Group::CodeSet(_))) => {
-                let whole = records
-                    .population_record(&self.principal, who, &Ask::everything(), &self.request_id)
-                    .await?;
-                g.admits(&whole.resources, terminology)
+                let whole = records.release_for_secondary_use(&self.principal, &read, &Ask::everything());
+                g.admits(&whole, terminology)
             }
             Some(Group::Source(_)) | None => true,
         };
-        Ok((nhs, record, member))
+        Ok((nhs, read.into_record(resources), member))
     }
 }
 
@@ -337,7 +379,12 @@ fn error_lines(tally: &JobTally) -> Vec<String> {
         .iter()
         .flat_map(|(source, codes)| {
             codes.iter().map(move |(code, n)| {
-                outcome("incomplete", format!("source {source} could not give {n} patients' records ({code}); their data from it is missing"))
+                let text = if *code == crate::record::DIRECT_CARE_ONLY {
+                    format!("source {source} serves direct care only, so was not asked for {n} patients' records; their data from it is missing")
+                } else {
+                    format!("source {source} could not give {n} patients' records ({code}); their data from it is missing")
+                };
+                outcome("incomplete", text)
             })
         })
         .collect();
