@@ -79,6 +79,37 @@ async fn invalidation_sends_the_next_read_to_the_sources() {
     assert!(fetches(&app).iter().sum::<u64>() > before.iter().sum::<u64>());
 }
 
+/// A cached record lives `cache.ttl_secs`: within it a read asks no source; once it has passed,
+/// the next read asks the sources again, so a source's record is never shown from the cache
+/// for longer than that bound.
+#[tokio::test]
+async fn a_cached_record_is_fetched_again_once_its_time_to_live_has_passed() {
+    let app = TestApp::spawn(Options::default()).await;
+    let mut settings = app.settings.clone();
+    settings.cache.ttl_secs = 1;
+    let replica = app.spawn_replica_with(settings).await;
+    let token = app.token().await;
+    let nhs = app.population.patients_in_several_boroughs(1)[0].as_str().to_owned();
+    let id = app.patient_id(&token, &nhs).await;
+    let everything = format!("{}/Patient/{id}/$everything", replica.base_url);
+    let before = fetches(&app);
+    assert_eq!(app.get(&everything, Some(&token)).await.status, 200);
+    let cold = fetches(&app);
+    let holders: Vec<usize> = (0..cold.len()).filter(|b| cold[*b] > before[*b]).collect();
+    assert!(holders.len() >= 2, "several sources hold the patient: {before:?} -> {cold:?}");
+    assert_eq!(app.get(&everything, Some(&token)).await.status, 200);
+    assert_eq!(fetches(&app), cold, "within its time to live the cache answers");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+    assert_eq!(app.get(&everything, Some(&token)).await.status, 200);
+    let after = fetches(&app);
+    for b in holders {
+        assert!(after[b] > cold[b], "source {b} is asked again once the entry has expired");
+    }
+    replica.handle.stop(true).await;
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn cached_answers_are_the_same_for_every_requester_until_policy_filters_them() {
     // The cache holds sources' answers only; what each requester receives is decided after it.
