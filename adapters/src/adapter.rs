@@ -77,6 +77,20 @@ pub struct PatientLink {
     pub nhs_number: NhsNumber,
 }
 
+/// A demographic search of a source's patients, for `Patient/$match` without an NHS number.
+/// Patient data: never logged, and sent in a request body, never a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemographicQuery {
+    /// The birth date, `YYYY-MM-DD` (always asked: a search by name alone is a trawl).
+    pub birth_date: String,
+    /// The family name, as letters and digits in lower case (`O'Brien` is `obrien`).
+    pub family: String,
+    /// The administrative gender code, when given.
+    pub gender: Option<String>,
+    /// At most so many patients are wanted.
+    pub limit: usize,
+}
+
 /// A source's Patient resource for an NHS number.
 #[derive(Debug, Clone)]
 pub struct SourcePatient {
@@ -347,6 +361,17 @@ pub trait SourceAdapter: Send + Sync + 'static {
     /// [`Self::fetch_record`].
     async fn fetch(&self, patient: &PatientLink, ctx: &CallContext) -> Result<SourceRecord, AdapterError>;
 
+    /// The NHS numbers of the source's patients that `query` describes (at most its limit),
+    /// for the gateway to ask about one by one; `None` when this dialect has no demographic
+    /// search (the default). Callers use [`Self::search_patients`].
+    async fn search(
+        &self,
+        _query: &DemographicQuery,
+        _ctx: &CallContext,
+    ) -> Result<Option<Vec<NhsNumber>>, AdapterError> {
+        Ok(None)
+    }
+
     // Every adapter's calls end at the context's deadline, here and nowhere else: an adapter
     // implements the call, the trait bounds it.
 
@@ -370,6 +395,16 @@ pub trait SourceAdapter: Send + Sync + 'static {
         ctx: &CallContext,
     ) -> Result<Option<NormalisedResource>, AdapterError> {
         crate::http::within(ctx, self.read_one(resource_type, local_id, ctx)).await
+    }
+
+    /// [`Self::search`], ended with [`AdapterError::Timeout`] at the context's deadline.
+    #[tracing::instrument(skip_all, fields(source = %self.id()))]
+    async fn search_patients(
+        &self,
+        query: &DemographicQuery,
+        ctx: &CallContext,
+    ) -> Result<Option<Vec<NhsNumber>>, AdapterError> {
+        crate::http::within(ctx, self.search(query, ctx)).await
     }
 
     /// [`Self::fetch`], ended with [`AdapterError::Timeout`] at the context's deadline.

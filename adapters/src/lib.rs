@@ -20,8 +20,8 @@ pub mod vision;
 pub mod xml;
 
 pub use adapter::{
-    AdapterError, CallContext, ListWarning, ListWarningCode, NormalisedResource, PatientLink,
-    RejectedResource, RejectionKind, Requester, SourceAdapter, SourcePatient, SourceRecord,
+    AdapterError, CallContext, DemographicQuery, ListWarning, ListWarningCode, NormalisedResource,
+    PatientLink, RejectedResource, RejectionKind, Requester, SourceAdapter, SourcePatient, SourceRecord,
 };
 pub use registry::AdapterBuildError;
 pub use source::{Attestation, AttestationStatus, ClientKey, SourceConfig, SourceId, SourceTls, SystemKind};

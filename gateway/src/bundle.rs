@@ -71,6 +71,12 @@ pub enum Notice {
         /// The fields, never their values.
         fields: Vec<&'static str>,
     },
+    /// These sources cannot search their patients by demographics, so a `$match` without an NHS
+    /// number found no one through them (only patients the gateway already knew).
+    NotSearchable {
+        /// Which sources, in registry order.
+        sources: Vec<SourceId>,
+    },
     /// The requester broke the glass: the access is recorded with their reason, alerted to the
     /// privacy officer, and valid for this patient until the session ends.
     BrokeGlass {
@@ -151,6 +157,14 @@ pub fn notices_outcome(notices: &[Notice]) -> Option<Value> {
             Notice::Restricted => oo.with(IssueSeverity::Information, IssueType::Suppressed, RESTRICTED),
             Notice::Deceased => oo.with(IssueSeverity::Information, IssueType::Informational, DECEASED),
             Notice::Superseded => oo.with(IssueSeverity::Information, IssueType::Informational, SUPERSEDED),
+            Notice::NotSearchable { sources } => oo.with(
+                IssueSeverity::Information,
+                IssueType::Incomplete,
+                format!(
+                    "source(s) {} cannot be searched by demographics: a patient held only there is found by NHS number, or once the gateway has seen them",
+                    sources.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
+                ),
+            ),
             Notice::ConflictingDemographics { patient_id, fields } => oo.with(
                 IssueSeverity::Warning,
                 IssueType::BusinessRule,

@@ -21,7 +21,7 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
         }, {
             "name": "match",
             "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
-            "documentation": "IHE PDQm ITI-119: POST a Parameters with resource (a Patient: NHS number, name, birthDate, gender, postcode), onlyCertainMatches (default true) and count (1 to 20, default 10); candidates carry search.score and the match-grade extension. Sources are searched by NHS number; without one, only patients the gateway has already seen can be found"
+            "documentation": "IHE PDQm ITI-119: POST a Parameters with resource (a Patient: NHS number, name, birthDate, gender, postcode), onlyCertainMatches (default true) and count (1 to 20, default 10); candidates carry search.score and the match-grade extension. Sources are asked by NHS number; without one, the candidates are those the gateway has seen with the birth date and those the sources that can search by demographics (FHIR R4, social care) find by birthdate, family and gender, at most 20"
         }, {
             "name": "export",
             "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",

@@ -1,4 +1,5 @@
-//! The FHIR R4 adapter: finds a patient by NHS number and fetches `$everything`, over reqwest.
+//! The FHIR R4 adapter: finds a patient by NHS number (or searches patients by demographics)
+//! and fetches `$everything`, over reqwest.
 //!
 //! Every call is bounded by the context's deadline and body cap, redirects are never followed
 //! and paging links are only followed on the source's own origin, because a compromised or
@@ -13,7 +14,8 @@ use tideway_profiles::{NhsNumber, schema, systems};
 
 use super::mapping::{self, Normaliser, PlainR4, Profile};
 use crate::adapter::{
-    AdapterError, CallContext, NormalisedResource, PatientLink, SourceAdapter, SourcePatient, SourceRecord,
+    AdapterError, CallContext, DemographicQuery, NormalisedResource, PatientLink, SourceAdapter,
+    SourcePatient, SourceRecord,
 };
 pub use crate::http::ClientBuildError;
 use crate::http::{self, is_dot_segment};
@@ -108,6 +110,29 @@ fn entries(bundle: Value) -> Result<Vec<Value>, AdapterError> {
     }
 }
 
+/// The valid NHS numbers a Patient carries (spaces allowed, as people write them).
+fn nhs_numbers(patient: &Value) -> Vec<NhsNumber> {
+    patient
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|i| i.get("system").and_then(Value::as_str) == Some(systems::NHS_NUMBER))
+        .filter_map(|i| NhsNumber::parse(&i.get("value").and_then(Value::as_str)?.replace(' ', "")).ok())
+        .collect()
+}
+
+/// The matching Patients of a search answer (outcome and included entries left out).
+fn matched_patients(bundle: Value) -> Result<Vec<Value>, AdapterError> {
+    Ok(entries(bundle)?
+        .into_iter()
+        .filter(|e| !mapping::is_outcome_entry(e))
+        .filter(|e| e.pointer("/search/mode").and_then(Value::as_str).is_none_or(|m| m == "match"))
+        .filter_map(|mut e| e.as_object_mut().and_then(|o| o.remove("resource")))
+        .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
+        .collect())
+}
+
 fn next_link(bundle: &Value, current: &url::Url) -> Result<Option<url::Url>, AdapterError> {
     let Some(links) = bundle.get("link").and_then(Value::as_array) else {
         return Ok(None);
@@ -138,13 +163,7 @@ impl SourceAdapter for FhirR4Adapter {
         let url = self.url(&["Patient", "_search"])?;
         let identifier = format!("{}|{}", systems::NHS_NUMBER, nhs.as_str());
         let bundle = self.bundle(self.client.post(url).form(&[("identifier", identifier)]), ctx).await?;
-        let mut matches: Vec<Value> = entries(bundle)?
-            .into_iter()
-            .filter(|e| !mapping::is_outcome_entry(e))
-            .filter(|e| e.pointer("/search/mode").and_then(Value::as_str).is_none_or(|m| m == "match"))
-            .filter_map(|mut e| e.as_object_mut().and_then(|o| o.remove("resource")))
-            .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
-            .collect();
+        let mut matches = matched_patients(bundle)?;
         let patient = match matches.len() {
             0 => return Ok(None),
             1 => matches.remove(0),
@@ -152,14 +171,7 @@ impl SourceAdapter for FhirR4Adapter {
         };
         // A server that ignores a search parameter answers with everyone (or whoever it has):
         // only a Patient carrying the NHS number asked for is this patient.
-        let carries_number = patient.get("identifier").and_then(Value::as_array).is_some_and(|ids| {
-            ids.iter().any(|i| {
-                i.get("system").and_then(Value::as_str) == Some(systems::NHS_NUMBER)
-                    && i.get("value").and_then(Value::as_str).map(|v| v.replace(' ', "")).as_deref()
-                        == Some(nhs.as_str())
-            })
-        });
-        if !carries_number {
+        if !nhs_numbers(&patient).contains(nhs) {
             return Err(AdapterError::Malformed(
                 "the matched Patient does not carry the NHS number searched for".into(),
             ));
@@ -180,6 +192,36 @@ impl SourceAdapter for FhirR4Adapter {
             .normalise(&normaliser, patient)
             .map_err(|_| AdapterError::Malformed("matched Patient is not valid R4".into()))?;
         Ok(Some(SourcePatient { local_id, resource }))
+    }
+
+    /// `POST Patient/_search` with `birthdate`, `family` (and `gender`) in a form body, never
+    /// the URL. Only Patients born on the date asked count (a server that ignores a parameter
+    /// answers with whoever it has), and only by a valid NHS number, which the gateway then
+    /// asks every source about.
+    async fn search(
+        &self,
+        query: &DemographicQuery,
+        ctx: &CallContext,
+    ) -> Result<Option<Vec<NhsNumber>>, AdapterError> {
+        let url = self.url(&["Patient", "_search"])?;
+        let mut form = vec![
+            ("birthdate", query.birth_date.clone()),
+            ("family", query.family.clone()),
+            ("_count", query.limit.to_string()),
+        ];
+        if let Some(g) = &query.gender {
+            form.push(("gender", g.clone()));
+        }
+        let bundle = self.bundle(self.client.post(url).form(&form), ctx).await?;
+        let mut found: Vec<NhsNumber> = matched_patients(bundle)?
+            .iter()
+            .filter(|p| p.get("birthDate").and_then(Value::as_str) == Some(query.birth_date.as_str()))
+            .flat_map(nhs_numbers)
+            .collect();
+        let mut seen = HashSet::new();
+        found.retain(|n| seen.insert(n.clone()));
+        found.truncate(query.limit);
+        Ok(Some(found))
     }
 
     async fn read_one(

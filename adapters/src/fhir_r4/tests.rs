@@ -96,6 +96,39 @@ async fn the_nhs_number_travels_in_the_body_with_correlation_headers() {
 }
 
 #[tokio::test]
+async fn a_demographic_search_keeps_only_valid_numbers_of_patients_born_on_the_day_asked() {
+    let uris: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let log = uris.clone();
+    // A server that ignores the parameters, answering with whoever it has.
+    let (base, handle) = fake_server(Arc::new(move |req: &HttpRequest| {
+        log.lock().unwrap().push(format!("{} {}", req.method(), req.uri()));
+        let patient = |id: &str, born: &str, nhs: &str| {
+            json!({"resource": {"resourceType": "Patient", "id": id, "birthDate": born,
+                "identifier": [{"system": tideway_profiles::systems::NHS_NUMBER, "value": nhs}]},
+                "search": {"mode": "match"}})
+        };
+        fhir_json(&json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+            patient("a", "1958-09-23", "943 476 5919"),
+            patient("b", "1971-01-02", "9434765870"),
+            patient("c", "1958-09-23", "9434765918"),
+            patient("d", "1958-09-23", "9434765919"),
+            {"resource": {"resourceType": "OperationOutcome", "issue": []}, "search": {"mode": "outcome"}}]}))
+    }))
+    .await;
+    let query = crate::DemographicQuery {
+        birth_date: "1958-09-23".into(),
+        family: "evans".into(),
+        gender: Some("female".into()),
+        limit: 20,
+    };
+    let found = adapter(base).search_patients(&query, &ctx()).await.unwrap().unwrap();
+    let numbers: Vec<&str> = found.iter().map(NhsNumber::as_str).collect();
+    assert_eq!(numbers, ["9434765919"], "born that day, a valid number, once");
+    assert_eq!(*uris.lock().unwrap(), ["POST /fhir/Patient/_search"], "nothing asked in the URL");
+    handle.stop(false).await;
+}
+
+#[tokio::test]
 async fn two_matches_are_ambiguous() {
     let (base, handle) = fake_server(Arc::new(|_req: &HttpRequest| {
         fhir_json(&json!({"resourceType": "Bundle", "type": "searchset", "entry": [

@@ -1,15 +1,17 @@
 //! `Patient/$match` (IHE PDQm ITI-119): candidates found across the sources, each decided as
 //! any Patient search is, scored against what was asked.
 //!
-//! Sources can only be searched by NHS number ([`tideway_adapters::SourceAdapter::find`]). So
-//! with an NHS number every source is asked for it; without one the candidates come from the
-//! gateway's own demographic index, the patients it has seen a source's Patient of with the
-//! birth date asked (kept as a keyed hash, [`crate::identity::PatientIds::match_key`]), and
-//! every source is then asked by those patients' NHS numbers. A patient the gateway has never
-//! looked up cannot be matched by demographics alone.
+//! With an NHS number every source is asked for it ([`tideway_adapters::SourceAdapter::find`]).
+//! Without one, the candidates are the patients the gateway's own demographic index has seen
+//! with the birth date asked (kept as a keyed hash, [`crate::identity::PatientIds::match_key`]),
+//! then those the sources that can search by demographics find by birth date, family name and
+//! gender ([`tideway_adapters::SourceAdapter::search`]: FHIR R4 and social care; the GP
+//! systems' dialects cannot, and are named in a notice); every source is then asked by each
+//! candidate's NHS number, and each candidate scored and decided on as any Patient search. At
+//! most 20 candidates are considered: a `$match` is never a sweep.
 
 use serde_json::Value;
-use tideway_adapters::NormalisedResource;
+use tideway_adapters::{DemographicQuery, NormalisedResource};
 use tideway_auth::Principal;
 use tideway_policy::PatientMarks;
 use tideway_profiles::{NhsNumber, ResourceFacts};
@@ -59,10 +61,11 @@ impl RecordService {
         if principal.breaks_glass() {
             return Err(RecordError::MatchBreakGlass);
         }
-        let (numbers, superseded) = self.match_numbers(query).await?;
+        let (mut numbers, superseded) = self.match_numbers(query).await?;
         if let [only] = numbers.as_slice() {
             call.about_patient(&self.ids.id_for(only));
         }
+        // Durable before any source is asked, by number or by demographics.
         call.intent(self.source_ids()).await?;
         // Repeated $match trawling is misuse monitoring's to see (and, when configured, stop).
         self.note_match(call, principal).await?;
@@ -74,6 +77,11 @@ impl RecordService {
         }
         let mut audited = Vec::new();
         let asking = Asking::for_principal(call.request_id(), principal);
+        if query.nhs.is_none() {
+            let searched = self.search_sources(query, &asking, &mut numbers).await;
+            partial |= searched.iter().any(|n| matches!(n, Notice::SourceFailed { .. }));
+            notices.extend(searched);
+        }
         for nhs in &numbers {
             let id = self.ids.id_for(nhs);
             let found = self.find_everywhere(nhs, &id, &asking).await?;
@@ -179,6 +187,44 @@ impl RecordService {
             }
         }
         Ok((out, false))
+    }
+
+    /// Asks every source that can search its patients by demographics for those `query`
+    /// describes, adding the NHS numbers found to `numbers` (the gateway's own candidates come
+    /// first; never more than [`MAX_CANDIDATES`] in all). What could not be searched is said in
+    /// the notices returned.
+    async fn search_sources(
+        &self,
+        query: &MatchQuery,
+        asking: &Asking,
+        numbers: &mut Vec<NhsNumber>,
+    ) -> Vec<Notice> {
+        let (Some(birth_date), Some(family)) = (&query.birth_date, &query.family) else { return Vec::new() };
+        let wanted = usize::try_from(MAX_CANDIDATES).unwrap_or(usize::MAX);
+        let search = DemographicQuery {
+            birth_date: birth_date.clone(),
+            family: family.clone(),
+            gender: query.gender.clone(),
+            limit: wanted,
+        };
+        let answers = self.federation.search_patients(&search, asking, self.federation.deadline()).await;
+        let mut notices: Vec<Notice> = answers.iter().filter_map(Notice::of_failure).collect();
+        let not_searchable: Vec<_> =
+            answers.iter().filter(|a| matches!(a.result, Ok(None))).map(|a| a.source.clone()).collect();
+        if !not_searchable.is_empty() {
+            notices.push(Notice::NotSearchable { sources: not_searchable });
+        }
+        for found in answers.into_iter().filter_map(|a| a.result.ok().flatten()) {
+            for nhs in found {
+                if numbers.len() >= wanted {
+                    break;
+                }
+                if !numbers.contains(&nhs) {
+                    numbers.push(nhs);
+                }
+            }
+        }
+        notices
     }
 
     /// Adds the patient's birth dates, as keys, to the demographic index.

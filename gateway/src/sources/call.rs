@@ -6,8 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tideway_adapters::{
-    AdapterError, CallContext, NormalisedResource, PatientLink, RejectionKind, SourceAdapter, SourceId,
-    SourcePatient, SourceRecord,
+    AdapterError, CallContext, DemographicQuery, NormalisedResource, PatientLink, RejectionKind,
+    SourceAdapter, SourceId, SourcePatient, SourceRecord,
 };
 use tideway_profiles::NhsNumber;
 use tokio::time::{Instant, timeout_at};
@@ -22,6 +22,15 @@ pub async fn find_patient(
     ctx: &CallContext,
 ) -> Result<Option<SourcePatient>, AdapterError> {
     metered(adapter.id(), "find-patient", ctx, adapter.find_patient(nhs, gateway_id, ctx)).await
+}
+
+/// Searches the source's patients by demographics (`None`: it cannot).
+pub async fn search_patients(
+    adapter: &Arc<dyn SourceAdapter>,
+    query: &DemographicQuery,
+    ctx: &CallContext,
+) -> Result<Option<Vec<NhsNumber>>, AdapterError> {
+    metered(adapter.id(), "search-patients", ctx, adapter.search_patients(query, ctx)).await
 }
 
 /// Reads one shared resource (an Organization, Practitioner...) by the source's own id.

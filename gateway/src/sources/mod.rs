@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use tideway_adapters::{
-    AdapterError, CallContext, NormalisedResource, PatientLink, Requester, SourceAdapter, SourceId,
-    SourcePatient, SourceRecord,
+    AdapterError, CallContext, DemographicQuery, NormalisedResource, PatientLink, Requester, SourceAdapter,
+    SourceId, SourcePatient, SourceRecord,
 };
 use tideway_profiles::NhsNumber;
 use tokio::time::{Instant, timeout_at};
@@ -210,6 +210,31 @@ impl Federation {
     ) -> Vec<SourceAnswer<Option<SourcePatient>>> {
         let sources = self.sources();
         let mut answers = self.find_patient_in(sources.adapters(), nhs, gateway_id, asking, overall).await;
+        answers.extend(sources.not_asked());
+        answers
+    }
+
+    /// Searches every source's patients by demographics, in parallel, never through the cache
+    /// (a search is rare, and its answer is not a record); the sources that may not be asked
+    /// answer that they were not.
+    pub async fn search_patients(
+        &self,
+        query: &DemographicQuery,
+        asking: &Asking,
+        overall: Instant,
+    ) -> Vec<SourceAnswer<Option<Vec<NhsNumber>>>> {
+        let sources = self.sources();
+        let calls = sources.adapters().iter().map(|a| {
+            let ctx = self.context(a.as_ref(), overall, asking);
+            let span = tracing::info_span!("source.search_patients", source = %a.id());
+            async move {
+                let started = Instant::now();
+                let result = call::search_patients(a, query, &ctx).await;
+                SourceAnswer { source: a.id().clone(), result, elapsed: started.elapsed() }
+            }
+            .instrument(span)
+        });
+        let mut answers = join_all(calls).await;
         answers.extend(sources.not_asked());
         answers
     }

@@ -81,6 +81,12 @@ pub trait Records: Send + Sync + 'static {
         &SEARCHABLE
     }
 
+    /// The Patient resources of every record held for someone born on `birth_date`
+    /// (`YYYY-MM-DD`), for the demographic search; none by default.
+    fn born_on(&self, _birth_date: &str) -> Vec<Value> {
+        Vec::new()
+    }
+
     /// `CapabilityStatement.software.name`.
     fn software(&self) -> &'static str {
         "Tideway FHIR R4 borough simulator"
@@ -123,6 +129,18 @@ impl Records for Data {
                 .find_map(|i| render::resources(&population.record(*borough, i)?).iter().find(is).cloned()),
             Self::Dir(dir) => dir.patients().iter().find_map(|p| p.resources.iter().find(is).cloned()),
         }
+    }
+
+    fn born_on(&self, birth_date: &str) -> Vec<Value> {
+        let patients: Vec<Value> = match self {
+            Self::Synthetic { population, borough } => population
+                .patients_in_borough(*borough)
+                .into_iter()
+                .filter_map(|i| Some(render::patient(&population.record(*borough, i)?)))
+                .collect(),
+            Self::Dir(dir) => dir.patients().iter().filter_map(|p| p.resources.first().cloned()).collect(),
+        };
+        patients.into_iter().filter(|p| p["birthDate"] == birth_date).collect()
     }
 
     fn everything(&self, local_id: &str) -> Option<Arc<Vec<Value>>> {
@@ -338,10 +356,48 @@ fn nhs_from_params(pairs: url::form_urlencoded::Parse<'_>) -> Result<NhsNumber, 
     )))
 }
 
-fn search_answer(state: &State, nhs: &NhsNumber) -> HttpResponse {
-    let entries: Vec<Value> = state
+/// A name compared as a FHIR string search compares it, roughly: letters and digits only,
+/// case-insensitively, the value starting with what was asked.
+fn name_starts_with(name: &str, asked: &str) -> bool {
+    let plain =
+        |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
+    plain(name).starts_with(&plain(asked))
+}
+
+/// The demographic search: `birthdate` (required, a whole date), `family` and `gender`
+/// narrowing it, at most `_count` Patients.
+fn demographic_search(state: &State, pairs: &[(String, String)]) -> HttpResponse {
+    let one = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let Some(birth_date) = one("birthdate").map(|d| d.strip_prefix("eq").unwrap_or(d)) else {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            IssueType::Invalid,
+            "search needs identifier=https://fhir.nhs.uk/Id/nhs-number|<number>, or birthdate with family",
+        );
+    };
+    let count = one("_count").and_then(|c| c.parse::<usize>().ok()).unwrap_or(20);
+    let found: Vec<Value> = state
         .data
-        .find(nhs)
+        .born_on(birth_date)
+        .into_iter()
+        .filter(|p| {
+            one("family").is_none_or(|f| {
+                p["name"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|n| name_starts_with(n["family"].as_str().unwrap_or(""), f))
+            })
+        })
+        .filter(|p| one("gender").is_none_or(|g| p["gender"] == g))
+        .take(count)
+        .collect();
+    searchset(state, found)
+}
+
+/// A searchset of matching Patients.
+fn searchset(state: &State, patients: Vec<Value>) -> HttpResponse {
+    let entries: Vec<Value> = patients
         .into_iter()
         .map(|p| {
             let full = format!("{}Patient/{}", state.base, p["id"].as_str().unwrap_or_default());
@@ -354,7 +410,15 @@ fn search_answer(state: &State, nhs: &NhsNumber) -> HttpResponse {
     )
 }
 
+fn search_answer(state: &State, nhs: &NhsNumber) -> HttpResponse {
+    searchset(state, state.data.find(nhs).into_iter().collect())
+}
+
 async fn search_post(state: web::Data<State>, body: Bytes) -> HttpResponse {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    if !pairs.iter().any(|(k, _)| k == "identifier") {
+        return demographic_search(&state, &pairs);
+    }
     match nhs_from_params(url::form_urlencoded::parse(&body)) {
         Ok(nhs) => search_answer(&state, &nhs),
         Err(resp) => *resp,

@@ -41,6 +41,15 @@ impl Records for Council {
         Some(Arc::new(render::resources(&self.population.social_care_record(self.borough, index)?)))
     }
 
+    fn born_on(&self, birth_date: &str) -> Vec<Value> {
+        self.population
+            .social_care_patients(self.borough)
+            .into_iter()
+            .filter_map(|i| Some(render::patient(&self.population.social_care_record(self.borough, i)?)))
+            .filter(|p| p["birthDate"] == birth_date)
+            .collect()
+    }
+
     fn searchable(&self) -> &'static [&'static str] {
         SEARCHABLE
     }

@@ -103,30 +103,72 @@ async fn a_patient_described_with_their_nhs_number_is_a_certain_match_audited_as
 }
 
 #[tokio::test]
-async fn demographics_alone_find_only_patients_the_gateway_has_seen_and_never_certainly() {
+async fn demographics_alone_find_a_patient_the_gateway_has_never_seen_and_never_certainly() {
     for kind in [StoreKind::Sqlite, StoreKind::Postgres] {
         demographics_alone_on(kind).await;
     }
 }
 
+/// The boroughs are FHIR R4 exchanges, which search their patients by birth date, family name
+/// and gender: a patient the gateway has never looked up is found, as a probable match.
 async fn demographics_alone_on(kind: StoreKind) {
     let app = TestApp::spawn(Options { store: kind, ..Options::default() }).await;
     let token = app.token().await;
     let nhs = plain(&app, 1);
     let uncertain = json!({"name": "onlyCertainMatches", "valueBoolean": false});
     let asked = parameters(described(&app, &nhs, false), &[uncertain]);
+    let before = app.simulators.iter().map(|s| s.hits().patient_searches).sum::<u64>();
     let unseen = post_match(&app, &token, &asked).await;
-    assert_eq!((unseen.status, unseen.body["total"].as_u64()), (200, Some(0)), "{}", unseen.body);
+    assert_eq!(unseen.status, 200, "{}", unseen.body);
+    let searches = app.simulators.iter().map(|s| s.hits().patient_searches).sum::<u64>() - before;
+    assert!(searches >= app.simulators.len() as u64, "every borough was searched ({searches} searches)");
     let id = app.patient_id(&token, nhs.as_str()).await;
-    let seen = post_match(&app, &token, &asked).await;
-    assert_eq!(seen.status, 200, "{}", seen.body);
-    let got = grades(&seen);
-    assert_eq!(got.len(), 1, "{}", seen.body);
+    let got = grades(&unseen);
+    assert_eq!(got.len(), 1, "{}", unseen.body);
     assert_eq!((got[0].0.as_str(), got[0].1.as_str()), (id.as_str(), "probable"));
     assert!(got[0].2 > 0.5 && got[0].2 < 1.0, "{got:?}");
+    let said = unseen.outcome_entry().unwrap().to_string();
+    assert!(
+        !said.contains("cannot be searched") && !said.contains("is missing from this answer"),
+        "every source searched: {said}"
+    );
     // By default only certain matches come back, and without a number none is certain.
     let default = post_match(&app, &token, &parameters(described(&app, &nhs, false), &[])).await;
     assert_eq!(default.body["total"], 0, "{}", default.body);
+    app.stop().await;
+}
+
+/// The GP systems' dialects cannot search by demographics: a patient they alone hold is found
+/// by demographics only once the gateway has seen them, and the answer names the sources that
+/// could not be searched.
+#[tokio::test]
+async fn a_patient_held_only_where_no_search_reaches_is_found_once_seen_and_the_gap_is_named() {
+    use tideway_simulators::kinds::regional_mix;
+    let app =
+        TestApp::spawn(Options { boroughs: 12, patients: 10, regional: true, ..Options::default() }).await;
+    let token = app.token().await;
+    let searchable = |b: usize| matches!(regional_mix(b).as_str(), "fhir-r4" | "social-care");
+    let pop = &app.population;
+    let index = (0..pop.patient_count())
+        .filter(|i| Scenario::of(*i).is_none() && !pop.is_restricted(*i) && pop.date_of_death(*i).is_none())
+        .find(|i| pop.boroughs_of(*i).iter().all(|b| !searchable(*b)))
+        .expect("a patient held only by GP systems");
+    let nhs = pop.nhs_number(index).unwrap();
+    let uncertain = json!({"name": "onlyCertainMatches", "valueBoolean": false});
+    let asked = parameters(described(&app, &nhs, false), &[uncertain]);
+    let unseen = post_match(&app, &token, &asked).await;
+    assert_eq!((unseen.status, unseen.body["total"].as_u64()), (200, Some(0)), "{}", unseen.body);
+    let said = unseen.outcome_entry().unwrap().to_string();
+    for b in (0..12).filter(|b| !searchable(*b)) {
+        let source = app.settings.sources[b].id.as_str();
+        assert!(said.contains(&format!("'{source}'")), "{source} is named as not searchable: {said}");
+    }
+    assert!(said.contains("cannot be searched by demographics"), "{said}");
+    let id = app.patient_id(&token, nhs.as_str()).await;
+    let seen = post_match(&app, &token, &asked).await;
+    let got = grades(&seen);
+    assert_eq!(got.len(), 1, "{}", seen.body);
+    assert_eq!((got[0].0.as_str(), got[0].1.as_str()), (id.as_str(), "probable"));
     app.stop().await;
 }
 
