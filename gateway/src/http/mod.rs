@@ -20,6 +20,7 @@ mod patient_match;
 mod patient_read;
 mod patient_search;
 pub mod peers;
+mod population;
 mod post;
 mod render;
 mod secondary_admin;
@@ -59,6 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(readable(fhir("/_page", "page", GET_HEAD), page::page))
         // Before the Patient routes, which would read `/Patient/$export` as a patient's id.
         .configure(export::routes)
+        .configure(population::routes)
         .service(readable(fhir("/Patient", "patient-search", GET_HEAD), patient_search::patient_search))
         .service(
             readable(

@@ -47,6 +47,9 @@ mod audit_tests;
 mod audit_writer;
 mod clients;
 mod consents;
+mod export_jobs;
+#[cfg(test)]
+mod export_jobs_tests;
 pub mod memory;
 mod misuse;
 mod owners;
@@ -55,8 +58,6 @@ mod postgres_audit_writer;
 mod replay;
 mod retention;
 mod secondary;
-#[cfg(test)]
-mod secondary_tests;
 mod sources;
 #[cfg(test)]
 mod test_db;
@@ -70,11 +71,12 @@ pub use audit_log::PendingAudit;
 pub use audit_writer::SqliteAuditWriter;
 pub use clients::ClientStateStore;
 pub use consents::{ConsentStore, ConsentVersion};
+pub use export_jobs::{ExportJobRow, ExportJobStore, JobProgress};
 pub use misuse::MisuseStore;
 pub use owners::ResourceOwners;
 pub use patients::{PatientIndex, SourceLink};
 pub use replay::StoreReplayGuard;
-pub use secondary::{Cohort, ExportJobRow, JobProgress, SecondaryStore};
+pub use secondary::{Cohort, SecondaryStore};
 pub use sources::{SourceRegistryStore, StoredSource};
 
 /// A store operation failed. The message names the operation and the database's reason (which

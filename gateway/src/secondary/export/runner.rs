@@ -297,7 +297,7 @@ impl Walk<'_> {
             }
             save(state, (id, self.job.patients_total), JobState::Running, tally).await?;
         }
-        for line in error_lines(tally) {
+        for line in super::manifest::error_lines(tally) {
             outputs.write(ERROR_TYPE, line.as_bytes()).await?;
         }
         tally.outputs = outputs.checkpoint().await?;
@@ -366,52 +366,4 @@ async fn save(
     state.secondary.store.save_export_progress(id, &step).await?;
     state.secondary.exports.note(id, job_state, tally.done, total);
     Ok(())
-}
-
-/// The error file: one OperationOutcome per source failure kind, and one for patients left
-/// out, counts only.
-fn error_lines(tally: &JobTally) -> Vec<String> {
-    let outcome = |code: &str, text: String| {
-        json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]}).to_string()
-    };
-    let mut out: Vec<String> = tally
-        .source_failures
-        .iter()
-        .flat_map(|(source, codes)| {
-            codes.iter().map(move |(code, n)| {
-                let text = if *code == crate::record::DIRECT_CARE_ONLY {
-                    format!("source {source} serves direct care only, so was not asked for {n} patients' records; their data from it is missing")
-                } else {
-                    format!("source {source} could not give {n} patients' records ({code}); their data from it is missing")
-                };
-                outcome("incomplete", text)
-            })
-        })
-        .collect();
-    if tally.patients_left_out > 0 {
-        out.push(outcome(
-            "incomplete",
-            format!(
-                "{} patients were left out: their records could not be decided on",
-                tally.patients_left_out
-            ),
-        ));
-    }
-    out
-}
-
-impl Job {
-    /// The Bulk Data manifest of a completed job.
-    pub fn manifest(&self, base_url: &str) -> serde_json::Value {
-        let entry = |t: &str, count: u64| json!({"type": t, "url": format!("{base_url}/export-files/{}/{}", self.id, super::output::file_name(t)), "count": count});
-        let (errors, outputs): (Vec<_>, Vec<_>) =
-            self.tally.outputs.iter().filter(|(_, s)| s.count > 0).partition(|(t, _)| *t == ERROR_TYPE);
-        json!({
-            "transactionTime": self.transaction_time,
-            "request": self.request,
-            "requiresAccessToken": true,
-            "output": outputs.iter().map(|(t, s)| entry(t, s.count)).collect::<Vec<_>>(),
-            "error": errors.iter().map(|(t, s)| entry(t, s.count)).collect::<Vec<_>>(),
-        })
-    }
 }

@@ -2,7 +2,7 @@
 //! time, a lapsed lease lets another run take the job over, and only finished jobs age out.
 
 use super::test_db::{Backend, fresh_store};
-use super::{ExportJobRow, SecondaryStore};
+use super::{ExportJobRow, ExportJobStore};
 
 fn job(id: &str, state: &str, updated_us: i64) -> ExportJobRow {
     ExportJobRow {
@@ -21,13 +21,13 @@ fn job(id: &str, state: &str, updated_us: i64) -> ExportJobRow {
     }
 }
 
-async fn unfinished(store: &dyn SecondaryStore, now_us: i64) -> Vec<String> {
+async fn unfinished(store: &dyn ExportJobStore, now_us: i64) -> Vec<String> {
     store.unfinished_export_jobs(now_us).await.unwrap().into_iter().map(|r| r.job_id).collect()
 }
 
 async fn one_run_holds_a_job_at_a_time(backend: Backend) {
     let (store, _dir) = fresh_store(backend).await;
-    let store: &dyn SecondaryStore = &store;
+    let store: &dyn ExportJobStore = &store;
     store.create_export_job(&job("j1", "running", 1)).await.unwrap();
     assert_eq!(unfinished(store, 100).await, ["j1"], "unleased, it is offered for resuming");
 
@@ -55,7 +55,7 @@ async fn one_run_holds_a_job_at_a_time(backend: Backend) {
 
 async fn only_finished_jobs_age_out(backend: Backend) {
     let (store, _dir) = fresh_store(backend).await;
-    let store: &dyn SecondaryStore = &store;
+    let store: &dyn ExportJobStore = &store;
     for (id, state, at) in [
         ("done", "completed", 1_000),
         ("broke", "failed", 2_000),
