@@ -194,6 +194,7 @@ impl Application {
         let memo = ReplicaMemo::new(
             Duration::from_secs(settings.federation.locator_max_age_secs),
             store.backend() == "sqlite",
+            settings.cache.enabled.then(|| Duration::from_secs(settings.cache.ttl_secs)),
         );
         let registry = Arc::new(
             Registry::start(

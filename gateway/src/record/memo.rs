@@ -40,10 +40,11 @@ const CAPACITY: u64 = 100_000;
 /// How long a Provenance made for a merged fact is reused.
 const PROVENANCE_AGE: Duration = Duration::from_secs(3600);
 
-/// Widened entries remembered at most, and for how long: each holds its two inputs' JSON alive,
-/// so fewer and shorter-lived than the rest.
+/// Widened entries remembered at most: each holds its two inputs' JSON alive, so fewer than the
+/// rest. They live no longer than the per-source cache keeps those inputs (`cache.ttl_secs`):
+/// the key is the cached buffers' addresses, so once the cache lets a record go its widened
+/// entries can never be asked for again, and would only hold its bytes.
 const WIDENED_CAPACITY: u64 = 10_000;
-const WIDENED_AGE: Duration = Duration::from_secs(600);
 
 /// A kept entry widened with a folded copy's codes, with the JSON it was made from: held so
 /// that the addresses keying it cannot be reused for other content while it is remembered.
@@ -67,8 +68,9 @@ pub struct ReplicaMemo {
     links_epoch: Arc<AtomicU64>,
     provenance: moka::sync::Cache<String, NormalisedResource>,
     /// Kept entries widened with folded copies' codes, by the addresses of the two JSONs (the
-    /// per-source cache hands out the same bytes on every warm answer).
-    widened: moka::sync::Cache<(usize, usize), Widened>,
+    /// per-source cache hands out the same bytes on every warm answer); `None` when there is no
+    /// cache to hand out the same bytes twice.
+    widened: Option<moka::sync::Cache<(usize, usize), Widened>>,
     /// What the gateway made for a record (its Provenance), by `Type/id`, so a read by id finds
     /// one made for a narrower question than the whole record.
     made: moka::sync::Cache<String, NormalisedResource>,
@@ -79,10 +81,11 @@ pub struct ReplicaMemo {
 }
 
 impl ReplicaMemo {
-    /// A memo whose locator answers live at most `min(locator_max_age, MAX_LINKS_AGE)`, and
-    /// which remembers consent directives only if `sole_consent_writer` (this process is the
-    /// only one writing the store).
-    pub fn new(locator_max_age: Duration, sole_consent_writer: bool) -> Self {
+    /// A memo whose locator answers live at most `min(locator_max_age, MAX_LINKS_AGE)`, which
+    /// remembers consent directives only if `sole_consent_writer` (this process is the only one
+    /// writing the store), and widened entries for `cached_for` (the per-source cache's time to
+    /// live; `None`, the cache being off: not at all).
+    pub fn new(locator_max_age: Duration, sole_consent_writer: bool, cached_for: Option<Duration>) -> Self {
         Self {
             consents: sole_consent_writer
                 .then(|| moka::sync::Cache::builder().max_capacity(CAPACITY).build()),
@@ -98,10 +101,9 @@ impl ReplicaMemo {
                 .time_to_live(PROVENANCE_AGE)
                 .build(),
             made: moka::sync::Cache::builder().max_capacity(CAPACITY).time_to_live(PROVENANCE_AGE).build(),
-            widened: moka::sync::Cache::builder()
-                .max_capacity(WIDENED_CAPACITY)
-                .time_to_live(WIDENED_AGE)
-                .build(),
+            widened: cached_for.map(|ttl| {
+                moka::sync::Cache::builder().max_capacity(WIDENED_CAPACITY).time_to_live(ttl).build()
+            }),
         }
     }
 
@@ -141,16 +143,17 @@ impl ReplicaMemo {
         if !may_add_codes(kept, copy) {
             return None;
         }
+        let Some(widened) = &self.widened else { return with_codes_of(kept, source, copy) };
         let key =
             (Arc::as_ptr(&kept.json).cast::<u8>() as usize, Arc::as_ptr(&copy.json).cast::<u8>() as usize);
-        if let Some(w) = self.widened.get(&key)
+        if let Some(w) = widened.get(&key)
             && Arc::ptr_eq(&w.kept, &kept.json)
             && Arc::ptr_eq(&w.copy, &copy.json)
         {
             return w.result;
         }
         let result = with_codes_of(kept, source, copy);
-        self.widened.insert(
+        widened.insert(
             key,
             Widened { kept: kept.json.clone(), copy: copy.json.clone(), result: result.clone() },
         );
@@ -242,17 +245,21 @@ mod tests {
         .unwrap()
     }
 
-    /// A remembered widening is the one made from exactly these bytes: the same answer again
-    /// for the same buffers, and a fresh one for other bytes (even were an address reused).
-    #[test]
-    fn a_widening_is_remembered_for_the_very_bytes_it_was_made_from() {
-        let memo = ReplicaMemo::new(Duration::from_secs(30), true);
-        let emis = SourceId::parse("emis").unwrap();
-        let kept = allergy("s1", json!([]));
+    /// A kept allergy with no code, and EMIS's copy of it carrying one.
+    fn kept_and_emis_copy() -> (SourceId, NormalisedResource, NormalisedResource) {
         let copy = allergy(
             "emis",
             json!([{"system": "https://fhir.tideway.london/CodeSystem/emis-code-id", "code": "1"}]),
         );
+        (SourceId::parse("emis").unwrap(), allergy("s1", json!([])), copy)
+    }
+
+    /// A remembered widening is the one made from exactly these bytes: the same answer again
+    /// for the same buffers, and a fresh one for other bytes (even were an address reused).
+    #[test]
+    fn a_widening_is_remembered_for_the_very_bytes_it_was_made_from() {
+        let memo = ReplicaMemo::new(Duration::from_secs(30), true, Some(Duration::from_secs(60)));
+        let (emis, kept, copy) = kept_and_emis_copy();
         let first = memo.widened(&kept, &emis, &copy).expect("the copy adds a code");
         assert_eq!(first.json, with_codes_of(&kept, &emis, &copy).unwrap().json);
         let again = memo.widened(&kept, &emis, &copy).unwrap();
@@ -264,5 +271,18 @@ mod tests {
         let fresh = memo.widened(&kept, &emis, &other).unwrap();
         assert!(String::from_utf8_lossy(&fresh.json).contains("\"code\":\"2\""));
         assert!(memo.widened(&kept, &emis, &kept).is_none(), "nothing to add, nothing made");
+    }
+
+    /// With the per-source cache off no buffer is handed out twice, so nothing is remembered:
+    /// each widening is made afresh and nothing holds the record's bytes.
+    #[test]
+    fn without_a_cache_no_widening_is_remembered() {
+        let memo = ReplicaMemo::new(Duration::from_secs(30), true, None);
+        let (emis, kept, copy) = kept_and_emis_copy();
+        let first = memo.widened(&kept, &emis, &copy).expect("the copy adds a code");
+        let again = memo.widened(&kept, &emis, &copy).unwrap();
+        assert_eq!(first.json, again.json, "the same widening");
+        assert!(!Arc::ptr_eq(&first.json, &again.json), "made afresh, not remembered");
+        assert_eq!(Arc::strong_count(&kept.json), 1, "nothing else holds the kept entry's bytes");
     }
 }

@@ -125,7 +125,7 @@ async fn fixture(sources: Vec<Arc<FakeSource>>) -> Fixture {
         pages: PageStore::memory(Duration::from_secs(60), 10_000, 20),
         base_url: "http://gw".into(),
         locator_max_age_secs: 3600,
-        memo: super::ReplicaMemo::new(Duration::from_secs(3600), true),
+        memo: super::ReplicaMemo::new(Duration::from_secs(3600), true, Some(Duration::from_secs(60))),
         policy: Arc::new(crate::agreements::PolicyInForce::examples(Vec::new()).unwrap()),
         consents: store.clone(),
         alerts: store.clone(),

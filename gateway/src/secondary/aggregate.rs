@@ -20,13 +20,19 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tideway_adapters::NormalisedResource;
-use tideway_policy::{Ask, Terminology};
+use serde_json::json;
+use tideway_policy::Ask;
 use tideway_profiles::NhsNumber;
 
 use crate::state::AppState;
 use crate::store::Cohort;
+
+mod counts;
+mod report;
+
+use counts::Counts;
+use report::at;
+pub use report::per_thousand;
 
 /// The measures the dashboards show: `(code set, title)`.
 pub const MEASURES: [(&str, &str); 4] =
@@ -81,146 +87,6 @@ pub struct Figures {
     pub denominators: Published,
     /// Per measure (code set name), patients with the condition.
     pub numerators: BTreeMap<String, Published>,
-}
-
-/// Raw counts while walking; never stored or served.
-struct Counts {
-    boroughs: Vec<String>,
-    names: Vec<String>,
-    strata: usize,
-    denominators: Vec<u64>,
-    numerators: Vec<Vec<u64>>,
-}
-
-impl Counts {
-    fn new(boroughs: Vec<(String, String)>) -> Self {
-        let strata = age_band_count() * SEXES.len();
-        let n = boroughs.len() * strata;
-        let (boroughs, names) = boroughs.into_iter().unzip();
-        Self {
-            boroughs,
-            names,
-            strata,
-            denominators: vec![0; n],
-            numerators: vec![vec![0; n]; MEASURES.len()],
-        }
-    }
-
-    fn add(
-        &mut self,
-        record: &[NormalisedResource],
-        sources: &[String],
-        terminology: &Terminology,
-        on: time::Date,
-    ) {
-        let Some(stratum) = stratum_of(record, on) else { return };
-        let has = measures_held(record, terminology);
-        for source in sources {
-            let Some(b) = self.boroughs.iter().position(|x| x == source) else { continue };
-            let cell = b * self.strata + stratum;
-            self.denominators[cell] += 1;
-            for (m, yes) in has.iter().enumerate() {
-                if *yes {
-                    self.numerators[m][cell] += 1;
-                }
-            }
-        }
-    }
-
-    fn publish(&self, threshold: u64, generated: String) -> Figures {
-        let rows = self.boroughs.len();
-        let denominators = tideway_deid::suppress::two_way(rows, self.strata, &self.denominators);
-        let published_denominators = tideway_deid::suppress::suppress(&denominators, threshold);
-        let publish = |counts: &[u64]| {
-            let numerators = tideway_deid::suppress::two_way(rows, self.strata, counts);
-            // Beside a published denominator, a numerator within the threshold of it gives away
-            // how few do not have the condition (all seven patients of a cell have it, say): it
-            // is suppressed too, with complements, until no such pair is left.
-            let mut forced: Vec<usize> = Vec::new();
-            loop {
-                let out = tideway_deid::suppress::suppress_with(&numerators, threshold, &forced);
-                let more: Vec<usize> = (0..out.len())
-                    .filter(|&i| {
-                        out[i].is_some()
-                            && published_denominators.get(i).copied().flatten().is_some()
-                            && denominators.cells[i].saturating_sub(numerators.cells[i]) < threshold
-                    })
-                    .collect();
-                if more.is_empty() {
-                    return layout(rows, self.strata, &out);
-                }
-                forced.extend(more);
-            }
-        };
-        let strata =
-            age_bands().flat_map(|band| SEXES.iter().map(move |sex| format!("{band}|{sex}"))).collect();
-        Figures {
-            generated,
-            threshold,
-            boroughs: self.boroughs.clone(),
-            borough_names: self.names.clone(),
-            strata,
-            denominators: layout(rows, self.strata, &published_denominators),
-            numerators: MEASURES
-                .iter()
-                .zip(&self.numerators)
-                .map(|((set, _), counts)| ((*set).to_owned(), publish(counts)))
-                .collect(),
-        }
-    }
-}
-
-/// One suppressed borough-by-stratum table ([`tideway_deid::suppress::two_way`]'s layout) as
-/// rows, columns and totals.
-fn layout(rows: usize, cols: usize, out: &[Option<u64>]) -> Published {
-    let at = |i: usize| out.get(i).copied().flatten();
-    let cells = (0..rows).map(|r| (0..cols).map(|c| at(r * cols + c)).collect()).collect();
-    let borough_totals = (0..rows).map(|r| at(rows * cols + r)).collect();
-    let stratum_totals = (0..cols).map(|c| at(rows * cols + rows + c)).collect();
-    Published { cells, borough_totals, stratum_totals, total: at(rows * cols + rows + cols) }
-}
-
-/// The patient's stratum (age band at `on`, sex) from their released Patient; `None` when the
-/// Patient was withheld (such a patient is not counted at all).
-fn stratum_of(record: &[NormalisedResource], on: time::Date) -> Option<usize> {
-    let patient = record.iter().find(|r| r.resource_type == "Patient")?;
-    let value: Value = serde_json::from_slice(&patient.json).ok()?;
-    let sex = match value.get("gender").and_then(Value::as_str) {
-        Some("female") => 0,
-        Some("male") => 1,
-        _ => 2,
-    };
-    let band = value
-        .get("birthDate")
-        .and_then(Value::as_str)
-        .and_then(|d| time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).ok())
-        .map_or(age_band_count() - 1, |birth| tideway_deid::age_band(birth, on).index());
-    Some(band * SEXES.len() + sex)
-}
-
-/// Which measures' conditions the record holds: the code sets of every released Condition
-/// that is neither over (resolved, inactive, in remission) nor void (refuted, entered in
-/// error), each Condition read and classified once for all the measures.
-fn measures_held(record: &[NormalisedResource], terminology: &Terminology) -> Vec<bool> {
-    let over = |r: &NormalisedResource| {
-        r.facts
-            .clinical_status
-            .iter()
-            .any(|c| matches!(c.code.as_str(), "resolved" | "inactive" | "remission"))
-    };
-    let held = record
-        .iter()
-        .filter(|r| r.resource_type == "Condition" && !over(r) && !void(r))
-        .fold(0, |mask, r| mask | terminology.classify(&r.facts));
-    MEASURES.iter().map(|(set, _)| terminology.bit(set).is_some_and(|bit| held & bit != 0)).collect()
-}
-
-/// Whether a Condition's verification status says it is not a real one.
-fn void(r: &NormalisedResource) -> bool {
-    let Ok(v) = serde_json::from_slice::<Value>(&r.json) else { return true };
-    v["verificationStatus"]["coding"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|c| matches!(c["code"].as_str(), Some("refuted" | "entered-in-error"))))
 }
 
 /// Why the figures could not be computed (no patient data).
@@ -411,113 +277,4 @@ pub async fn latest(state: &AppState) -> Result<Option<Figures>, crate::store::S
     serde_json::from_str(&body).map(Some).map_err(|_| {
         crate::store::StoreError::other("read population figures", "the stored figures no longer read")
     })
-}
-
-impl Figures {
-    /// The `MeasureReport`s: one per measure and borough, plus one for all boroughs, each with
-    /// its denominator, numerator, score per 1,000 and the age band and sex strata. A
-    /// suppressed count has no value, only the data-absent reason `masked`.
-    pub fn measure_reports(&self, only: Option<&str>) -> Vec<Value> {
-        let mut out = Vec::new();
-        for (set, title) in MEASURES {
-            if only.is_some_and(|m| m != set) {
-                continue;
-            }
-            let Some(num) = self.numerators.get(set) else { continue };
-            let den = &self.denominators;
-            for (b, borough) in self.boroughs.iter().enumerate() {
-                let strata: Vec<(Option<u64>, Option<u64>)> = (0..self.strata.len())
-                    .map(|s| (cell(&num.cells, b, s), cell(&den.cells, b, s)))
-                    .collect();
-                let total = (at(&num.borough_totals, b), at(&den.borough_totals, b));
-                out.push(self.report(set, title, Some(borough), total, &strata));
-            }
-            let strata: Vec<(Option<u64>, Option<u64>)> = (0..self.strata.len())
-                .map(|s| (at(&num.stratum_totals, s), at(&den.stratum_totals, s)))
-                .collect();
-            out.push(self.report(set, title, None, (num.total, den.total), &strata));
-        }
-        out
-    }
-
-    fn report(
-        &self,
-        set: &str,
-        title: &str,
-        borough: Option<&String>,
-        (num, den): (Option<u64>, Option<u64>),
-        strata: &[(Option<u64>, Option<u64>)],
-    ) -> Value {
-        let id = format!("{set}.{}", borough.map_or("all", String::as_str));
-        let stratum: Vec<Value> = self
-            .strata
-            .iter()
-            .zip(strata)
-            .map(|(label, (n, d))| {
-                let (band, sex) = label.split_once('|').unwrap_or((label, ""));
-                json!({
-                    "component": [
-                        {"code": {"text": "age band"}, "value": {"text": band}},
-                        {"code": {"text": "sex"}, "value": {"text": sex}},
-                    ],
-                    "population": populations(*n, *d),
-                })
-            })
-            .collect();
-        let mut group = json!({
-            "population": populations(num, den),
-            "stratifier": [{"code": [{"text": "age band and sex"}], "stratum": stratum}],
-        });
-        if let (Some(n), Some(d)) = (num, den)
-            && d > 0
-        {
-            group["measureScore"] = json!({"value": per_thousand(n, d), "unit": "per 1000"});
-        }
-        let mut report = json!({
-            "resourceType": "MeasureReport",
-            "id": id,
-            "status": "complete",
-            "type": "summary",
-            "measure": measure_url(set),
-            "date": self.generated,
-            "period": {"start": self.generated, "end": self.generated},
-            "group": [group],
-        });
-        report["subject"] = match borough {
-            Some(b) => json!({"reference": format!("Group/source.{b}"), "display": b}),
-            None => json!({"display": format!("all boroughs ({title})")}),
-        };
-        report
-    }
-}
-
-/// Prevalence per 1,000, to one decimal place.
-pub fn per_thousand(numerator: u64, denominator: u64) -> f64 {
-    if denominator == 0 {
-        return 0.0;
-    }
-    (numerator as f64 * 10_000.0 / denominator as f64).round() / 10.0
-}
-
-fn at(v: &[Option<u64>], i: usize) -> Option<u64> {
-    v.get(i).copied().flatten()
-}
-
-fn cell(cells: &[Vec<Option<u64>>], b: usize, s: usize) -> Option<u64> {
-    cells.get(b).and_then(|r| at(r, s))
-}
-
-/// A group's initial population (the denominator) and numerator, suppressed ones masked.
-fn populations(numerator: Option<u64>, denominator: Option<u64>) -> Value {
-    let one = |code: &str, count: Option<u64>| {
-        let mut p = json!({"code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-population", "code": code}]}});
-        match count {
-            Some(n) => p["count"] = json!(n),
-            None => {
-                p["_count"] = json!({"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "masked"}]})
-            }
-        }
-        p
-    };
-    json!([one("initial-population", denominator), one("numerator", numerator)])
 }

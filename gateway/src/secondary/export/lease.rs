@@ -2,6 +2,12 @@
 //! once: a run takes the lease before it walks, renews it as it goes, and gives it up when it
 //! stops. A lease a dead replica held lapses, and the next replica to look resumes the job from
 //! its cursor.
+//!
+//! The lease is checked at each page, before progress is recorded and every 30 s within a
+//! page, not on every file write: a run that stalls for longer than [`LEASE`] and then wakes
+//! mid-page could append a few lines before it finds the lease gone. The run that took over
+//! cuts the files back to the recorded sizes when it resumes, so only lines written after that
+//! could survive; fencing each write with the lease would close the gap.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

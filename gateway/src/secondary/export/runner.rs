@@ -98,7 +98,11 @@ async fn walk_once(state: &AppState, id: &str) {
             Some("the job stopped unexpectedly".to_owned())
         }
     };
-    if let Some(failure) = failure {
+    // A run that lost its lease leaves the job to the run that took it over.
+    let holds = || async { lease.renew().await.unwrap_or(false) };
+    if let Some(failure) = failure
+        && holds().await
+    {
         tally.failure = Some(failure);
         let progress = serde_json::to_string(&tally).unwrap_or_else(|_| "{}".into());
         state.secondary.exports.note(id, JobState::Failed, 0, 0);
