@@ -7,87 +7,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
-use secrecy::ExposeSecret;
+use actix_web::web;
 use tideway_auth::service::TokenService;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub use crate::state::AppState;
+pub use error::StartError;
+
+mod error;
+mod start;
 
 use crate::audit::AuditTrail;
 use crate::audit::checkpoint::Checkpointer;
 use crate::audit::tally::RefusalTally;
 use crate::config::Settings;
-use crate::http::{self, middleware};
 use crate::identity::PatientIds;
-use crate::pages::PageStore;
 use crate::record::{RecordService, ReplicaMemo};
 use crate::registry::Registry;
 use crate::sources::{Federation, SourceCache};
 use crate::store::{Store, StoreReplayGuard};
-
-/// Why the application could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// Address.
-        addr: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The store could not be opened.
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    /// The page store could not be reached.
-    #[error("{0}")]
-    Pages(String),
-    /// Auth configuration was refused.
-    #[error("auth: {0}")]
-    Auth(String),
-    /// The sharing agreements or code sets could not be loaded: nothing may be decided.
-    #[error("policy: {0}")]
-    Policy(String),
-    /// The listener's TLS certificate, key or client authority could not be used.
-    #[error("server.tls: {0}")]
-    Tls(String),
-    /// The audit checkpoint key or file could not be read.
-    #[error("audit checkpoints: {0}")]
-    Checkpoints(#[from] crate::audit::checkpoint::CheckpointError),
-    /// The audit trail no longer holds what its last signed checkpoint covers (names the
-    /// place and the kind of damage): the gateway does not start on a trail it cannot vouch for.
-    #[error(
-        "audit trail damaged since its last checkpoint: {0}; run `tideway audit verify` and resolve it \
-         before starting (the checkpoint file is the evidence: archive it, never edit it)"
-    )]
-    AuditDamaged(String),
-    /// The webhook client could not be built.
-    #[error("alerts webhook: {0}")]
-    Webhook(String),
-    /// The source registry's settings were refused.
-    #[error("registry: {0}")]
-    Registry(String),
-    /// The superseded NHS numbers feed could not be read (names the line, never a number).
-    #[error("identity.superseded_nhs_numbers_file: {0}")]
-    Supersessions(String),
-    /// The registered population feed could not be read (names the line, never a number).
-    #[error("identity.registrations_file: {0}")]
-    Registrations(String),
-    /// Secondary use's settings, opt-out feed or export folder could not be used.
-    #[error("secondary: {0}")]
-    Secondary(String),
-    /// A source adapter could not be built.
-    #[error("source {id}: {reason}")]
-    Source {
-        /// Source id.
-        id: String,
-        /// Why.
-        reason: String,
-    },
-}
 
 /// A running gateway.
 pub struct Application {
@@ -213,41 +152,10 @@ impl Application {
             .await?,
         );
         registry.spawn();
-        let page_ttl = Duration::from_secs(settings.pages.ttl_secs);
-        let pages = match &settings.pages.redis_url {
-            Some(url) => PageStore::redis(
-                url.expose_secret(),
-                page_ttl,
-                settings.pages.max_per_principal,
-                settings.identity.pseudonym_key.expose_secret().as_bytes(),
-            )
-            .await
-            .map_err(|e| StartError::Pages(e.to_string()))?,
-            None => {
-                PageStore::memory(page_ttl, settings.pages.max_resources, settings.pages.max_per_principal)
-            }
-        };
+        let pages = start::page_store(&settings).await?;
         let started = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
         let capability = crate::capability::capability_statement(&base_url, &started).to_string();
-        let checkpointer = match (&settings.audit.checkpoint_key, &settings.audit.checkpoint_file) {
-            (Some(key), Some(file)) => {
-                let checkpointer = Arc::new(Checkpointer::new(key, file.clone(), Arc::new(store.clone()))?);
-                if let Some(damage) = checkpointer.damage_since_last_checkpoint().await? {
-                    return Err(StartError::AuditDamaged(damage.to_string()));
-                }
-                checkpointer.clone().spawn_every(settings.audit.checkpoint_interval_secs);
-                if let Some(days) = settings.audit.retention_days {
-                    checkpointer.clone().spawn_retention(days);
-                }
-                Some(checkpointer)
-            }
-            _ => {
-                tracing::warn!(
-                    "no audit checkpoints configured: a cut-off or rewritten audit trail cannot be detected"
-                );
-                None
-            }
-        };
+        let checkpointer = start::checkpointer(&settings, &store).await?;
         // The agreements know each registered source's data controller as registered at start
         // (the config's and the API's alike).
         let registered = registry.configs().await;
@@ -333,60 +241,7 @@ impl Application {
         crate::secondary::aggregate::spawn(state.clone());
         crate::client_keys::spawn_reload(state.clone(), state.settings.auth.jwks_reload_secs);
         crate::certificates::watch(state.settings.clone(), state.registry.clone()).await;
-        let workers = state
-            .settings
-            .server
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let data = state.clone();
-        let peers = http::peers::PeerConnections::new(state.settings.server.max_connections_per_peer);
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .wrap(from_fn(http::peers::refuse_over_cap))
-                .wrap(from_fn(middleware::request_id_and_log))
-                .configure(http::routes)
-        })
-        .on_connect(move |connection, data| {
-            http::tls::on_connect(connection, data);
-            peers.on_connect(connection, data);
-        })
-        .workers(workers)
-        .client_request_timeout(state.settings.request_timeout())
-        .shutdown_timeout(5)
-        .disable_signals();
-        let bound = |source| StartError::Bind { addr: local.to_string(), source };
-        let server = match &state.settings.server.tls {
-            Some(tls) => server
-                .listen_rustls_0_23(listener, http::tls::server_config(tls).map_err(StartError::Tls)?)
-                .map_err(bound)?,
-            None => server.listen(listener).map_err(bound)?,
-        }
-        .run();
-        let mut admin_port = None;
-        let admin = match state.settings.server.admin_bind {
-            Some(addr) => {
-                let admin_listener = TcpListener::bind(addr)
-                    .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
-                admin_port = admin_listener.local_addr().ok().map(|a| a.port());
-                let data = state.clone();
-                Some(
-                    HttpServer::new(move || {
-                        App::new()
-                            .app_data(data.clone())
-                            .wrap(from_fn(middleware::request_id_and_log))
-                            .configure(http::admin_routes)
-                    })
-                    .workers(1)
-                    .shutdown_timeout(1)
-                    .disable_signals()
-                    .listen(admin_listener)
-                    .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?
-                    .run(),
-                )
-            }
-            None => None,
-        };
+        let (server, admin, admin_port) = start::listeners(&state, listener, local)?;
         Ok(Self { port: local.port(), admin_port, base_url, server, admin, state, checkpointer })
     }
 
