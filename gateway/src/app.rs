@@ -198,11 +198,13 @@ impl Application {
             records.load_supersessions(&pairs).await.map_err(|e| StartError::Supersessions(e.to_string()))?;
         }
         if let Some(path) = &settings.identity.registrations_file {
-            let text = std::fs::read_to_string(path).map_err(|e| StartError::Registrations(e.to_string()))?;
-            let feed = crate::secondary::registrations::parse(&text).map_err(StartError::Registrations)?;
-            crate::secondary::registrations::load(&store, &records.ids, &feed)
-                .await
-                .map_err(|e| StartError::Registrations(e.to_string()))?;
+            let feed = crate::secondary::registrations::RegistrationsFeed::new(
+                path.clone(),
+                Arc::new(store.clone()),
+                records.ids.clone(),
+            );
+            feed.load().await.map_err(StartError::Registrations)?;
+            feed.spawn_reload(settings.identity.registrations_reload_secs);
         }
         let secondary =
             crate::secondary::SecondaryUse::new(settings.secondary.clone(), Arc::new(store.clone()))

@@ -470,6 +470,8 @@ impl TestApp {
                 pseudonym_key: secret("pseudonym"),
                 superseded_nhs_numbers_file: None,
                 registrations_file,
+                // Looked at every second, so a test can change it and see the change.
+                registrations_reload_secs: 1,
             },
             auth: AuthConfig {
                 token_signing_secret: secret("signing"),

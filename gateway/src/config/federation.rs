@@ -92,13 +92,24 @@ pub struct IdentitySettings {
     /// the current one. None by default (supersessions are still learned from sources).
     #[serde(default)]
     pub superseded_nhs_numbers_file: Option<std::path::PathBuf>,
-    /// The registered population feed, read at start-up: one `source_id,nhs_number,local_id`
-    /// a line (blank lines and `#` comments skipped, NHS numbers Mod 11 checked): each patient
-    /// joins the patient index, linked to the source that registers them. Bulk export and the
-    /// dashboards' aggregates walk this population; clinical reads still ask every source the
-    /// locator has no fresh answer from. None by default.
+    /// The registered population feed, read at start-up (a bad line stops the start, naming
+    /// its line number): one `source_id,nhs_number,local_id` a line (blank lines and `#`
+    /// comments skipped, NHS numbers Mod 11 checked): each patient joins the patient index,
+    /// linked to the source that registers them. Bulk export and the dashboards' aggregates walk
+    /// this population; clinical reads still ask every source the locator has no fresh answer
+    /// from. None by default.
     #[serde(default)]
     pub registrations_file: Option<std::path::PathBuf>,
+    /// How often the registrations file is looked at again (seconds, 1 to 86400, default 300):
+    /// when its text has changed it is loaded again, new registrations joining the index and
+    /// the locator; registrations no longer listed are kept (a source's own answer unlinks a
+    /// patient who left).
+    #[serde(default = "default_registrations_reload_secs")]
+    pub registrations_reload_secs: u64,
+}
+
+fn default_registrations_reload_secs() -> u64 {
+    300
 }
 
 /// `[federation]`.

@@ -126,6 +126,11 @@ impl Settings {
         if self.identity.pseudonym_key.expose_secret().len() < 32 {
             return Err(ConfigError::Invalid("identity.pseudonym_key must be at least 32 bytes".into()));
         }
+        if !(1..=86_400).contains(&self.identity.registrations_reload_secs) {
+            return Err(ConfigError::Invalid(
+                "identity.registrations_reload_secs must be between 1 and 86400".into(),
+            ));
+        }
         let url = self.store.url.expose_secret();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {

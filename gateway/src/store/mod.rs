@@ -60,7 +60,7 @@ mod retention;
 mod secondary;
 mod sources;
 #[cfg(test)]
-mod test_db;
+pub(crate) mod test_db;
 
 pub use crate::audit::AuditLog;
 pub use crate::audit::ChainedAudit;

@@ -692,3 +692,42 @@ async fn a_replica_started_mid_export_leaves_the_job_to_the_replica_walking_it()
     replica.handle.stop(true).await;
     app.stop().await;
 }
+
+/// The registered population feed is looked at again while the gateway runs: a registration
+/// added to the file joins the locator and the population an export walks, without a restart;
+/// the registrations already loaded stay.
+#[tokio::test]
+async fn a_registration_added_to_the_feed_joins_the_locator_without_a_restart() {
+    use tideway_gateway::store::{Cohort, PatientIndex as _};
+    let app = TestApp::spawn(options()).await;
+    let pop = &app.population;
+    let index = (0..pop.patient_count())
+        .find(|i| !pop.boroughs_of(*i).contains(&0) && pop.nhs_number(*i).is_some())
+        .expect("a patient borough 0 does not hold");
+    let nhs = pop.nhs_number(index).unwrap();
+    let id = app.state.records.ids.id_for(&nhs);
+    let source = app.settings.sources[0].id.to_string();
+    let held_by_0 =
+        || async { app.state.secondary.store.cohort_size(&Cohort::HeldBy(source.clone())).await.unwrap() };
+    let linked = || async {
+        app.state.store.links(&id, u64::MAX).await.unwrap().into_iter().any(|l| l.source_id == source)
+    };
+    let before = held_by_0().await;
+    assert!(!linked().await, "borough 0 is not known to hold the patient");
+
+    let path = app.settings.identity.registrations_file.clone().unwrap();
+    let mut feed = std::fs::read_to_string(&path).unwrap();
+    feed.push_str(&format!("{source},{},moved-in-1\n", nhs.as_str()));
+    std::fs::write(&path, feed).unwrap();
+    let mut joined = false;
+    for _ in 0..50 {
+        if linked().await {
+            joined = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(joined, "the new registration reached the locator (the feed is looked at every second)");
+    assert_eq!(held_by_0().await, before + 1, "and the population borough 0 registers");
+    app.stop().await;
+}

@@ -85,6 +85,7 @@ pub(super) fn settings(
             pseudonym_key: random_secret(),
             superseded_nhs_numbers_file: None,
             registrations_file: Some(registrations),
+            registrations_reload_secs: 300,
         },
         auth: AuthConfig {
             token_signing_secret: random_secret(),
