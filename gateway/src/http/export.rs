@@ -22,7 +22,7 @@ use tideway_auth::Interaction;
 
 use super::call::FhirCall;
 use super::error::ApiError;
-use super::{GET_HEAD, GET_HEAD_POST, fhir, readable};
+use super::{GET_HEAD, fhir, readable};
 use crate::audit::AuditOutcome;
 use crate::secondary::export::{Job, JobOwner, JobParams, JobState};
 use crate::state::AppState;
@@ -50,14 +50,17 @@ pub(super) async fn secondary(call: FhirCall) -> Result<FhirCall, ApiError> {
 }
 
 /// A kick-off endpoint: GET (parameters in the query) and POST (a `Parameters` resource, or a
-/// form, in the body, as Bulk Data v2 allows).
+/// form, in the body, as Bulk Data v2 allows). Not HEAD: a kick-off starts a job, and a HEAD
+/// (a link checker, a monitoring probe) must never start one; it is a 405 naming GET and POST.
 fn kick_off_route<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args> + Clone,
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    readable(fhir(path, "bulk-export", GET_HEAD_POST), handler.clone()).route(web::post().to(handler))
+    fhir(path, "bulk-export", "GET, POST")
+        .route(web::get().to(handler.clone()))
+        .route(web::post().to(handler))
 }
 
 async fn kick_off_system(

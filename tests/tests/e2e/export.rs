@@ -595,6 +595,20 @@ async fn an_export_is_kicked_off_by_post_or_at_the_patient_level() {
         assert!(refused.body.to_string().contains(said), "{said}: {}", refused.body);
     }
     assert_eq!(kick_off(&app, "/Patient/$export?_type=Task", &token).await.status, 400);
+    // A HEAD never starts a job: 405, naming what does.
+    for path in ["/$export", "/Patient/$export", "/Group/source.borough-00/$export"] {
+        let head = app
+            .http
+            .head(format!("{}{path}", app.base_url))
+            .bearer_auth(&token)
+            .header(PREFER_ASYNC.0, PREFER_ASYNC.1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 405, "HEAD {path}");
+        assert_eq!(head.headers()["allow"], "GET, POST");
+        assert!(head.headers().get("content-location").is_none(), "HEAD {path} started no job");
+    }
 
     // The Patient level: every exported type of the compartment, no other.
     let started = kick_off(&app, "/Patient/$export", &token).await;
