@@ -110,7 +110,8 @@ fn entries(bundle: Value) -> Result<Vec<Value>, AdapterError> {
     }
 }
 
-/// The valid NHS numbers a Patient carries (spaces allowed, as people write them).
+/// Every valid NHS number a Patient carries, current or kept as old (spaces allowed, as people
+/// write them): a find by an old number still finds the patient it was.
 fn nhs_numbers(patient: &Value) -> Vec<NhsNumber> {
     patient
         .get("identifier")
@@ -196,8 +197,8 @@ impl SourceAdapter for FhirR4Adapter {
 
     /// `POST Patient/_search` with `birthdate`, `family` (and `gender`) in a form body, never
     /// the URL. Only Patients born on the date asked count (a server that ignores a parameter
-    /// answers with whoever it has), and only by a valid NHS number, which the gateway then
-    /// asks every source about.
+    /// answers with whoever it has), and only by their current, valid NHS number (not one kept
+    /// as `use = old`), which the gateway then asks every source about.
     async fn search(
         &self,
         query: &DemographicQuery,
@@ -216,7 +217,7 @@ impl SourceAdapter for FhirR4Adapter {
         let mut found: Vec<NhsNumber> = matched_patients(bundle)?
             .iter()
             .filter(|p| p.get("birthDate").and_then(Value::as_str) == Some(query.birth_date.as_str()))
-            .flat_map(nhs_numbers)
+            .filter_map(mapping::nhs_number_of)
             .collect();
         let mut seen = HashSet::new();
         found.retain(|n| seen.insert(n.clone()));

@@ -7,8 +7,8 @@
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use tideway_profiles::systems;
 use tideway_profiles::validate::check_r4_value;
+use tideway_profiles::{NhsNumber, systems};
 
 use crate::adapter::{AdapterError, NormalisedResource, RejectedResource, RejectionKind};
 use crate::source::SourceId;
@@ -20,6 +20,17 @@ pub const ORIGINAL_META_SOURCE_URL: &str =
 /// The `meta.source` value for a source: `urn:tideway:source:{id}`.
 pub fn meta_source(source: &SourceId) -> String {
     format!("urn:tideway:source:{source}")
+}
+
+/// The NHS number a Patient carries, if it carries a valid one (never one kept as `use = old`).
+pub fn nhs_number_of(patient: &Value) -> Option<NhsNumber> {
+    patient.get("identifier")?.as_array()?.iter().find_map(|i| {
+        (i.get("system").and_then(Value::as_str) == Some(systems::NHS_NUMBER)
+            && i.get("use").and_then(Value::as_str) != Some("old"))
+        .then(|| i.get("value").and_then(Value::as_str))
+        .flatten()
+        .and_then(|v| NhsNumber::parse(&v.replace(' ', "")).ok())
+    })
 }
 
 /// Whether `id` is a valid FHIR id (1 to 64 of `A-Z a-z 0-9 - .`).

@@ -112,6 +112,9 @@ async fn a_demographic_search_keeps_only_valid_numbers_of_patients_born_on_the_d
             patient("b", "1971-01-02", "9434765870"),
             patient("c", "1958-09-23", "9434765918"),
             patient("d", "1958-09-23", "9434765919"),
+            {"resource": {"resourceType": "Patient", "id": "e", "birthDate": "1958-09-23",
+                "identifier": [{"system": tideway_profiles::systems::NHS_NUMBER, "value": "9434765870", "use": "old"}]},
+                "search": {"mode": "match"}},
             {"resource": {"resourceType": "OperationOutcome", "issue": []}, "search": {"mode": "outcome"}}]}))
     }))
     .await;
@@ -123,7 +126,7 @@ async fn a_demographic_search_keeps_only_valid_numbers_of_patients_born_on_the_d
     };
     let found = adapter(base).search_patients(&query, &ctx()).await.unwrap().unwrap();
     let numbers: Vec<&str> = found.iter().map(NhsNumber::as_str).collect();
-    assert_eq!(numbers, ["9434765919"], "born that day, a valid number, once");
+    assert_eq!(numbers, ["9434765919"], "born that day, a valid current number, once");
     assert_eq!(*uris.lock().unwrap(), ["POST /fhir/Patient/_search"], "nothing asked in the URL");
     handle.stop(false).await;
 }

@@ -22,13 +22,13 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tideway_profiles::{NhsNumber, OdsCode, systems};
 
-use super::mapping::{self, nhs_number_of};
+use super::mapping;
 use super::stu3;
 use crate::adapter::{
     AdapterError, CallContext, NormalisedResource, PatientLink, Requester, SourceAdapter, SourcePatient,
     SourceRecord,
 };
-use crate::fhir_r4::mapping::{self as r4, Normaliser};
+use crate::fhir_r4::mapping::{self as r4, Normaliser, nhs_number_of};
 pub use crate::http::ClientBuildError;
 use crate::http::{self, FHIR_JSON, is_dot_segment};
 use crate::source::SourceConfig;

@@ -29,7 +29,7 @@ use super::stu3;
 use crate::adapter::{
     ListWarning, ListWarningCode, NormalisedResource, RejectedResource, RejectionKind, SourceRecord,
 };
-use crate::fhir_r4::mapping::{self, Normaliser, normalise_resource};
+use crate::fhir_r4::mapping::{self, Normaliser, nhs_number_of, normalise_resource};
 
 /// The result of converting one structured record.
 #[derive(Debug, Clone, Default)]
@@ -54,17 +54,6 @@ pub const ENTRY_NOT_SHOWN_NOTE: &str = "Some entries this GP practice listed in 
 
 /// The display of a List item that could not be shown.
 pub const ENTRY_NOT_SHOWN_DISPLAY: &str = "Entry not shown: not sent by the source, or not convertible";
-
-/// The NHS number a Patient carries, if it carries a valid one (never one kept as `use = old`).
-pub fn nhs_number_of(patient: &Value) -> Option<NhsNumber> {
-    patient.get("identifier")?.as_array()?.iter().find_map(|i| {
-        (i.get("system").and_then(Value::as_str) == Some(systems::NHS_NUMBER)
-            && i.get("use").and_then(Value::as_str) != Some("old"))
-        .then(|| i.get("value").and_then(Value::as_str))
-        .flatten()
-        .and_then(|v| NhsNumber::parse(&v.replace(' ', "")).ok())
-    })
-}
 
 /// Converts the entries of a structured record for the patient `n.patient_local_id`, whose NHS
 /// number is `nhs` (read from that Patient entry when `None`).

@@ -26,6 +26,27 @@ pub(super) struct Exchanges {
     pub from_dir_patients: Option<std::collections::BTreeMap<String, String>>,
 }
 
+/// The registry entry of a demo exchange: attested, 5 s and 32 MiB per call, plain HTTP.
+fn entry(
+    id: SourceId,
+    name: String,
+    kind: SystemKind,
+    ods_code: OdsCode,
+    sim: &RunningSimulator,
+) -> SourceConfig {
+    SourceConfig {
+        id,
+        name,
+        kind,
+        ods_code,
+        base_url: sim.base_url(),
+        timeout_ms: 5_000,
+        max_body_bytes: 32 * 1024 * 1024,
+        tls: None,
+        attestation: Some(demo_attestation()),
+    }
+}
+
 /// Starts every exchange the demo runs.
 pub(super) async fn start(args: &DemoArgs, population: Population) -> Result<Exchanges, CliError> {
     let mut simulators = Vec::with_capacity(args.boroughs);
@@ -42,21 +63,13 @@ pub(super) async fn start(args: &DemoArgs, population: Population) -> Result<Exc
             args.faults.resolve(args.seed.wrapping_add(i as u64))?,
         )
         .await?;
-        sources.push(SourceConfig {
-            id: SourceId::parse(&format!("borough-{i:02}"))?,
-            name: format!(
-                "{} exchange ({}, simulated)",
-                population.borough_name(i).unwrap_or("London"),
-                kind.as_str()
-            ),
-            kind,
-            ods_code: kinds::ods_code(kind, &population, i).ok_or("no ODS code for borough")?,
-            base_url: sim.base_url(),
-            timeout_ms: 5_000,
-            max_body_bytes: 32 * 1024 * 1024,
-            tls: None,
-            attestation: Some(demo_attestation()),
-        });
+        let name = format!(
+            "{} exchange ({}, simulated)",
+            population.borough_name(i).unwrap_or("London"),
+            kind.as_str()
+        );
+        let ods = kinds::ods_code(kind, &population, i).ok_or("no ODS code for borough")?;
+        sources.push(entry(SourceId::parse(&format!("borough-{i:02}"))?, name, kind, ods, &sim));
         simulators.push(sim);
     }
     let from_dir_patients = match &args.from_dir {
@@ -67,17 +80,9 @@ pub(super) async fn start(args: &DemoArgs, population: Population) -> Result<Exc
                 faults: args.faults.resolve(args.seed.wrapping_add(args.boroughs as u64))?,
             })
             .await?;
-            sources.push(SourceConfig {
-                id: SourceId::parse("from-dir")?,
-                name: "Exchange serving the bundles of --from-dir (simulated)".to_owned(),
-                kind: SystemKind::FhirR4,
-                ods_code: OdsCode::parse("LBX99")?,
-                base_url: sim.base_url(),
-                timeout_ms: 5_000,
-                max_body_bytes: 32 * 1024 * 1024,
-                tls: None,
-                attestation: Some(demo_attestation()),
-            });
+            let name = "Exchange serving the bundles of --from-dir (simulated)".to_owned();
+            let ods = OdsCode::parse("LBX99")?;
+            sources.push(entry(SourceId::parse("from-dir")?, name, SystemKind::FhirR4, ods, &sim));
             simulators.push(sim);
             let assigned = tideway_simulators::fhir_r4::from_dir::assign_nhs_numbers(dir)
                 .map_err(|e| format!("--from-dir: {e}"))?;

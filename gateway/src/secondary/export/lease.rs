@@ -3,8 +3,8 @@
 //! stops. A lease a dead replica held lapses, and the next replica to look resumes the job from
 //! its cursor.
 //!
-//! The lease is checked at each page, before progress is recorded and every 30 s within a
-//! page, not on every file write: a run that stalls for longer than [`LEASE`] and then wakes
+//! The lease is renewed before a page's progress is recorded, and checked at each page and
+//! within one once 30 s have passed since the last renewal, not on every file write: a run that stalls for longer than [`LEASE`] and then wakes
 //! mid-page could append a few lines before it finds the lease gone. The run that took over
 //! cuts the files back to the recorded sizes when it resumes, so only lines written after that
 //! could survive; fencing each write with the lease would close the gap.

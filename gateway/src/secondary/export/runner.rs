@@ -99,9 +99,8 @@ async fn walk_once(state: &AppState, id: &str) {
         }
     };
     // A run that lost its lease leaves the job to the run that took it over.
-    let holds = || async { lease.renew().await.unwrap_or(false) };
     if let Some(failure) = failure
-        && holds().await
+        && lease.renew().await.unwrap_or(false)
     {
         tally.failure = Some(failure);
         let progress = serde_json::to_string(&tally).unwrap_or_else(|_| "{}".into());
@@ -230,7 +229,8 @@ impl Walk<'_> {
                 return Ok(ending);
             }
             admitted(state, &self.principal)?;
-            if !self.lease.renew().await? {
+            // Renewed when due: the last page's progress was only recorded under a fresh renewal.
+            if !self.lease.keep().await? {
                 return Ok(Ending::Interrupted);
             }
             let page = secondary.store.cohort_page(&cohort, tally.cursor.as_deref(), PAGE).await?;
